@@ -1,0 +1,28 @@
+# camdock: two commands on a fresh machine — `make test` and `make demo`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: setup test test-fast check demo bench clean
+
+setup:
+	@scripts/setup
+
+# Every test. Fault-injection tests (marked slow) run too.
+test: setup
+	$(PYTEST)
+
+# The quick loop while developing: everything but the slow fault-injection tests.
+test-fast: setup
+	$(PYTEST) -m "not slow"
+
+check: setup
+	$(VENV)/bin/ruff format --check daemon tests bench
+	$(VENV)/bin/ruff check daemon tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/offload_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
