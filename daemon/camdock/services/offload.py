@@ -611,13 +611,13 @@ class OffloadEngine:
         for dest in self._dests:
             path = self._temp_path(dest, item)
             try:
+                self._check_mounted(dest)
                 fsio.make_dirs_durable(dest.root, item.dirrel)
                 w.fds[dest.key] = fsio.create_temp(path)
                 w.paths[dest.key] = path
             except OSError as exc:
                 w.discard()
-                self._dest_failed(dest, exc)
-                self._fail(item, f"destination {dest.root}: {_why(exc)}")
+                self._fail(item, self._dest_failed(dest, exc))
                 return None
         return w
 
@@ -628,15 +628,22 @@ class OffloadEngine:
             except OSError as exc:
                 w.discard()
                 dest = next(d for d in self._dests if d.key == key)
-                self._dest_failed(dest, exc)
-                self._fail(w.item, f"destination {dest.root}: {_why(exc)}")
+                self._fail(w.item, self._dest_failed(dest, exc))
                 return False
         return True
 
-    def _dest_failed(self, dest: _Destination, exc: OSError) -> None:
-        # Every destination must hold every file, so one that fails ends the session: this file
-        # and every later one are reported failed, and none of them is cleared.
-        self._stop.abort(f"destination {dest.root} failed: {_why(exc)}")
+    def _dest_failed(self, dest: _Destination, exc: OSError) -> str:
+        """Stop the session for a failed destination; returns the error for the file.
+
+        Every destination must hold every file, so one that fails ends the session: this file
+        and every later one are reported failed, and none of them is cleared."""
+        try:
+            self._check_mounted(dest)  # "vanished" says more than the ENOENT it causes
+        except OSError as gone:
+            exc = gone
+        error = f"destination {dest.root}: {_why(exc)}"
+        self._stop.abort(error)
+        return error
 
     def _fail(self, item: _Item, error: str) -> None:
         r = item.result
@@ -700,8 +707,7 @@ class OffloadEngine:
                     sha, size = fsio.disk_sha256(c.temps[dest.key], after_fsync=self._after_fsync)
                     what = "read-back"
             except OSError as exc:
-                self._dest_failed(dest, exc)
-                return f"destination {dest.root}: {_why(exc)}"
+                return self._dest_failed(dest, exc)
             if sha != c.sha256 or size != c.size:
                 return (
                     f"{what} mismatch in {dest.root}: camera {c.sha256[:16]}… ({c.size} B), "
@@ -726,8 +732,7 @@ class OffloadEngine:
                 self._give_final_name(dest, rel, c.temps[dest.key], adopt=dest.key in adopt)
             except OSError as exc:
                 _discard_temps(c.temps)
-                self._dest_failed(dest, exc)
-                self._fail(item, f"destination {dest.root}: {_why(exc)}")
+                self._fail(item, self._dest_failed(dest, exc))
                 self._journal(db, item, "failed", sha256=c.sha256, error=r.error)
                 return
         now = utcnow()
@@ -751,19 +756,23 @@ class OffloadEngine:
             self._clear(db, item, rec_id)
 
     def _give_final_name(self, dest: _Destination, rel: PurePosixPath, temp: Path, adopt: bool) -> None:
-        # A lazily unmounted drive leaves its mount point behind on the SD card: writing there
-        # would put footage on the wrong disk. The root must still be the one we started with.
+        self._check_mounted(dest)
+        fsio.make_dirs_durable(dest.root, rel.parent.parts)
+        if adopt:
+            fsio.unlink_quietly(temp)
+        else:
+            fsio.link_no_clobber(temp, dest.root / rel)
+
+    @staticmethod
+    def _check_mounted(dest: _Destination) -> None:
+        """A lazily unmounted drive leaves its mount point behind on the SD card: writing there
+        would put footage on the wrong disk. The root must still be the one we started with."""
         try:
             same = fsio.fs_identity(dest.root) == dest.identity
         except OSError:
             same = False
         if not same:
             raise OSError(errno.ENODEV, "destination vanished (unmounted?)")
-        fsio.make_dirs_durable(dest.root, rel.parent.parts)
-        if adopt:
-            fsio.unlink_quietly(temp)
-        else:
-            fsio.link_no_clobber(temp, dest.root / rel)
 
     def _clear(self, db: Database, item: _Item, rec_id: int) -> None:
         """REG-4.1.2: the camera copy goes only now — every destination verified, row committed."""
