@@ -112,7 +112,9 @@ def tmpfs(where: Path, size: str, options: str = "") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def loop_ext4(image: Path, where: Path, size_mb: int, direct_io: bool = True) -> Iterator[tuple[Path, str]]:
+def loop_ext4(
+    image: Path, where: Path, size_mb: int, direct_io: bool = True
+) -> Iterator[tuple[Path, str]]:
     """An ext4 image on a loop device (direct I/O, so reads really reach the image), mounted."""
     if shutil.which("mkfs.ext4") is None:
         pytest.skip("mkfs.ext4 not installed (e2fsprogs)")
@@ -121,7 +123,9 @@ def loop_ext4(image: Path, where: Path, size_mb: int, direct_io: bool = True) ->
     subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", str(image)], check=True)
     dev = subprocess.run(
         ["losetup", "--find", "--show", f"--direct-io={'on' if direct_io else 'off'}", str(image)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     where.mkdir(parents=True, exist_ok=True)
     try:

@@ -25,8 +25,11 @@ FILES_PER_BATCH = 30
 def _batch(cam: Path, batch: int, originals: dict[str, str]) -> None:
     rng = random.Random(batch)
     for n in range(FILES_PER_BATCH):
-        name = f"DCIM/{100 + batch}MEDIA/20261128_{(batch * 7 + n // 60) % 24:02d}{n % 60:02d}{batch % 60:02d}_{n:04d}.MP4"
-        originals[name] = write_recording(cam / name, rng.randint(100_000, 3_000_000), batch * 1000 + n)
+        hhmmss = f"{(batch * 7 + n // 60) % 24:02d}{n % 60:02d}{batch % 60:02d}"
+        name = f"DCIM/{100 + batch}MEDIA/20261128_{hhmmss}_{n:04d}.MP4"
+        originals[name] = write_recording(
+            cam / name, rng.randint(100_000, 3_000_000), batch * 1000 + n
+        )
 
 
 _hashes: dict[tuple[str, int, int], str] = {}
@@ -59,8 +62,12 @@ def _check(cam: Path, dests: list[Path], catalog: Path, originals: dict[str, str
     con = sqlite3.connect(catalog)
     try:
         recs = {sha: rel for sha, rel in con.execute("SELECT sha256, relpath FROM recordings")}
-        copies = set(con.execute("SELECT r.sha256, c.destination FROM copies c "
-                                 "JOIN recordings r ON r.id = c.recording_id"))
+        copies = set(
+            con.execute(
+                "SELECT r.sha256, c.destination FROM copies c "
+                "JOIN recordings r ON r.id = c.recording_id"
+            )
+        )
     finally:
         con.close()
     for sha, rel in recs.items():  # the catalog never claims what the disks do not hold
@@ -100,19 +107,52 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     originals: dict[str, str] = {}
     batch = 0
     _batch(cam, batch, originals)
-    cmd = camdock_cmd("offload", str(cam), "--to", str(d1), "--to", str(d2), "--camera", "CAM0001",
-                      "--officer", "王小明", "--badge", "A12345", "--catalog", str(catalog),
-                      "--clear", "--tz", "Asia/Taipei")
+    cmd = camdock_cmd(
+        "offload",
+        str(cam),
+        "--to",
+        str(d1),
+        "--to",
+        str(d2),
+        "--camera",
+        "CAM0001",
+        "--officer",
+        "王小明",
+        "--badge",
+        "A12345",
+        "--catalog",
+        str(catalog),
+        "--clear",
+        "--tz",
+        "Asia/Taipei",
+    )
     # How long one whole run takes on this machine, so the kills land anywhere inside one.
     scratch = tmp_path / "scratch"
     _batch(scratch / "cam", 99, {})
     for d in ("d1", "d2"):
         (scratch / d).mkdir()
     t0 = time.monotonic()
-    subprocess.run(camdock_cmd("offload", str(scratch / "cam"), "--to", str(scratch / "d1"),
-                               "--to", str(scratch / "d2"), "--camera", "X", "--officer", "o",
-                               "--badge", "b", "--catalog", str(scratch / "c.sqlite"), "--clear"),
-                   check=True, capture_output=True)
+    subprocess.run(
+        camdock_cmd(
+            "offload",
+            str(scratch / "cam"),
+            "--to",
+            str(scratch / "d1"),
+            "--to",
+            str(scratch / "d2"),
+            "--camera",
+            "X",
+            "--officer",
+            "o",
+            "--badge",
+            "b",
+            "--catalog",
+            str(scratch / "c.sqlite"),
+            "--clear",
+        ),
+        check=True,
+        capture_output=True,
+    )
     full = time.monotonic() - t0
     kills = finished = mid_work = 0
     while kills < KILLS:
@@ -146,13 +186,19 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         assert sorted(sha_of(p) for p in files) == sorted(originals.values())  # exactly once
     con = sqlite3.connect(catalog)
     try:
-        assert con.execute("SELECT count(*) FROM recordings WHERE cleared_at IS NULL").fetchone() == (0,)
-        statuses = dict(con.execute("SELECT status, count(*) FROM offload_sessions GROUP BY status"))
+        assert con.execute(
+            "SELECT count(*) FROM recordings WHERE cleared_at IS NULL"
+        ).fetchone() == (0,)
+        statuses = dict(
+            con.execute("SELECT status, count(*) FROM offload_sessions GROUP BY status")
+        )
     finally:
         con.close()
     assert statuses.get("running") is None
     assert statuses.get("interrupted", 0) >= 1
-    print(f"{kills} kills over runs of {full:.2f} s ({mid_work} mid-offload), {finished} runs "
-          f"finished between kills, {len(originals)} recordings")
+    print(
+        f"{kills} kills over runs of {full:.2f} s ({mid_work} mid-offload), {finished} runs "
+        f"finished between kills, {len(originals)} recordings"
+    )
     # The kills must really hit the copy/verify/clear phases, not only interpreter start-up.
     assert mid_work >= KILLS // 4

@@ -18,8 +18,9 @@ pytestmark = needs_root
 
 def first_block(path: Path) -> int:
     """Physical 4 KiB block number of the file's first extent (from filefrag)."""
-    out = subprocess.run(["filefrag", "-v", "-b4096", str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["filefrag", "-v", "-b4096", str(path)], check=True, capture_output=True, text=True
+    ).stdout
     m = re.search(r"^\s*0:\s+\d+\.\.\s*\d+:\s+(\d+)\.\.", out, re.MULTILINE)
     assert m, out
     return int(m.group(1))
@@ -50,11 +51,13 @@ def test_read_back_comes_from_disk_not_the_page_cache(tmp_path: Path) -> None:
                 os.pwritev(fd, [buf], block * 4096)
             finally:
                 os.close(fd)
-            seen.update(path=path, cached=cached,
-                        after=hashlib.sha256(path.read_bytes()).hexdigest())
+            seen.update(
+                path=path, cached=cached, after=hashlib.sha256(path.read_bytes()).hexdigest()
+            )
 
-        report = offload(cam, [footage, backup], tmp_path / "c.sqlite",
-                         after_fsync=corrupt_behind_cache)
+        report = offload(
+            cam, [footage, backup], tmp_path / "c.sqlite", after_fsync=corrupt_behind_cache
+        )
         assert seen, "the seam never ran"
         # The corruption is invisible through the page cache: a cached read-back would pass.
         assert seen["after"] == seen["cached"]

@@ -97,7 +97,11 @@ def test_time_from_name(name: str, expected: datetime | None) -> None:
 def test_recording_time_prefers_name_and_keeps_plausible_mtime_as_end() -> None:
     end = datetime(2026, 11, 28, 9, 45, tzinfo=TZ)
     rt = recording_time("20261128_093012.MP4", int(end.timestamp() * 1e9), TZ)
-    assert (rt.start, rt.end, rt.source) == (datetime(2026, 11, 28, 9, 30, 12, tzinfo=TZ), end, "name")
+    assert (rt.start, rt.end, rt.source) == (
+        datetime(2026, 11, 28, 9, 30, 12, tzinfo=TZ),
+        end,
+        "name",
+    )
     rt = recording_time("MOV_0001.MP4", int(end.timestamp() * 1e9), TZ)
     assert (rt.start, rt.end, rt.source) == (end, None, "mtime")
     # An mtime before the start (camera clock reset) is not taken as the end.
@@ -123,7 +127,8 @@ def test_safe_component(raw: str, safe: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "ext"), [("a.MP4", ".mp4"), ("a.tar.gz", ".gz"), ("a", ""), ("a.m p4", ""), ("a.超", "")]
+    ("name", "ext"),
+    [("a.MP4", ".mp4"), ("a.tar.gz", ".gz"), ("a", ""), ("a.m p4", ""), ("a.超", "")],
 )
 def test_safe_extension(name: str, ext: str) -> None:
     assert safe_extension(name) == ext
@@ -141,7 +146,9 @@ def test_any_input_gives_a_valid_name_on_ext4_exfat_ntfs(
     officer: str, badge: str, camera: str, original: str, moment: datetime, seq: int
 ) -> None:
     slot = DutySlots.every(240).slot_of(moment)
-    rel = footage_relpath(moment, slot, Filing(officer, badge, camera), safe_extension(original), seq)
+    rel = footage_relpath(
+        moment, slot, Filing(officer, badge, camera), safe_extension(original), seq
+    )
     name = rel.name
     assert len(name.encode("utf-8")) <= MAX_NAME_BYTES  # ext4
     assert len(name.encode("utf-16-le")) // 2 <= 255  # exFAT / NTFS
@@ -151,7 +158,10 @@ def test_any_input_gives_a_valid_name_on_ext4_exfat_ntfs(
     assert rel.parts[:3] == (f"{moment:%Y}", f"{moment:%m}", f"{moment:%d}")
     assert len(rel.parts) == 4 and ".." not in rel.parts
     # Deterministic: the same inputs give the same name.
-    assert footage_relpath(moment, slot, Filing(officer, badge, camera), safe_extension(original), seq) == rel
+    assert (
+        footage_relpath(moment, slot, Filing(officer, badge, camera), safe_extension(original), seq)
+        == rel
+    )
 
 
 @given(

@@ -52,7 +52,9 @@ def test_offload_verifies_every_copy_then_clears(station: dict[str, Path]) -> No
     assert stored1 == stored2
     assert sorted(stored1.values()) == sorted(originals.values())
     # REG-4.2.3: YYYY/MM/DD folders; REG-4.2.4: slot and officer in the name
-    assert all(p.startswith("2026/11/28/20261128_") and "_王小明_A12345_CAM0001_" in p for p in stored1)
+    assert all(
+        p.startswith("2026/11/28/20261128_") and "_王小明_A12345_CAM0001_" in p for p in stored1
+    )
     recs = catalog_rows(catalog, "SELECT * FROM recordings")
     assert len(recs) == 5
     for r in recs:
@@ -165,7 +167,9 @@ def test_hostile_camera_filesystem(station: dict[str, Path], tmp_path: Path) -> 
         assert len(rel.parts) <= 4 and not p.is_symlink()
     assert len(tree_hashes(d1)) == len(odd)
     # The original bytes of every name are in the catalog.
-    raws = {bytes(r["original_name_raw"]) for r in catalog_rows(catalog, "SELECT * FROM recordings")}
+    raws = {
+        bytes(r["original_name_raw"]) for r in catalog_rows(catalog, "SELECT * FROM recordings")
+    }
     assert raws == set(odd)
 
 
@@ -267,13 +271,32 @@ def test_read_only_destination_is_refused(station: dict[str, Path]) -> None:
 def test_cli_json_summary_and_exit_status(station: dict[str, Path]) -> None:
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
     originals = make_camera(cam, 2)
-    args = ["offload", str(cam), "--to", str(d1), "--to", str(d2), "--camera", "CAM0001",
-            "--officer", "王小明", "--badge", "A12345", "--catalog", str(catalog), "--clear",
-            "--json", "--tz", "Asia/Taipei"]
+    args = [
+        "offload",
+        str(cam),
+        "--to",
+        str(d1),
+        "--to",
+        str(d2),
+        "--camera",
+        "CAM0001",
+        "--officer",
+        "王小明",
+        "--badge",
+        "A12345",
+        "--catalog",
+        str(catalog),
+        "--clear",
+        "--json",
+        "--tz",
+        "Asia/Taipei",
+    ]
     res = run(camdock_cmd(*args))
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
-    assert summary["ok"] and summary["totals"]["verified"] == 2 and summary["totals"]["cleared"] == 2
+    assert (
+        summary["ok"] and summary["totals"]["verified"] == 2 and summary["totals"]["cleared"] == 2
+    )
     for f in summary["files"]:
         assert f["verified"] and f["cleared"] and f["sha256"] in originals.values()
         assert set(f["destinations"]) == {str(d1.resolve()), str(d2.resolve())}
@@ -284,8 +307,24 @@ def test_cli_json_summary_and_exit_status(station: dict[str, Path]) -> None:
     res = run(camdock_cmd(*[a if a != str(d2) else str(d2 / "gone") for a in args]))
     assert res.returncode == EX_CANTCREAT
     assert "gone" in res.stderr and "not a directory" in res.stderr
-    res = run(camdock_cmd("offload", str(cam), "--to", str(d1), "--camera", "C", "--officer", "o",
-                          "--badge", "b", "--slots", "25:00", "--catalog", str(catalog)))
+    res = run(
+        camdock_cmd(
+            "offload",
+            str(cam),
+            "--to",
+            str(d1),
+            "--camera",
+            "C",
+            "--officer",
+            "o",
+            "--badge",
+            "b",
+            "--slots",
+            "25:00",
+            "--catalog",
+            str(catalog),
+        )
+    )
     assert res.returncode == EX_USAGE and "25:00" in res.stderr
 
 
@@ -308,11 +347,33 @@ def _unreadable(tmp_path: Path) -> None:
         p.chmod(0o777 if p.is_dir() else 0o666)
     locked = sorted(cam.rglob("*.MP4"))[0]
     locked.chmod(0)
-    res = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               *camdock_cmd("offload", str(cam), "--to", str(d1), "--to", str(d2),
-                            "--camera", "CAM0001", "--officer", "o", "--badge", "b", "--clear",
-                            "--json", "--catalog", str(tmp_path / "state" / "c.sqlite"))],
-              env={**os.environ, "HOME": str(tmp_path)})
+    res = run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *camdock_cmd(
+                "offload",
+                str(cam),
+                "--to",
+                str(d1),
+                "--to",
+                str(d2),
+                "--camera",
+                "CAM0001",
+                "--officer",
+                "o",
+                "--badge",
+                "b",
+                "--clear",
+                "--json",
+                "--catalog",
+                str(tmp_path / "state" / "c.sqlite"),
+            ),
+        ],
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
     bad = [f for f in summary["files"] if not f["verified"]]

@@ -67,22 +67,45 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     o.add_argument("source", type=Path, metavar="SOURCE")
-    o.add_argument("--to", dest="destinations", type=Path, action="append", required=True,
-                   metavar="DEST", help="a destination root; give it once per destination")
+    o.add_argument(
+        "--to",
+        dest="destinations",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DEST",
+        help="a destination root; give it once per destination",
+    )
     o.add_argument("--camera", required=True, metavar="ID")
     o.add_argument("--officer", required=True, metavar="NAME")
     o.add_argument("--badge", required=True, metavar="NO")
     o.add_argument("--unit", default="", metavar="NAME")
-    o.add_argument("--catalog", type=Path, default=None, metavar="FILE",
-                   help=f"catalog database (default {default_catalog()})")
-    o.add_argument("--clear", action="store_true",
-                   help="delete each recording from SOURCE once verified everywhere and catalogued")
+    o.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"catalog database (default {default_catalog()})",
+    )
+    o.add_argument(
+        "--clear",
+        action="store_true",
+        help="delete each recording from SOURCE once verified everywhere and catalogued",
+    )
     o.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    o.add_argument("--slots", metavar="HH:MM,...",
-                   help="duty slot boundaries, e.g. 00:00,08:00,16:00 "
-                        f"(default: slots of {DEFAULT_SLOT_MINUTES} min from midnight)")
-    o.add_argument("--slot-minutes", type=int, default=DEFAULT_SLOT_MINUTES, metavar="N",
-                   help="length of a duty slot when --slots is not given")
+    o.add_argument(
+        "--slots",
+        metavar="HH:MM,...",
+        help="duty slot boundaries, e.g. 00:00,08:00,16:00 "
+        f"(default: slots of {DEFAULT_SLOT_MINUTES} min from midnight)",
+    )
+    o.add_argument(
+        "--slot-minutes",
+        type=int,
+        default=DEFAULT_SLOT_MINUTES,
+        metavar="N",
+        help="length of a duty slot when --slots is not given",
+    )
     o.add_argument("--tz", metavar="ZONE", help="time zone for filing (default: the machine's)")
     return p
 

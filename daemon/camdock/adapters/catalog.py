@@ -23,7 +23,7 @@ migrations = Migrations("camdock")
 
 @migrations()
 def m001_catalog(db: Database) -> None:
-    db["offload_sessions"].create(
+    db.table("offload_sessions").create(
         {
             "id": int,
             "uid": str,
@@ -47,10 +47,10 @@ def m001_catalog(db: Database) -> None:
         pk="id",
         not_null={"uid", "camera_id", "started_at", "status"},
     )
-    db["offload_sessions"].create_index(["uid"], unique=True)
+    db.table("offload_sessions").create_index(["uid"], unique=True)
 
     # Annex 1: one row per recording.
-    db["recordings"].create(
+    db.table("recordings").create(
         {
             "id": int,
             "sha256": str,
@@ -85,11 +85,11 @@ def m001_catalog(db: Database) -> None:
         foreign_keys=[("offload_session_id", "offload_sessions", "id")],
     )
     # Same camera + same content is the same recording: never catalogued twice.
-    db["recordings"].create_index(["camera_id", "sha256"], unique=True)
-    db["recordings"].create_index(["relpath"], unique=True)
+    db.table("recordings").create_index(["camera_id", "sha256"], unique=True)
+    db.table("recordings").create_index(["relpath"], unique=True)
 
     # Where each recording is stored, and when that copy was verified by read-back.
-    db["copies"].create(
+    db.table("copies").create(
         {
             "recording_id": int,
             "destination": str,
@@ -103,7 +103,7 @@ def m001_catalog(db: Database) -> None:
     )
 
     # The per-file journal of an offload session: what a re-run after a crash resumes from.
-    db["offload_files"].create(
+    db.table("offload_files").create(
         {
             "id": int,
             "session_id": int,
@@ -123,8 +123,8 @@ def m001_catalog(db: Database) -> None:
         not_null={"session_id", "seq", "state"},
         foreign_keys=[("session_id", "offload_sessions", "id")],
     )
-    db["offload_files"].create_index(["session_id", "seq"], unique=True)
-    db["offload_files"].create_index(["state"])
+    db.table("offload_files").create_index(["session_id", "seq"], unique=True)
+    db.table("offload_files").create_index(["state"])
 
 
 def utcnow() -> str:

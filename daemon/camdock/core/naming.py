@@ -44,9 +44,7 @@ def safe_component(text: str, limit: int, fallback: str = "unknown") -> str:
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
-        if ch in _RESERVED or cat.startswith("C") or cat in ("Zl", "Zp"):
-            out.append("-")
-        elif ch.isspace():
+        if ch in _RESERVED or cat.startswith("C") or cat in ("Zl", "Zp") or ch.isspace():
             out.append("-")
         elif ch == "_":
             # '_' separates the fields of a footage name; keep fields unambiguous.
@@ -87,7 +85,7 @@ class DutySlot:
 
 @dataclass(frozen=True)
 class DutySlots:
-    """Slot boundaries in local time; slots run from one boundary to the next, wrapping at midnight."""
+    """Slot boundaries in local time; a slot runs from one boundary to the next (past midnight)."""
 
     boundaries: tuple[time, ...]
 
@@ -101,7 +99,7 @@ class DutySlots:
 
     @classmethod
     def every(cls, minutes: int, first: time = time(0)) -> DutySlots:
-        """The day split into slots of ``minutes`` (which must divide 24 h), starting at ``first``."""
+        """The day split into slots of ``minutes`` (a divisor of 24 h), starting at ``first``."""
         if minutes <= 0 or (24 * 60) % minutes:
             raise ValueError(f"slot length {minutes} min does not divide a day")
         base = first.hour * 60 + first.minute

@@ -293,8 +293,8 @@ class OffloadEngine:
         for s in skipped:
             log.warning("skipped %s: %s", s.path, s.reason)
         with write_txn(db):
-            self._session_id = int(
-                db["offload_sessions"]
+            self._session_id = _pk(
+                db.table("offload_sessions")
                 .insert(
                     {
                         "uid": self._uid,
@@ -351,7 +351,7 @@ class OffloadEngine:
                 "WHERE session_id = ? AND state = 'planned'",
                 ("cancelled" if report.cancelled else "failed", utcnow(), self._session_id),
             )
-            db["offload_sessions"].update(
+            db.table("offload_sessions").update(
                 self._session_id,
                 {
                     "ended_at": utcnow(),
@@ -387,7 +387,9 @@ class OffloadEngine:
         devices: dict[int, Path] = {}
         for dest in req.destinations:
             if not dest.is_dir():
-                raise OffloadRefused(f"destination {dest} is not a directory (missing?)", EX_CANTCREAT)
+                raise OffloadRefused(
+                    f"destination {dest} is not a directory (missing?)", EX_CANTCREAT
+                )
             if not os.access(dest, os.W_OK | os.X_OK):
                 raise OffloadRefused(
                     f"destination {dest} is not writable (read-only filesystem?)", EX_CANTCREAT
@@ -431,7 +433,7 @@ class OffloadEngine:
                 )
             )
         with write_txn(db):
-            db["offload_files"].insert_all(
+            db.table("offload_files").insert_all(
                 {
                     "session_id": self._session_id,
                     "seq": i.seq,
@@ -489,9 +491,13 @@ class OffloadEngine:
                     "UPDATE recordings SET cleared_at = ? WHERE id = ? AND cleared_at IS NULL",
                     (now, p["recording_id"]),
                 )
-                db["offload_files"].update(
+                db.table("offload_files").update(
                     p["id"],
-                    {"state": "cleared", "error": "deletion confirmed on re-run", "updated_at": now},
+                    {
+                        "state": "cleared",
+                        "error": "deletion confirmed on re-run",
+                        "updated_at": now,
+                    },
                 )
         log.info("recorded %d camera files as cleared by an interrupted session", len(gone))
 
@@ -509,7 +515,7 @@ class OffloadEngine:
             def body() -> None:
                 try:
                     fn()
-                except BaseException as exc:  # re-raised in the caller's thread below
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                     self._stop.abort(f"internal error: {exc!r}")
                     failures.append(exc)
 
@@ -517,7 +523,8 @@ class OffloadEngine:
 
         threads = [
             threading.Thread(
-                target=guarded(lambda: self._reader(items, chunks)), name=f"offload-{self._uid}-read"
+                target=guarded(lambda: self._reader(items, chunks)),
+                name=f"offload-{self._uid}-read",
             ),
             threading.Thread(
                 target=guarded(lambda: self._writer(chunks, copied)),
@@ -678,9 +685,13 @@ class OffloadEngine:
         item, r = c.item, c.item.result
         r.sha256 = c.sha256
         if item.confirm is not None and item.confirm["sha256"] != c.sha256:
-            log.warning("%s: same name, size and time as a catalogued file, other content", r.source)
+            log.warning(
+                "%s: same name, size and time as a catalogued file, other content", r.source
+            )
             self._retries.append(item)
-            self._journal(db, item, "abandoned", sha256=c.sha256, error="content differs: copied again")
+            self._journal(
+                db, item, "abandoned", sha256=c.sha256, error="content differs: copied again"
+            )
             return
         existing = item.confirm or one(
             db,
@@ -739,7 +750,7 @@ class OffloadEngine:
         with write_txn(db):
             rec_id = existing["id"] if existing is not None else self._insert_recording(db, c, rel)
             for dest in new:
-                db["copies"].insert(
+                db.table("copies").insert(
                     {
                         "recording_id": rec_id,
                         "destination": dest.key,
@@ -755,7 +766,9 @@ class OffloadEngine:
         if self.req.clear:
             self._clear(db, item, rec_id)
 
-    def _give_final_name(self, dest: _Destination, rel: PurePosixPath, temp: Path, adopt: bool) -> None:
+    def _give_final_name(
+        self, dest: _Destination, rel: PurePosixPath, temp: Path, adopt: bool
+    ) -> None:
         self._check_mounted(dest)
         fsio.make_dirs_durable(dest.root, rel.parent.parts)
         if adopt:
@@ -810,10 +823,10 @@ class OffloadEngine:
                 final = dest.root / rel
                 if not os.path.lexists(final):
                     continue
-                if final.is_file() and not final.is_symlink():
-                    if fsio.disk_sha256(final)[0] == c.sha256:
-                        adopt.add(dest.key)
-                        continue
+                ours = final.is_file() and not final.is_symlink()
+                if ours and fsio.disk_sha256(final)[0] == c.sha256:
+                    adopt.add(dest.key)
+                    continue
                 break  # taken by something else
             else:
                 return rel, adopt
@@ -822,8 +835,8 @@ class OffloadEngine:
     def _insert_recording(self, db: Database, c: _Copied, rel: PurePosixPath) -> int:
         item = c.item
         retain_until, destroy_by = default_window(item.when.start.date())
-        return int(
-            db["recordings"]
+        return _pk(
+            db.table("recordings")
             .insert(
                 {
                     "sha256": c.sha256,
@@ -851,9 +864,12 @@ class OffloadEngine:
             .last_pk
         )
 
-    def _journal(self, db: Database, item: _Item, state: str, *, txn: bool = True, **extra: Any) -> None:
+    def _journal(
+        self, db: Database, item: _Item, state: str, *, txn: bool = True, **extra: Any
+    ) -> None:
         values = {"state": state, "updated_at": utcnow(), **extra}
-        sql = "UPDATE offload_files SET " + ", ".join(f"{k} = ?" for k in values)
+        # Column names come from this module's keyword arguments, never from input.
+        sql = "UPDATE offload_files SET " + ", ".join(f"{k} = ?" for k in values)  # noqa: S608
         sql += " WHERE session_id = ? AND seq = ?"
         params = [*values.values(), self._session_id, item.seq]
         if txn:
@@ -864,6 +880,13 @@ class OffloadEngine:
 
 
 _COPIES = "SELECT * FROM copies WHERE recording_id = ?"
+
+
+def _pk(table: Any) -> int:
+    """The rowid sqlite-utils reports after an insert."""
+    pk = table.last_pk
+    assert isinstance(pk, int)
+    return pk
 
 
 class _Stopped(Exception):
@@ -933,7 +956,8 @@ def recover_interrupted(db: Database, locks: Path) -> int:
                 continue
             for f in rows(
                 db,
-                "SELECT id, temp_paths FROM offload_files WHERE session_id = ? AND state = 'planned'",
+                "SELECT id, temp_paths FROM offload_files "
+                "WHERE session_id = ? AND state = 'planned'",
                 (s["id"],),
             ):
                 for p in json.loads(f["temp_paths"] or "[]"):
