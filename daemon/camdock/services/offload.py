@@ -882,9 +882,8 @@ class OffloadEngine:
 _COPIES = "SELECT * FROM copies WHERE recording_id = ?"
 
 
-def _pk(table: Any) -> int:
-    """The rowid sqlite-utils reports after an insert."""
-    pk = table.last_pk
+def _pk(pk: object) -> int:
+    """The rowid sqlite-utils reports after an insert (typed loosely by sqlite-utils)."""
     assert isinstance(pk, int)
     return pk
 
