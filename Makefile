@@ -21,6 +21,10 @@ check: setup
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy
 
+# A demonstration on generated data (the simulated station replaces it once the daemon lands).
+demo: setup
+	@scripts/demo
+
 bench: setup
 	$(PY) bench/offload_bench.py
 

@@ -64,6 +64,9 @@ class SourceFile:
 class Skipped:
     path: str
     reason: str
+    # Hidden/system clutter and empty files are expected on camera volumes; the rest (links,
+    # FIFOs, devices, unreadable entries) is odd enough to warn about.
+    expected: bool = False
 
 
 def _kind(mode: int) -> str:
@@ -107,7 +110,7 @@ def _walk(
             continue
         if stat.S_ISDIR(st.st_mode):
             if name.startswith(b".") or name in _SYSTEM_DIRS:
-                skipped.append(Skipped(shown, "hidden or system directory"))
+                skipped.append(Skipped(shown, "hidden or system directory", expected=True))
                 continue
             if len(parts) > _MAX_DEPTH:
                 skipped.append(Skipped(shown, "directory nesting too deep"))
@@ -123,9 +126,9 @@ def _walk(
                 os.close(child)
         elif stat.S_ISREG(st.st_mode):
             if name.startswith(b"."):
-                skipped.append(Skipped(shown, "hidden file"))
+                skipped.append(Skipped(shown, "hidden file", expected=True))
             elif st.st_size == 0:
-                skipped.append(Skipped(shown, "empty file"))
+                skipped.append(Skipped(shown, "empty file", expected=True))
             else:
                 files.append(SourceFile(parts, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino))
         else:

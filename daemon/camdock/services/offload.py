@@ -291,7 +291,9 @@ class OffloadEngine:
                 f"cannot read source {self.req.source}: {exc.strerror}", EX_NOINPUT
             ) from exc
         for s in skipped:
-            log.warning("skipped %s: %s", s.path, s.reason)
+            log.log(
+                logging.INFO if s.expected else logging.WARNING, "skipped %s: %s", s.path, s.reason
+            )
         with write_txn(db):
             self._session_id = _pk(
                 db.table("offload_sessions")
