@@ -96,9 +96,8 @@ def measure(
     d1, d2, state = work / "footage", work / "backup", work / "state"
     names = " ".join(f'"{f}"' for f in files)
     rel = [str(f.relative_to(cam)) for f in files]
-    cp_sha = (
-        f"cp {names} {d1}/ && cp {names} {d2}/ && sha256sum {names} "
-        + " ".join(f'"{d}/{Path(r).name}"' for d in (d1, d2) for r in rel)
+    cp_sha = f"cp {names} {d1}/ && cp {names} {d2}/ && sha256sum {names} " + " ".join(
+        f'"{d}/{Path(r).name}"' for d in (d1, d2) for r in rel
     )
     camdock = [
         str(Path(sys.executable).parent / "camdock"), "offload", str(cam),
