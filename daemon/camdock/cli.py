@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -15,6 +16,8 @@ from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from camdock import __version__
+from camdock.config import EX_CONFIG, Config, ConfigError
+from camdock.config import load as load_config
 from camdock.core.naming import DutySlots
 from camdock.services.offload import (
     EX_USAGE,
@@ -107,6 +110,24 @@ def _parser() -> argparse.ArgumentParser:
         help="length of a duty slot when --slots is not given",
     )
     o.add_argument("--tz", metavar="ZONE", help="time zone for filing (default: the machine's)")
+
+    r = sub.add_parser("run", help="run the station daemon")
+    r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
+
+    c = sub.add_parser("check-config", help="validate a config file without starting")
+    c.add_argument("config", type=Path, metavar="FILE")
+
+    s = sub.add_parser("simulate", help="the whole station with simulated hardware")
+    s.add_argument("--bays", type=int, default=4)
+    s.add_argument("--scenario", choices=("shift-end",), default="shift-end")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.add_argument("--no-ui", action="store_true", help="no live view; events as log lines")
+    s.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the catalog, footage and camera volumes here",
+    )
     return p
 
 
@@ -119,7 +140,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "offload":
         return _offload(args)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "simulate":
+        from camdock.sim.station import main as simulate
+
+        return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json)
     return EX_USAGE  # pragma: no cover - argparse requires a command
+
+
+def _load_config(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"camdock: invalid configuration {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _check_config(path: Path) -> int:
+    cfg = _load_config(path)
+    if cfg is None:
+        return EX_CONFIG
+    print(
+        f"{path}: ok — station {cfg.station_id}, {len(cfg.bays)} bays, "
+        f"{len(cfg.cameras)} cameras, {len(cfg.officers)} officers"
+    )
+    return 0
+
+
+def _run(path: Path) -> int:
+    cfg = _load_config(path)
+    if cfg is None:
+        return EX_CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
+    from camdock.adapters.gpio import make_pin_factory
+    from camdock.adapters.mount import SystemMounter
+    from camdock.adapters.udev import UdevHotplug
+    from camdock.services.station import Station
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        factory = make_pin_factory(cfg.pin_factory)
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+        try:
+            await station.run()
+        except asyncio.CancelledError:
+            log.info("stopped; unfinished offloads resume when their camera is docked again")
+        finally:
+            factory.close()
+
+    asyncio.run(main())
+    return 0
 
 
 def _offload(args: argparse.Namespace) -> int:

@@ -97,6 +97,8 @@ class OffloadRequest:
     clear: bool = False
     chunk_size: int = fsio.CHUNK_SIZE
     queue_depth: int = 8
+    # Pace camera reads to this many bytes/s: the simulator's stand-in for a USB 2.0 link.
+    read_bps: int | None = None
 
 
 @dataclass
@@ -316,7 +318,12 @@ class OffloadEngine:
                 .last_pk
             )
         self._reconcile_cleared(db, files)
-        self._emit("session-started", session=self._uid, files=len(files))
+        self._emit(
+            "session-started",
+            session=self._uid,
+            files=len(files),
+            bytes=sum(f.size for f in files),
+        )
 
         items = self._plan(db, files, force_copy=False)
         results = {i.src.parts: i.result for i in items}
@@ -549,6 +556,8 @@ class OffloadEngine:
         out: queue.Queue[tuple[str, _Item, bytes | str | None] | None],
     ) -> None:
         """Read the camera, and nothing else: this thread is the one that must never idle."""
+        paced_from = time.monotonic()
+        paced_bytes = 0
         try:
             for item in items:
                 if self._stop.reason:
@@ -566,6 +575,12 @@ class OffloadEngine:
                         n += len(block)
                         self._bytes_read += len(block)
                         out.put(("data", item, block))
+                        if self.req.read_bps:
+                            paced_bytes += len(block)
+                            elapsed = time.monotonic() - paced_from
+                            ahead = paced_bytes / self.req.read_bps - elapsed
+                            if ahead > 0:
+                                self._stop.cancel.wait(ahead)
                         if self._stop.reason:
                             raise _Stopped(self._stop.reason)
                     fsio.check_unchanged(fd, item.src, n)
@@ -656,10 +671,15 @@ class OffloadEngine:
 
     def _fail(self, item: _Item, error: str) -> None:
         r = item.result
-        if r.status == "pending":
-            r.status, r.error = "failed", error
-            log.error("%s: %s", r.source, error)
-            self._emit("file-failed", source=r.source, error=error)
+        if r.status != "pending":
+            return
+        if self._stop.cancel.is_set():
+            r.status, r.error = "cancelled", error  # stays on the camera; the next dock resumes
+            log.info("%s: %s", r.source, error)
+            return
+        r.status, r.error = "failed", error
+        log.error("%s: %s", r.source, error)
+        self._emit("file-failed", source=r.source, error=error)
 
     def _finisher(self, inq: queue.Queue[_Copied | None]) -> None:
         """Verify by read-back, give final names, catalog, then (only then) clear."""
