@@ -100,10 +100,22 @@ def measure(
         f'"{d}/{Path(r).name}"' for d in (d1, d2) for r in rel
     )
     camdock = [
-        str(Path(sys.executable).parent / "camdock"), "offload", str(cam),
-        "--to", str(d1), "--to", str(d2), "--camera", "BENCH", "--officer", "bench",
-        "--badge", "0", "--catalog", str(state / "catalog.sqlite"),
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "camdock"),
+        "offload",
+        str(cam),
+        "--to",
+        str(d1),
+        "--to",
+        str(d2),
+        "--camera",
+        "BENCH",
+        "--officer",
+        "bench",
+        "--badge",
+        "0",
+        "--catalog",
+        str(state / "catalog.sqlite"),
+    ]
     runs: dict[str, list[float]] = {"cat": [], "cp+sha256sum": [], "camdock": []}
     for _ in range(repeat):
         runs["cat"].append(timed(throttle.wrap(["sh", "-c", f"cat {names} > /dev/null"])))
@@ -117,10 +129,13 @@ def measure(
 
 def machine() -> str:
     cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith(("model name", "Model"))),
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith(("model name", "Model"))
+        ),
         platform.machine(),
-    )  # fmt: skip
+    )
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     return (
         f"{cpu}, {os.cpu_count()} cores, {mem} GiB, kernel {platform.release()}, "
@@ -161,8 +176,10 @@ def main() -> None:
                     out.write(block)
                     left -= len(block)
             files.append(f)
-        for label, bps, repeat in (("throttled 35 MB/s", USB2_BPS, 1),
-                                   ("unthrottled", None, args.repeat)):  # fmt: skip
+        for label, bps, repeat in (
+            ("throttled 35 MB/s", USB2_BPS, 1),
+            ("unthrottled", None, args.repeat),
+        ):
             throttle = Throttle(dev, bps)
             try:
                 print(f"measuring {label} ...", flush=True)

@@ -198,9 +198,13 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     state_dir = r.get(st, "station", "state_dir", str, default="/var/lib/camdock", check=_absolute)
     run_dir = r.get(st, "station", "run_dir", str, default="/run/camdock", check=_absolute)
     max_conc = r.get(
-        st, "station", "max_concurrent_offloads", int, default=4,
+        st,
+        "station",
+        "max_concurrent_offloads",
+        int,
+        default=4,
         check=lambda v: None if v >= 1 else "must be at least 1",
-    )  # fmt: skip
+    )
 
     dst = r.table(top.get("destinations", {}), "destinations", {"footage", "backup"})
     footage = r.get(dst, "destinations", "footage", str, check=_absolute)
@@ -227,9 +231,13 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
 
     gp = r.table(top.get("gpio", {}), "gpio", {"pin_factory"})
     factory = r.get(
-        gp, "gpio", "pin_factory", str, default="lgpio",
+        gp,
+        "gpio",
+        "pin_factory",
+        str,
+        default="lgpio",
         check=lambda v: None if v in ("lgpio", "rpigpio", "mock") else "lgpio, rpigpio or mock",
-    )  # fmt: skip
+    )
 
     officers: dict[str, Officer] = {}
     for i, raw_officer in enumerate(_list(r, top, "officers")):
@@ -251,9 +259,13 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         serial = r.get(c, path, "serial", str, check=_nonempty)
         cam_id = r.get(c, path, "id", str, check=_nonempty)
         ownership = r.get(
-            c, path, "ownership", str, default="agency",
+            c,
+            path,
+            "ownership",
+            str,
+            default="agency",
             check=lambda v: None if v in ("agency", "personal") else "agency or personal (REG-2)",
-        )  # fmt: skip
+        )
         officer = r.get(c, path, "officer", str, required=False)
         if officer is not None and officer not in officers:
             r.problem(f"{path}.officer", f"badge {officer!r} is not in [[officers]]")
@@ -296,8 +308,10 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
             numbers.add(number)
         led = _led(r, b.get("led"), f"{path}.led")
         button = r.get(b, path, "button", int, check=_pin)
-        for pin, where in [*((p, f"{path}.led") for p in (led.pins if led else ())),
-                           (button, f"{path}.button")]:  # fmt: skip
+        for pin, where in [
+            *((p, f"{path}.led") for p in (led.pins if led else ())),
+            (button, f"{path}.button"),
+        ]:
             if pin is None:
                 continue
             if pin in pins_used:

@@ -133,16 +133,26 @@ def step(s: BayState, e: Event) -> BayState:
             return BayState(s.number, phase, True, serial, camera_id, officer, message=message)
         case Undocked():
             if s.phase in BUSY:
-                return replace(s, phase=Phase.INTERRUPTED, docked=False,
-                               message="camera removed before the offload finished")  # fmt: skip
+                return replace(
+                    s,
+                    phase=Phase.INTERRUPTED,
+                    docked=False,
+                    message="camera removed before the offload finished",
+                )
             if s.phase in (Phase.FAULT, Phase.INTERRUPTED):
                 return replace(s, docked=False)  # stays visible until acknowledged or re-docked
             return BayState(s.number)
         case OffloadStarted(files, total):
             if s.phase is not Phase.IDENTIFYING:
                 return s
-            return replace(s, phase=Phase.OFFLOADING, files_total=files, bytes_total=total,
-                           files_done=0, bytes_done=0)  # fmt: skip
+            return replace(
+                s,
+                phase=Phase.OFFLOADING,
+                files_total=files,
+                bytes_total=total,
+                files_done=0,
+                bytes_done=0,
+            )
         case Progress(done, files_done):
             if s.phase not in (Phase.OFFLOADING, Phase.VERIFYING):
                 return s
@@ -153,8 +163,13 @@ def step(s: BayState, e: Event) -> BayState:
             if s.phase not in BUSY:
                 return s
             if ok:
-                return replace(s, phase=Phase.DONE, bytes_done=s.bytes_total,
-                               files_done=s.files_total, message=message)  # fmt: skip
+                return replace(
+                    s,
+                    phase=Phase.DONE,
+                    bytes_done=s.bytes_total,
+                    files_done=s.files_total,
+                    message=message,
+                )
             return replace(s, phase=Phase.FAULT, message=message)
         case Failed(message):
             return replace(s, phase=Phase.FAULT, message=message)
@@ -167,8 +182,12 @@ def step(s: BayState, e: Event) -> BayState:
         case LongPress():
             if s.phase is Phase.FAULT or (s.phase is Phase.INTERRUPTED and not s.docked):
                 if s.docked:
-                    return replace(s, phase=Phase.INTERRUPTED, notice=Notice.ACKNOWLEDGED,
-                                   message="fault acknowledged; re-dock to retry")  # fmt: skip
+                    return replace(
+                        s,
+                        phase=Phase.INTERRUPTED,
+                        notice=Notice.ACKNOWLEDGED,
+                        message="fault acknowledged; re-dock to retry",
+                    )
                 return BayState(s.number, notice=Notice.ACKNOWLEDGED)
             return replace(s, notice=Notice.REFUSED)
     return s

@@ -194,8 +194,13 @@ class Station:
                 if b.storage is None:
                     b.storage = ev
                     b.queue.put_nowait(core.Docked(ev.serial or "?", None))
-                    self.emit("unknown-device", b.n, serial=ev.serial, vendor=ev.vendor_id,
-                              product=ev.product_id)  # fmt: skip
+                    self.emit(
+                        "unknown-device",
+                        b.n,
+                        serial=ev.serial,
+                        vendor=ev.vendor_id,
+                        product=ev.product_id,
+                    )
             return
         if not ev.fs_type:
             if ev.devtype == "disk" and b.storage is None and b.disk_waiting is None:
@@ -205,10 +210,12 @@ class Station:
             return
         if b.storage is not None and b.storage.devpath != ev.devpath:
             if b.storage.usb_parent == ev.usb_parent and ev.action == "add":
-                b.queue.put_nowait(core.Failed(
-                    f"camera {camera.id} shows more than one filesystem "
-                    f"({b.storage.devnode}, {ev.devnode}); not guessing which holds the footage"
-                ))  # fmt: skip
+                b.queue.put_nowait(
+                    core.Failed(
+                        f"camera {camera.id} shows more than one filesystem "
+                        f"({b.storage.devnode}, {ev.devnode}); not guessing which holds the footage"
+                    )
+                )
             return
         if b.storage is not None and b.state.phase in core.BUSY:
             return  # the same partition again ("change"): already being handled
@@ -220,8 +227,14 @@ class Station:
         officer = self.cfg.officer_for(camera)
         name = officer.name if officer else None
         b.queue.put_nowait(core.Docked(ev.serial or "", camera.id, name))
-        self.emit("camera-docked", b.n, camera=camera.id, serial=camera.serial,
-                  officer=officer.badge if officer else None, fs=ev.fs_type)  # fmt: skip
+        self.emit(
+            "camera-docked",
+            b.n,
+            camera=camera.id,
+            serial=camera.serial,
+            officer=officer.badge if officer else None,
+            fs=ev.fs_type,
+        )
 
     def _no_filesystem(self, b: _Bay, disk: HotplugEvent) -> None:
         b.disk_waiting = None
@@ -251,8 +264,12 @@ class Station:
         if after.phase is Phase.IDENTIFYING and before.phase is not Phase.IDENTIFYING:
             self._start_offload(b)
         if isinstance(event, core.ShortPress | core.LongPress):
-            self.emit("button", b.n, press="short" if isinstance(event, core.ShortPress)
-                      else "long", notice=after.notice)  # fmt: skip
+            self.emit(
+                "button",
+                b.n,
+                press="short" if isinstance(event, core.ShortPress) else "long",
+                notice=after.notice,
+            )
 
     def _apply(self, b: _Bay, new: BayState) -> None:
         old, b.state = b.state, new
@@ -261,8 +278,9 @@ class Station:
             overlay = NOTICES[new.notice] if new.notice else None
             b.player.play(pattern_for(new.phase), overlay)
         if old.phase is not new.phase:
-            self.emit("bay-state", b.n, phase=new.phase.value, camera=new.camera_id,
-                      message=new.message)  # fmt: skip
+            self.emit(
+                "bay-state", b.n, phase=new.phase.value, camera=new.camera_id, message=new.message
+            )
             status = self.status_line()
             if status != self._last_status:
                 self._last_status = status
@@ -373,8 +391,13 @@ class Station:
             o.files_done += 1
             b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
             if kind == "file-verified":
-                self.emit("file-verified", b.n, source=data["source"], sha256=data["sha256"],
-                          path=data["path"])  # fmt: skip
+                self.emit(
+                    "file-verified",
+                    b.n,
+                    source=data["source"],
+                    sha256=data["sha256"],
+                    path=data["path"],
+                )
         elif kind == "file-cleared":
             self.emit("camera-cleared-file", b.n, source=data["source"])
 

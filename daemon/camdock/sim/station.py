@@ -30,8 +30,16 @@ from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 
 log = logging.getLogger(__name__)
 
-OFFICERS = [("A12345", "王小明"), ("B23456", "李美玲"), ("C34567", "陳志豪"), ("D45678", "林佳穎"),
-            ("E56789", "張家豪"), ("F67890", "黃雅婷"), ("G78901", "吳建宏"), ("H89012", "劉淑芬")]  # fmt: skip
+OFFICERS = [
+    ("A12345", "王小明"),
+    ("B23456", "李美玲"),
+    ("C34567", "陳志豪"),
+    ("D45678", "林佳穎"),
+    ("E56789", "張家豪"),
+    ("F67890", "黃雅婷"),
+    ("G78901", "吳建宏"),
+    ("H89012", "劉淑芬"),
+]
 UNKNOWN_STICK = "USBSTICK-0042"
 SCENARIOS = ("shift-end",)
 
@@ -46,7 +54,7 @@ def sim_config(bays: int, state: Path) -> Config:
             "state_dir": str(state / "state"),
             "run_dir": str(state / "run"),
             "max_concurrent_offloads": bays,
-        },  # fmt: skip
+        },
         "destinations": {"footage": str(state / "footage"), "backup": str(state / "backup")},
         "duty_slots": {"boundaries": ["00:00", "08:00", "16:00"]},
         "gpio": {"pin_factory": "mock"},
@@ -59,7 +67,7 @@ def sim_config(bays: int, state: Path) -> Config:
                 "officer": OFFICERS[n - 1][0],
             }
             for n in range(1, bays + 1)
-        ],  # fmt: skip
+        ],
         "bays": [
             {
                 "number": n,
@@ -68,7 +76,7 @@ def sim_config(bays: int, state: Path) -> Config:
                 "button": 4 * n + 3,
             }
             for n in range(1, bays + 1)
-        ],  # fmt: skip
+        ],
     }
     for d in ("footage", "backup"):
         (state / d).mkdir(parents=True, exist_ok=True)
@@ -117,8 +125,11 @@ class View:
         return rate
 
     def render(self) -> None:
-        lines = [f"camdock simulate — station {self.station.cfg.station_id} "
-                 f"({self.station.status_line()})", ""]  # fmt: skip
+        lines = [
+            f"camdock simulate — station {self.station.cfg.station_id} "
+            f"({self.station.status_line()})",
+            "",
+        ]
         for n, b in self.station.bays.items():
             s = b.state
             colour = b.light.colour if b.light else None
@@ -179,20 +190,26 @@ def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
     bays = []
     for n, b in station.bays.items():
         r = b.offload.report
-        bays.append({
-            "bay": n,
-            "camera": b.state.camera_id,
-            "officer": b.state.officer,
-            "final_state": b.state.phase.value,
-            "files": len(r.files) if r else 0,
-            "bytes": sum(f.size for f in r.files) if r else 0,
-            "verified": sum(f.verified for f in r.files) if r else 0,
-            "cleared": sum(f.cleared for f in r.files) if r else 0,
-            "left_on_camera": sum(1 for p in (volumes / f"cam{n}").rglob("*") if p.is_file()),
-            "message": b.state.message,
-        })  # fmt: skip
-    return {"station": station.cfg.station_id, "seconds": round(seconds, 2), "bays": bays,
-            "ok": all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays)}  # fmt: skip
+        bays.append(
+            {
+                "bay": n,
+                "camera": b.state.camera_id,
+                "officer": b.state.officer,
+                "final_state": b.state.phase.value,
+                "files": len(r.files) if r else 0,
+                "bytes": sum(f.size for f in r.files) if r else 0,
+                "verified": sum(f.verified for f in r.files) if r else 0,
+                "cleared": sum(f.cleared for f in r.files) if r else 0,
+                "left_on_camera": sum(1 for p in (volumes / f"cam{n}").rglob("*") if p.is_file()),
+                "message": b.state.message,
+            }
+        )
+    return {
+        "station": station.cfg.station_id,
+        "seconds": round(seconds, 2),
+        "bays": bays,
+        "ok": all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays),
+    }
 
 
 async def simulate(
@@ -207,8 +224,14 @@ async def simulate(
         if view is not None:
             view.event(kind, bay, data)
 
-    station = Station(cfg, hotplug=hot, mounter=SimMounter(), pin_factory=factory,
-                      on_event=on_event, read_bps=8_000_000)  # fmt: skip
+    station = Station(
+        cfg,
+        hotplug=hot,
+        mounter=SimMounter(),
+        pin_factory=factory,
+        on_event=on_event,
+        read_bps=8_000_000,
+    )
     view = View(station, out, live=ui)
     volumes = state_dir / "cameras"
     scripts: dict[str, Callable[[Station, SimHotplug, Path, int], Awaitable[None]]] = {
@@ -256,9 +279,11 @@ def main(bays: int, scenario: str, state_dir: Path | None, ui: bool, as_json: bo
     else:
         print(f"\nsummary ({result['seconds']} s):")
         for b in result["bays"]:
-            print(f"  bay {b['bay']}: {b['final_state']:<11} camera {b['camera'] or '-':<8} "
-                  f"{b['verified']}/{b['files']} verified, {b['cleared']} cleared, "
-                  f"{b['bytes'] / 1e6:.1f} MB, {b['left_on_camera']} left on camera")  # fmt: skip
+            print(
+                f"  bay {b['bay']}: {b['final_state']:<11} camera {b['camera'] or '-':<8} "
+                f"{b['verified']}/{b['files']} verified, {b['cleared']} cleared, "
+                f"{b['bytes'] / 1e6:.1f} MB, {b['left_on_camera']} left on camera"
+            )
         if keep:
             print(f"catalog and footage kept in {root}")
     return 0 if result["ok"] else 1
