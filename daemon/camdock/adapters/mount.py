@@ -43,6 +43,11 @@ class SystemMounter:
         if fs_type not in FILESYSTEMS:
             raise MountError(f"{devnode}: filesystem {fs_type!r} is not one a camera uses")
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if target.is_mount():
+            # Left by a daemon that was killed mid-offload: clear it, never stack on it.
+            log.warning("%s is still mounted from an earlier run; unmounting it first", target)
+            await self.unmount(target)
+            target.mkdir(parents=True, exist_ok=True, mode=0o700)
         rc, out = await _run(
             "mount", "-t", fs_type, "-o", MOUNT_OPTIONS, "--", devnode, str(target)
         )

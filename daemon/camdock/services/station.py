@@ -259,8 +259,9 @@ class Station:
         before = b.state
         after = core.step(before, event)
         self._apply(b, after)
-        if isinstance(event, core.Undocked) and b.offload.engine is not None:
-            b.offload.engine.cancel()
+        stop = isinstance(event, core.Undocked) or after.phase is Phase.FAULT
+        if stop and b.offload.engine is not None:
+            b.offload.engine.cancel()  # what is verified stays; the rest stays on the camera
         if after.phase is Phase.IDENTIFYING and before.phase is not Phase.IDENTIFYING:
             self._start_offload(b)
         if isinstance(event, core.ShortPress | core.LongPress):

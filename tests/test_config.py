@@ -1,0 +1,92 @@
+"""Configuration: validated in one pass, every problem with its key path, exit 78."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from camdock.config import EX_CONFIG, ConfigError, load
+from conftest import camdock_cmd, run
+from stationcfg import write_config
+
+
+def test_valid_config_loads(tmp_path: Path) -> None:
+    cfg = load(write_config(tmp_path))
+    assert cfg.station_id == "test-01" and [b.number for b in cfg.bays] == [1, 2]
+    assert cfg.bays[0].led.kind == "separate" and cfg.bays[1].led.kind == "rgb"
+    assert cfg.cameras["SN0002"].ownership == "personal"  # REG-2: personal cameras are covered
+    assert cfg.officer_for(cfg.cameras["SN0001"]).name == "王小明"  # type: ignore[union-attr]
+    assert cfg.bay_for("1-2", None) is cfg.bays[1] and cfg.bay_for("1-3", None) is None
+    assert cfg.catalog == tmp_path / "state" / "catalog.sqlite"
+
+
+def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text()
+    text = text.replace('timezone = "Asia/Taipei"', 'timezone = "Mars/Olympus"')
+    text = text.replace('backup = "', 'backup = "relative/')
+    text = text.replace("button = 11", "button = 4")  # also bay 1's red LED
+    text = text.replace('officer = "B23456"', 'officer = "Z99999"')
+    text = text.replace("max_concurrent_offloads = 4", 'max_concurrent_offloads = "four"')
+    text += '\n[[bays]]\nnumber = 1\nusb_port = "1-1"\nled = { red = 60, amber = 1, green = 2 }\n'
+    text += "colour = 3\n"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    problems = "\n".join(err.value.problems)
+    for expected in (
+        "station.timezone: unknown time zone 'Mars/Olympus'",
+        "destinations.backup: must be an absolute path",
+        "bays[1].button: GPIO 4 is also used by bays[0].led",
+        "cameras[1].officer: badge 'Z99999' is not in [[officers]]",
+        "station.max_concurrent_offloads: must be int",
+        "bays[2].number: bay 1 is defined twice",
+        "bays[2]: USB port '1-1' belongs to another bay too",
+        "bays[2].led.red: GPIO 60 is not a pin",
+        "bays[2].colour: unknown key (typo?)",
+        "bays[2].button: missing",
+    ):
+        assert expected in problems, problems
+    assert len(err.value.problems) >= 10
+
+
+@pytest.mark.parametrize(
+    ("mutation", "expected"),
+    [
+        (lambda t: t + "\n[extra]\n", "extra: unknown key"),
+        (lambda t: t.replace("[[bays]]", "[[bayz]]"), "bayz: unknown key"),
+        (lambda t: t.replace('"00:00", ', '"25:00", '), "duty_slots.boundaries"),
+        (lambda t: t.replace('footage = "', 'footage = "/same"\nxfootage = "'), "xfootage"),
+        (lambda t: t.replace('serial = "SN0002"', 'serial = "SN0001"'), "registered twice"),
+        (lambda t: "not = [toml", "not valid TOML"),
+    ],
+)
+def test_single_problems(tmp_path: Path, mutation: object, expected: str) -> None:
+    path = write_config(tmp_path)
+    path.write_text(mutation(path.read_text()))  # type: ignore[operator]
+    with pytest.raises(ConfigError, match=None) as err:
+        load(path)
+    assert expected in str(err.value)
+
+
+def test_same_footage_and_backup_is_refused(tmp_path: Path) -> None:
+    """REG-4.2.6: the backup is a second copy, somewhere else."""
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace(f'{tmp_path}/backup"', f'{tmp_path}/footage"'))
+    with pytest.raises(ConfigError, match="must differ from destinations.footage"):
+        load(path)
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    good = write_config(tmp_path)
+    res = run(camdock_cmd("check-config", str(good)))
+    assert res.returncode == 0 and "2 bays, 2 cameras, 2 officers" in res.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("button = 7", "button = -1"))
+    res = run(camdock_cmd("check-config", str(bad)))
+    assert res.returncode == EX_CONFIG == 78
+    assert "bays[0].button: GPIO -1 is not a pin" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = run(camdock_cmd("run", "--config", str(tmp_path / "missing.toml")))
+    assert res.returncode == 78 and "cannot read" in res.stderr

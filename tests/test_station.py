@@ -1,0 +1,256 @@
+"""The station with its real code paths and simulated hardware: gpiozero MockFactory pins,
+scripted hotplug events, camera volumes as directories, the real offload engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from camdock.config import Config, load
+from camdock.core.bay import Phase
+from camdock.services import station as station_mod
+from camdock.services.station import Station
+from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from conftest import tree_hashes
+from stationcfg import write_config
+
+START = datetime(2026, 11, 28, 8, 30)
+RED, AMBER, GREEN, BUTTON = 4, 5, 6, 7  # bay 1's pins in stationcfg
+
+
+class Harness:
+    def __init__(self, cfg: Config, factory: MockFactory, hot: SimHotplug, station: Station):
+        self.cfg, self.factory, self.hot, self.station = cfg, factory, hot, station
+        self.events: list[tuple[str, int | None, dict[str, Any]]] = []
+
+    def bay(self, n: int) -> Any:
+        return self.station.bays[n]
+
+    async def until(self, pred: Callable[[], bool], timeout: float = 20) -> None:
+        end = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < end, f"timed out; bays: {self.phases()}"
+            await asyncio.sleep(0.02)
+
+    def phases(self) -> dict[int, Phase]:
+        return {n: b.state.phase for n, b in self.station.bays.items()}
+
+    def pin_values(self, pin: int) -> list[float]:
+        return [float(s.state) for s in self.factory.pin(pin).states]
+
+    def catalog(self, sql: str) -> list[tuple[Any, ...]]:
+        if not self.cfg.catalog.exists():
+            return []
+        con = sqlite3.connect(self.cfg.catalog)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, read_bps: int | None = None) -> AsyncIterator[Harness]:
+    cfg = load(write_config(tmp_path))
+    factory = MockFactory(pin_class=MockPWMPin)
+    hot = SimHotplug()
+    h: Harness | None = None
+
+    def on_event(kind: str, bay: int | None, data: dict[str, Any]) -> None:
+        assert h is not None
+        h.events.append((kind, bay, data))
+
+    station = Station(cfg, hotplug=hot, mounter=SimMounter(), pin_factory=factory,
+                      on_event=on_event, read_bps=read_bps, hold_seconds=0.2)  # fmt: skip
+    h = Harness(cfg, factory, hot, station)
+    task = asyncio.create_task(station.run())
+    await asyncio.wait_for(station.ready.wait(), 5)
+    try:
+        yield h
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        factory.reset()
+
+
+async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
+    """REG-4.1.2 end to end: docked → offloaded to both destinations → catalogued → cleared,
+    with the LED going amber blink (offloading) → steady green (done)."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=3, size=1 << 20, seed=1, start=START)
+    async with running(tmp_path, read_bps=6_000_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        await asyncio.sleep(0.6)  # at least one full blink
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        await asyncio.sleep(0.05)
+        amber, green, red = h.pin_values(AMBER), h.pin_values(GREEN), h.pin_values(RED)
+        assert amber.count(1.0) >= 1 and amber[-1] == 0.0  # blinked, now dark
+        assert green[-1] == 1.0 and 1.0 not in red  # steady green, never red
+        phases = [s.phase for s in h.bay(1).history]
+        assert phases.index(Phase.IDENTIFYING) < phases.index(Phase.OFFLOADING)
+        assert phases[-1] is Phase.DONE
+    assert tree_hashes(vol) == {}
+    assert len(tree_hashes(tmp_path / "footage")) == 3 == len(tree_hashes(tmp_path / "backup"))
+    assert h.catalog("SELECT count(*) FROM recordings WHERE cleared_at IS NOT NULL") == [(3,)]
+    assert h.catalog("SELECT DISTINCT officer_name FROM recordings") == [("王小明",)]
+    kinds = [k for k, _, _ in h.events]
+    assert kinds.index("camera-docked") < kinds.index("offload-started")
+    assert kinds.index("offload-started") < kinds.index("offload-completed")
+
+
+async def test_unregistered_device_is_never_read(tmp_path: Path) -> None:
+    """REG-2: USB storage that is not a registered camera is never mounted or read."""
+    stick = tmp_path / "stick"
+    fill_camera(stick, files=1, size=1000, seed=9, start=START)
+    before = tree_hashes(stick)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "NOT-A-CAMERA", stick)
+        await h.until(lambda: h.bay(1).state.phase is Phase.UNKNOWN_DEVICE)
+        await asyncio.sleep(0.5)
+        assert 1.0 in h.pin_values(RED)  # red double flash
+        assert h.catalog("SELECT count(*) FROM offload_sessions") in ([], [(0,)])
+        assert ("unknown-device", 1) in [(k, b) for k, b, _ in h.events]
+        h.hot.undock("1-1")
+        await h.until(lambda: h.bay(1).state.phase is Phase.EMPTY)
+    assert tree_hashes(stick) == before
+
+
+async def test_device_on_a_port_no_bay_owns_is_ignored(tmp_path: Path) -> None:
+    vol = tmp_path / "cam"
+    fill_camera(vol, files=1, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("2-4", "SN0001", vol)
+        await asyncio.sleep(0.3)
+        assert set(h.phases().values()) == {Phase.EMPTY}
+    assert len(tree_hashes(vol)) == 1
+
+
+async def test_pulled_mid_offload_then_redocked_loses_nothing(tmp_path: Path) -> None:
+    vol = tmp_path / "cam1"
+    originals = fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
+    assert originals
+    shas = set(tree_hashes(vol).values())
+    async with running(tmp_path, read_bps=3_000_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.progress > 0.3)
+        h.hot.undock("1-1")
+        await h.until(lambda: h.bay(1).state.phase is Phase.INTERRUPTED)
+        await asyncio.sleep(0.3)
+        await h.until(lambda: h.bay(1).offload.task.done())
+        assert len(tree_hashes(vol)) >= 1  # not everything was taken
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+    assert tree_hashes(vol) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas
+    assert set(tree_hashes(tmp_path / "backup").values()) == shas
+
+
+async def test_buttons_refuse_during_offload_and_acknowledge_faults(tmp_path: Path) -> None:
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=3, size=1 << 20, seed=1, start=START)
+    async with running(tmp_path, read_bps=4_000_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        reds_before = h.pin_values(RED).count(1.0)
+        button = h.factory.pin(BUTTON)
+        button.drive_low()
+        button.drive_high()  # a short press during the offload
+        await h.until(lambda: any(s.notice for s in h.bay(1).history))
+        await asyncio.sleep(0.3)
+        assert h.pin_values(RED).count(1.0) > reds_before  # three quick red flashes
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)  # offload unharmed
+        assert tree_hashes(vol) == {}
+
+        button.drive_low()
+        button.drive_high()  # short press on a done bay: the function test is not here yet
+        await h.until(lambda: h.bay(1).history[-1].notice is not None)
+        assert h.bay(1).history[-1].notice.value == "unavailable"
+
+        h.hot.undock("1-1")
+        h.hot.dock("1-1", "SN0001", tmp_path / "no-such-volume")  # mount "succeeds", source gone
+        await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
+        button.drive_low()
+        await asyncio.sleep(0.35)  # held past hold_seconds: a long press
+        button.drive_high()
+        await h.until(lambda: h.bay(1).state.phase is not Phase.FAULT)
+        assert h.bay(1).state.phase is Phase.INTERRUPTED  # acknowledged, camera still docked
+        presses = [d["press"] for k, _, d in h.events if k == "button"]
+        assert presses == ["short", "short", "long"]
+
+
+async def test_two_filesystems_or_none_fault_the_bay(tmp_path: Path, monkeypatch: Any) -> None:
+    from camdock.adapters.udev import HotplugEvent
+
+    monkeypatch.setattr(station_mod, "NO_FILESYSTEM_AFTER", 0.2)
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=1, size=1 << 20, seed=1, start=START)
+    async with running(tmp_path, read_bps=500_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        second = HotplugEvent("add", "block", "/devices/x/sdz2", str(vol), "partition", "ext4",
+                              "1-1", None, "SN0001", usb_parent="/sys/devices/platform/sim/usb1/1-1")  # fmt: skip
+        h.hot._queue.put_nowait(second)
+        await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
+        assert "more than one filesystem" in h.bay(1).state.message
+
+        disk = HotplugEvent("add", "block", "/devices/y/sdy", "/dev/sdy", "disk", None, "1-2",
+                            None, "SN0002", usb_parent="/sys/devices/y")  # fmt: skip
+        h.hot._queue.put_nowait(disk)
+        await h.until(lambda: h.bay(2).state.phase is Phase.FAULT)
+        assert "no filesystem" in h.bay(2).state.message
+
+
+async def test_one_bay_crashing_leaves_the_others_working(tmp_path: Path, monkeypatch: Any) -> None:
+    """The bulkhead: an internal error in bay 1 turns bay 1 red; bay 2 offloads as usual.
+    (An internal error cannot be caused for real, so bay 1's handler is made to raise.)"""
+    real = Station._handle
+
+    def flaky(self: Station, b: Any, event: Any) -> None:
+        if b.n == 1:
+            raise RuntimeError("boom")
+        real(self, b, event)
+
+    monkeypatch.setattr(Station, "_handle", flaky)
+    v1, v2 = tmp_path / "cam1", tmp_path / "cam2"
+    fill_camera(v1, files=1, size=1000, seed=1, start=START)
+    fill_camera(v2, files=2, size=1000, seed=2, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "SN0001", v1)
+        h.hot.dock("1-2", "SN0002", v2)
+        await h.until(lambda: h.bay(2).state.phase is Phase.DONE)
+        await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
+        assert "internal error" in h.bay(1).state.message
+    assert len(tree_hashes(v1)) == 1 and tree_hashes(v2) == {}
+
+
+@pytest.mark.parametrize("fs", ["ntfs", "iso9660"])
+async def test_unsupported_filesystem_is_refused(tmp_path: Path, fs: str) -> None:
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=1, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "SN0001", vol, fs_type=fs)
+        await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
+        assert fs in h.bay(1).state.message
+    assert len(tree_hashes(vol)) == 1
+
+
+async def test_simulate_shift_end_scenario(tmp_path: Path) -> None:
+    from camdock.sim.station import simulate
+
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        result = await simulate(4, "shift-end", tmp_path / "sim", ui=False, out=f)
+    assert result["ok"], result
+    assert [b["final_state"] for b in result["bays"]] == ["done"] * 4
+    text = out.read_text()
+    assert "unknown-device serial=USBSTICK-0042" in text
+    assert "interrupted" in text and text.count("offload-started camera=CAM0002") == 2
