@@ -65,7 +65,7 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
 def test_single_problems(tmp_path: Path, mutation: object, expected: str) -> None:
     path = write_config(tmp_path)
     path.write_text(mutation(path.read_text()))  # type: ignore[operator]
-    with pytest.raises(ConfigError, match=None) as err:
+    with pytest.raises(ConfigError) as err:
         load(path)
     assert expected in str(err.value)
 
@@ -74,7 +74,7 @@ def test_same_footage_and_backup_is_refused(tmp_path: Path) -> None:
     """REG-4.2.6: the backup is a second copy, somewhere else."""
     path = write_config(tmp_path)
     path.write_text(path.read_text().replace(f'{tmp_path}/backup"', f'{tmp_path}/footage"'))
-    with pytest.raises(ConfigError, match="must differ from destinations.footage"):
+    with pytest.raises(ConfigError, match=r"must differ from destinations\.footage"):
         load(path)
 
 

@@ -196,8 +196,9 @@ async def test_two_filesystems_or_none_fault_the_bay(tmp_path: Path, monkeypatch
     fill_camera(vol, files=1, size=1 << 20, seed=1, start=START)
     async with running(tmp_path, read_bps=500_000) as h:
         h.hot.dock("1-1", "SN0001", vol)
+        usb = "/sys/devices/platform/sim/usb1/1-1"
         second = HotplugEvent("add", "block", "/devices/x/sdz2", str(vol), "partition", "ext4",
-                              "1-1", None, "SN0001", usb_parent="/sys/devices/platform/sim/usb1/1-1")  # fmt: skip
+                              "1-1", None, "SN0001", usb_parent=usb)  # fmt: skip
         h.hot._queue.put_nowait(second)
         await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
         assert "more than one filesystem" in h.bay(1).state.message
