@@ -1,0 +1,81 @@
+"""Hotplug through real pyudev, with devices faked by umockdev (TECH-NOTES §1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camdock.adapters.udev import HotplugEvent, UdevHotplug
+
+from umock import FakeCamera
+
+
+class Events:
+    """Pumps UdevHotplug into a queue, so a test can wait for events without cancelling the
+    generator (cancelling it would close the monitor)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[HotplugEvent] = asyncio.Queue()
+        self.task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for ev in UdevHotplug().events():
+            self.queue.put_nowait(ev)
+
+    async def until(self, pred: Any, timeout: float = 5) -> list[HotplugEvent]:
+        """Events up to and including the first that satisfies ``pred``."""
+        got: list[HotplugEvent] = []
+        while True:
+            ev = await asyncio.wait_for(self.queue.get(), timeout)
+            got.append(ev)
+            if pred(ev):
+                return got
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def test_cold_plug_then_live_add_and_remove(testbed: Any) -> None:
+    cam = FakeCamera(testbed, "1-1", "SN0001", "/dev/sdb1", "exfat")
+    cam.add_tty("ttyACM0")
+    events = Events()
+    cold = await events.until(lambda e: e.action == "settled")
+    # The camera's serial port pairs with its storage through their common USB parent.
+    tty = next(e for e in cold if e.subsystem == "tty")
+    part = next(e for e in cold if e.devtype == "partition")
+    assert (part.port, part.serial, part.fs_type, part.devnode) == (
+        "1-1", "SN0001", "exfat", "/dev/sdb1"
+    )  # fmt: skip
+    assert part.usb_parent and part.usb_parent.endswith("/1-1")
+    assert next(e for e in cold if e.devtype == "disk").fs_type is None
+    assert tty.devnode == "/dev/ttyACM0" and tty.usb_parent == part.usb_parent
+
+    # A second camera docked while running: a live event.
+    FakeCamera(testbed, "1-2", "SN0002", "/dev/sdc1", "vfat", dev="8:33")
+    live = await events.until(lambda e: e.devtype == "partition")
+    assert (live[-1].action, live[-1].port, live[-1].serial) == ("add", "1-2", "SN0002")
+
+    cam.unplug()
+    gone = await events.until(lambda e: e.action == "remove")
+    assert gone[-1].devpath == part.devpath
+    assert gone[-1].port is None  # the USB tree is gone on removal: the station remembers
+    await events.close()
+
+
+async def test_devices_not_on_usb_are_never_ours(testbed: Any) -> None:
+    testbed.add_device("block", "mmcblk0p2", None, ["dev", "179:2"],
+                       ["DEVTYPE", "partition", "DEVNAME", "/dev/mmcblk0p2", "ID_FS_TYPE", "ext4"])  # fmt: skip
+    events = Events()
+    evs = await events.until(lambda e: e.action == "settled")
+    assert [e.action for e in evs] == ["settled"]  # the SD card is not a camera
+    await events.close()
