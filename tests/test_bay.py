@@ -117,3 +117,16 @@ def test_led_grammar_readable_without_colour() -> None:
     for notice in NOTICES.values():
         assert not notice.repeat and _rhythm(notice) not in seen
     assert PATTERNS[Phase.FAULT].colour is not PATTERNS[Phase.DONE].colour
+
+
+def test_led_grammar_document_matches_the_code() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "firmware-notes" / "led-grammar.md").read_text()
+    for phase, pattern in PATTERNS.items():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{phase.value}` |"))
+        assert f"| {pattern.name} |" in row
+        assert (pattern.colour.value if pattern.colour else "—") in row
+    for notice, pattern in NOTICES.items():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{notice.value}` |"))
+        assert f"| {pattern.name} |" in row

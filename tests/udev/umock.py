@@ -32,7 +32,7 @@ class FakeCamera:
 
     def add_tty(self, name: str = "ttyACM0") -> None:
         self.tb.add_from_string(
-            "P: " + self.if1[len("/sys"):] + f"/tty/{name}\nN: {name}\n"
+            "P: " + self.if1[len("/sys") :] + f"/tty/{name}\nN: {name}\n"
             f"E: SUBSYSTEM=tty\nE: DEVNAME=/dev/{name}\nA: dev=166:0\n"
         )
 

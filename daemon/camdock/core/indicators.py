@@ -62,7 +62,7 @@ PATTERNS: dict[Phase, Pattern] = {
     Phase.DONE: Pattern("steady", ((Colour.GREEN, INF),)),
     Phase.FAULT: Pattern("fast blink", ((Colour.RED, 0.125), (None, 0.125))),
     Phase.INTERRUPTED: Pattern("triple flash", _flashes(Colour.AMBER, 3, 0.15, 0.15, 1.1)),
-    Phase.TESTING: Pattern("breathing blink", ((Colour.GREEN, 0.25), (None, 0.75))),
+    Phase.TESTING: Pattern("heartbeat", ((Colour.GREEN, 0.25), (None, 0.75))),
     Phase.TEST_PASSED: Pattern("steady", ((Colour.GREEN, INF),)),
     Phase.TEST_FAILED: Pattern("long flash", ((Colour.RED, 1.5), (None, 0.5))),
     Phase.TAKE_ME: Pattern("quadruple flash", _flashes(Colour.GREEN, 4, 0.1, 0.1, 0.8)),
