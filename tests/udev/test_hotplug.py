@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
-import subprocess
-from collections.abc import AsyncIterator
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
+from umock import FakeCamera
 
 from camdock.adapters.udev import HotplugEvent, UdevHotplug
-
-from umock import FakeCamera
 
 
 class Events:
