@@ -68,8 +68,15 @@ async def running(tmp_path: Path, read_bps: int | None = None) -> AsyncIterator[
         assert h is not None
         h.events.append((kind, bay, data))
 
-    station = Station(cfg, hotplug=hot, mounter=SimMounter(), pin_factory=factory,
-                      on_event=on_event, read_bps=read_bps, hold_seconds=0.2)  # fmt: skip
+    station = Station(
+        cfg,
+        hotplug=hot,
+        mounter=SimMounter(),
+        pin_factory=factory,
+        on_event=on_event,
+        read_bps=read_bps,
+        hold_seconds=0.2,
+    )
     h = Harness(cfg, factory, hot, station)
     task = asyncio.create_task(station.run())
     await asyncio.wait_for(station.ready.wait(), 5)
@@ -197,14 +204,34 @@ async def test_two_filesystems_or_none_fault_the_bay(tmp_path: Path, monkeypatch
     async with running(tmp_path, read_bps=500_000) as h:
         h.hot.dock("1-1", "SN0001", vol)
         usb = "/sys/devices/platform/sim/usb1/1-1"
-        second = HotplugEvent("add", "block", "/devices/x/sdz2", str(vol), "partition", "ext4",
-                              "1-1", None, "SN0001", usb_parent=usb)  # fmt: skip
+        second = HotplugEvent(
+            "add",
+            "block",
+            "/devices/x/sdz2",
+            str(vol),
+            "partition",
+            "ext4",
+            "1-1",
+            None,
+            "SN0001",
+            usb_parent=usb,
+        )
         h.hot._queue.put_nowait(second)
         await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
         assert "more than one filesystem" in h.bay(1).state.message
 
-        disk = HotplugEvent("add", "block", "/devices/y/sdy", "/dev/sdy", "disk", None, "1-2",
-                            None, "SN0002", usb_parent="/sys/devices/y")  # fmt: skip
+        disk = HotplugEvent(
+            "add",
+            "block",
+            "/devices/y/sdy",
+            "/dev/sdy",
+            "disk",
+            None,
+            "1-2",
+            None,
+            "SN0002",
+            usb_parent="/sys/devices/y",
+        )
         h.hot._queue.put_nowait(disk)
         await h.until(lambda: h.bay(2).state.phase is Phase.FAULT)
         assert "no filesystem" in h.bay(2).state.message

@@ -22,8 +22,9 @@ def test_ready_watchdog_stopping(tmp_path: Path) -> None:
     srv.settimeout(10)
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen(camdock_cmd("run", "--config", str(cfg)), env=env,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        camdock_cmd("run", "--config", str(cfg)), env=env, stderr=subprocess.PIPE
+    )
     got: list[str] = []
     try:
         end = time.monotonic() + 15

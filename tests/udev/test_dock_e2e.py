@@ -87,8 +87,7 @@ async def test_udev_add_to_done_with_real_mount(testbed: Any, tmp_path: Path) ->
         cfg = load(write_config(tmp_path))
         FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
         factory = MockFactory(pin_class=MockPWMPin)
-        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(),
-                          pin_factory=factory)  # fmt: skip
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
         task = asyncio.create_task(station.run())
         try:
             end = time.monotonic() + 30

@@ -47,8 +47,11 @@ async def test_cold_plug_then_live_add_and_remove(testbed: Any) -> None:
     tty = next(e for e in cold if e.subsystem == "tty")
     part = next(e for e in cold if e.devtype == "partition")
     assert (part.port, part.serial, part.fs_type, part.devnode) == (
-        "1-1", "SN0001", "exfat", "/dev/sdb1"
-    )  # fmt: skip
+        "1-1",
+        "SN0001",
+        "exfat",
+        "/dev/sdb1",
+    )
     assert part.usb_parent and part.usb_parent.endswith("/1-1")
     assert next(e for e in cold if e.devtype == "disk").fs_type is None
     assert tty.devnode == "/dev/ttyACM0" and tty.usb_parent == part.usb_parent
@@ -66,8 +69,8 @@ async def test_cold_plug_then_live_add_and_remove(testbed: Any) -> None:
 
 
 async def test_devices_not_on_usb_are_never_ours(testbed: Any) -> None:
-    testbed.add_device("block", "mmcblk0p2", None, ["dev", "179:2"],
-                       ["DEVTYPE", "partition", "DEVNAME", "/dev/mmcblk0p2", "ID_FS_TYPE", "ext4"])  # fmt: skip
+    props = ["DEVTYPE", "partition", "DEVNAME", "/dev/mmcblk0p2", "ID_FS_TYPE", "ext4"]
+    testbed.add_device("block", "mmcblk0p2", None, ["dev", "179:2"], props)
     events = Events()
     evs = await events.until(lambda e: e.action == "settled")
     assert [e.action for e in evs] == ["settled"]  # the SD card is not a camera

@@ -10,21 +10,32 @@ class FakeCamera:
     """A USB camera on a port: a storage partition and a CDC-ACM serial port under one USB
     device, as the kernel shows a real body camera (firmware-notes)."""
 
-    def __init__(self, tb: Any, port: str, serial: str, devname: str, fs_type: str | None,
-                 dev: str = "8:17") -> None:  # fmt: skip
+    def __init__(
+        self, tb: Any, port: str, serial: str, devname: str, fs_type: str | None, dev: str = "8:17"
+    ) -> None:
         self.tb = tb
         bus = port.split("-")[0]
-        self.usb = tb.add_device("usb", f"usb{bus}/{port}", None,
-                                 ["serial", serial, "idVendor", "1d6b", "idProduct", "0104"],
-                                 ["DEVTYPE", "usb_device"])  # fmt: skip
-        if0 = tb.add_device("usb", f"{port}:1.0", self.usb, ["bInterfaceClass", "08"],
-                            ["DEVTYPE", "usb_interface"])  # fmt: skip
-        self.if1 = tb.add_device("usb", f"{port}:1.1", self.usb, ["bInterfaceClass", "02"],
-                                 ["DEVTYPE", "usb_interface"])  # fmt: skip
+        self.usb = tb.add_device(
+            "usb",
+            f"usb{bus}/{port}",
+            None,
+            ["serial", serial, "idVendor", "1d6b", "idProduct", "0104"],
+            ["DEVTYPE", "usb_device"],
+        )
+        if0 = tb.add_device(
+            "usb", f"{port}:1.0", self.usb, ["bInterfaceClass", "08"], ["DEVTYPE", "usb_interface"]
+        )
+        self.if1 = tb.add_device(
+            "usb", f"{port}:1.1", self.usb, ["bInterfaceClass", "02"], ["DEVTYPE", "usb_interface"]
+        )
         name = os.path.basename(devname)
-        self.disk = tb.add_device("block", f"{name}disk", if0, ["dev", "8:16"],
-                                  ["DEVTYPE", "disk", "DEVNAME", f"{devname}-disk",
-                                   "ID_BUS", "usb"])  # fmt: skip
+        self.disk = tb.add_device(
+            "block",
+            f"{name}disk",
+            if0,
+            ["dev", "8:16"],
+            ["DEVTYPE", "disk", "DEVNAME", f"{devname}-disk", "ID_BUS", "usb"],
+        )
         props = ["DEVTYPE", "partition", "DEVNAME", devname, "ID_BUS", "usb"]
         if fs_type:
             props += ["ID_FS_TYPE", fs_type]
