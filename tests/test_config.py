@@ -90,3 +90,20 @@ def test_check_config_command(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     res = run(camdock_cmd("run", "--config", str(tmp_path / "missing.toml")))
     assert res.returncode == 78 and "cannot read" in res.stderr
+
+
+def test_run_refuses_pins_the_board_does_not_have(tmp_path: Path) -> None:
+    """Checked against the real pin factory at start-up (here gpiozero's mock Compute Module 3,
+    GPIO 0–45), before any device is opened: exit 78, no traceback."""
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("button = 11", "button = 50"))
+    res = run(camdock_cmd("run", "--config", str(path)))
+    assert res.returncode == EX_CONFIG
+    assert "bays[1].button: GPIO 50 is not a pin on this board (CM3)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_the_example_config_in_docs_is_valid() -> None:
+    example = Path(__file__).parent.parent / "docs" / "camdock.example.toml"
+    cfg = load(example)
+    assert len(cfg.bays) == 4 and cfg.cameras["BWC2024A0099"].spare

@@ -176,10 +176,24 @@ def _run(path: Path) -> int:
     cfg = _load_config(path)
     if cfg is None:
         return EX_CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
-    from camdock.adapters.gpio import make_pin_factory
+    from camdock.adapters.gpio import make_pin_factory, pin_problems
     from camdock.adapters.mount import SystemMounter
     from camdock.adapters.udev import UdevHotplug
     from camdock.services.station import Station
+
+    try:
+        factory = make_pin_factory(cfg.pin_factory)
+    except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds; all mean "no GPIO"
+        print(
+            f"camdock: cannot open GPIO with pin_factory {cfg.pin_factory!r}: {exc}",
+            file=sys.stderr,
+        )
+        return EX_CONFIG
+    if problems := pin_problems(cfg, factory):
+        print(f"camdock: invalid configuration {cfg.source}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EX_CONFIG
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -187,7 +201,6 @@ def _run(path: Path) -> int:
         assert task is not None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
-        factory = make_pin_factory(cfg.pin_factory)
         station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
         try:
             await station.run()

@@ -120,12 +120,14 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
         cmd = [sys.executable, "-m", "camdock", "run", "--config", str(cfg_path)]
         # The daemon inherits the umockdev environment: it sees the fake USB camera.
         first = subprocess.Popen(cmd, stderr=subprocess.PIPE)
-        end = time.monotonic() + 60
-        while catalog_count(cfg.catalog) < 3:
-            assert time.monotonic() < end and first.poll() is None
-            time.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.communicate()
+        try:
+            end = time.monotonic() + 60
+            while catalog_count(cfg.catalog) < 3:
+                assert time.monotonic() < end and first.poll() is None
+                time.sleep(0.01)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.communicate()
         done_before = catalog_count(cfg.catalog)
         assert 0 < done_before < files, "the kill must land mid-offload"
 
@@ -138,7 +140,11 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
             time.sleep(0.5)  # the unmount after the offload
         finally:
             second.send_signal(signal.SIGTERM)
-            _, err = second.communicate(timeout=30)
+            try:
+                _, err = second.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                raise
         assert second.returncode == 0, err.decode()
         assert catalog_count(cfg.catalog) == files  # never catalogued twice
         for d in ("footage", "backup"):

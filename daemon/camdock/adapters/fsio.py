@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 256 << 10
 _MAX_DEPTH = 32
 # Operating-system clutter on camera volumes; never footage.
 _SYSTEM_DIRS = {b"System Volume Information", b"$RECYCLE.BIN", b"lost+found", b"LOST.DIR"}

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gpiozero import LED, RGBLED, Button
+from gpiozero.exc import PinInvalidPin
 
-from camdock.config import Led
+from camdock.config import Config, Led
 from camdock.core.indicators import RGB, Colour, Pattern
 
 log = logging.getLogger(__name__)
@@ -24,12 +25,35 @@ log = logging.getLogger(__name__)
 HOLD_SECONDS = 1.5  # a press this long acknowledges a fault
 
 
+MOCK_BOARD = "a020a0"  # Compute Module 3
+
+
+def pin_problems(cfg: Config, factory: Any) -> list[str]:
+    """Configured pins that this board does not have, with their key paths."""
+    problems = []
+    for i, bay in enumerate(cfg.bays):
+        named = [("led." + k, getattr(bay.led, k)) for k in ("red", "amber", "green", "blue")]
+        for key, pin in [*named, ("button", bay.button)]:
+            if pin is None:
+                continue
+            try:
+                factory.board_info.to_gpio(pin)
+            except PinInvalidPin:
+                problems.append(
+                    f"bays[{i}].{key}: GPIO {pin} is not a pin on this board "
+                    f"({factory.board_info.model})"
+                )
+    return problems
+
+
 def make_pin_factory(name: str) -> Any:
     """The gpiozero pin factory for ``name`` (lgpio, rpigpio or mock)."""
     if name == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-        return MockFactory(pin_class=MockPWMPin)
+        # A Compute Module 3 board (GPIO 0–45): an 8-bay layout with four pins per bay fits,
+        # which a 40-pin header (GPIO 2–27) cannot hold.
+        return MockFactory(revision=MOCK_BOARD, pin_class=MockPWMPin)
     if name == "lgpio":
         from gpiozero.pins.lgpio import LGPIOFactory
 

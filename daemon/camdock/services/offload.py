@@ -63,6 +63,7 @@ from camdock.core.retention import default_window
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".camdock-"
+PROGRESS_EVERY = 0.1  # seconds between "bytes" progress events per offload
 TEMP_SUFFIX = ".part"
 
 # sysexits.h, so scripts and systemd can tell the cases apart.
@@ -96,6 +97,8 @@ class OffloadRequest:
     unit: str = ""
     clear: bool = False
     chunk_size: int = fsio.CHUNK_SIZE
+    # Chunks in flight between reader and writer: enough to keep a camera link busy, small
+    # enough that eight bays stay within the Pi's memory budget (bench/RESULTS.md).
     queue_depth: int = 8
     # Pace camera reads to this many bytes/s: the simulator's stand-in for a USB 2.0 link.
     read_bps: int | None = None
@@ -522,6 +525,7 @@ class OffloadEngine:
 
         def guarded(fn: Callable[[], None]) -> Callable[[], None]:
             def body() -> None:
+                _yield_cpu()
                 try:
                     fn()
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
@@ -601,6 +605,7 @@ class OffloadEngine:
     ) -> None:
         """Hash each chunk once and write it to every destination's temp file."""
         cur: _Writing | None = None
+        last_progress = 0.0
         try:
             while (msg := inq.get()) is not None:
                 kind, item, payload = msg
@@ -612,7 +617,10 @@ class OffloadEngine:
                     cur.size += len(payload)
                     if not self._write_chunk(cur, payload):
                         cur = None
-                    else:
+                    elif (now := time.monotonic()) - last_progress >= PROGRESS_EVERY or (
+                        cur.size == item.src.size
+                    ):
+                        last_progress = now
                         self._emit("bytes", source=item.src.display, done=cur.size)
                 elif kind == "error":
                     if cur is not None and cur.item is item:
@@ -684,7 +692,9 @@ class OffloadEngine:
     def _finisher(self, inq: queue.Queue[_Copied | None]) -> None:
         """Verify by read-back, give final names, catalog, then (only then) clear."""
         db = open_catalog(self.req.catalog)
-        pool = ThreadPoolExecutor(len(self._dests), thread_name_prefix=f"offload-{self._uid}-rb")
+        pool = ThreadPoolExecutor(
+            len(self._dests), thread_name_prefix=f"offload-{self._uid}-rb", initializer=_yield_cpu
+        )
         try:
             while (c := inq.get()) is not None:
                 if self._stop.cancel.is_set():
@@ -941,6 +951,16 @@ def _discard_temps(paths: dict[str, Path]) -> None:
     for p in paths.values():
         with contextlib.suppress(OSError):
             fsio.unlink_quietly(p)
+
+
+COPY_NICE = 5
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux nice is per thread): when eight bays saturate a
+    small CPU, the event loop that drives the LEDs and buttons still runs at once."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COPY_NICE)
 
 
 def _why(exc: BaseException) -> str:

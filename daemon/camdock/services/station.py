@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,6 +101,9 @@ class Station:
         self._hold_seconds = hold_seconds
         self._devpath_bay: dict[str, int] = {}
         self._offload_slots = asyncio.Semaphore(cfg.max_concurrent_offloads)
+        # Engines block a thread for a whole offload: their own pool, one thread per allowed
+        # offload (the loop's default pool has only cpu_count + 4 threads).
+        self._engines = ThreadPoolExecutor(cfg.max_concurrent_offloads, "offload")
         self._tg: asyncio.TaskGroup | None = None
         self._last_status = ""
 
@@ -139,6 +143,7 @@ class Station:
         finally:
             notify("STOPPING=1")
             await self._shutdown()
+            self._engines.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self) -> None:
         for b in self.bays.values():
@@ -354,7 +359,7 @@ class Station:
         engine = OffloadEngine(request, progress=progress)
         b.offload.engine = engine
         self.emit("offload-started", b.n, camera=camera_id)
-        running = asyncio.ensure_future(asyncio.to_thread(engine.run))
+        running = loop.run_in_executor(self._engines, engine.run)
         try:
             report = await asyncio.shield(running)
         except OffloadRefused as exc:
