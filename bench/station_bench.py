@@ -32,14 +32,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from offload_bench import USB2_BPS, Throttle, drop_caches, machine
-
 from camdock.adapters.gpio import make_pin_factory
 from camdock.adapters.mount import SystemMounter
 from camdock.core.bay import Phase
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, fill_camera
 from camdock.sim.station import sim_config
+from offload_bench import USB2_BPS, Throttle, drop_caches, machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -79,8 +78,13 @@ def make_cameras(work: Path, n: int, mib: int) -> list[str]:
         dev = sh("losetup", "--find", "--show", "--direct-io=on", str(image))
         mnt.mkdir()
         sh("mount", dev, str(mnt))
-        fill_camera(mnt, files=4, size=(mib << 20) // 4 - 200_000, seed=i,
-                    start=datetime(2026, 11, 28, 8, 0))  # fmt: skip
+        fill_camera(
+            mnt,
+            files=4,
+            size=(mib << 20) // 4 - 200_000,
+            seed=i,
+            start=datetime(2026, 11, 28, 8, 0),
+        )
         sh("umount", str(mnt))
         devs.append(dev)
     return devs
@@ -147,8 +151,9 @@ async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
     presser = asyncio.create_task(press_buttons())
     rss_peak = rss_mib()
     deadline = time.perf_counter() + 600
-    while not all(station.bays[n].state.phase in (Phase.DONE, Phase.FAULT)
-                  for n in range(1, bays + 1)):  # fmt: skip
+    while not all(
+        station.bays[n].state.phase in (Phase.DONE, Phase.FAULT) for n in range(1, bays + 1)
+    ):
         if time.perf_counter() > deadline:
             raise TimeoutError([b.state for b in station.bays.values()])
         rss_peak = max(rss_peak, rss_mib())
@@ -163,8 +168,11 @@ async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
         await runner
     factory.close()
     faults = [n for n in range(1, bays + 1) if station.bays[n].state.phase is Phase.FAULT]
-    to_first = [first_byte[n] - docked_at[n] - mounter.mount_seconds.get(devs[n - 1], 0.0)
-                for n in range(1, bays + 1) if n in first_byte]  # fmt: skip
+    to_first = [
+        first_byte[n] - docked_at[n] - mounter.mount_seconds.get(devs[n - 1], 0.0)
+        for n in range(1, bays + 1)
+        if n in first_byte
+    ]
     total_bytes = sum(
         r.bytes_read for b in station.bays.values() if (r := b.offload.report) is not None
     )
@@ -192,8 +200,13 @@ def refill(work: Path, devs: list[str], mib: int) -> None:
         sh("mount", dev, str(mnt))
         for p in mnt.rglob("*.MP4"):
             p.unlink()
-        fill_camera(mnt, files=4, size=(mib << 20) // 4 - 200_000, seed=i,
-                    start=datetime(2026, 11, 28, 8, 0))  # fmt: skip
+        fill_camera(
+            mnt,
+            files=4,
+            size=(mib << 20) // 4 - 200_000,
+            seed=i,
+            start=datetime(2026, 11, 28, 8, 0),
+        )
         sh("umount", str(mnt))
 
 
@@ -217,9 +230,11 @@ def idle_daemon_rss(work: Path) -> float:
     srv.bind(str(sock))
     srv.settimeout(20)
     camdock = str(Path(sys.executable).parent / "camdock")
-    proc = subprocess.Popen([camdock, "run", "--config", str(toml)],
-                            env={**os.environ, "NOTIFY_SOCKET": str(sock)},
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [camdock, "run", "--config", str(toml)],
+        env={**os.environ, "NOTIFY_SOCKET": str(sock)},
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while not srv.recv(4096).startswith(b"READY=1"):
             pass
@@ -288,7 +303,8 @@ def render(results: list[dict[str, Any]], idle_rss: float, mib: int) -> str:
         lines.append(
             f"| {r['bays']} | {r['wall']:.2f} s | {r['wall'] / one:.3f} | {r['mb_s']:.0f} MB/s "
             f"| {r['lag_p99_ms']:.1f} ms ({r['lag_max_ms']:.1f}) "
-            f"| {r['button_ms']:.1f} ms ({r['button_max_ms']:.1f}; {r['presses']} presses) | {r['first_byte_ms']:.0f} ms "
+            f"| {r['button_ms']:.1f} ms ({r['button_max_ms']:.1f}; {r['presses']} presses) "
+            f"| {r['first_byte_ms']:.0f} ms "
             f"| {r['rss_before']:.0f} → {r['rss_peak']:.0f} MiB | {r['faults'] or 'none'} |"
         )
     r4, r8 = results[1], results[2]
