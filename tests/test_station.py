@@ -282,3 +282,56 @@ async def test_simulate_shift_end_scenario(tmp_path: Path) -> None:
     text = out.read_text()
     assert "unknown-device serial=USBSTICK-0042" in text
     assert "interrupted" in text and text.count("offload-started camera=CAM0002") == 2
+
+
+async def test_destination_gone_faults_the_bay_and_keeps_the_footage(tmp_path: Path) -> None:
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        (tmp_path / "backup").rmdir()  # the backup drive is not there
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
+        assert "backup" in h.bay(1).state.message
+    assert len(tree_hashes(vol)) == 2
+
+
+async def test_docking_the_same_camera_again_is_idempotent(tmp_path: Path) -> None:
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        h.hot._queue.put_nowait(h.hot._docked["1-1"])  # udev "change": the same partition again
+        await asyncio.sleep(0.2)
+        assert h.bay(1).state.phase is Phase.DONE
+        h.hot.undock("1-1")
+        h.hot.dock("1-1", "SN0001", vol)  # docked again straight away: nothing left to do
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE and h.bay(1).offload.report)
+    assert h.catalog("SELECT count(*) FROM recordings") == [(2,)]
+    assert h.catalog("SELECT count(*) FROM offload_sessions WHERE status = 'completed'") == [(2,)]
+
+
+async def test_stopping_mid_offload_leaves_everything_resumable(tmp_path: Path) -> None:
+    """What SIGTERM does (the CLI turns it into cancelling the station): offloads stop, nothing
+    half-done remains, and the next start finishes the job."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
+    shas = set(tree_hashes(vol).values())
+    async with running(tmp_path, read_bps=3_000_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.progress > 0.3)
+    # The station is stopped (the context manager cancelled it and waited).
+    assert h.bay(1).offload.task is not None and h.bay(1).offload.task.done()
+    for d in ("footage", "backup"):
+        assert not list((tmp_path / d).rglob(".camdock-*")), "temp files left behind"
+    left = tree_hashes(vol)
+    assert 0 < len(left) < 4
+    async with running(tmp_path) as h2:
+        h2.hot.dock("1-1", "SN0001", vol)
+        await h2.until(lambda: h2.bay(1).state.phase is Phase.DONE)
+    assert tree_hashes(vol) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas
+    assert h2.catalog("SELECT status FROM offload_sessions ORDER BY id") == [
+        ("interrupted",),
+        ("completed",),
+    ]
