@@ -128,7 +128,31 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep the catalog, footage and camera volumes here",
     )
+    s.add_argument(
+        "--broker", metavar="HOST[:PORT]", help="publish the station's events to this broker"
+    )
+
+    m = sub.add_parser("monitor", help="watch every station's bays and events over MQTT")
+    m.add_argument("--broker", required=True, metavar="HOST[:PORT]")
+    m.add_argument("--station", metavar="ID", help="only this station")
+    m.add_argument("--prefix", default="camdock", help="topic prefix (default camdock)")
+    m.add_argument("--json", action="store_true", help="one JSON object per message")
+    m.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    m.add_argument("--ca-file", type=Path)
+    m.add_argument("--cert-file", type=Path)
+    m.add_argument("--key-file", type=Path)
+    m.add_argument("--username")
+    m.add_argument("--password-file", type=Path)
     return p
+
+
+def broker_address(text: str) -> tuple[str, int]:
+    """HOST[:PORT] (an IPv6 address in brackets) → (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 1883
+    host, sep, port = text.rpartition(":")
+    return (host, int(port)) if sep else (text, 1883)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +171,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         from camdock.sim.station import main as simulate
 
-        return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json)
+        broker = broker_address(args.broker) if args.broker else None
+        return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
+    if args.command == "monitor":
+        from camdock.services.monitor import MonitorOptions, monitor
+
+        host, port = broker_address(args.broker)
+        opts = MonitorOptions(
+            host=host,
+            port=port,
+            prefix=args.prefix,
+            station=args.station,
+            as_json=args.json,
+            duration=args.duration,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            username=args.username,
+            password_file=args.password_file,
+        )
+        try:
+            return asyncio.run(monitor(opts))
+        except KeyboardInterrupt:
+            return 0
     return EX_USAGE  # pragma: no cover - argparse requires a command
 
 

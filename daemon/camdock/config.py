@@ -80,6 +80,26 @@ class Camera:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    host: str
+    port: int = 1883
+    prefix: str = "camdock"
+    client_id: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = 30
+    outbox_limit: int = 100_000  # undelivered events; beyond it the station takes no new offloads
+    retention_days: int = 30  # delivered events are pruned after this
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None
+
+
+@dataclass(frozen=True)
 class Config:
     station_id: str
     unit: str
@@ -94,6 +114,7 @@ class Config:
     bays: tuple[Bay, ...]
     cameras: dict[str, Camera]  # by USB serial
     officers: dict[str, Officer]  # by badge
+    mqtt: MqttSettings | None = None  # None: events stay in the outbox
     source: str = field(default="<memory>", compare=False)
 
     @property
@@ -182,7 +203,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     top = r.table(
         data,
         "",
-        {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers"},
+        {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers", "mqtt"},
     )
 
     station_keys = {"id", "unit", "timezone", "state_dir", "run_dir", "max_concurrent_offloads"}
@@ -322,6 +343,8 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     if not bays and not any("bays" in p for p in r.problems):
         r.problem("bays", "at least one [[bays]] entry is needed")
 
+    mqtt = _mqtt(r, top["mqtt"], station_id) if "mqtt" in top else None
+
     if r.problems:
         raise ConfigError(source, r.problems)
     assert footage and backup and state_dir and run_dir and max_conc and factory
@@ -339,6 +362,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         bays=tuple(sorted(bays, key=lambda b: b.number)),
         cameras=cameras,
         officers=officers,
+        mqtt=mqtt,
         source=source,
     )
 
@@ -372,3 +396,71 @@ def _led(r: _Reader, data: Any, path: str) -> Led | None:
     if red is None or amber is None or green is None:
         return None
     return Led("separate", red=red, amber=amber, green=green)
+
+
+def _mqtt(r: _Reader, data: Any, station_id: str) -> MqttSettings | None:
+    keys = {
+        "host",
+        "port",
+        "topic_prefix",
+        "client_id",
+        "username",
+        "password_file",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "keepalive",
+        "outbox_limit",
+        "retention_days",
+    }
+    m = r.table(data, "mqtt", keys)
+    host = r.get(m, "mqtt", "host", str, check=_nonempty)
+    tls = "ca_file" in m
+    port = r.get(
+        m,
+        "mqtt",
+        "port",
+        int,
+        default=8883 if tls else 1883,
+        check=lambda v: None if 0 < v < 65536 else "not a TCP port",
+    )
+    prefix = r.get(
+        m,
+        "mqtt",
+        "topic_prefix",
+        str,
+        default="camdock",
+        check=lambda v: (
+            None
+            if v and not set(v) & set("#+") and not v.endswith("/")
+            else "no wildcards, no trailing /"
+        ),
+    )
+    files: dict[str, Path | None] = {}
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        value = r.get(m, "mqtt", key, str, required=False, check=_absolute)
+        files[key] = Path(value) if value else None
+    if (files["cert_file"] is None) != (files["key_file"] is None):
+        r.problem("mqtt", "cert_file and key_file go together (client certificate)")
+    if files["cert_file"] is not None and files["ca_file"] is None:
+        r.problem("mqtt.ca_file", "missing: a client certificate needs TLS")
+    positive = lambda v: None if v > 0 else "must be positive"  # noqa: E731
+    keepalive = r.get(m, "mqtt", "keepalive", int, default=30, check=positive)
+    limit = r.get(m, "mqtt", "outbox_limit", int, default=100_000, check=positive)
+    days = r.get(m, "mqtt", "retention_days", int, default=30, check=positive)
+    if host is None or port is None:
+        return None
+    return MqttSettings(
+        host=host,
+        port=port,
+        prefix=prefix or "camdock",
+        client_id=r.get(m, "mqtt", "client_id", str, required=False) or f"camdock-{station_id}",
+        username=r.get(m, "mqtt", "username", str, required=False),
+        password_file=files["password_file"],
+        ca_file=files["ca_file"],
+        cert_file=files["cert_file"],
+        key_file=files["key_file"],
+        keepalive=keepalive or 30,
+        outbox_limit=limit or 100_000,
+        retention_days=days or 30,
+    )

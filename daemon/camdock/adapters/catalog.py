@@ -127,6 +127,26 @@ def m001_catalog(db: Database) -> None:
     db.table("offload_files").create_index(["state"])
 
 
+@migrations()
+def m002_outbox(db: Database) -> None:
+    # The durable outbox (REG-7.1, invariant 4): an event is written in the same transaction as
+    # the state change it reports and deleted from here only after the broker acknowledged it.
+    # AUTOINCREMENT: the id is the station's event sequence number and is never reused, even
+    # after delivered rows are pruned.
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_undelivered ON outbox (delivered_at, id)")
+
+
 def utcnow() -> str:
     """A UTC timestamp for the catalog: ISO 8601 with microseconds and 'Z'."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

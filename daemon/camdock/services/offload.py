@@ -59,6 +59,7 @@ from camdock.core.naming import (
     safe_extension,
 )
 from camdock.core.retention import default_window
+from camdock.events import EventContext, EventType, in_context
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ class OffloadRequest:
     queue_depth: int = 8
     # Pace camera reads to this many bytes/s: the simulator's stand-in for a USB 2.0 link.
     read_bps: int | None = None
+    # The station and bay this offload runs in: its events go to the outbox, in the same
+    # transactions as the catalog changes they report. None (the CLI): no events.
+    events: EventContext | None = None
 
 
 @dataclass
@@ -320,6 +324,15 @@ class OffloadEngine:
                 )
                 .last_pk
             )
+            in_context(
+                db,
+                self.req.events,
+                EventType.OFFLOAD_STARTED,
+                session=self._uid,
+                files=len(files),
+                bytes=sum(f.size for f in files),
+                skipped=len(skipped),
+            )
         self._reconcile_cleared(db, files)
         self._emit(
             "session-started",
@@ -374,6 +387,22 @@ class OffloadEngine:
                     "bytes_verified": sum(f.size for f in verified),
                 },
             )
+            totals = report.as_json()["totals"]
+            if status == "completed":
+                in_context(
+                    db, self.req.events, EventType.OFFLOAD_COMPLETED, session=self._uid, **totals
+                )
+            else:
+                first = next((f.error for f in report.files if f.error), None)
+                in_context(
+                    db,
+                    self.req.events,
+                    EventType.OFFLOAD_FAILED,
+                    session=self._uid,
+                    status=status,
+                    error=first,
+                    **totals,
+                )
         self._emit("session-ended", session=self._uid, status=status)
         return report
 
@@ -792,6 +821,20 @@ class OffloadEngine:
                     }
                 )
             self._journal(db, item, "catalogued", sha256=c.sha256, recording_id=rec_id, txn=False)
+            in_context(
+                db,
+                self.req.events,
+                EventType.FILE_VERIFIED,
+                session=self._uid,
+                source=r.source,
+                sha256=c.sha256,
+                size=c.size,
+                path=str(rel),
+                recording=rec_id,
+                recorded_start=item.when.start.isoformat(),
+                destinations=len(self._dests),
+                already_catalogued=existing is not None,
+            )
         r.status = "verified" if existing is None else "already-catalogued"
         r.stored = {d.key: str(d.root / rel) for d in self._dests}
         self._emit("file-verified", source=r.source, sha256=c.sha256, path=str(rel))
@@ -834,6 +877,15 @@ class OffloadEngine:
                 (utcnow(), rec_id),
             )
             self._journal(db, item, "cleared", txn=False)
+            in_context(
+                db,
+                self.req.events,
+                EventType.CAMERA_CLEARED,
+                session=self._uid,
+                source=r.source,
+                sha256=r.sha256,
+                recording=rec_id,
+            )
         r.cleared = True
         self._emit("file-cleared", source=r.source)
 

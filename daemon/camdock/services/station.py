@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,14 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from camdock.adapters.catalog import utcnow, write_txn
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mount import MountError
+from camdock.adapters.mqtt import Outbox, Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.config import FILESYSTEMS, Bay, Config
 from camdock.core import bay as core
+from camdock.core import roster
 from camdock.core.bay import BayState, Phase
 from camdock.core.indicators import NOTICES, pattern_for
+from camdock.events import EventContext, EventType, Topics
+from camdock.events import record as record_event
 from camdock.services.offload import OffloadEngine, OffloadRefused, OffloadReport, OffloadRequest
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,7 @@ class Station:
         on_event: StationEventFn | None = None,
         read_bps: int | None = None,
         hold_seconds: float | None = None,
+        publish: bool = True,
     ) -> None:
         self.cfg = cfg
         self.hotplug = hotplug
@@ -106,6 +113,14 @@ class Station:
         self._engines = ThreadPoolExecutor(cfg.max_concurrent_offloads, "offload")
         self._tg: asyncio.TaskGroup | None = None
         self._last_status = ""
+        # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
+        # publish=True) a publisher delivers them.
+        self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
+        self.outbox = Outbox(cfg.catalog)
+        self.publisher: Publisher | None = None
+        if cfg.mqtt is not None and publish:
+            self.publisher = Publisher(cfg.mqtt, self.topics, self.outbox, self.apply_roster)
+        self._progress_marks: dict[int, int] = {}
 
     # -----------------------------------------------------------------------------------------
 
@@ -113,6 +128,62 @@ class Station:
         log.info("event %s bay=%s %s", kind, bay, data)
         if self._on_event is not None:
             self._on_event(kind, bay, data)
+
+    def record(
+        self,
+        kind: EventType,
+        bay: int | None = None,
+        *,
+        camera: str | None = None,
+        serial: str | None = None,
+        **data: Any,
+    ) -> None:
+        """Record an event for the station server (its own transaction, on the outbox thread),
+        then wake the publisher. One outbox thread: submission order is commit order."""
+        b = self.bays.get(bay) if bay is not None else None
+        if b is not None:
+            camera = camera or b.state.camera_id
+            serial = serial or b.state.serial
+        officer = self._officer_json(serial)
+        loop = asyncio.get_running_loop()
+
+        def write() -> None:
+            with write_txn(self.outbox.db()) as db:
+                record_event(
+                    db, self.topics, kind, bay=bay, camera=camera, officer=officer, data=data
+                )
+            loop.call_soon_threadsafe(self._wake_publisher)
+
+        self.outbox.pool.submit(write)
+
+    def _wake_publisher(self) -> None:
+        if self.publisher is not None:
+            self.publisher.notify()
+
+    def _officer_json(self, serial: str | None) -> dict[str, str] | None:
+        camera = self.cfg.cameras.get(serial or "")
+        officer = self.cfg.officer_for(camera) if camera else None
+        if officer is None:
+            return None
+        return {"badge": officer.badge, "name": officer.name, "unit": officer.unit}
+
+    def apply_roster(self, payload: bytes) -> None:
+        """A roster from the station server: applied whole, or rejected with the old one kept."""
+        try:
+            new = roster.parse(payload, self.cfg)
+        except roster.RosterError as exc:
+            log.error("roster rejected: %s", exc)
+            self.record(EventType.ROSTER_REJECTED, problems=exc.problems)
+            return
+        self.cfg = roster.apply(self.cfg, new)
+        log.info("roster for %s applied: %d assignments", new.date, len(new.assignments))
+        self.record(
+            EventType.ROSTER_APPLIED,
+            date=new.date,
+            assignments=len(new.assignments),
+            officers=len(new.officers),
+            slots=new.slots is not None,
+        )
 
     async def run(self) -> None:
         """Run until cancelled (SIGTERM); leaves every offload resumable."""
@@ -140,10 +211,13 @@ class Station:
                     tg.create_task(self._bay_loop(b), name=f"bay[{b.n}].events")
                 tg.create_task(self._hotplug_loop(), name="hotplug")
                 tg.create_task(self._watchdog(), name="watchdog")
+                if self.publisher is not None:
+                    tg.create_task(self.publisher.run(), name="mqtt")
         finally:
             notify("STOPPING=1")
             await self._shutdown()
             self._engines.shutdown(wait=False, cancel_futures=True)
+            self.outbox.close()
 
     async def _shutdown(self) -> None:
         for b in self.bays.values():
@@ -179,6 +253,7 @@ class Station:
                 if b.storage is not None and b.storage.devpath == ev.devpath:
                     b.storage = None
                     b.queue.put_nowait(core.Undocked())
+                    self.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
                 elif ev.subsystem == "tty":
                     b.tty = None
             return
@@ -199,6 +274,13 @@ class Station:
                 if b.storage is None:
                     b.storage = ev
                     b.queue.put_nowait(core.Docked(ev.serial or "?", None))
+                    self.record(
+                        EventType.UNKNOWN_DEVICE,
+                        b.n,
+                        usb_serial=ev.serial,
+                        vendor=ev.vendor_id,
+                        product=ev.product_id,
+                    )
                     self.emit(
                         "unknown-device",
                         b.n,
@@ -232,6 +314,15 @@ class Station:
         officer = self.cfg.officer_for(camera)
         name = officer.name if officer else None
         b.queue.put_nowait(core.Docked(ev.serial or "", camera.id, name))
+        self.record(
+            EventType.CAMERA_DOCKED,
+            b.n,
+            camera=camera.id,
+            serial=camera.serial,
+            usb_serial=camera.serial,
+            ownership=camera.ownership,
+            fs=ev.fs_type,
+        )
         self.emit(
             "camera-docked",
             b.n,
@@ -283,6 +374,10 @@ class Station:
         if b.player is not None:
             overlay = NOTICES[new.notice] if new.notice else None
             b.player.play(pattern_for(new.phase), overlay)
+        if self.publisher is not None:
+            self.publisher.set_bay_state(b.n, bay_state_json(self.cfg.station_id, new))
+        if new.phase is Phase.FAULT and old.phase is not Phase.FAULT:
+            self.record(EventType.BAY_FAULT, b.n, message=new.message)
         if old.phase is not new.phase:
             self.emit(
                 "bay-state", b.n, phase=new.phase.value, camera=new.camera_id, message=new.message
@@ -307,6 +402,7 @@ class Station:
         if b.offload.task is not None and not b.offload.task.done():
             return
         b.offload = _Offload()
+        self._progress_marks[b.n] = 0
         b.offload.task = self._tg.create_task(self._offload(b), name=f"bay[{b.n}].offload")
 
     async def _offload(self, b: _Bay) -> None:
@@ -322,10 +418,17 @@ class Station:
         target = self.cfg.run_dir / "bays" / str(b.n)
         try:
             async with self._offload_slots:
+                if error := await self._outbox_full():
+                    b.queue.put_nowait(core.Failed(error))
+                    return
+                # The outbox thread is FIFO: once this no-op runs, the "camera-docked" event is
+                # committed, so the engine's events follow it in sequence.
+                await self.outbox.call(lambda: None)
                 try:
                     source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
                 except MountError as exc:
                     b.queue.put_nowait(core.Failed(str(exc)))
+                    self.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
                     self.emit("offload-failed", b.n, camera=camera.id, error=str(exc))
                     return
                 try:
@@ -350,6 +453,7 @@ class Station:
             tz=self.cfg.tz,
             clear=True,  # REG-4.1.2: the engine clears only what is verified and catalogued
             read_bps=self._read_bps,
+            events=EventContext(self.topics, b.n, camera_id, self._officer_json(b.state.serial)),
         )
 
         def progress(kind: str, data: dict[str, Any]) -> None:
@@ -364,6 +468,7 @@ class Station:
             report = await asyncio.shield(running)
         except OffloadRefused as exc:
             b.queue.put_nowait(core.Failed(str(exc)))
+            self.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
             self.emit("offload-failed", b.n, camera=camera_id, error=str(exc))
             return
         except asyncio.CancelledError:
@@ -386,13 +491,43 @@ class Station:
             b.queue.put_nowait(core.OffloadFinished(False, why or ""))
             self.emit("offload-failed", b.n, camera=camera_id, error=why, **summary)
 
+    async def _outbox_full(self) -> str | None:
+        """Past the configured bound of undelivered events the station takes no new offloads:
+        nothing may happen that could not be recorded, and nothing recorded is dropped."""
+        if self.cfg.mqtt is None:
+            return None
+        waiting = await self.outbox.call(self.outbox.undelivered)
+        if waiting < self.cfg.mqtt.outbox_limit:
+            return None
+        msg = (
+            f"event outbox full ({waiting} undelivered): the station server has been "
+            "unreachable too long; offloads wait until events are delivered"
+        )
+        log.error(msg)
+        notify("STATUS=ALARM " + msg)
+        return msg
+
     def _on_progress(self, b: _Bay, kind: str, data: dict[str, Any]) -> None:
+        if kind in ("session-started", "file-verified", "file-cleared", "session-ended"):
+            self._wake_publisher()  # the engine committed an event with that change
         o = b.offload
         if kind == "session-started":
             b.queue.put_nowait(core.OffloadStarted(data["files"], data["bytes"]))
         elif kind == "bytes":
             o.per_file[data["source"]] = data["done"]
-            b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
+            done = sum(o.per_file.values())
+            b.queue.put_nowait(core.Progress(done, o.files_done))
+            # The server hears of progress in tenths, not per chunk.
+            tenth = min(10, done * 10 // (b.state.bytes_total or done or 1))
+            if tenth > self._progress_marks.get(b.n, 0):
+                self._progress_marks[b.n] = tenth
+                self.record(
+                    EventType.OFFLOAD_PROGRESS,
+                    b.n,
+                    percent=tenth * 10,
+                    bytes=done,
+                    total=b.state.bytes_total,
+                )
         elif kind in ("file-verified", "file-failed"):
             o.files_done += 1
             b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
@@ -425,3 +560,23 @@ class Station:
 
 def _poster(queue: asyncio.Queue[core.Event], event: core.Event) -> Callable[[], None]:
     return lambda: queue.put_nowait(event)
+
+
+def bay_state_json(station: str, s: BayState) -> str:
+    """A bay's retained state message (docs/asyncapi.yaml, BayState)."""
+    return json.dumps(
+        {
+            "station": station,
+            "bay": s.number,
+            "phase": s.phase.value,
+            "camera": s.camera_id,
+            "officer": s.officer,
+            "files_total": s.files_total,
+            "files_done": s.files_done,
+            "bytes_total": s.bytes_total,
+            "bytes_done": s.bytes_done,
+            "message": s.message,
+            "time": utcnow(),
+        },
+        ensure_ascii=False,
+    )

@@ -44,7 +44,7 @@ UNKNOWN_STICK = "USBSTICK-0042"
 SCENARIOS = ("shift-end",)
 
 
-def sim_config(bays: int, state: Path) -> Config:
+def sim_config(bays: int, state: Path, broker: tuple[str, int] | None = None) -> Config:
     """A station config for ``bays`` bays, built through the real validator."""
     data: dict[str, Any] = {
         "station": {
@@ -78,6 +78,8 @@ def sim_config(bays: int, state: Path) -> Config:
             for n in range(1, bays + 1)
         ],
     }
+    if broker is not None:
+        data["mqtt"] = {"host": broker[0], "port": broker[1]}
     for d in ("footage", "backup"):
         (state / d).mkdir(parents=True, exist_ok=True)
     return parse(data, "<simulate>")
@@ -208,14 +210,20 @@ def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
         "station": station.cfg.station_id,
         "seconds": round(seconds, 2),
         "bays": bays,
+        "events_delivered": station.publisher.delivered if station.publisher else 0,
         "ok": all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays),
     }
 
 
 async def simulate(
-    bays: int, scenario: str, state_dir: Path, ui: bool, out: TextIO = sys.stdout
+    bays: int,
+    scenario: str,
+    state_dir: Path,
+    ui: bool,
+    out: TextIO = sys.stdout,
+    broker: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
-    cfg = sim_config(bays, state_dir)
+    cfg = sim_config(bays, state_dir, broker)
     hot = SimHotplug()
     factory = make_pin_factory("mock")
     view: View | None = None
@@ -249,6 +257,11 @@ async def simulate(
     try:
         await scripts[scenario](station, hot, volumes, bays)
         await asyncio.sleep(0.3)
+        if station.publisher is not None:
+            # Let the publisher deliver the last events before the station stops.
+            end = time.monotonic() + 5
+            while time.monotonic() < end and await station.outbox.call(station.outbox.undelivered):
+                await asyncio.sleep(0.1)
     finally:
         if drawer is not None:
             view.render()
@@ -260,7 +273,14 @@ async def simulate(
     return summary(station, volumes, time.monotonic() - t0)
 
 
-def main(bays: int, scenario: str, state_dir: Path | None, ui: bool, as_json: bool) -> int:
+def main(
+    bays: int,
+    scenario: str,
+    state_dir: Path | None,
+    ui: bool,
+    as_json: bool,
+    broker: tuple[str, int] | None = None,
+) -> int:
     if bays < 4:
         print("camdock simulate: the shift-end scenario needs at least 4 bays", file=sys.stderr)
         return 64
@@ -270,7 +290,9 @@ def main(bays: int, scenario: str, state_dir: Path | None, ui: bool, as_json: bo
     # The view shows the station's events; the log would only scribble over it.
     logging.getLogger("camdock").setLevel(logging.WARNING)
     try:
-        result = asyncio.run(simulate(bays, scenario, root, ui and sys.stdout.isatty()))
+        result = asyncio.run(
+            simulate(bays, scenario, root, ui and sys.stdout.isatty(), broker=broker)
+        )
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
