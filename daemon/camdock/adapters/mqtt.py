@@ -147,7 +147,7 @@ class Publisher:
             session = {"clean_start": False, "properties": props}
         else:
             session = {"clean_session": False}
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             identifier=s.client_id or f"camdock-{self.topics.station}",
@@ -160,6 +160,8 @@ class Publisher:
             timeout=15,
             **session,
         )
+        client.pending_calls_threshold = BATCH + 50  # a full batch in flight is expected
+        return client
 
     async def run(self) -> None:
         delay = BACKOFF_FIRST
@@ -192,10 +194,17 @@ class Publisher:
         if self.on_roster is not None:
             await client.subscribe(self.topics.roster, qos=1)
         self.connected.set()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watch(client), name="mqtt.watch")
-            tg.create_task(self._flush(client), name="mqtt.flush")
-            tg.create_task(self._housekeeping(), name="mqtt.housekeeping")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watch(client), name="mqtt.watch")
+                tg.create_task(self._flush(client), name="mqtt.flush")
+                tg.create_task(self._housekeeping(), name="mqtt.housekeeping")
+        except BaseExceptionGroup as group:
+            # A lost connection surfaces in one task; hand the plain error to run()'s retry.
+            first = _first(group)
+            if isinstance(first, aiomqtt.MqttError | OSError):
+                raise first from None
+            raise
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Reads inbound messages; also the only way aiomqtt 2.x reports a lost connection."""
@@ -216,9 +225,12 @@ class Publisher:
             batch = await self.outbox.call(self.outbox.pending)
             if batch:
                 # Published in sequence order; paho sends them in call order, PUBACKs follow.
-                await asyncio.gather(
-                    *(client.publish(r["topic"], r["payload"], qos=1, timeout=30) for r in batch)
+                results = await asyncio.gather(
+                    *(client.publish(r["topic"], r["payload"], qos=1, timeout=30) for r in batch),
+                    return_exceptions=True,  # retrieve every failure, not just the first
                 )
+                if errors := [e for e in results if isinstance(e, BaseException)]:
+                    raise errors[0]  # nothing of this batch is marked; all of it is resent
                 await self.outbox.call(self.outbox.mark_delivered, [r["id"] for r in batch])
                 self.delivered += len(batch)
                 continue
@@ -232,3 +244,10 @@ class Publisher:
                 log.info("pruned %d delivered events older than %d days", pruned,
                          self.settings.retention_days)  # fmt: skip
             await asyncio.sleep(3600)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -195,6 +195,8 @@ class Station:
                 b.light = BayLight(b.cfg.led, self.pin_factory)
                 b.player = PatternPlayer(b.light)
                 b.player.play(pattern_for(Phase.EMPTY))
+                if self.publisher is not None:  # the server sees every bay from the start
+                    self.publisher.set_bay_state(b.n, bay_state_json(self.cfg.station_id, b.state))
                 b.button = BayButton(
                     b.cfg.button,
                     self.pin_factory,
