@@ -135,7 +135,7 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
                 elif kind == "events" and isinstance(body, dict):
                     view.count += 1
                     data = body.get("data") or {}
-                    brief = ", ".join(f"{k}={v}" for k, v in list(data.items())[:4])
+                    brief = ", ".join(f"{k}={_short(v)}" for k, v in list(data.items())[:4])
                     view.events.append(
                         f"#{body.get('seq')} {st} bay {body.get('bay')} {body.get('type')} {brief}"
                     )
@@ -160,3 +160,8 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
     return 0
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else text[:16] + "…"
