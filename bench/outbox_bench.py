@@ -22,13 +22,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from mqttbroker import Broker, Subscriber  # noqa: E402
-from offload_bench import machine  # noqa: E402
-
 from camdock.adapters.catalog import open_catalog, write_txn  # noqa: E402
 from camdock.adapters.mqtt import Outbox, Publisher  # noqa: E402
 from camdock.config import MqttSettings  # noqa: E402
 from camdock.events import EventType, Topics, record  # noqa: E402
+from mqttbroker import Broker, Subscriber  # noqa: E402
+from offload_bench import machine  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- outbox-bench:begin -->", "<!-- outbox-bench:end -->"
