@@ -601,3 +601,29 @@ def test_monitor_prints_one_json_object_per_message(tmp_path: Path, broker: Brok
         timeout=30,
     )
     assert down.returncode == 69 and "Traceback" not in down.stderr
+
+
+def test_delivered_events_are_pruned_after_the_retention_window(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.sqlite"
+    topics = Topics("camdock", "p1")
+    db = open_catalog(catalog)
+    with write_txn(db):
+        for _ in range(3):
+            record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": "x"})
+        db.execute("UPDATE outbox SET delivered_at = '2020-01-01T00:00:00Z' WHERE id = 1")
+        db.execute("UPDATE outbox SET delivered_at = '2999-01-01T00:00:00Z' WHERE id = 2")
+    db.close()
+    outbox = Outbox(catalog)
+    try:
+        assert outbox.pool.submit(outbox.prune, 30).result() == 1  # only the old, delivered one
+        assert outbox.pool.submit(outbox.undelivered).result() == 1  # undelivered: never pruned
+    finally:
+        outbox.close()
+    db = open_catalog(catalog)
+    try:
+        with write_txn(db):
+            record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": "after prune"})
+        seqs = [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id")]
+    finally:
+        db.close()
+    assert seqs == [2, 3, 4]  # sequence numbers are never reused
