@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast check demo bench clean
+.PHONY: setup test test-fast check demo bench wheel clean
 
 setup:
 	@scripts/setup
@@ -29,6 +29,10 @@ demo: setup
 
 bench: setup
 	$(PY) bench/offload_bench.py
+
+# The wheel the Ansible role installs on a station (ansible/README.md).
+wheel: setup
+	$(PY) -m pip wheel -q --no-deps -w dist .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -335,3 +335,25 @@ async def test_stopping_mid_offload_leaves_everything_resumable(tmp_path: Path) 
         ("interrupted",),
         ("completed",),
     ]
+
+
+def test_bicolour_led_shows_amber_as_red_and_green() -> None:
+    """Eight bays fit a 40-pin header with red/green bicolour LEDs (two pins, amber = both)."""
+    from camdock.adapters.gpio import BayLight
+    from camdock.config import Led
+    from camdock.core.indicators import Colour
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    light = BayLight(Led("bicolour", red=20, green=21), factory)
+    try:
+        for colour, expected in (
+            (Colour.AMBER, (1, 1)),
+            (Colour.RED, (1, 0)),
+            (Colour.GREEN, (0, 1)),
+            (None, (0, 0)),
+        ):
+            light.show(colour)
+            assert (factory.pin(20).state, factory.pin(21).state) == expected
+    finally:
+        light.close()
+        factory.reset()

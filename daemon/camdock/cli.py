@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
         "--broker", metavar="HOST[:PORT]", help="publish the station's events to this broker"
     )
 
+    u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
+    u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
+
     m = sub.add_parser("monitor", help="watch every station's bays and events over MQTT")
     m.add_argument("--broker", required=True, metavar="HOST[:PORT]")
     m.add_argument("--station", metavar="ID", help="only this station")
@@ -173,6 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         broker = broker_address(args.broker) if args.broker else None
         return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
+    if args.command == "udev-rules":
+        from camdock import udev_rules
+
+        cfg = _load_config(args.config)
+        if cfg is None:
+            return EX_CONFIG
+        print(udev_rules.render(cfg), end="")
+        return 0
     if args.command == "monitor":
         from camdock.services.monitor import MonitorOptions, monitor
 

@@ -7,6 +7,7 @@ does not restart-loop on a bad file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,9 +36,10 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Led:
-    """An RGB LED (three PWM pins) or separate red/amber/green LEDs."""
+    """An RGB LED (three PWM pins), separate red/amber/green LEDs, or a red/green bicolour LED
+    (two pins; amber is both on) — the last fits eight bays on a 40-pin header."""
 
-    kind: Literal["rgb", "separate"]
+    kind: Literal["rgb", "separate", "bicolour"]
     red: int
     green: int
     amber: int | None = None  # separate LEDs only; an RGB LED mixes amber
@@ -115,6 +117,7 @@ class Config:
     cameras: dict[str, Camera]  # by USB serial
     officers: dict[str, Officer]  # by badge
     mqtt: MqttSettings | None = None  # None: events stay in the outbox
+    camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
     source: str = field(default="<memory>", compare=False)
 
     @property
@@ -206,7 +209,15 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers", "mqtt"},
     )
 
-    station_keys = {"id", "unit", "timezone", "state_dir", "run_dir", "max_concurrent_offloads"}
+    station_keys = {
+        "id",
+        "unit",
+        "timezone",
+        "state_dir",
+        "run_dir",
+        "max_concurrent_offloads",
+        "camera_usb_ids",
+    }
     st = r.table(top.get("station", {}), "station", station_keys)
     station_id = r.get(st, "station", "id", str, check=_nonempty) or ""
     unit = r.get(st, "station", "unit", str, check=_nonempty) or ""
@@ -226,6 +237,15 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         default=4,
         check=lambda v: None if v >= 1 else "must be at least 1",
     )
+
+    usb_ids: list[str] = []
+    for i, value in enumerate(r.get(st, "station", "camera_usb_ids", list, default=[]) or []):
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{4}", value):
+            usb_ids.append(value)
+        else:
+            r.problem(
+                f"station.camera_usb_ids[{i}]", f"{value!r} is not vendor:product (1d6b:0104)"
+            )
 
     dst = r.table(top.get("destinations", {}), "destinations", {"footage", "backup"})
     footage = r.get(dst, "destinations", "footage", str, check=_absolute)
@@ -363,6 +383,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         cameras=cameras,
         officers=officers,
         mqtt=mqtt,
+        camera_usb_ids=tuple(usb_ids),
         source=source,
     )
 
@@ -391,10 +412,12 @@ def _led(r: _Reader, data: Any, path: str) -> Led | None:
         return Led("rgb", red=rgb[0], green=rgb[1], blue=rgb[2])
     t = r.table(data, path, {"red", "amber", "green"})
     red = r.get(t, path, "red", int, check=_pin)
-    amber = r.get(t, path, "amber", int, check=_pin)
+    amber = r.get(t, path, "amber", int, required=False, check=_pin)
     green = r.get(t, path, "green", int, check=_pin)
-    if red is None or amber is None or green is None:
+    if red is None or green is None:
         return None
+    if amber is None:
+        return Led("bicolour", red=red, green=green)
     return Led("separate", red=red, amber=amber, green=green)
 
 

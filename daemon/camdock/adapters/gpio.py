@@ -69,9 +69,15 @@ class BayLight:
     def __init__(self, cfg: Led, factory: Any) -> None:
         self._rgb: RGBLED | None = None
         self._leds: dict[Colour, LED] = {}
+        self._bicolour = cfg.kind == "bicolour"
         if cfg.kind == "rgb":
             assert cfg.blue is not None
             self._rgb = RGBLED(cfg.red, cfg.green, cfg.blue, pin_factory=factory)
+        elif self._bicolour:
+            self._leds = {
+                Colour.RED: LED(cfg.red, pin_factory=factory),
+                Colour.GREEN: LED(cfg.green, pin_factory=factory),
+            }
         else:
             assert cfg.amber is not None
             self._leds = {
@@ -87,7 +93,8 @@ class BayLight:
             self._rgb.value = RGB[colour] if colour else (0.0, 0.0, 0.0)
             return
         for c, led in self._leds.items():
-            led.value = c is colour
+            # A bicolour LED shows amber as red and green together.
+            led.value = c is colour or (self._bicolour and colour is Colour.AMBER)
 
     def close(self) -> None:
         if self._rgb is not None:

@@ -1,0 +1,3 @@
+from camdock.cli import main
+
+raise SystemExit(main())

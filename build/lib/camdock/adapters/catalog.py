@@ -1,0 +1,197 @@
+"""The catalog (Annex 1, REG-4.1.2) in SQLite through sqlite-utils.
+
+One connection per thread (sqlite3 objects refuse to cross threads), WAL with
+``synchronous=FULL`` so a committed row survives power loss, and every write in
+``BEGIN IMMEDIATE`` so a second writer waits for the lock instead of failing with
+"database is locked" (TECH-NOTES §5). Schema changes are migrations from day one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("camdock")
+
+
+@migrations()
+def m001_catalog(db: Database) -> None:
+    db.table("offload_sessions").create(
+        {
+            "id": int,
+            "uid": str,
+            "camera_id": str,
+            "officer_name": str,
+            "officer_badge": str,
+            "unit": str,
+            "source": str,
+            "destinations": str,  # JSON list of destination roots
+            "clear_requested": int,
+            "started_at": str,
+            "ended_at": str,
+            "status": str,  # running | completed | failed | interrupted
+            "files_total": int,
+            "files_verified": int,
+            "files_failed": int,
+            "files_cleared": int,
+            "bytes_verified": int,
+            "host": str,
+        },
+        pk="id",
+        not_null={"uid", "camera_id", "started_at", "status"},
+    )
+    db.table("offload_sessions").create_index(["uid"], unique=True)
+
+    # Annex 1: one row per recording.
+    db.table("recordings").create(
+        {
+            "id": int,
+            "sha256": str,
+            "size": int,
+            "camera_id": str,
+            "officer_name": str,
+            "officer_badge": str,
+            "unit": str,
+            "duty_slot": str,  # "0800-1200"
+            "duty_slot_start": str,  # local ISO 8601 with offset
+            "recorded_start": str,
+            "recorded_end": str,
+            "time_source": str,  # name | mtime
+            "original_name": str,  # path on the camera, for display (odd bytes escaped)
+            "original_name_raw": bytes,  # the exact bytes
+            "source_mtime_ns": int,
+            "relpath": str,  # YYYY/MM/DD/<name>, the same in every destination
+            "offload_session_id": int,
+            "ingested_at": str,
+            "cleared_at": str,  # when the camera's copy was deleted (REG-4.1.2)
+            # Retention (REG-4.3.1), filled in by the retention issue's policy.
+            "retain_until": str,  # earliest day it may be destroyed (≥ 1 month)
+            "destroy_by": str,  # latest day it must be destroyed (≤ 1 year), unless on hold
+            "hold": int,
+            "hold_reason": str,
+            "destroyed_at": str,
+            "destroyed_by": str,
+        },
+        pk="id",
+        not_null={"sha256", "size", "camera_id", "relpath", "ingested_at"},
+        defaults={"hold": 0},
+        foreign_keys=[("offload_session_id", "offload_sessions", "id")],
+    )
+    # Same camera + same content is the same recording: never catalogued twice.
+    db.table("recordings").create_index(["camera_id", "sha256"], unique=True)
+    db.table("recordings").create_index(["relpath"], unique=True)
+
+    # Where each recording is stored, and when that copy was verified by read-back.
+    db.table("copies").create(
+        {
+            "recording_id": int,
+            "destination": str,
+            "relpath": str,
+            "sha256": str,
+            "verified_at": str,
+        },
+        pk=("recording_id", "destination"),
+        not_null={"relpath", "sha256", "verified_at"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )
+
+    # The per-file journal of an offload session: what a re-run after a crash resumes from.
+    db.table("offload_files").create(
+        {
+            "id": int,
+            "session_id": int,
+            "seq": int,
+            "source_relpath": bytes,
+            "source_display": str,
+            "size": int,
+            "mtime_ns": int,
+            "temp_paths": str,  # JSON list: every temp file this entry may have created
+            "state": str,  # planned | catalogued | cleared | failed | skipped | abandoned
+            "sha256": str,
+            "recording_id": int,
+            "error": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"session_id", "seq", "state"},
+        foreign_keys=[("session_id", "offload_sessions", "id")],
+    )
+    db.table("offload_files").create_index(["session_id", "seq"], unique=True)
+    db.table("offload_files").create_index(["state"])
+
+
+@migrations()
+def m002_outbox(db: Database) -> None:
+    # The durable outbox (REG-7.1, invariant 4): an event is written in the same transaction as
+    # the state change it reports and deleted from here only after the broker acknowledged it.
+    # AUTOINCREMENT: the id is the station's event sequence number and is never reused, even
+    # after delivered rows are pruned.
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_undelivered ON outbox (delivered_at, id)")
+
+
+def utcnow() -> str:
+    """A UTC timestamp for the catalog: ISO 8601 with microseconds and 'Z'."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def open_catalog(path: Path | str) -> Database:
+    """Open (and migrate) the catalog; call once per thread that uses it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (see write_txn).
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db = Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    # Under the write lock, so two processes opening a new catalog at once cannot both migrate.
+    with write_txn(db):
+        migrations.apply(db)
+    return db
+
+
+@contextlib.contextmanager
+def write_txn(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the lock up front, so the busy timeout applies."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    else:
+        db.execute("COMMIT")
+
+
+def one(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:
+    """The first row of a query as a dict, or None."""
+    cur = db.execute(sql, params)
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def rows(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+    """Every row of a query as dicts."""
+    cur = db.execute(sql, params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -1,0 +1,321 @@
+"""Filesystem primitives for the offload hot path: hostile-source walking, durable writes,
+read-back past the page cache.
+
+The camera's filesystem is untrusted (invariant 5): it is walked with directory file
+descriptors and ``O_NOFOLLOW`` on every component, so a symlink, FIFO, socket or device node is
+reported and never followed or opened, and a directory swapped for a symlink mid-run cannot
+redirect a read. Names are handled as bytes, so non-UTF-8 names survive unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK_SIZE = 256 << 10
+_MAX_DEPTH = 32
+# Operating-system clutter on camera volumes; never footage.
+_SYSTEM_DIRS = {b"System Volume Information", b"$RECYCLE.BIN", b"lost+found", b"LOST.DIR"}
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: should a FIFO appear between the scan and the open, the open must not hang.
+_SRC_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def display(raw: bytes) -> str:
+    """A printable form of a raw path: odd bytes become \\xNN, newlines stay escaped."""
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A regular file on the camera, as seen by the scan."""
+
+    parts: tuple[bytes, ...]  # path components below the source root
+    size: int
+    mtime_ns: int
+    dev: int
+    ino: int
+
+    @property
+    def raw(self) -> bytes:
+        return b"/".join(self.parts)
+
+    @property
+    def display(self) -> str:
+        return display(self.raw)
+
+    @property
+    def name(self) -> str:
+        """The last component as text (for reading a time out of it)."""
+        return self.parts[-1].decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+    # Hidden/system clutter and empty files are expected on camera volumes; the rest (links,
+    # FIFOs, devices, unreadable entries) is odd enough to warn about.
+    expected: bool = False
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device node"
+    return "special file"
+
+
+def scan_source(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
+    """Every regular file below ``root`` (sorted), and what was skipped and why."""
+    files: list[SourceFile] = []
+    skipped: list[Skipped] = []
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _walk(root_fd, (), files, skipped)
+    finally:
+        os.close(root_fd)
+    files.sort(key=lambda f: f.parts)
+    return files, skipped
+
+
+def _walk(
+    dir_fd: int, prefix: tuple[bytes, ...], files: list[SourceFile], skipped: list[Skipped]
+) -> None:
+    with os.scandir(dir_fd) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        name = os.fsencode(entry.name)
+        parts = (*prefix, name)
+        shown = display(b"/".join(parts))
+        try:
+            st = os.stat(entry.name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            skipped.append(Skipped(shown, f"cannot stat: {exc.strerror}"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if name.startswith(b".") or name in _SYSTEM_DIRS:
+                skipped.append(Skipped(shown, "hidden or system directory", expected=True))
+                continue
+            if len(parts) > _MAX_DEPTH:
+                skipped.append(Skipped(shown, "directory nesting too deep"))
+                continue
+            try:
+                child = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as exc:
+                skipped.append(Skipped(shown, f"cannot open directory: {exc.strerror}"))
+                continue
+            try:
+                _walk(child, parts, files, skipped)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(st.st_mode):
+            if name.startswith(b"."):
+                skipped.append(Skipped(shown, "hidden file", expected=True))
+            elif st.st_size == 0:
+                skipped.append(Skipped(shown, "empty file", expected=True))
+            else:
+                files.append(SourceFile(parts, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino))
+        else:
+            skipped.append(Skipped(shown, f"{_kind(st.st_mode)}: never followed or opened"))
+
+
+def open_parent(root: Path, parts: tuple[bytes, ...]) -> int:
+    """A directory fd for the parent of ``parts``, opened without following any symlink."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class SourceChanged(Exception):
+    """The camera file is not the one that was scanned, or changed while being read."""
+
+
+def open_source(root: Path, src: SourceFile) -> int:
+    """Open a scanned camera file for reading; refuse anything but that same regular file."""
+    parent = open_parent(root, src.parts)
+    try:
+        fd = os.open(src.parts[-1], _SRC_FLAGS, dir_fd=parent)
+    finally:
+        os.close(parent)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (src.dev, src.ino):
+        os.close(fd)
+        raise SourceChanged(f"{src.display}: replaced since the scan")
+    os.set_blocking(fd, True)
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    return fd
+
+
+def check_unchanged(fd: int, src: SourceFile, bytes_read: int) -> None:
+    """Raise SourceChanged when the open file's size or mtime differ from the scan."""
+    st = os.fstat(fd)
+    if bytes_read != src.size or st.st_size != src.size or st.st_mtime_ns != src.mtime_ns:
+        raise SourceChanged(
+            f"{src.display}: changed while being read "
+            f"(size {src.size} → {st.st_size}, read {bytes_read}; "
+            f"mtime {'unchanged' if st.st_mtime_ns == src.mtime_ns else 'changed'})"
+        )
+
+
+def remove_source(root: Path, src: SourceFile) -> None:
+    """Delete a camera file — only if it is still the very file that was read — and make the
+    deletion durable."""
+    parent = open_parent(root, src.parts)
+    try:
+        st = os.stat(src.parts[-1], dir_fd=parent, follow_symlinks=False)
+        same = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
+            src.dev,
+            src.ino,
+            src.size,
+            src.mtime_ns,
+        )
+        if not stat.S_ISREG(st.st_mode) or not same:
+            raise SourceChanged(f"{src.display}: changed after it was copied; not cleared")
+        os.unlink(src.parts[-1], dir_fd=parent)
+        os.fsync(parent)
+    finally:
+        os.close(parent)
+
+
+def source_exists(root: Path, parts: tuple[bytes, ...]) -> bool:
+    try:
+        parent = open_parent(root, parts)
+    except FileNotFoundError:
+        return False
+    try:
+        os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(parent)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Destinations
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs_durable(root: Path, rel: tuple[str, ...]) -> Path:
+    """Create ``root/rel...`` level by level; each new directory's entry is fsynced."""
+    path = root
+    for part in rel:
+        child = path / part
+        try:
+            os.mkdir(child, 0o750)
+        except FileExistsError:
+            pass
+        else:
+            fsync_dir(path)
+        if not stat.S_ISDIR(os.lstat(child).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(child))
+        path = child
+    return path
+
+
+def create_temp(path: Path) -> int:
+    """A new temp file; never reuses or follows an existing name."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+
+
+def unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def link_no_clobber(temp: Path, final: Path) -> None:
+    """Give ``temp`` its final name without ever replacing an existing file; then drop the
+    temp name and make both changes durable.
+
+    A hard link fails with EEXIST instead of overwriting, which a rename would not. Filesystems
+    without hard links (exFAT, vfat) fall back to an existence check and a rename; the caller
+    holds the destination lock, so nothing else writes a footage name meanwhile.
+    """
+    try:
+        os.link(temp, final, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "footage name already taken", str(final)) from exc
+        os.rename(temp, final)
+    else:
+        os.unlink(temp)
+    fsync_dir(final.parent)
+
+
+def disk_sha256(
+    path: Path,
+    chunk_size: int = CHUNK_SIZE,
+    after_fsync: Callable[[Path], None] | None = None,
+) -> tuple[str, int]:
+    """SHA-256 and size of a file as it is **on disk**, not in the page cache.
+
+    fsync first (DONTNEED cannot drop dirty pages), then drop the file's pages, then read it
+    back (TECH-NOTES §8). ``after_fsync`` is a test seam: it runs between the fsync and the
+    eviction, where a test corrupts the blocks behind the cache.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+        if after_fsync is not None:
+            after_fsync(path)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        h = hashlib.sha256()
+        size = 0
+        for block in _read_blocks(fd, chunk_size):
+            h.update(block)
+            size += len(block)
+        # Leave no footage pages behind: the cache is for the camera's next file.
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return h.hexdigest(), size
+    finally:
+        os.close(fd)
+
+
+def _read_blocks(fd: int, chunk_size: int) -> Iterator[bytes]:
+    while block := os.read(fd, chunk_size):
+        yield block
+
+
+def fs_identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino

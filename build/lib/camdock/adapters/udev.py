@@ -1,0 +1,112 @@
+"""USB hotplug through pyudev, inside the event loop (TECH-NOTES §1).
+
+The netlink monitor's fd is watched with ``loop.add_reader`` and drained without blocking: no
+thread, and cancelling the consumer stops it cleanly. The monitor starts **before** the
+cold-plug enumeration, so a camera docked during start-up is not missed (duplicates are the
+station's to drop, which it does by devpath).
+
+On a real unplug the USB tree is gone before ``remove`` is handled, so ``remove`` events carry
+only the devpath; the station remembers devpath → bay from the ``add``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyudev
+
+
+@dataclass(frozen=True)
+class HotplugEvent:
+    action: str  # add | remove | change
+    subsystem: str  # block | tty
+    devpath: str
+    devnode: str | None = None
+    devtype: str | None = None  # disk | partition (block)
+    fs_type: str | None = None  # ID_FS_TYPE, set by udev's blkid rules
+    port: str | None = None  # the usb_device's sys_name: the physical port path ("1-1.3")
+    id_path: str | None = None
+    serial: str | None = None  # the USB serial number: the camera's key
+    vendor_id: str | None = None
+    product_id: str | None = None
+    usb_parent: str | None = None  # sys_path of the usb_device: pairs storage and serial port
+
+
+def _attr(dev: Any, name: str) -> str | None:
+    try:
+        value = dev.attributes.get(name)
+    except (KeyError, OSError):
+        return None
+    if value is None:
+        return None
+    return bytes(value).decode("ascii", "replace").strip() or None
+
+
+def to_event(dev: Any, action: str | None = None) -> HotplugEvent | None:
+    """A HotplugEvent for a block or tty device, or None for anything else."""
+    subsystem = dev.subsystem
+    if subsystem not in ("block", "tty"):
+        return None
+    action = action or dev.action or "add"
+    props = dev.properties
+    base = {
+        "action": action,
+        "subsystem": subsystem,
+        "devpath": props.get("DEVPATH", dev.device_path),
+        "devnode": props.get("DEVNAME"),
+        "devtype": props.get("DEVTYPE"),
+        "fs_type": props.get("ID_FS_TYPE") or None,
+        "id_path": props.get("ID_PATH"),
+    }
+    if action == "remove":
+        return HotplugEvent(**base)
+    usb = dev.find_parent("usb", "usb_device")
+    if usb is None:
+        return None  # not on USB (the SD card, a loop device): never ours
+    return HotplugEvent(
+        **base,
+        port=usb.sys_name,
+        serial=_attr(usb, "serial"),
+        vendor_id=_attr(usb, "idVendor"),
+        product_id=_attr(usb, "idProduct"),
+        usb_parent=usb.sys_path,
+    )
+
+
+class UdevHotplug:
+    """Yields HotplugEvents: first what is already plugged in, then one ``settled``, then live
+    events."""
+
+    def __init__(self, context: pyudev.Context | None = None) -> None:
+        self.context = context or pyudev.Context()
+
+    async def events(self) -> AsyncIterator[HotplugEvent]:
+        loop = asyncio.get_running_loop()
+        monitor = pyudev.Monitor.from_netlink(self.context)
+        monitor.filter_by("block")
+        monitor.filter_by("tty")
+        monitor.start()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def readable() -> None:
+            while (dev := monitor.poll(timeout=0)) is not None:
+                queue.put_nowait(dev)
+
+        loop.add_reader(monitor.fileno(), readable)
+        try:
+            for subsystem in ("block", "tty"):
+                for dev in self.context.list_devices(subsystem=subsystem):
+                    ev = to_event(dev, "add")
+                    if ev is not None:
+                        yield ev
+            yield HotplugEvent(action="settled", subsystem="", devpath="")
+            while True:
+                dev = await queue.get()
+                ev = to_event(dev)
+                if ev is not None:
+                    yield ev
+        finally:
+            loop.remove_reader(monitor.fileno())

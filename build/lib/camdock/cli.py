@@ -1,0 +1,330 @@
+"""The ``camdock`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import tzinfo
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from camdock import __version__
+from camdock.config import EX_CONFIG, Config, ConfigError
+from camdock.config import load as load_config
+from camdock.core.naming import DutySlots
+from camdock.services.offload import (
+    EX_USAGE,
+    OffloadEngine,
+    OffloadRefused,
+    OffloadReport,
+    OffloadRequest,
+)
+
+log = logging.getLogger("camdock")
+
+DEFAULT_SLOT_MINUTES = 240
+
+
+def default_catalog() -> Path:
+    """/var/lib/camdock/catalog.sqlite for root (the daemon's), else the user's state dir."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/camdock/catalog.sqlite")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "camdock" / "catalog.sqlite"
+
+
+def station_tz(name: str | None) -> tzinfo:
+    """The zone recordings are filed in: --tz, else the machine's /etc/localtime, else UTC."""
+    if name:
+        return ZoneInfo(name)
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="camdock", description="Docking station for police body-worn cameras."
+    )
+    p.add_argument("--version", action="version", version=f"camdock {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    o = sub.add_parser(
+        "offload",
+        help="copy a camera volume to every destination, verify by read-back, catalog, clear",
+        description=(
+            "Offload every recording from SOURCE (a mounted camera volume) to each --to "
+            "destination, verify each copy by SHA-256 read back from disk, file it as "
+            "YYYY/MM/DD/<date>_<slot>_<officer>_<badge>_<camera>_<time>.<ext>, record it in the "
+            "catalog, and with --clear delete it from the camera only after all of that."
+        ),
+    )
+    o.add_argument("source", type=Path, metavar="SOURCE")
+    o.add_argument(
+        "--to",
+        dest="destinations",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DEST",
+        help="a destination root; give it once per destination",
+    )
+    o.add_argument("--camera", required=True, metavar="ID")
+    o.add_argument("--officer", required=True, metavar="NAME")
+    o.add_argument("--badge", required=True, metavar="NO")
+    o.add_argument("--unit", default="", metavar="NAME")
+    o.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"catalog database (default {default_catalog()})",
+    )
+    o.add_argument(
+        "--clear",
+        action="store_true",
+        help="delete each recording from SOURCE once verified everywhere and catalogued",
+    )
+    o.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    o.add_argument(
+        "--slots",
+        metavar="HH:MM,...",
+        help="duty slot boundaries, e.g. 00:00,08:00,16:00 "
+        f"(default: slots of {DEFAULT_SLOT_MINUTES} min from midnight)",
+    )
+    o.add_argument(
+        "--slot-minutes",
+        type=int,
+        default=DEFAULT_SLOT_MINUTES,
+        metavar="N",
+        help="length of a duty slot when --slots is not given",
+    )
+    o.add_argument("--tz", metavar="ZONE", help="time zone for filing (default: the machine's)")
+
+    r = sub.add_parser("run", help="run the station daemon")
+    r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
+
+    c = sub.add_parser("check-config", help="validate a config file without starting")
+    c.add_argument("config", type=Path, metavar="FILE")
+
+    s = sub.add_parser("simulate", help="the whole station with simulated hardware")
+    s.add_argument("--bays", type=int, default=4)
+    s.add_argument("--scenario", choices=("shift-end",), default="shift-end")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.add_argument("--no-ui", action="store_true", help="no live view; events as log lines")
+    s.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the catalog, footage and camera volumes here",
+    )
+    s.add_argument(
+        "--broker", metavar="HOST[:PORT]", help="publish the station's events to this broker"
+    )
+
+    u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
+    u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
+
+    m = sub.add_parser("monitor", help="watch every station's bays and events over MQTT")
+    m.add_argument("--broker", required=True, metavar="HOST[:PORT]")
+    m.add_argument("--station", metavar="ID", help="only this station")
+    m.add_argument("--prefix", default="camdock", help="topic prefix (default camdock)")
+    m.add_argument("--json", action="store_true", help="one JSON object per message")
+    m.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    m.add_argument("--ca-file", type=Path)
+    m.add_argument("--cert-file", type=Path)
+    m.add_argument("--key-file", type=Path)
+    m.add_argument("--username")
+    m.add_argument("--password-file", type=Path)
+    return p
+
+
+def broker_address(text: str) -> tuple[str, int]:
+    """HOST[:PORT] (an IPv6 address in brackets) → (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 1883
+    host, sep, port = text.rpartition(":")
+    return (host, int(port)) if sep else (text, 1883)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "offload":
+        return _offload(args)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "simulate":
+        from camdock.sim.station import main as simulate
+
+        broker = broker_address(args.broker) if args.broker else None
+        return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
+    if args.command == "udev-rules":
+        from camdock import udev_rules
+
+        cfg = _load_config(args.config)
+        if cfg is None:
+            return EX_CONFIG
+        print(udev_rules.render(cfg), end="")
+        return 0
+    if args.command == "monitor":
+        from camdock.services.monitor import MonitorOptions, monitor
+
+        host, port = broker_address(args.broker)
+        opts = MonitorOptions(
+            host=host,
+            port=port,
+            prefix=args.prefix,
+            station=args.station,
+            as_json=args.json,
+            duration=args.duration,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            username=args.username,
+            password_file=args.password_file,
+        )
+        try:
+            return asyncio.run(monitor(opts))
+        except KeyboardInterrupt:
+            return 0
+    return EX_USAGE  # pragma: no cover - argparse requires a command
+
+
+def _load_config(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"camdock: invalid configuration {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _check_config(path: Path) -> int:
+    cfg = _load_config(path)
+    if cfg is None:
+        return EX_CONFIG
+    print(
+        f"{path}: ok — station {cfg.station_id}, {len(cfg.bays)} bays, "
+        f"{len(cfg.cameras)} cameras, {len(cfg.officers)} officers"
+    )
+    return 0
+
+
+def _run(path: Path) -> int:
+    cfg = _load_config(path)
+    if cfg is None:
+        return EX_CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
+    from camdock.adapters.gpio import make_pin_factory, pin_problems
+    from camdock.adapters.mount import SystemMounter
+    from camdock.adapters.udev import UdevHotplug
+    from camdock.services.station import Station
+
+    try:
+        factory = make_pin_factory(cfg.pin_factory)
+    except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds; all mean "no GPIO"
+        print(
+            f"camdock: cannot open GPIO with pin_factory {cfg.pin_factory!r}: {exc}",
+            file=sys.stderr,
+        )
+        return EX_CONFIG
+    if problems := pin_problems(cfg, factory):
+        print(f"camdock: invalid configuration {cfg.source}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EX_CONFIG
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+        try:
+            await station.run()
+        except asyncio.CancelledError:
+            log.info("stopped; unfinished offloads resume when their camera is docked again")
+        finally:
+            factory.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def _offload(args: argparse.Namespace) -> int:
+    try:
+        slots = DutySlots.parse(args.slots) if args.slots else DutySlots.every(args.slot_minutes)
+        tz = station_tz(args.tz)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        print(f"camdock offload: {exc}", file=sys.stderr)
+        return EX_USAGE
+    request = OffloadRequest(
+        source=args.source,
+        destinations=tuple(args.destinations),
+        camera_id=args.camera,
+        officer_name=args.officer,
+        officer_badge=args.badge,
+        unit=args.unit,
+        catalog=args.catalog or default_catalog(),
+        slots=slots,
+        tz=tz,
+        clear=args.clear,
+    )
+    engine = OffloadEngine(request)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.warning("signal %d: stopping; everything done so far is kept and resumable", signum)
+        engine.cancel()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        report = engine.run()
+    except OffloadRefused as exc:
+        print(f"camdock offload: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        _print_human(report)
+    return 0 if report.ok else 1
+
+
+def _print_human(report: OffloadReport) -> None:
+    for w in report.warnings:
+        print(f"warning: {w}")
+    for s in report.skipped:
+        print(f"skipped  {s.path}: {s.reason}")
+    for f in report.files:
+        mark = "ok     " if f.verified else "FAILED "
+        where = next(iter(f.stored.values()), "")
+        line = f"{mark} {f.source} → {where}" if f.verified else f"{mark} {f.source}: {f.error}"
+        if f.cleared:
+            line += " (cleared)"
+        elif f.verified and f.error:
+            line += f" ({f.error})"
+        print(line)
+    t = report.as_json()["totals"]
+    print(
+        f"{t['verified']}/{t['files']} files verified in every destination, {t['cleared']} cleared,"
+        f" {t['skipped']} skipped, {t['bytes_verified'] / 1e6:.1f} MB in {report.seconds:.1f} s"
+    )

@@ -1,0 +1,311 @@
+"""``camdock simulate``: the real station with simulated hardware.
+
+gpiozero ``MockFactory`` pins drive the real LED and button code, camera volumes are
+directories of generated recordings, and a script docks and pulls them. The live view reads the
+LED pins' actual colour, so what blinks on screen is what the pins did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from camdock.adapters.gpio import make_pin_factory
+from camdock.config import Config, parse
+from camdock.core.bay import Phase
+from camdock.core.indicators import Colour, pattern_for
+from camdock.services.station import Station
+from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+
+log = logging.getLogger(__name__)
+
+OFFICERS = [
+    ("A12345", "王小明"),
+    ("B23456", "李美玲"),
+    ("C34567", "陳志豪"),
+    ("D45678", "林佳穎"),
+    ("E56789", "張家豪"),
+    ("F67890", "黃雅婷"),
+    ("G78901", "吳建宏"),
+    ("H89012", "劉淑芬"),
+]
+UNKNOWN_STICK = "USBSTICK-0042"
+SCENARIOS = ("shift-end",)
+
+
+def sim_config(bays: int, state: Path, broker: tuple[str, int] | None = None) -> Config:
+    """A station config for ``bays`` bays, built through the real validator."""
+    data: dict[str, Any] = {
+        "station": {
+            "id": "sim-01",
+            "unit": "Simulated Precinct",
+            "timezone": "Asia/Taipei",
+            "state_dir": str(state / "state"),
+            "run_dir": str(state / "run"),
+            "max_concurrent_offloads": bays,
+        },
+        "destinations": {"footage": str(state / "footage"), "backup": str(state / "backup")},
+        "duty_slots": {"boundaries": ["00:00", "08:00", "16:00"]},
+        "gpio": {"pin_factory": "mock"},
+        "officers": [{"badge": b, "name": n} for b, n in OFFICERS[:bays]],
+        "cameras": [
+            {
+                "serial": f"SN{n:04d}",
+                "id": f"CAM{n:04d}",
+                "model": "BWC-SIM",
+                "officer": OFFICERS[n - 1][0],
+            }
+            for n in range(1, bays + 1)
+        ],
+        "bays": [
+            {
+                "number": n,
+                "usb_port": f"1-1.{n}",
+                "led": {"red": 4 * n, "amber": 4 * n + 1, "green": 4 * n + 2},
+                "button": 4 * n + 3,
+            }
+            for n in range(1, bays + 1)
+        ],
+    }
+    if broker is not None:
+        data["mqtt"] = {"host": broker[0], "port": broker[1]}
+    for d in ("footage", "backup"):
+        (state / d).mkdir(parents=True, exist_ok=True)
+    return parse(data, "<simulate>")
+
+
+_ANSI = {Colour.RED: "\x1b[31m", Colour.AMBER: "\x1b[33m", Colour.GREEN: "\x1b[32m"}
+
+
+class View:
+    """One line per bay (LED glyph + pattern, camera, officer, progress, MB/s, last event) and
+    the event log beneath."""
+
+    def __init__(self, station: Station, out: TextIO, live: bool) -> None:
+        self.station = station
+        self.out = out
+        self.live = live
+        self.log: deque[str] = deque(maxlen=10)
+        self.last: dict[int, str] = {}
+        self._rate: dict[int, tuple[float, int, float]] = {}
+        self.started = time.monotonic()
+
+    def event(self, kind: str, bay: int | None, data: dict[str, Any]) -> None:
+        if kind == "file-verified":
+            text = f"verified {data['path']}"
+        elif kind == "bay-state":
+            text = f"{data['phase']}" + (f": {data['message']}" if data.get("message") else "")
+        else:
+            detail = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, ""))
+            text = f"{kind} {detail}"
+        stamp = f"{time.monotonic() - self.started:6.1f}s"
+        line = f"{stamp} bay {bay}: {text}" if bay else f"{stamp} {text}"
+        if bay:
+            self.last[bay] = text
+        self.log.append(line)
+        if not self.live:
+            print(line, file=self.out, flush=True)
+
+    def mbps(self, n: int, done: int) -> float:
+        now = time.monotonic()
+        t0, b0, rate = self._rate.get(n, (now, done, 0.0))
+        if now - t0 >= 0.5:
+            rate = (done - b0) / (now - t0) / 1e6 if done >= b0 else 0.0
+            t0, b0 = now, done
+        self._rate[n] = (t0, b0, rate)
+        return rate
+
+    def render(self) -> None:
+        lines = [
+            f"camdock simulate — station {self.station.cfg.station_id} "
+            f"({self.station.status_line()})",
+            "",
+        ]
+        for n, b in self.station.bays.items():
+            s = b.state
+            colour = b.light.colour if b.light else None
+            glyph = f"{_ANSI[colour]}●\x1b[0m" if colour else "○"
+            pattern = pattern_for(s.phase)
+            bar_w = 20
+            filled = int(bar_w * s.progress)
+            bar = "█" * filled + "·" * (bar_w - filled)
+            rate = self.mbps(n, s.bytes_done) if s.phase in (Phase.OFFLOADING,) else 0.0
+            lines.append(
+                f" bay {n} {glyph} {pattern.name:<18} {s.phase.value:<15} "
+                f"{s.camera_id or '-':<8} {s.officer or '-':<4} [{bar}] {s.progress:4.0%} "
+                f"{rate:5.1f} MB/s  {self.last.get(n, '')[:48]}"
+            )
+        lines += ["", " events:"] + [f"  {ln}" for ln in self.log]
+        self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+        self.out.flush()
+
+
+async def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError(f"simulation: timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def shift_end(station: Station, hot: SimHotplug, volumes: Path, bays: int) -> None:
+    """Cameras docked at shift end, an unregistered USB stick, one camera pulled mid-offload and
+    docked again."""
+    start = datetime(2026, 11, 28, 8, 12, 0)
+    for n in range(1, bays + 1):
+        fill_camera(volumes / f"cam{n}", files=4, size=4 << 20, seed=n, start=start)
+    stick = volumes / "stick"
+    (stick / "docs").mkdir(parents=True)
+    (stick / "docs" / "notes.txt").write_text("not footage\n")
+    await station.ready.wait()
+    for n in range(1, bays):
+        hot.dock(f"1-1.{n}", f"SN{n:04d}", volumes / f"cam{n}")
+        await asyncio.sleep(0.15)
+    hot.dock(f"1-1.{bays}", UNKNOWN_STICK, stick)  # REG-2: never mounted or read
+    pulled = station.bays[2]
+    await _wait_for(lambda: pulled.state.progress >= 0.35, 60, "bay 2 to reach 35 %")
+    hot.undock("1-1.2")  # the officer takes the camera back too early
+    await _wait_for(lambda: pulled.state.phase is Phase.INTERRUPTED, 10, "bay 2 interrupted")
+    hot.undock(f"1-1.{bays}")  # the stick is taken away, the last camera goes in
+    await asyncio.sleep(0.3)
+    hot.dock(f"1-1.{bays}", f"SN{bays:04d}", volumes / f"cam{bays}")
+    await asyncio.sleep(1.0)
+    hot.dock("1-1.2", "SN0002", volumes / "cam2")  # docked again: the offload resumes
+    terminal = (Phase.DONE, Phase.FAULT)
+    await _wait_for(
+        lambda: all(b.state.phase in terminal for b in station.bays.values()), 120, "all bays"
+    )
+
+
+def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
+    bays = []
+    for n, b in station.bays.items():
+        r = b.offload.report
+        bays.append(
+            {
+                "bay": n,
+                "camera": b.state.camera_id,
+                "officer": b.state.officer,
+                "final_state": b.state.phase.value,
+                "files": len(r.files) if r else 0,
+                "bytes": sum(f.size for f in r.files) if r else 0,
+                "verified": sum(f.verified for f in r.files) if r else 0,
+                "cleared": sum(f.cleared for f in r.files) if r else 0,
+                "left_on_camera": sum(1 for p in (volumes / f"cam{n}").rglob("*") if p.is_file()),
+                "message": b.state.message,
+            }
+        )
+    return {
+        "station": station.cfg.station_id,
+        "seconds": round(seconds, 2),
+        "bays": bays,
+        "events_delivered": station.publisher.delivered if station.publisher else 0,
+        "ok": all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays),
+    }
+
+
+async def simulate(
+    bays: int,
+    scenario: str,
+    state_dir: Path,
+    ui: bool,
+    out: TextIO = sys.stdout,
+    broker: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    cfg = sim_config(bays, state_dir, broker)
+    hot = SimHotplug()
+    factory = make_pin_factory("mock")
+    view: View | None = None
+
+    def on_event(kind: str, bay: int | None, data: dict[str, Any]) -> None:
+        if view is not None:
+            view.event(kind, bay, data)
+
+    station = Station(
+        cfg,
+        hotplug=hot,
+        mounter=SimMounter(),
+        pin_factory=factory,
+        on_event=on_event,
+        read_bps=8_000_000,
+    )
+    view = View(station, out, live=ui)
+    volumes = state_dir / "cameras"
+    scripts: dict[str, Callable[[Station, SimHotplug, Path, int], Awaitable[None]]] = {
+        "shift-end": shift_end
+    }
+    t0 = time.monotonic()
+    runner = asyncio.create_task(station.run(), name="station")
+
+    async def redraw() -> None:
+        while True:
+            view.render()
+            await asyncio.sleep(0.1)
+
+    drawer = asyncio.create_task(redraw()) if ui else None
+    try:
+        await scripts[scenario](station, hot, volumes, bays)
+        await asyncio.sleep(0.3)
+        if station.publisher is not None:
+            # Let the publisher deliver the last events before the station stops.
+            end = time.monotonic() + 5
+            while time.monotonic() < end and await station.outbox.call(station.outbox.undelivered):
+                await asyncio.sleep(0.1)
+    finally:
+        if drawer is not None:
+            view.render()
+            drawer.cancel()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        factory.close()
+    return summary(station, volumes, time.monotonic() - t0)
+
+
+def main(
+    bays: int,
+    scenario: str,
+    state_dir: Path | None,
+    ui: bool,
+    as_json: bool,
+    broker: tuple[str, int] | None = None,
+) -> int:
+    if bays < 4:
+        print("camdock simulate: the shift-end scenario needs at least 4 bays", file=sys.stderr)
+        return 64
+    keep = state_dir is not None
+    root = state_dir or Path(tempfile.mkdtemp(prefix="camdock-sim-"))
+    root.mkdir(parents=True, exist_ok=True)
+    # The view shows the station's events; the log would only scribble over it.
+    logging.getLogger("camdock").setLevel(logging.WARNING)
+    try:
+        result = asyncio.run(
+            simulate(bays, scenario, root, ui and sys.stdout.isatty(), broker=broker)
+        )
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(f"\nsummary ({result['seconds']} s):")
+        for b in result["bays"]:
+            print(
+                f"  bay {b['bay']}: {b['final_state']:<11} camera {b['camera'] or '-':<8} "
+                f"{b['verified']}/{b['files']} verified, {b['cleared']} cleared, "
+                f"{b['bytes'] / 1e6:.1f} MB, {b['left_on_camera']} left on camera"
+            )
+        if keep:
+            print(f"catalog and footage kept in {root}")
+    return 0 if result["ok"] else 1

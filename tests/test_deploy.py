@@ -1,0 +1,308 @@
+"""Deployment, tested for real: the systemd unit (verify, security exposure), the udev rules and
+tmpfiles entry, ansible-lint, and the playbook applied into a debootstrapped Debian bookworm
+root through the chroot connection — twice, the second time changing nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import IS_ROOT, camdock_cmd, run
+
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "camdock.service"
+ANSIBLE = ROOT / "ansible"
+VENV_BIN = Path(sys.executable).parent
+# Measured: 2.4 (README, "Deployment"). The bound catches any loosening of the hardening.
+EXPOSURE_BOUND = 2.5
+CACHE = Path(os.environ.get("CAMDOCK_TEST_CACHE", "/var/cache/camdock-tests"))
+MIRROR = "http://deb.debian.org/debian"
+
+
+def _needs(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not installed (make test as root installs it)")
+
+
+@pytest.fixture
+def runnable_unit(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at an executable that exists here: verify checks it."""
+    _needs("systemd-analyze")
+    text = UNIT.read_text().replace("/opt/camdock/venv/bin/camdock", "/bin/true")
+    path = tmp_path / "camdock.service"
+    path.write_text(text)
+    return path
+
+
+def test_unit_verifies_without_a_single_warning(runnable_unit: Path) -> None:
+    """systemd-analyze verify exits 0 even on unknown keys: any stderr output fails the test."""
+    res = run(["systemd-analyze", "verify", "--man=no", str(runnable_unit)])
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+    broken = runnable_unit.with_name("broken.service")
+    broken.write_text(runnable_unit.read_text().replace("Type=notify", "Type=notifyy"))
+    res = run(["systemd-analyze", "verify", "--man=no", str(broken)])
+    assert res.stderr.strip(), "the check must have teeth"
+
+
+def test_unit_keeps_the_measured_exposure(runnable_unit: Path) -> None:
+    res = run(["systemd-analyze", "security", "--offline=yes", str(runnable_unit)])
+    m = re.search(r"Overall exposure level for \S+: ([\d.]+)", res.stdout)
+    assert m, res.stdout + res.stderr
+    assert float(m.group(1)) <= EXPOSURE_BOUND, res.stdout
+    text = UNIT.read_text()
+    for key in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=78",
+        "ProtectSystem=strict",
+        "DevicePolicy=closed",
+        "NoNewPrivileges=yes",
+    ):
+        assert key in text
+
+
+def test_generated_udev_rules_parse(tmp_path: Path) -> None:
+    _needs("udevadm")
+    if not IS_ROOT:
+        pytest.skip("udevadm test reads rules from /run/udev/rules.d: needs root")
+    res = run(camdock_cmd("udev-rules", "--config", str(ROOT / "docs" / "camdock.example.toml")))
+    assert res.returncode == 0 and "UDISKS_IGNORE" in res.stdout and "1d6b" in res.stdout
+    rules = Path("/run/udev/rules.d/89-camdock-test.rules")
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    rules.write_text(res.stdout)
+    try:
+        devices = sorted(Path("/sys/class/block").iterdir())
+        assert devices, "no block device to run udevadm test on"
+        out = run(["udevadm", "test", "--action=add", str(devices[0])])
+    finally:
+        rules.unlink()
+    text = out.stdout + out.stderr
+    assert "89-camdock-test.rules" in text  # it was read
+    assert not re.search(r"89-camdock-test\.rules:\d+", text), text  # and raised nothing
+
+
+def test_tmpfiles_entry_creates_the_directories(tmp_path: Path) -> None:
+    _needs("systemd-tmpfiles")
+    if not IS_ROOT:
+        pytest.skip("systemd-tmpfiles --root needs root to set owners")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\ncamdock:x:990:\n")
+    conf = ROOT / "systemd" / "camdock.tmpfiles.conf"
+    res = run(["systemd-tmpfiles", f"--root={root}", "--create", str(conf)])
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+    st = (root / "srv" / "camdock" / "footage").stat()
+    assert st.st_gid == 990 and oct(st.st_mode & 0o777) == "0o750"
+
+
+def _ansible(
+    *args: str, cwd: Path = ANSIBLE, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    exe = VENV_BIN / args[0]
+    if not exe.exists():
+        pytest.skip(f"{args[0]} not installed in the venv (make test installs it)")
+    full_env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "PY_COLORS": "0", **(env or {})}
+    return subprocess.run(
+        [str(exe), *args[1:]],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+def test_ansible_lint_is_clean_offline() -> None:
+    res = _ansible("ansible-lint", "--offline", "site.yml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for inv in ("station-4bay.yml", "station-8bay.yml"):
+        res = _ansible("ansible-playbook", "-i", f"inventories/{inv}", "site.yml", "--syntax-check")
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_example_inventories_make_valid_configs(tmp_path: Path) -> None:
+    """Render the config template for both example stations (the role's own task, validated
+    by camdock check-config as on a station)."""
+    group = __import__("grp").getgrgid(os.getgid()).gr_name
+    for inv in ("station-4bay", "station-8bay"):
+        out = tmp_path / f"{inv}.toml"
+        res = _ansible(
+            "ansible-playbook",
+            "-i",
+            f"inventories/{inv}.yml",
+            "render-config.yml",
+            "-e",
+            f"camdock_config_path={out}",
+            "-e",
+            f"camdock_venv={VENV_BIN.parent}",
+            "-e",
+            f"camdock_config_group={group}",
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert out.exists()
+    assert "8 bays" in run(camdock_cmd("check-config", str(tmp_path / "station-8bay.toml"))).stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# A real apply into a Debian bookworm root
+
+
+def _bookworm_tarball() -> Path:
+    """A minbase bookworm root, cached between runs (debootstrap takes a minute)."""
+    tarball = CACHE / "bookworm-minbase.tar.gz"
+    if tarball.exists():
+        return tarball
+    _needs("debootstrap")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    build = CACHE / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    res = run(
+        ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(build), MIRROR]
+    )
+    if res.returncode != 0:
+        shutil.rmtree(build, ignore_errors=True)
+        pytest.skip(f"debootstrap could not reach the Debian mirror: {res.stderr[-300:]}")
+    with tarfile.open(tarball.with_suffix(".tmp"), "w:gz") as tar:
+        tar.add(build, arcname=".")
+    tarball.with_suffix(".tmp").rename(tarball)
+    shutil.rmtree(build, ignore_errors=True)
+    return tarball
+
+
+def _collections() -> Path:
+    """community.general (for the chroot connection), unpacked from the ansible wheel."""
+    target = CACHE / "collections"
+    if (target / "ansible_collections" / "community" / "general").exists():
+        return target
+    wheels = CACHE / "wheels"
+    res = run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "-d",
+            str(wheels),
+            "ansible==12.3.0",
+        ]
+    )
+    if res.returncode != 0:
+        pytest.skip(f"could not download the ansible collections: {res.stderr[-300:]}")
+    wheel = next(wheels.glob("ansible-12.3.0-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(
+            target,
+            [n for n in z.namelist() if n.startswith("ansible_collections/community/general/")],
+        )
+    return target
+
+
+@pytest.fixture
+def bookworm_root(tmp_path: Path) -> Iterator[Path]:
+    if not IS_ROOT:
+        pytest.skip("a chroot apply needs root")
+    tarball = _bookworm_tarball()
+    root = tmp_path / "bookworm"
+    root.mkdir()
+    with tarfile.open(tarball) as tar:
+        tar.extractall(root, filter="fully_trusted")
+    (root / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")  # no services start
+    (root / "usr/sbin/policy-rc.d").chmod(0o755)
+    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
+    # Where this machine reaches the registries through a TLS proxy, its local CAs are what
+    # make TLS work; the chroot gets them too (ca-certificates adds them when the playbook
+    # installs it). A real station needs nothing of the sort.
+    local_cas = Path("/usr/local/share/ca-certificates")
+    if local_cas.is_dir():
+        shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root / "dev")], check=False)
+        subprocess.run(["umount", "-l", str(root / "proc")], check=False)
+
+
+def _recap(output: str) -> dict[str, int]:
+    m = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
+    assert m, output[-3000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, m.groups()), strict=True))
+
+
+@pytest.mark.slow
+def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
+    bookworm_root: Path, tmp_path: Path
+) -> None:
+    collections = _collections()
+    dist = tmp_path / "dist"
+    res = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)])
+    assert res.returncode == 0, res.stderr
+    wheel = next(dist.glob("camdock-*.whl"))
+    inventory = tmp_path / "chroot.yml"
+    inventory.write_text(
+        (ANSIBLE / "inventories" / "station-4bay.yml")
+        .read_text()
+        .replace(
+            "ansible_host: 192.0.2.10",
+            f"ansible_host: {bookworm_root}\n      ansible_connection: community.general.chroot",
+        )
+    )
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(collections)}
+    args = ("ansible-playbook", "-i", str(inventory), "site.yml", "-e", f"camdock_wheel={wheel}")
+    first = _ansible(*args, env=env)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert _recap(first.stdout)["changed"] > 0
+
+    r = bookworm_root
+    assert re.search(r"^camdock:x:\d+:\d+:", (r / "etc/passwd").read_text(), re.MULTILINE)
+    assert "gpio" in (r / "etc/group").read_text()
+    config = r / "etc/camdock/camdock.toml"
+    assert 'id = "zz-01"' in config.read_text() and "王小明" in config.read_text()
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    assert (r / "etc/systemd/system/camdock.service").read_text() == UNIT.read_text()
+    assert (r / "etc/systemd/system/multi-user.target.wants/camdock.service").is_symlink()
+    assert "UDISKS_IGNORE" in (r / "etc/udev/rules.d/90-camdock.rules").read_text()
+    assert (r / "etc/tmpfiles.d/camdock.conf").exists()
+    fstab = (r / "etc/fstab").read_text()
+    assert "UUID=0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a /srv/camdock/footage ext4" in fstab
+    assert "nofail" in fstab
+    assert "server ntp.police.example iburst" in (r / "etc/chrony/conf.d/camdock.conf").read_text()
+    inside = subprocess.run(
+        ["chroot", str(r), "/opt/camdock/venv/bin/camdock", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inside.returncode == 0 and inside.stdout.startswith("camdock "), inside.stderr
+    checked = subprocess.run(
+        [
+            "chroot",
+            str(r),
+            "/opt/camdock/venv/bin/camdock",
+            "check-config",
+            "/etc/camdock/camdock.toml",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+    second = _ansible(*args, env=env)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert _recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
