@@ -102,6 +102,16 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class SelfTestSettings:
+    """The pre-shift function test (REG-3.2)."""
+
+    min_battery: int = 80
+    max_drift_after_sync: float = 2.0
+    allowed_firmware: tuple[str, ...] = ()
+    spare_max_age_hours: float = 12.0  # a spare must have passed its own test this recently
+
+
+@dataclass(frozen=True)
 class Config:
     station_id: str
     unit: str
@@ -118,6 +128,7 @@ class Config:
     officers: dict[str, Officer]  # by badge
     mqtt: MqttSettings | None = None  # None: events stay in the outbox
     camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
+    selftest: SelfTestSettings = field(default_factory=lambda: SelfTestSettings())
     source: str = field(default="<memory>", compare=False)
 
     @property
@@ -167,6 +178,8 @@ class _Reader:
                 self.problem(where, "missing")
             return default
         value = data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # TOML writes 2 for 2.0
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             self.problem(where, f"must be {kind.__name__}, not {type(value).__name__} {value!r}")
             return default
@@ -206,7 +219,17 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     top = r.table(
         data,
         "",
-        {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers", "mqtt"},
+        {
+            "station",
+            "destinations",
+            "duty_slots",
+            "gpio",
+            "bays",
+            "cameras",
+            "officers",
+            "mqtt",
+            "selftest",
+        },
     )
 
     station_keys = {
@@ -364,6 +387,31 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         r.problem("bays", "at least one [[bays]] entry is needed")
 
     mqtt = _mqtt(r, top["mqtt"], station_id) if "mqtt" in top else None
+    stt = r.table(
+        top.get("selftest", {}),
+        "selftest",
+        {"min_battery", "max_drift_after_sync", "allowed_firmware", "spare_max_age_hours"},
+    )
+    selftest = SelfTestSettings(
+        min_battery=r.get(
+            stt,
+            "selftest",
+            "min_battery",
+            int,
+            default=80,
+            check=lambda v: None if 0 <= v <= 100 else "a percentage",
+        )
+        or 0,
+        max_drift_after_sync=float(
+            r.get(stt, "selftest", "max_drift_after_sync", float, default=2.0) or 0.0
+        ),
+        allowed_firmware=tuple(
+            str(v) for v in (r.get(stt, "selftest", "allowed_firmware", list, default=[]) or [])
+        ),
+        spare_max_age_hours=float(
+            r.get(stt, "selftest", "spare_max_age_hours", float, default=12.0) or 0.0
+        ),
+    )
 
     if r.problems:
         raise ConfigError(source, r.problems)
@@ -384,6 +432,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         officers=officers,
         mqtt=mqtt,
         camera_usb_ids=tuple(usb_ids),
+        selftest=selftest,
         source=source,
     )
 

@@ -147,6 +147,62 @@ def m002_outbox(db: Database) -> None:
     db.execute("CREATE INDEX outbox_undelivered ON outbox (delivered_at, id)")
 
 
+@migrations()
+def m003_selftest(db: Database) -> None:
+    # REG-3.2: every pre-shift function test, its checks and its verdict.
+    db.table("selftests").create(
+        {
+            "id": int,
+            "time": str,
+            "station": str,
+            "bay": int,
+            "camera_id": str,
+            "usb_serial": str,
+            "officer_badge": str,
+            "officer_name": str,
+            "passed": int,
+            "checks": str,  # JSON: [{name, ok, value, reason}]
+            "drift_before": float,
+            "drift_after": float,
+            "battery": int,
+        },
+        pk="id",
+        not_null={"time", "passed", "checks"},
+    )
+    db.table("selftests").create_index(["camera_id", "time"])
+    # REG-3.2: a failed test is noted in the officer's duty log (員警工作紀錄簿).
+    db.table("duty_log").create(
+        {
+            "id": int,
+            "time": str,
+            "officer_badge": str,
+            "officer_name": str,
+            "camera_id": str,
+            "entry": str,
+            "spare_camera_id": str,
+            "selftest_id": int,
+        },
+        pk="id",
+        not_null={"time", "entry"},
+        foreign_keys=[("selftest_id", "selftests", "id")],
+    )
+    # A spare lent to an officer: footage offloaded from it is filed under the borrower
+    # (REG-4.2.4) until the loan is returned (the spare's next offload).
+    db.table("loans").create(
+        {
+            "id": int,
+            "time": str,
+            "spare_camera_id": str,
+            "officer_badge": str,
+            "officer_name": str,
+            "duty_slot": str,
+            "returned_at": str,
+        },
+        pk="id",
+        not_null={"time", "spare_camera_id", "officer_badge"},
+    )
+
+
 def utcnow() -> str:
     """A UTC timestamp for the catalog: ISO 8601 with microseconds and 'Z'."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -118,6 +118,12 @@ class DutySlots:
             marks.append(time(int(m.group(1)), int(m.group(2))))
         return cls(tuple(sorted(set(marks))))
 
+    def longest_seconds(self) -> int:
+        """The length of the longest slot (a camera must hold that much recording)."""
+        marks = [b.hour * 3600 + b.minute * 60 for b in self.boundaries]
+        gaps = [(marks[(i + 1) % len(marks)] - m) % 86400 or 86400 for i, m in enumerate(marks)]
+        return max(gaps)
+
     def slot_of(self, moment: datetime) -> DutySlot:
         """The slot that contains ``moment`` (an aware or naive local datetime)."""
         day = moment.date()
