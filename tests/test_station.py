@@ -58,8 +58,10 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, read_bps: int | None = None) -> AsyncIterator[Harness]:
-    cfg = load(write_config(tmp_path))
+async def running(
+    tmp_path: Path, read_bps: int | None = None, config_extra: str = ""
+) -> AsyncIterator[Harness]:
+    cfg = load(write_config(tmp_path, config_extra))
     factory = MockFactory(pin_class=MockPWMPin)
     hot = SimHotplug()
     h: Harness | None = None

@@ -132,6 +132,16 @@ def _parser() -> argparse.ArgumentParser:
         "--broker", metavar="HOST[:PORT]", help="publish the station's events to this broker"
     )
 
+    t = sub.add_parser("selftest", help="run the pre-shift function test on a camera (REG-3.2)")
+    t.add_argument("--port", required=True, metavar="TTY", help="the camera's serial port")
+    t.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="check the camera against this station's registry and policy",
+    )
+    t.add_argument("--json", action="store_true")
+
     u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
     u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
 
@@ -176,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         broker = broker_address(args.broker) if args.broker else None
         return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
+    if args.command == "selftest":
+        return _selftest(args)
     if args.command == "udev-rules":
         from camdock import udev_rules
 
@@ -328,3 +340,56 @@ def _print_human(report: OffloadReport) -> None:
         f"{t['verified']}/{t['files']} files verified in every destination, {t['cleared']} cleared,"
         f" {t['skipped']} skipped, {t['bytes_verified'] / 1e6:.1f} MB in {report.seconds:.1f} s"
     )
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    """The same test the bay button runs, on a camera connected to any machine."""
+    from camdock.camera.link import CameraLink
+    from camdock.core.selftest import Policy
+    from camdock.services.selftest import run_function_test
+
+    policy, registered = Policy(), None
+    if args.config is not None:
+        cfg = _load_config(args.config)
+        if cfg is None:
+            return EX_CONFIG
+        st = cfg.selftest
+        policy = Policy(
+            st.min_battery,
+            st.max_drift_after_sync,
+            cfg.slots.longest_seconds(),
+            st.allowed_firmware,
+        )
+        registered = cfg.cameras.__contains__
+
+    async def main() -> int:
+        link = CameraLink(args.port)
+        try:
+            answers, verdict = await run_function_test(link, policy, registered)
+        finally:
+            link.close()
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "port": args.port,
+                        "passed": verdict.passed,
+                        "identity": answers.identity,
+                        "drift_before": answers.drift_before,
+                        "drift_after": answers.drift_after,
+                        "checks": [c.__dict__ for c in verdict.checks],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+        else:
+            for c in verdict.checks:
+                print(
+                    f"{'ok  ' if c.ok else 'FAIL'} {c.name:<17} {c.value}"
+                    + (f"  — {c.reason}" if c.reason else "")
+                )
+            print("PASSED" if verdict.passed else "FAILED: " + verdict.summary())
+        return 0 if verdict.passed else 1
+
+    return asyncio.run(main())

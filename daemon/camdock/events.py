@@ -44,7 +44,9 @@ class EventType(StrEnum):
     BAY_FAULT = "bay-fault"
     ROSTER_APPLIED = "roster-applied"
     ROSTER_REJECTED = "roster-rejected"
-    # The pre-shift function test adds selftest-passed, selftest-failed and spare-assigned.
+    SELFTEST_PASSED = "selftest-passed"
+    SELFTEST_FAILED = "selftest-failed"
+    SPARE_ASSIGNED = "spare-assigned"
 
 
 def uuid7() -> str:

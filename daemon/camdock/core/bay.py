@@ -107,6 +107,21 @@ class LongPress:
     pass
 
 
+@dataclass(frozen=True)
+class TestFinished:
+    """The pre-shift function test's verdict (REG-3.2)."""
+
+    passed: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TakeMe:
+    """This bay holds the tested spare the station picked for an officer whose camera failed."""
+
+    for_officer: str
+
+
 Event = (
     Docked
     | Undocked
@@ -116,6 +131,8 @@ Event = (
     | Failed
     | ShortPress
     | LongPress
+    | TestFinished
+    | TakeMe
 )
 
 
@@ -179,6 +196,15 @@ def step(s: BayState, e: Event) -> BayState:
             if not available:
                 return replace(s, notice=Notice.UNAVAILABLE)
             return replace(s, phase=Phase.TESTING, message="")
+        case TestFinished(passed, message):
+            if s.phase is not Phase.TESTING:
+                return s
+            phase = Phase.TEST_PASSED if passed else Phase.TEST_FAILED
+            return replace(s, phase=phase, message=message)
+        case TakeMe(officer):
+            if not s.docked or s.phase in BUSY:
+                return s
+            return replace(s, phase=Phase.TAKE_ME, message=f"spare for {officer}: take this camera")
         case LongPress():
             if s.phase is Phase.FAULT or (s.phase is Phase.INTERRUPTED and not s.docked):
                 if s.docked:

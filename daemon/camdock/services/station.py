@@ -18,23 +18,27 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from camdock.adapters.catalog import utcnow, write_txn
+from camdock.adapters.catalog import one, open_catalog, utcnow, write_txn
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mount import MountError
 from camdock.adapters.mqtt import Outbox, Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
-from camdock.config import FILESYSTEMS, Bay, Config
+from camdock.camera.link import CameraLink
+from camdock.config import FILESYSTEMS, Bay, Config, Officer
 from camdock.core import bay as core
 from camdock.core import roster
 from camdock.core.bay import BayState, Phase
 from camdock.core.indicators import NOTICES, pattern_for
+from camdock.core.selftest import Policy
 from camdock.events import EventContext, EventType, Topics
 from camdock.events import record as record_event
 from camdock.services.offload import OffloadEngine, OffloadRefused, OffloadReport, OffloadRequest
+from camdock.services.selftest import run_function_test
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +358,8 @@ class Station:
                 self._apply(b, core.step(b.state, core.Failed(f"internal error: {exc!r}")))
 
     def _handle(self, b: _Bay, event: core.Event) -> None:
+        if isinstance(event, core.ShortPress):
+            event = core.ShortPress(selftest_available=self._can_test(b))
         before = b.state
         after = core.step(before, event)
         self._apply(b, after)
@@ -362,6 +368,9 @@ class Station:
             b.offload.engine.cancel()  # what is verified stays; the rest stays on the camera
         if after.phase is Phase.IDENTIFYING and before.phase is not Phase.IDENTIFYING:
             self._start_offload(b)
+        if after.phase is Phase.TESTING and before.phase is not Phase.TESTING:
+            assert self._tg is not None
+            self._tg.create_task(self._function_test(b), name=f"bay[{b.n}].selftest")
         if isinstance(event, core.ShortPress | core.LongPress):
             self.emit(
                 "button",
@@ -443,6 +452,12 @@ class Station:
 
     async def _run_engine(self, b: _Bay, source: Path, camera_id: str, officer: Any) -> None:
         loop = asyncio.get_running_loop()
+        loan = await self._loan_officer(camera_id)
+        officer_json = self._officer_json(b.state.serial)
+        if loan is not None:
+            # A lent spare: its footage is the borrower's (REG-4.2.4).
+            officer = Officer(loan["badge"], loan["name"], loan["unit"])
+            officer_json = loan
         request = OffloadRequest(
             source=source,
             destinations=(self.cfg.footage, self.cfg.backup),
@@ -455,7 +470,7 @@ class Station:
             tz=self.cfg.tz,
             clear=True,  # REG-4.1.2: the engine clears only what is verified and catalogued
             read_bps=self._read_bps,
-            events=EventContext(self.topics, b.n, camera_id, self._officer_json(b.state.serial)),
+            events=EventContext(self.topics, b.n, camera_id, officer_json),
         )
 
         def progress(kind: str, data: dict[str, Any]) -> None:
@@ -485,6 +500,8 @@ class Station:
         if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove
         if report.ok:
+            if loan is not None:
+                await self._return_loan(camera_id)
             b.queue.put_nowait(core.OffloadFinished(True, f"{summary['verified']} files"))
             self.emit("offload-completed", b.n, camera=camera_id, **summary)
         else:
@@ -492,6 +509,207 @@ class Station:
             why = failed.error if failed and failed.error else "not every file verified"
             b.queue.put_nowait(core.OffloadFinished(False, why or ""))
             self.emit("offload-failed", b.n, camera=camera_id, error=why, **summary)
+
+    # -----------------------------------------------------------------------------------------
+    # The pre-shift function test (REG-3.2)
+
+    def _can_test(self, b: _Bay) -> bool:
+        return b.tty is not None and b.state.docked and b.state.camera_id is not None
+
+    async def _function_test(self, b: _Bay) -> None:
+        """Button → test → LED → records; on failure the duty log, the supervisor (an event)
+        and a tested spare."""
+        try:
+            await self._run_function_test(b)
+        except Exception as exc:  # bulkhead: the bay shows the failure, nothing else breaks
+            log.exception("bay %d function test crashed", b.n)
+            b.queue.put_nowait(core.TestFinished(False, f"test could not run: {exc!r}"))
+
+    async def _run_function_test(self, b: _Bay) -> None:
+        st = self.cfg.selftest
+        policy = Policy(
+            min_battery=st.min_battery,
+            max_drift_after_sync=st.max_drift_after_sync,
+            longest_slot_seconds=self.cfg.slots.longest_seconds(),
+            allowed_firmware=st.allowed_firmware,
+        )
+        assert b.tty is not None
+        link = CameraLink(b.tty)
+        try:
+            answers, verdict = await run_function_test(link, policy, self.cfg.cameras.__contains__)
+        finally:
+            link.close()
+        serial = b.state.serial
+        camera = self.cfg.cameras.get(serial or "")
+        officer = self._officer_json(serial)
+        checks = [
+            {"name": c.name, "ok": c.ok, "value": c.value, "reason": c.reason}
+            for c in verdict.checks
+        ]
+        battery = None
+        if answers.battery is not None and answers.battery.get("percent", "").isdigit():
+            battery = int(answers.battery["percent"])
+        spare = None if verdict.passed else self._pick_spare(b)
+        slot = self.cfg.slots.slot_of(datetime.now(self.cfg.tz))
+        camera_id = camera.id if camera else None
+
+        def write() -> None:
+            with write_txn(self.outbox.db()) as db:
+                test_id = (
+                    db.table("selftests")
+                    .insert(
+                        {
+                            "time": utcnow(),
+                            "station": self.cfg.station_id,
+                            "bay": b.n,
+                            "camera_id": camera_id,
+                            "usb_serial": serial,
+                            "officer_badge": officer["badge"] if officer else None,
+                            "officer_name": officer["name"] if officer else None,
+                            "passed": int(verdict.passed),
+                            "checks": json.dumps(checks, ensure_ascii=False),
+                            "drift_before": answers.drift_before,
+                            "drift_after": answers.drift_after,
+                            "battery": battery,
+                        }
+                    )
+                    .last_pk
+                )
+                if verdict.passed:
+                    record_event(
+                        db,
+                        self.topics,
+                        EventType.SELFTEST_PASSED,
+                        bay=b.n,
+                        camera=camera_id,
+                        officer=officer,
+                        data={
+                            "checks": checks,
+                            "drift_before": answers.drift_before,
+                            "drift_after": answers.drift_after,
+                        },
+                    )
+                    return
+                who = officer["name"] if officer else "unassigned officer"
+                notice = (
+                    f"Camera {camera_id} of {who} failed its pre-shift test at bay {b.n}: "
+                    f"{verdict.summary()}. Report it for repair (REG-3.2)."
+                )
+                entry = notice + (
+                    f" Spare {spare.state.camera_id} (bay {spare.n}) issued."
+                    if spare
+                    else " No tested spare was available."
+                )
+                db.table("duty_log").insert(
+                    {
+                        "time": utcnow(),
+                        "officer_badge": officer["badge"] if officer else None,
+                        "officer_name": officer["name"] if officer else None,
+                        "camera_id": camera_id,
+                        "entry": entry,
+                        "spare_camera_id": spare.state.camera_id if spare else None,
+                        "selftest_id": test_id,
+                    }
+                )
+                record_event(
+                    db,
+                    self.topics,
+                    EventType.SELFTEST_FAILED,
+                    bay=b.n,
+                    camera=camera_id,
+                    officer=officer,
+                    data={
+                        "checks": checks,
+                        "failed": [c.name for c in verdict.failed],
+                        "supervisor_notice": notice,
+                        "spare": spare.state.camera_id if spare else None,
+                    },
+                )
+                if spare is not None and officer is not None:
+                    db.table("loans").insert(
+                        {
+                            "time": utcnow(),
+                            "spare_camera_id": spare.state.camera_id,
+                            "officer_badge": officer["badge"],
+                            "officer_name": officer["name"],
+                            "duty_slot": slot.label,
+                        }
+                    )
+                    record_event(
+                        db,
+                        self.topics,
+                        EventType.SPARE_ASSIGNED,
+                        bay=spare.n,
+                        camera=spare.state.camera_id,
+                        officer=officer,
+                        data={"for_bay": b.n, "failed_camera": camera_id, "duty_slot": slot.label},
+                    )
+
+        await self.outbox.call(write)
+        self._wake_publisher()
+        b.queue.put_nowait(core.TestFinished(verdict.passed, verdict.summary()))
+        if spare is not None and officer is not None:
+            spare.queue.put_nowait(core.TakeMe(officer["name"]))
+
+    def _pick_spare(self, failing: _Bay) -> _Bay | None:
+        """A docked spare, idle, that passed its own test recently with a charged battery."""
+        limit = datetime.now(UTC) - timedelta(hours=self.cfg.selftest.spare_max_age_hours)
+        db = None
+        for b in self.bays.values():
+            camera = self.cfg.cameras.get(b.state.serial or "")
+            if b is failing or camera is None or not camera.spare or not b.state.docked:
+                continue
+            if b.state.phase not in (Phase.DONE, Phase.TEST_PASSED):
+                continue
+            if db is None:
+                db = open_catalog(self.cfg.catalog)  # a short read on the loop: a few rows
+            last = one(
+                db,
+                "SELECT passed, battery, time FROM selftests WHERE camera_id = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (camera.id,),
+            )
+            if (
+                last
+                and last["passed"]
+                and (last["battery"] or 0) >= self.cfg.selftest.min_battery
+                and last["time"] >= limit.isoformat().replace("+00:00", "Z")
+            ):
+                db.close()
+                return b
+        if db is not None:
+            db.close()
+        return None
+
+    async def _loan_officer(self, camera_id: str) -> dict[str, str] | None:
+        """The borrower of a lent spare (open loan), whose name its footage is filed under."""
+
+        def read() -> dict[str, str] | None:
+            row = one(
+                self.outbox.db(),
+                "SELECT officer_badge, officer_name FROM loans WHERE "
+                "spare_camera_id = ? AND returned_at IS NULL ORDER BY id DESC LIMIT 1",
+                (camera_id,),
+            )
+            if row is None:
+                return None
+            known = self.cfg.officers.get(row["officer_badge"])
+            unit = known.unit if known else self.cfg.unit
+            return {"badge": row["officer_badge"], "name": row["officer_name"], "unit": unit}
+
+        result: dict[str, str] | None = await self.outbox.call(read)
+        return result
+
+    async def _return_loan(self, camera_id: str) -> None:
+        def write() -> None:
+            with write_txn(self.outbox.db()) as db:
+                db.execute(
+                    "UPDATE loans SET returned_at = ? WHERE spare_camera_id = ? "
+                    "AND returned_at IS NULL",
+                    (utcnow(), camera_id),
+                )
+
+        await self.outbox.call(write)
 
     async def _outbox_full(self) -> str | None:
         """Past the configured bound of undelivered events the station takes no new offloads:

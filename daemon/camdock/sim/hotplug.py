@@ -20,14 +20,29 @@ class SimHotplug:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[HotplugEvent] = asyncio.Queue()
         self._docked: dict[str, HotplugEvent] = {}  # port → the storage event
+        self._ttys: dict[str, HotplugEvent] = {}  # port → the serial port event
 
     async def events(self) -> AsyncIterator[HotplugEvent]:
         yield HotplugEvent(action="settled", subsystem="", devpath="")
         while True:
             yield await self._queue.get()
 
-    def dock(self, port: str, serial: str, volume: Path, fs_type: str = "vfat") -> None:
+    def dock(
+        self, port: str, serial: str, volume: Path, fs_type: str = "vfat", tty: str | None = None
+    ) -> None:
+        """A camera's storage, and its serial command port when ``tty`` (a pty path) is given."""
         usb = f"/sys/devices/platform/sim/usb1/{port}"
+        if tty is not None:
+            self._ttys[port] = HotplugEvent(
+                action="add",
+                subsystem="tty",
+                devpath=f"{usb[4:]}/{port}:1.1/tty/{Path(tty).name}",
+                devnode=tty,
+                port=port,
+                serial=serial,
+                usb_parent=usb,
+            )
+            self._queue.put_nowait(self._ttys[port])
         ev = HotplugEvent(
             action="add",
             subsystem="block",
@@ -47,6 +62,10 @@ class SimHotplug:
     def undock(self, port: str) -> None:
         ev = self._docked.pop(port)
         self._queue.put_nowait(HotplugEvent(action="remove", subsystem="block", devpath=ev.devpath))
+        if (tty := self._ttys.pop(port, None)) is not None:
+            self._queue.put_nowait(
+                HotplugEvent(action="remove", subsystem="tty", devpath=tty.devpath)
+            )
 
 
 class SimMounter:
