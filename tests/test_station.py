@@ -359,3 +359,18 @@ def test_bicolour_led_shows_amber_as_red_and_green() -> None:
     finally:
         light.close()
         factory.reset()
+
+
+async def test_simulate_pre_shift_scenario(tmp_path: Path) -> None:
+    """REG-3.2 in the simulator: three officers test, camera 2 fails, the spare lights up and
+    is taken."""
+    from camdock.sim.station import simulate
+
+    with open(tmp_path / "out.txt", "w") as f:
+        result = await simulate(4, "pre-shift", tmp_path / "sim", ui=False, out=f)
+    assert result["ok"], result
+    tests = [b["selftest"] for b in result["bays"]]
+    assert tests == ["test-passed", "test-failed", "test-passed", "test-passed"]
+    assert result["bays"][3]["final_state"] == "empty"  # the spare was taken
+    text = (tmp_path / "out.txt").read_text()
+    assert "take-me: spare for 李美玲" in text

@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="the whole station with simulated hardware")
     s.add_argument("--bays", type=int, default=4)
-    s.add_argument("--scenario", choices=("shift-end",), default="shift-end")
+    s.add_argument("--scenario", choices=("shift-end", "pre-shift"), default="shift-end")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.add_argument("--no-ui", action="store_true", help="no live view; events as log lines")
     s.add_argument(

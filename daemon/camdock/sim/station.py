@@ -41,7 +41,8 @@ OFFICERS = [
     ("H89012", "劉淑芬"),
 ]
 UNKNOWN_STICK = "USBSTICK-0042"
-SCENARIOS = ("shift-end",)
+SCENARIOS = ("shift-end", "pre-shift")
+SPARE_SERIAL = "SN-SPARE"
 
 
 def sim_config(bays: int, state: Path, broker: tuple[str, int] | None = None) -> Config:
@@ -67,7 +68,8 @@ def sim_config(bays: int, state: Path, broker: tuple[str, int] | None = None) ->
                 "officer": OFFICERS[n - 1][0],
             }
             for n in range(1, bays + 1)
-        ],
+        ]
+        + [{"serial": SPARE_SERIAL, "id": "SPARE01", "model": "BWC-SIM", "spare": True}],
         "bays": [
             {
                 "number": n,
@@ -188,6 +190,54 @@ async def shift_end(station: Station, hot: SimHotplug, volumes: Path, bays: int)
     )
 
 
+async def pre_shift(station: Station, hot: SimHotplug, volumes: Path, bays: int) -> None:
+    """Officers press their bay's button before the shift: camera 2 fails its test (a failing
+    image sensor), the spare in the last bay lights up, and officer 2 takes it."""
+    from camdock.sim.cameras import CameraState, SimCamera
+
+    cameras = {}
+    for n in range(1, bays + 1):
+        serial = SPARE_SERIAL if n == bays else f"SN{n:04d}"
+        state = CameraState(serial=serial, clock_offset=[-187.0, 42.0, 3.5, 0.2][n % 4])
+        if n == 2:
+            state.checks["sensor"] = "fail"
+        cameras[n] = SimCamera(state)
+        (volumes / f"cam{n}").mkdir(parents=True, exist_ok=True)
+    try:
+        await station.ready.wait()
+        for n in range(1, bays + 1):
+            serial = SPARE_SERIAL if n == bays else f"SN{n:04d}"
+            hot.dock(f"1-1.{n}", serial, volumes / f"cam{n}", tty=cameras[n].port)
+        await _wait_for(
+            lambda: all(b.state.phase is Phase.DONE for b in station.bays.values()), 30, "docking"
+        )
+        factory = station.pin_factory
+
+        def press(n: int) -> None:
+            factory.pin(4 * n + 3).drive_low()
+            factory.pin(4 * n + 3).drive_high()
+
+        tested = (Phase.TEST_PASSED, Phase.TEST_FAILED)
+
+        def tested_at(n: int) -> Callable[[], bool]:
+            return lambda: station.bays[n].state.phase in tested
+
+        press(bays)  # the custodian tests the spare at the start of the day
+        await _wait_for(lambda: station.bays[bays].state.phase in tested, 30, "the spare's test")
+        for n in range(1, bays):
+            await asyncio.sleep(0.6)
+            press(n)
+            await _wait_for(tested_at(n), 30, f"bay {n}'s test")
+        spare = station.bays[bays]
+        await _wait_for(lambda: spare.state.phase is Phase.TAKE_ME, 10, "the spare to light up")
+        await asyncio.sleep(2.0)  # the officer walks over
+        hot.undock(f"1-1.{bays}")
+        await _wait_for(lambda: spare.state.phase is Phase.EMPTY, 10, "the spare to be taken")
+    finally:
+        for cam in cameras.values():
+            cam.close()
+
+
 def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
     bays = []
     for n, b in station.bays.items():
@@ -204,14 +254,26 @@ def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
                 "cleared": sum(f.cleared for f in r.files) if r else 0,
                 "left_on_camera": sum(1 for p in (volumes / f"cam{n}").rglob("*") if p.is_file()),
                 "message": b.state.message,
+                "selftest": next(
+                    (
+                        h.phase.value
+                        for h in reversed(b.history)
+                        if h.phase in (Phase.TEST_PASSED, Phase.TEST_FAILED)
+                    ),
+                    None,
+                ),
             }
         )
+    tests = [b["selftest"] for b in bays if b["selftest"]]
     return {
         "station": station.cfg.station_id,
         "seconds": round(seconds, 2),
         "bays": bays,
         "events_delivered": station.publisher.delivered if station.publisher else 0,
-        "ok": all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays),
+        # pre-shift: exactly the one planted failure; shift-end: every bay done and cleared
+        "ok": tests.count("test-failed") == 1
+        if tests
+        else all(b["final_state"] == "done" and b["left_on_camera"] == 0 for b in bays),
     }
 
 
@@ -243,7 +305,8 @@ async def simulate(
     view = View(station, out, live=ui)
     volumes = state_dir / "cameras"
     scripts: dict[str, Callable[[Station, SimHotplug, Path, int], Awaitable[None]]] = {
-        "shift-end": shift_end
+        "shift-end": shift_end,
+        "pre-shift": pre_shift,
     }
     t0 = time.monotonic()
     runner = asyncio.create_task(station.run(), name="station")
@@ -282,7 +345,7 @@ def main(
     broker: tuple[str, int] | None = None,
 ) -> int:
     if bays < 4:
-        print("camdock simulate: the shift-end scenario needs at least 4 bays", file=sys.stderr)
+        print("camdock simulate: the scenarios need at least 4 bays", file=sys.stderr)
         return 64
     keep = state_dir is not None
     root = state_dir or Path(tempfile.mkdtemp(prefix="camdock-sim-"))
@@ -301,6 +364,12 @@ def main(
     else:
         print(f"\nsummary ({result['seconds']} s):")
         for b in result["bays"]:
+            if scenario == "pre-shift":
+                print(
+                    f"  bay {b['bay']}: {b['final_state']:<11} camera {b['camera'] or '-':<8} "
+                    f"{b['message']}"
+                )
+                continue
             print(
                 f"  bay {b['bay']}: {b['final_state']:<11} camera {b['camera'] or '-':<8} "
                 f"{b['verified']}/{b['files']} verified, {b['cleared']} cleared, "
