@@ -274,3 +274,24 @@ def test_selftest_command_on_any_machine(tmp_path: Path) -> None:
     assert failed == {"offloaded": "dock for offload first"}
     gone = run(camdock_cmd("selftest", "--port", str(tmp_path / "no-such-tty")))
     assert gone.returncode == 1 and "cannot open" in gone.stdout
+
+
+async def test_camera_pulled_mid_test_is_interrupted_not_logged(tmp_path: Path) -> None:
+    cam = SimCamera(CameraState(slow=0.3))
+    vol = tmp_path / "v1"
+    vol.mkdir()
+    try:
+        async with running(tmp_path) as h:
+            h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
+            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+            h.factory.pin(BUTTON).drive_low()
+            h.factory.pin(BUTTON).drive_high()
+            await h.until(lambda: h.bay(1).state.phase is Phase.TESTING)
+            h.hot.undock("1-1")
+            cam.close()  # the cable is gone
+            await h.until(lambda: h.bay(1).state.phase is Phase.INTERRUPTED)
+            await h.until(lambda: bool(_rows(h.cfg.catalog, "SELECT id FROM selftests")), 15)
+        assert _rows(h.cfg.catalog, "SELECT passed FROM selftests") == [(0,)]
+        assert _rows(h.cfg.catalog, "SELECT count(*) FROM duty_log") == [(0,)]
+    finally:
+        cam.close()

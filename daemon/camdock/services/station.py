@@ -549,7 +549,9 @@ class Station:
         battery = None
         if answers.battery is not None and answers.battery.get("percent", "").isdigit():
             battery = int(answers.battery["percent"])
-        spare = None if verdict.passed else self._pick_spare(b)
+        # Pulled mid-test: the row records the aborted test; no duty-log entry, no spare.
+        interrupted = b.state.phase is not Phase.TESTING
+        spare = None if verdict.passed or interrupted else self._pick_spare(b)
         slot = self.cfg.slots.slot_of(datetime.now(self.cfg.tz))
         camera_id = camera.id if camera else None
 
@@ -575,6 +577,8 @@ class Station:
                     )
                     .last_pk
                 )
+                if interrupted:
+                    return
                 if verdict.passed:
                     record_event(
                         db,
