@@ -1,3 +1,0 @@
-from camdock.cli import main
-
-raise SystemExit(main())
