@@ -30,7 +30,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- offload-bench:begin -->", "<!-- offload-bench:end -->"
 CGROUP_V1 = Path("/sys/fs/cgroup/blkio")
 CGROUP_V2 = Path("/sys/fs/cgroup")
 USB2_BPS = 35_000_000
@@ -226,14 +225,18 @@ def render(results: dict[str, dict[str, float]], mib: int, files: int, repeat: i
     return "\n".join(lines)
 
 
-def write_results(report: str) -> None:
+def write_results(
+    report: str, key: str = "offload-bench", title: str = "Offload throughput"
+) -> None:
+    """Put ``report`` into bench/RESULTS.md between its markers (appending a section once)."""
+    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{report}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{report}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n## Offload throughput\n\n" + block + "\n"
+        text = text.rstrip("\n") + f"\n\n## {title}\n\n" + block + "\n"
     RESULTS.write_text(text)
     print(f"written to {RESULTS}")
 

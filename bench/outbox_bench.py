@@ -27,10 +27,7 @@ from camdock.adapters.mqtt import Outbox, Publisher  # noqa: E402
 from camdock.config import MqttSettings  # noqa: E402
 from camdock.events import EventType, Topics, record  # noqa: E402
 from mqttbroker import Broker, Subscriber  # noqa: E402
-from offload_bench import machine  # noqa: E402
-
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- outbox-bench:begin -->", "<!-- outbox-bench:end -->"
+from offload_bench import machine, write_results  # noqa: E402
 
 
 async def run(n: int, work: Path) -> dict[str, float]:
@@ -121,14 +118,7 @@ def main() -> None:
     )
     print(report)
     if not args.no_write:
-        text = RESULTS.read_text()
-        block = f"{BEGIN}\n{report}\n{END}"
-        if BEGIN in text:
-            head, rest = text.split(BEGIN, 1)
-            text = head + block + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n## The event outbox\n\n" + block + "\n"
-        RESULTS.write_text(text)
+        write_results(report, "outbox-bench", "The event outbox")
 
 
 if __name__ == "__main__":

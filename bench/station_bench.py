@@ -38,11 +38,8 @@ from camdock.core.bay import Phase
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, fill_camera
 from camdock.sim.station import sim_config
-from offload_bench import USB2_BPS, Throttle, drop_caches, machine
+from offload_bench import USB2_BPS, Throttle, drop_caches, machine, write_results
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- station-bench:begin -->", "<!-- station-bench:end -->"
 
 
 def sh(*argv: str) -> str:
@@ -278,14 +275,7 @@ def main() -> None:
     report = render(results, idle, args.mib_per_camera)
     print(report)
     if not args.no_write:
-        text = RESULTS.read_text()
-        block = f"{BEGIN}\n{report}\n{END}"
-        if BEGIN in text:
-            head, rest = text.split(BEGIN, 1)
-            text = head + block + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n## The station under load\n\n" + block + "\n"
-        RESULTS.write_text(text)
+        write_results(report, "station-bench", "The station under load")
 
 
 def render(results: list[dict[str, Any]], idle_rss: float, mib: int) -> str:
