@@ -41,7 +41,6 @@ from camdock.sim.station import sim_config
 from offload_bench import USB2_BPS, Throttle, drop_caches, machine, write_results
 
 
-
 def sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
