@@ -282,7 +282,7 @@ async def test_simulate_shift_end_scenario(tmp_path: Path) -> None:
     assert result["ok"], result
     assert [b["final_state"] for b in result["bays"]] == ["done"] * 4
     text = out.read_text()
-    assert "unknown-device serial=USBSTICK-0042" in text
+    assert "unknown-device usb_serial=USBSTICK-0042" in text
     assert "interrupted" in text and text.count("offload-started camera=CAM0002") == 2
 
 

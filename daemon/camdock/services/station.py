@@ -16,13 +16,13 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from camdock.adapters.catalog import one, open_catalog, utcnow, write_txn
+from camdock.adapters.catalog import one, utcnow, write_txn
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mount import MountError
 from camdock.adapters.mqtt import Outbox, Publisher
@@ -143,7 +143,8 @@ class Station:
         **data: Any,
     ) -> None:
         """Record an event for the station server (its own transaction, on the outbox thread),
-        then wake the publisher. One outbox thread: submission order is commit order."""
+        then wake the publisher; and show it locally (log, simulator view). One outbox thread:
+        submission order is commit order."""
         b = self.bays.get(bay) if bay is not None else None
         if b is not None:
             camera = camera or b.state.camera_id
@@ -158,7 +159,8 @@ class Station:
                 )
             loop.call_soon_threadsafe(self._wake_publisher)
 
-        self.outbox.pool.submit(write)
+        self.outbox.pool.submit(write).add_done_callback(_log_failure)
+        self.emit(kind.value, bay, **data)
 
     def _wake_publisher(self) -> None:
         if self.publisher is not None:
@@ -287,13 +289,6 @@ class Station:
                         vendor=ev.vendor_id,
                         product=ev.product_id,
                     )
-                    self.emit(
-                        "unknown-device",
-                        b.n,
-                        serial=ev.serial,
-                        vendor=ev.vendor_id,
-                        product=ev.product_id,
-                    )
             return
         if not ev.fs_type:
             if ev.devtype == "disk" and b.storage is None and b.disk_waiting is None:
@@ -327,14 +322,6 @@ class Station:
             serial=camera.serial,
             usb_serial=camera.serial,
             ownership=camera.ownership,
-            fs=ev.fs_type,
-        )
-        self.emit(
-            "camera-docked",
-            b.n,
-            camera=camera.id,
-            serial=camera.serial,
-            officer=officer.badge if officer else None,
             fs=ev.fs_type,
         )
 
@@ -440,7 +427,6 @@ class Station:
                 except MountError as exc:
                     b.queue.put_nowait(core.Failed(str(exc)))
                     self.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
-                    self.emit("offload-failed", b.n, camera=camera.id, error=str(exc))
                     return
                 try:
                     await self._run_engine(b, source, camera.id, officer)
@@ -486,7 +472,6 @@ class Station:
         except OffloadRefused as exc:
             b.queue.put_nowait(core.Failed(str(exc)))
             self.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
-            self.emit("offload-failed", b.n, camera=camera_id, error=str(exc))
             return
         except asyncio.CancelledError:
             # SIGTERM: stop soon and wait for the engine, so the unmount that follows finds the
@@ -551,7 +536,7 @@ class Station:
             battery = int(answers.battery["percent"])
         # Pulled mid-test: the row records the aborted test; no duty-log entry, no spare.
         interrupted = b.state.phase is not Phase.TESTING
-        spare = None if verdict.passed or interrupted else self._pick_spare(b)
+        spare = None if verdict.passed or interrupted else await self._pick_spare(b)
         slot = self.cfg.slots.slot_of(datetime.now(self.cfg.tz))
         camera_id = camera.id if camera else None
 
@@ -655,34 +640,38 @@ class Station:
         if spare is not None and officer is not None:
             spare.queue.put_nowait(core.TakeMe(officer["name"]))
 
-    def _pick_spare(self, failing: _Bay) -> _Bay | None:
+    async def _pick_spare(self, failing: _Bay) -> _Bay | None:
         """A docked spare, idle, that passed its own test recently with a charged battery."""
-        limit = datetime.now(UTC) - timedelta(hours=self.cfg.selftest.spare_max_age_hours)
-        db = None
+        candidates = []
         for b in self.bays.values():
             camera = self.cfg.cameras.get(b.state.serial or "")
             if b is failing or camera is None or not camera.spare or not b.state.docked:
                 continue
-            if b.state.phase not in (Phase.DONE, Phase.TEST_PASSED):
-                continue
-            if db is None:
-                db = open_catalog(self.cfg.catalog)  # a short read on the loop: a few rows
+            if b.state.phase in (Phase.DONE, Phase.TEST_PASSED):
+                candidates.append((b, camera.id))
+        if not candidates:
+            return None
+        since = datetime.now(UTC) - timedelta(hours=self.cfg.selftest.spare_max_age_hours)
+        since_text = since.isoformat().replace("+00:00", "Z")
+        least = self.cfg.selftest.min_battery
+
+        def qualifies(camera_id: str) -> bool:
             last = one(
-                db,
-                "SELECT passed, battery, time FROM selftests WHERE camera_id = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (camera.id,),
+                self.outbox.db(),
+                "SELECT passed, battery, time FROM selftests "
+                "WHERE camera_id = ? ORDER BY id DESC LIMIT 1",
+                (camera_id,),
             )
-            if (
+            return bool(
                 last
                 and last["passed"]
-                and (last["battery"] or 0) >= self.cfg.selftest.min_battery
-                and last["time"] >= limit.isoformat().replace("+00:00", "Z")
-            ):
-                db.close()
+                and (last["battery"] or 0) >= least
+                and last["time"] >= since_text
+            )
+
+        for b, camera_id in candidates:
+            if await self.outbox.call(qualifies, camera_id):
                 return b
-        if db is not None:
-            db.close()
         return None
 
     async def _loan_officer(self, camera_id: str) -> dict[str, str] | None:
@@ -804,3 +793,9 @@ def bay_state_json(station: str, s: BayState) -> str:
         },
         ensure_ascii=False,
     )
+
+
+def _log_failure(future: Future[None]) -> None:
+    """An event that could not be recorded must not vanish silently."""
+    if (exc := future.exception()) is not None:
+        log.error("event could not be recorded in the outbox: %r", exc)
