@@ -416,6 +416,8 @@ class Station:
         target = self.cfg.run_dir / "bays" / str(b.n)
         try:
             async with self._offload_slots:
+                if b.storage is not storage:
+                    return  # pulled (or replaced) while waiting for a slot: nothing to do
                 if error := await self._outbox_full():
                     b.queue.put_nowait(core.Failed(error))
                     return
