@@ -195,6 +195,14 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     finally:
         con.close()
     assert statuses.get("running") is None
+    # REG-7.1: the custody chain survived every kill, and covers every store and clear.
+    audit = subprocess.run(
+        [*camdock_cmd("audit", "--catalog", str(catalog))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout
     assert statuses.get("interrupted", 0) >= 1
     print(
         f"{kills} kills over runs of {full:.2f} s ({mid_work} mid-offload), {finished} runs "

@@ -142,6 +142,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--json", action="store_true")
 
+    a = sub.add_parser("audit", help="verify the hash-chained custody log (REG-7.1)")
+    a.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"catalog database (default {default_catalog()})",
+    )
+
     u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
     u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
 
@@ -186,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         broker = broker_address(args.broker) if args.broker else None
         return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
+    if args.command == "audit":
+        return _audit(args.catalog or default_catalog())
     if args.command == "selftest":
         return _selftest(args)
     if args.command == "udev-rules":
@@ -393,3 +404,25 @@ def _selftest(args: argparse.Namespace) -> int:
         return 0 if verdict.passed else 1
 
     return asyncio.run(main())
+
+
+def _audit(catalog: Path) -> int:
+    """Verify the custody log's hash chain and that it covers every stored and cleared file."""
+    from camdock import custody
+    from camdock.adapters.catalog import open_catalog
+
+    if not catalog.exists():
+        print(f"camdock audit: no catalog at {catalog}", file=sys.stderr)
+        return 66
+    db = open_catalog(catalog)
+    try:
+        problems = custody.verify(db)
+        entries = db.execute("SELECT count(*) FROM custody_log").fetchone()[0]
+        recordings = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+    finally:
+        db.close()
+    for p in problems:
+        print(f"PROBLEM {p}")
+    verdict = "intact" if not problems else f"{len(problems)} problem(s)"
+    print(f"custody log: {entries} entries, {recordings} recordings: {verdict}")
+    return 0 if not problems else 1

@@ -203,6 +203,30 @@ def m003_selftest(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_custody(db: Database) -> None:
+    # REG-7.1: the hash-chained custody log (camdock/custody.py). No UPDATE or DELETE is ever
+    # issued on it; triggers make an accidental one fail loudly instead of silently.
+    db.execute(
+        """CREATE TABLE custody_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time TEXT NOT NULL,
+            action TEXT NOT NULL,
+            recording_id INTEGER,
+            actor TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX custody_recording ON custody_log (recording_id)")
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER custody_no_{op.lower()} BEFORE {op} ON custody_log "
+            "BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END"
+        )
+
+
 def utcnow() -> str:
     """A UTC timestamp for the catalog: ISO 8601 with microseconds and 'Z'."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

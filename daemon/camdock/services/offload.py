@@ -46,6 +46,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import custody
 from camdock.adapters import fsio
 from camdock.adapters.catalog import one, open_catalog, rows, utcnow, write_txn
 from camdock.core.naming import (
@@ -254,6 +255,8 @@ class OffloadEngine:
         self._warnings: list[str] = []
         self._session_id = 0
         self._filing = Filing(request.officer_name, request.officer_badge, request.camera_id)
+        station = request.events.topics.station if request.events else socket.gethostname()
+        self._actor = f"camdock@{station}"
 
     def cancel(self) -> None:
         """Stop soon, leaving everything resumable (thread-safe)."""
@@ -540,6 +543,17 @@ class OffloadEngine:
                         "updated_at": now,
                     },
                 )
+                custody.append(
+                    db,
+                    "clear",
+                    p["recording_id"],
+                    self._actor,
+                    {
+                        "camera": self.req.camera_id,
+                        "confirmed_on_rerun": True,
+                        "source": fsio.display(bytes(p["source_relpath"])),
+                    },
+                )
         log.info("recorded %d camera files as cleared by an interrupted session", len(gone))
 
     # -----------------------------------------------------------------------------------------
@@ -821,6 +835,23 @@ class OffloadEngine:
                     }
                 )
             self._journal(db, item, "catalogued", sha256=c.sha256, recording_id=rec_id, txn=False)
+            if new:  # REG-7.1: stored (and verified) in these destinations
+                custody.append(
+                    db,
+                    "store",
+                    rec_id,
+                    self._actor,
+                    {
+                        "sha256": c.sha256,
+                        "size": c.size,
+                        "path": str(rel),
+                        "destinations": [d.key for d in new],
+                        "camera": self.req.camera_id,
+                        "officer": self.req.officer_badge,
+                        "session": self._uid,
+                        "source": item.src.display,
+                    },
+                )
             in_context(
                 db,
                 self.req.events,
@@ -877,6 +908,18 @@ class OffloadEngine:
                 (utcnow(), rec_id),
             )
             self._journal(db, item, "cleared", txn=False)
+            custody.append(
+                db,
+                "clear",
+                rec_id,
+                self._actor,
+                {
+                    "camera": self.req.camera_id,
+                    "source": item.src.display,
+                    "sha256": item.result.sha256,
+                    "session": self._uid,
+                },
+            )
             in_context(
                 db,
                 self.req.events,

@@ -1,0 +1,92 @@
+"""The custody log: a tamper-evident, hash-chained record of what happened to each recording
+(REG-7.1; invariant 6 of ARCHITECTURE.md).
+
+Every entry holds the SHA-256 of the previous entry's hash and its own canonical content, so
+editing, deleting or reordering any entry breaks the chain from there on; ``verify`` finds it.
+Entries are appended inside the same transaction as the change they record (a recording stored
+and verified, a camera copy cleared), under SQLite's write lock, so concurrent bays still form
+one chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.adapters.catalog import one, rows, utcnow
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, entry: dict[str, Any]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+
+
+def append(
+    db: Database, action: str, recording_id: int | None, actor: str, details: dict[str, Any]
+) -> str:
+    """Add an entry; call inside a write transaction (BEGIN IMMEDIATE holds the chain's tail)."""
+    last = one(db, "SELECT hash FROM custody_log ORDER BY id DESC LIMIT 1")
+    prev = last["hash"] if last else GENESIS
+    entry = {
+        "time": utcnow(),
+        "action": action,
+        "recording_id": recording_id,
+        "actor": actor,
+        "details": details,
+    }
+    digest = _digest(prev, entry)
+    db.execute(
+        "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry["time"],
+            action,
+            recording_id,
+            actor,
+            json.dumps(details, sort_keys=True, ensure_ascii=False),
+            prev,
+            digest,
+        ),
+    )
+    return digest
+
+
+def verify(db: Database) -> list[str]:
+    """Every problem with the chain and with its coverage of the catalog; empty when intact."""
+    problems = []
+    prev = GENESIS
+    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+        entry = {
+            "time": r["time"],
+            "action": r["action"],
+            "recording_id": r["recording_id"],
+            "actor": r["actor"],
+            "details": json.loads(r["details"]),
+        }
+        if r["prev_hash"] != prev:
+            problems.append(
+                f"entry {r['id']}: does not follow the entry before it "
+                "(an entry was removed or reordered)"
+            )
+        if _digest(r["prev_hash"], entry) != r["hash"]:
+            problems.append(f"entry {r['id']}: content does not match its hash (altered)")
+        prev = r["hash"]
+    stored = {
+        r["recording_id"]
+        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'store'")
+    }
+    cleared = {
+        r["recording_id"]
+        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'clear'")
+    }
+    for r in rows(db, "SELECT id, relpath, cleared_at FROM recordings"):
+        if r["id"] not in stored:
+            problems.append(f"recording {r['id']} ({r['relpath']}): no 'store' entry")
+        if r["cleared_at"] and r["id"] not in cleared:
+            problems.append(f"recording {r['id']} ({r['relpath']}): cleared, no 'clear' entry")
+    return problems

@@ -1,0 +1,51 @@
+"""The custody log (REG-7.1, invariant 6): every store and clear is in a hash chain that any
+edit, deletion or reordering breaks, and `camdock audit` says so."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from camdock import custody
+from camdock.adapters.catalog import open_catalog
+from conftest import camdock_cmd, make_camera, offload, run
+
+
+def test_offload_writes_a_chain_that_verifies_and_tampering_is_found(
+    station: dict[str, Path],
+) -> None:
+    cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
+    make_camera(cam, 4)
+    assert offload(cam, [d1, d2], catalog).ok
+    db = open_catalog(catalog)
+    try:
+        actions = [r[0] for r in db.execute("SELECT action FROM custody_log ORDER BY id")]
+        assert actions.count("store") == 4 and actions.count("clear") == 4
+        assert custody.verify(db) == []
+    finally:
+        db.close()
+    res = run(camdock_cmd("audit", "--catalog", str(catalog)))
+    assert res.returncode == 0 and "8 entries, 4 recordings: intact" in res.stdout
+
+    # The log refuses edits through SQL; someone who drops the guard still gets caught.
+    con = sqlite3.connect(catalog)
+    try:
+        try:
+            con.execute("UPDATE custody_log SET actor = 'x' WHERE id = 2")
+            raise AssertionError("the append-only trigger did not fire")
+        except sqlite3.IntegrityError as exc:
+            assert "append-only" in str(exc)
+        con.execute("DROP TRIGGER custody_no_update")
+        con.execute("DROP TRIGGER custody_no_delete")
+        con.execute(
+            "UPDATE custody_log SET details = replace(details, '\"size\"', '\"sizE\"') WHERE id = 3"
+        )
+        con.execute("DELETE FROM custody_log WHERE id = 6")
+        con.commit()
+    finally:
+        con.close()
+    res = run(camdock_cmd("audit", "--catalog", str(catalog)))
+    assert res.returncode == 1
+    assert "entry 3: content does not match its hash (altered)" in res.stdout
+    assert "entry 7: does not follow the entry before it" in res.stdout
+    assert "no 'store' entry" in res.stdout or "no 'clear' entry" in res.stdout
