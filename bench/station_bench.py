@@ -73,17 +73,20 @@ def make_cameras(work: Path, n: int, mib: int) -> list[str]:
         sh("mkfs.ext4", "-q", "-F", str(image))
         dev = sh("losetup", "--find", "--show", "--direct-io=on", str(image))
         mnt.mkdir()
-        sh("mount", dev, str(mnt))
-        fill_camera(
-            mnt,
-            files=4,
-            size=(mib << 20) // 4 - 200_000,
-            seed=i,
-            start=datetime(2026, 11, 28, 8, 0),
-        )
-        sh("umount", str(mnt))
         devs.append(dev)
+        fill(dev, mnt, i, mib)
     return devs
+
+
+def fill(dev: str, mnt: Path, seed: int, mib: int) -> None:
+    """(Re)fill a camera volume with the same recordings (the offload clears them)."""
+    sh("mount", dev, str(mnt))
+    for p in mnt.rglob("*.MP4"):
+        p.unlink()
+    fill_camera(
+        mnt, files=4, size=(mib << 20) // 4 - 200_000, seed=seed, start=datetime(2026, 11, 28, 8, 0)
+    )
+    sh("umount", str(mnt))
 
 
 async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
@@ -190,20 +193,8 @@ async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
 
 
 def refill(work: Path, devs: list[str], mib: int) -> None:
-    """The offload cleared the cameras: put the recordings back (same bytes)."""
     for i, dev in enumerate(devs, 1):
-        mnt = work / f"fill{i}"
-        sh("mount", dev, str(mnt))
-        for p in mnt.rglob("*.MP4"):
-            p.unlink()
-        fill_camera(
-            mnt,
-            files=4,
-            size=(mib << 20) // 4 - 200_000,
-            seed=i,
-            start=datetime(2026, 11, 28, 8, 0),
-        )
-        sh("umount", str(mnt))
+        fill(dev, work / f"fill{i}", i, mib)
 
 
 def idle_daemon_rss(work: Path) -> float:

@@ -78,6 +78,33 @@ def camdock_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "camdock", *args]
 
 
+def offload_args(
+    cam: Path,
+    dests: list[Path],
+    catalog: Path,
+    *extra: str,
+    officer: str = "王小明",
+    badge: str = "A12345",
+    camera: str = "CAM0001",
+) -> list[str]:
+    """The argv of `camdock offload` for a test camera (without the interpreter)."""
+    to = [arg for d in dests for arg in ("--to", str(d))]
+    return [
+        "offload",
+        str(cam),
+        *to,
+        "--camera",
+        camera,
+        "--officer",
+        officer,
+        "--badge",
+        badge,
+        "--catalog",
+        str(catalog),
+        *extra,
+    ]
+
+
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload,no-any-return]
 

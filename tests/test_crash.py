@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import camdock_cmd, sha_of, write_recording
+from conftest import camdock_cmd, offload_args, sha_of, write_recording
 
 KILLS = 20
 FILES_PER_BATCH = 30
@@ -107,25 +107,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     originals: dict[str, str] = {}
     batch = 0
     _batch(cam, batch, originals)
-    cmd = camdock_cmd(
-        "offload",
-        str(cam),
-        "--to",
-        str(d1),
-        "--to",
-        str(d2),
-        "--camera",
-        "CAM0001",
-        "--officer",
-        "王小明",
-        "--badge",
-        "A12345",
-        "--catalog",
-        str(catalog),
-        "--clear",
-        "--tz",
-        "Asia/Taipei",
-    )
+    cmd = camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear", "--tz", "Asia/Taipei"))
     # How long one whole run takes on this machine, so the kills land anywhere inside one.
     scratch = tmp_path / "scratch"
     _batch(scratch / "cam", 99, {})

@@ -19,6 +19,7 @@ from conftest import (
     camdock_cmd,
     make_camera,
     offload,
+    offload_args,
     run,
     sha_of,
     tmpfs,
@@ -271,26 +272,7 @@ def test_read_only_destination_is_refused(station: dict[str, Path]) -> None:
 def test_cli_json_summary_and_exit_status(station: dict[str, Path]) -> None:
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
     originals = make_camera(cam, 2)
-    args = [
-        "offload",
-        str(cam),
-        "--to",
-        str(d1),
-        "--to",
-        str(d2),
-        "--camera",
-        "CAM0001",
-        "--officer",
-        "王小明",
-        "--badge",
-        "A12345",
-        "--catalog",
-        str(catalog),
-        "--clear",
-        "--json",
-        "--tz",
-        "Asia/Taipei",
-    ]
+    args = offload_args(cam, [d1, d2], catalog, "--clear", "--json", "--tz", "Asia/Taipei")
     res = run(camdock_cmd(*args))
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
@@ -354,22 +336,15 @@ def _unreadable(tmp_path: Path) -> None:
             "--regid=65534",
             "--clear-groups",
             *camdock_cmd(
-                "offload",
-                str(cam),
-                "--to",
-                str(d1),
-                "--to",
-                str(d2),
-                "--camera",
-                "CAM0001",
-                "--officer",
-                "o",
-                "--badge",
-                "b",
-                "--clear",
-                "--json",
-                "--catalog",
-                str(tmp_path / "state" / "c.sqlite"),
+                *offload_args(
+                    cam,
+                    [d1, d2],
+                    tmp_path / "state" / "c.sqlite",
+                    "--clear",
+                    "--json",
+                    officer="o",
+                    badge="b",
+                )
             ),
         ],
         env={**os.environ, "HOME": str(tmp_path)},
