@@ -153,3 +153,41 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
             assert not [p for p in stored if p.name.startswith(".camdock-")]
         assert not (cfg.run_dir / "bays" / "1").is_mount()
         assert camera_files(dev, mnt) == []
+
+
+async def test_pulled_mid_offload_through_udev_then_redocked(testbed: Any, tmp_path: Path) -> None:
+    """The udev remove arrives mid-offload: the bay shows interrupted, the mount is detached,
+    what was verified stays cleared, the rest stays on the camera; docking again finishes."""
+    files = 30
+    with camera_image(tmp_path, files=files, size=1 << 20) as (dev, mnt):
+        cfg = load(write_config(tmp_path))
+        cam = FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
+        factory = MockFactory(pin_class=MockPWMPin)
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+        task = asyncio.create_task(station.run())
+        bay = station.bays[1]
+        try:
+            end = time.monotonic() + 30
+            while catalog_count(cfg.catalog) < 2:
+                assert time.monotonic() < end and bay.state.phase is not Phase.DONE
+                await asyncio.sleep(0.005)
+            cam.unplug()
+            while bay.state.phase is not Phase.INTERRUPTED:
+                assert time.monotonic() < end, bay.state
+                await asyncio.sleep(0.01)
+            while bay.offload.task is not None and not bay.offload.task.done():
+                await asyncio.sleep(0.02)
+            assert not (cfg.run_dir / "bays" / "1").is_mount()
+            left = len(camera_files(dev, mnt))
+            assert 0 < left < files
+            cam.replug()  # docked again
+            while bay.state.phase is not Phase.DONE:
+                assert time.monotonic() < end + 30, bay.state
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            factory.close()
+        assert camera_files(dev, mnt) == []
+        assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files

@@ -39,7 +39,8 @@ class FakeCamera:
         props = ["DEVTYPE", "partition", "DEVNAME", devname, "ID_BUS", "usb"]
         if fs_type:
             props += ["ID_FS_TYPE", fs_type]
-        self.part = tb.add_device("block", name, self.disk, ["partition", "1", "dev", dev], props)
+        self._part_args = (name, ["partition", "1", "dev", dev], props)
+        self.part = tb.add_device("block", name, self.disk, *self._part_args[1:])
 
     def add_tty(self, name: str = "ttyACM0") -> None:
         self.tb.add_from_string(
@@ -50,3 +51,10 @@ class FakeCamera:
     def unplug(self) -> None:
         self.tb.uevent(self.part, "remove")
         self.tb.remove_device(self.part)
+
+    def replug(self) -> None:
+        """Dock the same camera again (its storage comes back; add_device emits "add")."""
+        name, attrs, props = self._part_args
+        # A fresh sysfs name: umockdev cannot re-add a path it has removed.
+        self._part_args = (name + "r", attrs, props)
+        self.part = self.tb.add_device("block", name + "r", self.disk, attrs, props)
