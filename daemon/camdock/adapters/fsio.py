@@ -201,20 +201,6 @@ def remove_source(root: Path, src: SourceFile) -> None:
         os.close(parent)
 
 
-def source_exists(root: Path, parts: tuple[bytes, ...]) -> bool:
-    try:
-        parent = open_parent(root, parts)
-    except FileNotFoundError:
-        return False
-    try:
-        os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    finally:
-        os.close(parent)
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
 # Destinations
 

@@ -37,10 +37,6 @@ class Pattern:
     def colour(self) -> Colour | None:
         return next((c for c, _ in self.steps if c is not None), None)
 
-    @property
-    def period(self) -> float:
-        return sum(t for _, t in self.steps)
-
 
 INF = math.inf
 
