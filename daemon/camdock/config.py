@@ -96,10 +96,6 @@ class MqttSettings:
     outbox_limit: int = 100_000  # undelivered events; beyond it the station takes no new offloads
     retention_days: int = 30  # delivered events are pruned after this
 
-    @property
-    def tls(self) -> bool:
-        return self.ca_file is not None
-
 
 @dataclass(frozen=True)
 class SelfTestSettings:

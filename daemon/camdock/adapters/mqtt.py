@@ -43,6 +43,25 @@ MAX_ROSTER_BYTES = 256 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
 
 
+def tls_params(
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> aiomqtt.TLSParameters | None:
+    """TLS when a CA is given: the broker's certificate and host name are checked, and a client
+    certificate is presented when one is configured."""
+    if ca_file is None:
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=str(ca_file),
+        certfile=str(cert_file) if cert_file else None,
+        keyfile=str(key_file) if key_file else None,
+        cert_reqs=ssl.CERT_REQUIRED,  # and the host name is checked (tls_insecure off)
+    )
+
+
+def read_password(path: Path | None) -> str | None:
+    return path.read_text().strip() if path is not None else None
+
+
 class Outbox:
     """The outbox table, used from one worker thread (sqlite3 objects stay in their thread)."""
 
@@ -128,17 +147,8 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
-        password = None
-        if s.password_file is not None:
-            password = s.password_file.read_text().strip()
-        tls = None
-        if s.tls:
-            tls = aiomqtt.TLSParameters(
-                ca_certs=str(s.ca_file),
-                certfile=str(s.cert_file) if s.cert_file else None,
-                keyfile=str(s.key_file) if s.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,  # and the host name is checked (tls_insecure off)
-            )
+        password = read_password(s.password_file)
+        tls = tls_params(s.ca_file, s.cert_file, s.key_file)
         will = aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True)
         session: dict[str, Any]
         if self._protocol == aiomqtt.ProtocolVersion.V5:

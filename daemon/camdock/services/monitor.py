@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 import sys
 import time
 import uuid
@@ -21,6 +20,7 @@ from typing import Any, TextIO
 
 import aiomqtt
 
+from camdock.adapters.mqtt import read_password, tls_params
 from camdock.events import SCHEMA_VERSION
 
 
@@ -82,15 +82,8 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
     view = View()
     live = not opts.as_json and out.isatty()
     station = opts.station or "+"
-    tls = None
-    if opts.ca_file:
-        tls = aiomqtt.TLSParameters(
-            ca_certs=str(opts.ca_file),
-            certfile=str(opts.cert_file) if opts.cert_file else None,
-            keyfile=str(opts.key_file) if opts.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
-    password = opts.password_file.read_text().strip() if opts.password_file else None
+    tls = tls_params(opts.ca_file, opts.cert_file, opts.key_file)
+    password = read_password(opts.password_file)
     client = aiomqtt.Client(
         opts.host,
         opts.port,
