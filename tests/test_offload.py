@@ -7,7 +7,6 @@ import os
 import socket
 import sqlite3
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -310,31 +309,23 @@ def test_cli_json_summary_and_exit_status(station: dict[str, Path]) -> None:
     assert res.returncode == EX_USAGE and "25:00" in res.stderr
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="drops privileges with setpriv; needs root")
-def test_unreadable_camera_file_fails_and_stays() -> None:
+@pytest.mark.skipif(not IS_ROOT, reason="drops capabilities with setpriv; needs root")
+def test_unreadable_camera_file_fails_and_stays(tmp_path: Path) -> None:
     """An unreadable recording is reported, not cleared; the others still go through."""
-    # pytest's tmp_path lives under a 0700 directory that the unprivileged user cannot enter.
-    with tempfile.TemporaryDirectory(prefix="camdock-") as tmp:
-        _unreadable(Path(tmp))
-
-
-def _unreadable(tmp_path: Path) -> None:
-    tmp_path.chmod(0o777)
     cam, d1, d2 = tmp_path / "cam", tmp_path / "d1", tmp_path / "d2"
-    for d in (cam, d1, d2, tmp_path / "state"):
+    for d in (cam, d1, d2):
         d.mkdir()
-        d.chmod(0o777)
     make_camera(cam, 2)
-    for p in cam.rglob("*"):
-        p.chmod(0o777 if p.is_dir() else 0o666)
     locked = sorted(cam.rglob("*.MP4"))[0]
     locked.chmod(0)
+    # Still uid 0 (so the interpreter is reachable wherever the checkout lives), but without the
+    # capabilities that let root ignore permission bits: the mode-000 file is unreadable.
+    no_dac = "-dac_override,-dac_read_search"
     res = run(
         [
             "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
+            f"--inh-caps={no_dac}",
+            f"--bounding-set={no_dac}",
             *camdock_cmd(
                 *offload_args(
                     cam,
@@ -346,8 +337,7 @@ def _unreadable(tmp_path: Path) -> None:
                     badge="b",
                 )
             ),
-        ],
-        env={**os.environ, "HOME": str(tmp_path)},
+        ]
     )
     assert res.returncode == 1, res.stderr
     summary = json.loads(res.stdout)
