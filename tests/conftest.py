@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -103,6 +105,15 @@ def offload_args(
         str(catalog),
         *extra,
     ]
+
+
+async def stop(task: asyncio.Task[Any], within: float = 30) -> None:
+    """Cancel a daemon task and wait for it to end; a shutdown that hangs fails here, at once,
+    rather than at the suite's per-test timeout."""
+    task.cancel()
+    async with asyncio.timeout(within):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

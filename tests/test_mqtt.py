@@ -31,7 +31,7 @@ from camdock.core.bay import Phase
 from camdock.events import EventType, Topics, record
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
-from conftest import camdock_cmd, tree_hashes
+from conftest import camdock_cmd, stop, tree_hashes
 from mqttbroker import Broker, Subscriber, free_port, wait_for
 from stationcfg import write_config
 
@@ -135,9 +135,7 @@ async def station_on(cfg: Config) -> AsyncIterator[tuple[Station, SimHotplug]]:
     try:
         yield station, hot
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         factory.reset()
 
 
@@ -268,9 +266,7 @@ async def test_outage_restart_and_every_event_arrives_in_order(tmp_path: Path) -
         await asyncio.to_thread(produce, 1000)
         pub.notify()
         await asyncio.sleep(1.0)
-        task.cancel()  # the daemon stops while the broker is down
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)  # the daemon stops while the broker is down
         outbox.close()
         undelivered = Outbox(catalog)
         assert await undelivered.call(undelivered.undelivered) >= 1000
@@ -281,9 +277,7 @@ async def test_outage_restart_and_every_event_arrives_in_order(tmp_path: Path) -
         await until(
             lambda: len({e["id"] for e in sub.events()}) >= 1010, timeout=60, what="all 1010 events"
         )
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         outbox.close()
     finally:
         sub.close()
@@ -377,9 +371,7 @@ async def _deliver_one(settings: MqttSettings, catalog: Path, topics: Topics) ->
     except AssertionError:
         pass
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         outbox.close()
     return pub
 

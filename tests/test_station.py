@@ -20,7 +20,7 @@ from camdock.core.bay import Phase
 from camdock.services import station as station_mod
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
-from conftest import tree_hashes
+from conftest import stop, tree_hashes
 from stationcfg import write_config
 
 START = datetime(2026, 11, 28, 8, 30)
@@ -85,9 +85,7 @@ async def running(
     try:
         yield h
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         factory.reset()
 
 
@@ -356,6 +354,30 @@ def test_bicolour_led_shows_amber_as_red_and_green() -> None:
         ):
             light.show(colour)
             assert (factory.pin(20).state, factory.pin(21).state) == expected
+    finally:
+        light.close()
+        factory.reset()
+
+
+async def test_a_pattern_change_at_shutdown_does_not_swallow_the_cancel() -> None:
+    """Regression for a CI hang: SIGTERM in the same loop turn as a bay's LED change must still
+    end the LED task (``asyncio.wait_for`` on 3.11 swallowed that cancel, and the daemon's
+    TaskGroup then waited forever for a task showing steady green)."""
+    from camdock.adapters.gpio import BayLight, PatternPlayer
+    from camdock.config import Led
+    from camdock.core.indicators import pattern_for
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    light = BayLight(Led("bicolour", red=20, green=21), factory)
+    try:
+        player = PatternPlayer(light)
+        player.play(pattern_for(Phase.OFFLOADING))  # blinking: waits with a timeout
+        task = asyncio.create_task(player.run())
+        await asyncio.sleep(0.05)
+        player.play(pattern_for(Phase.DONE))  # steady: waits for the next play(), no timeout
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done and task.cancelled()
     finally:
         light.close()
         factory.reset()

@@ -9,7 +9,6 @@ event loop only through ``loop.call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from gpiozero import LED, RGBLED, Button
 from gpiozero.exc import PinInvalidPin
 
+from camdock.aio import wait_event
 from camdock.config import Config, Led
 from camdock.core.indicators import RGB, Colour, Pattern
 
@@ -143,8 +143,7 @@ class PatternPlayer:
             if seconds == float("inf"):
                 await self._wake.wait()
                 return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), seconds)
+            if await wait_event(self._wake, seconds):
                 return True
         return False
 

@@ -15,7 +15,6 @@ while another publishes; either failing ends the connection and the loop reconne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import ssl
@@ -32,6 +31,7 @@ from paho.mqtt.properties import Properties
 from sqlite_utils import Database
 
 from camdock.adapters.catalog import open_catalog, rows, utcnow, write_txn
+from camdock.aio import wait_event
 from camdock.config import MqttSettings
 from camdock.events import Topics
 
@@ -244,8 +244,7 @@ class Publisher:
                 await self.outbox.call(self.outbox.mark_delivered, [r["id"] for r in batch])
                 self.delivered += len(batch)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 30)
+            await wait_event(self._wake, 30)
 
     async def _housekeeping(self) -> None:
         while True:
