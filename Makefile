@@ -23,10 +23,12 @@ check: setup
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy
 
-# A demonstration on generated data (the simulated station replaces it once the daemon lands).
+# The simulated station: four bays at shift end, events to a local broker (scripts/demo).
 demo: setup
 	@scripts/demo
 
+# The copy path against cat/cp/sha256sum (root: loop devices, cgroup throttling). The station and
+# outbox benchmarks run on their own (README, bench/RESULTS.md).
 bench: setup
 	$(PY) bench/offload_bench.py
 
