@@ -27,7 +27,9 @@ from camdock.core.selftest import Answers, Policy, verdict
 from camdock.services.selftest import run_function_test
 from camdock.sim.cameras import CameraState, SimCamera
 from camdock.sim.hotplug import fill_camera
-from test_station import BUTTON, GREEN, RED, START, running
+from test_station import BUTTON, RED, START, running
+
+BAY2_GREEN = 9  # bay 2's RGB LED is on pins 8, 9, 10 (stationcfg)
 
 # --- the codec ---------------------------------------------------------------------------------
 
@@ -195,9 +197,10 @@ async def test_button_runs_the_test_and_a_failure_points_to_a_spare(tmp_path: Pa
             await h.until(lambda: h.bay(1).state.phase is Phase.TEST_FAILED)
             assert "sensor" in h.bay(1).state.message
             await h.until(lambda: h.bay(2).state.phase is Phase.TAKE_ME)
-            await asyncio.sleep(0.3)
-            assert 1.0 in h.pin_values(RED)  # bay 1: red long flash
-            assert h.pin_values(GREEN)[-1] in (0.0, 1.0)
+            since = len(h.pin_values(BAY2_GREEN))
+            await h.until(lambda: 1.0 in h.pin_values(RED))  # bay 1: red long flash
+            # bay 2: "take me", a quadruple green flash (on four times a cycle)
+            await h.until(lambda: h.pin_values(BAY2_GREEN)[since:].count(1.0) >= 4)
 
             tests = _rows(h.cfg.catalog, "SELECT camera_id, passed FROM selftests ORDER BY id")
             assert tests == [("SPARE01", 1), ("CAM0001", 0)]
