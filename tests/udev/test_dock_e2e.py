@@ -95,10 +95,12 @@ async def test_udev_add_to_done_with_real_mount(testbed: Any, tmp_path: Path) ->
                 assert time.monotonic() < end, station.bays[1].state
                 assert station.bays[1].state.phase is not Phase.FAULT, station.bays[1].state
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.05)
-            assert factory.pin(6).state == 1  # bay 1's green LED: steady
             target = cfg.run_dir / "bays" / "1"
-            assert not target.is_mount()  # unmounted after the offload
+            # Green shows when the offload is done; the unmount follows (the bay's task ends).
+            while factory.pin(6).state != 1 or target.is_mount():
+                assert time.monotonic() < end, (factory.pin(6).state, target.is_mount())
+                await asyncio.sleep(0.02)
+            assert station.bays[1].state.phase is Phase.DONE  # bay 1's green LED: steady
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -137,7 +139,9 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
             while catalog_count(cfg.catalog, "cleared_at IS NOT NULL") < files:
                 assert time.monotonic() < end and second.poll() is None
                 time.sleep(0.1)
-            time.sleep(0.5)  # the unmount after the offload
+            while (cfg.run_dir / "bays" / "1").is_mount():  # the unmount after the offload
+                assert time.monotonic() < end and second.poll() is None
+                time.sleep(0.05)
         finally:
             second.send_signal(signal.SIGTERM)
             try:
