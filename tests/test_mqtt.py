@@ -569,11 +569,12 @@ def test_monitor_prints_one_json_object_per_message(tmp_path: Path, broker: Brok
         port=broker.port,
     )
     proc = subprocess.Popen(
-        camdock_cmd("monitor", "--broker", f"127.0.0.1:{broker.port}", "--json", "--duration", "3"),
+        camdock_cmd("monitor", "--broker", f"127.0.0.1:{broker.port}", "--json", "--duration", "5"),
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the retained bay state: the monitor is subscribed
     publish.single(
         "camdock/v1/s1/events/bay-fault",
         json.dumps({"seq": 1, "type": "bay-fault"}),
@@ -583,7 +584,7 @@ def test_monitor_prints_one_json_object_per_message(tmp_path: Path, broker: Brok
     )
     out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0
-    lines = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in (first + out).splitlines()]
     assert lines[0]["kind"] == "bays" and lines[0]["retained"] and lines[0]["payload"] == state
     assert lines[1]["kind"] == "events" and lines[1]["payload"]["type"] == "bay-fault"
     down = subprocess.run(
