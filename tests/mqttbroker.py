@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -107,3 +108,64 @@ def wait_for(pred: Any, timeout: float = 15, what: str = "condition") -> None:
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class V311OnlyFront:
+    """A TCP front to a real broker that behaves like a broker without MQTT 5 (mosquitto before
+    1.6, many embedded brokers): a CONNECT with protocol level 5 gets the 3.1.1 answer
+    "unacceptable protocol version" (CONNACK return code 1) and the connection is closed; a
+    3.1.1 CONNECT is passed through to the real broker, and the rest of the session with it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.levels: list[int] = []  # the protocol level of every CONNECT seen
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> V311OnlyFront:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            header = await reader.readexactly(1)
+            assert header[0] >> 4 == 1, "the first packet must be CONNECT"
+            length, multiplier = 0, 1
+            while True:  # the remaining length: a variable byte integer
+                byte = await reader.readexactly(1)
+                header += byte
+                length += (byte[0] & 0x7F) * multiplier
+                multiplier *= 128
+                if byte[0] < 0x80:
+                    break
+            body = await reader.readexactly(length)
+            name_len = int.from_bytes(body[:2], "big")
+            level = body[2 + name_len]
+            self.levels.append(level)
+            if level != 4:
+                writer.write(b"\x20\x02\x00\x01")  # CONNACK, 3.1.1: unacceptable protocol
+                await writer.drain()
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            up_writer.write(header + body)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()

@@ -32,7 +32,7 @@ from camdock.events import EventType, Topics, record
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 from conftest import camdock_cmd, stop, tree_hashes
-from mqttbroker import Broker, Subscriber, free_port, wait_for
+from mqttbroker import Broker, Subscriber, V311OnlyFront, free_port, wait_for
 from stationcfg import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -468,6 +468,41 @@ async def test_broker_down_at_start_the_station_works_and_events_wait(tmp_path: 
     finally:
         sub.close()
         broker.stop()
+
+
+async def test_a_broker_without_mqtt_5_gets_3_1_1(
+    tmp_path: Path, broker: Broker, caplog: Any
+) -> None:
+    """MQTT 5 where the broker allows, 3.1.1 otherwise: a broker that answers a v5 CONNECT with
+    "unacceptable protocol version" gets a 3.1.1 session, and the events still arrive (QoS 1,
+    in order, valid against the contract)."""
+    catalog, topics = tmp_path / "c.sqlite", Topics("camdock", "old-1")
+    db = open_catalog(catalog)
+    for i in range(3):
+        with write_txn(db):
+            record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": f"fault {i}"})
+    db.close()
+    sub = Subscriber(broker.port, topic="camdock/v1/old-1/#")
+    outbox = Outbox(catalog)
+    try:
+        async with V311OnlyFront(broker.port) as front:
+            settings = MqttSettings(host="127.0.0.1", port=front.port)
+            pub = Publisher(settings, topics, outbox)
+            with caplog.at_level(logging.WARNING, logger="camdock.adapters.mqtt"):
+                task = asyncio.create_task(pub.run())
+                try:
+                    await until(lambda: pub.delivered >= 3, what="delivery through 3.1.1")
+                finally:
+                    await stop(task)
+        assert front.levels[:2] == [5, 4]  # tried MQTT 5 once, then 3.1.1
+        assert "refuses MQTT 5; using 3.1.1" in caplog.text
+        await until(lambda: len(sub.events()) >= 3, what="the subscriber")
+        assert [e["data"]["message"] for e in sub.events()] == ["fault 0", "fault 1", "fault 2"]
+        for topic, payload, _ in sub.got:
+            check_message(topic, payload)
+    finally:
+        outbox.close()
+        sub.close()
 
 
 # ---------------------------------------------------------------------------------------------
