@@ -60,6 +60,7 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
         (lambda t: t.replace('footage = "', 'footage = "/same"\nxfootage = "'), "xfootage"),
         (lambda t: t.replace('serial = "SN0002"', 'serial = "SN0001"'), "registered twice"),
         (lambda t: "not = [toml", "not valid TOML"),
+        (lambda t: t.replace('id = "test-01"', 'id = "hq/1"'), "station.id: one MQTT topic level"),
     ],
 )
 def test_single_problems(tmp_path: Path, mutation: object, expected: str) -> None:

@@ -31,7 +31,7 @@ from camdock.core.bay import Phase
 from camdock.events import EventType, Topics, record
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
-from conftest import camdock_cmd, stop, tree_hashes
+from conftest import camdock_cmd, offload_args, stop, tree_hashes
 from mqttbroker import Broker, Subscriber, V311OnlyFront, free_port, wait_for
 from stationcfg import write_config
 
@@ -503,6 +503,44 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
     finally:
         outbox.close()
         sub.close()
+
+
+async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broker: Broker) -> None:
+    """REG-7.1: `camdock offload --station` (a custodian's manual offload into the station's
+    catalog) records its events in the outbox; the station's publisher delivers them, and they
+    match the contract (bay null: no bay was involved)."""
+    cam, dests, catalog = tmp_path / "cam", [tmp_path / "f", tmp_path / "b"], tmp_path / "c.sqlite"
+    fill_camera(cam, files=2, size=1000, seed=3, start=START)
+    for d in dests:
+        d.mkdir()
+    args = offload_args(cam, dests, catalog, "--clear", "--station", "st-9", "--tz", "UTC")
+    done = subprocess.run(camdock_cmd(*args), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    bad = subprocess.run(
+        camdock_cmd(*offload_args(cam, dests, catalog, "--station", "st/9")),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 64 and "--station: one MQTT topic level" in bad.stderr
+    sub = Subscriber(broker.port, topic="camdock/v1/st-9/events/#")
+    outbox = Outbox(catalog)
+    pub = Publisher(
+        MqttSettings(host="127.0.0.1", port=broker.port), Topics("camdock", "st-9"), outbox
+    )
+    task = asyncio.create_task(pub.run())
+    try:
+        await until(lambda: len(sub.events()) >= 6, what="the manual offload's events")
+    finally:
+        await stop(task)
+        outbox.close()
+        sub.close()
+    kinds = [check_message(t, p) for t, p, _ in sub.got]
+    assert kinds[0] == "offload-started" and kinds[-1] == "offload-completed", kinds
+    assert kinds.count("file-verified") == 2 and kinds.count("camera-cleared") == 2, kinds
+    events = sub.events()
+    assert {e["bay"] for e in events} == {None} and {e["camera"] for e in events} == {"CAM0001"}
+    assert events[0]["officer"] == {"badge": "A12345", "name": "王小明", "unit": ""}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from camdock import __version__
-from camdock.config import EX_CONFIG, Config, ConfigError
+from camdock.config import EX_CONFIG, Config, ConfigError, topic_segment_problem
 from camdock.config import load as load_config
 from camdock.core.naming import DutySlots
+from camdock.events import EventContext, Topics
 from camdock.services.offload import (
     EX_USAGE,
     OffloadEngine,
@@ -110,6 +111,18 @@ def _parser() -> argparse.ArgumentParser:
         help="length of a duty slot when --slots is not given",
     )
     o.add_argument("--tz", metavar="ZONE", help="time zone for filing (default: the machine's)")
+    o.add_argument(
+        "--station",
+        metavar="ID",
+        help="record the offload's events in the catalog's outbox as this station's (REG-7.1): "
+        "with the station's catalog, the daemon publishes them to the station server",
+    )
+    o.add_argument(
+        "--topic-prefix",
+        default="camdock",
+        metavar="PREFIX",
+        help="with --station: the [mqtt] topic_prefix of the station's config (default camdock)",
+    )
 
     r = sub.add_parser("run", help="run the station daemon")
     r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -300,6 +313,13 @@ def _offload(args: argparse.Namespace) -> int:
     except (ValueError, ZoneInfoNotFoundError) as exc:
         print(f"camdock offload: {exc}", file=sys.stderr)
         return EX_USAGE
+    events = None
+    if args.station is not None:
+        if problem := topic_segment_problem(args.station):
+            print(f"camdock offload: --station: {problem}", file=sys.stderr)
+            return EX_USAGE
+        officer = {"badge": args.badge, "name": args.officer, "unit": args.unit}
+        events = EventContext(Topics(args.topic_prefix, args.station), None, args.camera, officer)
     request = OffloadRequest(
         source=args.source,
         destinations=tuple(args.destinations),
@@ -311,6 +331,7 @@ def _offload(args: argparse.Namespace) -> int:
         slots=slots,
         tz=tz,
         clear=args.clear,
+        events=events,
     )
     engine = OffloadEngine(request)
 

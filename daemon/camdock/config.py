@@ -189,6 +189,15 @@ def _nonempty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def topic_segment_problem(value: str) -> str | None:
+    """Why ``value`` cannot be one level of an MQTT topic (the station id is), or None."""
+    if not value.strip():
+        return "must not be empty"
+    if set(value) & set("/+#") or any(ord(c) < 0x20 for c in value):
+        return "one MQTT topic level: no '/', '+', '#' or control characters"
+    return None
+
+
 def _absolute(value: str) -> str | None:
     return None if value.startswith("/") else "must be an absolute path"
 
@@ -238,7 +247,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         "camera_usb_ids",
     }
     st = r.table(top.get("station", {}), "station", station_keys)
-    station_id = r.get(st, "station", "id", str, check=_nonempty) or ""
+    station_id = r.get(st, "station", "id", str, check=topic_segment_problem) or ""
     unit = r.get(st, "station", "unit", str, check=_nonempty) or ""
     tz: tzinfo = ZoneInfo("UTC")
     tz_name = r.get(st, "station", "timezone", str, default="Asia/Taipei")
