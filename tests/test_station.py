@@ -82,6 +82,9 @@ async def running(
     h = Harness(cfg, factory, hot, station)
     task = asyncio.create_task(station.run())
     await asyncio.wait_for(station.ready.wait(), 5)
+    # The catalog is created on first use in the outbox thread: have it migrated before the test
+    # reads it from here (a read during the migration finds the file but not yet the tables).
+    await station.outbox.call(station.outbox.undelivered)
     try:
         yield h
     finally:
