@@ -183,6 +183,11 @@ async def test_everything_published_matches_the_contract(tmp_path: Path, broker:
     assert seqs == sorted(seqs) and len(set(e["id"] for e in events)) == len(events)
     verified = [e for e in events if e["type"] == "file-verified"]
     assert len(verified) == 3 and all(e["officer"]["name"] == "王小明" for e in verified)
+    # Progress in rising tenths up to 100 %, each against the camera's total from the first on.
+    progress = [e["data"] for e in events if e["type"] == "offload-progress"]
+    percents = [p["percent"] for p in progress]
+    assert percents and percents == sorted(set(percents)) and percents[-1] == 100, progress
+    assert {p["total"] for p in progress} == {sum(v["data"]["size"] for v in verified)}
     # Each file's "verified" comes before its "cleared" (REG-4.1.2), in sequence order.
     for v in verified:
         cleared = next(

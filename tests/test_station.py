@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -235,6 +236,26 @@ async def test_two_filesystems_or_none_fault_the_bay(tmp_path: Path, monkeypatch
         h.hot._queue.put_nowait(disk)
         await h.until(lambda: h.bay(2).state.phase is Phase.FAULT)
         assert "no filesystem" in h.bay(2).state.message
+
+
+async def test_progress_counts_against_the_total_from_the_first_report(tmp_path: Path) -> None:
+    """Regression (seen in the demo): the engine's first byte count can reach the loop in the
+    same turn as its "session started", before the bay's task has handled that; progress then
+    went to the server as 100 % of 0 bytes at the start, and never again for that offload."""
+    async with running(tmp_path) as h:
+        b = h.bay(1)
+        b.offload = station_mod._Offload()
+        h.station._on_progress(b, "session-started", {"files": 2, "bytes": 1000})
+        h.station._on_progress(b, "bytes", {"source": "a", "done": 300})  # the same turn
+        h.station._on_progress(b, "bytes", {"source": "a", "done": 320})  # still 30 %: no event
+        h.station._on_progress(b, "bytes", {"source": "b", "done": 700})  # 1020 bytes: capped
+        await h.station.outbox.call(lambda: None)  # every event before this is committed
+        rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
+    data = [json.loads(p)["data"] for (p,) in rows]
+    assert [(d["percent"], d["bytes"], d["total"]) for d in data] == [
+        (30, 300, 1000),
+        (100, 1020, 1000),
+    ]
 
 
 async def test_one_bay_crashing_leaves_the_others_working(tmp_path: Path, monkeypatch: Any) -> None:

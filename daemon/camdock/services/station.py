@@ -66,6 +66,10 @@ class _Offload:
     task: asyncio.Task[None] | None = None
     per_file: dict[str, int] = field(default_factory=dict)
     files_done: int = 0
+    # Kept here, not read from the bay's state: the state learns the total only when the bay's
+    # task handles OffloadStarted, and the first "bytes" report can come before that.
+    bytes_total: int = 0
+    tenths_sent: int = 0  # progress events go to the server in tenths
     report: OffloadReport | None = None
 
 
@@ -124,7 +128,6 @@ class Station:
         self.publisher: Publisher | None = None
         if cfg.mqtt is not None and publish:
             self.publisher = Publisher(cfg.mqtt, self.topics, self.outbox, self.apply_roster)
-        self._progress_marks: dict[int, int] = {}
 
     # -----------------------------------------------------------------------------------------
 
@@ -400,7 +403,6 @@ class Station:
         if b.offload.task is not None and not b.offload.task.done():
             return
         b.offload = _Offload()
-        self._progress_marks[b.n] = 0
         b.offload.task = self._tg.create_task(self._offload(b), name=f"bay[{b.n}].offload")
 
     async def _offload(self, b: _Bay) -> None:
@@ -727,21 +729,22 @@ class Station:
             self._wake_publisher()  # the engine committed an event with that change
         o = b.offload
         if kind == "session-started":
+            o.bytes_total = data["bytes"]
             b.queue.put_nowait(core.OffloadStarted(data["files"], data["bytes"]))
         elif kind == "bytes":
             o.per_file[data["source"]] = data["done"]
             done = sum(o.per_file.values())
             b.queue.put_nowait(core.Progress(done, o.files_done))
             # The server hears of progress in tenths, not per chunk.
-            tenth = min(10, done * 10 // (b.state.bytes_total or done or 1))
-            if tenth > self._progress_marks.get(b.n, 0):
-                self._progress_marks[b.n] = tenth
+            tenth = min(10, done * 10 // o.bytes_total) if o.bytes_total else 0
+            if tenth > o.tenths_sent:
+                o.tenths_sent = tenth
                 self.record(
                     EventType.OFFLOAD_PROGRESS,
                     b.n,
                     percent=tenth * 10,
                     bytes=done,
-                    total=b.state.bytes_total,
+                    total=o.bytes_total,
                 )
         elif kind in ("file-verified", "file-failed"):
             o.files_done += 1
