@@ -257,6 +257,43 @@ async def test_no_spare_and_presses_that_cannot_test(tmp_path: Path) -> None:
         cam.close()
 
 
+async def test_a_camera_with_no_officer_still_gets_a_spare(tmp_path: Path) -> None:
+    """REG-3.2: a pool camera (no assigned officer) that fails still points the officer at a
+    tested spare; the duty log says so, and no loan is recorded (nobody to file under)."""
+    extra = (
+        '\n[[cameras]]\nserial = "SPARE1"\nid = "SPARE01"\nspare = true\n'
+        '\n[[cameras]]\nserial = "POOL9"\nid = "CAM0009"\n'
+    )
+    good = SimCamera(CameraState(serial="SPARE1"))
+    bad = SimCamera(
+        CameraState(
+            serial="POOL9", checks={"sensor": "pass", "mic": "fail", "ir": "pass", "clip": "pass"}
+        )
+    )
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    try:
+        async with running(tmp_path, config_extra=extra) as h:
+            h.hot.dock("1-2", "SPARE1", v2, tty=good.port)
+            h.hot.dock("1-1", "POOL9", v1, tty=bad.port)
+            await h.until(lambda: {h.bay(1).state.phase, h.bay(2).state.phase} == {Phase.DONE})
+            for pin, bay, phase in ((11, 2, Phase.TEST_PASSED), (BUTTON, 1, Phase.TEST_FAILED)):
+                h.factory.pin(pin).drive_low()
+                h.factory.pin(pin).drive_high()
+                await h.until(lambda b=bay, p=phase: h.bay(b).state.phase is p)
+            await h.until(lambda: h.bay(2).state.phase is Phase.TAKE_ME)
+            assert "the officer of CAM0009" in h.bay(2).state.message
+        entry = _rows(h.cfg.catalog, "SELECT entry, spare_camera_id, officer_name FROM duty_log")
+        assert len(entry) == 1 and entry[0][1:] == ("SPARE01", None)
+        assert "Spare SPARE01 (bay 2) issued" in entry[0][0]
+        assert "No loan recorded" in entry[0][0]
+        assert _rows(h.cfg.catalog, "SELECT count(*) FROM loans") == [(0,)]
+    finally:
+        good.close()
+        bad.close()
+
+
 def test_selftest_command_on_any_machine(tmp_path: Path) -> None:
     from conftest import camdock_cmd, run
     from stationcfg import write_config

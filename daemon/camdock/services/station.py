@@ -593,6 +593,9 @@ class Station:
                     if spare
                     else " No tested spare was available."
                 )
+                if spare and officer is None:
+                    # Nobody to file the spare's footage under: it keeps its own assignment.
+                    entry += " No loan recorded: the failed camera has no assigned officer."
                 db.table("duty_log").insert(
                     {
                         "time": utcnow(),
@@ -641,8 +644,9 @@ class Station:
         await self.outbox.call(write)
         self._wake_publisher()
         b.queue.put_nowait(core.TestFinished(verdict.passed, verdict.summary()))
-        if spare is not None and officer is not None:
-            spare.queue.put_nowait(core.TakeMe(officer["name"]))
+        if spare is not None:
+            who = officer["name"] if officer else f"the officer of {camera_id}"
+            spare.queue.put_nowait(core.TakeMe(who))
 
     async def _pick_spare(self, failing: _Bay) -> _Bay | None:
         """A docked spare, idle, that passed its own test recently with a charged battery."""
