@@ -363,22 +363,30 @@ def make_pki(d: Path) -> dict[str, Path]:
     }
 
 
-async def _deliver_one(settings: MqttSettings, catalog: Path, topics: Topics) -> Publisher:
-    db = open_catalog(catalog)
-    with write_txn(db):
-        record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": "tls test"})
-    db.close()
+async def _deliver(
+    settings: MqttSettings, catalog: Path, topics: Topics, count: int, timeout: float = 20
+) -> Publisher:
+    """Run a publisher on the catalog's outbox until it has delivered ``count`` events or
+    ``timeout`` has passed, then stop it; the caller checks ``delivered``."""
     outbox = Outbox(catalog)
     pub = Publisher(settings, topics, outbox)
     task = asyncio.create_task(pub.run())
     try:
-        await until(lambda: pub.delivered >= 1 or task.done(), timeout=8, what="delivery")
+        await until(lambda: pub.delivered >= count or task.done(), timeout=timeout)
     except AssertionError:
         pass
     finally:
         await stop(task)
         outbox.close()
     return pub
+
+
+async def _deliver_one(settings: MqttSettings, catalog: Path, topics: Topics) -> Publisher:
+    db = open_catalog(catalog)
+    with write_txn(db):
+        record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": "tls test"})
+    db.close()
+    return await _deliver(settings, catalog, topics, 1, timeout=8)
 
 
 async def test_tls_with_client_certificates(tmp_path: Path, caplog: Any) -> None:
@@ -488,17 +496,12 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
             record(db, topics, EventType.BAY_FAULT, bay=1, data={"message": f"fault {i}"})
     db.close()
     sub = Subscriber(broker.port, topic="camdock/v1/old-1/#")
-    outbox = Outbox(catalog)
     try:
         async with V311OnlyFront(broker.port) as front:
             settings = MqttSettings(host="127.0.0.1", port=front.port)
-            pub = Publisher(settings, topics, outbox)
             with caplog.at_level(logging.WARNING, logger="camdock.adapters.mqtt"):
-                task = asyncio.create_task(pub.run())
-                try:
-                    await until(lambda: pub.delivered >= 3, what="delivery through 3.1.1")
-                finally:
-                    await stop(task)
+                pub = await _deliver(settings, catalog, topics, 3)
+        assert pub.delivered >= 3  # through 3.1.1
         assert front.levels[:2] == [5, 4]  # tried MQTT 5 once, then 3.1.1
         assert "refuses MQTT 5; using 3.1.1" in caplog.text
         await until(lambda: len(sub.events()) >= 3, what="the subscriber")
@@ -506,7 +509,6 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
         for topic, payload, _ in sub.got:
             check_message(topic, payload)
     finally:
-        outbox.close()
         sub.close()
 
 
@@ -529,16 +531,11 @@ async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broke
     )
     assert bad.returncode == 64 and "--station: one MQTT topic level" in bad.stderr
     sub = Subscriber(broker.port, topic="camdock/v1/st-9/events/#")
-    outbox = Outbox(catalog)
-    pub = Publisher(
-        MqttSettings(host="127.0.0.1", port=broker.port), Topics("camdock", "st-9"), outbox
-    )
-    task = asyncio.create_task(pub.run())
     try:
+        settings = MqttSettings(host="127.0.0.1", port=broker.port)
+        await _deliver(settings, catalog, Topics("camdock", "st-9"), 6)
         await until(lambda: len(sub.events()) >= 6, what="the manual offload's events")
     finally:
-        await stop(task)
-        outbox.close()
         sub.close()
     kinds = [check_message(t, p) for t, p, _ in sub.got]
     assert kinds[0] == "offload-started" and kinds[-1] == "offload-completed", kinds
