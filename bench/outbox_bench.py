@@ -22,10 +22,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from camdock.adapters.catalog import open_catalog, write_txn  # noqa: E402
-from camdock.adapters.mqtt import Outbox, Publisher  # noqa: E402
+from camdock.adapters.mqtt import Publisher  # noqa: E402
+from camdock.catalog import open_catalog, write_txn  # noqa: E402
+from camdock.catalog.db import Store  # noqa: E402
+from camdock.catalog.outbox import record  # noqa: E402
 from camdock.config import MqttSettings  # noqa: E402
-from camdock.events import EventType, Topics, record  # noqa: E402
+from camdock.events import EventType, Topics  # noqa: E402
 from mqttbroker import Broker, Subscriber  # noqa: E402
 from offload_bench import machine, write_results  # noqa: E402
 
@@ -54,8 +56,8 @@ async def run(n: int, work: Path) -> dict[str, float]:
             )
     committed = n / (time.perf_counter() - t0)
 
-    outbox = Outbox(catalog)
-    pub = Publisher(MqttSettings(host="127.0.0.1", port=broker.port), topics, outbox)
+    store = Store(catalog)
+    pub = Publisher(MqttSettings(host="127.0.0.1", port=broker.port), topics, store)
     t0 = time.perf_counter()
     task = asyncio.create_task(pub.run())
     while pub.delivered < n:
@@ -81,7 +83,7 @@ async def run(n: int, work: Path) -> dict[str, float]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    outbox.close()
+    store.close()
     db.close()
     sub.close()
     broker.stop()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from camdock.config import EX_CONFIG, ConfigError, load
+from camdock.config import ConfigError, load
+from camdock.errors import ExitCode
 from conftest import camdock_cmd, run
 from stationcfg import write_config
 
@@ -86,7 +87,7 @@ def test_check_config_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(good.read_text().replace("button = 7", "button = -1"))
     res = run(camdock_cmd("check-config", str(bad)))
-    assert res.returncode == EX_CONFIG == 78
+    assert res.returncode == ExitCode.CONFIG == 78
     assert "bays[0].button: GPIO -1 is not a pin" in res.stderr
     assert "Traceback" not in res.stderr
     res = run(camdock_cmd("run", "--config", str(tmp_path / "missing.toml")))
@@ -99,7 +100,7 @@ def test_run_refuses_pins_the_board_does_not_have(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     path.write_text(path.read_text().replace("button = 11", "button = 50"))
     res = run(camdock_cmd("run", "--config", str(path)))
-    assert res.returncode == EX_CONFIG
+    assert res.returncode == ExitCode.CONFIG
     assert "bays[1].button: GPIO 50 is not a pin on this board (CM3)" in res.stderr
     assert "Traceback" not in res.stderr
 

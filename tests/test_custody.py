@@ -6,8 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from camdock import custody
-from camdock.adapters.catalog import open_catalog
+from camdock.catalog import custody, open_catalog
 from conftest import camdock_cmd, make_camera, offload, run
 
 

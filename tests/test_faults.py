@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from camdock.events import FileVerified, Progress
 from conftest import loop_ext4, make_camera, needs_root, offload, tmpfs, tree_hashes
 
 pytestmark = needs_root
@@ -98,8 +99,8 @@ def test_destination_unmounted_mid_run_writes_nothing_to_the_mount_point(tmp_pat
 
     with tmpfs(mnt, "64m"):
 
-        def pull(event: str, data: dict[str, Any]) -> None:
-            if event == "file-verified" and data["source"].endswith(names[1]):
+        def pull(event: Progress) -> None:
+            if isinstance(event, FileVerified) and event.source.endswith(names[1]):
                 subprocess.run(["umount", "-l", str(mnt)], check=True)
 
         report = offload(cam, [d1, mnt], tmp_path / "c.sqlite", progress=pull)

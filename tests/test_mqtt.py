@@ -24,11 +24,13 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from camdock.adapters.catalog import open_catalog, write_txn
-from camdock.adapters.mqtt import Outbox, Publisher
+from camdock.adapters.mqtt import Publisher
+from camdock.catalog import open_catalog, outbox, write_txn
+from camdock.catalog.db import Store
+from camdock.catalog.outbox import record
 from camdock.config import Config, MqttSettings, load
 from camdock.core.bay import Phase
-from camdock.events import EventType, Topics, record
+from camdock.events import EventType, Topics
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 from conftest import camdock_cmd, offload_args, stop, tree_hashes
@@ -256,13 +258,13 @@ async def test_outage_restart_and_every_event_arrives_in_order(tmp_path: Path) -
         finally:
             db.close()
 
-    async def start_daemon() -> tuple[Publisher, asyncio.Task[None], Outbox]:
-        outbox = Outbox(catalog)
-        pub = Publisher(settings, topics, outbox)
-        return pub, asyncio.create_task(pub.run()), outbox
+    async def start_daemon() -> tuple[Publisher, asyncio.Task[None], Store]:
+        store = Store(catalog)
+        pub = Publisher(settings, topics, store)
+        return pub, asyncio.create_task(pub.run()), store
 
     try:
-        pub, task, outbox = await start_daemon()
+        pub, task, store = await start_daemon()
         produce(10)
         pub.notify()
         await until(lambda: len(sub.events()) >= 10, what="the first 10")
@@ -272,18 +274,18 @@ async def test_outage_restart_and_every_event_arrives_in_order(tmp_path: Path) -
         pub.notify()
         await asyncio.sleep(1.0)
         await stop(task)  # the daemon stops while the broker is down
-        outbox.close()
-        undelivered = Outbox(catalog)
-        assert await undelivered.call(undelivered.undelivered) >= 1000
-        undelivered.close()
+        store.close()
+        again = Store(catalog)
+        assert await again.call(outbox.undelivered) >= 1000
+        again.close()
 
-        pub, task, outbox = await start_daemon()  # a new daemon process, same catalog
+        pub, task, store = await start_daemon()  # a new daemon process, same catalog
         broker.start()
         await until(
             lambda: len({e["id"] for e in sub.events()}) >= 1010, timeout=60, what="all 1010 events"
         )
         await stop(task)
-        outbox.close()
+        store.close()
     finally:
         sub.close()
         broker.stop()
@@ -368,8 +370,8 @@ async def _deliver(
 ) -> Publisher:
     """Run a publisher on the catalog's outbox until it has delivered ``count`` events or
     ``timeout`` has passed, then stop it; the caller checks ``delivered``."""
-    outbox = Outbox(catalog)
-    pub = Publisher(settings, topics, outbox)
+    store = Store(catalog)
+    pub = Publisher(settings, topics, store)
     task = asyncio.create_task(pub.run())
     try:
         await until(lambda: pub.delivered >= count or task.done(), timeout=timeout)
@@ -377,7 +379,7 @@ async def _deliver(
         pass
     finally:
         await stop(task)
-        outbox.close()
+        store.close()
     return pub
 
 
@@ -470,7 +472,7 @@ async def test_broker_down_at_start_the_station_works_and_events_wait(tmp_path: 
     async with station_on(cfg) as (station, hot):
         hot.dock("1-1", "SN0001", vol)
         await until(lambda: station.bays[1].state.phase is Phase.DONE, what="done")
-        waiting = await station.outbox.call(station.outbox.undelivered)
+        waiting = await station.store.call(outbox.undelivered)
     assert waiting >= 6 and tree_hashes(vol) == {}
     broker = Broker(tmp_path / "broker", port=port)
     broker.start()
@@ -609,7 +611,7 @@ async def test_full_outbox_stops_new_offloads_and_drops_nothing(tmp_path: Path) 
         hot.dock("1-2", "SN0002", v2)
         await until(lambda: station.bays[2].state.phase is Phase.FAULT)
         assert "event outbox full" in station.bays[2].state.message
-        waiting = await station.outbox.call(station.outbox.undelivered)
+        waiting = await station.store.call(outbox.undelivered)
     assert tree_hashes(v2) != {}  # nothing was taken from camera 2
     db = open_catalog(cfg.catalog)
     try:
@@ -681,12 +683,12 @@ def test_delivered_events_are_pruned_after_the_retention_window(tmp_path: Path) 
         db.execute("UPDATE outbox SET delivered_at = '2020-01-01T00:00:00Z' WHERE id = 1")
         db.execute("UPDATE outbox SET delivered_at = '2999-01-01T00:00:00Z' WHERE id = 2")
     db.close()
-    outbox = Outbox(catalog)
+    store = Store(catalog)
     try:
-        assert outbox.pool.submit(outbox.prune, 30).result() == 1  # only the old, delivered one
-        assert outbox.pool.submit(outbox.undelivered).result() == 1  # undelivered: never pruned
+        assert store.submit(outbox.prune, 30).result() == 1  # only the old, delivered one
+        assert store.submit(outbox.undelivered).result() == 1  # undelivered: never pruned
     finally:
-        outbox.close()
+        store.close()
     db = open_catalog(catalog)
     try:
         with write_txn(db):

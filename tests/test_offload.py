@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from camdock.services.offload import EX_CANTCREAT, EX_NOINPUT, EX_USAGE, OffloadRefused
+from camdock.errors import ExitCode, OffloadRefused
+from camdock.events import FileStarted, Progress
 from conftest import (
     IS_ROOT,
     camdock_cmd,
@@ -25,6 +26,8 @@ from conftest import (
     tree_hashes,
     write_recording,
 )
+
+EX_USAGE, EX_NOINPUT, EX_CANTCREAT = ExitCode.USAGE, ExitCode.NOINPUT, ExitCode.CANTCREAT
 
 
 def catalog_rows(catalog: Path, sql: str) -> list[dict[str, Any]]:
@@ -189,8 +192,8 @@ def test_file_changing_while_read_is_not_cleared(station: dict[str, Path]) -> No
     make_camera(cam, 3, size=2 << 20)
     victim = sorted(cam.rglob("*.MP4"))[1]
 
-    def grow(event: str, data: dict[str, Any]) -> None:
-        if event == "file-started" and data["source"].endswith(victim.name):
+    def grow(event: Progress) -> None:
+        if isinstance(event, FileStarted) and event.source.endswith(victim.name):
             with open(victim, "ab") as f:
                 f.write(b"more footage")
 

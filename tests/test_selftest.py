@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from camdock.camera.link import CameraError, CameraLink, CameraTimeout, LinkSettings
+from camdock.camera.camdock_v1 import ProtocolV1Driver
+from camdock.camera.link import CameraLink, LinkSettings
 from camdock.camera.protocol import (
     Decoder,
     ProtocolError,
@@ -24,6 +25,8 @@ from camdock.camera.protocol import (
 )
 from camdock.core.bay import Phase
 from camdock.core.selftest import Answers, Policy, verdict
+from camdock.errors import CameraError, CameraTimeout
+from camdock.model import Identity
 from camdock.services.selftest import run_function_test
 from camdock.sim.cameras import CameraState, SimCamera
 from camdock.sim.hotplug import fill_camera
@@ -46,6 +49,15 @@ keys = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
     req_id=st.integers(1, 65535), fields=st.dictionaries(keys, values, max_size=5), ok=st.booleans()
 )
 def test_round_trip(req_id: int, fields: dict[str, str], ok: bool) -> None:
+    """Every frame the encoder builds parses back to what was encoded; one that would be longer
+    than a line may be is refused by the encoder (found by this test: it used to be sent, and
+    dropped as garbage by the receiver)."""
+    try:
+        encode_response(req_id, ok, fields)
+        encode_request(req_id, "STORAGE?", fields)
+    except ProtocolError as exc:
+        assert "too long" in str(exc)
+        return
     frame = parse_line(encode_response(req_id, ok, fields).rstrip(b"\r\n"))
     assert (frame.id, frame.ok, frame.fields) == (req_id, ok, fields)
     req = parse_line(encode_request(req_id, "STORAGE?", fields).rstrip(b"\r\n"))
@@ -56,7 +68,10 @@ def test_round_trip(req_id: int, fields: dict[str, str], ok: bool) -> None:
 def test_garbage_never_becomes_a_frame_and_the_decoder_resyncs(
     noise: bytes, fields: dict[str, str]
 ) -> None:
-    good = encode_response(7, True, fields)
+    try:
+        good = encode_response(7, True, fields)
+    except ProtocolError:  # longer than a line: never sent (test_round_trip)
+        return
     d = Decoder()
     frames = d.feed(noise + b"\n") + d.feed(good)
     assert frames[-1].fields == fields and frames[-1].id == 7
@@ -103,7 +118,9 @@ async def _test(state: CameraState) -> tuple[Answers, Any]:
     cam = SimCamera(state)
     link = CameraLink(cam.port, FAST)
     try:
-        return await run_function_test(link, POLICY, lambda s: s == "SN0001", selftest_timeout=2)
+        return await run_function_test(
+            ProtocolV1Driver(link), POLICY, lambda s: s == "SN0001", selftest_timeout=2
+        )
     finally:
         link.close()
         cam.close()
@@ -151,7 +168,7 @@ async def test_garbage_on_the_line_is_no_pass_and_no_fail() -> None:
 
 
 def test_firmware_allow_list() -> None:
-    a = Answers(identity={"model": "X", "serial": "S", "firmware": "1.0"}, registered=True)
+    a = Answers(identity=Identity("X", "S", "1.0"), registered=True)
     v = verdict(a, Policy(allowed_firmware=("2.4.1",)))
     assert next(c for c in v.checks if c.name == "firmware").reason.startswith("firmware 1.0")
 

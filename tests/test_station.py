@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from camdock.catalog import outbox
 from camdock.config import Config, load
 from camdock.core.bay import Phase
-from camdock.services import station as station_mod
+from camdock.events import BytesCopied, SessionStarted
+from camdock.services import docking
+from camdock.services.bays import OffloadRun
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 from conftest import stop, tree_hashes
@@ -85,7 +88,7 @@ async def running(
     await asyncio.wait_for(station.ready.wait(), 5)
     # The catalog is created on first use in the outbox thread: have it migrated before the test
     # reads it from here (a read during the migration finds the file but not yet the tables).
-    await station.outbox.call(station.outbox.undelivered)
+    await station.store.call(outbox.undelivered)
     try:
         yield h
     finally:
@@ -199,7 +202,7 @@ async def test_buttons_refuse_during_offload_and_acknowledge_faults(tmp_path: Pa
 async def test_two_filesystems_or_none_fault_the_bay(tmp_path: Path, monkeypatch: Any) -> None:
     from camdock.adapters.udev import HotplugEvent
 
-    monkeypatch.setattr(station_mod, "NO_FILESYSTEM_AFTER", 0.2)
+    monkeypatch.setattr(docking, "NO_FILESYSTEM_AFTER", 0.2)
     vol = tmp_path / "cam1"
     fill_camera(vol, files=1, size=1 << 20, seed=1, start=START)
     async with running(tmp_path, read_bps=500_000) as h:
@@ -244,12 +247,13 @@ async def test_progress_counts_against_the_total_from_the_first_report(tmp_path:
     went to the server as 100 % of 0 bytes at the start, and never again for that offload."""
     async with running(tmp_path) as h:
         b = h.bay(1)
-        b.offload = station_mod._Offload()
-        h.station._on_progress(b, "session-started", {"files": 2, "bytes": 1000})
-        h.station._on_progress(b, "bytes", {"source": "a", "done": 300})  # the same turn
-        h.station._on_progress(b, "bytes", {"source": "a", "done": 320})  # still 30 %: no event
-        h.station._on_progress(b, "bytes", {"source": "b", "done": 700})  # 1020 bytes: capped
-        await h.station.outbox.call(lambda: None)  # every event before this is committed
+        b.offload = OffloadRun()
+        on_progress = h.station.docking.on_progress
+        on_progress(b, SessionStarted("s", files=2, bytes=1000))
+        on_progress(b, BytesCopied("a", 300))  # the same turn
+        on_progress(b, BytesCopied("a", 320))  # still 30 %: no event
+        on_progress(b, BytesCopied("b", 700))  # 1020 bytes: capped
+        await h.station.store.call(lambda db: None)  # every event before this is committed
         rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
     data = [json.loads(p)["data"] for (p,) in rows]
     assert [(d["percent"], d["bytes"], d["total"]) for d in data] == [
@@ -361,8 +365,8 @@ async def test_stopping_mid_offload_leaves_everything_resumable(tmp_path: Path) 
 def test_bicolour_led_shows_amber_as_red_and_green() -> None:
     """Eight bays fit a 40-pin header with red/green bicolour LEDs (two pins, amber = both)."""
     from camdock.adapters.gpio import BayLight
-    from camdock.config import Led
     from camdock.core.indicators import Colour
+    from camdock.model import Led
 
     factory = MockFactory(pin_class=MockPWMPin)
     light = BayLight(Led("bicolour", red=20, green=21), factory)
@@ -385,8 +389,8 @@ async def test_a_pattern_change_at_shutdown_does_not_swallow_the_cancel() -> Non
     end the LED task (``asyncio.wait_for`` on 3.11 swallowed that cancel, and the daemon's
     TaskGroup then waited forever for a task showing steady green)."""
     from camdock.adapters.gpio import BayLight, PatternPlayer
-    from camdock.config import Led
     from camdock.core.indicators import pattern_for
+    from camdock.model import Led
 
     factory = MockFactory(pin_class=MockPWMPin)
     light = BayLight(Led("bicolour", red=20, green=21), factory)

@@ -1,3 +1,5 @@
+"""``python -m camdock``: the command line."""
+
 from camdock.cli import main
 
 raise SystemExit(main())

@@ -10,23 +10,19 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import tzinfo
 from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from camdock import __version__
-from camdock.config import EX_CONFIG, Config, ConfigError, topic_segment_problem
+from camdock.config import Config, ConfigError, topic_segment_problem
 from camdock.config import load as load_config
 from camdock.core.naming import DutySlots
+from camdock.errors import CamdockError, ExitCode
 from camdock.events import EventContext, Topics
-from camdock.services.offload import (
-    EX_USAGE,
-    OffloadEngine,
-    OffloadRefused,
-    OffloadReport,
-    OffloadRequest,
-)
+from camdock.services.offload import OffloadEngine, OffloadReport, OffloadRequest
 
 log = logging.getLogger("camdock")
 
@@ -52,6 +48,7 @@ def station_tz(name: str | None) -> tzinfo:
         return ZoneInfo("UTC")
 
 
+# A declarative table, long on purpose: every command and option of camdock in one place.
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="camdock", description="Docking station for police body-worn cameras."
@@ -191,6 +188,7 @@ def broker_address(text: str) -> tuple[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``camdock`` command; returns its exit code (errors.ExitCode)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -217,31 +215,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cfg = _load_config(args.config)
         if cfg is None:
-            return EX_CONFIG
+            return ExitCode.CONFIG
         print(udev_rules.render(cfg), end="")
         return 0
     if args.command == "monitor":
+        from camdock.config import MqttSettings
         from camdock.services.monitor import MonitorOptions, monitor
 
         host, port = broker_address(args.broker)
-        opts = MonitorOptions(
+        mqtt = MqttSettings(
             host=host,
             port=port,
             prefix=args.prefix,
-            station=args.station,
-            as_json=args.json,
-            duration=args.duration,
+            username=args.username,
+            password_file=args.password_file,
             ca_file=args.ca_file,
             cert_file=args.cert_file,
             key_file=args.key_file,
-            username=args.username,
-            password_file=args.password_file,
         )
+        opts = MonitorOptions(mqtt, args.station, args.json, args.duration)
         try:
             return asyncio.run(monitor(opts))
         except KeyboardInterrupt:
             return 0
-    return EX_USAGE  # pragma: no cover - argparse requires a command
+    return ExitCode.USAGE  # pragma: no cover - argparse requires a command
 
 
 def _load_config(path: Path) -> Config | None:
@@ -257,7 +254,7 @@ def _load_config(path: Path) -> Config | None:
 def _check_config(path: Path) -> int:
     cfg = _load_config(path)
     if cfg is None:
-        return EX_CONFIG
+        return ExitCode.CONFIG
     print(
         f"{path}: ok — station {cfg.station_id}, {len(cfg.bays)} bays, "
         f"{len(cfg.cameras)} cameras, {len(cfg.officers)} officers"
@@ -268,7 +265,7 @@ def _check_config(path: Path) -> int:
 def _run(path: Path) -> int:
     cfg = _load_config(path)
     if cfg is None:
-        return EX_CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
+        return ExitCode.CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
     from camdock.adapters.gpio import make_pin_factory, pin_problems
     from camdock.adapters.mount import SystemMounter
     from camdock.adapters.udev import UdevHotplug
@@ -281,12 +278,12 @@ def _run(path: Path) -> int:
             f"camdock: cannot open GPIO with pin_factory {cfg.pin_factory!r}: {exc}",
             file=sys.stderr,
         )
-        return EX_CONFIG
+        return ExitCode.CONFIG
     if problems := pin_problems(cfg, factory):
         print(f"camdock: invalid configuration {cfg.source}:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return EX_CONFIG
+        return ExitCode.CONFIG
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -312,12 +309,12 @@ def _offload(args: argparse.Namespace) -> int:
         tz = station_tz(args.tz)
     except (ValueError, ZoneInfoNotFoundError) as exc:
         print(f"camdock offload: {exc}", file=sys.stderr)
-        return EX_USAGE
+        return ExitCode.USAGE
     events = None
     if args.station is not None:
         if problem := topic_segment_problem(args.station):
             print(f"camdock offload: --station: {problem}", file=sys.stderr)
-            return EX_USAGE
+            return ExitCode.USAGE
         officer = {"badge": args.badge, "name": args.officer, "unit": args.unit}
         events = EventContext(Topics(args.topic_prefix, args.station), None, args.camera, officer)
     request = OffloadRequest(
@@ -343,7 +340,7 @@ def _offload(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         report = engine.run()
-    except OffloadRefused as exc:
+    except CamdockError as exc:
         print(f"camdock offload: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
@@ -376,37 +373,32 @@ def _print_human(report: OffloadReport) -> None:
 
 def _selftest(args: argparse.Namespace) -> int:
     """The same test the bay button runs, on a camera connected to any machine."""
-    from camdock.camera.link import CameraLink
+    from camdock.camera.driver import driver_for
     from camdock.core.selftest import Policy
+    from camdock.services.preshift import policy_for
     from camdock.services.selftest import run_function_test
 
     policy, registered = Policy(), None
     if args.config is not None:
         cfg = _load_config(args.config)
         if cfg is None:
-            return EX_CONFIG
-        st = cfg.selftest
-        policy = Policy(
-            st.min_battery,
-            st.max_drift_after_sync,
-            cfg.slots.longest_seconds(),
-            st.allowed_firmware,
-        )
+            return ExitCode.CONFIG
+        policy = policy_for(cfg)
         registered = cfg.cameras.__contains__
 
     async def main() -> int:
-        link = CameraLink(args.port)
+        driver = driver_for(args.port)
         try:
-            answers, verdict = await run_function_test(link, policy, registered)
+            answers, verdict = await run_function_test(driver, policy, registered)
         finally:
-            link.close()
+            driver.close()
         if args.json:
             print(
                 json.dumps(
                     {
                         "port": args.port,
                         "passed": verdict.passed,
-                        "identity": answers.identity,
+                        "identity": asdict(answers.identity) if answers.identity else None,
                         "drift_before": answers.drift_before,
                         "drift_after": answers.drift_after,
                         "checks": [c.__dict__ for c in verdict.checks],
@@ -429,17 +421,15 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def _audit(catalog: Path) -> int:
     """Verify the custody log's hash chain and that it covers every stored and cleared file."""
-    from camdock import custody
-    from camdock.adapters.catalog import open_catalog
+    from camdock.catalog import custody, open_catalog
 
     if not catalog.exists():
         print(f"camdock audit: no catalog at {catalog}", file=sys.stderr)
-        return 66
+        return ExitCode.NOINPUT
     db = open_catalog(catalog)
     try:
         problems = custody.verify(db)
-        entries = db.execute("SELECT count(*) FROM custody_log").fetchone()[0]
-        recordings = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+        entries, recordings = custody.count(db)
     finally:
         db.close()
     for p in problems:

@@ -6,6 +6,11 @@ happenings that have no other record (a camera docked, an unknown device, a bay 
 transaction of its own. The MQTT publisher (adapters/mqtt.py) drains the table in order and marks
 a row delivered only after the broker's PUBACK, so nothing recorded is lost to a broker outage or
 a restart. Each event carries a sortable unique id (UUIDv7) and the station's sequence number.
+The outbox writes live in ``catalog/outbox.py``; this module is the vocabulary.
+
+An offload also reports its progress while it runs, as the typed ``Progress`` events below
+(frozen dataclasses, handled with ``match``): the engine sends them, the bay consumes them, and
+the ones that are committed changes carry the same names as the station server's events.
 
 Topics (``<prefix>`` defaults to ``camdock``; the contract is docs/asyncapi.yaml):
     <prefix>/v1/<station>/status             retained "online" / "offline" (the Last Will)
@@ -16,22 +21,34 @@ Topics (``<prefix>`` defaults to ``camdock``; the contract is docs/asyncapi.yaml
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from sqlite_utils import Database
-
-from camdock.adapters.catalog import utcnow
+__all__ = [
+    "SCHEMA_VERSION",
+    "BytesCopied",
+    "EventContext",
+    "EventType",
+    "FileCleared",
+    "FileFailed",
+    "FileStarted",
+    "FileVerified",
+    "Progress",
+    "SessionEnded",
+    "SessionStarted",
+    "Topics",
+    "uuid7",
+]
 
 SCHEMA_VERSION = "v1"
 
 
 class EventType(StrEnum):
+    """The station server's event types: the last level of ``…/events/<type>``."""
+
     CAMERA_DOCKED = "camera-docked"
     UNKNOWN_DEVICE = "unknown-device"
     OFFLOAD_STARTED = "offload-started"
@@ -60,25 +77,32 @@ def uuid7() -> str:
 
 @dataclass(frozen=True)
 class Topics:
+    """The station's MQTT topics under ``<prefix>/v1/<station>``."""
+
     prefix: str
     station: str
 
     @property
     def base(self) -> str:
+        """The station's topic root."""
         return f"{self.prefix}/{SCHEMA_VERSION}/{self.station}"
 
     @property
     def status(self) -> str:
+        """Retained online/offline, the Last Will."""
         return f"{self.base}/status"
 
     @property
     def roster(self) -> str:
+        """Where the station server publishes the roster."""
         return f"{self.base}/roster"
 
     def bay_state(self, bay: int) -> str:
+        """A bay's retained state."""
         return f"{self.base}/bays/{bay}/state"
 
     def event(self, kind: EventType) -> str:
+        """Where events of one type go."""
         return f"{self.base}/events/{kind.value}"
 
 
@@ -92,46 +116,69 @@ class EventContext:
     officer: dict[str, str] | None
 
 
-def record(
-    db: Database,
-    topics: Topics,
-    kind: EventType,
-    *,
-    bay: int | None = None,
-    camera: str | None = None,
-    officer: dict[str, str] | None = None,
-    data: dict[str, Any] | None = None,
-) -> str:
-    """Insert an event into the outbox, inside the caller's transaction; returns its id.
-
-    The sequence number is the row id, so it is assigned here and written into the payload in
-    the same statement pair, still inside the transaction."""
-    event_id = uuid7()
-    now = utcnow()
-    cur = db.execute(
-        "INSERT INTO outbox (event_id, type, topic, payload, created_at) VALUES (?, ?, ?, '', ?)",
-        (event_id, kind.value, topics.event(kind), now),
-    )
-    seq = int(cur.lastrowid or 0)
-    payload = {
-        "id": event_id,
-        "seq": seq,
-        "type": kind.value,
-        "time": now,
-        "station": topics.station,
-        "bay": bay,
-        "camera": camera,
-        "officer": officer,
-        "data": data or {},
-    }
-    db.execute(
-        "UPDATE outbox SET payload = ? WHERE id = ?",
-        (json.dumps(payload, ensure_ascii=False, separators=(",", ":")), seq),
-    )
-    return event_id
+# ---------------------------------------------------------------------------------------------
+# An offload's progress, as the engine reports it (on its threads; the station moves each to
+# the event loop). Committed changes (verified, cleared) are already in the outbox when sent.
 
 
-def in_context(db: Database, ctx: EventContext | None, kind: EventType, **data: Any) -> None:
-    """Record an offload event when the offload has a station context (the CLI has none)."""
-    if ctx is not None:
-        record(db, ctx.topics, kind, bay=ctx.bay, camera=ctx.camera, officer=ctx.officer, data=data)
+@dataclass(frozen=True)
+class SessionStarted:
+    """The camera was scanned: this many files and bytes to offload."""
+
+    session: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    """Reading a file from the camera began."""
+
+    source: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BytesCopied:
+    """So many bytes of a file are copied (sent a few times a second, not per chunk)."""
+
+    source: str
+    done: int
+
+
+@dataclass(frozen=True)
+class FileVerified:
+    """A file is verified in every destination and catalogued."""
+
+    source: str
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """A file could not be offloaded; it stays on the camera."""
+
+    source: str
+    error: str
+
+
+@dataclass(frozen=True)
+class FileCleared:
+    """A verified, catalogued file was deleted from the camera (REG-4.1.2)."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The session is over: completed, failed or interrupted."""
+
+    session: str
+    status: str
+
+
+Progress = (
+    SessionStarted | FileStarted | BytesCopied | FileVerified | FileFailed | FileCleared
+    | SessionEnded
+)  # fmt: skip

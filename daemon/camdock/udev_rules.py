@@ -18,6 +18,7 @@ HEADER = """\
 
 
 def render(cfg: Config) -> str:
+    """The udev rules for this station's camera models."""
     lines = [HEADER.format(source=cfg.source)]
     if not cfg.camera_usb_ids:
         lines.append("# No camera_usb_ids in [station]: no camera models to mark.\n")

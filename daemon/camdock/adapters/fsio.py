@@ -48,10 +48,12 @@ class SourceFile:
 
     @property
     def raw(self) -> bytes:
+        """The path on the camera as the exact bytes of its components."""
         return b"/".join(self.parts)
 
     @property
     def display(self) -> str:
+        """The path for people and the catalog: odd bytes escaped."""
         return display(self.raw)
 
     @property
@@ -62,6 +64,8 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class Skipped:
+    """Something on the camera that is not offloaded, and why."""
+
     path: str
     reason: str
     # Hidden/system clutter and empty files are expected on camera volumes; the rest (links,
@@ -206,6 +210,7 @@ def remove_source(root: Path, src: SourceFile) -> None:
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd`` (os.write may write less)."""
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -213,6 +218,7 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def fsync_dir(path: Path) -> None:
+    """fsync a directory, so a name created or removed in it survives power loss."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -243,6 +249,7 @@ def create_temp(path: Path) -> int:
 
 
 def unlink_quietly(path: Path) -> None:
+    """Remove ``path``; nothing to do when it is already gone."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
@@ -303,5 +310,6 @@ def _read_blocks(fd: int, chunk_size: int) -> Iterator[bytes]:
 
 
 def fs_identity(path: Path) -> tuple[int, int]:
+    """(st_dev, st_ino) of ``path``: which filesystem and directory it is now."""
     st = os.stat(path)
     return st.st_dev, st.st_ino

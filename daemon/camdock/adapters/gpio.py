@@ -11,16 +11,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from gpiozero import LED, RGBLED, Button
 from gpiozero.exc import PinInvalidPin
 
 from camdock.aio import wait_event
-from camdock.config import Config, Led
+from camdock.config import Config
 from camdock.core.indicators import RGB, Colour, Pattern
+from camdock.errors import CamdockError
+from camdock.model import Led
+
+__all__ = [
+    "HOLD_SECONDS",
+    "BayButton",
+    "BayLight",
+    "DeviceClosed",
+    "PatternPlayer",
+    "PinFactory",
+    "make_pin_factory",
+    "pin_problems",
+]
 
 log = logging.getLogger(__name__)
+
+# gpiozero's pin factory (gpiozero.pins.Factory); gpiozero ships no type hints.
+PinFactory = Any
 
 HOLD_SECONDS = 1.5  # a press this long acknowledges a fault
 
@@ -28,7 +44,7 @@ HOLD_SECONDS = 1.5  # a press this long acknowledges a fault
 MOCK_BOARD = "a020a0"  # Compute Module 3
 
 
-def pin_problems(cfg: Config, factory: Any) -> list[str]:
+def pin_problems(cfg: Config, factory: PinFactory) -> list[str]:
     """Configured pins that this board does not have, with their key paths."""
     problems = []
     for i, bay in enumerate(cfg.bays):
@@ -46,7 +62,7 @@ def pin_problems(cfg: Config, factory: Any) -> list[str]:
     return problems
 
 
-def make_pin_factory(name: str) -> Any:
+def make_pin_factory(name: str) -> PinFactory:
     """The gpiozero pin factory for ``name`` (lgpio, rpigpio or mock)."""
     if name == "mock":
         from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -63,10 +79,39 @@ def make_pin_factory(name: str) -> Any:
     return RPiGPIOFactory()
 
 
-class BayLight:
+class DeviceClosed(CamdockError):
+    """A bay's light or button was used after it was closed."""
+
+
+class _Closable:
+    """Close twice without harm; use as a context manager; refuse use after close."""
+
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether the device has been closed."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceClosed(f"{type(self).__name__} is closed")
+
+    def close(self) -> None:
+        """Release the pins; safe to call twice."""
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BayLight(_Closable):
     """One bay's indicator: an RGB LED or separate red/amber/green LEDs, showing one colour."""
 
-    def __init__(self, cfg: Led, factory: Any) -> None:
+    def __init__(self, cfg: Led, factory: PinFactory) -> None:
         self._rgb: RGBLED | None = None
         self._leds: dict[Colour, LED] = {}
         self._bicolour = cfg.kind == "bicolour"
@@ -88,6 +133,8 @@ class BayLight:
         self.colour: Colour | None = None
 
     def show(self, colour: Colour | None) -> None:
+        """Light ``colour`` (None: off)."""
+        self._check_open()
         self.colour = colour
         if self._rgb is not None:
             self._rgb.value = RGB[colour] if colour else (0.0, 0.0, 0.0)
@@ -97,12 +144,14 @@ class BayLight:
             led.value = c is colour or (self._bicolour and colour is Colour.AMBER)
 
     def close(self) -> None:
+        """Turn off and release the pins; safe to call twice."""
         if self._rgb is not None:
             self._rgb.close()
         for led in self._leds.values():
             led.close()
         self._leds.clear()
         self._rgb = None
+        super().close()
 
 
 class PatternPlayer:
@@ -116,12 +165,14 @@ class PatternPlayer:
         self._on_change = on_change
 
     def play(self, pattern: Pattern, overlay: Pattern | None = None) -> None:
+        """Show ``pattern`` from now on, after one cycle of ``overlay`` when given."""
         if pattern == self.pattern and overlay is None:
             return
         self.pattern, self._overlay = pattern, overlay
         self._wake.set()
 
     async def run(self) -> None:
+        """Play until cancelled."""
         while True:
             self._wake.clear()
             overlay, self._overlay = self._overlay, None
@@ -148,13 +199,13 @@ class PatternPlayer:
         return False
 
 
-class BayButton:
+class BayButton(_Closable):
     """A bay's push button: a short press and a long press, delivered on the event loop."""
 
     def __init__(
         self,
         pin: int,
-        factory: Any,
+        factory: PinFactory,
         loop: asyncio.AbstractEventLoop,
         on_short: Callable[[], None],
         on_long: Callable[[], None],
@@ -181,6 +232,10 @@ class BayButton:
         self.button.when_released = released
 
     def close(self) -> None:
+        """Detach the callbacks and release the pin; safe to call twice."""
+        if self.closed:
+            return
         # Callbacks after the loop closes raise "Event loop is closed": detach them first.
         self.button.when_pressed = self.button.when_held = self.button.when_released = None
         self.button.close()
+        super().close()

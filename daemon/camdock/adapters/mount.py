@@ -13,16 +13,13 @@ import logging
 import shutil
 from pathlib import Path
 
-from camdock.config import FILESYSTEMS
+from camdock.errors import MountError
+from camdock.model import FILESYSTEMS
 
 log = logging.getLogger(__name__)
 
 MOUNT_OPTIONS = "nosuid,nodev,noexec,noatime"
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-
-
-class MountError(Exception):
-    pass
 
 
 async def _run(*argv: str) -> tuple[int, str]:
@@ -68,6 +65,7 @@ class SystemMounter:
     """Mounts with mount(8) under ``run_dir``; returns the mount point."""
 
     async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        """Mount ``devnode`` read-write at ``target`` with nosuid,nodev,noexec,noatime."""
         if fs_type not in FILESYSTEMS:
             raise MountError(f"{devnode}: filesystem {fs_type!r} is not one a camera uses")
         target.mkdir(parents=True, exist_ok=True, mode=0o700)

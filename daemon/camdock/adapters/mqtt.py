@@ -18,26 +18,25 @@ import asyncio
 import logging
 import random
 import ssl
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlite_utils import Database
 
-from camdock.adapters.catalog import open_catalog, rows, utcnow, write_txn
 from camdock.aio import wait_event
+from camdock.catalog import outbox
+from camdock.catalog.db import Store
 from camdock.config import MqttSettings
 from camdock.events import Topics
 
+__all__ = ["Publisher", "read_password", "tls_params"]
+
 log = logging.getLogger(__name__)
 
-BATCH = 200  # outbox rows in flight at once; PUBACKs come back in order
+BATCH = outbox.BATCH
 SESSION_EXPIRY = 7 * 24 * 3600  # MQTT 5: the broker keeps our session (and subscriptions) a week
 MAX_ROSTER_BYTES = 256 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
@@ -59,59 +58,8 @@ def tls_params(
 
 
 def read_password(path: Path | None) -> str | None:
+    """The broker password from its root-only file, or None."""
     return path.read_text().strip() if path is not None else None
-
-
-class Outbox:
-    """The outbox table, used from one worker thread (sqlite3 objects stay in their thread)."""
-
-    def __init__(self, catalog: Path) -> None:
-        self.catalog = catalog
-        self._local = threading.local()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="outbox")
-
-    def db(self) -> Database:
-        db: Database | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = open_catalog(self.catalog)
-        return db
-
-    def pending(self, limit: int = BATCH) -> list[dict[str, Any]]:
-        return rows(
-            self.db(),
-            "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?",
-            (limit,),
-        )
-
-    def mark_delivered(self, ids: list[int]) -> None:
-        with write_txn(self.db()) as db:
-            db.conn.executemany(
-                "UPDATE outbox SET delivered_at = ? WHERE id = ?", [(utcnow(), i) for i in ids]
-            )
-
-    def undelivered(self) -> int:
-        cur = self.db().execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
-        return int(cur.fetchone()[0])
-
-    def prune(self, days: int) -> int:
-        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat().replace("+00:00", "Z")
-        with write_txn(self.db()) as db:
-            cur = db.execute(
-                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (cutoff,)
-            )
-        return cur.rowcount
-
-    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
-    def close(self) -> None:
-        def shut() -> None:
-            db = getattr(self._local, "db", None)
-            if db is not None:
-                db.close()
-
-        self.pool.submit(shut).result()
-        self.pool.shutdown()
 
 
 class Publisher:
@@ -121,12 +69,12 @@ class Publisher:
         self,
         settings: MqttSettings,
         topics: Topics,
-        outbox: Outbox,
+        store: Store,
         on_roster: Callable[[bytes], None] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = topics
-        self.outbox = outbox
+        self.store = store
         self.on_roster = on_roster
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -174,6 +122,7 @@ class Publisher:
         return client
 
     async def run(self) -> None:
+        """Connect, publish, reconnect with backoff; runs until cancelled."""
         delay = BACKOFF_FIRST
         where = f"{self.settings.host}:{self.settings.port}"
         while True:
@@ -232,7 +181,7 @@ class Publisher:
                 self._dirty.discard(bay)
                 await client.publish(self.topics.bay_state(bay), self._states[bay], qos=1,
                                      retain=True)  # fmt: skip
-            batch = await self.outbox.call(self.outbox.pending)
+            batch = await self.store.call(outbox.pending)
             if batch:
                 # Published in sequence order; paho sends them in call order, PUBACKs follow.
                 results = await asyncio.gather(
@@ -241,14 +190,14 @@ class Publisher:
                 )
                 if errors := [e for e in results if isinstance(e, BaseException)]:
                     raise errors[0]  # nothing of this batch is marked; all of it is resent
-                await self.outbox.call(self.outbox.mark_delivered, [r["id"] for r in batch])
+                await self.store.call(outbox.mark_delivered, [r["id"] for r in batch])
                 self.delivered += len(batch)
                 continue
             await wait_event(self._wake, 30)
 
     async def _housekeeping(self) -> None:
         while True:
-            pruned = await self.outbox.call(self.outbox.prune, self.settings.retention_days)
+            pruned = await self.store.call(outbox.prune, self.settings.retention_days)
             if pruned:
                 log.info("pruned %d delivered events older than %d days", pruned,
                          self.settings.retention_days)  # fmt: skip

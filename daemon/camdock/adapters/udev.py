@@ -21,6 +21,8 @@ import pyudev
 
 @dataclass(frozen=True)
 class HotplugEvent:
+    """One udev event, reduced to what the station needs (block or tty, its USB port and serial)."""
+
     action: str  # add | remove | change
     subsystem: str  # block | tty
     devpath: str
@@ -84,6 +86,7 @@ class UdevHotplug:
         self.context = context or pyudev.Context()
 
     async def events(self) -> AsyncIterator[HotplugEvent]:
+        """Cold-plug enumeration, then ``settled``, then live events, until cancelled."""
         loop = asyncio.get_running_loop()
         monitor = pyudev.Monitor.from_netlink(self.context)
         monitor.filter_by("block")

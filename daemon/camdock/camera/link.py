@@ -14,35 +14,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 import serial
 
 from camdock.camera.protocol import Decoder, Frame, encode_request
+from camdock.errors import CameraError, CameraGone, CameraTimeout
 
 log = logging.getLogger(__name__)
 
 
-class CameraError(Exception):
-    """The camera answered with an error, or the link failed."""
-
-
-class CameraTimeout(CameraError):
-    """The camera did not answer."""
-
-
-class CameraDriver(Protocol):
-    """What the function test needs from a camera; other camera families implement this."""
-
-    async def request(
-        self, command: str, fields: dict[str, str] | None = None, timeout: float | None = None
-    ) -> dict[str, str]: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class LinkSettings:
+    """Timeouts and retries of the serial link."""
+
     timeout: float = 2.0  # per attempt
     retries: int = 2  # further attempts after a timeout or a corrupt answer
     selftest_timeout: float = 20.0  # the camera records and reads back a clip
@@ -66,7 +50,7 @@ class CameraLink:
                     self.port, 115200, timeout=0.1, write_timeout=2, exclusive=True
                 )
             except (serial.SerialException, OSError) as exc:
-                raise CameraError(f"cannot open {self.port}: {exc}") from exc
+                raise CameraGone(f"cannot open {self.port}: {exc}") from exc
             self._serial.reset_input_buffer()
         return self._serial
 
@@ -86,7 +70,7 @@ class CameraLink:
                     try:
                         data = port.read(256)
                     except (serial.SerialException, OSError) as exc:
-                        raise CameraError(f"{self.port}: camera gone ({exc})") from exc
+                        raise CameraGone(f"{self.port}: camera gone ({exc})") from exc
                     dropped = self._decoder.dropped
                     for frame in self._decoder.feed(data):
                         if frame.direction == "<" and frame.id == req_id:
@@ -99,6 +83,7 @@ class CameraLink:
     async def request(
         self, command: str, fields: dict[str, str] | None = None, timeout: float | None = None
     ) -> dict[str, str]:
+        """Send ``command`` and return the answer's fields; raises CameraError."""
         frame = await asyncio.to_thread(
             self._exchange, command, fields, timeout or self.settings.timeout
         )
@@ -110,6 +95,7 @@ class CameraLink:
         return frame.fields
 
     def close(self) -> None:
+        """Close the port; safe to call twice."""
         if self._serial is not None:
             self._serial.close()
             self._serial = None

@@ -52,10 +52,15 @@ def _fields(fields: dict[str, str]) -> str:
 
 def _frame(mark: str, body: str) -> bytes:
     raw = body.encode("ascii")
-    return f"{mark}{body}*{crc16(raw):04X}\r\n".encode("ascii")
+    frame = f"{mark}{body}*{crc16(raw):04X}"
+    if len(frame) > MAX_LINE:
+        # A frame the other side would drop as garbage must not be sent at all.
+        raise ProtocolError(f"frame too long ({len(frame)} > {MAX_LINE} bytes)")
+    return f"{frame}\r\n".encode("ascii")
 
 
 def encode_request(req_id: int, command: str, fields: dict[str, str] | None = None) -> bytes:
+    """A request frame (what the station sends); raises ProtocolError."""
     if not 1 <= req_id <= 65535:
         raise ProtocolError(f"request id {req_id} out of range")
     if not _CMD.fullmatch(command):
@@ -72,6 +77,8 @@ def encode_response(req_id: int, ok: bool, fields: dict[str, str] | None = None)
 
 @dataclass(frozen=True)
 class Frame:
+    """One parsed frame: direction, id, verb and fields."""
+
     direction: str  # ">" request, "<" response
     id: int
     verb: str  # the command, or OK / ERR
@@ -79,6 +86,7 @@ class Frame:
 
     @property
     def ok(self) -> bool:
+        """A response that reports success."""
         return self.verb == "OK"
 
 
@@ -122,6 +130,7 @@ class Decoder:
     _overflow: bool = False
 
     def feed(self, data: bytes) -> list[Frame]:
+        """Frames completed by ``data``; garbage is dropped and counted."""
         frames = []
         self.buffer += data
         while True:

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 
 class Phase(StrEnum):
+    """Where a bay is in its cycle; each phase has one LED pattern."""
+
     EMPTY = "empty"
     IDENTIFYING = "identifying"  # a registered camera is docked: mounting, planning
     UNKNOWN_DEVICE = "unknown-device"  # USB storage that is not a registered camera (REG-2)
@@ -39,6 +41,8 @@ BUSY = frozenset({Phase.IDENTIFYING, Phase.OFFLOADING, Phase.VERIFYING, Phase.TE
 
 @dataclass(frozen=True)
 class BayState:
+    """A bay's whole state, as the LED, the server and the simulator show it."""
+
     number: int
     phase: Phase = Phase.EMPTY
     docked: bool = False
@@ -54,6 +58,7 @@ class BayState:
 
     @property
     def progress(self) -> float:
+        """Bytes done over bytes total, 0.0 to 1.0."""
         return self.bytes_done / self.bytes_total if self.bytes_total else 0.0
 
 
@@ -62,6 +67,8 @@ class BayState:
 
 @dataclass(frozen=True)
 class Docked:
+    """A camera (or unknown storage) appeared in the bay."""
+
     serial: str
     camera_id: str | None  # None: not a registered camera
     officer: str | None = None
@@ -69,23 +76,31 @@ class Docked:
 
 @dataclass(frozen=True)
 class Undocked:
+    """The camera was taken out."""
+
     pass
 
 
 @dataclass(frozen=True)
 class OffloadStarted:
+    """The engine scanned the camera."""
+
     files: int
     bytes: int
 
 
 @dataclass(frozen=True)
 class Progress:
+    """Bytes and files done so far."""
+
     bytes_done: int
     files_done: int
 
 
 @dataclass(frozen=True)
 class OffloadFinished:
+    """The engine finished: everything verified and cleared, or not."""
+
     ok: bool
     message: str = ""
 
@@ -99,11 +114,15 @@ class Failed:
 
 @dataclass(frozen=True)
 class ShortPress:
+    """The bay's button, pressed briefly: the pre-shift test."""
+
     selftest_available: bool = False
 
 
 @dataclass(frozen=True)
 class LongPress:
+    """The bay's button, held: acknowledge a fault."""
+
     pass
 
 
@@ -136,6 +155,7 @@ Event = (
 )
 
 
+# One exhaustive match over every event: read as a table of transitions, not split on purpose.
 def step(s: BayState, e: Event) -> BayState:
     """The next state of a bay. Events that make no sense in a phase change nothing."""
     s = replace(s, notice=None)

@@ -16,6 +16,8 @@ from camdock.core.bay import Notice, Phase
 
 
 class Colour(StrEnum):
+    """An LED colour."""
+
     RED = "red"
     AMBER = "amber"
     GREEN = "green"
@@ -29,12 +31,15 @@ Step = tuple[Colour | None, float]
 
 @dataclass(frozen=True)
 class Pattern:
+    """A named LED pattern: colour steps with durations, repeated."""
+
     name: str  # the rhythm's name, as printed in the grammar and the simulator
     steps: tuple[Step, ...]
     repeat: bool = True
 
     @property
     def colour(self) -> Colour | None:
+        """The pattern's main colour (its first lit step)."""
         return next((c for c, _ in self.steps if c is not None), None)
 
 
@@ -74,4 +79,5 @@ NOTICES: dict[Notice, Pattern] = {
 
 
 def pattern_for(phase: Phase) -> Pattern:
+    """The LED pattern of a bay phase (firmware-notes/led-grammar.md)."""
     return PATTERNS[phase]

@@ -165,6 +165,8 @@ def time_from_name(name: str, tz: tzinfo) -> datetime | None:
 
 @dataclass(frozen=True)
 class RecordingTime:
+    """When a recording started (and ended, when known), and where that came from."""
+
     start: datetime
     end: datetime | None
     source: TimeSource

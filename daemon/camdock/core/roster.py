@@ -4,30 +4,38 @@ officers, and duty slots. Validated whole; a bad roster changes nothing (pure fu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from camdock.config import Config, Officer
 from camdock.core.naming import DutySlots
+from camdock.errors import RosterError
+from camdock.model import Officer
+
+__all__ = ["MAX_BYTES", "Registry", "Roster", "RosterError", "parse"]
 
 MAX_BYTES = 256 * 1024
 
 
-class RosterError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
+@dataclass(frozen=True)
+class Registry:
+    """What a roster is checked against: the station's unit, officers and cameras."""
+
+    unit: str
+    badges: frozenset[str]
+    camera_ids: frozenset[str]
 
 
 @dataclass(frozen=True)
 class Roster:
+    """A valid roster: the day's camera → officer assignments, officers and duty slots."""
+
     date: str
     assignments: dict[str, str]  # camera id → officer badge
     officers: tuple[Officer, ...]
     slots: DutySlots | None
 
 
-def parse(payload: bytes, cfg: Config) -> Roster:
+def parse(payload: bytes, cfg: Registry) -> Roster:
     """Validate a roster against its schema and this station's registry; every problem listed."""
     if len(payload) > MAX_BYTES:
         raise RosterError([f"roster is {len(payload)} bytes; the limit is {MAX_BYTES}"])
@@ -55,8 +63,8 @@ def parse(payload: bytes, cfg: Config) -> Roster:
             problems.append(f"officers[{i}]: needs badge and name (strings), nothing else but unit")
             continue
         officers.append(Officer(o["badge"], o["name"], str(o.get("unit") or cfg.unit)))
-    known_badges = set(cfg.officers) | {o.badge for o in officers}
-    known_cameras = {c.id for c in cfg.cameras.values()}
+    known_badges = set(cfg.badges) | {o.badge for o in officers}
+    known_cameras = cfg.camera_ids
     assignments: dict[str, str] = {}
     for i, a in enumerate(_list(data, "assignments", problems)):
         if not isinstance(a, dict) or set(a) != {"camera", "officer"}:
@@ -92,14 +100,3 @@ def _list(data: dict[str, Any], key: str, problems: list[str]) -> list[Any]:
         problems.append(f"{key}: must be a list")
         return []
     return value
-
-
-def apply(cfg: Config, roster: Roster) -> Config:
-    """The configuration with the roster's assignments, officers and slots in force."""
-    officers = {**cfg.officers, **{o.badge: o for o in roster.officers}}
-    by_id = {c.id: c for c in cfg.cameras.values()}
-    cameras = dict(cfg.cameras)
-    for camera_id, badge in roster.assignments.items():
-        cam = by_id[camera_id]
-        cameras[cam.serial] = replace(cam, officer=badge)
-    return replace(cfg, officers=officers, cameras=cameras, slots=roster.slots or cfg.slots)

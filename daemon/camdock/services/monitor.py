@@ -15,38 +15,36 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
 
 from camdock.adapters.mqtt import read_password, tls_params
+from camdock.config import MqttSettings
 from camdock.events import SCHEMA_VERSION
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonitorOptions:
-    host: str
-    port: int = 1883
-    prefix: str = "camdock"
+    """What to watch: the broker (the same settings a station's ``[mqtt]`` has) and how."""
+
+    mqtt: MqttSettings
     station: str | None = None
     as_json: bool = False
     duration: float | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    username: str | None = None
-    password_file: Path | None = None
 
 
 @dataclass
 class View:
+    """The live table: each station's status, each bay's state, the last events."""
+
     status: dict[str, str] = field(default_factory=dict)
     bays: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     events: deque[str] = field(default_factory=lambda: deque(maxlen=15))
     count: int = 0
 
     def render(self, out: TextIO) -> None:
+        """Redraw the whole screen."""
         lines = [
             "camdock monitor",
             "",
@@ -79,16 +77,18 @@ def parse_topic(prefix: str, topic: str) -> tuple[str, str, list[str]] | None:
 
 
 async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
+    """Watch the stations until ``duration`` passes or the user stops it; returns an exit code."""
     view = View()
     live = not opts.as_json and out.isatty()
     station = opts.station or "+"
-    tls = tls_params(opts.ca_file, opts.cert_file, opts.key_file)
-    password = read_password(opts.password_file)
+    m = opts.mqtt
+    tls = tls_params(m.ca_file, m.cert_file, m.key_file)
+    password = read_password(m.password_file)
     client = aiomqtt.Client(
-        opts.host,
-        opts.port,
+        m.host,
+        m.port,
         identifier=f"camdock-monitor-{uuid.uuid4().hex[:8]}",
-        username=opts.username,
+        username=m.username,
         password=password,
         tls_params=tls,
         timeout=10,
@@ -97,9 +97,9 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
 
     async def consume() -> None:
         async with client:
-            await client.subscribe(f"{opts.prefix}/{SCHEMA_VERSION}/{station}/#", qos=1)
+            await client.subscribe(f"{m.prefix}/{SCHEMA_VERSION}/{station}/#", qos=1)
             async for msg in client.messages:
-                parsed = parse_topic(opts.prefix, str(msg.topic))
+                parsed = parse_topic(m.prefix, str(msg.topic))
                 if parsed is None:
                     continue
                 st, kind, rest = parsed
@@ -146,7 +146,7 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), deadline - time.monotonic())
     except aiomqtt.MqttError as exc:
-        print(f"camdock monitor: {opts.host}:{opts.port}: {exc}", file=sys.stderr)
+        print(f"camdock monitor: {m.host}:{m.port}: {exc}", file=sys.stderr)
         return 69  # EX_UNAVAILABLE
     finally:
         task.cancel()

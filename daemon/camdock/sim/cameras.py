@@ -20,6 +20,8 @@ from camdock.camera.protocol import Decoder, encode_response
 
 @dataclass
 class CameraState:
+    """What a simulated camera holds and how it misbehaves."""
+
     serial: str = "SN0001"
     model: str = "BWC-SIM"
     firmware: str = "2.4.1"
@@ -60,6 +62,7 @@ class SimCamera:
         self._thread.start()
 
     def now(self) -> datetime:
+        """The camera's clock: the station's time plus its offset."""
         return datetime.now(UTC) + timedelta(seconds=self.state.clock_offset)
 
     def _serve(self) -> None:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from camdock.adapters.udev import HotplugEvent
-from camdock.config import FILESYSTEMS
+from camdock.errors import MountError
+from camdock.model import FILESYSTEMS
 
 
 class SimHotplug:
@@ -23,6 +24,7 @@ class SimHotplug:
         self._ttys: dict[str, HotplugEvent] = {}  # port → the serial port event
 
     async def events(self) -> AsyncIterator[HotplugEvent]:
+        """The events docks and pulls produce, ``settled`` first."""
         yield HotplugEvent(action="settled", subsystem="", devpath="")
         while True:
             yield await self._queue.get()
@@ -60,6 +62,7 @@ class SimHotplug:
         self._queue.put_nowait(ev)
 
     def undock(self, port: str) -> None:
+        """Pull the camera out of the bay on ``port``."""
         ev = self._docked.pop(port)
         self._queue.put_nowait(HotplugEvent(action="remove", subsystem="block", devpath=ev.devpath))
         if (tty := self._ttys.pop(port, None)) is not None:
@@ -72,13 +75,13 @@ class SimMounter:
     """The 'device' is already a directory: mounting hands it over as it is."""
 
     async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        """Hand the camera's directory over as its mounted root."""
         if fs_type not in FILESYSTEMS:
-            from camdock.adapters.mount import MountError
-
             raise MountError(f"{devnode}: filesystem {fs_type!r} is not one a camera uses")
         return Path(devnode)
 
     async def unmount(self, target: Path) -> None:
+        """Nothing to unmount: the directory stays."""
         return None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from camdock.adapters.gpio import make_pin_factory
+from camdock.catalog import outbox
 from camdock.config import Config, parse
 from camdock.core.bay import Phase
 from camdock.core.indicators import Colour, pattern_for
@@ -104,6 +105,7 @@ class View:
         self.started = time.monotonic()
 
     def event(self, kind: str, bay: int | None, data: dict[str, Any]) -> None:
+        """A station happening: a line in the log (or on stdout without the live view)."""
         if kind == "file-verified":
             text = f"verified {data['path']}"
         elif kind == "bay-state":
@@ -120,6 +122,7 @@ class View:
             print(line, file=self.out, flush=True)
 
     def mbps(self, n: int, done: int) -> float:
+        """A bay's offload rate over the last half second, MB/s."""
         now = time.monotonic()
         t0, b0, rate = self._rate.get(n, (now, done, 0.0))
         if now - t0 >= 0.5:
@@ -129,6 +132,7 @@ class View:
         return rate
 
     def render(self) -> None:
+        """Redraw the live view."""
         lines = [
             f"camdock simulate — station {self.station.cfg.station_id} "
             f"({self.station.status_line()})",
@@ -239,6 +243,7 @@ async def pre_shift(station: Station, hot: SimHotplug, volumes: Path, bays: int)
 
 
 def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
+    """What the simulation did, for the JSON or text summary."""
     bays = []
     for n, b in station.bays.items():
         r = b.offload.report
@@ -285,6 +290,7 @@ async def simulate(
     out: TextIO = sys.stdout,
     broker: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
+    """Run a scenario on a simulated station; returns its summary."""
     cfg = sim_config(bays, state_dir, broker)
     hot = SimHotplug()
     factory = make_pin_factory("mock")
@@ -323,7 +329,7 @@ async def simulate(
         if station.publisher is not None:
             # Let the publisher deliver the last events before the station stops.
             end = time.monotonic() + 5
-            while time.monotonic() < end and await station.outbox.call(station.outbox.undelivered):
+            while time.monotonic() < end and await station.store.call(outbox.undelivered) > 0:
                 await asyncio.sleep(0.1)
     finally:
         if drawer is not None:
@@ -344,6 +350,7 @@ def main(
     as_json: bool,
     broker: tuple[str, int] | None = None,
 ) -> int:
+    """``camdock simulate``; returns an exit code."""
     if bays < 4:
         print("camdock simulate: the scenarios need at least 4 bays", file=sys.stderr)
         return 64

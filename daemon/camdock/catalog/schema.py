@@ -1,28 +1,21 @@
-"""The catalog (Annex 1, REG-4.1.2) in SQLite through sqlite-utils.
-
-One connection per thread (sqlite3 objects refuse to cross threads), WAL with
-``synchronous=FULL`` so a committed row survives power loss, and every write in
-``BEGIN IMMEDIATE`` so a second writer waits for the lock instead of failing with
-"database is locked" (TECH-NOTES §5). Schema changes are migrations from day one.
+"""The catalog's schema (Annex 1, REG-4.1.2; the outbox, REG-7.1; REG-3.2's records), as
+migrations from day one. A declarative table: long on purpose, read top to bottom.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+__all__ = ["migrations"]
 
 migrations = Migrations("camdock")
 
 
+# Declarative, long on purpose: the Annex 1 tables read top to bottom as one schema.
 @migrations()
 def m001_catalog(db: Database) -> None:
+    """Annex 1: recordings, their copies, offload sessions and the per-file journal."""
     db.table("offload_sessions").create(
         {
             "id": int,
@@ -133,6 +126,7 @@ def m002_outbox(db: Database) -> None:
     # the state change it reports and deleted from here only after the broker acknowledged it.
     # AUTOINCREMENT: the id is the station's event sequence number and is never reused, even
     # after delivered rows are pruned.
+    """The durable event outbox."""
     db.execute(
         """CREATE TABLE outbox (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -150,6 +144,7 @@ def m002_outbox(db: Database) -> None:
 @migrations()
 def m003_selftest(db: Database) -> None:
     # REG-3.2: every pre-shift function test, its checks and its verdict.
+    """REG-3.2: function tests, duty-log entries, loans of spares."""
     db.table("selftests").create(
         {
             "id": int,
@@ -207,6 +202,7 @@ def m003_selftest(db: Database) -> None:
 def m004_custody(db: Database) -> None:
     # REG-7.1: the hash-chained custody log (camdock/custody.py). No UPDATE or DELETE is ever
     # issued on it; triggers make an accidental one fail loudly instead of silently.
+    """REG-7.1: the append-only, hash-chained custody log."""
     db.execute(
         """CREATE TABLE custody_log (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -225,53 +221,3 @@ def m004_custody(db: Database) -> None:
             f"CREATE TRIGGER custody_no_{op.lower()} BEFORE {op} ON custody_log "
             "BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END"
         )
-
-
-def utcnow() -> str:
-    """A UTC timestamp for the catalog: ISO 8601 with microseconds and 'Z'."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def open_catalog(path: Path | str) -> Database:
-    """Open (and migrate) the catalog; call once per thread that uses it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (see write_txn).
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db = Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA foreign_keys=ON")
-    # Under the write lock, so two processes opening a new catalog at once cannot both migrate.
-    with write_txn(db):
-        migrations.apply(db)
-    return db
-
-
-@contextlib.contextmanager
-def write_txn(db: Database) -> Iterator[Database]:
-    """A write transaction that takes the lock up front, so the busy timeout applies."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    else:
-        db.execute("COMMIT")
-
-
-def one(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:
-    """The first row of a query as a dict, or None."""
-    cur = db.execute(sql, params)
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return dict(zip([c[0] for c in cur.description], row, strict=True))
-
-
-def rows(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
-    """Every row of a query as dicts."""
-    cur = db.execute(sql, params)
-    names = [c[0] for c in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

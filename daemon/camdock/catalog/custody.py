@@ -16,7 +16,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.adapters.catalog import one, rows, utcnow
+from camdock.catalog.db import one, rows
+from camdock.clock import utcnow
+
+__all__ = ["GENESIS", "append", "count", "verify"]
 
 GENESIS = "0" * 64
 
@@ -90,3 +93,10 @@ def verify(db: Database) -> list[str]:
         if r["cleared_at"] and r["id"] not in cleared:
             problems.append(f"recording {r['id']} ({r['relpath']}): cleared, no 'clear' entry")
     return problems
+
+
+def count(db: Database) -> tuple[int, int]:
+    """(custody entries, recordings): what an audit covered."""
+    entries = db.execute("SELECT count(*) FROM custody_log").fetchone()[0]
+    recordings = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
+    return int(entries), int(recordings)

@@ -1,0 +1,404 @@
+"""The verified copier: one source read → N destinations, each copy proven by reading it back
+from disk (invariants 1, 2 and 10). The offload uses it; exports, seals and repairs will too.
+
+Three threads form a pipeline so the source read never waits for verification:
+
+    reader ──chunks──► writer (SHA-256 once + write every destination's temp) ──files──► verifier
+                                                                        (fsync, evict, read back)
+
+The reader does nothing but read; the verifier proves file k while the reader is already on
+file k+1. Queues are bounded, so memory stays at ``queue_depth × chunk_size``. What a verified
+temp becomes (a final name, a catalog row) is the caller's business: ``Hooks.on_copied`` runs on
+the verifier thread for each file, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from camdock.adapters import fsio
+
+__all__ = [
+    "COPY_NICE",
+    "PROGRESS_EVERY",
+    "Copied",
+    "CopyJob",
+    "Destination",
+    "Hooks",
+    "StopFlags",
+    "VerifiedCopier",
+    "discard_temps",
+    "reason_of",
+    "yield_cpu",
+]
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.1  # seconds between byte-progress reports per copier
+COPY_NICE = 5
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A destination root, pinned to the filesystem it was on when the work started."""
+
+    root: Path  # resolved
+    identity: tuple[int, int]  # (st_dev, st_ino) at start: a vanished mount is noticed
+
+    @classmethod
+    def pin(cls, path: Path) -> Destination:
+        """The destination at ``path`` as it is now (raises OSError when it is not there)."""
+        real = path.resolve()
+        return cls(real, fsio.fs_identity(real))
+
+    @property
+    def key(self) -> str:
+        """The root as the catalog records it."""
+        return str(self.root)
+
+    def check_mounted(self) -> None:
+        """A lazily unmounted drive leaves its mount point behind on the SD card: writing there
+        would put footage on the wrong disk. The root must still be the one we started with."""
+        try:
+            same = fsio.fs_identity(self.root) == self.identity
+        except OSError:
+            same = False
+        if not same:
+            raise OSError(errno.ENODEV, "destination vanished (unmounted?)")
+
+
+class StopFlags:
+    """Why the work is stopping early, if it is (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self._abort: str | None = None
+        self._lock = threading.Lock()
+
+    def abort(self, reason: str) -> None:
+        """Stop everything for ``reason`` (the first reason given wins)."""
+        with self._lock:
+            if self._abort is None:
+                self._abort = reason
+                log.error("copy stopping: %s", reason)
+
+    @property
+    def reason(self) -> str | None:
+        """The abort reason, "cancelled", or None while the work goes on."""
+        if self._abort is not None:
+            return self._abort
+        return "cancelled" if self.cancel.is_set() else None
+
+
+@dataclass
+class CopyJob:
+    """One file to copy: how to open it, whether it changed, and its temp path per destination."""
+
+    label: str
+    size: int
+    open: Callable[[], int]  # an fd for reading; raises OSError or fsio.SourceChanged
+    check: Callable[[int, int], None]  # (fd, bytes read): raises fsio.SourceChanged
+    dirrel: tuple[str, ...]  # the folder under each root that holds the temps
+    temps: dict[str, Path]  # destination key → temp path; empty: hash only, write nothing
+    tag: Any = None  # the caller's own record of the file
+
+
+@dataclass
+class Copied:
+    """A file hashed (and, unless hash-only, written and read back from every destination)."""
+
+    job: CopyJob
+    sha256: str
+    size: int
+    temps: dict[str, Path]  # destination key → temp path, each read back equal to sha256
+    error: str | None = None  # the read-back failed (temps are discarded)
+
+
+@dataclass
+class Hooks:
+    """What the caller hears; each runs on a copier thread."""
+
+    on_started: Callable[[CopyJob], None] = lambda job: None
+    on_bytes: Callable[[CopyJob, int], None] = lambda job, done: None
+    on_failed: Callable[[CopyJob, str], None] = lambda job, error: None
+    on_cancelled: Callable[[CopyJob], None] = lambda job: None
+    on_copied: Callable[[Copied], None] = lambda copied: None
+    # Entered on the verifier thread around all on_copied calls (e.g. a catalog connection).
+    verifier_context: Callable[[], contextlib.AbstractContextManager[Any]] = field(
+        default=contextlib.nullcontext
+    )
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Writing:
+    """The temp files of the file being written, one per destination."""
+
+    def __init__(self, job: CopyJob) -> None:
+        self.job = job
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+    def discard(self) -> None:
+        for fd in self.fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+        discard_temps(self.job.temps)
+
+
+_Chunk = tuple[str, CopyJob, bytes | str | None]
+
+
+class VerifiedCopier:
+    """Copies jobs to every destination and proves each copy by read-back; ``run`` blocks."""
+
+    def __init__(
+        self,
+        destinations: list[Destination],
+        hooks: Hooks,
+        stop: StopFlags,
+        *,
+        chunk_size: int = fsio.CHUNK_SIZE,
+        queue_depth: int = 8,
+        read_bps: int | None = None,
+        name: str = "copy",
+        after_fsync: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.dests = destinations
+        self.hooks = hooks
+        self.stop = stop
+        self.chunk_size = chunk_size
+        self.queue_depth = queue_depth
+        self.read_bps = read_bps  # pace reads: the simulator's stand-in for a USB 2.0 link
+        self.name = name
+        self._after_fsync = after_fsync  # test seam: see fsio.disk_sha256
+        self.bytes_read = 0
+
+    def run(self, jobs: list[CopyJob]) -> None:
+        """Copy and verify every job, calling the hooks; re-raises a thread's crash."""
+        chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=self.queue_depth)
+        copied: queue.Queue[Copied | None] = queue.Queue(maxsize=2)
+        failures: list[BaseException] = []
+
+        def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+            def body() -> None:
+                yield_cpu()
+                try:
+                    fn()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self.stop.abort(f"internal error: {exc!r}")
+                    failures.append(exc)
+
+            return body
+
+        threads = [
+            threading.Thread(target=guarded(lambda: self._reader(jobs, chunks)),
+                             name=f"{self.name}-read"),
+            threading.Thread(target=guarded(lambda: self._writer(chunks, copied)),
+                             name=f"{self.name}-write"),
+            threading.Thread(target=guarded(lambda: self._verifier(copied)),
+                             name=f"{self.name}-verify"),
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise failures[0]
+
+    def readback(
+        self, path: Path, sha256: str, size: int, what: str, dest: Destination
+    ) -> str | None:
+        """Read ``path`` back from disk; None when it holds exactly ``sha256``/``size``, else the
+        error (a destination that fails to read stops the work)."""
+        try:
+            sha, got = fsio.disk_sha256(path, after_fsync=self._after_fsync)
+        except OSError as exc:
+            return self.dest_failed(dest, exc)
+        if sha != sha256 or got != size:
+            return (
+                f"{what} mismatch in {dest.root}: camera {sha256[:16]}… ({size} B), "
+                f"disk {sha[:16]}… ({got} B)"
+            )
+        return None
+
+    def dest_failed(self, dest: Destination, exc: OSError) -> str:
+        """Stop the work for a failed destination; returns the error for the file.
+
+        Every destination must hold every file, so one that fails ends the session: this file
+        and every later one are reported failed, and none of them is cleared."""
+        try:
+            dest.check_mounted()  # "vanished" says more than the ENOENT it causes
+        except OSError as gone:
+            exc = gone
+        error = f"destination {dest.root}: {reason_of(exc)}"
+        self.stop.abort(error)
+        return error
+
+    # -----------------------------------------------------------------------------------------
+
+    def _reader(self, jobs: list[CopyJob], out: queue.Queue[_Chunk | None]) -> None:
+        """Read the source, and nothing else: this thread is the one that must never idle."""
+        paced_from = time.monotonic()
+        paced_bytes = 0
+        try:
+            for job in jobs:
+                if self.stop.reason:
+                    break
+                try:
+                    fd = job.open()
+                except (OSError, fsio.SourceChanged) as exc:
+                    out.put(("error", job, f"cannot open on camera: {reason_of(exc)}"))
+                    continue
+                try:
+                    out.put(("start", job, None))
+                    self.hooks.on_started(job)
+                    n = 0
+                    while block := os.read(fd, self.chunk_size):
+                        n += len(block)
+                        self.bytes_read += len(block)
+                        out.put(("data", job, block))
+                        if self.read_bps:
+                            paced_bytes += len(block)
+                            ahead = paced_bytes / self.read_bps - (time.monotonic() - paced_from)
+                            if ahead > 0:
+                                self.stop.cancel.wait(ahead)
+                        if self.stop.reason:
+                            raise _Stopped(self.stop.reason)
+                    job.check(fd, n)
+                    out.put(("end", job, None))
+                except (OSError, fsio.SourceChanged, _Stopped) as exc:
+                    out.put(("error", job, reason_of(exc)))
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    os.close(fd)
+        finally:
+            out.put(None)
+
+    def _writer(self, inq: queue.Queue[_Chunk | None], outq: queue.Queue[Copied | None]) -> None:
+        """Hash each chunk once and write it to every destination's temp file."""
+        cur: _Writing | None = None
+        last_progress = 0.0
+        try:
+            while (msg := inq.get()) is not None:
+                kind, job, payload = msg
+                if kind == "start":
+                    cur = self._open_temps(job)
+                elif kind == "data" and cur is not None and cur.job is job:
+                    assert isinstance(payload, bytes)
+                    cur.hasher.update(payload)
+                    cur.size += len(payload)
+                    if not self._write_chunk(cur, payload):
+                        cur = None
+                    elif (now := time.monotonic()) - last_progress >= PROGRESS_EVERY or (
+                        cur.size == job.size
+                    ):
+                        last_progress = now
+                        self.hooks.on_bytes(job, cur.size)
+                elif kind == "error":
+                    if cur is not None and cur.job is job:
+                        cur.discard()
+                        cur = None
+                    self.hooks.on_failed(job, str(payload))
+                elif kind == "end" and cur is not None and cur.job is job:
+                    cur.close()
+                    outq.put(Copied(job, cur.hasher.hexdigest(), cur.size, dict(job.temps)))
+                    cur = None
+        finally:
+            if cur is not None:
+                cur.discard()
+            outq.put(None)
+
+    def _open_temps(self, job: CopyJob) -> _Writing | None:
+        w = _Writing(job)
+        for dest in self.dests:
+            if dest.key not in job.temps:
+                continue  # hash only: the caller says this destination has it
+            try:
+                dest.check_mounted()
+                fsio.make_dirs_durable(dest.root, job.dirrel)
+                w.fds[dest.key] = fsio.create_temp(job.temps[dest.key])
+            except OSError as exc:
+                w.discard()
+                self.hooks.on_failed(job, self.dest_failed(dest, exc))
+                return None
+        return w
+
+    def _write_chunk(self, w: _Writing, block: bytes) -> bool:
+        for key, fd in w.fds.items():
+            try:
+                fsio.write_all(fd, block)
+            except OSError as exc:
+                w.discard()
+                dest = next(d for d in self.dests if d.key == key)
+                self.hooks.on_failed(w.job, self.dest_failed(dest, exc))
+                return False
+        return True
+
+    def _verifier(self, inq: queue.Queue[Copied | None]) -> None:
+        """Read back every temp from disk (past the page cache), then hand the file on."""
+        pool = ThreadPoolExecutor(
+            max(1, len(self.dests)), thread_name_prefix=f"{self.name}-rb", initializer=yield_cpu
+        )
+        try:
+            with self.hooks.verifier_context():
+                while (c := inq.get()) is not None:
+                    if self.stop.cancel.is_set():
+                        discard_temps(c.temps)
+                        self.hooks.on_cancelled(c.job)
+                        continue
+                    errors = [e for e in pool.map(self._readback_temp, [c] * len(c.temps),
+                                                  list(c.temps)) if e]  # fmt: skip
+                    if errors:
+                        discard_temps(c.temps)
+                        c.error = "; ".join(errors)
+                    self.hooks.on_copied(c)
+        finally:
+            pool.shutdown()
+
+    def _readback_temp(self, c: Copied, key: str) -> str | None:
+        dest = next(d for d in self.dests if d.key == key)
+        return self.readback(c.temps[key], c.sha256, c.size, "read-back", dest)
+
+
+def discard_temps(paths: dict[str, Path]) -> None:
+    """Remove temp files, ignoring what is already gone or cannot be removed."""
+    for p in paths.values():
+        with contextlib.suppress(OSError):
+            fsio.unlink_quietly(p)
+
+
+def yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux nice is per thread): when eight bays saturate a
+    small CPU, the event loop that drives the LEDs and buttons still runs at once."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), COPY_NICE)
+
+
+def reason_of(exc: BaseException) -> str:
+    """An error's reason for a person: the OS's words where there are some."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -1,0 +1,132 @@
+"""Connections and transactions: the catalog in SQLite through sqlite-utils.
+
+One connection per thread (sqlite3 objects refuse to cross threads), WAL with
+``synchronous=FULL`` so a committed row survives power loss, and every write in
+``BEGIN IMMEDIATE`` so a second writer waits for the lock instead of failing with
+"database is locked" (TECH-NOTES §5). ``open_catalog`` migrates; ``open_readonly`` never does,
+so a reader running as another user (the console) can open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from camdock.catalog.schema import migrations
+
+__all__ = ["Store", "one", "open_catalog", "open_readonly", "pk", "rows", "write_txn"]
+
+T = TypeVar("T")
+
+
+def _connect(uri: str, *, uri_mode: bool) -> Database:
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (see write_txn).
+    conn = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=uri_mode)
+    return Database(conn)
+
+
+def open_catalog(path: Path | str) -> Database:
+    """Open (and migrate) the catalog for writing; call once per thread that uses it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = _connect(str(path), uri_mode=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    # Under the write lock, so two processes opening a new catalog at once cannot both migrate.
+    with write_txn(db):
+        migrations.apply(db)
+    return db
+
+
+def open_readonly(path: Path | str) -> Database:
+    """Open an existing catalog read-only: no migration, no write, no journal-mode change."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(2, "no catalog", str(path))
+    return _connect(f"file:{path}?mode=ro", uri_mode=True)
+
+
+@contextlib.contextmanager
+def write_txn(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the lock up front, so the busy timeout applies."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    else:
+        db.execute("COMMIT")
+
+
+def one(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:
+    """The first row of a query as a dict, or None."""
+    cur = db.execute(sql, params)
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+
+def rows(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+    """Every row of a query as dicts."""
+    cur = db.execute(sql, params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def pk(value: object) -> int:
+    """The rowid sqlite-utils reports after an insert (typed loosely by sqlite-utils)."""
+    assert isinstance(value, int)
+    return value
+
+
+class Store:
+    """The daemon's one catalog thread: every write the event loop asks for runs here, in
+    submission order, so submission order is commit order (the outbox's sequence relies on it).
+
+    Injected into the station and the publisher; sqlite3 objects never leave this thread.
+    """
+
+    def __init__(self, catalog: Path) -> None:
+        self.catalog = catalog
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="catalog")
+
+    def db(self) -> Database:
+        """This thread's connection (opened, and migrated, on first use)."""
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = open_catalog(self.catalog)
+        return db
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` on the catalog thread and wait for its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self.db(), *args))
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue ``fn(db, *args)`` on the catalog thread without waiting."""
+        return self._pool.submit(lambda: fn(self.db(), *args))
+
+    def close(self) -> None:
+        """Close the connection and the thread; safe to call twice."""
+
+        def shut() -> None:
+            db = getattr(self._local, "db", None)
+            if db is not None:
+                db.close()
+                self._local.db = None
+
+        with contextlib.suppress(RuntimeError):  # already shut down
+            self._pool.submit(shut).result()
+        self._pool.shutdown()

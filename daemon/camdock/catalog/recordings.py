@@ -1,0 +1,132 @@
+"""Recordings (Annex 1) and their verified copies: the lookups the offload needs, and the two
+writes that change a recording's custody — stored, cleared — each in one transaction with its
+journal entry, its custody entry and its event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import custody, sessions
+from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.outbox import in_context
+from camdock.clock import utcnow
+from camdock.events import EventContext, EventType
+
+__all__ = [
+    "Stored",
+    "by_content",
+    "by_source",
+    "copies",
+    "record_clear",
+    "relpath_taken",
+    "store",
+]
+
+
+def by_source(
+    db: Database, camera_id: str, raw: bytes, size: int, mtime_ns: int
+) -> dict[str, Any] | None:
+    """The recording this camera file was catalogued as (same path, size and mtime), if any."""
+    return one(
+        db,
+        "SELECT * FROM recordings WHERE camera_id = ? AND original_name_raw = ? "
+        "AND size = ? AND source_mtime_ns = ?",
+        (camera_id, raw, size, mtime_ns),
+    )
+
+
+def by_content(db: Database, camera_id: str, sha256: str) -> dict[str, Any] | None:
+    """The recording with this content from this camera: never catalogued twice."""
+    return one(
+        db, "SELECT * FROM recordings WHERE camera_id = ? AND sha256 = ?", (camera_id, sha256)
+    )
+
+
+def copies(db: Database, recording_id: int) -> dict[str, dict[str, Any]]:
+    """A recording's verified copies, by destination root."""
+    found = rows(db, "SELECT * FROM copies WHERE recording_id = ?", (recording_id,))
+    return {c["destination"]: c for c in found}
+
+
+def relpath_taken(db: Database, relpath: str) -> bool:
+    """Whether a catalogued recording is filed under this name."""
+    return one(db, "SELECT id FROM recordings WHERE relpath = ?", (relpath,)) is not None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One verified file to store: the recording row (when new) and where its copies are."""
+
+    session_id: int
+    seq: int
+    existing_id: int | None  # the recording it already is, or None for a new row
+    recording: dict[str, Any]  # the Annex 1 columns of a new row
+    relpath: str
+    sha256: str
+    new_destinations: tuple[str, ...]  # roots verified in this session
+    actor: str
+    custody_details: dict[str, Any]
+    event: EventContext | None
+    event_data: dict[str, Any]
+
+
+def store(db: Database, s: Stored) -> int:
+    """Write a verified recording, its copies, its journal entry, its 'store' custody entry
+    (REG-7.1) and its event in one transaction; returns the recording id."""
+    now = utcnow()
+    with write_txn(db):
+        if s.existing_id is not None:
+            rec_id = s.existing_id
+        else:
+            row = {
+                **s.recording,
+                "relpath": s.relpath,
+                "offload_session_id": s.session_id,
+                "ingested_at": now,
+            }
+            rec_id = pk(db.table("recordings").insert(row).last_pk)
+        for dest in s.new_destinations:
+            db.table("copies").insert(
+                {
+                    "recording_id": rec_id,
+                    "destination": dest,
+                    "relpath": s.relpath,
+                    "sha256": s.sha256,
+                    "verified_at": now,
+                }
+            )
+        sessions.journal(
+            db, s.session_id, s.seq, "catalogued", txn=False, sha256=s.sha256, recording_id=rec_id
+        )
+        if s.new_destinations:
+            custody.append(db, "store", rec_id, s.actor, s.custody_details)
+        in_context(
+            db, s.event, EventType.FILE_VERIFIED, **s.event_data, recording=rec_id,
+            already_catalogued=s.existing_id is not None,
+        )  # fmt: skip
+    return rec_id
+
+
+def record_clear(
+    db: Database,
+    *,
+    session_id: int,
+    seq: int,
+    recording_id: int,
+    actor: str,
+    details: dict[str, Any],
+    event: EventContext | None,
+    event_data: dict[str, Any],
+) -> None:
+    """REG-4.1.2: the camera's copy is gone; cleared_at, journal, custody and event at once."""
+    with write_txn(db):
+        db.execute(
+            "UPDATE recordings SET cleared_at = ? WHERE id = ? AND cleared_at IS NULL",
+            (utcnow(), recording_id),
+        )
+        sessions.journal(db, session_id, seq, "cleared", txn=False)
+        custody.append(db, "clear", recording_id, actor, details)
+        in_context(db, event, EventType.CAMERA_CLEARED, **event_data, recording=recording_id)

@@ -1,0 +1,88 @@
+"""Station configuration: one TOML file, validated in one pass into frozen dataclasses.
+
+Every problem is collected with its key path (``bays[2].led.red: pin 17 is also used by
+bays[1].button``) and reported together; the daemon then exits with 78 (EX_CONFIG) so systemd
+does not restart-loop on a bad file. Each section has its parser in ``sections``; the defaults
+are declared once, on the dataclasses in ``settings``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from camdock.config import sections
+from camdock.config.reader import Reader, topic_segment_problem
+from camdock.config.settings import Config, MqttSettings, SelfTestSettings, StationSettings
+from camdock.errors import ConfigError
+from camdock.model import Bay, Camera, Led, Officer
+
+__all__ = [
+    "Bay",
+    "Camera",
+    "Config",
+    "ConfigError",
+    "Led",
+    "MqttSettings",
+    "Officer",
+    "SelfTestSettings",
+    "StationSettings",
+    "load",
+    "parse",
+    "topic_segment_problem",
+]
+
+SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
+            "mqtt", "selftest"}  # fmt: skip
+
+
+def load(path: Path) -> Config:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    return parse(data, str(path))
+
+
+def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
+    """Validate parsed TOML; raises ConfigError listing every problem."""
+    r = Reader()
+    top = r.table(data, "", SECTIONS)
+    st = sections.station(r, top.get("station", {}))
+    footage, backup = sections.destinations(r, top.get("destinations", {}))
+    slots = sections.duty_slots(r, top.get("duty_slots", {}))
+    factory = sections.pin_factory(r, top.get("gpio", {}))
+    officers = sections.officers(r, top, st.unit)
+    cameras = sections.cameras(r, top, officers)
+    bays = sections.bays(r, top)
+    mqtt = sections.mqtt(r, top["mqtt"], st.id) if "mqtt" in top else None
+    selftest = sections.selftest(r, top.get("selftest", {}))
+    if r.problems:
+        raise ConfigError(source, r.problems)
+    assert footage and backup and st.state_dir and st.run_dir and st.max_concurrent_offloads
+    assert factory
+    return Config(
+        station_id=st.id,
+        unit=st.unit,
+        tz=st.tz,
+        state_dir=Path(st.state_dir),
+        run_dir=Path(st.run_dir),
+        footage=Path(footage),
+        backup=Path(backup),
+        slots=slots,
+        max_concurrent_offloads=st.max_concurrent_offloads,
+        pin_factory=factory,
+        bays=bays,
+        cameras=cameras,
+        officers=officers,
+        mqtt=mqtt,
+        camera_usb_ids=st.camera_usb_ids,
+        selftest=selftest,
+        source=source,
+    )

@@ -1,0 +1,303 @@
+"""One parser per section of the config file; each notes its problems on the shared Reader."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from camdock.config.reader import (
+    Reader,
+    absolute,
+    nonempty,
+    pin,
+    positive,
+    topic_segment_problem,
+)
+from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
+from camdock.core.naming import DutySlots
+from camdock.model import Bay, Camera, Led, Officer
+
+__all__ = [
+    "Station",
+    "bays",
+    "cameras",
+    "destinations",
+    "duty_slots",
+    "mqtt",
+    "officers",
+    "pin_factory",
+    "selftest",
+    "station",
+]
+
+STATION = StationSettings()
+
+
+@dataclass(frozen=True)
+class Station:
+    """``[station]`` as parsed."""
+
+    id: str
+    unit: str
+    tz: tzinfo
+    state_dir: str | None
+    run_dir: str | None
+    max_concurrent_offloads: int | None
+    camera_usb_ids: tuple[str, ...]
+
+
+def station(r: Reader, data: Any) -> Station:
+    """``[station]``: id, unit, zone, state and run dirs, concurrency, camera USB ids."""
+    keys = {"id", "unit", "timezone", "state_dir", "run_dir", "max_concurrent_offloads",
+            "camera_usb_ids"}  # fmt: skip
+    st = r.table(data, "station", keys)
+    station_id = r.get(st, "station", "id", str, check=topic_segment_problem) or ""
+    unit = r.get(st, "station", "unit", str, check=nonempty) or ""
+    tz: tzinfo = ZoneInfo("UTC")
+    tz_name = r.get(st, "station", "timezone", str, default=STATION.timezone)
+    try:
+        tz = ZoneInfo(tz_name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem("station.timezone", f"unknown time zone {tz_name!r}")
+    state_dir = r.get(st, "station", "state_dir", str, default=STATION.state_dir, check=absolute)
+    run_dir = r.get(st, "station", "run_dir", str, default=STATION.run_dir, check=absolute)
+    max_conc = r.get(
+        st, "station", "max_concurrent_offloads", int, default=STATION.max_concurrent_offloads,
+        check=lambda v: None if v >= 1 else "must be at least 1",
+    )  # fmt: skip
+    usb_ids: list[str] = []
+    for i, value in enumerate(r.get(st, "station", "camera_usb_ids", list, default=[]) or []):
+        if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{4}", value):
+            usb_ids.append(value)
+        else:
+            r.problem(
+                f"station.camera_usb_ids[{i}]", f"{value!r} is not vendor:product (1d6b:0104)"
+            )
+    return Station(station_id, unit, tz, state_dir, run_dir, max_conc, tuple(usb_ids))
+
+
+def destinations(r: Reader, data: Any) -> tuple[str | None, str | None]:
+    """``[destinations]``: the footage and backup roots (REG-4.2.6: two of them)."""
+    dst = r.table(data, "destinations", {"footage", "backup"})
+    footage = r.get(dst, "destinations", "footage", str, check=absolute)
+    backup = r.get(dst, "destinations", "backup", str, check=absolute)
+    if footage and backup and Path(footage) == Path(backup):
+        r.problem("destinations.backup", "must differ from destinations.footage (REG-4.2.6)")
+    return footage, backup
+
+
+def duty_slots(r: Reader, data: Any) -> DutySlots:
+    """``[duty_slots]``: boundaries, or a slot length in minutes."""
+    ds = r.table(data, "duty_slots", {"boundaries", "minutes"})
+    slots = DutySlots.every(STATION.slot_minutes)
+    if "boundaries" in ds:
+        marks = r.get(ds, "duty_slots", "boundaries", list)
+        if marks is not None:
+            try:
+                slots = DutySlots.parse(",".join(str(x) for x in marks))
+            except ValueError as exc:
+                r.problem("duty_slots.boundaries", str(exc))
+    elif "minutes" in ds:
+        minutes = r.get(ds, "duty_slots", "minutes", int)
+        if minutes is not None:
+            try:
+                slots = DutySlots.every(minutes)
+            except ValueError as exc:
+                r.problem("duty_slots.minutes", str(exc))
+    return slots
+
+
+def pin_factory(r: Reader, data: Any) -> str | None:
+    """``[gpio]``: which gpiozero pin factory drives the bays."""
+    gp = r.table(data, "gpio", {"pin_factory"})
+    return r.get(
+        gp, "gpio", "pin_factory", str, default=STATION.pin_factory,
+        check=lambda v: None if v in ("lgpio", "rpigpio", "mock") else "lgpio, rpigpio or mock",
+    )  # fmt: skip
+
+
+def officers(r: Reader, top: dict[str, Any], unit: str) -> dict[str, Officer]:
+    """``[[officers]]``, by badge."""
+    found: dict[str, Officer] = {}
+    for i, raw in enumerate(r.list(top, "officers")):
+        path = f"officers[{i}]"
+        o = r.table(raw, path, {"badge", "name", "unit"})
+        badge = r.get(o, path, "badge", str, check=nonempty)
+        name = r.get(o, path, "name", str, check=nonempty)
+        if badge is None or name is None:
+            continue
+        if badge in found:
+            r.problem(f"{path}.badge", f"badge {badge!r} is listed twice")
+        found[badge] = Officer(badge, name, r.get(o, path, "unit", str, default=unit) or unit)
+    return found
+
+
+def cameras(r: Reader, top: dict[str, Any], known: dict[str, Officer]) -> dict[str, Camera]:
+    """``[[cameras]]``, by USB serial; each assigned officer must be in ``[[officers]]``."""
+    found: dict[str, Camera] = {}
+    ids: set[str] = set()
+    for i, raw in enumerate(r.list(top, "cameras")):
+        path = f"cameras[{i}]"
+        c = r.table(raw, path, {"serial", "id", "model", "ownership", "officer", "spare"})
+        serial = r.get(c, path, "serial", str, check=nonempty)
+        cam_id = r.get(c, path, "id", str, check=nonempty)
+        ownership = r.get(
+            c, path, "ownership", str, default="agency",
+            check=lambda v: None if v in ("agency", "personal") else "agency or personal (REG-2)",
+        )  # fmt: skip
+        officer = r.get(c, path, "officer", str, required=False)
+        if officer is not None and officer not in known:
+            r.problem(f"{path}.officer", f"badge {officer!r} is not in [[officers]]")
+        if serial is None or cam_id is None:
+            continue
+        if serial in found:
+            r.problem(f"{path}.serial", f"serial {serial!r} is registered twice")
+        if cam_id in ids:
+            r.problem(f"{path}.id", f"camera id {cam_id!r} is used twice")
+        ids.add(cam_id)
+        found[serial] = Camera(
+            serial=serial,
+            id=cam_id,
+            model=r.get(c, path, "model", str, default="unknown") or "unknown",
+            ownership="personal" if ownership == "personal" else "agency",
+            officer=officer,
+            spare=bool(r.get(c, path, "spare", bool, default=False)),
+        )
+    return found
+
+
+def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
+    """``[[bays]]``: number, USB port, LED and button; no pin or port used twice."""
+    found: list[Bay] = []
+    pins_used: dict[int, str] = {}
+    numbers: set[int] = set()
+    ports: set[str] = set()
+    for i, raw in enumerate(r.list(top, "bays")):
+        path = f"bays[{i}]"
+        b = r.table(raw, path, {"number", "usb_port", "id_path", "led", "button"})
+        number = r.get(b, path, "number", int, check=lambda v: None if v >= 1 else "must be ≥ 1")
+        port = r.get(b, path, "usb_port", str, required=False, check=nonempty)
+        id_path = r.get(b, path, "id_path", str, required=False, check=nonempty)
+        if (port is None) == (id_path is None):
+            r.problem(path, "give exactly one of usb_port or id_path")
+        for key in (port, id_path):
+            if key is not None:
+                if key in ports:
+                    r.problem(path, f"USB port {key!r} belongs to another bay too")
+                ports.add(key)
+        if number is not None:
+            if number in numbers:
+                r.problem(f"{path}.number", f"bay {number} is defined twice")
+            numbers.add(number)
+        led = _led(r, b.get("led"), f"{path}.led")
+        button = r.get(b, path, "button", int, check=pin)
+        for p, where in [
+            *((p, f"{path}.led") for p in (led.pins if led else ())),
+            (button, f"{path}.button"),
+        ]:
+            if p is None:
+                continue
+            if p in pins_used:
+                r.problem(where, f"GPIO {p} is also used by {pins_used[p]}")
+            pins_used[p] = where
+        if number is not None and led is not None and button is not None:
+            found.append(Bay(number, port, id_path, led, button))
+    if not found and not any("bays" in p for p in r.problems):
+        r.problem("bays", "at least one [[bays]] entry is needed")
+    return tuple(sorted(found, key=lambda b: b.number))
+
+
+def _led(r: Reader, data: Any, path: str) -> Led | None:
+    if data is None:
+        r.problem(path, "missing")
+        return None
+    if isinstance(data, dict) and "rgb" in data:
+        r.table(data, path, {"rgb"})
+        rgb = data["rgb"]
+        if not (isinstance(rgb, list) and len(rgb) == 3 and all(type(p) is int for p in rgb)):
+            r.problem(f"{path}.rgb", "must be three pin numbers [red, green, blue]")
+            return None
+        for n, p in enumerate(rgb):
+            if (msg := pin(p)) is not None:
+                r.problem(f"{path}.rgb[{n}]", msg)
+        return Led("rgb", red=rgb[0], green=rgb[1], blue=rgb[2])
+    t = r.table(data, path, {"red", "amber", "green"})
+    red = r.get(t, path, "red", int, check=pin)
+    amber = r.get(t, path, "amber", int, required=False, check=pin)
+    green = r.get(t, path, "green", int, check=pin)
+    if red is None or green is None:
+        return None
+    if amber is None:
+        return Led("bicolour", red=red, green=green)
+    return Led("separate", red=red, amber=amber, green=green)
+
+
+def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
+    """``[mqtt]``: broker, topics, TLS and credentials, outbox bounds."""
+    d = MqttSettings(host="")
+    keys = {"host", "port", "topic_prefix", "client_id", "username", "password_file", "ca_file",
+            "cert_file", "key_file", "keepalive", "outbox_limit", "retention_days"}  # fmt: skip
+    m = r.table(data, "mqtt", keys)
+    host = r.get(m, "mqtt", "host", str, check=nonempty)
+    port = r.get(
+        m, "mqtt", "port", int, default=MqttSettings.TLS_PORT if "ca_file" in m else d.port,
+        check=lambda v: None if 0 < v < 65536 else "not a TCP port",
+    )  # fmt: skip
+    prefix = r.get(
+        m, "mqtt", "topic_prefix", str, default=d.prefix,
+        check=lambda v: (
+            None if v and not set(v) & set("#+") and not v.endswith("/")
+            else "no wildcards, no trailing /"
+        ),
+    )  # fmt: skip
+    files: dict[str, Path | None] = {}
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        value = r.get(m, "mqtt", key, str, required=False, check=absolute)
+        files[key] = Path(value) if value else None
+    if (files["cert_file"] is None) != (files["key_file"] is None):
+        r.problem("mqtt", "cert_file and key_file go together (client certificate)")
+    if files["cert_file"] is not None and files["ca_file"] is None:
+        r.problem("mqtt.ca_file", "missing: a client certificate needs TLS")
+    keepalive = r.get(m, "mqtt", "keepalive", int, default=d.keepalive, check=positive)
+    limit = r.get(m, "mqtt", "outbox_limit", int, default=d.outbox_limit, check=positive)
+    days = r.get(m, "mqtt", "retention_days", int, default=d.retention_days, check=positive)
+    if host is None or port is None:
+        return None
+    return MqttSettings(
+        host=host,
+        port=port,
+        prefix=prefix or d.prefix,
+        client_id=r.get(m, "mqtt", "client_id", str, required=False) or f"camdock-{station_id}",
+        username=r.get(m, "mqtt", "username", str, required=False),
+        password_file=files["password_file"],
+        ca_file=files["ca_file"],
+        cert_file=files["cert_file"],
+        key_file=files["key_file"],
+        keepalive=keepalive or d.keepalive,
+        outbox_limit=limit or d.outbox_limit,
+        retention_days=days or d.retention_days,
+    )
+
+
+def selftest(r: Reader, data: Any) -> SelfTestSettings:
+    """``[selftest]``: the pre-shift function test's policy (REG-3.2)."""
+    d = SelfTestSettings()
+    keys = {"min_battery", "max_drift_after_sync", "allowed_firmware", "spare_max_age_hours"}
+    stt = r.table(data, "selftest", keys)
+    battery = r.get(
+        stt, "selftest", "min_battery", int, default=d.min_battery,
+        check=lambda v: None if 0 <= v <= 100 else "a percentage",
+    )  # fmt: skip
+    drift = r.get(stt, "selftest", "max_drift_after_sync", float, default=d.max_drift_after_sync)
+    firmware = r.get(stt, "selftest", "allowed_firmware", list, default=[]) or []
+    age = r.get(stt, "selftest", "spare_max_age_hours", float, default=d.spare_max_age_hours)
+    return SelfTestSettings(
+        min_battery=battery or 0,
+        max_drift_after_sync=float(drift or 0.0),
+        allowed_firmware=tuple(str(v) for v in firmware),
+        spare_max_age_hours=float(age or 0.0),
+    )

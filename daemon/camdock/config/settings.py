@@ -1,0 +1,108 @@
+"""The station's settings as frozen dataclasses. Defaults are declared here, once: the parsers
+read them from these classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
+from pathlib import Path
+
+from camdock.core.naming import DutySlots
+from camdock.core.roster import Registry, Roster
+from camdock.model import Bay, Camera, Officer
+
+__all__ = ["Config", "MqttSettings", "SelfTestSettings", "StationSettings"]
+
+
+@dataclass(frozen=True)
+class StationSettings:
+    """Defaults of ``[station]``."""
+
+    timezone: str = "Asia/Taipei"
+    state_dir: str = "/var/lib/camdock"
+    run_dir: str = "/run/camdock"
+    max_concurrent_offloads: int = 4
+    pin_factory: str = "lgpio"
+    slot_minutes: int = 240  # duty slots when the config gives none
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """``[mqtt]``: the broker, TLS and credentials, and the outbox's bounds."""
+
+    host: str
+    port: int = 1883
+    prefix: str = "camdock"
+    client_id: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = 30
+    outbox_limit: int = 100_000  # undelivered events; beyond it the station takes no new offloads
+    retention_days: int = 30  # delivered events are pruned after this
+
+    TLS_PORT = 8883
+
+
+@dataclass(frozen=True)
+class SelfTestSettings:
+    """``[selftest]``: the pre-shift function test (REG-3.2)."""
+
+    min_battery: int = 80
+    max_drift_after_sync: float = 2.0
+    allowed_firmware: tuple[str, ...] = ()
+    spare_max_age_hours: float = 12.0  # a spare must have passed its own test this recently
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated station configuration."""
+
+    station_id: str
+    unit: str
+    tz: tzinfo
+    state_dir: Path
+    run_dir: Path
+    footage: Path
+    backup: Path
+    slots: DutySlots
+    max_concurrent_offloads: int
+    pin_factory: str
+    bays: tuple[Bay, ...]
+    cameras: dict[str, Camera]  # by USB serial
+    officers: dict[str, Officer]  # by badge
+    mqtt: MqttSettings | None = None  # None: events stay in the outbox
+    camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
+    selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
+    source: str = field(default="<memory>", compare=False)
+
+    @property
+    def catalog(self) -> Path:
+        """The catalog database."""
+        return self.state_dir / "catalog.sqlite"
+
+    def bay_for(self, port: str | None, id_path: str | None) -> Bay | None:
+        """The bay that owns a USB port, if any."""
+        return next((b for b in self.bays if b.owns(port, id_path)), None)
+
+    def officer_for(self, camera: Camera) -> Officer | None:
+        """The officer the camera is assigned to, if any."""
+        return self.officers.get(camera.officer) if camera.officer else None
+
+    def roster_registry(self) -> Registry:
+        """What a roster from the station server is checked against."""
+        return Registry(
+            self.unit, frozenset(self.officers), frozenset(c.id for c in self.cameras.values())
+        )
+
+    def with_roster(self, roster: Roster) -> Config:
+        """This configuration with the roster's assignments, officers and slots in force."""
+        officers = {**self.officers, **{o.badge: o for o in roster.officers}}
+        by_id = {c.id: c for c in self.cameras.values()}
+        cameras = dict(self.cameras)
+        for camera_id, badge in roster.assignments.items():
+            cam = by_id[camera_id]
+            cameras[cam.serial] = replace(cam, officer=badge)
+        return replace(self, officers=officers, cameras=cameras, slots=roster.slots or self.slots)

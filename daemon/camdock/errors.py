@@ -1,0 +1,104 @@
+"""One error base for camdock, and every exit code in one table.
+
+Commands map a ``CamdockError`` to its ``exit_code`` and print its message on one line; nothing
+a user can cause ends in a traceback. The codes are sysexits.h's, so scripts and systemd can tell
+the cases apart (systemd's ``RestartPreventExitStatus=78`` stops a restart loop on bad config).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "CamdockError",
+    "CameraError",
+    "CameraGone",
+    "CameraTimeout",
+    "ConfigError",
+    "ExitCode",
+    "MountError",
+    "OffloadRefused",
+    "RosterError",
+    "UsageError",
+]
+
+
+class ExitCode(IntEnum):
+    """What a ``camdock`` command's exit status means (README, "Exit codes")."""
+
+    OK = 0  # done, everything verified
+    FAILED = 1  # ran, but not everything succeeded (a file not verified, a check failed)
+    USAGE = 64  # EX_USAGE: the command line asks for something impossible or unsafe
+    DATAERR = 65  # EX_DATAERR: input data is malformed (a roster, a form)
+    NOINPUT = 66  # EX_NOINPUT: a source or catalog does not exist or is unreadable
+    UNAVAILABLE = 69  # EX_UNAVAILABLE: a device (camera port, GPIO) is not there
+    SOFTWARE = 70  # EX_SOFTWARE: an internal error (a bug); the message says what
+    CANTCREAT = 73  # EX_CANTCREAT: a destination cannot be written
+    IOERR = 74  # EX_IOERR: reading or writing failed part-way
+    TEMPFAIL = 75  # EX_TEMPFAIL: busy (another process offloads that camera); try again
+    NOPERM = 77  # EX_NOPERM: the person named may not do this
+    CONFIG = 78  # EX_CONFIG: the configuration is invalid; every problem is listed
+
+
+class CamdockError(Exception):
+    """Base of every error camdock raises on purpose; carries the exit code for the CLI."""
+
+    exit_code: ExitCode = ExitCode.SOFTWARE
+
+    def __init__(self, message: str, exit_code: ExitCode | int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = ExitCode(exit_code)
+
+
+class UsageError(CamdockError):
+    """The command line asks for something impossible or unsafe."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(CamdockError):
+    """The configuration is invalid; ``problems`` lists each one with its key path."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+
+
+class OffloadRefused(CamdockError):
+    """The offload cannot start; nothing was written."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MountError(CamdockError):
+    """A camera volume could not be mounted (or remounted) safely."""
+
+    exit_code = ExitCode.IOERR
+
+
+class RosterError(CamdockError):
+    """A roster from the station server is invalid; ``problems`` lists each one."""
+
+    exit_code = ExitCode.DATAERR
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class CameraError(CamdockError):
+    """The camera answered with an error, or its command link failed."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class CameraTimeout(CameraError):
+    """The camera did not answer."""
+
+
+class CameraGone(CameraError):
+    """The camera's port vanished (pulled from the bay) or cannot be opened."""

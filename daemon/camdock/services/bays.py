@@ -1,0 +1,117 @@
+"""What the station's services share: each bay's live parts and the station context they act
+through. The docking and pre-shift services reach the station only through ``StationContext``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
+from camdock.adapters.udev import HotplugEvent
+from camdock.catalog.db import Store
+from camdock.clock import utcnow
+from camdock.config import Config
+from camdock.core import bay as core
+from camdock.core.bay import BayState
+from camdock.events import EventType, Topics
+from camdock.model import Bay
+from camdock.services.offload import OffloadEngine, OffloadReport
+
+__all__ = ["BayRuntime", "OffloadRun", "StationContext", "bay_state_json"]
+
+
+@dataclass
+class OffloadRun:
+    """What one bay's running offload knows, beyond the pure state."""
+
+    engine: OffloadEngine | None = None
+    task: asyncio.Task[None] | None = None
+    per_file: dict[str, int] = field(default_factory=dict)
+    files_done: int = 0
+    # Kept here, not read from the bay's state: the state learns the total only when the bay's
+    # task handles OffloadStarted, and the first byte report can come before that.
+    bytes_total: int = 0
+    tenths_sent: int = 0  # progress events go to the server in tenths
+    report: OffloadReport | None = None
+
+
+@dataclass
+class BayRuntime:
+    """One bay: its configuration, pure state, event queue, hardware and current dock."""
+
+    cfg: Bay
+    state: BayState
+    queue: asyncio.Queue[core.Event] = field(default_factory=asyncio.Queue)
+    light: BayLight | None = None
+    player: PatternPlayer | None = None
+    button: BayButton | None = None
+    storage: HotplugEvent | None = None  # the camera filesystem chosen for this dock
+    tty: str | None = None  # the camera's serial command port
+    disk_waiting: asyncio.TimerHandle | None = None
+    offload: OffloadRun = field(default_factory=OffloadRun)
+    history: list[BayState] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        """The bay's number."""
+        return self.cfg.number
+
+
+class StationContext(Protocol):
+    """The station as its services see it."""
+
+    cfg: Config
+    bays: dict[int, BayRuntime]
+    store: Store
+    topics: Topics
+
+    def record(
+        self,
+        kind: EventType,
+        bay: int | None = None,
+        *,
+        camera: str | None = None,
+        serial: str | None = None,
+        **data: Any,
+    ) -> None:
+        """Record an event for the station server and show it locally."""
+        ...
+
+    def emit(self, kind: str, bay: int | None, **data: Any) -> None:
+        """Show a happening locally (log, simulator view) without recording it."""
+        ...
+
+    def wake_publisher(self) -> None:
+        """New events are committed."""
+        ...
+
+    def officer_json(self, serial: str | None) -> dict[str, str] | None:
+        """The officer assigned to the camera with this USB serial, as events carry it."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a supervised task in the station's task group."""
+        ...
+
+
+def bay_state_json(station: str, s: BayState) -> str:
+    """A bay's retained state message (docs/asyncapi.yaml, BayState)."""
+    return json.dumps(
+        {
+            "station": station,
+            "bay": s.number,
+            "phase": s.phase.value,
+            "camera": s.camera_id,
+            "officer": s.officer,
+            "files_total": s.files_total,
+            "files_done": s.files_done,
+            "bytes_total": s.bytes_total,
+            "bytes_done": s.bytes_done,
+            "message": s.message,
+            "time": utcnow(),
+        },
+        ensure_ascii=False,
+    )

@@ -1,0 +1,362 @@
+"""Docking: hotplug → bay → registered camera? → mount → offload → unmount (REG-2, REG-4.1.2).
+
+udev events are routed to the bay that owns their USB port. Storage that is not a registered
+camera is never mounted or read (REG-2). A registered camera's filesystem is mounted
+``nosuid,nodev,noexec``, offloaded by the engine on its own thread (verify, catalog, clear), and
+unmounted; the engine's typed progress drives the bay and, in tenths, the station server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from sqlite_utils import Database
+
+from camdock.adapters.systemd import notify
+from camdock.adapters.udev import HotplugEvent
+from camdock.catalog import outbox, selftests
+from camdock.catalog.db import write_txn
+from camdock.core import bay as core
+from camdock.errors import MountError, OffloadRefused
+from camdock.events import (
+    BytesCopied,
+    EventContext,
+    EventType,
+    FileCleared,
+    FileFailed,
+    FileStarted,
+    FileVerified,
+    Progress,
+    SessionEnded,
+    SessionStarted,
+)
+from camdock.model import FILESYSTEMS, Camera, Officer
+from camdock.services.bays import BayRuntime, OffloadRun, StationContext
+from camdock.services.offload import OffloadEngine, OffloadRequest
+
+__all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
+
+log = logging.getLogger(__name__)
+
+SETTLED = "settled"  # a HotplugEvent action: cold-plug enumeration is complete
+NO_FILESYSTEM_AFTER = 5.0  # seconds a camera disk may take to show a partition with a filesystem
+STOP_WAIT = 60.0  # seconds a stopping offload may take to reach a resumable point
+
+
+class Mounter(Protocol):
+    """Mounts camera volumes (mount(8) on a station, directories in the simulator)."""
+
+    async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        """Mount ``devnode`` at ``target``; returns the mounted root."""
+        ...
+
+    async def unmount(self, target: Path) -> None:
+        """Unmount ``target`` (lazily when busy)."""
+        ...
+
+
+class Docking:
+    """Routes hotplug events to bays and runs each bay's offload."""
+
+    def __init__(
+        self, station: StationContext, mounter: Mounter, *, read_bps: int | None = None
+    ) -> None:
+        self.st = station
+        self.mounter = mounter
+        self._read_bps = read_bps
+        self._devpath_bay: dict[str, int] = {}
+        limit = station.cfg.max_concurrent_offloads
+        self._slots = asyncio.Semaphore(limit)
+        # Engines block a thread for a whole offload: their own pool, one thread per allowed
+        # offload (the loop's default pool has only cpu_count + 4 threads).
+        self._engines = ThreadPoolExecutor(limit, "offload")
+
+    def close(self) -> None:
+        """Cancel running engines (they stop at a resumable point) and release their threads."""
+        for b in self.st.bays.values():
+            if b.offload.engine is not None:
+                b.offload.engine.cancel()
+        self._engines.shutdown(wait=False, cancel_futures=True)
+
+    # -----------------------------------------------------------------------------------------
+    # Hotplug
+
+    def on_hotplug(self, ev: HotplugEvent) -> None:
+        """Route one udev event to its bay."""
+        if ev.action == SETTLED:
+            return
+        if ev.action == "remove":
+            self._removed(ev)
+            return
+        bay = self.st.cfg.bay_for(ev.port, ev.id_path)
+        if bay is None:
+            log.info("ignored %s on USB port %s: no bay owns that port", ev.devnode, ev.port)
+            return
+        b = self.st.bays[bay.number]
+        if ev.subsystem == "tty":
+            self._devpath_bay[ev.devpath] = b.n
+            b.tty = ev.devnode
+            return
+        camera = self.st.cfg.cameras.get(ev.serial or "")
+        if camera is None:
+            self._unregistered(b, ev)
+        elif not ev.fs_type:
+            if ev.devtype == "disk" and b.storage is None and b.disk_waiting is None:
+                # A camera disk comes first; its partition with a filesystem should follow.
+                loop = asyncio.get_running_loop()
+                b.disk_waiting = loop.call_later(NO_FILESYSTEM_AFTER, self._no_filesystem, b, ev)
+        else:
+            self._camera_filesystem(b, ev, camera)
+
+    def _removed(self, ev: HotplugEvent) -> None:
+        n = self._devpath_bay.pop(ev.devpath, None)
+        if n is None:
+            return
+        b = self.st.bays[n]
+        if b.storage is not None and b.storage.devpath == ev.devpath:
+            b.storage = None
+            b.queue.put_nowait(core.Undocked())
+            self.st.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
+        elif ev.subsystem == "tty":
+            b.tty = None
+
+    def _unregistered(self, b: BayRuntime, ev: HotplugEvent) -> None:
+        """REG-2: storage that is not a registered camera is never mounted or read."""
+        if not (ev.devtype == "disk" or ev.fs_type):
+            return
+        self._devpath_bay[ev.devpath] = b.n
+        if b.storage is None:
+            b.storage = ev
+            b.queue.put_nowait(core.Docked(ev.serial or "?", None))
+            self.st.record(
+                EventType.UNKNOWN_DEVICE,
+                b.n,
+                usb_serial=ev.serial,
+                vendor=ev.vendor_id,
+                product=ev.product_id,
+            )
+
+    def _camera_filesystem(self, b: BayRuntime, ev: HotplugEvent, camera: Camera) -> None:
+        if b.storage is not None and b.storage.devpath != ev.devpath:
+            if b.storage.usb_parent == ev.usb_parent and ev.action == "add":
+                b.queue.put_nowait(
+                    core.Failed(
+                        f"camera {camera.id} shows more than one filesystem "
+                        f"({b.storage.devnode}, {ev.devnode}); not guessing which holds the footage"
+                    )
+                )
+            return
+        if b.storage is not None and b.state.phase in core.BUSY:
+            return  # the same partition again ("change"): already being handled
+        if b.disk_waiting is not None:
+            b.disk_waiting.cancel()
+            b.disk_waiting = None
+        self._devpath_bay[ev.devpath] = b.n
+        b.storage = ev
+        officer = self.st.cfg.officer_for(camera)
+        b.queue.put_nowait(
+            core.Docked(ev.serial or "", camera.id, officer.name if officer else None)
+        )
+        self.st.record(
+            EventType.CAMERA_DOCKED,
+            b.n,
+            camera=camera.id,
+            serial=camera.serial,
+            usb_serial=camera.serial,
+            ownership=camera.ownership,
+            fs=ev.fs_type,
+        )
+
+    def _no_filesystem(self, b: BayRuntime, disk: HotplugEvent) -> None:
+        b.disk_waiting = None
+        if b.storage is None:
+            self._devpath_bay[disk.devpath] = b.n
+            b.storage = disk
+            b.queue.put_nowait(core.Failed("registered camera shows no filesystem"))
+
+    # -----------------------------------------------------------------------------------------
+    # Offload
+
+    def start_offload(self, b: BayRuntime) -> None:
+        """Start the bay's offload task (once per dock)."""
+        if b.offload.task is not None and not b.offload.task.done():
+            return
+        b.offload = OffloadRun()
+        b.offload.task = self.st.spawn(self._offload(b), f"bay[{b.n}].offload")
+
+    def stop_offload(self, b: BayRuntime) -> None:
+        """What is verified stays; the rest stays on the camera."""
+        if b.offload.engine is not None:
+            b.offload.engine.cancel()
+
+    async def _offload(self, b: BayRuntime) -> None:
+        storage = b.storage
+        camera = self.st.cfg.cameras.get(storage.serial or "") if storage else None
+        if storage is None or camera is None or storage.devnode is None:
+            b.queue.put_nowait(core.Failed("camera vanished before it could be mounted"))
+            return
+        if storage.fs_type not in FILESYSTEMS:
+            b.queue.put_nowait(core.Failed(f"camera filesystem {storage.fs_type!r} refused"))
+            return
+        target = self.st.cfg.run_dir / "bays" / str(b.n)
+        try:
+            async with self._slots:
+                if b.storage is not storage:
+                    return  # pulled (or replaced) while waiting for a slot: nothing to do
+                if error := await self._outbox_full():
+                    b.queue.put_nowait(core.Failed(error))
+                    return
+                # The catalog thread is FIFO: once this no-op runs, the "camera-docked" event
+                # is committed, so the engine's events follow it in sequence.
+                await self.st.store.call(lambda db: None)
+                try:
+                    source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
+                except MountError as exc:
+                    b.queue.put_nowait(core.Failed(str(exc)))
+                    self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
+                    return
+                try:
+                    await self._run_engine(b, source, camera)
+                finally:
+                    await self.mounter.unmount(target)
+        except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
+            log.exception("bay %d offload crashed", b.n)
+            b.queue.put_nowait(core.Failed(f"offload crashed: {exc!r}"))
+
+    async def _request(
+        self, b: BayRuntime, source: Path, camera: Camera
+    ) -> tuple[OffloadRequest, bool]:
+        """The engine's request, and whether the camera is a lent spare (filed under the
+        borrower)."""
+        cfg = self.st.cfg
+        officer = cfg.officer_for(camera)
+        officer_json = self.st.officer_json(b.state.serial)
+        loan = await self.st.store.call(selftests.open_loan, camera.id)
+        if loan is not None:
+            # A lent spare: its footage is the borrower's (REG-4.2.4).
+            known = cfg.officers.get(loan["officer_badge"])
+            officer = Officer(
+                loan["officer_badge"], loan["officer_name"], known.unit if known else cfg.unit
+            )
+            officer_json = officer.as_json()
+        request = OffloadRequest(
+            source=source,
+            destinations=(cfg.footage, cfg.backup),
+            camera_id=camera.id,
+            officer_name=officer.name if officer else "unassigned",
+            officer_badge=officer.badge if officer else "none",
+            unit=officer.unit if officer else cfg.unit,
+            catalog=cfg.catalog,
+            slots=cfg.slots,
+            tz=cfg.tz,
+            clear=True,  # REG-4.1.2: the engine clears only what is verified and catalogued
+            read_bps=self._read_bps,
+            events=EventContext(self.st.topics, b.n, camera.id, officer_json),
+        )
+        return request, loan is not None
+
+    async def _run_engine(self, b: BayRuntime, source: Path, camera: Camera) -> None:
+        loop = asyncio.get_running_loop()
+        request, lent = await self._request(b, source, camera)
+
+        def progress(event: Progress) -> None:
+            # Called on the engine's threads; the bay's state lives on the loop.
+            loop.call_soon_threadsafe(self.on_progress, b, event)
+
+        engine = OffloadEngine(request, progress=progress)
+        b.offload.engine = engine
+        self.st.emit("offload-started", b.n, camera=camera.id)
+        running = loop.run_in_executor(self._engines, engine.run)
+        try:
+            report = await asyncio.shield(running)
+        except OffloadRefused as exc:
+            b.queue.put_nowait(core.Failed(str(exc)))
+            self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
+            return
+        except asyncio.CancelledError:
+            # SIGTERM: stop soon and wait for the engine, so the unmount that follows finds the
+            # volume idle; what is done stays done, the rest resumes on the next dock.
+            engine.cancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_WAIT):
+                    await running
+            raise
+        b.offload.report = report
+        summary = report.totals()
+        if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
+            return  # pulled or stopping: the bay shows "interrupted" from the udev remove
+        if report.ok:
+            if lent:
+                await self.st.store.call(_return_loan, camera.id)
+            b.queue.put_nowait(core.OffloadFinished(True, f"{summary['verified']} files"))
+            self.st.emit("offload-completed", b.n, camera=camera.id, **summary)
+        else:
+            failed = next((f for f in report.files if not f.verified or not f.cleared), None)
+            why = failed.error if failed and failed.error else "not every file verified"
+            b.queue.put_nowait(core.OffloadFinished(False, why or ""))
+            self.st.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
+
+    async def _outbox_full(self) -> str | None:
+        """Past the configured bound of undelivered events the station takes no new offloads:
+        nothing may happen that could not be recorded, and nothing recorded is dropped."""
+        mqtt = self.st.cfg.mqtt
+        if mqtt is None:
+            return None
+        waiting = await self.st.store.call(outbox.undelivered)
+        if waiting < mqtt.outbox_limit:
+            return None
+        msg = (
+            f"event outbox full ({waiting} undelivered): the station server has been "
+            "unreachable too long; offloads wait until events are delivered"
+        )
+        log.error(msg)
+        notify("STATUS=ALARM " + msg)
+        return msg
+
+    def on_progress(self, b: BayRuntime, event: Progress) -> None:
+        """The engine's progress, on the loop: the bay's state, and tenths for the server."""
+        o = b.offload
+        match event:
+            case SessionStarted(files=files, bytes=total):
+                self.st.wake_publisher()  # the engine committed an event with that change
+                o.bytes_total = total
+                b.queue.put_nowait(core.OffloadStarted(files, total))
+            case BytesCopied(source=source, done=done):
+                o.per_file[source] = done
+                self._bytes_progress(b, o)
+            case FileVerified(source=source, sha256=sha, path=path):
+                self.st.wake_publisher()
+                o.files_done += 1
+                b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
+                self.st.emit("file-verified", b.n, source=source, sha256=sha, path=path)
+            case FileFailed():
+                o.files_done += 1
+                b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
+            case FileCleared(source=source):
+                self.st.wake_publisher()
+                self.st.emit("camera-cleared-file", b.n, source=source)
+            case SessionEnded():
+                self.st.wake_publisher()
+            case FileStarted():
+                pass
+
+    def _bytes_progress(self, b: BayRuntime, o: OffloadRun) -> None:
+        done = sum(o.per_file.values())
+        b.queue.put_nowait(core.Progress(done, o.files_done))
+        # The server hears of progress in tenths, not per chunk.
+        tenth = min(10, done * 10 // o.bytes_total) if o.bytes_total else 0
+        if tenth > o.tenths_sent:
+            o.tenths_sent = tenth
+            self.st.record(
+                EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done, total=o.bytes_total
+            )
+
+
+def _return_loan(db: Database, camera_id: str) -> None:
+    with write_txn(db):
+        selftests.return_loan(db, camera_id)

@@ -1,0 +1,233 @@
+"""Filing a verified file (REG-4.2.3/4, REG-4.1.2): its final name in every destination, its
+catalog row with custody entry and event, and only then the clear from the camera.
+
+Runs on the copier's verifier thread, one file at a time, in the order the camera was read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
+
+from camdock.adapters import fsio
+from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard_temps, reason_of
+from camdock.catalog import recordings, sessions
+from camdock.core.naming import Filing, footage_relpath, safe_extension
+from camdock.core.retention import default_window
+from camdock.events import FileCleared, FileVerified, Progress
+from camdock.services.offload_types import OffloadRequest
+
+if TYPE_CHECKING:
+    from camdock.services.offload import _Item
+
+__all__ = ["Filer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Filer:
+    """Files the verified copies of one offload session."""
+
+    req: OffloadRequest
+    _session_id: int
+    _uid: str
+    _actor: str
+    _dests: list[Destination]
+    _copier: VerifiedCopier
+    _fail: Callable[[_Item, str], None]
+    _emit: Callable[[Progress], None]
+    _retries: list[_Item]
+
+    @property
+    def _filing(self) -> Filing:
+        return Filing(self.req.officer_name, self.req.officer_badge, self.req.camera_id)
+
+    def finish(self, db: Database, item: _Item, c: Copied) -> None:
+        """Name, catalogue and (when asked) clear one copied file."""
+        r = item.result
+        r.sha256 = c.sha256
+        if c.error is not None:
+            self._fail(item, c.error)
+            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+                             error=r.error)  # fmt: skip
+            return
+        if item.confirm is not None and item.confirm["sha256"] != c.sha256:
+            log.warning(
+                "%s: same name, size and time as a catalogued file, other content", r.source
+            )
+            self._retries.append(item)
+            sessions.journal(db, self._session_id, item.seq, "abandoned", sha256=c.sha256,
+                             error="content differs: copied again")  # fmt: skip
+            return
+        existing = item.confirm or recordings.by_content(db, self.req.camera_id, c.sha256)
+        have = {} if existing is None else recordings.copies(db, existing["id"])
+        if errors := self._check_stored(c, have):
+            discard_temps(c.temps)
+            self._fail(item, "; ".join(errors))
+            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+                             error=r.error)  # fmt: skip
+            return
+        new = [d for d in self._dests if d.key not in have]
+        if existing is not None:
+            rel, adopt = PurePosixPath(existing["relpath"]), set[str]()
+        else:
+            rel, adopt = self._choose_relpath(db, item, c, new)
+        for dest in new:
+            try:
+                self._give_final_name(dest, rel, c.temps[dest.key], adopt=dest.key in adopt)
+            except OSError as exc:
+                discard_temps(c.temps)
+                self._fail(item, self._copier.dest_failed(dest, exc))
+                sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+                                 error=r.error)  # fmt: skip
+                return
+        rec_id = recordings.store(db, self._stored(item, c, existing, rel, new))
+        r.status = "verified" if existing is None else "already-catalogued"
+        r.stored = {d.key: str(d.root / rel) for d in self._dests}
+        self._emit(FileVerified(r.source, c.sha256, str(rel)))
+        if self.req.clear:
+            self._clear(db, item, rec_id)
+
+    def _check_stored(self, c: Copied, have: dict[str, dict[str, Any]]) -> list[str]:
+        """Already stored (a re-run, or the same content twice on the camera): the camera copy
+        may go only if the stored copy is still intact, read back now."""
+        errors = []
+        for dest in self._dests:
+            if dest.key not in have:
+                continue
+            if dest.key in c.temps:
+                fsio.unlink_quietly(c.temps.pop(dest.key))
+            path = dest.root / have[dest.key]["relpath"]
+            if error := self._copier.readback(path, c.sha256, c.size, "catalogued copy", dest):
+                errors.append(error)
+        return errors
+
+    def _stored(
+        self,
+        item: _Item,
+        c: Copied,
+        existing: dict[str, Any] | None,
+        rel: PurePosixPath,
+        new: list[Destination],
+    ) -> recordings.Stored:
+        when, slot = item.placement.when, item.placement.slot
+        retain_until, destroy_by = default_window(when.start.date())
+        return recordings.Stored(
+            session_id=self._session_id,
+            seq=item.seq,
+            existing_id=existing["id"] if existing is not None else None,
+            recording={
+                "sha256": c.sha256,
+                "size": c.size,
+                "camera_id": self.req.camera_id,
+                "officer_name": self.req.officer_name,
+                "officer_badge": self.req.officer_badge,
+                "unit": self.req.unit,
+                "duty_slot": slot.label,
+                "duty_slot_start": slot.start.isoformat(),
+                "recorded_start": when.start.isoformat(),
+                "recorded_end": when.end.isoformat() if when.end else None,
+                "time_source": when.source,
+                "original_name": item.src.display,
+                "original_name_raw": item.src.raw,
+                "source_mtime_ns": item.src.mtime_ns,
+                "retain_until": retain_until.isoformat(),
+                "destroy_by": destroy_by.isoformat(),
+                "hold": 0,
+            },
+            relpath=str(rel),
+            sha256=c.sha256,
+            new_destinations=tuple(d.key for d in new),
+            actor=self._actor,
+            custody_details={  # REG-7.1: stored (and verified) in these destinations
+                "sha256": c.sha256,
+                "size": c.size,
+                "path": str(rel),
+                "destinations": [d.key for d in new],
+                "camera": self.req.camera_id,
+                "officer": self.req.officer_badge,
+                "session": self._uid,
+                "source": item.src.display,
+            },
+            event=self.req.events,
+            event_data={
+                "session": self._uid,
+                "source": item.result.source,
+                "sha256": c.sha256,
+                "size": c.size,
+                "path": str(rel),
+                "recorded_start": when.start.isoformat(),
+                "destinations": len(self._dests),
+            },
+        )
+
+    def _give_final_name(self, dest: Destination, rel: PurePosixPath, temp: Path,
+                         adopt: bool) -> None:  # fmt: skip
+        dest.check_mounted()
+        fsio.make_dirs_durable(dest.root, rel.parent.parts)
+        if adopt:
+            fsio.unlink_quietly(temp)
+        else:
+            fsio.link_no_clobber(temp, dest.root / rel)
+
+    def _clear(self, db: Database, item: _Item, rec_id: int) -> None:
+        """REG-4.1.2: the camera copy goes only now — every destination verified, row committed."""
+        r = item.result
+        try:
+            fsio.remove_source(self.req.source, item.src)
+        except (OSError, fsio.SourceChanged) as exc:
+            r.error = f"verified but not cleared: {reason_of(exc)}"
+            log.error("%s: %s", r.source, r.error)
+            return
+        recordings.record_clear(
+            db,
+            session_id=self._session_id,
+            seq=item.seq,
+            recording_id=rec_id,
+            actor=self._actor,
+            details={
+                "camera": self.req.camera_id,
+                "source": item.src.display,
+                "sha256": r.sha256,
+                "session": self._uid,
+            },
+            event=self.req.events,
+            event_data={"session": self._uid, "source": r.source, "sha256": r.sha256},
+        )
+        r.cleared = True
+        self._emit(FileCleared(r.source))
+
+    def _choose_relpath(
+        self, db: Database, item: _Item, c: Copied, dests: list[Destination]
+    ) -> tuple[PurePosixPath, set[str]]:
+        """The file's name: deterministic, and never one that holds other content.
+
+        A name already on disk with this very content (a crash after the link, before the
+        catalog commit) is adopted after a read-back; any other clash takes the next number.
+        """
+        ext = safe_extension(item.src.name)
+        start, slot = item.placement.when.start, item.placement.slot
+        for seq in range(1, 10_000):
+            rel = footage_relpath(start, slot, self._filing, ext, seq)
+            if recordings.relpath_taken(db, str(rel)):
+                continue
+            adopt: set[str] = set()
+            for dest in dests:
+                final = dest.root / rel
+                if not os.path.lexists(final):
+                    continue
+                ours = final.is_file() and not final.is_symlink()
+                if ours and fsio.disk_sha256(final)[0] == c.sha256:
+                    adopt.add(dest.key)
+                    continue
+                break  # taken by something else
+            else:
+                return rel, adopt
+        raise RuntimeError(f"no free footage name for {item.result.source}")

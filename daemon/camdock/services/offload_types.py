@@ -1,0 +1,125 @@
+"""What an offload is asked to do, and what became of it: the request, each file's result, and
+the session's report (the JSON summary ``camdock offload --json`` prints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from camdock.adapters import fsio
+from camdock.core.naming import DutySlots
+from camdock.events import EventContext
+
+__all__ = ["FileResult", "OffloadReport", "OffloadRequest"]
+
+
+@dataclass(frozen=True)
+class OffloadRequest:
+    """What to offload, where to, and under whose name."""
+
+    source: Path
+    destinations: tuple[Path, ...]
+    camera_id: str
+    officer_name: str
+    officer_badge: str
+    catalog: Path
+    slots: DutySlots
+    tz: tzinfo
+    unit: str = ""
+    clear: bool = False
+    chunk_size: int = fsio.CHUNK_SIZE
+    # Chunks in flight between reader and writer: enough to keep a camera link busy, small
+    # enough that eight bays stay within the Pi's memory budget (bench/RESULTS.md).
+    queue_depth: int = 8
+    # Pace camera reads to this many bytes/s: the simulator's stand-in for a USB 2.0 link.
+    read_bps: int | None = None
+    # The station and bay this offload runs in: its events go to the outbox, in the same
+    # transactions as the catalog changes they report. None (the CLI): no events.
+    events: EventContext | None = None
+
+
+@dataclass
+class FileResult:
+    """What became of one camera file."""
+
+    source: str
+    size: int
+    sha256: str | None = None
+    stored: dict[str, str] = field(default_factory=dict)  # destination root → final path
+    status: str = "pending"  # verified | already-catalogued | failed | cancelled
+    cleared: bool = False
+    error: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Held, verified, by every destination."""
+        return self.status in ("verified", "already-catalogued")
+
+    def as_json(self) -> dict[str, Any]:
+        """The file's line in the JSON summary."""
+        return {
+            "source": self.source,
+            "size": self.size,
+            "sha256": self.sha256,
+            "destinations": self.stored,
+            "status": self.status,
+            "verified": self.verified,
+            "cleared": self.cleared,
+            "error": self.error,
+        }
+
+
+@dataclass
+class OffloadReport:
+    """The outcome of one offload session."""
+
+    session_uid: str
+    camera_id: str
+    clear_requested: bool
+    files: list[FileResult]
+    skipped: list[fsio.Skipped]
+    warnings: list[str]
+    seconds: float
+    bytes_read: int
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Every file verified in every destination (and cleared, when clearing was asked)."""
+        return not self.cancelled and all(
+            f.verified and (f.cleared or not self.clear_requested) for f in self.files
+        )
+
+    @property
+    def status(self) -> str:
+        """completed, failed or interrupted, as the session is recorded."""
+        return "interrupted" if self.cancelled else "completed" if self.ok else "failed"
+
+    def totals(self) -> dict[str, int]:
+        """Counts for the summary and the session's events."""
+        verified = [f for f in self.files if f.verified]
+        return {
+            "files": len(self.files),
+            "verified": len(verified),
+            "failed": len(self.files) - len(verified),
+            "cleared": sum(f.cleared for f in self.files),
+            "skipped": len(self.skipped),
+            "bytes_verified": sum(f.size for f in verified),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON summary ``camdock offload --json`` prints."""
+        return {
+            "session": self.session_uid,
+            "camera": self.camera_id,
+            "ok": self.ok,
+            "cancelled": self.cancelled,
+            "files": [f.as_json() for f in self.files],
+            "skipped": [{"source": s.path, "reason": s.reason} for s in self.skipped],
+            "warnings": self.warnings,
+            "totals": self.totals(),
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(self.bytes_read / 1e6 / self.seconds, 2) if self.seconds else 0.0,
+        }
