@@ -226,7 +226,8 @@ def idle_daemon_rss(work: Path) -> float:
     )
     toml.write_text(
         f'[station]\nid = "bench"\nunit = "bench"\nstate_dir = "{work}/idle/state"\n'
-        f'run_dir = "{work}/idle/run"\n[destinations]\nfootage = "{cfg.footage}"\n'
+        f'run_dir = "{work}/idle/run"\n[destinations]\nrequire_mounts = false\n'
+        f'footage = "{cfg.footage}"\n'
         f'backup = "{cfg.backup}"\n[gpio]\npin_factory = "mock"\n{bays}'
     )
     sock = work / "notify.sock"

@@ -14,6 +14,7 @@ run_dir = "{root}/run"
 max_concurrent_offloads = 4
 
 [destinations]
+require_mounts = false  # plain directories: the drive-proof tests build real filesystems
 footage = "{root}/footage"
 backup = "{root}/backup"
 
@@ -57,9 +58,16 @@ button = 11
 """
 
 
-def write_config(root: Path, extra: str = "") -> Path:
+def write_config(root: Path, extra: str = "", drives: tuple[str, str] | None = None) -> Path:
+    """The test station's config; with ``drives`` (footage UUID, backup UUID) its destinations
+    are proven drives, as on a station, instead of plain directories."""
     for d in ("footage", "backup"):
         (root / d).mkdir(parents=True, exist_ok=True)
+    text = TEMPLATE.format(root=root)
+    if drives is not None:
+        text = text.replace("require_mounts = false  ", "# ")
+        text = text.replace('footage = "', f'footage_uuid = "{drives[0]}"\nfootage = "', 1)
+        text = text.replace('backup = "', f'backup_uuid = "{drives[1]}"\nbackup = "', 1)
     path = root / "camdock.toml"
-    path.write_text(TEMPLATE.format(root=root) + extra)
+    path.write_text(text + extra)
     return path

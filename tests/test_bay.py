@@ -49,6 +49,20 @@ def test_pulled_mid_offload_is_interrupted_and_redock_resumes() -> None:
     assert run(DOCK, start=s).phase is Phase.IDENTIFYING
 
 
+def test_storage_missing_waits_and_resumes_by_itself() -> None:
+    """REG-4.2.1: a missing drive is not a fault for the officer to acknowledge; the camera
+    keeps its footage, and the bay goes back to identifying (a new offload) when it returns."""
+    s = run(DOCK, core.StorageMissing("footage drive missing: /srv/camdock/footage"))
+    assert s.phase is Phase.STORAGE_MISSING and "the camera keeps its footage" in s.message
+    assert run(core.StorageBack(), start=s).phase is Phase.IDENTIFYING
+    assert run(core.Undocked(), start=s) == BayState(1)
+    # Only a docked camera waiting for its offload is affected.
+    assert run(core.StorageMissing("x")).phase is Phase.EMPTY
+    done = run(DOCK, core.OffloadStarted(1, 1), core.OffloadFinished(True))
+    assert run(core.StorageMissing("x"), start=done).phase is Phase.DONE
+    assert run(core.StorageBack(), start=done).phase is Phase.DONE
+
+
 def test_fault_needs_a_long_press() -> None:
     s = run(DOCK, core.Failed("mount failed"))
     assert s.phase is Phase.FAULT

@@ -109,3 +109,72 @@ def test_the_example_config_in_docs_is_valid() -> None:
     example = Path(__file__).parent.parent / "docs" / "camdock.example.toml"
     cfg = load(example)
     assert len(cfg.bays) == 4 and cfg.cameras["BWC2024A0099"].spare
+
+
+def _production(text: str) -> str:
+    """The test config as a station would have it: destinations proven by their drives."""
+    return text.replace("require_mounts = false  ", "# ")
+
+
+def test_each_destination_names_its_drive(tmp_path: Path) -> None:
+    """REG-4.2.1: a station's destinations are drives, named by filesystem UUID (or label)."""
+    path = write_config(tmp_path)
+    path.write_text(_production(path.read_text()))
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    problems = "\n".join(err.value.problems)
+    assert "destinations.footage_uuid: missing" in problems
+    assert "destinations.backup_uuid: missing" in problems
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and "footage_uuid" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("drives", "expected"),
+    [
+        (
+            ('footage_uuid = "1111-2222"', 'backup_uuid = "1111-2222"'),
+            r"second drive \(REG-4\.2\.6\)",
+        ),
+        (
+            ('footage_label = "CAMDOCK"', 'backup_label = "CAMDOCK"'),
+            r"second drive \(REG-4\.2\.6\)",
+        ),
+        (('footage_uuid = "x"', 'backup_uuid = "3333-4444"'), "not a filesystem UUID"),
+        (
+            ('footage_uuid = "1111-2222"\nfootage_label = "A"', 'backup_uuid = "3333-4444"'),
+            "not both",
+        ),
+    ],
+)
+def test_the_two_drives_must_be_two(tmp_path: Path, drives: tuple[str, str], expected: str) -> None:
+    path = write_config(tmp_path)
+    text = _production(path.read_text())
+    text = text.replace('footage = "', drives[0] + '\nfootage = "', 1)
+    text = text.replace('backup = "', drives[1] + '\nbackup = "', 1)
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load(path)
+
+
+def test_backup_inside_footage_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace(f'{tmp_path}/backup"', f'{tmp_path}/footage/b"'))
+    with pytest.raises(ConfigError, match="one root inside the other"):
+        load(path)
+
+
+def test_drives_given_load(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = _production(path.read_text())
+    text = text.replace(
+        'footage = "', 'footage_uuid = "0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a"\nfootage = "'
+    )
+    text = text.replace('backup = "', 'backup_label = "CAMDOCK-B"\nbackup = "')
+    path.write_text(text)
+    cfg = load(path)
+    assert cfg.require_mounts
+    assert [(d.name, d.uuid, d.label) for d in cfg.drives] == [
+        ("footage", "0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a", None),
+        ("backup", None, "CAMDOCK-B"),
+    ]

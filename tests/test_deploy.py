@@ -102,8 +102,11 @@ def test_tmpfiles_entry_creates_the_directories(tmp_path: Path) -> None:
     conf = ROOT / "systemd" / "camdock.tmpfiles.conf"
     res = run(["systemd-tmpfiles", f"--root={root}", "--create", str(conf)])
     assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
-    st = (root / "srv" / "camdock" / "footage").stat()
+    st = (root / "var" / "lib" / "camdock").stat()
     assert st.st_gid == 990 and oct(st.st_mode & 0o777) == "0o750"
+    # REG-4.2.1: no stand-in footage or backup folder on the SD card when a drive is absent.
+    assert not (root / "srv" / "camdock" / "footage").exists()
+    assert not (root / "srv" / "camdock" / "backup").exists()
 
 
 def _ansible(

@@ -522,7 +522,9 @@ async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broke
     fill_camera(cam, files=2, size=1000, seed=3, start=START)
     for d in dests:
         d.mkdir()
-    args = offload_args(cam, dests, catalog, "--clear", "--station", "st-9", "--tz", "UTC")
+    args = offload_args(
+        cam, dests, catalog, "--clear", "--allow-one-filesystem", "--station", "st-9", "--tz", "UTC"
+    )
     done = subprocess.run(camdock_cmd(*args), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     bad = subprocess.run(

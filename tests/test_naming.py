@@ -50,6 +50,18 @@ def test_slots_from_boundaries_wrap_midnight() -> None:
     assert slots.slot_of(datetime(2026, 11, 28, 13, 59, 59, tzinfo=TZ)).label == "0600-1400"
 
 
+def test_an_overnight_shift_files_under_the_day_it_started() -> None:
+    """REG-4.2.3/4: a recording at 01:30 on the 29th belongs to the 22:00–06:00 duty that started
+    on the 28th, and is filed with the one made at 23:59:30 on the 28th; its own time stays."""
+    slots = DutySlots.parse("06:00,14:00,22:00")
+    late = datetime(2026, 11, 28, 23, 59, 30, tzinfo=TZ)
+    after_midnight = datetime(2026, 11, 29, 1, 30, tzinfo=TZ)
+    a = footage_relpath(late, slots.slot_of(late), FILING, ".mp4")
+    b = footage_relpath(after_midnight, slots.slot_of(after_midnight), FILING, ".mp4")
+    assert a == PurePosixPath("2026/11/28/20261128_2200-0600_王小明_A12345_CAM0001_235930.mp4")
+    assert b == PurePosixPath("2026/11/28/20261128_2200-0600_王小明_A12345_CAM0001_013000.mp4")
+
+
 def test_slot_ending_at_midnight_reads_2400() -> None:
     assert DutySlots.every(240).slot_of(datetime(2026, 1, 1, 23, 0)).label == "2000-2400"
 

@@ -274,7 +274,9 @@ def test_read_only_destination_is_refused(station: dict[str, Path]) -> None:
 def test_cli_json_summary_and_exit_status(station: dict[str, Path]) -> None:
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
     originals = make_camera(cam, 2)
-    args = offload_args(cam, [d1, d2], catalog, "--clear", "--json", "--tz", "Asia/Taipei")
+    args = offload_args(
+        cam, [d1, d2], catalog, "--clear", "--allow-one-filesystem", "--json", "--tz", "Asia/Taipei"
+    )
     res = run(camdock_cmd(*args))
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
@@ -335,6 +337,7 @@ def test_unreadable_camera_file_fails_and_stays(tmp_path: Path) -> None:
                     [d1, d2],
                     tmp_path / "state" / "c.sqlite",
                     "--clear",
+                    "--allow-one-filesystem",
                     "--json",
                     officer="o",
                     badge="b",
@@ -347,3 +350,32 @@ def test_unreadable_camera_file_fails_and_stays(tmp_path: Path) -> None:
     bad = [f for f in summary["files"] if not f["verified"]]
     assert len(bad) == 1 and "Permission denied" in bad[0]["error"]
     assert locked.exists() and summary["totals"]["cleared"] == 1
+
+
+def test_a_filing_that_could_not_be_completed_is_in_the_duty_log(
+    station: dict[str, Path],
+) -> None:
+    """REG-4.2.7: the officer, the camera, what failed and what stayed on the camera."""
+    cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
+    make_camera(cam, 3, size=2 << 20)
+    victim = sorted(cam.rglob("*.MP4"))[1]
+
+    def grow(event: Progress) -> None:
+        if isinstance(event, FileStarted) and event.source.endswith(victim.name):
+            with open(victim, "ab") as f:
+                f.write(b"more footage")
+
+    report = offload(cam, [d1, d2], catalog, progress=grow)
+    assert not report.ok and report.left_on_camera == 1
+    [entry] = catalog_rows(catalog, "SELECT * FROM duty_log")
+    assert (entry["officer_badge"], entry["officer_name"], entry["camera_id"]) == (
+        "A12345",
+        "王小明",
+        "CAM0001",
+    )
+    assert "REG-4.2.7" in entry["entry"] and "changed while being read" in entry["entry"]
+    assert "2 of 3 recordings filed; 1 stayed on the camera" in entry["entry"]
+    # A complete filing writes no entry.
+    make_camera(cam, 2, seed=5)
+    assert offload(cam, [d1, d2], catalog).ok
+    assert len(catalog_rows(catalog, "SELECT * FROM duty_log")) == 1

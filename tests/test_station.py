@@ -63,9 +63,12 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running(
-    tmp_path: Path, read_bps: int | None = None, config_extra: str = ""
+    tmp_path: Path,
+    read_bps: int | None = None,
+    config_extra: str = "",
+    drives: tuple[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
-    cfg = load(write_config(tmp_path, config_extra))
+    cfg = load(write_config(tmp_path, config_extra, drives))
     factory = MockFactory(pin_class=MockPWMPin)
     hot = SimHotplug()
     h: Harness | None = None

@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="delete each recording from SOURCE once verified everywhere and catalogued",
     )
+    o.add_argument(
+        "--allow-one-filesystem",
+        action="store_true",
+        help="development and tests only: let --clear follow copies that share one filesystem "
+        "(REG-4.2.6 wants two drives)",
+    )
     o.add_argument("--json", action="store_true", help="print a machine-readable summary")
     o.add_argument(
         "--slots",
@@ -329,6 +335,7 @@ def _offload(args: argparse.Namespace) -> int:
         tz=tz,
         clear=args.clear,
         events=events,
+        allow_one_filesystem=args.allow_one_filesystem,
     )
     engine = OffloadEngine(request)
 

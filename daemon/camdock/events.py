@@ -64,6 +64,8 @@ class EventType(StrEnum):
     SELFTEST_PASSED = "selftest-passed"
     SELFTEST_FAILED = "selftest-failed"
     SPARE_ASSIGNED = "spare-assigned"
+    STORAGE_MISSING = "storage-missing"
+    STORAGE_RESTORED = "storage-restored"
 
 
 def uuid7() -> str:

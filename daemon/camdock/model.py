@@ -7,7 +7,7 @@ these and the standard library, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Literal
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Battery",
     "Bay",
     "Camera",
+    "Drive",
     "Identity",
     "Led",
     "Officer",
@@ -114,3 +115,14 @@ class Storage:
     errors: int | None
     pending: int | None
     bitrate: int | None = None
+
+
+@dataclass(frozen=True)
+class Drive:
+    """A destination: the root footage is filed under, and the filesystem it must be on
+    (REG-4.2.1: a dedicated drive, proven by its UUID or label before anything is written)."""
+
+    name: str  # "footage" or "backup"
+    root: Path
+    uuid: str | None = None
+    label: str | None = None

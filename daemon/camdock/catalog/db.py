@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -37,14 +38,43 @@ def open_catalog(path: Path | str) -> Database:
     """Open (and migrate) the catalog for writing; call once per thread that uses it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = _connect(str(path), uri_mode=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA foreign_keys=ON")
-    # Under the write lock, so two processes opening a new catalog at once cannot both migrate.
+    if not path.exists():
+        _create(path)
+    db = _setup(_connect(str(path), uri_mode=False))
+    # Under the write lock, so two processes opening an old catalog at once cannot both migrate.
     with write_txn(db):
         migrations.apply(db)
     return db
+
+
+def _setup(db: Database) -> Database:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def _create(path: Path) -> None:
+    """A new catalog appears whole or not at all: built under a temp name, then linked into
+    place (never over another process's), so a crash mid-creation leaves no empty catalog for a
+    reader to trip over."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_native_id()}.new")
+    for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+        leftover.unlink(missing_ok=True)
+    db = _setup(_connect(str(temp), uri_mode=False))
+    try:
+        with write_txn(db):
+            migrations.apply(db)
+    finally:
+        db.close()  # the last connection: SQLite checkpoints the WAL into the file
+    with contextlib.suppress(FileExistsError):  # another process created it first: use that
+        os.link(temp, path)
+    temp.unlink()
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_readonly(path: Path | str) -> Database:

@@ -55,7 +55,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     r = Reader()
     top = r.table(data, "", SECTIONS)
     st = sections.station(r, top.get("station", {}))
-    footage, backup = sections.destinations(r, top.get("destinations", {}))
+    drives, require_mounts = sections.destinations(r, top.get("destinations", {}))
     slots = sections.duty_slots(r, top.get("duty_slots", {}))
     factory = sections.pin_factory(r, top.get("gpio", {}))
     officers = sections.officers(r, top, st.unit)
@@ -65,7 +65,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     selftest = sections.selftest(r, top.get("selftest", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
-    assert footage and backup and st.state_dir and st.run_dir and st.max_concurrent_offloads
+    assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
     assert factory
     return Config(
         station_id=st.id,
@@ -73,8 +73,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         tz=st.tz,
         state_dir=Path(st.state_dir),
         run_dir=Path(st.run_dir),
-        footage=Path(footage),
-        backup=Path(backup),
+        drives=drives,
         slots=slots,
         max_concurrent_offloads=st.max_concurrent_offloads,
         pin_factory=factory,
@@ -84,5 +83,6 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         mqtt=mqtt,
         camera_usb_ids=st.camera_usb_ids,
         selftest=selftest,
+        require_mounts=require_mounts,
         source=source,
     )

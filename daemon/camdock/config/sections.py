@@ -19,7 +19,7 @@ from camdock.config.reader import (
 )
 from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
 from camdock.core.naming import DutySlots
-from camdock.model import Bay, Camera, Led, Officer
+from camdock.model import Bay, Camera, Drive, Led, Officer
 
 __all__ = [
     "Station",
@@ -80,14 +80,50 @@ def station(r: Reader, data: Any) -> Station:
     return Station(station_id, unit, tz, state_dir, run_dir, max_conc, tuple(usb_ids))
 
 
-def destinations(r: Reader, data: Any) -> tuple[str | None, str | None]:
-    """``[destinations]``: the footage and backup roots (REG-4.2.6: two of them)."""
-    dst = r.table(data, "destinations", {"footage", "backup"})
-    footage = r.get(dst, "destinations", "footage", str, check=absolute)
-    backup = r.get(dst, "destinations", "backup", str, check=absolute)
-    if footage and backup and Path(footage) == Path(backup):
-        r.problem("destinations.backup", "must differ from destinations.footage (REG-4.2.6)")
-    return footage, backup
+_UUID = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f-]{3,35}")
+
+
+def _uuid(value: str) -> str | None:
+    # ext4 UUIDs are 36 characters; vfat and exFAT "UUIDs" are serials like 1A2B-3C4D.
+    return None if _UUID.fullmatch(value) else "not a filesystem UUID (see blkid)"
+
+
+def destinations(r: Reader, data: Any) -> tuple[tuple[Drive, ...], bool]:
+    """``[destinations]``: the footage and backup roots, each with the UUID (or label) of the
+    drive it must be on (REG-4.2.1), on two different drives (REG-4.2.6); and whether the
+    drives are proven before writing (``require_mounts``, false only for development)."""
+    keys = {"footage", "backup", "require_mounts"}
+    keys |= {f"{n}_{t}" for n in ("footage", "backup") for t in ("uuid", "label")}
+    dst = r.table(data, "destinations", keys)
+    require = bool(r.get(dst, "destinations", "require_mounts", bool, default=True))
+    drives: list[Drive] = []
+    for name in ("footage", "backup"):
+        root = r.get(dst, "destinations", name, str, check=absolute)
+        uuid = r.get(dst, "destinations", f"{name}_uuid", str, required=False, check=_uuid)
+        label = r.get(dst, "destinations", f"{name}_label", str, required=False, check=nonempty)
+        if uuid and label:
+            r.problem(f"destinations.{name}_label", f"give {name}_uuid or {name}_label, not both")
+        if require and not uuid and not label and root:
+            r.problem(
+                f"destinations.{name}_uuid",
+                "missing: the drive this root must be on (blkid shows its UUID); "
+                "require_mounts = false only on a development machine (REG-4.2.1)",
+            )
+        if root:
+            drives.append(Drive(name, Path(root), uuid, label))
+    if len(drives) == 2:
+        footage, backup = drives
+        if footage.root == backup.root:
+            r.problem("destinations.backup", "must differ from destinations.footage (REG-4.2.6)")
+        elif footage.root.is_relative_to(backup.root) or backup.root.is_relative_to(footage.root):
+            r.problem("destinations.backup", "one root inside the other: two copies on one drive")
+        same = (footage.uuid and footage.uuid.lower() == (backup.uuid or "").lower()) or (
+            footage.label and footage.label == backup.label
+        )
+        if same:
+            r.problem("destinations.backup_uuid", "the same drive as the footage: a backup must "
+                      "be a second drive (REG-4.2.6)")  # fmt: skip
+    return tuple(drives), require
 
 
 def duty_slots(r: Reader, data: Any) -> DutySlots:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from camdock.core.naming import DutySlots
 from camdock.core.roster import Registry, Roster
-from camdock.model import Bay, Camera, Officer
+from camdock.model import Bay, Camera, Drive, Officer
 
 __all__ = ["Config", "MqttSettings", "SelfTestSettings", "StationSettings"]
 
@@ -65,8 +65,7 @@ class Config:
     tz: tzinfo
     state_dir: Path
     run_dir: Path
-    footage: Path
-    backup: Path
+    drives: tuple[Drive, ...]  # footage, backup (REG-4.2.1, REG-4.2.6)
     slots: DutySlots
     max_concurrent_offloads: int
     pin_factory: str
@@ -76,7 +75,20 @@ class Config:
     mqtt: MqttSettings | None = None  # None: events stay in the outbox
     camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
     selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
+    # False only on a development machine: destinations are then plain directories, and
+    # --clear after copies on one filesystem is allowed (said loudly at start-up).
+    require_mounts: bool = True
     source: str = field(default="<memory>", compare=False)
+
+    @property
+    def footage(self) -> Path:
+        """The footage drive's root."""
+        return self.drives[0].root
+
+    @property
+    def backup(self) -> Path:
+        """The backup drive's root."""
+        return self.drives[1].root
 
     @property
     def catalog(self) -> Path:

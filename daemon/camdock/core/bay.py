@@ -26,6 +26,9 @@ class Phase(StrEnum):
     TEST_PASSED = "test-passed"
     TEST_FAILED = "test-failed"
     TAKE_ME = "take-me"  # a tested spare the officer should take
+    # A footage or backup drive is missing (REG-4.2.1): nothing is copied or cleared; the
+    # offload starts by itself when the drive is back.
+    STORAGE_MISSING = "storage-missing"
 
 
 class Notice(StrEnum):
@@ -113,6 +116,18 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class StorageMissing:
+    """The destination drives cannot be proven: the offload waits (REG-4.2.1)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StorageBack:
+    """Every destination drive is proven again."""
+
+
+@dataclass(frozen=True)
 class ShortPress:
     """The bay's button, pressed briefly: the pre-shift test."""
 
@@ -152,6 +167,8 @@ Event = (
     | LongPress
     | TestFinished
     | TakeMe
+    | StorageMissing
+    | StorageBack
 )
 
 
@@ -210,6 +227,20 @@ def step(s: BayState, e: Event) -> BayState:
             return replace(s, phase=Phase.FAULT, message=message)
         case Failed(message):
             return replace(s, phase=Phase.FAULT, message=message)
+        case StorageMissing(message):
+            if s.phase not in BUSY or s.phase is Phase.TESTING or not s.docked:
+                return s
+            return replace(
+                s,
+                phase=Phase.STORAGE_MISSING,
+                files_done=0,
+                bytes_done=0,
+                message=f"{message}; nothing copied, the camera keeps its footage",
+            )
+        case StorageBack():
+            if s.phase is not Phase.STORAGE_MISSING:
+                return s
+            return replace(s, phase=Phase.IDENTIFYING, message="")
         case ShortPress(available):
             if s.phase in BUSY or not s.docked or s.phase is Phase.UNKNOWN_DEVICE:
                 return replace(s, notice=Notice.REFUSED)

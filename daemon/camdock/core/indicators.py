@@ -67,6 +67,9 @@ PATTERNS: dict[Phase, Pattern] = {
     Phase.TEST_PASSED: Pattern("steady", ((Colour.GREEN, INF),)),
     Phase.TEST_FAILED: Pattern("long flash", ((Colour.RED, 1.5), (None, 0.5))),
     Phase.TAKE_ME: Pattern("quadruple flash", _flashes(Colour.GREEN, 4, 0.1, 0.1, 0.8)),
+    Phase.STORAGE_MISSING: Pattern(
+        "long-short", ((Colour.RED, 1.0), (None, 0.25), (Colour.RED, 0.25), (None, 1.0))
+    ),
 }
 
 NOTICES: dict[Notice, Pattern] = {

@@ -201,11 +201,15 @@ class Filing:
 
 
 def footage_name(start: datetime, slot: DutySlot, filing: Filing, ext: str, seq: int = 1) -> str:
-    """The file name of a recording; ``seq`` > 1 only when the plain name is taken (collision)."""
+    """The file name of a recording; ``seq`` > 1 only when the plain name is taken (collision).
+
+    The date is the duty day — the day the duty slot started (REG-4.2.3/4) — so an overnight
+    shift's recordings after midnight file with the rest of that shift; the recording's own
+    start time follows the officer and camera (the slot label says when it crosses midnight)."""
     if seq < 1:
         raise ValueError("seq starts at 1")
     fields = [
-        f"{start:%Y%m%d}",
+        f"{slot.start:%Y%m%d}",
         slot.label,
         safe_component(filing.officer_name, _OFFICER_BYTES),
         safe_component(filing.officer_badge, _BADGE_BYTES),
@@ -223,6 +227,12 @@ def footage_name(start: datetime, slot: DutySlot, filing: Filing, ext: str, seq:
 def footage_relpath(
     start: datetime, slot: DutySlot, filing: Filing, ext: str, seq: int = 1
 ) -> PurePosixPath:
-    """``YYYY/MM/DD/<name>``: folders by year, month and day of the recording (REG-4.2.3)."""
+    """``YYYY/MM/DD/<name>``: folders by year, month and day of the duty day (REG-4.2.3)."""
     name = footage_name(start, slot, filing, ext, seq)
-    return PurePosixPath(f"{start:%Y}", f"{start:%m}", f"{start:%d}", name)
+    return PurePosixPath(*duty_day_folder(slot), name)
+
+
+def duty_day_folder(slot: DutySlot) -> tuple[str, str, str]:
+    """``(YYYY, MM, DD)`` of the day the duty slot started: where its recordings are filed."""
+    day = slot.start
+    return f"{day:%Y}", f"{day:%m}", f"{day:%d}"

@@ -1,8 +1,9 @@
 """The offload plan, pure: where each camera file goes and under which temp name it is written.
 
-A file's place follows from its name and mtime alone (REG-4.2.3: the recording's date decides
-the folder), so the plan is a function of the camera's listing; the service journals it before
-any byte is written, which is what lets a re-run after a crash find every temp it may have left.
+A file's place follows from its name and mtime alone (REG-4.2.3: the day its duty slot
+started decides the folder), so the plan is a function of the camera's listing; the service
+journals it before any byte is written, which is what lets a re-run after a crash find every
+temp it may have left.
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import tzinfo
 
-from camdock.core.naming import DutySlot, DutySlots, RecordingTime, recording_time
+from camdock.core.naming import (
+    DutySlot,
+    DutySlots,
+    RecordingTime,
+    duty_day_folder,
+    recording_time,
+)
 
 __all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "Placement", "is_temp_name", "place", "temp_name"]
 
@@ -29,9 +36,8 @@ class Placement:
 
     @property
     def dirrel(self) -> tuple[str, str, str]:
-        """``(YYYY, MM, DD)`` of the recording's start (REG-4.2.3)."""
-        s = self.when.start
-        return f"{s:%Y}", f"{s:%m}", f"{s:%d}"
+        """``(YYYY, MM, DD)`` of the duty day the recording belongs to (REG-4.2.3)."""
+        return duty_day_folder(self.slot)
 
 
 def place(name: str, mtime_ns: int, slots: DutySlots, tz: tzinfo) -> Placement:

@@ -92,6 +92,10 @@ class StationContext(Protocol):
         """The officer assigned to the camera with this USB serial, as events carry it."""
         ...
 
+    def drives_changed(self, problem: Exception | None) -> None:
+        """The destination drives were found missing (``problem``) or proven again (None)."""
+        ...
+
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a supervised task in the station's task group."""
         ...

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sqlite_utils import Database
 
+from camdock.adapters.drives import StorageMissing
 from camdock.adapters.systemd import notify
 from camdock.adapters.udev import HotplugEvent
 from camdock.catalog import outbox, selftests
@@ -256,6 +257,10 @@ class Docking:
             tz=cfg.tz,
             clear=True,  # REG-4.1.2: the engine clears only what is verified and catalogued
             read_bps=self._read_bps,
+            # REG-4.2.1/4.2.6: each root proven to be its drive before anything is written;
+            # a development station (require_mounts = false) has plain directories.
+            drives=cfg.drives if cfg.require_mounts else (),
+            allow_one_filesystem=not cfg.require_mounts,
             events=EventContext(self.st.topics, b.n, camera.id, officer_json),
         )
         return request, loan is not None
@@ -274,6 +279,11 @@ class Docking:
         running = loop.run_in_executor(self._engines, engine.run)
         try:
             report = await asyncio.shield(running)
+        except StorageMissing as exc:
+            # REG-4.2.1: nothing written, nothing cleared; the bay waits for the drive.
+            b.queue.put_nowait(core.StorageMissing(str(exc)))
+            self.st.drives_changed(exc)
+            return
         except OffloadRefused as exc:
             b.queue.put_nowait(core.Failed(str(exc)))
             self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")

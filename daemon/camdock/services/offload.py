@@ -43,7 +43,8 @@ from camdock.adapters.copier import (
     VerifiedCopier,
     discard_temps,
 )
-from camdock.catalog import custody, recordings, sessions
+from camdock.adapters.drives import prove_all
+from camdock.catalog import custody, recordings, selftests, sessions
 from camdock.catalog.db import open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
@@ -240,10 +241,31 @@ class OffloadEngine:
                 )
             else:
                 first = next((f.error for f in report.files if f.error), None)
+                entry = self._duty_log_entry(report, first)
+                selftests.add_duty_log(
+                    db,
+                    {
+                        "officer_badge": self.req.officer_badge,
+                        "officer_name": self.req.officer_name,
+                        "camera_id": self.req.camera_id,
+                        "entry": entry,
+                    },
+                )
                 in_context(
                     db, self.req.events, EventType.OFFLOAD_FAILED,
-                    session=self._uid, status=report.status, error=first, **totals,
+                    session=self._uid, status=report.status, error=first, duty_log=entry,
+                    left_on_camera=report.left_on_camera, **totals,
                 )  # fmt: skip
+
+    def _duty_log_entry(self, report: OffloadReport, error: str | None) -> str:
+        """REG-4.2.7: a filing that could not be completed is noted in the duty log."""
+        what = "was interrupted" if report.status == "interrupted" else "could not be completed"
+        return (
+            f"Filing of the footage of camera {self.req.camera_id} ({self.req.officer_name}, "
+            f"{self.req.officer_badge}) {what} (REG-4.2.7): {error or 'not every file verified'}. "
+            f"{report.totals()['verified']} of {len(report.files)} recordings filed; "
+            f"{report.left_on_camera} stayed on the camera and are offloaded at the next dock."
+        )
 
     def _preflight(self) -> None:
         """Refuse, before anything is written, what cannot work or could lose footage."""
@@ -263,6 +285,7 @@ class OffloadEngine:
         if not os.access(source, os.R_OK | os.X_OK):
             raise OffloadRefused(f"source {source} is not readable", ExitCode.NOINPUT)
         src_real = source.resolve()
+        prove_all(req.drives)  # raises StorageMissing before anything is written
         seen: dict[tuple[int, int], Path] = {}
         devices: dict[int, Path] = {}
         for dest in req.destinations:
@@ -282,6 +305,27 @@ class OffloadEngine:
                 )
             devices[pinned.identity[0]] = dest
             self._dests.append(pinned)
+        if req.clear and len(devices) < 2:
+            self._independent_copies_or_refuse()
+
+    def _independent_copies_or_refuse(self) -> None:
+        """REG-4.1.2 with REG-4.2.6: the camera is cleared only after two verified copies on two
+        different filesystems; one disk failing must not take the only copy with it."""
+        why = (
+            "only one destination"
+            if len(self._dests) < 2
+            else "every destination is on one filesystem"
+        )
+        if not self.req.allow_one_filesystem:
+            raise OffloadRefused(
+                f"refusing to clear the camera: {why}. Clearing needs two verified copies on "
+                "two different drives (REG-4.2.6); copy without clearing, or give a second "
+                "destination on another drive",
+                ExitCode.USAGE,
+            )
+        self._warnings.append(
+            f"clearing with {why}: allowed for development only (REG-4.2.6 wants two drives)"
+        )
 
     @staticmethod
     def _check_destination(dest: Path, source: Path, src_real: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from camdock.adapters import fsio
 from camdock.core.naming import DutySlots
 from camdock.events import EventContext
+from camdock.model import Drive
 
 __all__ = ["FileResult", "OffloadReport", "OffloadRequest"]
 
@@ -38,6 +39,11 @@ class OffloadRequest:
     # The station and bay this offload runs in: its events go to the outbox, in the same
     # transactions as the catalog changes they report. None (the CLI): no events.
     events: EventContext | None = None
+    # The drives the destinations must be on (REG-4.2.1), proven before anything is written.
+    # Empty: plain directories (a development machine, or a custodian's ad-hoc copy).
+    drives: tuple[Drive, ...] = ()
+    # Development and tests only: let clear follow copies that share one filesystem.
+    allow_one_filesystem: bool = False
 
 
 @dataclass
@@ -96,6 +102,11 @@ class OffloadReport:
     def status(self) -> str:
         """completed, failed or interrupted, as the session is recorded."""
         return "interrupted" if self.cancelled else "completed" if self.ok else "failed"
+
+    @property
+    def left_on_camera(self) -> int:
+        """Recordings the camera still holds (all of them when clearing was not asked)."""
+        return sum(not f.cleared for f in self.files)
 
     def totals(self) -> dict[str, int]:
         """Counts for the summary and the session's events."""

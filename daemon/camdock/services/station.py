@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from camdock.adapters.drives import StorageMissing, prove_all
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mqtt import Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
@@ -39,6 +40,8 @@ from camdock.services.preshift import PreShift
 __all__ = ["Hotplug", "Station", "StationEventFn"]
 
 log = logging.getLogger(__name__)
+
+DRIVE_POLL = 5.0  # seconds between proofs of the destination drives (REG-4.2.1)
 
 
 class Hotplug(Protocol):
@@ -77,6 +80,7 @@ class Station:
         self._hold_seconds = hold_seconds
         self._tg: asyncio.TaskGroup | None = None
         self._last_status = ""
+        self._drive_problem: str | None = None  # why a destination drive is missing, if it is
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
@@ -136,6 +140,25 @@ class Station:
         officer = self.cfg.officer_for(camera) if camera else None
         return officer.as_json() if officer else None
 
+    def drives_changed(self, problem: Exception | None) -> None:
+        """A destination drive went missing (``problem``) or every drive is proven again:
+        recorded once per change, in STATUS=, and waiting bays resume when it is back."""
+        why = str(problem) if problem is not None else None
+        if why == self._drive_problem:
+            return
+        self._drive_problem = why
+        if isinstance(problem, StorageMissing):
+            log.error("%s", problem)
+            drive = problem.drive
+            self.record(EventType.STORAGE_MISSING, drive=drive.name, root=str(drive.root),
+                        reason=str(problem))  # fmt: skip
+        else:
+            log.info("destination drives proven again")
+            self.record(EventType.STORAGE_RESTORED, drives=[d.name for d in self.cfg.drives])
+            for b in self.bays.values():
+                b.queue.put_nowait(core.StorageBack())
+        self._notify_status()
+
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a supervised task in the station's task group."""
         assert self._tg is not None
@@ -174,6 +197,7 @@ class Station:
                     tg.create_task(b.player.run(), name=f"bay[{b.n}].led")
                     tg.create_task(self._bay_loop(b), name=f"bay[{b.n}].events")
                 tg.create_task(self._hotplug_loop(), name="hotplug")
+                tg.create_task(self._watch_drives(), name="drives")
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
                     tg.create_task(self.publisher.run(), name="mqtt")
@@ -264,18 +288,43 @@ class Station:
             self.emit(
                 "bay-state", b.n, phase=new.phase.value, camera=new.camera_id, message=new.message
             )
-            status = self.status_line()
-            if status != self._last_status:
-                self._last_status = status
-                notify("STATUS=" + status)
+            self._notify_status()
+
+    def _notify_status(self) -> None:
+        status = self.status_line()
+        if status != self._last_status:
+            self._last_status = status
+            notify("STATUS=" + status)
 
     def status_line(self) -> str:
-        """``4 bays: 1 done, 3 empty``: the systemd STATUS= line and the simulator's header."""
+        """``4 bays: 1 done, 3 empty``: the systemd STATUS= line and the simulator's header;
+        an alarm first when a destination drive is missing."""
         counts: dict[str, int] = {}
         for b in self.bays.values():
             counts[b.state.phase.value] = counts.get(b.state.phase.value, 0) + 1
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        return f"{len(self.bays)} bays: {parts}"
+        alarm = f"ALARM {self._drive_problem}; " if self._drive_problem else ""
+        return f"{alarm}{len(self.bays)} bays: {parts}"
+
+    async def _watch_drives(self) -> None:
+        """Prove the destination drives now and every few seconds (REG-4.2.1): a missing
+        drive is an alarm at once, not at the next dock; its return resumes waiting bays."""
+        if not self.cfg.require_mounts:
+            log.warning(
+                "development mode ([destinations] require_mounts = false): destinations are "
+                "plain directories, not proven drives, and one filesystem may hold both copies"
+            )
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, prove_all, self.cfg.drives)
+                self.drives_changed(None)
+            except StorageMissing as exc:
+                self.drives_changed(exc)
+            except Exception:  # bulkhead: the watcher must not stop the station
+                log.exception("checking the destination drives failed")
+            await asyncio.sleep(DRIVE_POLL)
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 while the loop turns and every bay task is alive."""

@@ -57,7 +57,12 @@ def sim_config(bays: int, state: Path, broker: tuple[str, int] | None = None) ->
             "run_dir": str(state / "run"),
             "max_concurrent_offloads": bays,
         },
-        "destinations": {"footage": str(state / "footage"), "backup": str(state / "backup")},
+        # A laptop has no footage drives: plain directories, said so at start-up.
+        "destinations": {
+            "footage": str(state / "footage"),
+            "backup": str(state / "backup"),
+            "require_mounts": False,
+        },
         "duty_slots": {"boundaries": ["00:00", "08:00", "16:00"]},
         "gpio": {"pin_factory": "mock"},
         "officers": [{"badge": b, "name": n} for b, n in OFFICERS[:bays]],

@@ -1,0 +1,142 @@
+"""Is this destination root really on the drive it belongs to? (REG-4.2.1, invariant 7)
+
+A footage drive that is absent at boot leaves its mount point behind as a plain directory on the
+SD card; writing there would put evidence on the wrong disk and then clear the camera. So before
+anything is written, each root is proven to sit on the filesystem with the configured UUID (or
+label): the root's device number must be that of a mount in the mount table
+(``/proc/self/mountinfo``, not a string comparison of paths) whose source device carries that
+UUID, read from the device itself by ``blkid``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from camdock.errors import CamdockError, ExitCode
+from camdock.model import Drive
+
+__all__ = ["Mount", "Proof", "StorageMissing", "mount_of", "mounts", "prove", "prove_all"]
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+
+
+class StorageMissing(CamdockError):
+    """A destination drive is not mounted where it belongs (or is the wrong drive)."""
+
+    exit_code = ExitCode.CANTCREAT
+
+    def __init__(self, drive: Drive, reason: str) -> None:
+        self.drive = drive
+        super().__init__(f"{drive.name} drive missing: {reason}")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of the mount table."""
+
+    device: tuple[int, int]  # major, minor: what st_dev of a file on it says
+    mount_point: str
+    fstype: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A destination proven to be on its drive: the mount and the device it was proven on."""
+
+    drive: Drive
+    mount: Mount
+    st_dev: int
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts(table: Path = MOUNTINFO) -> list[Mount]:
+    """Every mount, parsed from the kernel's mount table."""
+    found = []
+    for line in table.read_text().splitlines():
+        left, sep, right = line.partition(" - ")
+        parts, tail = left.split(), right.split()
+        if not sep or len(parts) < 5 or len(tail) < 2:
+            continue
+        major, _, minor = parts[2].partition(":")
+        found.append(
+            Mount((int(major), int(minor)), _unescape(parts[4]), tail[0], _unescape(tail[1]))
+        )
+    return found
+
+
+def mount_of(path: Path, table: Path = MOUNTINFO) -> Mount | None:
+    """The mount that holds ``path``: same device, the longest mount point above it."""
+    real = os.path.realpath(path)
+    st_dev = os.stat(real).st_dev
+    device = (os.major(st_dev), os.minor(st_dev))
+    above = [
+        m
+        for m in mounts(table)
+        if m.device == device
+        and (real == m.mount_point or real.startswith(m.mount_point.rstrip("/") + "/"))
+    ]
+    return max(above, key=lambda m: len(m.mount_point), default=None)
+
+
+def _tag(source: str, tag: str) -> str | None:
+    """A filesystem's UUID or LABEL, read from the device by blkid (None when it has none)."""
+    if not source.startswith("/dev/"):
+        return None
+    try:
+        out = subprocess.run(
+            ["blkid", "-c", "/dev/null", "-o", "value", "-s", tag, source],
+            capture_output=True, text=True, timeout=10, env=_ENV, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def prove(drive: Drive, table: Path = MOUNTINFO) -> Proof:
+    """Prove ``drive.root`` is on the filesystem with the configured UUID or label."""
+    try:
+        mount = mount_of(drive.root, table)
+    except OSError as exc:
+        raise StorageMissing(drive, f"{drive.root}: {exc.strerror}") from exc
+    if mount is None:
+        raise StorageMissing(drive, f"{drive.root} is on no mounted filesystem")
+    tag, want = ("UUID", drive.uuid) if drive.uuid else ("LABEL", drive.label)
+    have = _tag(mount.source, tag)
+    if want is None or have is None or have.lower() != want.lower():
+        raise StorageMissing(
+            drive,
+            f"{drive.root} is on {mount.source} ({mount.mount_point}, {tag} {have or 'none'}), "
+            f"not the drive with {tag} {want}",
+        )
+    return Proof(drive, mount, os.stat(drive.root).st_dev)
+
+
+def prove_all(drives: tuple[Drive, ...], table: Path = MOUNTINFO) -> list[Proof]:
+    """Prove every drive, and that no two share a filesystem (REG-4.2.6: independent copies)."""
+    proofs = [prove(d, table) for d in drives]
+    seen: dict[int, Drive] = {}
+    for p in proofs:
+        if p.st_dev in seen:
+            raise StorageMissing(
+                p.drive, f"{p.drive.root} is on the same filesystem as the {seen[p.st_dev].name} "
+                "drive: two copies on one disk are not a backup (REG-4.2.6)",
+            )  # fmt: skip
+        seen[p.st_dev] = p.drive
+    return proofs
