@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from camdock.model import Identity
 from camdock.services.selftest import run_function_test
 from camdock.sim.cameras import CameraState, SimCamera
 from camdock.sim.hotplug import fill_camera
-from test_station import BUTTON, RED, START, running
+from test_station import BUTTON, RED, running
 
 BAY2_GREEN = 9  # bay 2's RGB LED is on pins 8, 9, 10 (stationcfg)
 
@@ -236,10 +237,12 @@ async def test_button_runs_the_test_and_a_failure_points_to_a_spare(tmp_path: Pa
             assert failed["data"]["spare"] == "SPARE01"
             assert "Report it for repair" in failed["data"]["supervisor_notice"]
 
-            # The officer takes the spare, records a shift, and docks it back.
+            # The officer takes the spare, records a shift (after the loan: attribution is by
+            # the recording's time, REG-4.2.4), and docks it back.
             h.hot.undock("1-2")
             await h.until(lambda: h.bay(2).state.phase is Phase.EMPTY)
-            fill_camera(empty2, files=1, size=1000, seed=5, start=START)
+            shift = datetime.now(h.cfg.tz).replace(tzinfo=None, microsecond=0)
+            fill_camera(empty2, files=1, size=1000, seed=5, start=shift + timedelta(seconds=2))
             h.hot.dock("1-2", "SPARE1", empty2, tty=good.port)
             await h.until(lambda: h.bay(2).state.phase is Phase.DONE and h.bay(2).offload.report)
         names = [p.name for p in (tmp_path / "footage").rglob("*.mp4")]

@@ -6,46 +6,19 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import tzinfo
 from pathlib import Path
-from types import FrameType
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from camdock import __version__
-from camdock.config import Config, ConfigError, topic_segment_problem
-from camdock.config import load as load_config
-from camdock.core.naming import DutySlots
-from camdock.errors import CamdockError, ExitCode
-from camdock.events import EventContext, Topics
-from camdock.services.offload import OffloadEngine, OffloadReport, OffloadRequest
+from camdock.commands import attribute as attribute_cmd
+from camdock.commands import offload as offload_cmd
+from camdock.commands.common import default_catalog, load_or_report
+from camdock.errors import ExitCode
 
 log = logging.getLogger("camdock")
-
-DEFAULT_SLOT_MINUTES = 240
-
-
-def default_catalog() -> Path:
-    """/var/lib/camdock/catalog.sqlite for root (the daemon's), else the user's state dir."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/camdock/catalog.sqlite")
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "camdock" / "catalog.sqlite"
-
-
-def station_tz(name: str | None) -> tzinfo:
-    """The zone recordings are filed in: --tz, else the machine's /etc/localtime, else UTC."""
-    if name:
-        return ZoneInfo(name)
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return ZoneInfo("UTC")
 
 
 # A declarative table, long on purpose: every command and option of camdock in one place.
@@ -57,75 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True)
 
-    o = sub.add_parser(
-        "offload",
-        help="copy a camera volume to every destination, verify by read-back, catalog, clear",
-        description=(
-            "Offload every recording from SOURCE (a mounted camera volume) to each --to "
-            "destination, verify each copy by SHA-256 read back from disk, file it as "
-            "YYYY/MM/DD/<date>_<slot>_<officer>_<badge>_<camera>_<time>.<ext>, record it in the "
-            "catalog, and with --clear delete it from the camera only after all of that."
-        ),
-    )
-    o.add_argument("source", type=Path, metavar="SOURCE")
-    o.add_argument(
-        "--to",
-        dest="destinations",
-        type=Path,
-        action="append",
-        required=True,
-        metavar="DEST",
-        help="a destination root; give it once per destination",
-    )
-    o.add_argument("--camera", required=True, metavar="ID")
-    o.add_argument("--officer", required=True, metavar="NAME")
-    o.add_argument("--badge", required=True, metavar="NO")
-    o.add_argument("--unit", default="", metavar="NAME")
-    o.add_argument(
-        "--catalog",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help=f"catalog database (default {default_catalog()})",
-    )
-    o.add_argument(
-        "--clear",
-        action="store_true",
-        help="delete each recording from SOURCE once verified everywhere and catalogued",
-    )
-    o.add_argument(
-        "--allow-one-filesystem",
-        action="store_true",
-        help="development and tests only: let --clear follow copies that share one filesystem "
-        "(REG-4.2.6 wants two drives)",
-    )
-    o.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    o.add_argument(
-        "--slots",
-        metavar="HH:MM,...",
-        help="duty slot boundaries, e.g. 00:00,08:00,16:00 "
-        f"(default: slots of {DEFAULT_SLOT_MINUTES} min from midnight)",
-    )
-    o.add_argument(
-        "--slot-minutes",
-        type=int,
-        default=DEFAULT_SLOT_MINUTES,
-        metavar="N",
-        help="length of a duty slot when --slots is not given",
-    )
-    o.add_argument("--tz", metavar="ZONE", help="time zone for filing (default: the machine's)")
-    o.add_argument(
-        "--station",
-        metavar="ID",
-        help="record the offload's events in the catalog's outbox as this station's (REG-7.1): "
-        "with the station's catalog, the daemon publishes them to the station server",
-    )
-    o.add_argument(
-        "--topic-prefix",
-        default="camdock",
-        metavar="PREFIX",
-        help="with --station: the [mqtt] topic_prefix of the station's config (default camdock)",
-    )
+    offload_cmd.add_parser(sub)
+    attribute_cmd.add_parser(sub)
 
     r = sub.add_parser("run", help="run the station daemon")
     r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -202,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.command == "offload":
-        return _offload(args)
+        return offload_cmd.run(args)
+    if args.command == "attribute":
+        return attribute_cmd.run(args)
     if args.command == "check-config":
         return _check_config(args.config)
     if args.command == "run":
@@ -219,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "udev-rules":
         from camdock import udev_rules
 
-        cfg = _load_config(args.config)
+        cfg = load_or_report(args.config)
         if cfg is None:
             return ExitCode.CONFIG
         print(udev_rules.render(cfg), end="")
@@ -247,18 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return ExitCode.USAGE  # pragma: no cover - argparse requires a command
 
 
-def _load_config(path: Path) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"camdock: invalid configuration {exc.source}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return None
-
-
 def _check_config(path: Path) -> int:
-    cfg = _load_config(path)
+    cfg = load_or_report(path)
     if cfg is None:
         return ExitCode.CONFIG
     print(
@@ -269,7 +167,7 @@ def _check_config(path: Path) -> int:
 
 
 def _run(path: Path) -> int:
-    cfg = _load_config(path)
+    cfg = load_or_report(path)
     if cfg is None:
         return ExitCode.CONFIG  # systemd: RestartPreventExitStatus=78, no restart loop
     from camdock.adapters.gpio import make_pin_factory, pin_problems
@@ -309,75 +207,6 @@ def _run(path: Path) -> int:
     return 0
 
 
-def _offload(args: argparse.Namespace) -> int:
-    try:
-        slots = DutySlots.parse(args.slots) if args.slots else DutySlots.every(args.slot_minutes)
-        tz = station_tz(args.tz)
-    except (ValueError, ZoneInfoNotFoundError) as exc:
-        print(f"camdock offload: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    events = None
-    if args.station is not None:
-        if problem := topic_segment_problem(args.station):
-            print(f"camdock offload: --station: {problem}", file=sys.stderr)
-            return ExitCode.USAGE
-        officer = {"badge": args.badge, "name": args.officer, "unit": args.unit}
-        events = EventContext(Topics(args.topic_prefix, args.station), None, args.camera, officer)
-    request = OffloadRequest(
-        source=args.source,
-        destinations=tuple(args.destinations),
-        camera_id=args.camera,
-        officer_name=args.officer,
-        officer_badge=args.badge,
-        unit=args.unit,
-        catalog=args.catalog or default_catalog(),
-        slots=slots,
-        tz=tz,
-        clear=args.clear,
-        events=events,
-        allow_one_filesystem=args.allow_one_filesystem,
-    )
-    engine = OffloadEngine(request)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.warning("signal %d: stopping; everything done so far is kept and resumable", signum)
-        engine.cancel()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        report = engine.run()
-    except CamdockError as exc:
-        print(f"camdock offload: {exc}", file=sys.stderr)
-        return exc.exit_code
-    if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
-    else:
-        _print_human(report)
-    return 0 if report.ok else 1
-
-
-def _print_human(report: OffloadReport) -> None:
-    for w in report.warnings:
-        print(f"warning: {w}")
-    for s in report.skipped:
-        print(f"skipped  {s.path}: {s.reason}")
-    for f in report.files:
-        mark = "ok     " if f.verified else "FAILED "
-        where = next(iter(f.stored.values()), "")
-        line = f"{mark} {f.source} → {where}" if f.verified else f"{mark} {f.source}: {f.error}"
-        if f.cleared:
-            line += " (cleared)"
-        elif f.verified and f.error:
-            line += f" ({f.error})"
-        print(line)
-    t = report.as_json()["totals"]
-    print(
-        f"{t['verified']}/{t['files']} files verified in every destination, {t['cleared']} cleared,"
-        f" {t['skipped']} skipped, {t['bytes_verified'] / 1e6:.1f} MB in {report.seconds:.1f} s"
-    )
-
-
 def _selftest(args: argparse.Namespace) -> int:
     """The same test the bay button runs, on a camera connected to any machine."""
     from camdock.camera.driver import driver_for
@@ -387,7 +216,7 @@ def _selftest(args: argparse.Namespace) -> int:
 
     policy, registered = Policy(), None
     if args.config is not None:
-        cfg = _load_config(args.config)
+        cfg = load_or_report(args.config)
         if cfg is None:
             return ExitCode.CONFIG
         policy = policy_for(cfg)

@@ -7,6 +7,7 @@ these and the standard library, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path, PurePath
 from typing import Literal
 
@@ -52,6 +53,7 @@ class Camera:
     ownership: Ownership
     officer: str | None  # badge of the assigned officer
     spare: bool
+    registered: date | None = None  # it recorded nothing before this day: earlier is a bad clock
 
 
 @dataclass(frozen=True)

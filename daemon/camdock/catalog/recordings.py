@@ -20,9 +20,15 @@ __all__ = [
     "by_content",
     "by_source",
     "copies",
+    "get",
+    "pending_refiles",
+    "plan_refile",
+    "record_attribution",
     "record_clear",
+    "refile_state",
     "relpath_taken",
     "store",
+    "unattributed",
 ]
 
 
@@ -130,3 +136,64 @@ def record_clear(
         sessions.journal(db, session_id, seq, "cleared", txn=False)
         custody.append(db, "clear", recording_id, actor, details)
         in_context(db, event, EventType.CAMERA_CLEARED, **event_data, recording=recording_id)
+
+
+def get(db: Database, recording_id: int) -> dict[str, Any] | None:
+    """One recording's catalog row."""
+    return one(db, "SELECT * FROM recordings WHERE id = ?", (recording_id,))
+
+
+def unattributed(db: Database) -> list[dict[str, Any]]:
+    """Recordings no officer is known for, oldest first: the custodian's queue (REG-4.2.4)."""
+    return rows(
+        db,
+        "SELECT id, camera_id, recorded_start, duty_slot, relpath, size, sha256, ingested_at, "
+        "time_suspect, time_note FROM recordings WHERE attribution = 'unattributed' "
+        "AND destroyed_at IS NULL ORDER BY recorded_start, id",
+    )
+
+
+def plan_refile(db: Database, recording_id: int, old: str, new: str) -> int:
+    """Journal a re-filing before any link is made (its own transaction)."""
+    with write_txn(db):
+        row = {"recording_id": recording_id, "old_relpath": old, "new_relpath": new,
+               "state": "planned", "time": utcnow()}  # fmt: skip
+        return pk(db.table("refiles").insert(row).last_pk)
+
+
+def refile_state(db: Database, refile_id: int, state: str) -> None:
+    """Move a re-filing on (planned → linked → done, or abandoned)."""
+    with write_txn(db):
+        db.execute("UPDATE refiles SET state = ? WHERE id = ?", (state, refile_id))
+
+
+def pending_refiles(db: Database) -> list[dict[str, Any]]:
+    """Re-filings a crash interrupted, with the recording's hash and copies' roots."""
+    return rows(
+        db,
+        "SELECT f.*, r.sha256 FROM refiles f JOIN recordings r ON r.id = f.recording_id "
+        "WHERE f.state IN ('planned', 'linked') ORDER BY f.id",
+    )
+
+
+def record_attribution(
+    db: Database,
+    *,
+    refile_id: int,
+    recording_id: int,
+    officer: dict[str, str],
+    relpath: str,
+    actor: str,
+    details: dict[str, Any],
+) -> None:
+    """The recording is filed under ``officer`` at ``relpath`` now: the row, its copies, the
+    refile journal and the 'attribute' custody entry (REG-7.1) in one transaction."""
+    with write_txn(db):
+        db.execute(
+            "UPDATE recordings SET officer_name = ?, officer_badge = ?, unit = ?, "
+            "attribution = 'manual', relpath = ? WHERE id = ?",
+            (officer["name"], officer["badge"], officer["unit"], relpath, recording_id),
+        )
+        db.execute("UPDATE copies SET relpath = ? WHERE recording_id = ?", (relpath, recording_id))
+        db.execute("UPDATE refiles SET state = 'linked' WHERE id = ?", (refile_id,))
+        custody.append(db, "attribute", recording_id, actor, details)

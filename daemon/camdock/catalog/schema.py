@@ -221,3 +221,44 @@ def m004_custody(db: Database) -> None:
             f"CREATE TRIGGER custody_no_{op.lower()} BEFORE {op} ON custody_log "
             "BEGIN SELECT RAISE(ABORT, 'the custody log is append-only'); END"
         )
+
+
+@migrations()
+def m005_attribution(db: Database) -> None:
+    """Who had which camera when (REG-4.2.4), suspect camera clocks, and re-filing."""
+    # Each roster's assignments from its duty day on; a corrected roster for the same day
+    # replaces that day's row. The station's config is the baseline (not stored here).
+    db.table("assignments").create(
+        {
+            "id": int,
+            "camera_id": str,
+            "valid_from": str,  # YYYY-MM-DD: the duty day the roster is for
+            "officer_badge": str,
+            "officer_name": str,
+            "unit": str,
+            "received_at": str,
+        },
+        pk="id",
+        not_null={"camera_id", "valid_from", "officer_badge", "officer_name", "received_at"},
+    )
+    db.table("assignments").create_index(["camera_id", "valid_from"], unique=True)
+    recordings = db.table("recordings")
+    recordings.add_column("attribution", str)  # core/attribution.Source
+    recordings.add_column("time_suspect", int, not_null_default=0)  # the camera's clock lied
+    recordings.add_column("time_note", str)  # why the time is suspect
+    recordings.add_column("camera_drift", float)  # the last drift the pre-shift test measured
+    # Re-filing a recording under another name (camdock attribute): planned before any link,
+    # done once the catalog points at the new name and the old names are gone.
+    db.table("refiles").create(
+        {
+            "id": int,
+            "recording_id": int,
+            "old_relpath": str,
+            "new_relpath": str,
+            "state": str,  # planned | done
+            "time": str,
+        },
+        pk="id",
+        not_null={"recording_id", "old_relpath", "new_relpath", "state", "time"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )

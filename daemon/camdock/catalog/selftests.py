@@ -10,7 +10,15 @@ from sqlite_utils import Database
 from camdock.catalog.db import one, pk
 from camdock.clock import utcnow
 
-__all__ = ["add_duty_log", "add_loan", "add_selftest", "last_selftest", "open_loan", "return_loan"]
+__all__ = [
+    "add_duty_log",
+    "add_loan",
+    "add_selftest",
+    "last_drift",
+    "last_selftest",
+    "open_loan",
+    "return_loan",
+]
 
 
 def add_selftest(db: Database, row: dict[str, Any]) -> int:
@@ -61,3 +69,14 @@ def return_loan(db: Database, spare_camera_id: str) -> None:
         "UPDATE loans SET returned_at = ? WHERE spare_camera_id = ? AND returned_at IS NULL",
         (utcnow(), spare_camera_id),
     )
+
+
+def last_drift(db: Database, camera_id: str) -> float | None:
+    """How far off the camera's clock was (seconds) before its last pre-shift sync, if known."""
+    row = one(
+        db,
+        "SELECT drift_before FROM selftests WHERE camera_id = ? AND drift_before IS NOT NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (camera_id,),
+    )
+    return float(row["drift_before"]) if row else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,7 +178,9 @@ def cameras(r: Reader, top: dict[str, Any], known: dict[str, Officer]) -> dict[s
     ids: set[str] = set()
     for i, raw in enumerate(r.list(top, "cameras")):
         path = f"cameras[{i}]"
-        c = r.table(raw, path, {"serial", "id", "model", "ownership", "officer", "spare"})
+        c = r.table(
+            raw, path, {"serial", "id", "model", "ownership", "officer", "spare", "registered"}
+        )
         serial = r.get(c, path, "serial", str, check=nonempty)
         cam_id = r.get(c, path, "id", str, check=nonempty)
         ownership = r.get(
@@ -202,6 +204,7 @@ def cameras(r: Reader, top: dict[str, Any], known: dict[str, Officer]) -> dict[s
             ownership="personal" if ownership == "personal" else "agency",
             officer=officer,
             spare=bool(r.get(c, path, "spare", bool, default=False)),
+            registered=r.get(c, path, "registered", date, required=False),
         )
     return found
 

@@ -76,6 +76,17 @@ class DutySlot:
     start: datetime
     end: datetime
 
+    @classmethod
+    def from_label(cls, start: datetime, label: str) -> DutySlot:
+        """The slot that began at ``start`` with this label (as the catalog keeps it)."""
+        end_text = label.partition("-")[2]
+        if end_text == "2400":
+            end_text = "0000"
+        end = start.replace(hour=int(end_text[:2]), minute=int(end_text[2:]))
+        if end <= start:
+            end += timedelta(days=1)
+        return cls(start, end)
+
     @property
     def label(self) -> str:
         """``0800-1200``; a slot that ends at midnight reads ``2000-2400``."""
@@ -117,6 +128,11 @@ class DutySlots:
                 raise ValueError(f"{part!r} is not a time of day HH:MM")
             marks.append(time(int(m.group(1)), int(m.group(2))))
         return cls(tuple(sorted(set(marks))))
+
+    @property
+    def text(self) -> str:
+        """The boundaries as the config and ``--slots`` write them: ``00:00,08:00,16:00``."""
+        return ",".join(f"{b:%H:%M}" for b in self.boundaries)
 
     def longest_seconds(self) -> int:
         """The length of the longest slot (a camera must hold that much recording)."""
@@ -224,11 +240,22 @@ def footage_name(start: datetime, slot: DutySlot, filing: Filing, ext: str, seq:
     return name
 
 
+UNATTRIBUTED = "unattributed"  # the folder (and officer field) of footage nobody is assigned
+
+
+def unattributed(camera_id: str) -> Filing:
+    """The filing of footage no known officer had: its own folder, the camera in its name."""
+    return Filing(UNATTRIBUTED, "none", camera_id)
+
+
 def footage_relpath(
     start: datetime, slot: DutySlot, filing: Filing, ext: str, seq: int = 1
 ) -> PurePosixPath:
-    """``YYYY/MM/DD/<name>``: folders by year, month and day of the duty day (REG-4.2.3)."""
+    """``YYYY/MM/DD/<name>``: folders by year, month and day of the duty day (REG-4.2.3);
+    unattributed footage goes to ``YYYY/MM/DD/unattributed/`` for the custodian."""
     name = footage_name(start, slot, filing, ext, seq)
+    if filing.officer_name == UNATTRIBUTED:
+        return PurePosixPath(*duty_day_folder(slot), UNATTRIBUTED, name)
     return PurePosixPath(*duty_day_folder(slot), name)
 
 

@@ -64,6 +64,7 @@ class StationContext(Protocol):
     """The station as its services see it."""
 
     cfg: Config
+    base_cfg: Config  # as configured, before any roster: the attribution baseline
     bays: dict[int, BayRuntime]
     store: Store
     topics: Topics

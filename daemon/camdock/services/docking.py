@@ -23,6 +23,7 @@ from camdock.adapters.udev import HotplugEvent
 from camdock.catalog import outbox, selftests
 from camdock.catalog.db import write_txn
 from camdock.core import bay as core
+from camdock.core.attribution import Attribution
 from camdock.errors import MountError, OffloadRefused
 from camdock.events import (
     BytesCopied,
@@ -37,6 +38,7 @@ from camdock.events import (
     SessionStarted,
 )
 from camdock.model import FILESYSTEMS, Camera, Officer
+from camdock.services.attribute import history_for, registered_from
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import OffloadEngine, OffloadRequest
 
@@ -262,8 +264,13 @@ class Docking:
             drives=cfg.drives if cfg.require_mounts else (),
             allow_one_filesystem=not cfg.require_mounts,
             events=EventContext(self.st.topics, b.n, camera.id, officer_json),
+            attribution=await self._attribution(camera),
+            not_before=registered_from(camera, cfg.tz),
         )
         return request, loan is not None
+
+    async def _attribution(self, camera: Camera) -> Attribution:
+        return await self.st.store.call(history_for, self.st.base_cfg, self.st.cfg.officers, camera)
 
     async def _run_engine(self, b: BayRuntime, source: Path, camera: Camera) -> None:
         loop = asyncio.get_running_loop()

@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from camdock.adapters import fsio
 from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard_temps, reason_of
 from camdock.catalog import recordings, sessions
-from camdock.core.naming import Filing, footage_relpath, safe_extension
+from camdock.core.naming import Filing, footage_relpath, safe_extension, unattributed
 from camdock.core.retention import default_window
 from camdock.events import FileCleared, FileVerified, Progress
 from camdock.services.offload_types import OffloadRequest
@@ -44,10 +44,13 @@ class Filer:
     _fail: Callable[[_Item, str], None]
     _emit: Callable[[Progress], None]
     _retries: list[_Item]
+    _camera_drift: float | None = None  # the last drift the pre-shift test measured
 
-    @property
-    def _filing(self) -> Filing:
-        return Filing(self.req.officer_name, self.req.officer_badge, self.req.camera_id)
+    def _filing(self, item: _Item) -> Filing:
+        officer = item.attributed.officer
+        if officer is None:
+            return unattributed(self.req.camera_id)
+        return Filing(officer.name, officer.badge, self.req.camera_id)
 
     def finish(self, db: Database, item: _Item, c: Copied) -> None:
         """Name, catalogue and (when asked) clear one copied file."""
@@ -118,7 +121,10 @@ class Filer:
         new: list[Destination],
     ) -> recordings.Stored:
         when, slot = item.placement.when, item.placement.slot
-        retain_until, destroy_by = default_window(when.start.date())
+        officer = item.attributed.officer
+        # REG-4.3.1 from the duty day: a camera whose clock says 1970 must not make a recording
+        # filed today due for destruction at once (the duty day is the dock's for those).
+        retain_until, destroy_by = default_window(slot.start.date())
         return recordings.Stored(
             session_id=self._session_id,
             seq=item.seq,
@@ -127,9 +133,13 @@ class Filer:
                 "sha256": c.sha256,
                 "size": c.size,
                 "camera_id": self.req.camera_id,
-                "officer_name": self.req.officer_name,
-                "officer_badge": self.req.officer_badge,
-                "unit": self.req.unit,
+                "officer_name": officer.name if officer else None,
+                "officer_badge": officer.badge if officer else None,
+                "unit": officer.unit if officer else self.req.unit,
+                "attribution": item.attributed.source.value,
+                "time_suspect": int(item.placement.suspect is not None),
+                "time_note": item.placement.suspect,
+                "camera_drift": self._camera_drift,
                 "duty_slot": slot.label,
                 "duty_slot_start": slot.start.isoformat(),
                 "recorded_start": when.start.isoformat(),
@@ -152,7 +162,7 @@ class Filer:
                 "path": str(rel),
                 "destinations": [d.key for d in new],
                 "camera": self.req.camera_id,
-                "officer": self.req.officer_badge,
+                "officer": officer.badge if officer else None,
                 "session": self._uid,
                 "source": item.src.display,
             },
@@ -165,6 +175,9 @@ class Filer:
                 "path": str(rel),
                 "recorded_start": when.start.isoformat(),
                 "destinations": len(self._dests),
+                "officer": officer.badge if officer else None,
+                "attribution": item.attributed.source.value,
+                "time_suspect": item.placement.suspect,
             },
         )
 
@@ -215,7 +228,7 @@ class Filer:
         ext = safe_extension(item.src.name)
         start, slot = item.placement.when.start, item.placement.slot
         for seq in range(1, 10_000):
-            rel = footage_relpath(start, slot, self._filing, ext, seq)
+            rel = footage_relpath(start, slot, self._filing(item), ext, seq)
             if recordings.relpath_taken(db, str(rel)):
                 continue
             adopt: set[str] = set()

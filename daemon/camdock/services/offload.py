@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,9 @@ from camdock.catalog import custody, recordings, selftests, sessions
 from camdock.catalog.db import open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
+from camdock.core.attribution import Attributed, Source
 from camdock.core.naming import Filing, safe_component
-from camdock.core.plan import Placement, place, temp_name
+from camdock.core.plan import ClockCheck, Placement, place, temp_name
 from camdock.errors import ExitCode, OffloadRefused
 from camdock.events import (
     BytesCopied,
@@ -60,6 +62,7 @@ from camdock.events import (
     SessionEnded,
     SessionStarted,
 )
+from camdock.model import Officer
 from camdock.services.filing import Filer
 from camdock.services.offload_types import FileResult, OffloadReport, OffloadRequest
 from camdock.services.recovery import flock, recover_interrupted
@@ -87,6 +90,7 @@ class _Item:
     placement: Placement
     confirm: dict[str, Any] | None  # the catalog row this file seems to be already: hash only
     result: FileResult
+    attributed: Attributed  # the officer it is filed under (REG-4.2.4), and why
 
 
 class OffloadEngine:
@@ -112,6 +116,7 @@ class OffloadEngine:
         self._session_id = 0
         self._filing = Filing(request.officer_name, request.officer_badge, request.camera_id)
         self._fin = threading.local()  # the verifier thread's catalog connection
+        self._clock = ClockCheck(datetime.now(request.tz), not_before=request.not_before)
         station = request.events.topics.station if request.events else socket.gethostname()
         self._actor = f"camdock@{station}"
 
@@ -165,6 +170,7 @@ class OffloadEngine:
                 logging.INFO if s.expected else logging.WARNING, "skipped %s: %s", s.path, s.reason
             )
         total = sum(f.size for f in files)
+        self._camera_drift = selftests.last_drift(db, self.req.camera_id)
         self._begin(db, len(files), total, len(skipped))
         self._reconcile_cleared(db, files)
         self._emit(SessionStarted(self._uid, len(files), total))
@@ -349,13 +355,17 @@ class OffloadEngine:
         items = []
         for src in files:
             self._seq += 1
+            placement = place(src.name, src.mtime_ns, self.req.slots, self.req.tz, self._clock)
+            if placement.suspect:
+                self._warnings.append(f"{src.display}: camera clock suspect: {placement.suspect}")
             items.append(
                 _Item(
                     seq=self._seq,
                     src=src,
-                    placement=place(src.name, src.mtime_ns, self.req.slots, self.req.tz),
+                    placement=placement,
                     confirm=None if force_copy else self._catalogued_as(db, src),
                     result=FileResult(source=src.display, size=src.size),
+                    attributed=self._attribute(placement),
                 )
             )
         sessions.journal_plan(
@@ -374,6 +384,17 @@ class OffloadEngine:
             ],
         )
         return items
+
+    def _attribute(self, placement: Placement) -> Attributed:
+        """REG-4.2.4: the officer who had the camera when the recording was made; the one the
+        custodian named on the command line when there is no history to ask."""
+        if self.req.attribution is None:
+            given = Officer(self.req.officer_badge, self.req.officer_name, self.req.unit)
+            return Attributed(given, Source.GIVEN)
+        when = placement.when.start
+        if placement.suspect:  # the camera's time cannot be right: the dock's time is
+            when = self._clock.docked_at
+        return self.req.attribution.resolve(when, placement.slot.start.date())
 
     def _temps(self, item: _Item) -> dict[str, Path]:
         if item.confirm is not None:
@@ -437,7 +458,8 @@ class OffloadEngine:
             after_fsync=self._after_fsync,
         )
         self._filer = Filer(self.req, self._session_id, self._uid, self._actor, self._dests,
-                            copier, self._fail, self._emit, self._retries)  # fmt: skip
+                            copier, self._fail, self._emit, self._retries,
+                            self._camera_drift)  # fmt: skip
         try:
             copier.run([self._job(i) for i in items])
         finally:

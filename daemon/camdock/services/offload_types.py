@@ -4,11 +4,12 @@ the session's report (the JSON summary ``camdock offload --json`` prints)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from camdock.adapters import fsio
+from camdock.core.attribution import Attribution
 from camdock.core.naming import DutySlots
 from camdock.events import EventContext
 from camdock.model import Drive
@@ -44,6 +45,12 @@ class OffloadRequest:
     drives: tuple[Drive, ...] = ()
     # Development and tests only: let clear follow copies that share one filesystem.
     allow_one_filesystem: bool = False
+    # The camera's assignment history (REG-4.2.4): each recording is filed under the officer
+    # who had the camera when it was made. None: under the officer named above.
+    attribution: Attribution | None = None
+    # The camera recorded nothing before this (its registration): an earlier time is a bad
+    # clock, filed by the dock (None: only the age and future checks apply).
+    not_before: datetime | None = None
 
 
 @dataclass

@@ -18,13 +18,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+from sqlite_utils import Database
+
 from camdock.adapters.drives import StorageMissing, prove_all
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mqtt import Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
-from camdock.catalog import outbox
+from camdock.catalog import assignments, outbox
 from camdock.catalog.db import Store, write_txn
 from camdock.config import Config
 from camdock.core import bay as core
@@ -33,6 +35,7 @@ from camdock.core.bay import BayState, Phase
 from camdock.core.indicators import NOTICES, pattern_for
 from camdock.errors import RosterError
 from camdock.events import EventType, Topics
+from camdock.model import Officer
 from camdock.services.bays import BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
@@ -72,6 +75,9 @@ class Station:
         drivers: DriverFactory | None = None,
     ) -> None:
         self.cfg = cfg
+        # The configured assignments, before any roster: the baseline of attribution (a roster
+        # changes self.cfg for what is docked now; the catalog keeps each roster's duty day).
+        self.base_cfg = cfg
         self.hotplug = hotplug
         self.pin_factory = pin_factory
         self.bays = {b.number: BayRuntime(b, BayState(b.number)) for b in cfg.bays}
@@ -175,6 +181,9 @@ class Station:
             self.record(EventType.ROSTER_REJECTED, problems=exc.problems)
             return
         self.cfg = self.cfg.with_roster(new)
+        officers = self.cfg.officers
+        history = {cam: officers[badge] for cam, badge in new.assignments.items()}
+        self.store.submit(_keep_roster, new.date, history).add_done_callback(_log_failure)
         log.info("roster for %s applied: %d assignments", new.date, len(new.assignments))
         self.record(
             EventType.ROSTER_APPLIED,
@@ -342,6 +351,12 @@ class Station:
 
 def _poster(queue: asyncio.Queue[core.Event], event: core.Event) -> Callable[[], None]:
     return lambda: queue.put_nowait(event)
+
+
+def _keep_roster(db: Database, duty_day: str, history: dict[str, Officer]) -> None:
+    """The roster's assignments from its duty day on (REG-4.2.4: attribution by time)."""
+    with write_txn(db):
+        assignments.record_roster(db, duty_day, history)
 
 
 def _log_failure(future: Future[None]) -> None:

@@ -1,0 +1,101 @@
+"""``camdock attribute``: the custodian's unattributed queue (REG-4.2.4), and filing one of its
+recordings under the officer who made it — both copies re-filed, proven, and in the custody log
+with the person who decided it (REG-7.1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from camdock.catalog import open_catalog, recordings
+from camdock.commands.common import default_catalog, fail, load_or_report, person
+from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.model import Officer
+from camdock.services.attribute import attribute_recording
+
+__all__ = ["add_parser", "run"]
+
+NO_ROLES = "no role was checked: staff roles arrive with the access workflow"
+
+
+def add_parser(sub: Any) -> None:
+    """The ``attribute`` subcommand's options."""
+    p = sub.add_parser(
+        "attribute",
+        help="list unattributed recordings, or file one under its officer (REG-4.2.4)",
+        description="Footage whose camera had no assigned officer when it was recorded is "
+        "filed under YYYY/MM/DD/unattributed/. --list shows that queue; RECORDING --officer "
+        "BADGE --by STAFF re-files both copies under the officer's name, verified, with a "
+        "custody entry naming STAFF.",
+    )
+    p.add_argument("recording", type=int, nargs="?", metavar="RECORDING", help="catalog id")
+    p.add_argument("--list", action="store_true", help="the unattributed recordings")
+    p.add_argument("--officer", metavar="BADGE", help="the officer who made the recording")
+    p.add_argument("--name", metavar="NAME", help="the officer's name (without --config)")
+    p.add_argument("--unit", default="", metavar="UNIT", help="the officer's unit")
+    p.add_argument("--by", metavar="STAFF", help="who decides this (recorded in the custody log)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
+    p.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the queue, or attribute one recording."""
+    try:
+        return _run(args)
+    except CamdockError as exc:
+        return fail("attribute", exc)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = None
+    if args.config is not None:
+        cfg = load_or_report(args.config)
+        if cfg is None:
+            return ExitCode.CONFIG
+    catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
+    if not catalog.is_file():
+        raise CamdockError(f"no catalog at {catalog}", ExitCode.NOINPUT)
+    db = open_catalog(catalog)
+    try:
+        if args.list:
+            return _list(recordings.unattributed(db), args.json)
+        if args.recording is None or not args.officer or not args.by:
+            raise UsageError("give RECORDING --officer BADGE --by STAFF (or --list)")
+        by = person(args.by)
+        if cfg is not None:
+            officer = cfg.officers.get(args.officer)
+            if officer is None:
+                raise UsageError(f"--officer: badge {args.officer!r} is not an officer of "
+                                 f"station {cfg.station_id}")  # fmt: skip
+        else:
+            if not args.name:
+                raise UsageError("--name NAME: without --config the officer's name is needed")
+            officer = Officer(person(args.officer, "--officer"), person(args.name, "--name"),
+                              args.unit)  # fmt: skip
+        drives = cfg.drives if cfg is not None and cfg.require_mounts else ()
+        done = attribute_recording(db, args.recording, officer, by, drives)
+    finally:
+        db.close()
+    note = None if cfg is not None else NO_ROLES
+    if args.json:
+        print(
+            json.dumps({**done.as_json(), "by": by, "note": note or NO_ROLES}, ensure_ascii=False)
+        )
+    else:
+        print(f"recording {done.recording} → {done.new_relpath} ({officer.name}, {officer.badge})")
+        print(f"recorded in the custody log as decided by {by}; {NO_ROLES}")
+    return 0
+
+
+def _list(queue: list[dict[str, Any]], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"unattributed": queue}, ensure_ascii=False))
+        return 0
+    for r in queue:
+        suspect = f"  (camera clock suspect: {r['time_note']})" if r["time_suspect"] else ""
+        print(f"{r['id']:>6}  {r['camera_id']:<10} {r['recorded_start']}  {r['relpath']}{suspect}")
+    print(f"{len(queue)} unattributed recording(s)")
+    return 0
