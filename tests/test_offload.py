@@ -7,6 +7,7 @@ import os
 import socket
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,18 @@ from conftest import (
 )
 
 EX_USAGE, EX_NOINPUT, EX_CANTCREAT = ExitCode.USAGE, ExitCode.NOINPUT, ExitCode.CANTCREAT
+
+
+def grow_while_read(victim: Path) -> Callable[[Progress], None]:
+    """A progress hook that appends to ``victim`` as soon as the engine starts reading it: a
+    file still being written (or tampered with)."""
+
+    def grow(event: Progress) -> None:
+        if isinstance(event, FileStarted) and event.source.endswith(victim.name):
+            with open(victim, "ab") as f:
+                f.write(b"more footage")
+
+    return grow
 
 
 def catalog_rows(catalog: Path, sql: str) -> list[dict[str, Any]]:
@@ -191,13 +204,7 @@ def test_file_changing_while_read_is_not_cleared(station: dict[str, Path]) -> No
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
     make_camera(cam, 3, size=2 << 20)
     victim = sorted(cam.rglob("*.MP4"))[1]
-
-    def grow(event: Progress) -> None:
-        if isinstance(event, FileStarted) and event.source.endswith(victim.name):
-            with open(victim, "ab") as f:
-                f.write(b"more footage")
-
-    report = offload(cam, [d1, d2], catalog, progress=grow)
+    report = offload(cam, [d1, d2], catalog, progress=grow_while_read(victim))
     assert not report.ok
     failed = [f for f in report.files if not f.verified]
     assert [f.source.split("/")[-1] for f in failed] == [victim.name]
@@ -359,13 +366,7 @@ def test_a_filing_that_could_not_be_completed_is_in_the_duty_log(
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
     make_camera(cam, 3, size=2 << 20)
     victim = sorted(cam.rglob("*.MP4"))[1]
-
-    def grow(event: Progress) -> None:
-        if isinstance(event, FileStarted) and event.source.endswith(victim.name):
-            with open(victim, "ab") as f:
-                f.write(b"more footage")
-
-    report = offload(cam, [d1, d2], catalog, progress=grow)
+    report = offload(cam, [d1, d2], catalog, progress=grow_while_read(victim))
     assert not report.ok and report.left_on_camera == 1
     [entry] = catalog_rows(catalog, "SELECT * FROM duty_log")
     assert (entry["officer_badge"], entry["officer_name"], entry["camera_id"]) == (

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import sqlite3
 import threading
@@ -44,7 +43,6 @@ from camdock.adapters.copier import (
     VerifiedCopier,
     discard_temps,
 )
-from camdock.adapters.drives import prove_all
 from camdock.catalog import custody, recordings, selftests, sessions
 from camdock.catalog.db import open_catalog, write_txn
 from camdock.catalog.outbox import in_context
@@ -65,6 +63,7 @@ from camdock.events import (
 from camdock.model import Officer
 from camdock.services.filing import Filer
 from camdock.services.offload_types import FileResult, OffloadReport, OffloadRequest
+from camdock.services.preflight import preflight
 from camdock.services.recovery import flock, recover_interrupted
 
 __all__ = [
@@ -275,79 +274,8 @@ class OffloadEngine:
 
     def _preflight(self) -> None:
         """Refuse, before anything is written, what cannot work or could lose footage."""
-        req = self.req
-        for label, value in (
-            ("camera id", req.camera_id),
-            ("officer name", req.officer_name),
-            ("officer badge", req.officer_badge),
-        ):
-            if not value.strip():
-                raise OffloadRefused(f"{label} must not be empty", ExitCode.USAGE)
-        if not req.destinations:
-            raise OffloadRefused("at least one destination (--to) is needed", ExitCode.USAGE)
-        source = req.source
-        if not source.is_dir():
-            raise OffloadRefused(f"source {source} is not a directory (missing?)", ExitCode.NOINPUT)
-        if not os.access(source, os.R_OK | os.X_OK):
-            raise OffloadRefused(f"source {source} is not readable", ExitCode.NOINPUT)
-        src_real = source.resolve()
-        prove_all(req.drives)  # raises StorageMissing before anything is written
-        seen: dict[tuple[int, int], Path] = {}
-        devices: dict[int, Path] = {}
-        for dest in req.destinations:
-            self._check_destination(dest, source, src_real)
-            pinned = Destination.pin(dest)
-            if pinned.identity in seen:
-                raise OffloadRefused(
-                    f"destination {dest} is the same directory as {seen[pinned.identity]}",
-                    ExitCode.USAGE,
-                )
-            seen[pinned.identity] = dest
-            if pinned.identity[0] in devices:
-                self._warnings.append(
-                    f"destinations {devices[pinned.identity[0]]} and {dest} are on one "
-                    "filesystem: a failure of that disk loses both copies (REG-4.2.6 wants a "
-                    "second device)"
-                )
-            devices[pinned.identity[0]] = dest
-            self._dests.append(pinned)
-        if req.clear and len(devices) < 2:
-            self._independent_copies_or_refuse()
-
-    def _independent_copies_or_refuse(self) -> None:
-        """REG-4.1.2 with REG-4.2.6: the camera is cleared only after two verified copies on two
-        different filesystems; one disk failing must not take the only copy with it."""
-        why = (
-            "only one destination"
-            if len(self._dests) < 2
-            else "every destination is on one filesystem"
-        )
-        if not self.req.allow_one_filesystem:
-            raise OffloadRefused(
-                f"refusing to clear the camera: {why}. Clearing needs two verified copies on "
-                "two different drives (REG-4.2.6); copy without clearing, or give a second "
-                "destination on another drive",
-                ExitCode.USAGE,
-            )
-        self._warnings.append(
-            f"clearing with {why}: allowed for development only (REG-4.2.6 wants two drives)"
-        )
-
-    @staticmethod
-    def _check_destination(dest: Path, source: Path, src_real: Path) -> None:
-        if not dest.is_dir():
-            raise OffloadRefused(
-                f"destination {dest} is not a directory (missing?)", ExitCode.CANTCREAT
-            )
-        if not os.access(dest, os.W_OK | os.X_OK):
-            raise OffloadRefused(
-                f"destination {dest} is not writable (read-only filesystem?)", ExitCode.CANTCREAT
-            )
-        real = dest.resolve()
-        if real == src_real or real.is_relative_to(src_real):
-            raise OffloadRefused(f"destination {dest} is inside source {source}", ExitCode.USAGE)
-        if src_real.is_relative_to(real):
-            raise OffloadRefused(f"source {source} is inside destination {dest}", ExitCode.USAGE)
+        self._dests, warnings = preflight(self.req)
+        self._warnings += warnings
 
     def _plan(self, db: Database, files: list[fsio.SourceFile], force_copy: bool) -> list[_Item]:
         """Decide where each file goes, and journal the plan before any byte is written, so a
