@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,8 @@ from camdock.services import docking
 from camdock.services.bays import OffloadRun
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
-from conftest import stop, tree_hashes
+from conftest import camdock_cmd, stop, tree_hashes
+from conftest import run as run_cmd
 from stationcfg import write_config
 
 START = datetime(2026, 11, 28, 8, 30)
@@ -310,6 +313,38 @@ async def test_simulate_shift_end_scenario(tmp_path: Path) -> None:
     text = out.read_text()
     assert "unknown-device usb_serial=USBSTICK-0042" in text
     assert "interrupted" in text and text.count("offload-started camera=CAM0002") == 2
+    # The summary says what was refused, interrupted and resumed.
+    assert result["refused"] == [
+        {"bay": 4, "usb_serial": "USBSTICK-0042", "reason": "not a registered camera (REG-2)"}
+    ]
+    assert result["interrupted"] == result["resumed"] == [{"bay": 2, "camera": "CAM0002"}]
+
+
+def test_simulate_json_is_one_document_on_stdout(tmp_path: Path) -> None:
+    """--json (with or without --no-ui): stdout is exactly one JSON document; the event lines
+    and logs go to stderr."""
+    res = run_cmd(
+        camdock_cmd("simulate", "--no-ui", "--json", "--state-dir", str(tmp_path / "s")),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert result["ok"] and result["refused"] and result["resumed"]
+    assert "unknown-device" in res.stderr
+
+
+def test_the_live_view_fits_the_terminal() -> None:
+    """Lines wider than the terminal wrapped and scrolled the view away; now each is cut to
+    the width, counting colour codes as nothing and CJK as two columns."""
+    from camdock.sim.station import fit
+
+    line = "\x1b[32m●\x1b[0m bay 1 王小明 " + "x" * 200
+    for width in (20, 40, 80):
+        cut = fit(line, width)
+        visible = re.sub(r"\x1b\[[0-9;]*m", "", cut)
+        cols = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in visible)
+        assert cols <= width and visible.startswith("● bay 1")
+    assert fit("short", 80) == "short"
 
 
 async def test_destination_gone_faults_the_bay_and_keeps_the_footage(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from camdock import __version__
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import offload as offload_cmd
 from camdock.commands.common import default_catalog, load_or_report
-from camdock.errors import ExitCode
+from camdock.errors import CamdockError, ExitCode
 
 log = logging.getLogger("camdock")
 
@@ -100,13 +100,25 @@ def broker_address(text: str) -> tuple[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``camdock`` command; returns its exit code (errors.ExitCode)."""
+    """Run one ``camdock`` command; returns its exit code (errors.ExitCode). A CamdockError is
+    one line on stderr (and, with --json, one JSON document on stdout), never a traceback."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        return _dispatch(args)
+    except CamdockError as exc:
+        print(f"camdock {args.command}: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
+            print(json.dumps(error, ensure_ascii=False))
+        return exc.exit_code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "offload":
         return offload_cmd.run(args)
     if args.command == "attribute":

@@ -14,6 +14,7 @@ __all__ = [
     "CameraError",
     "CameraGone",
     "CameraTimeout",
+    "CatalogError",
     "ConfigError",
     "ExitCode",
     "MountError",
@@ -72,6 +73,12 @@ class OffloadRefused(CamdockError):
     """The offload cannot start; nothing was written."""
 
     exit_code = ExitCode.USAGE
+
+
+class CatalogError(CamdockError):
+    """The catalog cannot be opened or written (a directory, not SQLite, read-only, full)."""
+
+    exit_code = ExitCode.IOERR
 
 
 class MountError(CamdockError):

@@ -291,9 +291,12 @@ class VerifiedCopier:
                 except (OSError, fsio.SourceChanged, _Stopped) as exc:
                     out.put(("error", job, reason_of(exc)))
                 finally:
+                    # A camera whose filesystem vanished (FUSE gone: ENOTCONN) fails even close;
+                    # the file is already reported failed, and stays on the camera.
                     with contextlib.suppress(OSError):
                         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                    os.close(fd)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
         finally:
             out.put(None)
 

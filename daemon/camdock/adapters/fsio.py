@@ -44,7 +44,10 @@ class SourceFile:
     size: int
     mtime_ns: int
     dev: int
-    ino: int
+    # None on filesystems that keep no inode numbers (FAT, exFAT, FUSE): the driver invents
+    # them on each load, so under memory pressure the same file gets a new one. There the
+    # file is known by its path, size and mtime.
+    ino: int | None
 
     @property
     def raw(self) -> bytes:
@@ -85,13 +88,18 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
-def scan_source(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
-    """Every regular file below ``root`` (sorted), and what was skipped and why."""
+# Filesystems whose inode numbers are not kept on disk (mount table type names).
+INVENTED_INODES = frozenset({"vfat", "msdos", "exfat", "fuseblk", "fuse", "fuse.exfat"})
+
+
+def scan_source(root: Path, stable_inodes: bool = True) -> tuple[list[SourceFile], list[Skipped]]:
+    """Every regular file below ``root`` (sorted), and what was skipped and why.
+    ``stable_inodes`` False: the filesystem invents inode numbers; files are not known by one."""
     files: list[SourceFile] = []
     skipped: list[Skipped] = []
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _walk(root_fd, (), files, skipped)
+        _walk(root_fd, (), files, skipped, stable_inodes)
     finally:
         os.close(root_fd)
     files.sort(key=lambda f: f.parts)
@@ -99,7 +107,11 @@ def scan_source(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
 
 
 def _walk(
-    dir_fd: int, prefix: tuple[bytes, ...], files: list[SourceFile], skipped: list[Skipped]
+    dir_fd: int,
+    prefix: tuple[bytes, ...],
+    files: list[SourceFile],
+    skipped: list[Skipped],
+    stable: bool,
 ) -> None:
     with os.scandir(dir_fd) as it:
         entries = sorted(it, key=lambda e: e.name)
@@ -125,7 +137,7 @@ def _walk(
                 skipped.append(Skipped(shown, f"cannot open directory: {exc.strerror}"))
                 continue
             try:
-                _walk(child, parts, files, skipped)
+                _walk(child, parts, files, skipped, stable)
             finally:
                 os.close(child)
         elif stat.S_ISREG(st.st_mode):
@@ -134,7 +146,8 @@ def _walk(
             elif st.st_size == 0:
                 skipped.append(Skipped(shown, "empty file", expected=True))
             else:
-                files.append(SourceFile(parts, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino))
+                ino = st.st_ino if stable else None
+                files.append(SourceFile(parts, st.st_size, st.st_mtime_ns, st.st_dev, ino))
         else:
             skipped.append(Skipped(shown, f"{_kind(st.st_mode)}: never followed or opened"))
 
@@ -165,13 +178,23 @@ def open_source(root: Path, src: SourceFile) -> int:
     finally:
         os.close(parent)
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (src.dev, src.ino):
+    if not stat.S_ISREG(st.st_mode) or not _same_file(st, src):
         os.close(fd)
         raise SourceChanged(f"{src.display}: replaced since the scan")
     os.set_blocking(fd, True)
     with contextlib.suppress(OSError):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     return fd
+
+
+def _same_file(st: os.stat_result, src: SourceFile) -> bool:
+    """The file at the scanned path is still the scanned one: same inode where the filesystem
+    keeps inode numbers, else (FAT, exFAT) same size and mtime at the same path."""
+    if st.st_dev != src.dev:
+        return False
+    if src.ino is None:
+        return (st.st_size, st.st_mtime_ns) == (src.size, src.mtime_ns)
+    return st.st_ino == src.ino
 
 
 def check_unchanged(fd: int, src: SourceFile, bytes_read: int) -> None:
@@ -191,12 +214,7 @@ def remove_source(root: Path, src: SourceFile) -> None:
     parent = open_parent(root, src.parts)
     try:
         st = os.stat(src.parts[-1], dir_fd=parent, follow_symlinks=False)
-        same = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
-            src.dev,
-            src.ino,
-            src.size,
-            src.mtime_ns,
-        )
+        same = _same_file(st, src) and (st.st_size, st.st_mtime_ns) == (src.size, src.mtime_ns)
         if not stat.S_ISREG(st.st_mode) or not same:
             raise SourceChanged(f"{src.display}: changed after it was copied; not cleared")
         os.unlink(src.parts[-1], dir_fd=parent)

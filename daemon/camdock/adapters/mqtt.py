@@ -172,7 +172,10 @@ class Publisher:
                 payload = message.payload
                 if not isinstance(payload, bytes | bytearray):
                     payload = str(payload).encode()
-                self.on_roster(bytes(payload))
+                try:
+                    self.on_roster(bytes(payload))
+                except Exception:  # bulkhead: nothing from the network may end the publisher
+                    log.exception("roster handling failed; the previous roster stays")
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         while True:

@@ -22,8 +22,18 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from camdock.catalog.schema import migrations
+from camdock.errors import CatalogError, ExitCode
 
-__all__ = ["Store", "one", "open_catalog", "open_readonly", "pk", "rows", "write_txn"]
+__all__ = [
+    "Store",
+    "catalog_error",
+    "one",
+    "open_catalog",
+    "open_readonly",
+    "pk",
+    "rows",
+    "write_txn",
+]
 
 T = TypeVar("T")
 
@@ -35,16 +45,43 @@ def _connect(uri: str, *, uri_mode: bool) -> Database:
 
 
 def open_catalog(path: Path | str) -> Database:
-    """Open (and migrate) the catalog for writing; call once per thread that uses it."""
+    """Open (and migrate) the catalog for writing; call once per thread that uses it. Raises
+    CatalogError, with what is wrong in words, for anything but a usable catalog."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        _create(path)
-    db = _setup(_connect(str(path), uri_mode=False))
-    # Under the write lock, so two processes opening an old catalog at once cannot both migrate.
-    with write_txn(db):
-        migrations.apply(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise CatalogError(f"catalog {path} is a directory, not a catalog file", 66)
+        if not path.exists():
+            _create(path)
+        db = _setup(_connect(str(path), uri_mode=False))
+        try:
+            # Under the write lock, so two processes opening an old catalog cannot both migrate.
+            with write_txn(db):
+                migrations.apply(db)
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        raise catalog_error(path, exc) from exc
+    except OSError as exc:
+        raise CatalogError(f"catalog {path}: {exc.strerror or exc}", ExitCode.CANTCREAT) from exc
     return db
+
+
+def catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:
+    """What a SQLite error means for the person running camdock."""
+    text = str(exc)
+    if "not a database" in text:
+        return CatalogError(f"catalog {path} is not a camdock catalog (not SQLite): {text}",
+                            ExitCode.DATAERR)  # fmt: skip
+    if "readonly" in text or "unable to open" in text:
+        return CatalogError(f"catalog {path} cannot be written ({text}): read-only "
+                            "filesystem, or no permission?", ExitCode.CANTCREAT)  # fmt: skip
+    if "full" in text or "disk I/O" in text:
+        return CatalogError(f"catalog {path}: {text}: the state disk is full or failing; "
+                            "nothing was cleared that is not catalogued")  # fmt: skip
+    return CatalogError(f"catalog {path}: {text}")
 
 
 def _setup(db: Database) -> Database:

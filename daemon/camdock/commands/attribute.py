@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock.catalog import open_catalog, recordings
-from camdock.commands.common import default_catalog, fail, load_or_report, person
+from camdock.commands.common import default_catalog, load_or_report, person
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
 from camdock.services.attribute import attribute_recording
@@ -42,14 +42,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """List the queue, or attribute one recording."""
-    try:
-        return _run(args)
-    except CamdockError as exc:
-        return fail("attribute", exc)
-
-
-def _run(args: argparse.Namespace) -> int:
+    """List the queue, or attribute one recording (a CamdockError is reported by cli.main)."""
     cfg = None
     if args.config is not None:
         cfg = load_or_report(args.config)

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from camdock.config import Config, ConfigError
 from camdock.config import load as load_config
-from camdock.errors import CamdockError, UsageError
+from camdock.errors import UsageError
 
-__all__ = ["default_catalog", "fail", "load_or_report", "person", "station_tz"]
+__all__ = ["default_catalog", "load_or_report", "person", "station_tz", "tz_name"]
 
 
 def default_catalog() -> Path:
@@ -60,9 +60,3 @@ def person(value: str, what: str = "--by") -> str:
     if not text.strip() or any(unicodedata.category(c).startswith("C") for c in text):
         raise UsageError(f"{what}: name who acts, in printable characters")
     return text.strip()
-
-
-def fail(command: str, exc: CamdockError) -> int:
-    """Print an error as one line on stderr; its exit code."""
-    print(f"camdock {command}: {exc}", file=sys.stderr)
-    return exc.exit_code

@@ -19,10 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 from camdock.catalog import open_catalog
-from camdock.commands.common import default_catalog, fail, load_or_report, station_tz, tz_name
+from camdock.commands.common import default_catalog, load_or_report, station_tz, tz_name
 from camdock.config import Config, topic_segment_problem
-from camdock.core.naming import DutySlots
-from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.core.naming import DutySlots, name_text
+from camdock.errors import ExitCode, UsageError
 from camdock.events import EventContext, Topics
 from camdock.model import Camera
 from camdock.services.attribute import history_for, registered_from
@@ -134,10 +134,7 @@ class _Plan:
 
 def run(args: argparse.Namespace) -> int:
     """Offload; 0 when every file is verified everywhere (and cleared when asked), else 1."""
-    try:
-        plan = _from_config(args) if args.config else _from_command_line(args)
-    except CamdockError as exc:
-        return fail("offload", exc)
+    plan = _from_config(args) if args.config else _from_command_line(args)
     if plan is None:
         return ExitCode.CONFIG
     engine = OffloadEngine(plan.request)
@@ -148,14 +145,13 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        report = engine.run()
-    except CamdockError as exc:
-        return fail("offload", exc)
+    report = engine.run()  # a CamdockError is reported by cli.main
     if args.json:
         print(json.dumps({**report.as_json(), "filing": plan.filing}, ensure_ascii=False, indent=2))
     else:
         _print_human(report, plan.filing)
+    if report.catalog_error:
+        return ExitCode.IOERR
     return 0 if report.ok else 1
 
 
@@ -179,10 +175,10 @@ def _from_command_line(args: argparse.Namespace) -> _Plan:
     request = OffloadRequest(
         source=args.source,
         destinations=tuple(args.destinations),
-        camera_id=args.camera,
-        officer_name=args.officer,
-        officer_badge=args.badge,
-        unit=args.unit,
+        camera_id=name_text(args.camera),
+        officer_name=name_text(args.officer),  # NFC: one officer, however it was typed
+        officer_badge=name_text(args.badge),
+        unit=name_text(args.unit),
         catalog=args.catalog or default_catalog(),
         slots=slots,
         tz=tz,
@@ -216,9 +212,11 @@ def _from_config(args: argparse.Namespace) -> _Plan | None:
     given = bool(args.officer or args.badge)
     if given and not (args.officer and args.badge):
         raise UsageError("--officer and --badge go together")
-    name = args.officer or (assigned.name if assigned else "unassigned")
-    badge = args.badge or (assigned.badge if assigned else "none")
-    unit = args.unit or (assigned.unit if assigned else cfg.unit)
+    name = (
+        name_text(args.officer) if args.officer else (assigned.name if assigned else "unassigned")
+    )
+    badge = name_text(args.badge) if args.badge else (assigned.badge if assigned else "none")
+    unit = name_text(args.unit) if args.unit else (assigned.unit if assigned else cfg.unit)
     prefix = cfg.mqtt.prefix if cfg.mqtt else "camdock"
     officer = {"badge": badge, "name": name, "unit": unit}
     on_drives = not args.destinations and cfg.require_mounts

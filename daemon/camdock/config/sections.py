@@ -18,7 +18,7 @@ from camdock.config.reader import (
     topic_segment_problem,
 )
 from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
-from camdock.core.naming import DutySlots
+from camdock.core.naming import DutySlots, name_problem, name_text
 from camdock.model import Bay, Camera, Drive, Led, Officer
 
 __all__ = [
@@ -81,6 +81,11 @@ def station(r: Reader, data: Any) -> Station:
 
 
 _UUID = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f-]{3,35}")
+
+
+def _name(value: str) -> str | None:
+    # An officer's name or badge, a camera id: they name footage (REG-4.2.4).
+    return nonempty(value) or name_problem(value)
 
 
 def _uuid(value: str) -> str | None:
@@ -162,10 +167,11 @@ def officers(r: Reader, top: dict[str, Any], unit: str) -> dict[str, Officer]:
     for i, raw in enumerate(r.list(top, "officers")):
         path = f"officers[{i}]"
         o = r.table(raw, path, {"badge", "name", "unit"})
-        badge = r.get(o, path, "badge", str, check=nonempty)
-        name = r.get(o, path, "name", str, check=nonempty)
+        badge = r.get(o, path, "badge", str, check=_name)
+        name = r.get(o, path, "name", str, check=_name)
         if badge is None or name is None:
             continue
+        badge, name = name_text(badge), name_text(name)
         if badge in found:
             r.problem(f"{path}.badge", f"badge {badge!r} is listed twice")
         found[badge] = Officer(badge, name, r.get(o, path, "unit", str, default=unit) or unit)
@@ -182,12 +188,13 @@ def cameras(r: Reader, top: dict[str, Any], known: dict[str, Officer]) -> dict[s
             raw, path, {"serial", "id", "model", "ownership", "officer", "spare", "registered"}
         )
         serial = r.get(c, path, "serial", str, check=nonempty)
-        cam_id = r.get(c, path, "id", str, check=nonempty)
+        cam_id = r.get(c, path, "id", str, check=_name)
         ownership = r.get(
             c, path, "ownership", str, default="agency",
             check=lambda v: None if v in ("agency", "personal") else "agency or personal (REG-2)",
         )  # fmt: skip
         officer = r.get(c, path, "officer", str, required=False)
+        officer = name_text(officer) if officer is not None else None
         if officer is not None and officer not in known:
             r.problem(f"{path}.officer", f"badge {officer!r} is not in [[officers]]")
         if serial is None or cam_id is None:

@@ -56,6 +56,22 @@ def safe_component(text: str, limit: int, fallback: str = "unknown") -> str:
     return cleaned or fallback
 
 
+def name_text(text: str) -> str:
+    """A name as camdock keeps it: NFC (so 王小明 typed two ways is one officer), trimmed."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot name an officer, a badge or a camera in footage names, or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (a legacy encoding such as Big5?); give it in UTF-8"
+    if not safe_component(text, 1000, fallback=""):
+        return f"{text!r} has no character a file name can keep (footage would file as nobody)"
+    return None
+
+
 def safe_extension(original_name: str) -> str:
     """The original file's extension, lower-cased, kept only when short and alphanumeric."""
     suffix = PurePosixPath(original_name).suffix.lower()

@@ -6,6 +6,7 @@ Runs on the copier's verifier thread, one file at a time, in the order the camer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -82,16 +83,24 @@ class Filer:
             rel, adopt = PurePosixPath(existing["relpath"]), set[str]()
         else:
             rel, adopt = self._choose_relpath(db, item, c, new)
-        for dest in new:
-            try:
+        named: list[Path] = []  # final names given in this step, until the catalog has them
+        try:
+            for dest in new:
                 self._give_final_name(dest, rel, c.temps[dest.key], adopt=dest.key in adopt)
-            except OSError as exc:
-                discard_temps(c.temps)
-                self._fail(item, self._copier.dest_failed(dest, exc))
-                sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
-                                 error=r.error)  # fmt: skip
-                return
-        rec_id = recordings.store(db, self._stored(item, c, existing, rel, new))
+                named.append(dest.root / rel)
+            rec_id = recordings.store(db, self._stored(item, c, existing, rel, new))
+        except BaseException as exc:
+            # Invariant 2: a final name means catalogued and verified. What this step named is
+            # taken back (the camera still holds the recording: nothing is lost).
+            _unname(named)
+            discard_temps(c.temps)
+            if not isinstance(exc, OSError):
+                raise
+            failed = next(d for d in new if (d.root / rel) not in named)
+            self._fail(item, self._copier.dest_failed(failed, exc))
+            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+                             error=r.error)  # fmt: skip
+            return
         r.status = "verified" if existing is None else "already-catalogued"
         r.stored = {d.key: str(d.root / rel) for d in self._dests}
         self._emit(FileVerified(r.source, c.sha256, str(rel)))
@@ -244,3 +253,11 @@ class Filer:
             else:
                 return rel, adopt
         raise RuntimeError(f"no free footage name for {item.result.source}")
+
+
+def _unname(paths: list[Path]) -> None:
+    """Remove final names given in a step that did not complete, durably."""
+    for p in paths:
+        with contextlib.suppress(OSError):
+            fsio.unlink_quietly(p)
+            fsio.fsync_dir(p.parent)

@@ -43,8 +43,9 @@ from camdock.adapters.copier import (
     VerifiedCopier,
     discard_temps,
 )
+from camdock.adapters.drives import mount_of
 from camdock.catalog import custody, recordings, selftests, sessions
-from camdock.catalog.db import open_catalog, write_txn
+from camdock.catalog.db import catalog_error, open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
 from camdock.core.attribution import Attributed, Source
@@ -150,6 +151,10 @@ class OffloadEngine:
                     )
                 recover_interrupted(db, locks)
                 report = self._session(db)
+        except sqlite3.Error as exc:
+            # The catalog failed before the session could begin (or its plan be journaled):
+            # nothing was written to the destinations and nothing cleared.
+            raise catalog_error(self.req.catalog, exc) from exc
         finally:
             db.close()
             with contextlib.suppress(FileNotFoundError):
@@ -159,7 +164,7 @@ class OffloadEngine:
 
     def _session(self, db: Database) -> OffloadReport:
         try:
-            files, skipped = fsio.scan_source(self.req.source)
+            files, skipped = fsio.scan_source(self.req.source, _keeps_inodes(self.req.source))
         except OSError as exc:
             raise OffloadRefused(
                 f"cannot read source {self.req.source}: {exc.strerror}", ExitCode.NOINPUT
@@ -200,7 +205,13 @@ class OffloadEngine:
             bytes_read=self._bytes_read,
             cancelled=reason == "cancelled",
         )
-        self._end(db, report)
+        try:
+            self._end(db, report)
+        except sqlite3.Error as exc:
+            # Every file verified was catalogued in its own transaction; only the session's
+            # end is missing (the next run marks it interrupted). Say so; nothing was lost.
+            report.catalog_error = str(catalog_error(self.req.catalog, exc))
+            log.error("%s", report.catalog_error)
         self._emit(SessionEnded(self._uid, report.status))
         return report
 
@@ -434,9 +445,20 @@ class OffloadEngine:
         db: Database = self._fin.db
         try:
             self._filer.finish(db, item, c)
+        except sqlite3.Error as exc:  # the catalog cannot take it (disk full?): stop cleanly
+            discard_temps(c.temps)
+            self._fail(item, f"not catalogued: {exc}; it stays on the camera")
+            self._stop.abort(f"catalog error: {exc}")
         except Exception as exc:  # bulkhead per file: fail it, keep the camera copy
             log.exception("%s: finishing failed", item.result.source)
             discard_temps(c.temps)
             self._fail(item, f"internal error: {exc!r}")
-            if isinstance(exc, sqlite3.Error):
-                self._stop.abort(f"catalog error: {exc}")
+
+
+def _keeps_inodes(source: Path) -> bool:
+    """Whether the camera's filesystem keeps inode numbers (ext4 does; FAT and exFAT do not)."""
+    try:
+        mount = mount_of(source)
+    except OSError:
+        return True
+    return mount is None or mount.fstype not in fsio.INVENTED_INODES

@@ -97,12 +97,15 @@ class OffloadReport:
     seconds: float
     bytes_read: int
     cancelled: bool = False
+    catalog_error: str | None = None  # the session's end could not be recorded (disk full?)
 
     @property
     def ok(self) -> bool:
         """Every file verified in every destination (and cleared, when clearing was asked)."""
-        return not self.cancelled and all(
-            f.verified and (f.cleared or not self.clear_requested) for f in self.files
+        return (
+            not self.cancelled
+            and self.catalog_error is None
+            and all(f.verified and (f.cleared or not self.clear_requested) for f in self.files)
         )
 
     @property
@@ -137,6 +140,7 @@ class OffloadReport:
             "files": [f.as_json() for f in self.files],
             "skipped": [{"source": s.path, "reason": s.reason} for s in self.skipped],
             "warnings": self.warnings,
+            "catalog_error": self.catalog_error,
             "totals": self.totals(),
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(self.bytes_read / 1e6 / self.seconds, 2) if self.seconds else 0.0,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from camdock.adapters.copier import Destination
 from camdock.adapters.drives import prove_all
+from camdock.core.naming import name_problem
 from camdock.errors import ExitCode, OffloadRefused
 from camdock.services.offload_types import OffloadRequest
 
@@ -25,6 +26,10 @@ def preflight(req: OffloadRequest) -> tuple[list[Destination], list[str]]:
     ):
         if not value.strip():
             raise OffloadRefused(f"{label} must not be empty", ExitCode.USAGE)
+        if problem := name_problem(value):
+            raise OffloadRefused(f"{label} {problem}", ExitCode.USAGE)
+    if req.unit and (problem := name_problem(req.unit)):
+        raise OffloadRefused(f"unit {problem}", ExitCode.USAGE)
     if not req.destinations:
         raise OffloadRefused("at least one destination (--to) is needed", ExitCode.USAGE)
     source = req.source

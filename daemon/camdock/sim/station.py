@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import shutil
 import sys
 import tempfile
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -158,8 +160,42 @@ class View:
                 f"{rate:5.1f} MB/s  {self.last.get(n, '')[:48]}"
             )
         lines += ["", " events:"] + [f"  {ln}" for ln in self.log]
-        self.out.write("\x1b[H\x1b[J" + "\n".join(lines) + "\n")
+        width = shutil.get_terminal_size().columns
+        fitted = [fit(line, width) for line in lines]
+        self.out.write("\x1b[H\x1b[J" + "\n".join(fitted) + "\n")
         self.out.flush()
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` terminal columns (colour codes take none, CJK takes two), so
+    the live view never wraps."""
+    out: list[str] = []
+    used = 0
+    pos = 0
+    for m in _ESCAPE.finditer(line):
+        used, chunk, full = _take(line[pos : m.start()], width - used, used)
+        out.append(chunk)
+        out.append(m.group())
+        pos = m.end()
+        if full:
+            return "".join(out) + "\x1b[0m"
+    _, chunk, _ = _take(line[pos:], width - used, used)
+    return "".join(out) + chunk
+
+
+def _take(text: str, room: int, used: int) -> tuple[int, str, bool]:
+    taken: list[str] = []
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if w > room:
+            return used, "".join(taken), True
+        taken.append(ch)
+        room -= w
+        used += w
+    return used, "".join(taken), False
 
 
 async def _wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -275,10 +311,23 @@ def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
             }
         )
     tests = [b["selftest"] for b in bays if b["selftest"]]
+    refused, interrupted, resumed = [], [], []
+    for n, b in station.bays.items():
+        serials = {h.serial for h in b.history if h.phase is Phase.UNKNOWN_DEVICE}
+        refused += [{"bay": n, "usb_serial": s, "reason": "not a registered camera (REG-2)"}
+                    for s in sorted(x for x in serials if x)]  # fmt: skip
+        phases = [h.phase for h in b.history]
+        if Phase.INTERRUPTED in phases:
+            interrupted.append({"bay": n, "camera": b.state.camera_id})
+            if Phase.DONE in phases[phases.index(Phase.INTERRUPTED) :]:
+                resumed.append({"bay": n, "camera": b.state.camera_id})
     return {
         "station": station.cfg.station_id,
         "seconds": round(seconds, 2),
         "bays": bays,
+        "refused": refused,
+        "interrupted": interrupted,
+        "resumed": resumed,
         "events_delivered": station.publisher.delivered if station.publisher else 0,
         # pre-shift: exactly the one planted failure; shift-end: every bay done and cleared
         "ok": tests.count("test-failed") == 1
@@ -364,10 +413,10 @@ def main(
     root.mkdir(parents=True, exist_ok=True)
     # The view shows the station's events; the log would only scribble over it.
     logging.getLogger("camdock").setLevel(logging.WARNING)
+    # With --json, stdout carries exactly one JSON document: the view and events go to stderr.
+    out = sys.stderr if as_json else sys.stdout
     try:
-        result = asyncio.run(
-            simulate(bays, scenario, root, ui and sys.stdout.isatty(), broker=broker)
-        )
+        result = asyncio.run(simulate(bays, scenario, root, ui and out.isatty(), out, broker))
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""Hostile trials that used to end in tracebacks or silent misfiling (issue 11): a full state
+disk, a catalog that is not one, names in legacy encodings or that name nobody, NFC/NFD, a
+backup that runs out of inodes at the final link. Real filesystems (tmpfs), real subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from camdock.errors import ExitCode
+from camdock.events import Progress, SessionStarted
+from conftest import (
+    camdock_cmd,
+    make_camera,
+    needs_root,
+    offload,
+    offload_args,
+    run,
+    tmpfs,
+    tree_hashes,
+)
+from stationcfg import write_config
+
+
+def _catalogued(catalog: Path) -> set[str]:
+    con = sqlite3.connect(catalog)
+    try:
+        return {r for (r,) in con.execute("SELECT relpath FROM recordings")}
+    finally:
+        con.close()
+
+
+def _finals(dest: Path) -> set[str]:
+    return {str(p.relative_to(dest)) for p in dest.rglob("*.mp4")}
+
+
+@needs_root
+@pytest.mark.parametrize("size", ["448k", "640k"])
+def test_a_full_state_disk_mid_offload_is_a_clear_error(tmp_path: Path, size: str) -> None:
+    """The catalog's filesystem fills while files are being filed: exit 74 with one line, the
+    JSON summary on stdout, no final name that the catalog does not describe, and everything
+    not catalogued still on the camera (REG-4.1.2)."""
+    cam, d1, d2 = tmp_path / "cam", tmp_path / "d1", tmp_path / "d2"
+    d1.mkdir(), d2.mkdir()
+    originals = make_camera(cam, 150, size=2000)
+    with tmpfs(tmp_path / "state", size) as state:
+        catalog = state / "c.db"
+        res = run(camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear",
+                                            "--allow-one-filesystem", "--json")))  # fmt: skip
+        assert res.returncode in (ExitCode.FAILED, ExitCode.IOERR), res.stderr
+        assert "Traceback" not in res.stderr
+        summary = json.loads(res.stdout)  # exactly one JSON document
+        assert summary["ok"] is False
+        catalogued = _catalogued(catalog)
+    for d in (d1, d2):
+        assert _finals(d) <= catalogued  # invariant 2: a final name is catalogued
+    assert len(tree_hashes(cam)) == len(originals) - len(catalogued)
+
+
+@needs_root
+def test_catalogs_that_are_not_usable_are_named_plainly(tmp_path: Path) -> None:
+    cam, d1 = tmp_path / "cam", tmp_path / "d1"
+    d1.mkdir()
+    make_camera(cam, 1)
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite\n")
+    (tmp_path / "dir.db").mkdir()
+    with tmpfs(tmp_path / "ro", "1m", "ro") as ro:
+        cases = [
+            (tmp_path / "dir.db", ExitCode.NOINPUT, "is a directory"),
+            (junk, ExitCode.DATAERR, "not a camdock catalog"),
+            (ro / "c.db", ExitCode.CANTCREAT, "Read-only"),
+        ]
+        for catalog, code, words in cases:
+            res = run(camdock_cmd(*offload_args(cam, [d1], catalog)))
+            assert res.returncode == code and words in res.stderr, res.stderr
+            assert "Traceback" not in res.stderr
+            if catalog.exists():
+                audit = run(camdock_cmd("audit", "--catalog", str(catalog)))
+                assert audit.returncode == code and "Traceback" not in audit.stderr
+    assert len(tree_hashes(cam)) == 1 and tree_hashes(d1) == {}
+
+
+def test_names_that_cannot_be_filed_are_refused(tmp_path: Path) -> None:
+    """A Big5 name on the command line, or a badge of '/' or '..', would have filed footage as
+    'unknown' or crashed: refused with the reason, exit 64, nothing written."""
+    cam, d1, catalog = tmp_path / "cam", tmp_path / "d1", tmp_path / "c.db"
+    d1.mkdir()
+    make_camera(cam, 1)
+    big5 = "王小明".encode("big5").decode("utf-8", "surrogateescape")
+    for officer, badge, words in [
+        (big5, "A1", "not valid UTF-8"),
+        ("x", "/", "no character a file name can keep"),
+        ("..", "A1", "no character a file name can keep"),
+    ]:
+        res = run(camdock_cmd(*offload_args(cam, [d1], catalog, officer=officer, badge=badge)))
+        assert res.returncode == ExitCode.USAGE and words in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+    assert tree_hashes(d1) == {} and len(tree_hashes(cam)) == 1
+
+
+def test_config_names_that_name_nobody_are_config_errors(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('badge = "B23456"', 'badge = ".."', 1))
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and "officers[1].badge" in res.stderr
+
+
+def test_one_officer_however_the_name_was_typed(tmp_path: Path) -> None:
+    """NFC and NFD of one name are one officer in the catalog and in the file names."""
+    cam, d1, d2, catalog = tmp_path / "cam", tmp_path / "d1", tmp_path / "d2", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    name = "José Chen"
+    make_camera(cam, 1, seed=1)
+    res = run(camdock_cmd(*offload_args(cam, [d1], catalog,
+                                        officer=unicodedata.normalize("NFD", name))))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    make_camera(cam, 1, seed=2)
+    res = run(camdock_cmd(*offload_args(cam, [d1], catalog,
+                                        officer=unicodedata.normalize("NFC", name))))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    con = sqlite3.connect(catalog)
+    try:
+        names = {n for (n,) in con.execute("SELECT DISTINCT officer_name FROM recordings")}
+    finally:
+        con.close()
+    assert names == {unicodedata.normalize("NFC", name)}
+
+
+@needs_root
+def test_no_final_name_is_left_uncatalogued_when_the_backup_runs_out_of_inodes(
+    tmp_path: Path,
+) -> None:
+    """Invariant 2: tmpfs charges an inode for a hard link, so the backup's final link fails
+    after the footage's succeeded; the footage's final name must not stay behind."""
+    cam, catalog = tmp_path / "cam", tmp_path / "c.db"
+    make_camera(cam, 2)
+    with (
+        tmpfs(tmp_path / "footage", "8m") as footage,
+        tmpfs(tmp_path / "backup", "8m", "nr_inodes=5") as backup,  # /, 2026, 11, 28, a temp
+    ):
+        report = offload(cam, [footage, backup], catalog, allow_one_filesystem=False)
+        assert not report.ok and not any(f.cleared for f in report.files)
+        catalogued = _catalogued(catalog)
+        assert _finals(footage) <= catalogued and _finals(backup) <= catalogued
+        subprocess.run(["sync"], check=True)
+    assert len(tree_hashes(cam)) == 2
+
+
+@contextlib.contextmanager
+def exfat_fuse(image: Path, where: Path) -> Iterator[Path]:
+    """An exFAT camera volume through FUSE (as on a kernel without exfat), mounted."""
+    if shutil.which("mount.exfat-fuse") is None or shutil.which("mkfs.exfat") is None:
+        pytest.skip("exfat-fuse or exfatprogs not installed (make test as root installs them)")
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
+    dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(["mount.exfat-fuse", dev, str(where)], check=True, capture_output=True)
+        try:
+            yield where
+        finally:
+            subprocess.run(["umount", str(where)], check=False)
+    finally:
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+@needs_root
+def test_exfat_files_are_known_by_what_exfat_keeps(tmp_path: Path) -> None:
+    """exFAT keeps no inode numbers: FUSE invents them and, once the caches are dropped (memory
+    pressure during a long offload), invents new ones. Files are known by path, size and mtime
+    there, so every file is still offloaded and cleared."""
+    d1, d2, catalog = tmp_path / "d1", tmp_path / "d2", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    with exfat_fuse(tmp_path / "cam.img", tmp_path / "cam") as cam:
+        make_camera(cam, 4)
+        subprocess.run(["sync"], check=True)
+
+        def pressure(event: Progress) -> None:
+            if isinstance(event, SessionStarted):  # after the scan, before any file is read
+                Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+        report = offload(cam, [d1, d2], catalog, progress=pressure)
+        assert report.ok, [f.error for f in report.files]
+        assert all(f.cleared for f in report.files) and tree_hashes(cam) == {}
+    assert len(tree_hashes(d1)) == len(tree_hashes(d2)) == 4
