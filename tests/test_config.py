@@ -178,3 +178,76 @@ def test_drives_given_load(tmp_path: Path) -> None:
         ("footage", "0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a", None),
         ("backup", None, "CAMDOCK-B"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("[selftest]\nmax_drift_after_sync = -1.0\n", "selftest.max_drift_after_sync: must be"),
+        ("[selftest]\nmax_drift_after_sync = nan\n", "selftest.max_drift_after_sync: must be"),
+        ("[selftest]\nmax_drift_after_sync = inf\n", "selftest.max_drift_after_sync: must be"),
+        ("[selftest]\nspare_max_age_hours = -3.0\n", "selftest.spare_max_age_hours: must be"),
+        ("[selftest]\nspare_max_age_hours = 100000.0\n", "selftest.spare_max_age_hours"),
+        ('[mqtt]\nhost = "b"\nkeepalive = 1000000000000\n', "mqtt.keepalive: must be"),
+        ('[mqtt]\nhost = "b"\nretention_days = 1000000000\n', "mqtt.retention_days: must be"),
+        ('[mqtt]\nhost = "b"\noutbox_limit = 1000000000000000000\n', "mqtt.outbox_limit"),
+    ],
+)
+def test_values_that_would_crash_or_mislead_are_config_errors(
+    tmp_path: Path, setting: str, expected: str
+) -> None:
+    """Issue 12: every number has a sane range; check-config says so (78), not the daemon later."""
+    path = write_config(tmp_path, "\n" + setting)
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and expected in res.stderr, res.stderr
+
+
+def test_concurrency_and_files_and_depth(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("max_concurrent_offloads = 4", "max_concurrent_offloads = 10000"))
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and "max_concurrent_offloads" in res.stderr
+    missing = tmp_path / "nowhere" / "ca.pem"
+    path.write_text(text + f'\n[mqtt]\nhost = "b"\nca_file = "{missing}"\n')
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and "mqtt.ca_file" in res.stderr
+    assert "does not exist" in res.stderr
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 20000 + "]" * 20000 + "\n")
+    res = run(camdock_cmd("check-config", str(deep)))
+    assert res.returncode == ExitCode.CONFIG and "Traceback" not in res.stderr
+
+
+PI4 = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.4"
+PI5 = "platform-xhci-hcd.1-usb-0:2"
+
+
+@pytest.mark.parametrize(
+    ("glob", "device"),
+    [
+        ("platform-*-usb-0:1.4:1.0*", PI4),  # the documented form, written for the storage
+        ("platform-*-usb-0:1.4", PI4),
+        ("platform-xhci-hcd.1-usb-0:2", PI5),
+        ("platform-*-usb-0:2:1.0*", PI5),
+    ],
+)
+def test_a_bay_owns_its_camera_s_storage_and_serial_port(glob: str, device: str) -> None:
+    """Issue 12: the glob matched the storage interface (:1.0) but not the camera's serial
+    port (:1.1), so the pre-shift test was 'unavailable'. Bays own USB devices."""
+    from camdock.model import Bay, Led
+
+    bay = Bay(1, None, glob, Led("bicolour", red=4, green=5), 6)
+    assert bay.owns(None, f"{device}:1.0-scsi-0:0:0:0")  # the storage
+    assert bay.owns(None, f"{device}:1.1")  # the serial port
+    assert not bay.owns(None, f"{device}9:1.0-scsi-0:0:0:0")  # another port
+
+
+def test_overlapping_bays_are_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text()
+    text = text.replace('usb_port = "1-1"', 'id_path = "platform-*-usb-0:1.4:1.0*"')
+    text = text.replace('usb_port = "1-2"', 'id_path = "platform-fd500000*-usb-0:1.4"')
+    path.write_text(text)
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG and "one camera in two bays" in res.stderr

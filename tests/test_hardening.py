@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from camdock.errors import ExitCode
-from camdock.events import Progress, SessionStarted
+from camdock.events import FileStarted, Progress, SessionStarted
 from conftest import (
     camdock_cmd,
     make_camera,
@@ -195,3 +195,31 @@ def test_exfat_files_are_known_by_what_exfat_keeps(tmp_path: Path) -> None:
         assert report.ok, [f.error for f in report.files]
         assert all(f.cleared for f in report.files) and tree_hashes(cam) == {}
     assert len(tree_hashes(d1)) == len(tree_hashes(d2)) == 4
+
+
+@needs_root
+def test_a_camera_filesystem_that_vanishes_mid_read_fails_cleanly(tmp_path: Path) -> None:
+    """The FUSE driver dies mid-offload: reads and even close() fail (ENOTCONN). What was
+    verified stays catalogued, the rest is reported failed, the session is closed (not left
+    'running'), and no exception escapes."""
+    d1, d2, catalog = tmp_path / "d1", tmp_path / "d2", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    with exfat_fuse(tmp_path / "cam.img", tmp_path / "cam") as cam:
+        make_camera(cam, 4, size=1 << 20)
+        names = sorted(p.name for p in cam.rglob("*.MP4"))
+
+        def vanish(event: Progress) -> None:
+            if isinstance(event, FileStarted) and event.source.endswith(names[2]):
+                subprocess.run(["pkill", "-9", "-f", f"mount.exfat-fuse .* {cam}"], check=False)
+                subprocess.run(["sleep", "0.2"], check=False)
+
+        report = offload(cam, [d1, d2], catalog, progress=vanish)
+    assert not report.ok
+    assert [f.verified for f in report.files][:2] == [True, True]
+    assert not any(f.verified for f in report.files[2:])
+    con = sqlite3.connect(catalog)
+    try:
+        [(status,)] = con.execute("SELECT status FROM offload_sessions").fetchall()
+    finally:
+        con.close()
+    assert status == "failed"

@@ -355,3 +355,50 @@ async def test_camera_pulled_mid_test_is_interrupted_not_logged(tmp_path: Path) 
         assert _rows(h.cfg.catalog, "SELECT count(*) FROM duty_log") == [(0,)]
     finally:
         cam.close()
+
+
+@pytest.mark.parametrize(
+    ("state", "check", "reason"),
+    [
+        (CameraState(undecodable=True), "identity", "corrupt answer"),
+        (CameraState(free=10**350), "storage", "corrupt storage answer"),
+        (CameraState(battery=10**300), "battery", "corrupt battery answer"),
+    ],
+)
+def test_a_camera_answering_garbage_with_a_good_crc_fails_with_a_reason(
+    state: CameraState, check: str, reason: str
+) -> None:
+    """Issue 12: undecodable field bytes (UnicodeDecodeError) and 300-digit numbers
+    (OverflowError) ended `camdock selftest` in a traceback; they are corrupt answers."""
+    from conftest import camdock_cmd, run
+
+    cam = SimCamera(state)
+    try:
+        res = run(camdock_cmd("selftest", "--port", cam.port, "--json"))
+    finally:
+        cam.close()
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    failed = {c["name"]: c["reason"] for c in json.loads(res.stdout)["checks"] if not c["ok"]}
+    assert reason in failed[check], failed
+
+
+async def test_a_silent_camera_fails_in_seconds_and_is_recorded(tmp_path: Path) -> None:
+    """An officer stands at the bay: a camera that never answers fails after the first
+    unanswered step (not after every step's retries, ~85 s), and the outcome is recorded."""
+    cam = SimCamera(CameraState(no_answer=True))
+    vol = tmp_path / "v1"
+    vol.mkdir()
+    try:
+        async with running(tmp_path) as h:
+            h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
+            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+            h.factory.pin(BUTTON).drive_low()
+            h.factory.pin(BUTTON).drive_high()
+            await h.until(lambda: h.bay(1).state.phase is Phase.TEST_FAILED, 15)
+            rows = _rows(h.cfg.catalog, "SELECT passed, checks FROM selftests")
+            log = _rows(h.cfg.catalog, "SELECT entry FROM duty_log")
+    finally:
+        cam.close()
+    assert [r[0] for r in rows] == [0]
+    assert all("did not answer" in c["reason"] for c in json.loads(rows[0][1]) if not c["ok"])
+    assert log and "REG-3.2" in log[0][0]

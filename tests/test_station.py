@@ -23,6 +23,7 @@ from camdock.config import Config, load
 from camdock.core.bay import Phase
 from camdock.events import BytesCopied, SessionStarted
 from camdock.services import docking
+from camdock.services import station as station_mod
 from camdock.services.bays import OffloadRun
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
@@ -459,3 +460,54 @@ async def test_simulate_pre_shift_scenario(tmp_path: Path) -> None:
     assert result["bays"][3]["final_state"] == "empty"  # the spare was taken
     text = (tmp_path / "out.txt").read_text()
     assert "take-me: spare for 李美玲" in text
+
+
+async def test_a_quick_plug_and_pull_leaves_the_bay_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a camera disk seen without its partition, then pulled (the kernel's remove
+    event carries only the device number and name), must not be kept as the bay's storage:
+    docking the camera again offloads it, instead of "shows more than one filesystem"."""
+    from camdock.adapters.udev import HotplugEvent
+
+    monkeypatch.setattr(docking, "NO_FILESYSTEM_AFTER", 0.2)
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=1, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        disk = HotplugEvent("add", "block", "/devices/z/sdz", str(tmp_path / "gone"), "disk",
+                            None, "1-1", None, "SN0001", usb_parent="/sys/devices/z",
+                            devnum="8:208")  # fmt: skip
+        h.hot._queue.put_nowait(disk)
+        removed = HotplugEvent("remove", "block", "/devices/other-path", devnum="8:208")
+        h.hot._queue.put_nowait(removed)
+        await asyncio.sleep(0.5)  # past the no-filesystem wait
+        assert h.bay(1).state.phase is Phase.EMPTY and h.bay(1).storage is None
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+    assert tree_hashes(vol) == {}
+
+
+async def test_a_failing_hotplug_source_is_restarted_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, bulkheads: any exception inside a long-lived part (here the hotplug source;
+    a real one needs a broken kernel, so the first call is made to raise) is logged and the
+    part restarted with backoff; the station does not exit and docks as usual afterwards."""
+    monkeypatch.setattr(station_mod, "SUPERVISE_FIRST", 0.05)
+    real = SimHotplug.events
+    calls = 0
+
+    def flaky(self: SimHotplug) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("netlink socket gone")
+        return real(self)
+
+    monkeypatch.setattr(SimHotplug, "events", flaky)
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=1, size=1000, seed=1, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        assert calls == 2 and h.station._failing["hotplug"] == 1

@@ -6,9 +6,11 @@ these and the standard library, nothing else.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Literal
 
 __all__ = [
@@ -84,10 +86,24 @@ class Bay:
     button: int
 
     def owns(self, port: str | None, id_path: str | None) -> bool:
-        """Whether a device on this USB port (or with this ID_PATH) is in this bay."""
+        """Whether a device on this USB port (or with this ID_PATH) is in this bay. An ID_PATH
+        names an interface (storage ``:1.0``, serial port ``:1.1``); the bay owns the USB
+        device, so both are compared without the interface part."""
         if self.usb_port is not None:
             return port == self.usb_port
-        return id_path is not None and PurePath(id_path).match(self.id_path or "")
+        if id_path is None or self.id_path is None:
+            return False
+        return fnmatch.fnmatchcase(usb_device_path(id_path), usb_device_path(self.id_path))
+
+
+_INTERFACE = re.compile(r"(-usb-\d+:[0-9.]+?)(:\d+\.\d+.*|\*)?$")
+
+
+def usb_device_path(id_path: str) -> str:
+    """An ID_PATH (or a glob over one) cut after its USB device: ``platform-…-usb-0:1.4:1.0-scsi-…``
+    and ``platform-…-usb-0:1.4:1.1`` are both ``platform-…-usb-0:1.4``."""
+    m = _INTERFACE.search(id_path)
+    return id_path[: m.start()] + m.group(1) if m else id_path
 
 
 @dataclass(frozen=True)

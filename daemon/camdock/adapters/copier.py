@@ -213,12 +213,13 @@ class VerifiedCopier:
             return body
 
         threads = [
+            # Daemon threads: a reader stalled in a camera read must not keep the process.
             threading.Thread(target=guarded(lambda: self._reader(jobs, chunks)),
-                             name=f"{self.name}-read"),
+                             name=f"{self.name}-read", daemon=True),
             threading.Thread(target=guarded(lambda: self._writer(chunks, copied)),
-                             name=f"{self.name}-write"),
+                             name=f"{self.name}-write", daemon=True),
             threading.Thread(target=guarded(lambda: self._verifier(copied)),
-                             name=f"{self.name}-verify"),
+                             name=f"{self.name}-verify", daemon=True),
         ]  # fmt: skip
         for t in threads:
             t.start()

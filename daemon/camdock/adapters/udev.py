@@ -35,6 +35,7 @@ class HotplugEvent:
     vendor_id: str | None = None
     product_id: str | None = None
     usb_parent: str | None = None  # sys_path of the usb_device: pairs storage and serial port
+    devnum: str | None = None  # "MAJOR:MINOR": what a real kernel's remove event still carries
 
 
 def _attr(dev: Any, name: str) -> str | None:
@@ -62,6 +63,7 @@ def to_event(dev: Any, action: str | None = None) -> HotplugEvent | None:
         "devtype": props.get("DEVTYPE"),
         "fs_type": props.get("ID_FS_TYPE") or None,
         "id_path": props.get("ID_PATH"),
+        "devnum": f"{props['MAJOR']}:{props['MINOR']}" if "MAJOR" in props else None,
     }
     if action == "remove":
         return HotplugEvent(**base)

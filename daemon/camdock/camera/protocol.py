@@ -117,7 +117,10 @@ def parse_line(line: bytes) -> Frame:
         key, sep, value = part.partition("=")
         if not sep or not _KEY.fullmatch(key) or key in fields:
             raise ProtocolError(f"bad field {part!r}")
-        fields[key] = unquote(value, errors="strict")
+        try:
+            fields[key] = unquote(value, errors="strict")
+        except UnicodeDecodeError as exc:  # a field whose bytes are not UTF-8: garbage
+            raise ProtocolError(f"field {key!r} is not UTF-8") from exc
     return Frame(mark, int(parts[0]), verb, fields)
 
 

@@ -10,7 +10,7 @@ from datetime import tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from camdock.config import Config, ConfigError
+from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.errors import UsageError
 
@@ -41,10 +41,14 @@ def tz_name(tz: tzinfo) -> str:
     return str(getattr(tz, "key", None) or tz)
 
 
-def load_or_report(path: Path) -> Config | None:
-    """The config, or None after printing every problem with its key path to stderr."""
+def load_or_report(path: Path, *, files: bool = False) -> Config | None:
+    """The config, or None after printing every problem with its key path to stderr; with
+    ``files``, the files it names (credentials, CA) must be there too."""
     try:
-        return load_config(path)
+        cfg = load_config(path)
+        if files and (problems := file_problems(cfg)):
+            raise ConfigError(str(path), problems)
+        return cfg
     except ConfigError as exc:
         print(f"camdock: invalid configuration {exc.source}:", file=sys.stderr)
         for problem in exc.problems:

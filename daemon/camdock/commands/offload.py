@@ -12,6 +12,8 @@ import argparse
 import json
 import logging
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,7 +24,7 @@ from camdock.catalog import open_catalog
 from camdock.commands.common import default_catalog, load_or_report, station_tz, tz_name
 from camdock.config import Config, topic_segment_problem
 from camdock.core.naming import DutySlots, name_text
-from camdock.errors import ExitCode, UsageError
+from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import EventContext, Topics
 from camdock.model import Camera
 from camdock.services.attribute import history_for, registered_from
@@ -33,6 +35,7 @@ __all__ = ["DEFAULT_SLOT_MINUTES", "add_parser", "run"]
 log = logging.getLogger("camdock")
 
 DEFAULT_SLOT_MINUTES = 240
+STOP_WAIT = 20.0  # seconds after SIGTERM before giving up on a stalled camera read
 
 
 # A declarative table, long on purpose: the command's options in one place.
@@ -138,14 +141,30 @@ def run(args: argparse.Namespace) -> int:
     if plan is None:
         return ExitCode.CONFIG
     engine = OffloadEngine(plan.request)
+    stopping: list[float] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.warning("signal %d: stopping; everything done so far is kept and resumable", signum)
+        stopping.append(time.monotonic())
         engine.cancel()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    report = engine.run()  # a CamdockError is reported by cli.main
+    # The engine on a daemon thread: a camera read that stalls must not hold the stop.
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=_run_engine, args=(engine, outcome), daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+        if stopping and time.monotonic() - stopping[0] > STOP_WAIT and worker.is_alive():
+            raise CamdockError(
+                f"stopped after {STOP_WAIT:.0f} s: the camera's reads are stalled; what was "
+                "verified stays catalogued, the rest stays on the camera",
+                ExitCode.TEMPFAIL,
+            )
+    if "error" in outcome:
+        raise outcome["error"]  # a CamdockError is reported by cli.main
+    report: OffloadReport = outcome["report"]
     if args.json:
         print(json.dumps({**report.as_json(), "filing": plan.filing}, ensure_ascii=False, indent=2))
     else:
@@ -153,6 +172,13 @@ def run(args: argparse.Namespace) -> int:
     if report.catalog_error:
         return ExitCode.IOERR
     return 0 if report.ok else 1
+
+
+def _run_engine(engine: OffloadEngine, outcome: dict[str, Any]) -> None:
+    try:
+        outcome["report"] = engine.run()
+    except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+        outcome["error"] = exc
 
 
 def _from_command_line(args: argparse.Namespace) -> _Plan:

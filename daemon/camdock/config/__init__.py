@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock.config import sections
-from camdock.config.reader import Reader, topic_segment_problem
+from camdock.config.reader import Reader, existing_file, topic_segment_problem
 from camdock.config.settings import Config, MqttSettings, SelfTestSettings, StationSettings
 from camdock.errors import ConfigError
 from camdock.model import Bay, Camera, Led, Officer
@@ -28,6 +28,7 @@ __all__ = [
     "Officer",
     "SelfTestSettings",
     "StationSettings",
+    "file_problems",
     "load",
     "parse",
     "topic_segment_problem",
@@ -47,7 +48,21 @@ def load(path: Path) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    except RecursionError as exc:  # arrays nested thousands deep: not a station config
+        raise ConfigError(str(path), ["not valid TOML: nested too deep"]) from exc
     return parse(data, str(path))
+
+
+def file_problems(cfg: Config) -> list[str]:
+    """Files the config names that are not there (checked by check-config and at start-up,
+    on the machine that runs the station; a config read elsewhere is not held to them)."""
+    problems = []
+    if cfg.mqtt is not None:
+        for key in ("password_file", "ca_file", "cert_file", "key_file"):
+            value = getattr(cfg.mqtt, key)
+            if value is not None and (problem := existing_file(str(value))):
+                problems.append(f"mqtt.{key}: {problem}")
+    return problems
 
 
 def parse(data: dict[str, Any], source: str = "<memory>") -> Config:

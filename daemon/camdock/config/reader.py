@@ -3,10 +3,22 @@ the sections share."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["MAX_GPIO", "Reader", "absolute", "nonempty", "pin", "positive", "topic_segment_problem"]
+__all__ = [
+    "MAX_GPIO",
+    "Reader",
+    "absolute",
+    "between",
+    "existing_file",
+    "nonempty",
+    "pin",
+    "positive",
+    "topic_segment_problem",
+]
 
 T = TypeVar("T")
 MAX_GPIO = 53  # BCM numbering on every Pi model
@@ -65,6 +77,24 @@ class Reader:
             self.problem(where, msg)
             return default
         return value
+
+
+def between(low: float, high: float, unit: str = "") -> Callable[[Any], str | None]:
+    """A number from ``low`` to ``high`` (finite): a value outside it is a typo, not a wish."""
+
+    def check(value: float) -> str | None:
+        if not math.isfinite(value) or not low <= value <= high:
+            return f"must be from {low:g} to {high:g}{unit}, not {value!r}"
+        return None
+
+    return check
+
+
+def existing_file(value: str) -> str | None:
+    """An absolute path to a file that is there now."""
+    if (problem := absolute(value)) is not None:
+        return problem
+    return None if Path(value).is_file() else f"{value} does not exist (or is not a file)"
 
 
 def nonempty(value: str) -> str | None:

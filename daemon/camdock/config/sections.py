@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -12,14 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from camdock.config.reader import (
     Reader,
     absolute,
+    between,
     nonempty,
     pin,
-    positive,
     topic_segment_problem,
 )
 from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
 from camdock.core.naming import DutySlots, name_problem, name_text
-from camdock.model import Bay, Camera, Drive, Led, Officer
+from camdock.model import Bay, Camera, Drive, Led, Officer, usb_device_path
 
 __all__ = [
     "Station",
@@ -67,7 +68,7 @@ def station(r: Reader, data: Any) -> Station:
     run_dir = r.get(st, "station", "run_dir", str, default=STATION.run_dir, check=absolute)
     max_conc = r.get(
         st, "station", "max_concurrent_offloads", int, default=STATION.max_concurrent_offloads,
-        check=lambda v: None if v >= 1 else "must be at least 1",
+        check=between(1, 64),
     )  # fmt: skip
     usb_ids: list[str] = []
     for i, value in enumerate(r.get(st, "station", "camera_usb_ids", list, default=[]) or []):
@@ -254,7 +255,19 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
             found.append(Bay(number, port, id_path, led, button))
     if not found and not any("bays" in p for p in r.problems):
         r.problem("bays", "at least one [[bays]] entry is needed")
+    _overlapping_globs(r, found)
     return tuple(sorted(found, key=lambda b: b.number))
+
+
+def _overlapping_globs(r: Reader, bays: list[Bay]) -> None:
+    """Two bays whose id_path globs can match one USB device: the second bay's camera would be
+    silently ignored. Each glob is compared with the other taken literally, at device level."""
+    globs = [(b.number, usb_device_path(b.id_path)) for b in bays if b.id_path]
+    for i, (n, a) in enumerate(globs):
+        for m, b in globs[i + 1 :]:
+            if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
+                r.problem(f"bays (number {m}).id_path", f"can match the same USB device as bay "
+                          f"{n} ({a} / {b}): one camera in two bays")  # fmt: skip
 
 
 def _led(r: Reader, data: Any, path: str) -> Led | None:
@@ -308,9 +321,13 @@ def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
         r.problem("mqtt", "cert_file and key_file go together (client certificate)")
     if files["cert_file"] is not None and files["ca_file"] is None:
         r.problem("mqtt.ca_file", "missing: a client certificate needs TLS")
-    keepalive = r.get(m, "mqtt", "keepalive", int, default=d.keepalive, check=positive)
-    limit = r.get(m, "mqtt", "outbox_limit", int, default=d.outbox_limit, check=positive)
-    days = r.get(m, "mqtt", "retention_days", int, default=d.retention_days, check=positive)
+    # MQTT's keepalive is a 16-bit number of seconds; the others bound disk and memory.
+    keepalive = r.get(m, "mqtt", "keepalive", int, default=d.keepalive,
+                      check=between(1, 65535, " s"))  # fmt: skip
+    limit = r.get(m, "mqtt", "outbox_limit", int, default=d.outbox_limit,
+                  check=between(1, 10_000_000))  # fmt: skip
+    days = r.get(m, "mqtt", "retention_days", int, default=d.retention_days,
+                 check=between(1, 3650, " days"))  # fmt: skip
     if host is None or port is None:
         return None
     return MqttSettings(
@@ -338,9 +355,14 @@ def selftest(r: Reader, data: Any) -> SelfTestSettings:
         stt, "selftest", "min_battery", int, default=d.min_battery,
         check=lambda v: None if 0 <= v <= 100 else "a percentage",
     )  # fmt: skip
-    drift = r.get(stt, "selftest", "max_drift_after_sync", float, default=d.max_drift_after_sync)
+    drift = r.get(stt, "selftest", "max_drift_after_sync", float, default=d.max_drift_after_sync,
+                  check=between(0.1, 3600, " s"))  # fmt: skip
     firmware = r.get(stt, "selftest", "allowed_firmware", list, default=[]) or []
-    age = r.get(stt, "selftest", "spare_max_age_hours", float, default=d.spare_max_age_hours)
+    for i, fw in enumerate(firmware):
+        if not isinstance(fw, str) or not fw.strip():
+            r.problem(f"selftest.allowed_firmware[{i}]", "must be a version string")
+    age = r.get(stt, "selftest", "spare_max_age_hours", float, default=d.spare_max_age_hours,
+                check=between(0.5, 168, " h"))  # fmt: skip
     return SelfTestSettings(
         min_battery=battery or 0,
         max_drift_after_sync=float(drift or 0.0),

@@ -51,6 +51,7 @@ class BayRuntime:
     storage: HotplugEvent | None = None  # the camera filesystem chosen for this dock
     tty: str | None = None  # the camera's serial command port
     disk_waiting: asyncio.TimerHandle | None = None
+    disk_pending: HotplugEvent | None = None  # a camera disk waiting for its filesystem
     offload: OffloadRun = field(default_factory=OffloadRun)
     history: list[BayState] = field(default_factory=list)
 

@@ -9,9 +9,7 @@ unmounted; the engine's typed progress drives the bay and, in tenths, the statio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +18,7 @@ from sqlite_utils import Database
 from camdock.adapters.drives import StorageMissing
 from camdock.adapters.systemd import notify
 from camdock.adapters.udev import HotplugEvent
+from camdock.aio import in_daemon_thread
 from camdock.catalog import outbox, selftests
 from camdock.catalog.db import write_txn
 from camdock.core import bay as core
@@ -48,7 +47,9 @@ log = logging.getLogger(__name__)
 
 SETTLED = "settled"  # a HotplugEvent action: cold-plug enumeration is complete
 NO_FILESYSTEM_AFTER = 5.0  # seconds a camera disk may take to show a partition with a filesystem
-STOP_WAIT = 60.0  # seconds a stopping offload may take to reach a resumable point
+# Seconds a stopping offload may take to reach a resumable point; well inside the unit's
+# TimeoutStopSec (90 s), so a stalled camera read never makes systemd SIGKILL the daemon.
+STOP_WAIT = 20.0
 
 
 class Mounter(Protocol):
@@ -72,19 +73,18 @@ class Docking:
         self.st = station
         self.mounter = mounter
         self._read_bps = read_bps
+        # What was seen where, by devpath and by device number (a real kernel's remove event
+        # may carry only MAJOR, MINOR, DEVNAME and DEVTYPE).
         self._devpath_bay: dict[str, int] = {}
-        limit = station.cfg.max_concurrent_offloads
-        self._slots = asyncio.Semaphore(limit)
-        # Engines block a thread for a whole offload: their own pool, one thread per allowed
-        # offload (the loop's default pool has only cpu_count + 4 threads).
-        self._engines = ThreadPoolExecutor(limit, "offload")
+        # Engines block a thread each for a whole offload (camdock.aio.in_daemon_thread: a
+        # stalled camera read must not hold the process past systemd's stop timeout).
+        self._slots = asyncio.Semaphore(station.cfg.max_concurrent_offloads)
 
     def close(self) -> None:
-        """Cancel running engines (they stop at a resumable point) and release their threads."""
+        """Cancel running engines: they stop at a resumable point."""
         for b in self.st.bays.values():
             if b.offload.engine is not None:
                 b.offload.engine.cancel()
-        self._engines.shutdown(wait=False, cancel_futures=True)
 
     # -----------------------------------------------------------------------------------------
     # Hotplug
@@ -102,7 +102,7 @@ class Docking:
             return
         b = self.st.bays[bay.number]
         if ev.subsystem == "tty":
-            self._devpath_bay[ev.devpath] = b.n
+            self._remember(ev, b.n)
             b.tty = ev.devnode
             return
         camera = self.st.cfg.cameras.get(ev.serial or "")
@@ -111,17 +111,33 @@ class Docking:
         elif not ev.fs_type:
             if ev.devtype == "disk" and b.storage is None and b.disk_waiting is None:
                 # A camera disk comes first; its partition with a filesystem should follow.
+                # Remembered now, so pulling it before then cancels the wait.
+                self._remember(ev, b.n)
                 loop = asyncio.get_running_loop()
                 b.disk_waiting = loop.call_later(NO_FILESYSTEM_AFTER, self._no_filesystem, b, ev)
+                b.disk_pending = ev
         else:
             self._camera_filesystem(b, ev, camera)
 
+    def _remember(self, ev: HotplugEvent, bay: int) -> None:
+        self._devpath_bay[ev.devpath] = bay
+        if ev.devnum:
+            self._devpath_bay[f"dev:{ev.devnum}"] = bay
+
     def _removed(self, ev: HotplugEvent) -> None:
         n = self._devpath_bay.pop(ev.devpath, None)
+        by_number = self._devpath_bay.pop(f"dev:{ev.devnum}", None) if ev.devnum else None
+        n = n if n is not None else by_number
         if n is None:
             return
         b = self.st.bays[n]
-        if b.storage is not None and b.storage.devpath == ev.devpath:
+        pending = b.disk_pending
+        if pending is not None and _same_device(pending, ev):
+            if b.disk_waiting is not None:  # pulled before its filesystem showed: forget it
+                b.disk_waiting.cancel()
+            b.disk_waiting = b.disk_pending = None
+            return
+        if b.storage is not None and _same_device(b.storage, ev):
             b.storage = None
             b.queue.put_nowait(core.Undocked())
             self.st.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
@@ -132,7 +148,7 @@ class Docking:
         """REG-2: storage that is not a registered camera is never mounted or read."""
         if not (ev.devtype == "disk" or ev.fs_type):
             return
-        self._devpath_bay[ev.devpath] = b.n
+        self._remember(ev, b.n)
         if b.storage is None:
             b.storage = ev
             b.queue.put_nowait(core.Docked(ev.serial or "?", None))
@@ -158,8 +174,8 @@ class Docking:
             return  # the same partition again ("change"): already being handled
         if b.disk_waiting is not None:
             b.disk_waiting.cancel()
-            b.disk_waiting = None
-        self._devpath_bay[ev.devpath] = b.n
+            b.disk_waiting = b.disk_pending = None
+        self._remember(ev, b.n)
         b.storage = ev
         officer = self.st.cfg.officer_for(camera)
         b.queue.put_nowait(
@@ -176,9 +192,9 @@ class Docking:
         )
 
     def _no_filesystem(self, b: BayRuntime, disk: HotplugEvent) -> None:
-        b.disk_waiting = None
+        b.disk_waiting = b.disk_pending = None
         if b.storage is None:
-            self._devpath_bay[disk.devpath] = b.n
+            self._remember(disk, b.n)
             b.storage = disk
             b.queue.put_nowait(core.Failed("registered camera shows no filesystem"))
 
@@ -283,7 +299,7 @@ class Docking:
         engine = OffloadEngine(request, progress=progress)
         b.offload.engine = engine
         self.st.emit("offload-started", b.n, camera=camera.id)
-        running = loop.run_in_executor(self._engines, engine.run)
+        running = in_daemon_thread(engine.run, f"bay[{b.n}].engine")
         try:
             report = await asyncio.shield(running)
         except StorageMissing as exc:
@@ -299,9 +315,15 @@ class Docking:
             # SIGTERM: stop soon and wait for the engine, so the unmount that follows finds the
             # volume idle; what is done stays done, the rest resumes on the next dock.
             engine.cancel()
-            with contextlib.suppress(Exception):
+            try:
                 async with asyncio.timeout(STOP_WAIT):
-                    await running
+                    await asyncio.gather(running, return_exceptions=True)
+            except TimeoutError:
+                log.error(
+                    "bay %d: the camera's reads are stalled; stopping without waiting for them "
+                    "(what was verified stays, the rest stays on the camera)",
+                    b.n,
+                )
             raise
         b.offload.report = report
         summary = report.totals()
@@ -372,6 +394,13 @@ class Docking:
             self.st.record(
                 EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done, total=o.bytes_total
             )
+
+
+def _same_device(seen: HotplugEvent, removed: HotplugEvent) -> bool:
+    """A remove event is about this device: same devpath, or same device number."""
+    return seen.devpath == removed.devpath or (
+        seen.devnum is not None and seen.devnum == removed.devnum
+    )
 
 
 def _return_loan(db: Database, camera_id: str) -> None:

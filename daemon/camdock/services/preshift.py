@@ -7,6 +7,7 @@ The test itself is ``services/selftest.py``; what the verdict calls for is decid
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,8 @@ from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core.bay import Phase
 from camdock.core.preshift import Outcome, Result, Spare, decide
-from camdock.core.selftest import Answers, Policy, Verdict
+from camdock.core.selftest import Answers, Check, Policy, Verdict
+from camdock.errors import CamdockError
 from camdock.events import EventType
 from camdock.services.bays import BayRuntime, StationContext
 from camdock.services.selftest import run_function_test
@@ -30,6 +32,8 @@ from camdock.services.selftest import run_function_test
 __all__ = ["DriverFactory", "PreShift", "policy_for"]
 
 log = logging.getLogger(__name__)
+
+TEST_BOUND = 45.0  # seconds the whole pre-shift test may take (its self-test step alone: 20)
 
 
 def policy_for(cfg: Config) -> Policy:
@@ -74,9 +78,16 @@ class PreShift:
         cfg = self.st.cfg
         driver = self._driver(b.tty, b.state.serial)
         try:
-            answers, verdict = await run_function_test(
-                driver, policy_for(cfg), cfg.cameras.__contains__
-            )
+            # An officer stands at the bay: the whole test is bounded in seconds, and a test
+            # that could not run is recorded like any other failed one (REG-3.2).
+            async with asyncio.timeout(TEST_BOUND):
+                answers, verdict = await run_function_test(
+                    driver, policy_for(cfg), cfg.cameras.__contains__
+                )
+        except (TimeoutError, CamdockError) as exc:
+            why = f"took over {TEST_BOUND:.0f} s" if isinstance(exc, TimeoutError) else str(exc)
+            answers = Answers()
+            verdict = Verdict(False, (Check("test", False, "-", f"could not run: {why}"),))
         finally:
             driver.close()
         camera = cfg.cameras.get(b.state.serial or "")

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from camdock.camera.driver import CameraDriver
 from camdock.core.selftest import Answers, Policy, Verdict, verdict
-from camdock.errors import CameraError, CameraGone
+from camdock.errors import CameraError, CameraGone, CameraTimeout
 
 __all__ = ["run_function_test"]
 
@@ -43,6 +43,10 @@ class _Steps:
         except CameraError as exc:
             if isinstance(exc, CameraGone):
                 self.gone = f"camera disconnected ({exc})"
+            elif isinstance(exc, CameraTimeout):
+                # Silent or garbling: asking the next steps would only make the officer wait
+                # (each ask is retried); they fail with the same reason at once.
+                self.gone = str(exc)
             self.fail(step, str(exc))
             return None
 

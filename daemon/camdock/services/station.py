@@ -45,6 +45,9 @@ __all__ = ["Hotplug", "Station", "StationEventFn"]
 log = logging.getLogger(__name__)
 
 DRIVE_POLL = 5.0  # seconds between proofs of the destination drives (REG-4.2.1)
+SUPERVISE_FIRST, SUPERVISE_MAX = 1.0, 60.0  # backoff of a failed part before its restart
+SUPERVISE_HEALTHY = 300.0  # a part that ran this long before failing starts the count anew
+HOTPLUG_FAILURES = 5  # in a row: the station cannot see docks, so the watchdog is not fed
 
 
 class Hotplug(Protocol):
@@ -87,6 +90,7 @@ class Station:
         self._tg: asyncio.TaskGroup | None = None
         self._last_status = ""
         self._drive_problem: str | None = None  # why a destination drive is missing, if it is
+        self._failing: dict[str, int] = {}  # supervised part → failures in a row
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
@@ -205,11 +209,13 @@ class Station:
                     assert b.player is not None
                     tg.create_task(b.player.run(), name=f"bay[{b.n}].led")
                     tg.create_task(self._bay_loop(b), name=f"bay[{b.n}].events")
-                tg.create_task(self._hotplug_loop(), name="hotplug")
+                # Bulkheads: hotplug and the publisher are restarted with backoff when they
+                # fail; a crash in one never ends the station.
+                tg.create_task(self._supervise("hotplug", self._hotplug_loop), name="hotplug")
                 tg.create_task(self._watch_drives(), name="drives")
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
-                    tg.create_task(self.publisher.run(), name="mqtt")
+                    tg.create_task(self._supervise("mqtt", self.publisher.run), name="mqtt")
         finally:
             notify("STOPPING=1")
             self.docking.close()
@@ -240,6 +246,25 @@ class Station:
             if b.light is not None:
                 b.light.close()
             b.button = b.light = None
+
+    async def _supervise(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``run`` for ever: when it fails, log, count, wait (1 s doubling to a minute) and
+        start it again. The watchdog hears of a part that keeps failing (``_failing``)."""
+        delay = SUPERVISE_FIRST
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await run()
+                log.warning("%s ended by itself; starting it again", name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the bulkhead: this part restarts, the station goes on
+                log.exception("%s failed; starting it again in %.0f s", name, delay)
+                self._failing[name] = self._failing.get(name, 0) + 1
+            if asyncio.get_running_loop().time() - started > SUPERVISE_HEALTHY:
+                delay, self._failing[name] = SUPERVISE_FIRST, 0  # it had been running well
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SUPERVISE_MAX)
 
     async def _hotplug_loop(self) -> None:
         async for ev in self.hotplug.events():
@@ -343,10 +368,12 @@ class Station:
         while True:
             await asyncio.sleep(interval)
             tasks = {t.get_name() for t in asyncio.all_tasks()}
-            if all(f"bay[{n}].events" in tasks for n in self.bays):
-                notify("WATCHDOG=1")
-            else:
+            if not all(f"bay[{n}].events" in tasks for n in self.bays):
                 log.error("a bay task is gone: withholding the watchdog ping")
+            elif self._failing.get("hotplug", 0) >= HOTPLUG_FAILURES:
+                log.error("hotplug keeps failing: withholding the watchdog ping (systemd restarts)")
+            else:
+                notify("WATCHDOG=1")
 
 
 def _poster(queue: asyncio.Queue[core.Event], event: core.Event) -> Callable[[], None]:

@@ -15,7 +15,7 @@ import tty
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from camdock.camera.protocol import Decoder, encode_response
+from camdock.camera.protocol import Decoder, crc16, encode_response
 
 
 @dataclass
@@ -44,6 +44,7 @@ class CameraState:
     no_answer: bool = False
     slow: float = 0.0  # seconds before answering
     unplug_after: int | None = None  # requests answered before the cable is pulled
+    undecodable: bool = False  # its ID answer carries bytes that are not UTF-8 (valid CRC)
 
 
 class SimCamera:
@@ -86,6 +87,9 @@ class SimCamera:
                     time.sleep(s.slow)
                 ok, fields = self._answer(frame.verb, frame.fields)
                 reply = encode_response(frame.id, ok, fields)
+                if s.undecodable and frame.verb == "ID":
+                    body = f"{frame.id} OK model=%FF%FE serial={s.serial}".encode()
+                    reply = b"<" + body + f"*{crc16(body):04X}\r\n".encode()
                 if s.garbage:
                     bad = bytearray(reply)
                     bad[5] ^= 0x01  # a flipped bit: the CRC must catch it
