@@ -380,3 +380,37 @@ def test_a_filing_that_could_not_be_completed_is_in_the_duty_log(
     make_camera(cam, 2, seed=5)
     assert offload(cam, [d1, d2], catalog).ok
     assert len(catalog_rows(catalog, "SELECT * FROM duty_log")) == 1
+
+
+def test_files_are_planned_and_copied_in_batches(
+    station: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory stays flat in the file count (issue 11): plans and copy jobs live per batch. The
+    outcome is the same as one big batch, journal and catalog included."""
+    from camdock.services import offload as offload_mod
+
+    monkeypatch.setattr(offload_mod, "PLAN_BATCH", 2)
+    cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]
+    make_camera(cam, 5)
+    report = offload(cam, [d1, d2], catalog)
+    assert report.ok and len(report.files) == 5 and all(f.cleared for f in report.files)
+    assert len(catalog_rows(catalog, "SELECT * FROM recordings")) == 5
+    assert len(catalog_rows(catalog, "SELECT * FROM offload_files")) == 5
+
+
+def test_a_camera_file_is_found_in_the_catalog_by_an_index(station: dict[str, Path]) -> None:
+    """A re-run looks each camera file up by camera and name: without an index that scanned
+    the whole catalog per file (20,000 files: 45 s became 219 s)."""
+    cam, d1, catalog = station["cam"], station["d1"], station["catalog"]
+    make_camera(cam, 1)
+    offload(cam, [d1], catalog, clear=False)
+    con = sqlite3.connect(catalog)
+    try:
+        plan = con.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM recordings WHERE camera_id = ? "
+            "AND original_name_raw = ? AND size = ? AND source_mtime_ns = ?",
+            ("CAM0001", b"x", 1, 1),
+        ).fetchall()
+    finally:
+        con.close()
+    assert any("original_name_raw" in str(row[-1]) for row in plan), plan

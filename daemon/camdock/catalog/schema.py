@@ -262,3 +262,10 @@ def m005_attribution(db: Database) -> None:
         not_null={"recording_id", "old_relpath", "new_relpath", "state", "time"},
         foreign_keys=[("recording_id", "recordings", "id")],
     )
+
+
+@migrations()
+def m006_source_index(db: Database) -> None:
+    """Finding the recording a camera file already is (by camera and original name) must not
+    scan the catalog: a year of a busy station holds hundreds of thousands of recordings."""
+    db.table("recordings").create_index(["camera_id", "original_name_raw"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -21,6 +22,7 @@ from camdock.adapters.udev import HotplugEvent
 from camdock.aio import in_daemon_thread
 from camdock.catalog import outbox, selftests
 from camdock.catalog.db import write_txn
+from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core.attribution import Attribution
 from camdock.errors import MountError, OffloadRefused
@@ -230,9 +232,13 @@ class Docking:
                 if error := await self._outbox_full():
                     b.queue.put_nowait(core.Failed(error))
                     return
-                # The catalog thread is FIFO: once this no-op runs, the "camera-docked" event
-                # is committed, so the engine's events follow it in sequence.
-                await self.st.store.call(lambda db: None)
+                # The catalog thread is FIFO: once this runs, the "camera-docked" event is
+                # committed, so the engine's events follow it in sequence. One round trip
+                # fetches what the request needs (with eight bays docking at once, each trip
+                # waits behind the others' event writes).
+                facts = await self.st.store.call(
+                    _dock_facts, self.st.base_cfg, self.st.cfg.officers, camera
+                )
                 try:
                     source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
                 except MountError as exc:
@@ -240,22 +246,21 @@ class Docking:
                     self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
                     return
                 try:
-                    await self._run_engine(b, source, camera)
+                    await self._run_engine(b, source, camera, facts)
                 finally:
                     await self.mounter.unmount(target)
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
             log.exception("bay %d offload crashed", b.n)
             b.queue.put_nowait(core.Failed(f"offload crashed: {exc!r}"))
 
-    async def _request(
-        self, b: BayRuntime, source: Path, camera: Camera
-    ) -> tuple[OffloadRequest, bool]:
-        """The engine's request, and whether the camera is a lent spare (filed under the
-        borrower)."""
+    def _request(
+        self, b: BayRuntime, source: Path, camera: Camera, facts: _DockFacts
+    ) -> OffloadRequest:
+        """The engine's request."""
         cfg = self.st.cfg
         officer = cfg.officer_for(camera)
         officer_json = self.st.officer_json(b.state.serial)
-        loan = await self.st.store.call(selftests.open_loan, camera.id)
+        loan = facts.loan
         if loan is not None:
             # A lent spare: its footage is the borrower's (REG-4.2.4).
             known = cfg.officers.get(loan["officer_badge"])
@@ -280,17 +285,17 @@ class Docking:
             drives=cfg.drives if cfg.require_mounts else (),
             allow_one_filesystem=not cfg.require_mounts,
             events=EventContext(self.st.topics, b.n, camera.id, officer_json),
-            attribution=await self._attribution(camera),
+            attribution=facts.attribution,
             not_before=registered_from(camera, cfg.tz),
         )
-        return request, loan is not None
+        return request
 
-    async def _attribution(self, camera: Camera) -> Attribution:
-        return await self.st.store.call(history_for, self.st.base_cfg, self.st.cfg.officers, camera)
-
-    async def _run_engine(self, b: BayRuntime, source: Path, camera: Camera) -> None:
+    async def _run_engine(
+        self, b: BayRuntime, source: Path, camera: Camera, facts: _DockFacts
+    ) -> None:
         loop = asyncio.get_running_loop()
-        request, lent = await self._request(b, source, camera)
+        request = self._request(b, source, camera, facts)
+        lent = facts.loan is not None
 
         def progress(event: Progress) -> None:
             # Called on the engine's threads; the bay's state lives on the loop.
@@ -394,6 +399,20 @@ class Docking:
             self.st.record(
                 EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done, total=o.bytes_total
             )
+
+
+@dataclass(frozen=True)
+class _DockFacts:
+    """What the catalog says about a docked camera: an open loan, its assignment history."""
+
+    loan: dict[str, Any] | None
+    attribution: Attribution
+
+
+def _dock_facts(
+    db: Database, base: Config, officers: dict[str, Officer], camera: Camera
+) -> _DockFacts:
+    return _DockFacts(selftests.open_loan(db, camera.id), history_for(db, base, officers, camera))
 
 
 def _same_device(seen: HotplugEvent, removed: HotplugEvent) -> bool:

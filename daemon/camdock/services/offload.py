@@ -79,6 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[Progress], None]
+PLAN_BATCH = 256  # files planned, journaled and copied together
 
 
 @dataclass
@@ -179,9 +180,20 @@ class OffloadEngine:
         self._reconcile_cleared(db, files)
         self._emit(SessionStarted(self._uid, len(files), total))
 
-        items = self._plan(db, files, force_copy=False)
-        results = {i.src.parts: i.result for i in items}
-        self._copy(items)
+        # In batches: what a file needs while it is copied (its plan, its copy job) lives only
+        # for its batch, so memory stays flat however many files a camera holds; only the
+        # small per-file result is kept for the summary. The journal is written per batch,
+        # still before any byte of that batch is.
+        results: dict[tuple[bytes, ...], FileResult] = {}
+        for start in range(0, len(files), PLAN_BATCH):
+            batch = files[start : start + PLAN_BATCH]
+            if self._stop.reason:
+                results.update((f.parts, FileResult(f.display, f.size)) for f in batch)
+                continue
+            items = self._plan(db, batch, force_copy=False)
+            results.update((i.src.parts, i.result) for i in items)
+            self._copy(items)
+            del items
         if self._retries:
             # Files that looked catalogued by name/size/mtime but hashed differently: copy them.
             again = self._plan(db, [i.src for i in self._retries], force_copy=True)
