@@ -166,3 +166,31 @@ async def test_the_station_shows_storage_missing_and_recovers_by_itself(
         assert types.index(EventType.STORAGE_MISSING) < types.index(EventType.STORAGE_RESTORED)
         assert tree_hashes(vol) == {}
         assert len(tree_hashes(footage.root)) == len(tree_hashes(backup.root)) == 2
+
+
+@needs_root
+async def test_a_full_state_disk_is_an_alarm_not_an_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: with the catalog's disk full the station stays up, takes no offload it could
+    not record (the bay shows storage-missing, the camera keeps its footage, STATUS= says why),
+    and recovers by itself when space returns, recording the alarm then."""
+    monkeypatch.setattr(station_mod, "DRIVE_POLL", 0.2)
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=4096, seed=1, start=START)
+    with tmpfs(tmp_path / "state", "16m") as state:
+        async with running(tmp_path) as h:
+            filler = state / "filler"
+            with open(filler, "wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * (1 << 20))
+            await h.until(lambda: h.station.status_line().startswith("ALARM state disk"))
+            h.hot.dock("1-1", "SN0001", vol)
+            await h.until(lambda: h.bay(1).state.phase is Phase.STORAGE_MISSING)
+            assert len(tree_hashes(vol)) == 2
+            filler.unlink()
+            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+            assert not h.station.status_line().startswith("ALARM")
+            types = [t for (t,) in h.catalog("SELECT type FROM outbox ORDER BY id")]
+    assert tree_hashes(vol) == {}
+    assert EventType.STORAGE_MISSING in types and EventType.STORAGE_RESTORED in types

@@ -65,6 +65,9 @@ def check_message(topic: str, payload: bytes) -> str:
     if kind == "status":
         assert payload in (b"online", b"offline")
         return "status"
+    if kind == "alarm":
+        payload.decode("utf-8")  # text; empty clears it
+        return "alarm"
     body = json.loads(payload)
     if kind == "bays":
         validator("/components/schemas/BayState").validate(body)

@@ -95,6 +95,11 @@ class Topics:
         return f"{self.base}/status"
 
     @property
+    def alarm(self) -> str:
+        """Retained: an alarm that could not go through the outbox (state disk full)."""
+        return f"{self.base}/alarm"
+
+    @property
     def roster(self) -> str:
         """Where the station server publishes the roster."""
         return f"{self.base}/roster"

@@ -18,7 +18,17 @@ from pathlib import Path
 from camdock.errors import CamdockError, ExitCode
 from camdock.model import Drive
 
-__all__ = ["Mount", "Proof", "StorageMissing", "mount_of", "mounts", "prove", "prove_all"]
+__all__ = [
+    "STATE_RESERVE",
+    "Mount",
+    "Proof",
+    "StorageMissing",
+    "mount_of",
+    "mounts",
+    "prove",
+    "prove_all",
+    "state_disk",
+]
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
@@ -31,7 +41,9 @@ class StorageMissing(CamdockError):
 
     def __init__(self, drive: Drive, reason: str) -> None:
         self.drive = drive
-        super().__init__(f"{drive.name} drive missing: {reason}")
+        what = "state disk (the catalog's) full" if drive.name == "state" else "drive missing"
+        super().__init__(f"{drive.name} {what}: {reason}" if drive.name != "state" else
+                         f"{what}: {reason}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -140,3 +152,21 @@ def prove_all(drives: tuple[Drive, ...], table: Path = MOUNTINFO) -> list[Proof]
             )  # fmt: skip
         seen[p.st_dev] = p.drive
     return proofs
+
+
+STATE_RESERVE = 4 << 20  # bytes kept free on the state disk for the catalog's next writes
+
+
+def state_disk(state_dir: Path, reserve: int = STATE_RESERVE) -> None:
+    """Raise StorageMissing (drive "state") when the catalog's disk has less than ``reserve``
+    free: the station then takes no new offload it could not record (REG-7.1)."""
+    drive = Drive("state", state_dir)
+    try:
+        st = os.statvfs(state_dir)
+    except OSError as exc:
+        raise StorageMissing(drive, f"{state_dir}: {exc.strerror}") from exc
+    free = st.f_bavail * st.f_frsize
+    if free < reserve:
+        raise StorageMissing(
+            drive, f"{free // 1024} KiB free at {state_dir}; the catalog needs {reserve >> 20} MiB"
+        )

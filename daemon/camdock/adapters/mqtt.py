@@ -79,12 +79,21 @@ class Publisher:
         self.connected = asyncio.Event()
         self._wake = asyncio.Event()
         self._states: dict[int, str] = {}
+        self._alarm: str | None = None
+        self._alarm_dirty = False
         self._dirty: set[int] = set()
         self._protocol = aiomqtt.ProtocolVersion.V5
         self.delivered = 0
 
     def notify(self) -> None:
         """New events are committed (call on the loop thread)."""
+        self._wake.set()
+
+    def set_alarm(self, text: str | None) -> None:
+        """A station alarm that cannot wait for the outbox (the state disk is full): published
+        retained on ``…/alarm``; None clears it."""
+        self._alarm = text
+        self._alarm_dirty = True
         self._wake.set()
 
     def set_bay_state(self, bay: int, payload: str) -> None:
@@ -150,6 +159,7 @@ class Publisher:
         # After every (re)connect: a broker restart published our will ("offline").
         await client.publish(self.topics.status, b"online", qos=1, retain=True)
         self._dirty = set(self._states)
+        self._alarm_dirty = self._alarm is not None  # an alarm in force is retained again
         if self.on_roster is not None:
             await client.subscribe(self.topics.roster, qos=1)
         self.connected.set()
@@ -180,6 +190,10 @@ class Publisher:
     async def _flush(self, client: aiomqtt.Client) -> None:
         while True:
             self._wake.clear()  # before reading, so an event committed meanwhile wakes us again
+            if self._alarm_dirty:
+                self._alarm_dirty = False
+                alarm = (self._alarm or "").encode()  # empty and retained: no alarm
+                await client.publish(self.topics.alarm, alarm, qos=1, retain=True)
             for bay in sorted(self._dirty):
                 self._dirty.discard(bay)
                 await client.publish(self.topics.bay_state(bay), self._states[bay], qos=1,

@@ -95,7 +95,7 @@ class StationContext(Protocol):
         ...
 
     def drives_changed(self, problem: Exception | None) -> None:
-        """The destination drives were found missing (``problem``) or proven again (None)."""
+        """A drive (destination or state disk) went missing (``problem``) or all are well."""
         ...
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -25,7 +25,7 @@ from camdock.catalog.db import write_txn
 from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core.attribution import Attribution
-from camdock.errors import MountError, OffloadRefused
+from camdock.errors import CatalogError, MountError, OffloadRefused
 from camdock.events import (
     BytesCopied,
     EventContext,
@@ -38,7 +38,7 @@ from camdock.events import (
     SessionEnded,
     SessionStarted,
 )
-from camdock.model import FILESYSTEMS, Camera, Officer
+from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import OffloadEngine, OffloadRequest
@@ -311,6 +311,13 @@ class Docking:
             # REG-4.2.1: nothing written, nothing cleared; the bay waits for the drive.
             b.queue.put_nowait(core.StorageMissing(str(exc)))
             self.st.drives_changed(exc)
+            return
+        except CatalogError as exc:
+            # The state disk is full (or failing): nothing that could not be recorded happens;
+            # the bay waits, and resumes when the watcher finds space again.
+            state = StorageMissing(Drive("state", self.st.cfg.state_dir), str(exc))
+            b.queue.put_nowait(core.StorageMissing(str(state)))
+            self.st.drives_changed(state)
             return
         except OffloadRefused as exc:
             b.queue.put_nowait(core.Failed(str(exc)))

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
-from camdock.adapters.drives import StorageMissing, prove_all
+from camdock.adapters.drives import StorageMissing, prove_all, state_disk
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mqtt import Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
@@ -91,6 +91,7 @@ class Station:
         self._last_status = ""
         self._drive_problem: str | None = None  # why a destination drive is missing, if it is
         self._failing: dict[str, int] = {}  # supervised part → failures in a row
+        self._unrecorded: list[dict[str, str]] = []  # state-disk alarms to record later
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
@@ -151,8 +152,10 @@ class Station:
         return officer.as_json() if officer else None
 
     def drives_changed(self, problem: Exception | None) -> None:
-        """A destination drive went missing (``problem``) or every drive is proven again:
-        recorded once per change, in STATUS=, and waiting bays resume when it is back."""
+        """A drive went missing (``problem``: a destination, or the state disk the catalog is
+        on) or all are well again: recorded once per change, in STATUS=, and waiting bays
+        resume when it is back. A full state disk cannot record its own alarm: the alarm is
+        published directly (retained) and recorded once space returns."""
         why = str(problem) if problem is not None else None
         if why == self._drive_problem:
             return
@@ -160,14 +163,28 @@ class Station:
         if isinstance(problem, StorageMissing):
             log.error("%s", problem)
             drive = problem.drive
-            self.record(EventType.STORAGE_MISSING, drive=drive.name, root=str(drive.root),
-                        reason=str(problem))  # fmt: skip
+            data = {"drive": drive.name, "root": str(drive.root), "reason": str(problem)}
+            if drive.name == "state":
+                self._unrecorded.append(data)
+                if self.publisher is not None:
+                    self.publisher.set_alarm(str(problem))
+            else:
+                self._record_missing(data)
         else:
-            log.info("destination drives proven again")
+            log.info("storage is well again")
+            for data in self._unrecorded:
+                self._record_missing(data)
+            self._unrecorded.clear()
+            if self.publisher is not None:
+                self.publisher.set_alarm(None)
             self.record(EventType.STORAGE_RESTORED, drives=[d.name for d in self.cfg.drives])
             for b in self.bays.values():
                 b.queue.put_nowait(core.StorageBack())
         self._notify_status()
+
+    def _record_missing(self, data: dict[str, str]) -> None:
+        self.record(EventType.STORAGE_MISSING, drive=data["drive"], root=data["root"],
+                    reason=data["reason"])  # fmt: skip
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a supervised task in the station's task group."""
@@ -341,18 +358,20 @@ class Station:
         return f"{alarm}{len(self.bays)} bays: {parts}"
 
     async def _watch_drives(self) -> None:
-        """Prove the destination drives now and every few seconds (REG-4.2.1): a missing
-        drive is an alarm at once, not at the next dock; its return resumes waiting bays."""
+        """Check the state disk and prove the destination drives now and every few seconds
+        (REG-4.2.1): a missing drive, or a state disk too full to record an offload, is an
+        alarm at once, not at the next dock; its return resumes waiting bays."""
         if not self.cfg.require_mounts:
             log.warning(
                 "development mode ([destinations] require_mounts = false): destinations are "
                 "plain directories, not proven drives, and one filesystem may hold both copies"
             )
-            return
+        drives = self.cfg.drives if self.cfg.require_mounts else ()
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await loop.run_in_executor(None, prove_all, self.cfg.drives)
+                await loop.run_in_executor(None, state_disk, self.cfg.state_dir)
+                await loop.run_in_executor(None, prove_all, drives)
                 self.drives_changed(None)
             except StorageMissing as exc:
                 self.drives_changed(exc)
