@@ -436,6 +436,12 @@ def main(
                 f"{b['verified']}/{b['files']} verified, {b['cleared']} cleared, "
                 f"{b['bytes'] / 1e6:.1f} MB, {b['left_on_camera']} left on camera"
             )
+        for r in result["refused"]:
+            print(f"  refused: USB device {r['usb_serial']} at bay {r['bay']} ({r['reason']})")
+        resumed = {r["bay"] for r in result["resumed"]}
+        for r in result["interrupted"]:
+            again = "resumed when docked again" if r["bay"] in resumed else "not resumed"
+            print(f"  interrupted: bay {r['bay']} ({r['camera']}) pulled mid-offload, {again}")
         if keep:
             print(f"catalog and footage kept in {root}")
     return 0 if result["ok"] else 1
