@@ -511,3 +511,23 @@ async def test_a_failing_hotplug_source_is_restarted_not_fatal(
         h.hot.dock("1-1", "SN0001", vol)
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
         assert calls == 2 and h.station._failing["hotplug"] == 1
+
+
+async def test_an_offload_s_events_keep_its_officer_when_a_roster_reassigns_the_camera(
+    tmp_path: Path,
+) -> None:
+    """Issue 12: a roster that re-assigns the camera mid-offload changes nothing about the
+    offload under way: its files and its progress events name the officer it started with."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=3, size=2 << 20, seed=1, start=START)
+    async with running(tmp_path, read_bps=4_000_000) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        roster = {"version": 1, "date": "2026-11-28",
+                  "assignments": [{"camera": "CAM0001", "officer": "B23456"}]}  # fmt: skip
+        h.station.apply_roster(json.dumps(roster).encode())
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE, 30)
+        await h.station.store.call(lambda db: None)
+        rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
+    officers = {json.loads(p)["officer"]["badge"] for (p,) in rows}
+    assert rows and officers == {"A12345"}

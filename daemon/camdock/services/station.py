@@ -128,6 +128,11 @@ class Station:
             camera = camera or b.state.camera_id
             serial = serial or b.state.serial
         officer = self.officer_json(serial)
+        running = b.offload.engine if b is not None and b.state.phase in core.BUSY else None
+        if running is not None and running.req.events is not None:
+            # An offload under way speaks for the officer it files under, even when a roster
+            # re-assigns the camera meanwhile (issue 12).
+            officer = running.req.events.officer
         loop = asyncio.get_running_loop()
 
         def write(db: Any) -> None:
