@@ -48,3 +48,24 @@ def test_offload_writes_a_chain_that_verifies_and_tampering_is_found(
     assert "entry 3: content does not match its hash (altered)" in res.stdout
     assert "entry 7: does not follow the entry before it" in res.stdout
     assert "no 'store' entry" in res.stdout or "no 'clear' entry" in res.stdout
+
+
+def test_a_reader_opens_the_catalog_without_migrating_or_writing(tmp_path: Path) -> None:
+    """The console runs as another user: it opens the catalog read-only (never migrates, never
+    writes); a missing catalog is a plain error."""
+    import pytest
+
+    from camdock.catalog import open_readonly
+    from camdock.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="no catalog"):
+        open_readonly(tmp_path / "none.db")
+    bare = tmp_path / "bare.db"
+    sqlite3.connect(bare).close()  # an empty SQLite file: nothing migrated
+    ro = open_readonly(bare)
+    try:
+        assert ro.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            ro.execute("CREATE TABLE x (y)")
+    finally:
+        ro.close()

@@ -177,6 +177,14 @@ def test_firmware_allow_list() -> None:
 # --- the station: button → test → LED → records → spare → loan ---------------------------------
 
 
+async def dock_and_press(h: Any, cam: SimCamera, vol: Path) -> None:
+    """Dock bay 1's camera with its command port, let it offload, press the button once."""
+    h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
+    await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+    h.factory.pin(BUTTON).drive_low()
+    h.factory.pin(BUTTON).drive_high()
+
+
 def _rows(catalog: Path, sql: str) -> list[tuple[Any, ...]]:
     con = sqlite3.connect(catalog)
     try:
@@ -264,10 +272,7 @@ async def test_no_spare_and_presses_that_cannot_test(tmp_path: Path) -> None:
             h.factory.pin(BUTTON).drive_low()
             h.factory.pin(BUTTON).drive_high()  # empty bay: refused
             await h.until(lambda: any(s.notice for s in h.bay(1).history))
-            h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
-            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
-            h.factory.pin(BUTTON).drive_low()
-            h.factory.pin(BUTTON).drive_high()
+            await dock_and_press(h, cam, vol)
             await h.until(lambda: h.bay(1).state.phase is Phase.TEST_FAILED)
             assert "battery 10%" in h.bay(1).state.message
             await asyncio.sleep(0.2)
@@ -342,10 +347,7 @@ async def test_camera_pulled_mid_test_is_interrupted_not_logged(tmp_path: Path) 
     vol.mkdir()
     try:
         async with running(tmp_path) as h:
-            h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
-            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
-            h.factory.pin(BUTTON).drive_low()
-            h.factory.pin(BUTTON).drive_high()
+            await dock_and_press(h, cam, vol)
             await h.until(lambda: h.bay(1).state.phase is Phase.TESTING)
             h.hot.undock("1-1")
             cam.close()  # the cable is gone
@@ -390,10 +392,7 @@ async def test_a_silent_camera_fails_in_seconds_and_is_recorded(tmp_path: Path) 
     vol.mkdir()
     try:
         async with running(tmp_path) as h:
-            h.hot.dock("1-1", "SN0001", vol, tty=cam.port)
-            await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
-            h.factory.pin(BUTTON).drive_low()
-            h.factory.pin(BUTTON).drive_high()
+            await dock_and_press(h, cam, vol)
             await h.until(lambda: h.bay(1).state.phase is Phase.TEST_FAILED, 15)
             rows = _rows(h.cfg.catalog, "SELECT passed, checks FROM selftests")
             log = _rows(h.cfg.catalog, "SELECT entry FROM duty_log")

@@ -118,7 +118,7 @@ def open_readonly(path: Path | str) -> Database:
     """Open an existing catalog read-only: no migration, no write, no journal-mode change."""
     path = Path(path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(2, "no catalog", str(path))
+        raise CatalogError(f"no catalog at {path}", ExitCode.NOINPUT)
     return _connect(f"file:{path}?mode=ro", uri_mode=True)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from camdock.catalog import open_catalog, recordings
+from camdock.catalog import open_catalog, open_readonly, recordings
+from camdock.catalog.db import catalog_error
 from camdock.commands.common import default_catalog, load_or_report, person
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
@@ -51,10 +53,17 @@ def run(args: argparse.Namespace) -> int:
     catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
     if not catalog.is_file():
         raise CamdockError(f"no catalog at {catalog}", ExitCode.NOINPUT)
+    if args.list:  # a reader: opened read-only, never migrated
+        ro = open_readonly(catalog)
+        try:
+            queue = recordings.unattributed(ro)
+        except sqlite3.Error as exc:  # not SQLite, or a catalog no camdock has migrated yet
+            raise catalog_error(catalog, exc) from exc
+        finally:
+            ro.close()
+        return _list(queue, args.json)
     db = open_catalog(catalog)
     try:
-        if args.list:
-            return _list(recordings.unattributed(db), args.json)
         if args.recording is None or not args.officer or not args.by:
             raise UsageError("give RECORDING --officer BADGE --by STAFF (or --list)")
         by = person(args.by)

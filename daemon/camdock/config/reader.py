@@ -16,7 +16,6 @@ __all__ = [
     "existing_file",
     "nonempty",
     "pin",
-    "positive",
     "topic_segment_problem",
 ]
 
@@ -100,11 +99,6 @@ def existing_file(value: str) -> str | None:
 def nonempty(value: str) -> str | None:
     """Not blank."""
     return None if value.strip() else "must not be empty"
-
-
-def positive(value: int) -> str | None:
-    """Greater than zero."""
-    return None if value > 0 else "must be positive"
 
 
 def topic_segment_problem(value: str) -> str | None:

@@ -49,7 +49,7 @@ from camdock.catalog.db import catalog_error, open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
 from camdock.core.attribution import Attributed, Source
-from camdock.core.naming import Filing, safe_component
+from camdock.core.naming import safe_component
 from camdock.core.plan import ClockCheck, Placement, place, temp_name
 from camdock.errors import ExitCode, OffloadRefused
 from camdock.events import (
@@ -115,7 +115,6 @@ class OffloadEngine:
         self._dests: list[Destination] = []
         self._warnings: list[str] = []
         self._session_id = 0
-        self._filing = Filing(request.officer_name, request.officer_badge, request.camera_id)
         self._fin = threading.local()  # the verifier thread's catalog connection
         self._clock = ClockCheck(datetime.now(request.tz), not_before=request.not_before)
         station = request.events.topics.station if request.events else socket.gethostname()
