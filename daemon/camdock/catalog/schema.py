@@ -200,7 +200,7 @@ def m003_selftest(db: Database) -> None:
 
 @migrations()
 def m004_custody(db: Database) -> None:
-    # REG-7.1: the hash-chained custody log (camdock/custody.py). No UPDATE or DELETE is ever
+    # REG-7.1: the hash-chained custody log (catalog/custody.py). No UPDATE or DELETE is ever
     # issued on it; triggers make an accidental one fail loudly instead of silently.
     """REG-7.1: the append-only, hash-chained custody log."""
     db.execute(
