@@ -193,6 +193,7 @@ def test_retention_window_reg_4_3_1() -> None:
     """REG-4.3.1: at least one month, destroyed at the latest one year after recording."""
     from datetime import date
 
-    assert default_window(date(2026, 1, 31)) == (date(2026, 2, 28), date(2027, 1, 31))
+    # 31 Jan + one calendar month is 28 Feb, + 30 days is 2 Mar: the longer keeps (min_days).
+    assert default_window(date(2026, 1, 31)) == (date(2026, 3, 2), date(2027, 1, 31))
     assert add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
     assert add_months(date(2026, 11, 28), 1) == date(2026, 12, 28)

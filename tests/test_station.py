@@ -11,7 +11,7 @@ import sqlite3
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ async def running(
     read_bps: int | None = None,
     config_extra: str = "",
     drives: tuple[str, str] | None = None,
+    **station_kw: Any,
 ) -> AsyncIterator[Harness]:
     cfg = load(write_config(tmp_path, config_extra, drives))
     factory = MockFactory(pin_class=MockPWMPin)
@@ -89,6 +90,7 @@ async def running(
         on_event=on_event,
         read_bps=read_bps,
         hold_seconds=0.2,
+        **station_kw,
     )
     h = Harness(cfg, factory, hot, station)
     task = asyncio.create_task(station.run())
@@ -531,3 +533,44 @@ async def test_an_offload_s_events_keep_its_officer_when_a_roster_reassigns_the_
         rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
     officers = {json.loads(p)["officer"]["badge"] for (p,) in rows}
     assert rows and officers == {"A12345"}
+
+
+@pytest.mark.parametrize("standing", [True, False])
+async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm(
+    tmp_path: Path, monkeypatch: Any, standing: bool
+) -> None:
+    """REG-4.3.1 in the daemon: a year later, due footage is destroyed under the standing
+    authorisation named in the config (the custodian is the actor), or, without one, STATUS=
+    carries the alarm; the catalog is backed up to both drives (REG-4.3.2) each day."""
+    from camdock.clock import FixedClock
+
+    monkeypatch.setattr(station_mod, "RETENTION_POLL", 0.05)
+    clock = FixedClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
+    extra = '[retention]\nstanding_authorisation = "保管人 陳"\n' if standing else ""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=4096, seed=3, start=START)
+    async with running(tmp_path, config_extra=extra, clock=clock, retention_first=0) as h:
+        await h.until(lambda: h.station.last_pass is not None)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        footage = sorted(p for p in (tmp_path / "footage").rglob("*.mp4"))
+        assert len(footage) == 2
+        clock.set(datetime(2027, 11, 30, 1, 0, tzinfo=UTC))  # a year and two days on
+        await h.until(lambda: h.station.last_pass is not None
+                      and h.station.last_pass.plan.today.year == 2027)  # fmt: skip
+        status = h.station.status_line()
+    destroyed = h.catalog("SELECT destroyed_by FROM recordings WHERE destroyed_at IS NOT NULL")
+    if standing:
+        assert destroyed == [("保管人 陳",)] * 2 and not any(p.exists() for p in footage)
+        assert "ALARM" not in status
+        assert len(h.catalog("SELECT 1 FROM outbox WHERE type = 'recording-destroyed'")) == 2
+    else:
+        assert destroyed == [] and all(p.exists() for p in footage)
+        assert "ALARM 2 recording(s) past their destruction date" in status
+        assert h.catalog("SELECT count(*) FROM outbox WHERE type = 'retention-alarm'") == [(1,)]
+    for drive in ("footage", "backup"):
+        backups = sorted((tmp_path / drive / "camdock-catalog").glob("catalog-*.sqlite"))
+        assert len(backups) == 2  # one per pass
+        check = run_cmd(["sha256sum", "-c", backups[-1].name + ".sha256"],
+                        cwd=backups[-1].parent)  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr

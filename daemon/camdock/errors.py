@@ -19,7 +19,9 @@ __all__ = [
     "ExitCode",
     "MountError",
     "OffloadRefused",
+    "Refused",
     "RosterError",
+    "UnknownRecording",
     "UsageError",
 ]
 
@@ -37,7 +39,7 @@ class ExitCode(IntEnum):
     CANTCREAT = 73  # EX_CANTCREAT: a destination cannot be written
     IOERR = 74  # EX_IOERR: reading or writing failed part-way
     TEMPFAIL = 75  # EX_TEMPFAIL: busy (another process offloads that camera); try again
-    NOPERM = 77  # EX_NOPERM: the person named may not do this
+    NOPERM = 77  # EX_NOPERM: the person or the rules do not allow it (too early, held, released)
     CONFIG = 78  # EX_CONFIG: the configuration is invalid; every problem is listed
 
 
@@ -109,3 +111,16 @@ class CameraTimeout(CameraError):
 
 class CameraGone(CameraError):
     """The camera's port vanished (pulled from the bay) or cannot be opened."""
+
+
+class Refused(CamdockError):
+    """The rules do not allow this (a destruction before the minimum, of held footage; a hold
+    released twice); nothing was changed."""
+
+    exit_code = ExitCode.NOPERM
+
+
+class UnknownRecording(CamdockError):
+    """No such recording in the catalog (or it was destroyed)."""
+
+    exit_code = ExitCode.NOINPUT

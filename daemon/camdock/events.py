@@ -66,6 +66,13 @@ class EventType(StrEnum):
     SPARE_ASSIGNED = "spare-assigned"
     STORAGE_MISSING = "storage-missing"
     STORAGE_RESTORED = "storage-restored"
+    # Retention (REG-4.3.1, REG-4.3.2)
+    HOLD_PLACED = "hold-placed"
+    HOLD_RELEASED = "hold-released"
+    RECORDING_DESTROYED = "recording-destroyed"
+    RETENTION_ALARM = "retention-alarm"
+    CATALOG_BACKED_UP = "catalog-backed-up"
+    CATALOG_BACKUP_FAILED = "catalog-backup-failed"
 
 
 def uuid7() -> str:

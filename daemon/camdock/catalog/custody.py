@@ -87,11 +87,18 @@ def verify(db: Database) -> list[str]:
         r["recording_id"]
         for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'clear'")
     }
-    for r in rows(db, "SELECT id, relpath, cleared_at FROM recordings"):
+    destroyed = {
+        r["recording_id"]
+        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'destroy'")
+    }
+    for r in rows(db, "SELECT id, relpath, cleared_at, destroyed_at FROM recordings"):
         if r["id"] not in stored:
             problems.append(f"recording {r['id']} ({r['relpath']}): no 'store' entry")
         if r["cleared_at"] and r["id"] not in cleared:
             problems.append(f"recording {r['id']} ({r['relpath']}): cleared, no 'clear' entry")
+        if r["destroyed_at"] and r["id"] not in destroyed:
+            problems.append(f"recording {r['id']} ({r['relpath']}): destroyed, no 'destroy' "
+                            "entry (REG-4.3.1)")  # fmt: skip
     return problems
 
 

@@ -269,3 +269,57 @@ def m006_source_index(db: Database) -> None:
     """Finding the recording a camera file already is (by camera and original name) must not
     scan the catalog: a year of a busy station holds hundreds of thousands of recordings."""
     db.table("recordings").create_index(["camera_id", "original_name_raw"])
+
+
+@migrations()
+def m007_retention(db: Database) -> None:
+    """REG-4.3.1: holds, the destruction journal, and the indexes the daily pass reads."""
+    db.table("holds").create(
+        {
+            "id": int,
+            "kind": str,  # core/retention.HoldKind
+            "case_ref": str,  # the case or reference number
+            "reason": str,
+            # The scope: one recording, or an officer's and/or camera's footage over a range.
+            "recording_id": int,
+            "officer_badge": str,
+            "camera_id": str,
+            "range_start": str,  # ISO 8601 with offset
+            "range_end": str,
+            "review_by": str,  # YYYY-MM-DD: past it, an alarm
+            "placed_by": str,
+            "placed_at": str,
+            "released_by": str,
+            "released_at": str,
+            "release_reason": str,
+        },
+        pk="id",
+        not_null={"kind", "case_ref", "reason", "placed_by", "placed_at"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )
+    # Destroying a recording: planned (with who and why) before the first copy is removed, done
+    # once the catalog's tombstone, the custody entry and the event are committed. A crash in
+    # between leaves a planned row that the next pass finishes.
+    db.table("destructions").create(
+        {
+            "id": int,
+            "recording_id": int,
+            "state": str,  # planned | done | abandoned
+            "actor": str,
+            "authority": str,  # manual | standing
+            "reason": str,
+            "planned_at": str,
+            "done_at": str,
+        },
+        pk="id",
+        not_null={"recording_id", "state", "actor", "authority", "reason", "planned_at"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )
+    db.table("destructions").create_index(["state"])
+    db.table("recordings").add_column("destroy_reason", str)
+    # The daily pass reads only live recordings, by date: partial indexes keep it off the
+    # tombstones and off a full scan (bench/retention_bench.py: 200k recordings).
+    db.execute("CREATE INDEX recordings_live_due ON recordings (destroy_by) "
+               "WHERE destroyed_at IS NULL")  # fmt: skip
+    db.execute("CREATE INDEX recordings_live_min ON recordings (retain_until) "
+               "WHERE destroyed_at IS NULL")  # fmt: skip

@@ -12,14 +12,12 @@ from typing import Any
 
 from camdock.catalog import open_catalog, open_readonly, recordings
 from camdock.catalog.db import catalog_error
-from camdock.commands.common import default_catalog, load_or_report, person
+from camdock.commands.common import NO_ROLES, default_catalog, load_or_report, person
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
 from camdock.services.attribute import attribute_recording
 
 __all__ = ["add_parser", "run"]
-
-NO_ROLES = "no role was checked: staff roles arrive with the access workflow"
 
 
 def add_parser(sub: Any) -> None:

@@ -14,7 +14,9 @@ from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.errors import UsageError
 
-__all__ = ["default_catalog", "load_or_report", "person", "station_tz", "tz_name"]
+__all__ = ["NO_ROLES", "default_catalog", "load_or_report", "person", "station_tz", "tz_name"]
+
+NO_ROLES = "no role was checked: staff roles arrive with the access workflow"
 
 
 def default_catalog() -> Path:

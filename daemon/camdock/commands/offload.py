@@ -263,6 +263,7 @@ def _from_config(args: argparse.Namespace) -> _Plan | None:
         allow_one_filesystem=args.allow_one_filesystem or not cfg.require_mounts,
         attribution=None if given else history,
         not_before=registered_from(camera, cfg.tz),
+        retention=cfg.retention,
     )
     filing = {"slots": cfg.slots.text, "timezone": tz_name(cfg.tz),
               "from": f"the station's config {args.config}"}  # fmt: skip

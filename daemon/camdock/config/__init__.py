@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest"}  # fmt: skip
+            "mqtt", "selftest", "retention"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -78,6 +78,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     bays = sections.bays(r, top)
     mqtt = sections.mqtt(r, top["mqtt"], st.id) if "mqtt" in top else None
     selftest = sections.selftest(r, top.get("selftest", {}))
+    retention = sections.retention(r, top.get("retention", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -98,6 +99,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         mqtt=mqtt,
         camera_usb_ids=st.camera_usb_ids,
         selftest=selftest,
+        retention=retention,
         require_mounts=require_mounts,
         source=source,
     )

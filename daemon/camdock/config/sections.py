@@ -20,6 +20,7 @@ from camdock.config.reader import (
 )
 from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
 from camdock.core.naming import DutySlots, name_problem, name_text
+from camdock.core.retention import MAX_DAYS, MIN_DAYS, Policy
 from camdock.model import Bay, Camera, Drive, Led, Officer, usb_device_path
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "mqtt",
     "officers",
     "pin_factory",
+    "retention",
     "selftest",
     "station",
 ]
@@ -369,3 +371,26 @@ def selftest(r: Reader, data: Any) -> SelfTestSettings:
         allowed_firmware=tuple(str(v) for v in firmware),
         spare_max_age_hours=float(age or 0.0),
     )
+
+
+def retention(r: Reader, data: Any) -> Policy:
+    """``[retention]`` (REG-4.3.1): kept at least a month, destroyed within a year. A config may
+    keep footage longer than 30 days and destroy it sooner than 365, never the other way."""
+    d = Policy()
+    keys = {"min_days", "max_days", "standing_authorisation", "authorisation_ref",
+            "backup_generations"}  # fmt: skip
+    t = r.table(data, "retention", keys)
+    low = r.get(t, "retention", "min_days", int, default=d.min_days, check=between(
+        MIN_DAYS, MAX_DAYS, " days (REG-4.3.1: at least one month)"))  # fmt: skip
+    high = r.get(t, "retention", "max_days", int, default=d.max_days, check=between(
+        MIN_DAYS, MAX_DAYS, " days (REG-4.3.1: at the latest one year)"))  # fmt: skip
+    if low and high and high < low:
+        r.problem("retention.max_days", f"{high} is less than min_days {low}")
+    who = r.get(t, "retention", "standing_authorisation", str, required=False, check=lambda v:
+                name_problem(v) or nonempty(v))  # fmt: skip
+    ref = r.get(t, "retention", "authorisation_ref", str, required=False, check=nonempty)
+    if ref and not who:
+        r.problem("retention.authorisation_ref", "given without standing_authorisation")
+    keep = r.get(t, "retention", "backup_generations", int, default=d.backup_generations,
+                 check=between(1, 400))  # fmt: skip
+    return Policy(low or d.min_days, high or d.max_days, who, ref, keep or d.backup_generations)

@@ -8,6 +8,7 @@ from datetime import tzinfo
 from pathlib import Path
 
 from camdock.core.naming import DutySlots
+from camdock.core.retention import Policy
 from camdock.core.roster import Registry, Roster
 from camdock.model import Bay, Camera, Drive, Officer
 
@@ -75,6 +76,7 @@ class Config:
     mqtt: MqttSettings | None = None  # None: events stay in the outbox
     camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
     selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
+    retention: Policy = field(default_factory=Policy)  # REG-4.3.1
     # False only on a development machine: destinations are then plain directories, and
     # --clear after copies on one filesystem is allowed (said loudly at start-up).
     require_mounts: bool = True

@@ -22,7 +22,7 @@ from camdock.catalog import assignments, recordings
 from camdock.config import Config
 from camdock.core.attribution import Assignment, Attribution, Source
 from camdock.core.naming import DutySlot, Filing, footage_relpath, safe_extension
-from camdock.errors import CamdockError, ExitCode
+from camdock.errors import CamdockError, ExitCode, UnknownRecording
 from camdock.model import Camera, Drive, Officer
 
 __all__ = [
@@ -35,12 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class UnknownRecording(CamdockError):
-    """No such recording in the catalog (or it was destroyed)."""
-
-    exit_code = ExitCode.NOINPUT
 
 
 @dataclass(frozen=True)

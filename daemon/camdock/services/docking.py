@@ -287,6 +287,7 @@ class Docking:
             events=EventContext(self.st.topics, b.n, camera.id, officer_json),
             attribution=facts.attribution,
             not_before=registered_from(camera, cfg.tz),
+            retention=cfg.retention,
         )
         return request
 

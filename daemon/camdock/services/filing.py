@@ -20,7 +20,6 @@ from camdock.adapters import fsio
 from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard_temps, reason_of
 from camdock.catalog import recordings, sessions
 from camdock.core.naming import Filing, footage_relpath, safe_extension, unattributed
-from camdock.core.retention import default_window
 from camdock.events import FileCleared, FileVerified, Progress
 from camdock.services.offload_types import OffloadRequest
 
@@ -133,7 +132,7 @@ class Filer:
         officer = item.attributed.officer
         # REG-4.3.1 from the duty day: a camera whose clock says 1970 must not make a recording
         # filed today due for destruction at once (the duty day is the dock's for those).
-        retain_until, destroy_by = default_window(slot.start.date())
+        retain_until, destroy_by = self.req.retention.window(slot.start.date())
         return recordings.Stored(
             session_id=self._session_id,
             seq=item.seq,

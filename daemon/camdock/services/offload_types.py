@@ -11,6 +11,7 @@ from typing import Any
 from camdock.adapters import fsio
 from camdock.core.attribution import Attribution
 from camdock.core.naming import DutySlots
+from camdock.core.retention import Policy
 from camdock.events import EventContext
 from camdock.model import Drive
 
@@ -51,6 +52,8 @@ class OffloadRequest:
     # The camera recorded nothing before this (its registration): an earlier time is a bad
     # clock, filed by the dock (None: only the age and future checks apply).
     not_before: datetime | None = None
+    # REG-4.3.1: the window each recording is catalogued with ([retention] in the config).
+    retention: Policy = field(default_factory=Policy)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
+from datetime import date
 from typing import Any, Protocol
 
 from sqlite_utils import Database
@@ -27,7 +28,8 @@ from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
 from camdock.catalog import assignments, outbox
-from camdock.catalog.db import Store, write_txn
+from camdock.catalog.db import Store, open_catalog, write_txn
+from camdock.clock import Clock, SystemClock
 from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core import roster
@@ -39,6 +41,7 @@ from camdock.model import Officer
 from camdock.services.bays import BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
+from camdock.services.retention import Keeping, PassResult, daily_pass
 
 __all__ = ["Hotplug", "Station", "StationEventFn"]
 
@@ -48,6 +51,9 @@ DRIVE_POLL = 5.0  # seconds between proofs of the destination drives (REG-4.2.1)
 SUPERVISE_FIRST, SUPERVISE_MAX = 1.0, 60.0  # backoff of a failed part before its restart
 SUPERVISE_HEALTHY = 300.0  # a part that ran this long before failing starts the count anew
 HOTPLUG_FAILURES = 5  # in a row: the station cannot see docks, so the watchdog is not fed
+RETENTION_FIRST = 300.0  # seconds after start before the first retention pass (docks first)
+RETENTION_POLL = 60.0  # seconds between looks at the date (a new day: a new pass)
+BUSY = frozenset({Phase.IDENTIFYING, Phase.OFFLOADING, Phase.VERIFYING})
 
 
 class Hotplug(Protocol):
@@ -76,6 +82,8 @@ class Station:
         hold_seconds: float | None = None,
         publish: bool = True,
         drivers: DriverFactory | None = None,
+        clock: Clock | None = None,
+        retention_first: float = RETENTION_FIRST,
     ) -> None:
         self.cfg = cfg
         # The configured assignments, before any roster: the baseline of attribution (a roster
@@ -92,6 +100,10 @@ class Station:
         self._drive_problem: str | None = None  # why a destination drive is missing, if it is
         self._failing: dict[str, int] = {}  # supervised part → failures in a row
         self._unrecorded: list[dict[str, str]] = []  # state-disk alarms to record later
+        self.clock = clock or SystemClock()
+        self._retention_first = retention_first
+        self._retention_alarm: str | None = None  # today's retention alarms, for STATUS=
+        self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
@@ -222,6 +234,7 @@ class Station:
     async def run(self) -> None:
         """Run until cancelled (SIGTERM); leaves every offload resumable."""
         self.cfg.run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         notify("STATUS=starting")
         try:
             self._open_hardware()
@@ -235,6 +248,8 @@ class Station:
                 # fail; a crash in one never ends the station.
                 tg.create_task(self._supervise("hotplug", self._hotplug_loop), name="hotplug")
                 tg.create_task(self._watch_drives(), name="drives")
+                tg.create_task(self._supervise("retention", self._retention_loop),
+                               name="retention")  # fmt: skip
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
                     tg.create_task(self._supervise("mqtt", self.publisher.run), name="mqtt")
@@ -359,7 +374,8 @@ class Station:
         for b in self.bays.values():
             counts[b.state.phase.value] = counts.get(b.state.phase.value, 0) + 1
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        alarm = f"ALARM {self._drive_problem}; " if self._drive_problem else ""
+        alarms = [a for a in (self._drive_problem, self._retention_alarm) if a]
+        alarm = "".join(f"ALARM {a}; " for a in alarms)
         return f"{alarm}{len(self.bays)} bays: {parts}"
 
     async def _watch_drives(self) -> None:
@@ -383,6 +399,31 @@ class Station:
             except Exception:  # bulkhead: the watcher must not stop the station
                 log.exception("checking the destination drives failed")
             await asyncio.sleep(DRIVE_POLL)
+
+    async def _retention_loop(self) -> None:
+        """The daily retention pass (REG-4.3.1) and catalog backup (REG-4.3.2): once a day,
+        in the station's zone, when no bay is offloading; the first a little after start so
+        that docking comes first. Its alarms stay in STATUS= until the next pass."""
+        await asyncio.sleep(self._retention_first)
+        done: date | None = None
+        while True:
+            today = self.clock.now().astimezone(self.cfg.tz).date()
+            busy = any(b.state.phase in BUSY for b in self.bays.values())
+            if today != done and not busy:
+                self.last_pass = await asyncio.to_thread(self._retention_pass, today)
+                done = today
+                self._retention_alarm = "; ".join(self.last_pass.alarms) or None
+                self._notify_status()
+            await asyncio.sleep(RETENTION_POLL)
+
+    def _retention_pass(self, today: date) -> PassResult:
+        """One pass on its own connection (a thread of its own: removing copies and backing up
+        the catalog must not hold up the catalog thread the bays record through)."""
+        db = open_catalog(self.cfg.catalog)
+        try:
+            return daily_pass(db, self.cfg.catalog, Keeping.from_config(self.cfg), today)
+        finally:
+            db.close()
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 while the loop turns and every bay task is alive."""

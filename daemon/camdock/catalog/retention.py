@@ -1,0 +1,133 @@
+"""What the daily retention pass reads (REG-4.3.1), and destruction's two writes: the plan
+before any copy is removed, the tombstone after every copy is gone. The pass reads live
+recordings through partial indexes on their dates (schema m007), never the whole catalog."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import custody
+from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.outbox import record
+from camdock.clock import utcnow
+from camdock.core.retention import Candidate
+from camdock.events import EventType, Topics
+
+__all__ = [
+    "abandon",
+    "alarm",
+    "candidate",
+    "counts",
+    "due",
+    "pending",
+    "plan_destruction",
+    "record_destroyed",
+]
+
+# The columns retention reads: a constant, never input (hence the noqa on the queries).
+_COLUMNS = ("id, retain_until, destroy_by, camera_id, officer_badge, recorded_start, "
+            "duty_slot_start, relpath")  # fmt: skip
+
+
+def _candidate(r: dict[str, Any]) -> Candidate:
+    times = tuple(datetime.fromisoformat(t) for t in (r["recorded_start"], r["duty_slot_start"])
+                  if t)  # fmt: skip
+    return Candidate(r["id"], date.fromisoformat(r["retain_until"]),
+                     date.fromisoformat(r["destroy_by"]), r["camera_id"], r["officer_badge"],
+                     times, r["relpath"])  # fmt: skip
+
+
+def due(db: Database, today: date) -> list[Candidate]:
+    """Live recordings whose destruction date is today or past, oldest first."""
+    sql = f"SELECT {_COLUMNS} FROM recordings WHERE destroyed_at IS NULL AND destroy_by <= ? "  # noqa: S608
+    found = rows(db, sql + "ORDER BY destroy_by, id", (today.isoformat(),))
+    return [_candidate(r) for r in found]
+
+
+def candidate(db: Database, recording_id: int) -> Candidate | None:
+    """One live recording as retention judges it (None: unknown or destroyed)."""
+    sql = f"SELECT {_COLUMNS} FROM recordings WHERE id = ? AND destroyed_at IS NULL"  # noqa: S608
+    r = one(db, sql, (recording_id,))
+    return _candidate(r) if r else None
+
+
+def counts(db: Database, today: date) -> tuple[int, int, int]:
+    """(destroyable, becoming destroyable today, live): from the partial index, no scan."""
+    day = today.isoformat()
+    q = "SELECT count(*) FROM recordings WHERE destroyed_at IS NULL"
+    destroyable = db.execute(f"{q} AND retain_until <= ?", (day,)).fetchone()[0]
+    today_n = db.execute(f"{q} AND retain_until = ?", (day,)).fetchone()[0]
+    live = db.execute(q).fetchone()[0]
+    return int(destroyable), int(today_n), int(live)
+
+
+def plan_destruction(db: Database, recording_id: int, actor: str, authority: str,
+                     reason: str) -> int:  # fmt: skip
+    """Journal a destruction before any copy is removed (its own transaction)."""
+    with write_txn(db):
+        row = {"recording_id": recording_id, "state": "planned", "actor": actor,
+               "authority": authority, "reason": reason, "planned_at": utcnow()}  # fmt: skip
+        return pk(db.table("destructions").insert(row).last_pk)
+
+
+def pending(db: Database) -> list[dict[str, Any]]:
+    """Destructions a crash interrupted, with the recording's hash, size and copies."""
+    found = rows(db, "SELECT d.*, r.sha256, r.size, r.relpath FROM destructions d "
+                 "JOIN recordings r ON r.id = d.recording_id WHERE d.state = 'planned' "
+                 "ORDER BY d.id")  # fmt: skip
+    for d in found:
+        d["copies"] = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ?",
+                           (d["recording_id"],))  # fmt: skip
+    return found
+
+
+def abandon(db: Database, destruction_id: int) -> None:
+    """A planned destruction that removed nothing and is no longer allowed."""
+    with write_txn(db):
+        db.execute("UPDATE destructions SET state = 'abandoned', done_at = ? WHERE id = ?",
+                   (utcnow(), destruction_id))  # fmt: skip
+
+
+def record_destroyed(
+    db: Database,
+    destruction: dict[str, Any],
+    removed: list[dict[str, Any]],
+    topics: Topics | None,
+) -> None:
+    """Every copy is gone: the tombstone (the row keeps hash, size, who, when, why), the copies'
+    rows, the custody entry (REG-4.3.1, REG-7.1) and the event, in one transaction."""
+    now = utcnow()
+    rec_id, actor = destruction["recording_id"], destruction["actor"]
+    details = {
+        "sha256": destruction["sha256"],
+        "size": destruction["size"],
+        "path": destruction["relpath"],
+        "authority": destruction["authority"],
+        "reason": destruction["reason"],
+        "copies": removed,
+    }
+    with write_txn(db):
+        db.execute(
+            "UPDATE recordings SET destroyed_at = ?, destroyed_by = ?, destroy_reason = ? "
+            "WHERE id = ? AND destroyed_at IS NULL",
+            (now, actor, destruction["reason"], rec_id),
+        )
+        db.execute("DELETE FROM copies WHERE recording_id = ?", (rec_id,))
+        db.execute("UPDATE destructions SET state = 'done', done_at = ? WHERE id = ?",
+                   (now, destruction["id"]))  # fmt: skip
+        custody.append(db, "destroy", rec_id, actor, details)
+        if topics is not None:
+            record(db, topics, EventType.RECORDING_DESTROYED,
+                   data={"recording": rec_id, "by": actor, **details})  # fmt: skip
+
+
+def alarm(db: Database, topics: Topics | None, kind: EventType, data: dict[str, Any]) -> None:
+    """Record a retention alarm or backup event on its own (the outbox keeps it)."""
+    if topics is None:
+        return
+    with write_txn(db):
+        record(db, topics, kind, data=json.loads(json.dumps(data, default=str)))

@@ -1,0 +1,393 @@
+"""``camdock hold``, ``camdock retention`` and ``camdock catalog``: holds, the retention plan,
+destruction (REG-4.3.1) and the catalog's backups (REG-4.3.2), from the station's config or a
+bare ``--catalog FILE``. Each action names the person (``--by``) in the custody log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import backup, custody, holds, open_catalog, open_readonly
+from camdock.catalog.db import catalog_error, write_txn
+from camdock.commands.common import NO_ROLES, default_catalog, load_or_report, person, station_tz
+from camdock.config import Config
+from camdock.core.retention import HoldKind, Plan
+from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.services import retention as service
+from camdock.services.retention import Keeping
+
+__all__ = ["add_parsers", "run"]
+
+
+def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+    if by:
+        p.add_argument("--by", metavar="STAFF", help="who acts (recorded in the custody log)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the station's config (default /etc/camdock/camdock.toml if there)",
+    )
+    p.add_argument(
+        "--catalog",
+        type=Path,
+        metavar="FILE",
+        help="a catalog without a config (destinations as it records them)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+
+# A declarative table, long on purpose: the three commands' options in one place.
+def add_parsers(sub: Any) -> None:
+    """The ``hold``, ``retention`` and ``catalog`` subcommands."""
+    h = sub.add_parser("hold", help="place, release or list holds on footage (REG-4.3.1)")
+    hs = h.add_subparsers(dest="action", required=True)
+    place = hs.add_parser("place", help="keep footage past its window")
+    place.add_argument(
+        "--kind",
+        required=True,
+        choices=[k.value for k in HoldKind],
+        help="investigation may keep footage past one year; the others may not",
+    )
+    place.add_argument("--case", required=True, help="the case or reference number")
+    place.add_argument("--reason", required=True)
+    place.add_argument("--recording", type=int, metavar="ID", help="one recording")
+    place.add_argument("--officer", metavar="BADGE", help="an officer's footage (with a range)")
+    place.add_argument("--camera", metavar="ID", help="a camera's footage (with a range)")
+    place.add_argument("--from", dest="start", metavar="WHEN", help="YYYY-MM-DD[THH:MM]")
+    place.add_argument("--to", dest="end", metavar="WHEN", help="YYYY-MM-DD[THH:MM] (inclusive)")
+    place.add_argument("--review-by", metavar="YYYY-MM-DD", help="past it, an alarm")
+    _common(place)
+    rel = hs.add_parser("release", help="end a hold")
+    rel.add_argument("hold", type=int, metavar="HOLD")
+    rel.add_argument("--reason", required=True)
+    _common(rel)
+    lst = hs.add_parser("list", help="the holds in force")
+    lst.add_argument("--all", action="store_true", help="released holds too")
+    _common(lst, by=False)
+
+    r = sub.add_parser("retention", help="the retention plan, and destruction (REG-4.3.1)")
+    rs = r.add_subparsers(dest="action", required=True)
+    _common(rs.add_parser("plan", help="what is due, held, overdue today"), by=False)
+    destroy = rs.add_parser("destroy", help="destroy due footage (or given recordings)")
+    destroy.add_argument(
+        "--recording",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="this recording (past its minimum, not held); repeatable",
+    )
+    destroy.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    _common(destroy)
+
+    c = sub.add_parser("catalog", help="back up or restore the catalog (REG-4.3.2)")
+    cs = c.add_subparsers(dest="action", required=True)
+    b = cs.add_parser("backup", help="back the catalog up to both drives now")
+    b.add_argument("--to", type=Path, action="append", metavar="ROOT", help="this drive root")
+    _common(b, by=False)
+    rest = cs.add_parser("restore", help="rebuild the catalog from a drive's backup")
+    rest.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="ROOT",
+        help="a drive root (or its camdock-catalog folder)",
+    )
+    rest.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing catalog (kept beside it as .replaced-…)",
+    )
+    _common(rest)
+
+
+@dataclass(frozen=True)
+class _Where:
+    cfg: Config | None
+    catalog: Path
+    keeping: Keeping
+    today: date
+
+    @property
+    def note(self) -> str | None:
+        return NO_ROLES
+
+
+def _where(args: argparse.Namespace) -> _Where:
+    cfg = None
+    path = args.config
+    if path is None and args.catalog is None and Path("/etc/camdock/camdock.toml").is_file():
+        path = Path("/etc/camdock/camdock.toml")
+    if path is not None:
+        cfg = load_or_report(path)
+        if cfg is None:
+            raise CamdockError(f"invalid configuration {path}", ExitCode.CONFIG)
+    catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
+    keeping = Keeping.from_config(cfg) if cfg else Keeping()
+    tz = cfg.tz if cfg else station_tz(None)
+    return _Where(cfg, catalog, keeping, datetime.now(tz).date())
+
+
+@contextmanager
+def _opened(where: _Where, *, write: bool) -> Iterator[Database]:
+    if not where.catalog.is_file():
+        raise CamdockError(f"no catalog at {where.catalog}", ExitCode.NOINPUT)
+    db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise catalog_error(where.catalog, exc) from exc
+    finally:
+        db.close()
+
+
+def _by(args: argparse.Namespace) -> str:
+    if not args.by:
+        raise UsageError("--by STAFF: name who does this (recorded in the custody log)")
+    return person(args.by)
+
+
+def _out(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False, default=str))
+    else:
+        print("\n".join(text()))
+    return ExitCode.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``hold``, ``retention`` or ``catalog`` (a CamdockError is reported by cli.main)."""
+    if args.command == "catalog" and args.action == "restore":
+        return _restore(args)
+    where = _where(args)
+    handlers = {
+        ("hold", "place"): _hold_place,
+        ("hold", "release"): _hold_release,
+        ("hold", "list"): _hold_list,
+        ("retention", "plan"): _plan,
+        ("retention", "destroy"): _destroy,
+        ("catalog", "backup"): _backup,
+    }
+    return handlers[(args.command, args.action)](args, where)
+
+
+def _when(text: str | None, where: _Where, what: str, *, end: bool = False) -> datetime | None:
+    """A date (the whole day, in the station's zone) or a date and time."""
+    if text is None:
+        return None
+    tz = where.cfg.tz if where.cfg else station_tz(None)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _hold_place(args: argparse.Namespace, where: _Where) -> int:
+    by = _by(args)
+    review = _when(args.review_by, where, "--review-by")
+    with _opened(where, write=True) as db:
+        hold_id = service.place_hold(
+            db,
+            where.keeping,
+            by,
+            kind=HoldKind(args.kind),
+            case=args.case,
+            reason=args.reason,
+            recording=args.recording,
+            officer=args.officer,
+            camera=args.camera,
+            start=_when(args.start, where, "--from"),
+            end=_when(args.end, where, "--to", end=True),
+            review_by=review.date() if review else None,
+            today=where.today,
+        )
+        row = holds.get(db, hold_id)
+    return _out(
+        args,
+        {"ok": True, "hold": row, "note": where.note},
+        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", str(where.note)],
+    )
+
+
+def _hold_release(args: argparse.Namespace, where: _Where) -> int:
+    by = _by(args)
+    with _opened(where, write=True) as db:
+        service.release_hold(db, where.keeping, args.hold, by, args.reason)
+        row = holds.get(db, args.hold)
+    return _out(
+        args,
+        {"ok": True, "hold": row, "note": where.note},
+        lambda: [f"hold {args.hold} released by {by}", str(where.note)],
+    )
+
+
+def _hold_list(args: argparse.Namespace, where: _Where) -> int:
+    with _opened(where, write=False) as db:
+        found = holds.listing(db, released=args.all)
+    today = where.today.isoformat()
+
+    def text() -> list[str]:
+        lines = []
+        for h in found:
+            scope = (
+                f"recording {h['recording_id']}"
+                if h["recording_id"]
+                else " ".join(
+                    f"{k}={h[c]}"
+                    for k, c in (
+                        ("officer", "officer_badge"),
+                        ("camera", "camera_id"),
+                        ("from", "range_start"),
+                        ("to", "range_end"),
+                    )
+                    if h[c]
+                )
+            )
+            state = f"released by {h['released_by']}" if h["released_at"] else "in force"
+            late = (
+                "  REVIEW OVERDUE"
+                if (h["review_by"] or "9") < today and not h["released_at"]
+                else ""
+            )
+            lines.append(
+                f"{h['id']:>4}  {h['kind']:<13} {h['case_ref']:<16} {scope}  "
+                f"by {h['placed_by']}  {state}{late}"
+            )
+        return [*lines, f"{len(found)} hold(s)"]
+
+    return _out(args, {"holds": found}, text)
+
+
+def _plan_json(p: Plan) -> dict[str, Any]:
+    return {
+        "today": p.today.isoformat(),
+        "live": p.live,
+        "destroyable": p.destroyable,
+        "becomes_destroyable_today": p.becomes_destroyable,
+        "due": [c.as_json() for c in p.due],
+        "held": [{**c.as_json(), "holds": list(ids)} for c, ids in p.held],
+        "overdue": [c.id for c in p.overdue],
+        "held_past_max": [c.id for c in p.held_past_max],
+        "review_due": [h.id for h in p.review_due],
+        "interrupted_destructions": list(p.pending),
+        "alarms": p.alarms,
+    }
+
+
+def _plan(args: argparse.Namespace, where: _Where) -> int:
+    with _opened(where, write=False) as db:
+        p = service.plan_for(db, where.today)
+    auto = where.keeping.policy.standing_authorisation
+    return _out(
+        args,
+        {**_plan_json(p), "standing_authorisation": auto},
+        lambda: [
+            f"retention plan for {p.today} ({p.live} recordings kept):",
+            f"  due for destruction: {len(p.due)}"
+            + (f" (overdue: {len(p.overdue)})" if p.overdue else ""),
+            f"  held although due:   {len(p.held)}",
+            f"  destroyable on request: {p.destroyable} ({p.becomes_destroyable} from today)",
+            *(f"  ALARM {a}" for a in p.alarms),
+            f"  destroyed automatically under the standing authorisation of {auto}"
+            if auto
+            else "  due footage waits for: camdock retention destroy --by STAFF",
+        ],
+    )
+
+
+def _destroy(args: argparse.Namespace, where: _Where) -> int:
+    by = _by(args)
+    with _opened(where, write=True) as db:
+        done = service.destroy(
+            db, where.keeping, where.today, by, recordings=args.recording, reason=args.reason
+        )
+    return _out(
+        args,
+        {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": where.note},
+        lambda: [
+            *(
+                f"destroyed recording {d.recording} ({d.path}): {len(d.copies)} cop(ies) removed"
+                for d in done
+            ),
+            f"{len(done)} recording(s) destroyed by {by}; {where.note}",
+        ],
+    )
+
+
+def _backup(args: argparse.Namespace, where: _Where) -> int:
+    roots = [str(p) for p in args.to] if args.to else sorted(where.keeping.roots or ())
+    if not roots:
+        raise UsageError("--to ROOT: a bare catalog has no drives to back up to")
+    keeping = Keeping(
+        where.keeping.policy, where.keeping.drives, frozenset(roots), where.keeping.topics
+    )
+    alarms: list[str] = []
+    with _opened(where, write=True) as db:
+        made = service.backup_everywhere(db, where.catalog, keeping, alarms)
+    for a in alarms:
+        print(f"camdock catalog backup: {a}", file=sys.stderr)
+    _out(
+        args,
+        {"ok": not alarms, "backups": made, "problems": alarms},
+        lambda: [f"catalog backed up to {m}" for m in made],
+    )
+    return ExitCode.OK if not alarms else ExitCode.IOERR
+
+
+def _restore(args: argparse.Namespace) -> int:
+    by = _by(args)
+    where = _where(args)
+    made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
+    db = open_catalog(where.catalog)
+    try:
+        with write_txn(db):
+            custody.append(
+                db,
+                "catalog-restore",
+                None,
+                by,
+                {"from": str(made.path), "sha256": made.sha256, "passed_over": passed},
+            )
+        problems = custody.verify(db)
+        entries, recordings = custody.count(db)
+    finally:
+        db.close()
+    doc = {
+        "ok": not problems,
+        "restored_from": str(made.path),
+        "sha256": made.sha256,
+        "catalog": str(where.catalog),
+        "passed_over": passed,
+        "custody_entries": entries,
+        "recordings": recordings,
+        "problems": problems,
+        "by": by,
+    }
+    _out(
+        args,
+        doc,
+        lambda: [
+            f"catalog {where.catalog} restored from {made.path} by {by}",
+            *(f"  passed over {p}" for p in passed),
+            f"custody log: {entries} entries, {recordings} recordings: "
+            + ("intact" if not problems else f"{len(problems)} problem(s)"),
+            "footage offloaded after this backup is on the drives but not in this catalog",
+        ],
+    )
+    return ExitCode.OK if not problems else ExitCode.FAILED

@@ -1,0 +1,342 @@
+"""Retention (REG-4.3.1) and the catalog's backup (REG-4.3.2): the daily pass, holds, and
+destruction that can be proven.
+
+Destruction, per recording: the rules are checked (core/retention.refusal), every destination
+holding a copy is proven to be its drive, the destruction is journalled (who, under which
+authority, why), each copy is removed, checked gone and its directory fsynced, and only then do
+the tombstone, the custody entry and the ``recording-destroyed`` event commit together. A crash
+in between leaves a planned destruction that the next pass (or command) finishes; one that had
+removed nothing and is no longer allowed (a hold placed meanwhile) is abandoned instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.adapters import fsio
+from camdock.adapters.drives import StorageMissing, prove_all
+from camdock.catalog import backup, holds, recordings
+from camdock.catalog import retention as catalog
+from camdock.config import Config
+from camdock.core.retention import Candidate, HoldKind, Plan, Policy, plan, refusal
+from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
+from camdock.events import EventType, Topics
+from camdock.model import Drive
+
+__all__ = [
+    "Keeping",
+    "PassResult",
+    "daily_pass",
+    "destroy",
+    "finish_pending",
+    "place_hold",
+    "plan_for",
+    "release_hold",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """Where and under which rules retention acts: the policy, the destination drives to prove
+    (empty on a development machine or a bare catalog), the destination roots copies may be
+    removed from (None: as the catalog records them) and where events go (None: nowhere)."""
+
+    policy: Policy = field(default_factory=Policy)
+    drives: tuple[Drive, ...] = ()
+    roots: frozenset[str] | None = None
+    topics: Topics | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Keeping:
+        """The station's rules, drives and topics."""
+        return cls(
+            cfg.retention,
+            cfg.drives if cfg.require_mounts else (),
+            frozenset(str(d.root) for d in cfg.drives),
+            Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id),
+        )
+
+
+def plan_for(db: Database, today: date) -> Plan:
+    """The retention pass for ``today``, without acting on it."""
+    destroyable, becoming, live = catalog.counts(db, today)
+    pending = tuple(d["recording_id"] for d in catalog.pending(db))
+    return plan(today, catalog.due(db, today), holds.active(db), destroyable=destroyable,
+                becomes_destroyable=becoming, live=live, pending=pending)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Holds
+
+
+def place_hold(
+    db: Database,
+    keeping: Keeping,
+    by: str,
+    *,
+    kind: HoldKind,
+    case: str,
+    reason: str,
+    recording: int | None = None,
+    officer: str | None = None,
+    camera: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    review_by: date | None = None,
+    today: date | None = None,
+) -> int:
+    """Place a hold on one recording, or on an officer's or camera's footage over a range."""
+    if review_by is not None and today is not None and review_by < today:
+        raise CamdockError(f"--review-by {review_by}: a hold cannot be placed already past its "
+                           "review date", ExitCode.USAGE)  # fmt: skip
+    if recording is None and officer is None and camera is None:
+        raise CamdockError("a hold needs a scope: --recording, or --officer/--camera "
+                           "(with --from/--to)", ExitCode.USAGE)  # fmt: skip
+    if recording is not None and (officer or camera or start or end):
+        raise CamdockError("--recording holds one recording: no --officer, --camera or range",
+                           ExitCode.USAGE)  # fmt: skip
+    if start is not None and end is not None and end < start:
+        raise CamdockError("--to is before --from", ExitCode.USAGE)
+    if not case.strip() or not reason.strip():
+        raise CamdockError("a hold names its case or reference number and its reason",
+                           ExitCode.USAGE)  # fmt: skip
+    if recording is not None and catalog.candidate(db, recording) is None:
+        raise UnknownRecording(f"no recording {recording} in the catalog (or destroyed)")
+    row = {
+        "kind": kind.value,
+        "case_ref": case.strip(),
+        "reason": reason.strip(),
+        "recording_id": recording,
+        "officer_badge": officer,
+        "camera_id": camera,
+        "range_start": start.isoformat() if start else None,
+        "range_end": end.isoformat() if end else None,
+        "review_by": review_by.isoformat() if review_by else None,
+    }
+    return holds.place(db, row, by, keeping.topics)
+
+
+def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: str) -> None:
+    """Release a hold in force; a hold already released is refused (and says by whom)."""
+    row = holds.get(db, hold_id)
+    if row is None:
+        raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
+    if row["released_at"]:
+        raise Refused(f"hold {hold_id} was released by {row['released_by']} at "
+                      f"{row['released_at']}")  # fmt: skip
+    if not reason.strip():
+        raise CamdockError("--reason: say why the hold is released", ExitCode.USAGE)
+    holds.release(db, hold_id, by, reason.strip(), keeping.topics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Destruction
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    """A recording destroyed: every copy removed and checked gone."""
+
+    recording: int
+    path: str
+    copies: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {"recording": self.recording, "path": self.path, "copies": list(self.copies)}
+
+
+def destroy(
+    db: Database,
+    keeping: Keeping,
+    today: date,
+    by: str,
+    *,
+    recordings: list[int] | None = None,
+    authority: str = "manual",
+    reason: str = "retention period ended (REG-4.3.1)",
+) -> list[Destroyed]:
+    """Destroy ``recordings`` (each must be allowed, or nothing starts), or every recording
+    due today and not held. Interrupted destructions are finished first."""
+    done = finish_pending(db, keeping, today)
+    active = holds.active(db)
+    if recordings is None:  # the plan's due list, each checked once more by the same rule
+        targets = [
+            c for c in plan_for(db, today).due if not refusal(c, today, active, keeping.policy)
+        ]
+    else:
+        targets = []
+        for rec_id in recordings:
+            c = catalog.candidate(db, rec_id)
+            if c is None:
+                raise UnknownRecording(f"no recording {rec_id} in the catalog (or destroyed)")
+            if why := refusal(c, today, active, keeping.policy):
+                raise Refused(f"recording {rec_id} may not be destroyed: {why}")
+            targets.append(c)
+    if targets:
+        prove_all(keeping.drives)  # the copies are removed from the drives they belong to
+    for c in targets:
+        _check_copies(db, keeping, c)
+        d_id = catalog.plan_destruction(db, c.id, by, authority, reason)
+        done.append(_finish(db, keeping, _pending_one(db, d_id)))
+    return done
+
+
+def _pending_one(db: Database, destruction_id: int) -> dict[str, Any]:
+    return next(d for d in catalog.pending(db) if d["id"] == destruction_id)
+
+
+def _check_copies(db: Database, keeping: Keeping, c: Candidate) -> None:
+    """Every copy of ``c`` is under a destination root this station writes, that root is there
+    and the copy can be removed: checked before anything is planned."""
+    for root, copy in recordings.copies(db, c.id).items():
+        _remove(*_path_of(keeping, {"destination": root, "relpath": copy["relpath"]}),
+                dry_run=True)  # fmt: skip
+
+
+def _path_of(keeping: Keeping, copy: dict[str, Any]) -> tuple[Path, PurePosixPath]:
+    """Where a copy is (root, path in it), refused unless under a known destination root."""
+    root, rel = copy["destination"], PurePosixPath(copy["relpath"])
+    if keeping.roots is not None and root not in keeping.roots:
+        raise Refused(f"a copy is on {root}, which is not a destination of this station; "
+                      "destroy it with the catalog it belongs to")  # fmt: skip
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise Refused(f"catalogued path {rel} is not inside its destination")
+    if not Path(root).is_dir():
+        raise StorageMissing(Drive("destination", Path(root)), f"{root} is not there")
+    return Path(root), rel
+
+
+def _remove(root: Path, rel: PurePosixPath, *, dry_run: bool = False) -> str:
+    """Remove one copy, make the removal durable and check it is gone; what was there. The
+    folders are walked without following a symlink (invariant 5): a drive tampered with cannot
+    make destruction remove anything outside it. ``dry_run``: only check that it could."""
+    parts = tuple(os.fsencode(p) for p in rel.parts)
+    try:
+        parent = fsio.open_parent(root, parts)
+    except FileNotFoundError:
+        return "already missing"
+    except OSError as exc:  # ELOOP / ENOTDIR: a folder was replaced by a link or a file
+        raise CamdockError(f"{root / rel}: {exc.strerror}; not removed", ExitCode.IOERR) from exc
+    try:
+        try:
+            st = os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return "already missing"
+        if not stat.S_ISREG(st.st_mode):
+            raise CamdockError(f"{root / rel} is not a regular file; not removed", ExitCode.IOERR)
+        if dry_run:
+            return "present"
+        os.unlink(parts[-1], dir_fd=parent)
+        os.fsync(parent)
+        try:
+            os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return "removed"
+        raise CamdockError(f"{root / rel} is still there after removal", ExitCode.IOERR)
+    finally:
+        os.close(parent)
+
+
+def _finish(db: Database, keeping: Keeping, d: dict[str, Any]) -> Destroyed:
+    removed = []
+    for copy in d["copies"]:
+        outcome = _remove(*_path_of(keeping, copy))
+        removed.append({**copy, "outcome": outcome})
+    catalog.record_destroyed(db, d, removed, keeping.topics)
+    log.info("recording %d destroyed by %s (%s)", d["recording_id"], d["actor"], d["reason"])
+    return Destroyed(d["recording_id"], d["relpath"], tuple(c["destination"] for c in removed))
+
+
+def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroyed]:
+    """Finish destructions a crash interrupted. One that has removed no copy yet and that the
+    rules no longer allow (a hold placed since) is abandoned: nothing was lost."""
+    done = []
+    active = holds.active(db)
+    for d in catalog.pending(db):
+        c = catalog.candidate(db, d["recording_id"])
+        untouched = all(Path(*_path_of(keeping, copy)).exists() for copy in d["copies"])
+        if c is not None and untouched and refusal(c, today, active, keeping.policy):
+            catalog.abandon(db, d["id"])
+            log.warning("destruction of recording %d abandoned: no longer allowed",
+                        d["recording_id"])  # fmt: skip
+            continue
+        prove_all(keeping.drives)
+        done.append(_finish(db, keeping, d))
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# The daily pass
+
+
+@dataclass
+class PassResult:
+    """What one day's pass found and did."""
+
+    plan: Plan
+    destroyed: list[Destroyed] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+
+
+def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date) -> PassResult:
+    """Finish interrupted destructions, destroy what is due under the standing authorisation
+    (if the config gives one), raise today's alarms, and back the catalog up to both drives."""
+    result = PassResult(plan_for(db, today))
+    policy = keeping.policy
+    try:
+        result.destroyed = finish_pending(db, keeping, today)
+        if policy.standing_authorisation and result.plan.due:
+            reason = "retention period ended (REG-4.3.1), standing authorisation"
+            if policy.authorisation_ref:
+                reason += f" {policy.authorisation_ref}"
+            result.destroyed += destroy(db, keeping, today, policy.standing_authorisation,
+                                        authority="standing", reason=reason)  # fmt: skip
+    except CamdockError as exc:
+        result.alarms.append(f"destruction could not run: {exc}")
+    after = plan_for(db, today)
+    result.plan = after
+    result.alarms = after.alarms + result.alarms
+    if not policy.standing_authorisation and after.due:
+        result.alarms.append(f"{len(after.due)} recording(s) due for destruction today: "
+                             "camdock retention destroy --by STAFF")  # fmt: skip
+    if result.alarms:
+        log.warning("retention: %s", "; ".join(result.alarms))
+        catalog.alarm(db, keeping.topics, EventType.RETENTION_ALARM, {
+            "alarms": result.alarms, "overdue": [c.id for c in after.overdue],
+            "held_past_max": [c.id for c in after.held_past_max],
+            "review_due": [h.id for h in after.review_due]})  # fmt: skip
+    result.backups = backup_everywhere(db, catalog_path, keeping, result.alarms)
+    return result
+
+
+def backup_everywhere(db: Database, catalog_path: Path, keeping: Keeping,
+                      alarms: list[str]) -> list[str]:  # fmt: skip
+    """Back the catalog up to every destination drive (REG-4.3.2); a failure is an alarm."""
+    made = []
+    roots = sorted(keeping.roots or ())
+    for root in roots:
+        try:
+            prove_all(tuple(d for d in keeping.drives if str(d.root) == root))
+            info = backup.write(db, Path(root), keeping.policy.backup_generations)
+        except (CamdockError, OSError) as exc:
+            alarms.append(f"catalog backup to {root} failed: {exc}")
+            catalog.alarm(db, keeping.topics, EventType.CATALOG_BACKUP_FAILED,
+                          {"destination": root, "error": str(exc)})  # fmt: skip
+            continue
+        made.append(str(info.path))
+        catalog.alarm(db, keeping.topics, EventType.CATALOG_BACKED_UP,
+                      {"destination": root, "path": str(info.path), "sha256": info.sha256,
+                       "size": info.size, "catalog": str(catalog_path)})  # fmt: skip
+    return made
