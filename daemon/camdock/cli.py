@@ -16,6 +16,7 @@ from camdock import __version__
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import offload as offload_cmd
 from camdock.commands import retention as retention_cmd
+from camdock.commands import seal as seal_cmd
 from camdock.commands.common import default_catalog, load_or_report
 from camdock.errors import CamdockError, ExitCode
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     offload_cmd.add_parser(sub)
     attribute_cmd.add_parser(sub)
     retention_cmd.add_parsers(sub)
+    seal_cmd.add_parser(sub)
 
     r = sub.add_parser("run", help="run the station daemon")
     r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -133,6 +135,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return attribute_cmd.run(args)
     if args.command in ("hold", "retention", "catalog"):
         return retention_cmd.run(args)
+    if args.command == "seal":
+        return seal_cmd.run(args)
     if args.command == "check-config":
         return _check_config(args.config, files=not args.without_files)
     if args.command == "run":

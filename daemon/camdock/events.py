@@ -73,6 +73,10 @@ class EventType(StrEnum):
     RETENTION_ALARM = "retention-alarm"
     CATALOG_BACKED_UP = "catalog-backed-up"
     CATALOG_BACKUP_FAILED = "catalog-backup-failed"
+    # The daily seal (REG-4.2.5)
+    DAY_SEALED = "day-sealed"
+    SEAL_CONFIRMED = "seal-confirmed"
+    SEAL_ALARM = "seal-alarm"
 
 
 def uuid7() -> str:

@@ -323,3 +323,50 @@ def m007_retention(db: Database) -> None:
                "WHERE destroyed_at IS NULL")  # fmt: skip
     db.execute("CREATE INDEX recordings_live_min ON recordings (retain_until) "
                "WHERE destroyed_at IS NULL")  # fmt: skip
+
+
+@migrations()
+def m008_seals(db: Database) -> None:
+    """REG-4.2.5: each duty day's encrypted archives, and which days need (re)sealing."""
+    # One row per archive: a day's generation on one destination. writing → verified (→
+    # superseded by the next generation, whose archive replaces it), or abandoned.
+    db.table("seals").create(
+        {
+            "id": int,
+            "day": str,  # YYYY-MM-DD, the duty day (the folder's date)
+            "generation": int,
+            "destination": str,
+            "path": str,  # relative to the destination: YYYY/MM/YYYYMMDD-<generation>.7z
+            "temp_path": str,
+            "state": str,  # writing | verified | superseded | abandoned
+            "sha256": str,  # of the archive as it is on disk
+            "size": int,
+            "members": str,  # JSON: [[recording id, name, sha256, size], ...]
+            "key_id": str,
+            "sealed_by": str,
+            "started_at": str,
+            "sealed_at": str,
+            "confirmed_by": str,
+            "confirmed_at": str,
+            "removed_at": str,  # a superseded archive's file is gone
+        },
+        pk="id",
+        not_null={"day", "generation", "destination", "path", "state", "started_at"},
+    )
+    db.table("seals").create_index(["day", "generation", "destination"], unique=True)
+    db.table("seals").create_index(["state"])
+    # A day whose recordings changed since its seal (or were never sealed): a counter, so that a
+    # seal started before a change does not clear it. Kept by triggers, so no write path can
+    # forget it: a new recording, a re-filing, a destruction.
+    db.execute("CREATE TABLE seal_dirty (day TEXT PRIMARY KEY, changes INTEGER NOT NULL)")
+    day = "replace(substr({}.relpath, 1, 10), '/', '-')"
+    upsert = ("INSERT INTO seal_dirty (day, changes) VALUES ({}, 1) "
+              "ON CONFLICT (day) DO UPDATE SET changes = changes + 1;")  # fmt: skip
+    db.execute(f"CREATE TRIGGER seal_dirty_insert AFTER INSERT ON recordings BEGIN "
+               f"{upsert.format(day.format('NEW'))} END")  # fmt: skip
+    db.execute(f"CREATE TRIGGER seal_dirty_update AFTER UPDATE OF relpath, destroyed_at "
+               f"ON recordings BEGIN {upsert.format(day.format('OLD'))} "
+               f"{upsert.format(day.format('NEW'))} END")  # fmt: skip
+    db.execute("INSERT INTO seal_dirty (day, changes) SELECT DISTINCT "
+               "replace(substr(relpath, 1, 10), '/', '-'), 1 FROM recordings "
+               "WHERE destroyed_at IS NULL")  # fmt: skip

@@ -3,18 +3,41 @@ problem printed, and printing errors as one line."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sqlite3
 import sys
 import unicodedata
-from datetime import tzinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlite_utils import Database
+
+from camdock.catalog import open_catalog, open_readonly
+from camdock.catalog.db import catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
-from camdock.errors import UsageError
+from camdock.errors import CamdockError, ExitCode, UsageError
 
-__all__ = ["NO_ROLES", "default_catalog", "load_or_report", "person", "station_tz", "tz_name"]
+__all__ = [
+    "NO_ROLES",
+    "Where",
+    "by_from",
+    "default_catalog",
+    "load_or_report",
+    "opened",
+    "output",
+    "person",
+    "station_tz",
+    "tz_name",
+    "where_from",
+]
 
 NO_ROLES = "no role was checked: staff roles arrive with the access workflow"
 
@@ -66,3 +89,72 @@ def person(value: str, what: str = "--by") -> str:
     if not text.strip() or any(unicodedata.category(c).startswith("C") for c in text):
         raise UsageError(f"{what}: name who acts, in printable characters")
     return text.strip()
+
+
+STATION_CONFIG = Path("/etc/camdock/camdock.toml")
+
+
+@dataclass(frozen=True)
+class Where:
+    """What a custodian's command works on: the station's config (or none: a bare catalog),
+    the catalog, and today in the station's zone."""
+
+    cfg: Config | None
+    catalog: Path
+    tz: tzinfo
+    today: date
+    note: str = NO_ROLES  # said in every output until staff roles exist
+
+
+def where_from(args: argparse.Namespace) -> Where:
+    """``--config FILE`` (default the station's, when there and no ``--catalog``) or a bare
+    ``--catalog FILE``."""
+    cfg = None
+    path = args.config
+    if path is None and args.catalog is None and STATION_CONFIG.is_file():
+        path = STATION_CONFIG
+    if path is not None:
+        cfg = load_or_report(path)
+        if cfg is None:
+            raise CamdockError(f"invalid configuration {path}", ExitCode.CONFIG)
+    catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
+    tz = cfg.tz if cfg else station_tz(None)
+    return Where(cfg, catalog, tz, datetime.now(tz).date())
+
+
+@contextmanager
+def opened(where: Where, *, write: bool) -> Iterator[Database]:
+    """The catalog, migrated for writing or read-only; SQLite errors in words."""
+    if not where.catalog.is_file():
+        raise CamdockError(f"no catalog at {where.catalog}", ExitCode.NOINPUT)
+    db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise catalog_error(where.catalog, exc) from exc
+    finally:
+        db.close()
+
+
+def by_from(args: argparse.Namespace) -> str:
+    """``--by STAFF``, required and printable: every manual action names its person."""
+    if not args.by:
+        raise UsageError("--by STAFF: name who does this (recorded in the custody log)")
+    return person(args.by)
+
+
+def output(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:
+    """One JSON document on stdout with ``--json``, else the text lines."""
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False, default=str))
+    else:
+        print("\n".join(text()))
+    return ExitCode.OK
+
+
+def day_arg(text: str) -> date:
+    """A duty day on the command line: YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a day (YYYY-MM-DD)") from None

@@ -5,26 +5,20 @@ bare ``--catalog FILE``. Each action names the person (``--by``) in the custody 
 from __future__ import annotations
 
 import argparse
-import json
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
-from camdock.catalog import backup, custody, holds, open_catalog, open_readonly
-from camdock.catalog.db import catalog_error, write_txn
-from camdock.commands.common import NO_ROLES, default_catalog, load_or_report, person, station_tz
-from camdock.config import Config
+from camdock.catalog import backup, custody, holds, open_catalog
+from camdock.catalog.db import write_txn
+from camdock.commands.common import Where, by_from, opened, output, where_from
+from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
-from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.errors import ExitCode, UsageError
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
+from camdock.services.seal import Sealing, load_key, seal_day
 
 __all__ = ["add_parsers", "run"]
 
@@ -88,6 +82,12 @@ def add_parsers(sub: Any) -> None:
         help="this recording (past its minimum, not held); repeatable",
     )
     destroy.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    destroy.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="the seal password (root-only file): a sealed day is re-sealed",
+    )
     _common(destroy)
 
     c = sub.add_parser("catalog", help="back up or restore the catalog (REG-4.3.2)")
@@ -112,65 +112,20 @@ def add_parsers(sub: Any) -> None:
     _common(rest)
 
 
-@dataclass(frozen=True)
-class _Where:
-    cfg: Config | None
-    catalog: Path
-    keeping: Keeping
-    today: date
-
-    @property
-    def note(self) -> str | None:
-        return NO_ROLES
-
-
-def _where(args: argparse.Namespace) -> _Where:
-    cfg = None
-    path = args.config
-    if path is None and args.catalog is None and Path("/etc/camdock/camdock.toml").is_file():
-        path = Path("/etc/camdock/camdock.toml")
-    if path is not None:
-        cfg = load_or_report(path)
-        if cfg is None:
-            raise CamdockError(f"invalid configuration {path}", ExitCode.CONFIG)
-    catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
-    keeping = Keeping.from_config(cfg) if cfg else Keeping()
-    tz = cfg.tz if cfg else station_tz(None)
-    return _Where(cfg, catalog, keeping, datetime.now(tz).date())
-
-
-@contextmanager
-def _opened(where: _Where, *, write: bool) -> Iterator[Database]:
-    if not where.catalog.is_file():
-        raise CamdockError(f"no catalog at {where.catalog}", ExitCode.NOINPUT)
-    db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
-    try:
-        yield db
-    except sqlite3.Error as exc:
-        raise catalog_error(where.catalog, exc) from exc
-    finally:
-        db.close()
-
-
-def _by(args: argparse.Namespace) -> str:
-    if not args.by:
-        raise UsageError("--by STAFF: name who does this (recorded in the custody log)")
-    return person(args.by)
-
-
-def _out(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:
-    if args.json:
-        print(json.dumps(doc, ensure_ascii=False, default=str))
-    else:
-        print("\n".join(text()))
-    return ExitCode.OK
+def _keeping(where: Where, password_file: Path | None = None) -> Keeping:
+    if where.cfg is not None:
+        return Keeping.from_config(where.cfg, password_file)
+    if password_file is None:
+        return Keeping()
+    key = load_key(SealSettings(), password_file)
+    return Keeping(reseal=lambda db, day, by: seal_day(db, Sealing(key), day, by))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hold``, ``retention`` or ``catalog`` (a CamdockError is reported by cli.main)."""
     if args.command == "catalog" and args.action == "restore":
         return _restore(args)
-    where = _where(args)
+    where = where_from(args)
     handlers = {
         ("hold", "place"): _hold_place,
         ("hold", "release"): _hold_release,
@@ -182,11 +137,11 @@ def run(args: argparse.Namespace) -> int:
     return handlers[(args.command, args.action)](args, where)
 
 
-def _when(text: str | None, where: _Where, what: str, *, end: bool = False) -> datetime | None:
+def _when(text: str | None, where: Where, what: str, *, end: bool = False) -> datetime | None:
     """A date (the whole day, in the station's zone) or a date and time."""
     if text is None:
         return None
-    tz = where.cfg.tz if where.cfg else station_tz(None)
+    tz = where.tz
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
@@ -198,13 +153,13 @@ def _when(text: str | None, where: _Where, what: str, *, end: bool = False) -> d
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
-def _hold_place(args: argparse.Namespace, where: _Where) -> int:
-    by = _by(args)
+def _hold_place(args: argparse.Namespace, where: Where) -> int:
+    by = by_from(args)
     review = _when(args.review_by, where, "--review-by")
-    with _opened(where, write=True) as db:
+    with opened(where, write=True) as db:
         hold_id = service.place_hold(
             db,
-            where.keeping,
+            _keeping(where),
             by,
             kind=HoldKind(args.kind),
             case=args.case,
@@ -218,27 +173,27 @@ def _hold_place(args: argparse.Namespace, where: _Where) -> int:
             today=where.today,
         )
         row = holds.get(db, hold_id)
-    return _out(
+    return output(
         args,
         {"ok": True, "hold": row, "note": where.note},
         lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", str(where.note)],
     )
 
 
-def _hold_release(args: argparse.Namespace, where: _Where) -> int:
-    by = _by(args)
-    with _opened(where, write=True) as db:
-        service.release_hold(db, where.keeping, args.hold, by, args.reason)
+def _hold_release(args: argparse.Namespace, where: Where) -> int:
+    by = by_from(args)
+    with opened(where, write=True) as db:
+        service.release_hold(db, _keeping(where), args.hold, by, args.reason)
         row = holds.get(db, args.hold)
-    return _out(
+    return output(
         args,
         {"ok": True, "hold": row, "note": where.note},
         lambda: [f"hold {args.hold} released by {by}", str(where.note)],
     )
 
 
-def _hold_list(args: argparse.Namespace, where: _Where) -> int:
-    with _opened(where, write=False) as db:
+def _hold_list(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=False) as db:
         found = holds.listing(db, released=args.all)
     today = where.today.isoformat()
 
@@ -271,7 +226,7 @@ def _hold_list(args: argparse.Namespace, where: _Where) -> int:
             )
         return [*lines, f"{len(found)} hold(s)"]
 
-    return _out(args, {"holds": found}, text)
+    return output(args, {"holds": found}, text)
 
 
 def _plan_json(p: Plan) -> dict[str, Any]:
@@ -290,11 +245,11 @@ def _plan_json(p: Plan) -> dict[str, Any]:
     }
 
 
-def _plan(args: argparse.Namespace, where: _Where) -> int:
-    with _opened(where, write=False) as db:
+def _plan(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=False) as db:
         p = service.plan_for(db, where.today)
-    auto = where.keeping.policy.standing_authorisation
-    return _out(
+    auto = _keeping(where).policy.standing_authorisation
+    return output(
         args,
         {**_plan_json(p), "standing_authorisation": auto},
         lambda: [
@@ -311,13 +266,18 @@ def _plan(args: argparse.Namespace, where: _Where) -> int:
     )
 
 
-def _destroy(args: argparse.Namespace, where: _Where) -> int:
-    by = _by(args)
-    with _opened(where, write=True) as db:
+def _destroy(args: argparse.Namespace, where: Where) -> int:
+    by = by_from(args)
+    with opened(where, write=True) as db:
         done = service.destroy(
-            db, where.keeping, where.today, by, recordings=args.recording, reason=args.reason
+            db,
+            _keeping(where, args.password_file),
+            where.today,
+            by,
+            recordings=args.recording,
+            reason=args.reason,
         )
-    return _out(
+    return output(
         args,
         {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": where.note},
         lambda: [
@@ -330,19 +290,19 @@ def _destroy(args: argparse.Namespace, where: _Where) -> int:
     )
 
 
-def _backup(args: argparse.Namespace, where: _Where) -> int:
-    roots = [str(p) for p in args.to] if args.to else sorted(where.keeping.roots or ())
+def _backup(args: argparse.Namespace, where: Where) -> int:
+    roots = [str(p) for p in args.to] if args.to else sorted(_keeping(where).roots or ())
     if not roots:
         raise UsageError("--to ROOT: a bare catalog has no drives to back up to")
     keeping = Keeping(
-        where.keeping.policy, where.keeping.drives, frozenset(roots), where.keeping.topics
+        _keeping(where).policy, _keeping(where).drives, frozenset(roots), _keeping(where).topics
     )
     alarms: list[str] = []
-    with _opened(where, write=True) as db:
+    with opened(where, write=True) as db:
         made = service.backup_everywhere(db, where.catalog, keeping, alarms)
     for a in alarms:
         print(f"camdock catalog backup: {a}", file=sys.stderr)
-    _out(
+    output(
         args,
         {"ok": not alarms, "backups": made, "problems": alarms},
         lambda: [f"catalog backed up to {m}" for m in made],
@@ -351,8 +311,8 @@ def _backup(args: argparse.Namespace, where: _Where) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    by = _by(args)
-    where = _where(args)
+    by = by_from(args)
+    where = where_from(args)
     made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
     db = open_catalog(where.catalog)
     try:
@@ -379,7 +339,7 @@ def _restore(args: argparse.Namespace) -> int:
         "problems": problems,
         "by": by,
     }
-    _out(
+    output(
         args,
         doc,
         lambda: [

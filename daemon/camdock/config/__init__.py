@@ -14,7 +14,13 @@ from typing import Any
 
 from camdock.config import sections
 from camdock.config.reader import Reader, existing_file, topic_segment_problem
-from camdock.config.settings import Config, MqttSettings, SelfTestSettings, StationSettings
+from camdock.config.settings import (
+    Config,
+    MqttSettings,
+    SealSettings,
+    SelfTestSettings,
+    StationSettings,
+)
 from camdock.errors import ConfigError
 from camdock.model import Bay, Camera, Led, Officer
 
@@ -26,6 +32,7 @@ __all__ = [
     "Led",
     "MqttSettings",
     "Officer",
+    "SealSettings",
     "SelfTestSettings",
     "StationSettings",
     "file_problems",
@@ -35,7 +42,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -79,6 +86,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     mqtt = sections.mqtt(r, top["mqtt"], st.id) if "mqtt" in top else None
     selftest = sections.selftest(r, top.get("selftest", {}))
     retention = sections.retention(r, top.get("retention", {}))
+    seal = sections.seal(r, top.get("seal", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -100,6 +108,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         camera_usb_ids=st.camera_usb_ids,
         selftest=selftest,
         retention=retention,
+        seal=seal,
         require_mounts=require_mounts,
         source=source,
     )

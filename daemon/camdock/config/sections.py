@@ -18,7 +18,12 @@ from camdock.config.reader import (
     pin,
     topic_segment_problem,
 )
-from camdock.config.settings import MqttSettings, SelfTestSettings, StationSettings
+from camdock.config.settings import (
+    MqttSettings,
+    SealSettings,
+    SelfTestSettings,
+    StationSettings,
+)
 from camdock.core.naming import DutySlots, name_problem, name_text
 from camdock.core.retention import MAX_DAYS, MIN_DAYS, Policy
 from camdock.model import Bay, Camera, Drive, Led, Officer, usb_device_path
@@ -33,6 +38,7 @@ __all__ = [
     "officers",
     "pin_factory",
     "retention",
+    "seal",
     "selftest",
     "station",
 ]
@@ -394,3 +400,26 @@ def retention(r: Reader, data: Any) -> Policy:
     keep = r.get(t, "retention", "backup_generations", int, default=d.backup_generations,
                  check=between(1, 400))  # fmt: skip
     return Policy(low or d.min_days, high or d.max_days, who, ref, keep or d.backup_generations)
+
+
+def seal(r: Reader, data: Any) -> SealSettings:
+    """``[seal]`` (REG-4.2.5): where the password comes from (never the password itself)."""
+    d = SealSettings()
+    keys = {"key_id", "credential", "password_file", "sealed_by", "alarm_after_days",
+            "automatic", "password"}  # fmt: skip
+    t = r.table(data, "seal", keys)
+    if "password" in t:
+        r.problem("seal.password", "the password never goes in the config: use password_file "
+                  "(root-only) or the systemd credential")  # fmt: skip
+    key_id = r.get(t, "seal", "key_id", str, default=d.key_id, check=nonempty)
+    cred = r.get(t, "seal", "credential", str, default=d.credential,
+                 check=lambda v: None if re.fullmatch(r"[A-Za-z0-9_.-]+", v) else
+                 "letters, digits, '_', '.', '-' (a systemd credential name)")  # fmt: skip
+    pwfile = r.get(t, "seal", "password_file", str, required=False, check=absolute)
+    who = r.get(t, "seal", "sealed_by", str, required=False, check=nonempty)
+    days = r.get(t, "seal", "alarm_after_days", int, default=d.alarm_after_days,
+                 check=between(1, 60, " days"))  # fmt: skip
+    auto = r.get(t, "seal", "automatic", bool, default=d.automatic)
+    return SealSettings(key_id or d.key_id, cred or d.credential,
+                        Path(pwfile) if pwfile else None, who, days or d.alarm_after_days,
+                        d.automatic if auto is None else auto)  # fmt: skip

@@ -12,7 +12,7 @@ from camdock.core.retention import Policy
 from camdock.core.roster import Registry, Roster
 from camdock.model import Bay, Camera, Drive, Officer
 
-__all__ = ["Config", "MqttSettings", "SelfTestSettings", "StationSettings"]
+__all__ = ["Config", "MqttSettings", "SealSettings", "SelfTestSettings", "StationSettings"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,20 @@ class SelfTestSettings:
 
 
 @dataclass(frozen=True)
+class SealSettings:
+    """``[seal]``: the daily encrypted archive (REG-4.2.5). The password is never here: it is
+    the systemd credential ``credential`` ($CREDENTIALS_DIRECTORY) or the root-only
+    ``password_file``."""
+
+    key_id: str = "1"  # recorded with each seal, so keys can rotate
+    credential: str = "camdock-seal"
+    password_file: Path | None = None
+    sealed_by: str | None = None  # the custodian the daemon's own seals name
+    alarm_after_days: int = 2  # a day unsealed or unconfirmed this long after it ended: alarm
+    automatic: bool = True  # the daemon seals each past duty day once its bays are idle
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated station configuration."""
 
@@ -77,6 +91,7 @@ class Config:
     camera_usb_ids: tuple[str, ...] = ()  # "vendor:product" of the camera models (udev rules)
     selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
     retention: Policy = field(default_factory=Policy)  # REG-4.3.1
+    seal: SealSettings = field(default_factory=SealSettings)  # REG-4.2.5
     # False only on a development machine: destinations are then plain directories, and
     # --clear after copies on one filesystem is allowed (said loudly at start-up).
     require_mounts: bool = True

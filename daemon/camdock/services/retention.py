@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -23,13 +24,14 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import backup, holds, recordings
+from camdock.catalog import backup, holds, recordings, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.retention import Candidate, HoldKind, Plan, Policy, plan, refusal
 from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
+from camdock.services.seal import Sealing, seal_day
 
 __all__ = [
     "Keeping",
@@ -55,16 +57,25 @@ class Keeping:
     drives: tuple[Drive, ...] = ()
     roots: frozenset[str] | None = None
     topics: Topics | None = None
+    # Seals a day again without what was destroyed (REG-4.2.5): (db, day, who). None: no seal
+    # key here, so footage of a sealed day is not destroyed.
+    reseal: Callable[[Database, date, str], object] | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Keeping:
-        """The station's rules, drives and topics."""
+    def from_config(cls, cfg: Config, password_file: Path | None = None) -> Keeping:
+        """The station's rules, drives, topics and seal key."""
+        sealing = Sealing.from_config(cfg, password_file)
         return cls(
             cfg.retention,
             cfg.drives if cfg.require_mounts else (),
             frozenset(str(d.root) for d in cfg.drives),
             Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id),
+            _resealer(sealing) if sealing.key is not None else None,
         )
+
+
+def _resealer(sealing: Sealing) -> Callable[[Database, date, str], object]:
+    return lambda db, day, by: seal_day(db, sealing, day, by)
 
 
 def plan_for(db: Database, today: date) -> Plan:
@@ -183,13 +194,26 @@ def destroy(
             if why := refusal(c, today, active, keeping.policy):
                 raise Refused(f"recording {rec_id} may not be destroyed: {why}")
             targets.append(c)
+    sealed = sorted({d for c in targets if seals.current(db, d := _day_of(c))})
+    if sealed and keeping.reseal is None:
+        raise Refused(f"duty day(s) {', '.join(map(str, sealed))} are sealed: destroying "
+                      "their footage re-seals them, which needs the seal password "
+                      "(--password-file, or the station's credential)")  # fmt: skip
     if targets:
         prove_all(keeping.drives)  # the copies are removed from the drives they belong to
     for c in targets:
         _check_copies(db, keeping, c)
         d_id = catalog.plan_destruction(db, c.id, by, authority, reason)
         done.append(_finish(db, keeping, _pending_one(db, d_id)))
+    for day in sealed:  # the archives go too: the day sealed again without them, verified
+        assert keeping.reseal is not None
+        keeping.reseal(db, day, by)
     return done
+
+
+def _day_of(c: Candidate) -> date:
+    """The duty day a recording is filed under (its folder)."""
+    return date.fromisoformat(c.relpath[:10].replace("/", "-"))
 
 
 def _pending_one(db: Database, destruction_id: int) -> dict[str, Any]:
@@ -288,6 +312,7 @@ class PassResult:
     destroyed: list[Destroyed] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
+    sealed: list[Any] = field(default_factory=list)  # services.seal.Sealed, by the daemon
 
 
 def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date) -> PassResult:

@@ -29,6 +29,7 @@ from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
 from camdock.catalog import assignments, outbox
 from camdock.catalog.db import Store, open_catalog, write_txn
+from camdock.catalog.retention import alarm as record_alarm
 from camdock.clock import Clock, SystemClock
 from camdock.config import Config
 from camdock.core import bay as core
@@ -42,6 +43,7 @@ from camdock.services.bays import BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
 from camdock.services.retention import Keeping, PassResult, daily_pass
+from camdock.services.seal import Sealing, seal_pass
 
 __all__ = ["Hotplug", "Station", "StationEventFn"]
 
@@ -421,7 +423,16 @@ class Station:
         the catalog must not hold up the catalog thread the bays record through)."""
         db = open_catalog(self.cfg.catalog)
         try:
-            return daily_pass(db, self.cfg.catalog, Keeping.from_config(self.cfg), today)
+            result = daily_pass(db, self.cfg.catalog, Keeping.from_config(self.cfg), today)
+            if self.cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
+                by = self.cfg.seal.sealed_by or f"camdock@{self.cfg.station_id}"
+                sealed, alarms = seal_pass(db, Sealing.from_config(self.cfg), today, by,
+                                           self.cfg.seal.alarm_after_days)  # fmt: skip
+                result.sealed, result.alarms = sealed, result.alarms + alarms
+                if alarms:
+                    log.warning("seal: %s", "; ".join(alarms))
+                    record_alarm(db, self.topics, EventType.SEAL_ALARM, {"alarms": alarms})
+            return result
         finally:
             db.close()
 

@@ -1,0 +1,186 @@
+"""The daily seal's records (REG-4.2.5): which days need sealing (kept by triggers, schema
+m008), each archive from its first byte (``writing``) to ``verified``, the supervisor's
+confirmation; a custody entry and an event in the same transaction as each change."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import custody
+from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.outbox import record
+from camdock.clock import utcnow
+from camdock.events import EventType, Topics
+
+__all__ = [
+    "abandon",
+    "begin",
+    "clean",
+    "confirm",
+    "current",
+    "dirty",
+    "mark_removed",
+    "members_of",
+    "next_generation",
+    "record_sealed",
+    "retire",
+    "stale_files",
+    "status",
+    "unconfirmed_days",
+    "writing",
+]
+
+
+def _prefix(day: date) -> tuple[str, str]:
+    """The relpath range of a day's folder: 'YYYY/MM/DD/' up to (not including) 'YYYY/MM/DD0'
+    ('0' follows '/'), so the unique index on relpath serves the lookup."""
+    return f"{day:%Y/%m/%d}/", f"{day:%Y/%m/%d}0"
+
+
+def members_of(db: Database, day: date) -> list[dict[str, Any]]:
+    """The day's live recordings with their copies (``copies``: destination → relpath)."""
+    low, high = _prefix(day)
+    found = rows(
+        db,
+        "SELECT id, relpath, sha256, size FROM recordings WHERE relpath >= ? AND relpath < ? "
+        "AND destroyed_at IS NULL ORDER BY relpath",
+        (low, high),
+    )
+    for r in found:
+        copies = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ?",
+                      (r["id"],))  # fmt: skip
+        r["copies"] = {c["destination"]: c["relpath"] for c in copies}
+    return found
+
+
+def dirty(db: Database) -> dict[str, int]:
+    """Days whose recordings changed since their seal: day → change counter."""
+    return {r["day"]: r["changes"] for r in rows(db, "SELECT day, changes FROM seal_dirty")}
+
+
+def next_generation(db: Database, day: date) -> int:
+    """The generation a new seal of ``day`` takes."""
+    r = one(db, "SELECT max(generation) AS g FROM seals WHERE day = ?", (day.isoformat(),))
+    return int(r["g"] or 0) + 1 if r else 1
+
+
+def begin(db: Database, row: dict[str, Any]) -> int:
+    """Journal an archive before its first byte is written (its own transaction)."""
+    with write_txn(db):
+        return pk(db.table("seals").insert({**row, "state": "writing",
+                                            "started_at": utcnow()}).last_pk)  # fmt: skip
+
+
+def writing(db: Database) -> list[dict[str, Any]]:
+    """Archives a crash left unfinished."""
+    return rows(db, "SELECT * FROM seals WHERE state = 'writing' ORDER BY id")
+
+
+def abandon(db: Database, seal_ids: list[int]) -> None:
+    """Unfinished archives whose files are gone: never a seal."""
+    with write_txn(db):
+        db.conn.executemany("UPDATE seals SET state = 'abandoned' WHERE id = ? AND state = "
+                            "'writing'", [(i,) for i in seal_ids])  # fmt: skip
+
+
+def record_sealed(
+    db: Database,
+    day: date,
+    done: list[dict[str, Any]],
+    members: list[list[Any]],
+    by: str,
+    changes: int | None,
+    topics: Topics | None,
+) -> None:
+    """Both archives verified: they become the day's seal, the previous generation is
+    superseded, the day is clean unless it changed meanwhile, custody entry and event."""
+    now = utcnow()
+    with write_txn(db):
+        gen = done[0]["generation"]
+        db.execute("UPDATE seals SET state = 'superseded' WHERE day = ? AND state = 'verified' "
+                   "AND generation < ?", (day.isoformat(), gen))  # fmt: skip
+        for d in done:
+            db.execute(
+                "UPDATE seals SET state = 'verified', sha256 = ?, size = ?, members = ?, "
+                "sealed_at = ? WHERE id = ?",
+                (d["sha256"], d["size"], json.dumps(members, ensure_ascii=False), now, d["id"]),
+            )
+        if changes is not None:
+            db.execute("DELETE FROM seal_dirty WHERE day = ? AND changes = ?",
+                       (day.isoformat(), changes))  # fmt: skip
+        details = {"day": day.isoformat(), "generation": gen, "members": len(members),
+                   "archives": [{"destination": d["destination"], "path": d["path"],
+                                 "sha256": d["sha256"], "size": d["size"]} for d in done],
+                   "key_id": done[0]["key_id"]}  # fmt: skip
+        custody.append(db, "seal", None, by, details)
+        if topics is not None:
+            record(db, topics, EventType.DAY_SEALED, data={**details, "by": by})
+
+
+def stale_files(db: Database) -> list[dict[str, Any]]:
+    """Superseded archives whose files are still to be removed."""
+    return rows(db, "SELECT * FROM seals WHERE state = 'superseded' AND removed_at IS NULL")
+
+
+def mark_removed(db: Database, seal_id: int) -> None:
+    """A superseded archive's file is gone."""
+    with write_txn(db):
+        db.execute("UPDATE seals SET removed_at = ? WHERE id = ?", (utcnow(), seal_id))
+
+
+def current(db: Database, day: date) -> list[dict[str, Any]]:
+    """The day's seal in force: its verified archives, one per destination."""
+    return rows(db, "SELECT * FROM seals WHERE day = ? AND state = 'verified' ORDER BY id",
+                (day.isoformat(),))  # fmt: skip
+
+
+def confirm(db: Database, day: date, by: str, topics: Topics | None) -> None:
+    """The supervisor confirms the day's seal (REG-4.2.5)."""
+    now = utcnow()
+    with write_txn(db):
+        db.execute("UPDATE seals SET confirmed_by = ?, confirmed_at = ? WHERE day = ? AND "
+                   "state = 'verified'", (by, now, day.isoformat()))  # fmt: skip
+        gen = one(db, "SELECT max(generation) AS g FROM seals WHERE day = ? AND state = "
+                  "'verified'", (day.isoformat(),))  # fmt: skip
+        details = {"day": day.isoformat(), "generation": gen["g"] if gen else None}
+        custody.append(db, "seal-confirm", None, by, details)
+        if topics is not None:
+            record(db, topics, EventType.SEAL_CONFIRMED, data={**details, "by": by})
+
+
+def status(db: Database, since: date | None = None) -> list[dict[str, Any]]:
+    """Every seal in force (from ``since``), oldest day first."""
+    return rows(db, "SELECT * FROM seals WHERE state = 'verified' AND day >= ? ORDER BY day, id",
+                ((since or date.min).isoformat(),))  # fmt: skip
+
+
+def unconfirmed_days(db: Database) -> list[str]:
+    """Days whose seal in force no supervisor has confirmed."""
+    found = rows(db, "SELECT DISTINCT day FROM seals WHERE state = 'verified' "
+                 "AND confirmed_at IS NULL ORDER BY day")  # fmt: skip
+    return [r["day"] for r in found]
+
+
+def retire(db: Database, day: date, by: str, topics: Topics | None) -> None:
+    """Every recording of a sealed day was destroyed: its seal is superseded by nothing (the
+    archives' files are removed next) and the day is clean."""
+    with write_txn(db):
+        db.execute("UPDATE seals SET state = 'superseded' WHERE day = ? AND state = 'verified'",
+                   (day.isoformat(),))  # fmt: skip
+        db.execute("DELETE FROM seal_dirty WHERE day = ?", (day.isoformat(),))
+        details: dict[str, Any] = {"day": day.isoformat(), "generation": None, "members": 0,
+                                   "archives": [],
+                   "key_id": None}  # fmt: skip
+        custody.append(db, "seal", None, by, details)
+        if topics is not None:
+            record(db, topics, EventType.DAY_SEALED, data={**details, "by": by})
+
+
+def clean(db: Database, day: date) -> None:
+    """A day with nothing to seal and no seal: not waiting for one."""
+    with write_txn(db):
+        db.execute("DELETE FROM seal_dirty WHERE day = ?", (day.isoformat(),))

@@ -1,0 +1,305 @@
+"""The daily seal (REG-4.2.5): each duty day's recordings in an encrypted archive per
+destination, checked against the catalog by reading it back, recorded, confirmed by a supervisor.
+
+Sealing a day, per destination: the archive is journalled (``writing``), written under a temp
+name beside the day's folder from that drive's own plain copies (each hashed on the way in and
+compared with the catalog), read back from disk and checked member by member against the
+catalog's list, and only then given its final name ``YYYY/MM/YYYYMMDD-<generation>.7z``. Once
+every destination's archive is verified, one transaction makes them the day's seal (custody
+entry, event). A crash at any moment leaves the plain files as they were and the seal absent or
+complete: unfinished archives are removed by the next run (``recover``). A day that changes
+after its seal (a late dock, a re-filing, a destruction) is sealed again as a new generation,
+and the old archives go only after the new ones are recorded.
+
+The plain files stay: removing them after sealing, and reading footage out of the archives, is
+left for later (README).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import platform
+import stat
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.adapters import archive, fsio
+from camdock.adapters.drives import prove_all
+from camdock.catalog import seals
+from camdock.config import Config, SealSettings
+from camdock.core import seal as core
+from camdock.errors import CamdockError, ExitCode, Refused
+from camdock.events import Topics
+from camdock.model import Drive
+
+__all__ = [
+    "Key",
+    "SealKeyMissing",
+    "Sealed",
+    "Sealing",
+    "confirm_day",
+    "load_key",
+    "recover",
+    "seal_day",
+    "seal_pass",
+    "verify_day",
+]
+
+log = logging.getLogger(__name__)
+
+
+class SealKeyMissing(CamdockError):
+    """No seal password where it may be (credential, root-only file)."""
+
+    exit_code = ExitCode.NOINPUT
+
+
+@dataclass(frozen=True)
+class Key:
+    """A seal password and its id. The password is never printed, logged or recorded."""
+
+    id: str
+    password: str = field(repr=False)
+
+
+def _read_secret(path: Path, *, private: bool) -> str:
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise SealKeyMissing(f"seal password {path} is not a file")
+        if private and (st.st_mode & 0o077 or st.st_uid not in (0, os.geteuid())):
+            raise SealKeyMissing(f"seal password {path} must be readable by root only "
+                                 f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600")  # fmt: skip
+        text = path.read_bytes().decode("utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SealKeyMissing(f"seal password {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SealKeyMissing(f"seal password {path} is not UTF-8 text") from exc
+    if len(text) < 12:
+        raise SealKeyMissing(f"seal password {path} is shorter than 12 characters")
+    return text
+
+
+def load_key(settings: SealSettings, password_file: Path | None = None) -> Key:
+    """The seal password: ``--password-file``, else the systemd credential (LoadCredential
+    Encrypted=, in $CREDENTIALS_DIRECTORY), else the root-only ``[seal] password_file``."""
+    if password_file is not None:
+        return Key(settings.key_id, _read_secret(password_file, private=True))
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / settings.credential).exists():  # systemd made it private
+        return Key(settings.key_id, _read_secret(Path(creds) / settings.credential,
+                                                 private=False))  # fmt: skip
+    if settings.password_file is not None:
+        return Key(settings.key_id, _read_secret(settings.password_file, private=True))
+    raise SealKeyMissing(
+        f"no seal password: no credential {settings.credential!r} in $CREDENTIALS_DIRECTORY, "
+        "no [seal] password_file, no --password-file"
+    )
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """How this station seals: its key (None: none found, and why), destination roots in
+    order (None: those the catalog records), drives to prove, where events go."""
+
+    key: Key | None
+    roots: tuple[str, ...] | None = None
+    drives: tuple[Drive, ...] = ()
+    topics: Topics | None = None
+    missing: str | None = None  # why there is no key
+
+    @classmethod
+    def from_config(cls, cfg: Config, password_file: Path | None = None) -> Sealing:
+        """The station's roots, drives, topics and key (if it can be found)."""
+        key, missing = None, None
+        try:
+            key = load_key(cfg.seal, password_file)
+        except SealKeyMissing as exc:
+            missing = str(exc)
+        return cls(key, tuple(str(d.root) for d in cfg.drives),
+                   cfg.drives if cfg.require_mounts else (),
+                   Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id),
+                   missing)  # fmt: skip
+
+    def need_key(self) -> Key:
+        """The key, or the reason there is none as an error."""
+        if self.key is None:
+            raise SealKeyMissing(self.missing or "no seal password")
+        return self.key
+
+
+def _low_io_priority() -> None:
+    """This thread's I/O at idle priority (ioprio_set, IOPRIO_CLASS_IDLE): a seal never slows
+    an offload. Best effort: not every kernel or architecture has it."""
+    numbers = {"x86_64": 251, "aarch64": 30, "armv7l": 314, "armv6l": 314}
+    nr = numbers.get(platform.machine())
+    if nr is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(nr, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this thread, class IDLE
+
+
+def _file(root: str, rel: str) -> Path:
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise CamdockError(f"seal path {rel} is not inside {root}", ExitCode.DATAERR)
+    return Path(root, *path.parts)
+
+
+def recover(db: Database) -> None:
+    """Remove what a crash left: archives never recorded as verified (temp or final name) and
+    superseded archives not yet removed."""
+    stale = seals.writing(db)
+    for s in stale:
+        for rel in (s["temp_path"], s["path"]):
+            if rel and Path(s["destination"]).is_dir():
+                fsio.unlink_quietly(_file(s["destination"], rel))
+    if stale:
+        seals.abandon(db, [s["id"] for s in stale])
+    for s in seals.stale_files(db):
+        if not Path(s["destination"]).is_dir():
+            continue  # the drive is away: removed when it is back
+        path = _file(s["destination"], s["path"])
+        fsio.unlink_quietly(path)
+        fsio.fsync_dir(path.parent)
+        seals.mark_removed(db, s["id"])
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A day sealed: its generation, its members and each archive."""
+
+    day: date
+    generation: int
+    members: int
+    archives: tuple[dict[str, Any], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {"day": self.day.isoformat(), "generation": self.generation,
+                "members": self.members, "archives": list(self.archives)}  # fmt: skip
+
+
+def seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
+    """Seal ``day`` in every destination (a new generation if it was sealed before); None when
+    the day has no recordings left and its old seal was retired."""
+    key = sealing.need_key()
+    recover(db)
+    changes = seals.dirty(db).get(day.isoformat())
+    members = seals.members_of(db, day)
+    if not members:
+        if seals.current(db, day):
+            seals.retire(db, day, by, sealing.topics)
+            recover(db)
+            return None
+        raise CamdockError(f"no recordings filed under duty day {day}", ExitCode.NOINPUT)
+    roots = sealing.roots or tuple(sorted({r for m in members for r in m["copies"]}))
+    prove_all(sealing.drives)
+    gen = seals.next_generation(db, day)
+    expected = {m["relpath"]: (m["sha256"], m["size"]) for m in members}
+    done = []
+    for root in roots:
+        lacking = [m["relpath"] for m in members if root not in m["copies"]]
+        if lacking:
+            raise CamdockError(f"{root} holds no copy of {lacking[0]} (and {len(lacking) - 1} "
+                               "more): not sealed", ExitCode.IOERR)  # fmt: skip
+        folder = fsio.make_dirs_durable(Path(root), (f"{day:%Y}", f"{day:%m}"))
+        name = f"{day:%Y%m%d}-{gen}.7z"
+        rel, temp_rel = f"{day:%Y/%m}/{name}", f"{day:%Y/%m}/.{name}.tmp"
+        seal_id = seals.begin(db, {"day": day.isoformat(), "generation": gen,
+                                   "destination": root, "path": rel, "temp_path": temp_rel,
+                                   "key_id": key.id, "sealed_by": by})  # fmt: skip
+        temp = folder / f".{name}.tmp"
+        fsio.unlink_quietly(temp)
+        try:
+            archive.write(temp, [archive.Member(m["relpath"], _file(root, m["copies"][root]),
+                                                m["sha256"], m["size"]) for m in members],
+                          key.password)  # fmt: skip
+            back = archive.read_back(temp, key.password)
+            if problems := core.check(expected, back.members):
+                raise archive.ArchiveError(f"{temp} does not match the catalog: "
+                                           + "; ".join(problems[:5]))  # fmt: skip
+            fsio.link_no_clobber(temp, folder / name)
+        except Exception:
+            recover(db)  # this generation is never a seal: its archives go, the plain stay
+            raise
+        done.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
+                     "sha256": back.sha256, "size": back.size, "key_id": key.id})  # fmt: skip
+    listing = [[m["id"], m["relpath"], m["sha256"], m["size"]] for m in members]
+    seals.record_sealed(db, day, done, listing, by, changes, sealing.topics)
+    recover(db)  # the previous generation's archives go now
+    log.info("duty day %s sealed (generation %d, %d recordings) by %s", day, gen, len(members), by)
+    return Sealed(day, gen, len(members), tuple({k: v for k, v in d.items() if k != "id"}
+                                                for d in done))  # fmt: skip
+
+
+def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
+    """Read the day's archives back from disk: each must be the archive recorded (hash, size)
+    holding exactly the recorded members, and those must still be the catalog's list."""
+    key = sealing.need_key()
+    current = seals.current(db, day)
+    if not current:
+        return [f"duty day {day} has no seal"]
+    problems = []
+    recorded = {name: (sha, size) for _, name, sha, size in json.loads(current[0]["members"])}
+    for s in current:
+        path = _file(s["destination"], s["path"])
+        try:
+            back = archive.read_back(path, key.password)
+        except archive.ArchiveError as exc:
+            problems.append(str(exc))
+            continue
+        if (back.sha256, back.size) != (s["sha256"], s["size"]):
+            problems.append(f"{path}: SHA-256 {back.sha256} ({back.size} bytes), sealed as "
+                            f"{s['sha256']} ({s['size']})")  # fmt: skip
+        problems += [f"{path}: {p}" for p in core.check(recorded, back.members)]
+    now = {m["relpath"]: (m["sha256"], m["size"]) for m in seals.members_of(db, day)}
+    if now != recorded:
+        problems.append(f"duty day {day} changed since it was sealed: a new seal is due")
+    return problems
+
+
+def confirm_day(db: Database, sealing: Sealing, day: date, by: str) -> dict[str, Any]:
+    """The supervisor confirms the day's seal (REG-4.2.5); refused for a day not sealed (or
+    changed since), already confirmed, or confirmed by the custodian who sealed it."""
+    current = seals.current(db, day)
+    if not current:
+        raise Refused(f"duty day {day} is not sealed: nothing to confirm")
+    if day.isoformat() in seals.dirty(db):
+        raise Refused(f"duty day {day} changed since it was sealed: seal it again first")
+    if current[0]["confirmed_by"]:
+        raise Refused(f"duty day {day} was confirmed by {current[0]['confirmed_by']} at "
+                      f"{current[0]['confirmed_at']}")  # fmt: skip
+    if current[0]["sealed_by"] == by:
+        raise Refused(f"{by} sealed duty day {day}: the supervisor who confirms is someone "
+                      "else (REG-4.2.5)")  # fmt: skip
+    seals.confirm(db, day, by, sealing.topics)
+    return {"day": day.isoformat(), "generation": current[0]["generation"], "by": by}
+
+
+def seal_pass(db: Database, sealing: Sealing, today: date, by: str,
+              after_days: int) -> tuple[list[Sealed], list[str]]:  # fmt: skip
+    """The daemon's daily part: seal every past day that changed, then today's alarms."""
+    _low_io_priority()
+    made, alarms = [], []
+    if sealing.key is None:
+        alarms.append(f"days cannot be sealed: {sealing.missing}")
+    else:
+        for day in core.due_days(seals.dirty(db), today):
+            if not seals.members_of(db, day) and not seals.current(db, day):
+                seals.clean(db, day)  # nothing filed under it (all destroyed before a seal)
+                continue
+            try:
+                if (s := seal_day(db, sealing, day, by)) is not None:
+                    made.append(s)
+            except CamdockError as exc:
+                alarms.append(f"duty day {day} could not be sealed: {exc}")
+    alarms += core.alarms(today, seals.dirty(db), seals.unconfirmed_days(db), after_days)
+    return made, alarms

@@ -1,0 +1,239 @@
+"""The daily seal (REG-4.2.5): a day's footage in an AES-256 7z archive per destination, checked
+against the catalog by reading it back, confirmed by a supervisor; opened with the real `7z`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from camdock.catalog import custody, open_catalog
+from camdock.errors import ExitCode
+from conftest import camdock_cmd, make_camera, offload, run, sha_of, write_recording
+from test_mqtt import message_for, validator
+
+PASSWORD = "封存密碼 correct horse battery"  # noqa: S105 - a test's own key
+DAY = "2026-11-28"  # make_camera's recordings
+
+needs_7z = pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (p7zip-full)")
+
+
+def _station(
+    tmp_path: Path, files: int = 3, size: int = 64 * 1024
+) -> tuple[Path, Path, Path, Path]:
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    make_camera(tmp_path / "cam", files, size=size, seed=4)
+    assert offload(tmp_path / "cam", [d1, d2], catalog).ok
+    key = tmp_path / "seal.key"
+    key.write_text(PASSWORD + "\n", encoding="utf-8")
+    key.chmod(0o600)
+    return d1, d2, catalog, key
+
+
+def _seal(catalog: Path, key: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(camdock_cmd("seal", *args, "--catalog", str(catalog), "--password-file",
+                           str(key)))  # fmt: skip
+
+
+def _plain(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha_of(p) for p in root.rglob("*.mp4")}
+
+
+@needs_7z
+def test_a_day_sealed_opens_with_7z_and_the_password_only(tmp_path: Path) -> None:
+    d1, d2, catalog, key = _station(tmp_path)
+    before = {d: _plain(d) for d in (d1, d2)}
+    made = _seal(catalog, key, "create", DAY, "--by", "保管人 陳", "--json")
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(made.stdout)["seal"]
+    assert doc["generation"] == 1 and doc["members"] == 3 and len(doc["archives"]) == 2
+    assert PASSWORD not in made.stdout + made.stderr
+    for d in (d1, d2):
+        archive = d / "2026" / "11" / "20261128-1.7z"
+        assert archive.is_file() and not list(archive.parent.glob(".*.tmp"))
+        out = tmp_path / f"x-{d.name}"
+        ok = run(["7z", "x", f"-p{PASSWORD}", f"-o{out}", str(archive)])
+        assert ok.returncode == 0, ok.stdout
+        assert _plain(out) == before[d]  # every recording, byte for byte, under its path
+        wrong = run(["7z", "x", "-pwrong password", f"-o{tmp_path / 'w'}", str(archive)])
+        assert wrong.returncode != 0
+        listed = run(["7z", "l", "-p", str(archive)], input="")  # no password: no names either
+        assert "王小明" not in listed.stdout
+        assert _plain(d) == before[d]  # the plain files stay
+    verified = _seal(catalog, key, "verify", DAY)
+    assert verified.returncode == 0 and "intact" in verified.stdout
+    # The custodian who sealed may not confirm; a supervisor does, once.
+    same = _seal(catalog, key, "confirm", DAY, "--by", "保管人 陳")
+    assert same.returncode == ExitCode.NOPERM and "someone" in same.stderr
+    good = _seal(catalog, key, "confirm", DAY, "--by", "所長 林", "--json")
+    assert good.returncode == 0, good.stderr
+    again = _seal(catalog, key, "confirm", DAY, "--by", "所長 林")
+    assert again.returncode == ExitCode.NOPERM and "was confirmed by 所長 林" in again.stderr
+    status = json.loads(_seal(catalog, key, "status", "--json").stdout)
+    assert {(s["sealed_by"], s["confirmed_by"]) for s in status["seals"]} == {
+        ("保管人 陳", "所長 林")
+    }
+    assert status["unsealed_days"] == []
+    db = open_catalog(catalog)
+    assert custody.verify(db) == []
+    actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action LIKE 'seal%'")]
+    assert actions == ["seal", "seal-confirm"]
+    db.close()
+
+
+def test_the_password_never_comes_from_anywhere_unsafe(tmp_path: Path) -> None:
+    from camdock.config import ConfigError, parse
+    from stationcfg import TEMPLATE
+
+    _, _, catalog, key = _station(tmp_path, files=1)
+    key.chmod(0o644)
+    loose = _seal(catalog, key, "create", DAY, "--by", "c")
+    assert loose.returncode == ExitCode.NOINPUT and "root only" in loose.stderr
+    key.chmod(0o600)
+    key.write_text("short")
+    short = _seal(catalog, key, "create", DAY, "--by", "c")
+    assert short.returncode == ExitCode.NOINPUT and "12 characters" in short.stderr
+    import tomllib
+
+    with pytest.raises(ConfigError) as exc:
+        parse(tomllib.loads(TEMPLATE.format(root="/tmp/x") + '[seal]\npassword = "x"\n'))
+    assert any(p.startswith("seal.password: the password never goes") for p in exc.value.problems)
+    assert "Traceback" not in loose.stderr + short.stderr
+
+
+def test_a_damaged_copy_is_never_sealed_and_a_damaged_archive_is_found(tmp_path: Path) -> None:
+    d1, d2, catalog, key = _station(tmp_path)
+    victim = next(iter(sorted(d2.rglob("*.mp4"))))
+    good = victim.read_bytes()
+    victim.write_bytes(b"\0" * len(good))
+    bad = _seal(catalog, key, "create", DAY, "--by", "c")
+    assert bad.returncode == ExitCode.IOERR and "not sealed" in bad.stderr
+    assert not list(d1.rglob("*.7z")) and not list(d2.rglob("*.7z")) and not list(
+        d2.rglob(".*.tmp"))  # fmt: skip
+    victim.write_bytes(good)
+    assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0
+    [archive] = d1.rglob("*.7z")  # generation 2: the failed one's number is not reused
+    with open(archive, "r+b") as f:
+        f.seek(archive.stat().st_size // 2)
+        f.write(b"\xa5" * 64)
+    found = _seal(catalog, key, "verify", DAY, "--json")
+    assert found.returncode == ExitCode.FAILED
+    problems = json.loads(found.stdout)["problems"]
+    assert problems and all(str(d1) in p for p in problems)
+
+
+def test_a_changed_day_is_sealed_again_and_the_old_archive_goes(tmp_path: Path) -> None:
+    d1, d2, catalog, key = _station(tmp_path)
+    assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0
+    assert _seal(catalog, key, "confirm", DAY, "--by", "s").returncode == 0
+    late = tmp_path / "late"  # a camera docked late, with footage of the sealed day
+    write_recording(late / "DCIM/100MEDIA/20261128_231500_0077.MP4", 4096, 77)
+    assert offload(late, [d1, d2], catalog, camera_id="CAM0009").ok
+    stale = _seal(catalog, key, "verify", DAY)
+    assert stale.returncode == ExitCode.FAILED and "a new seal is due" in stale.stdout
+    unconfirmable = _seal(catalog, key, "confirm", DAY, "--by", "s2")
+    assert unconfirmable.returncode == ExitCode.NOPERM and "seal it again" in unconfirmable.stderr
+    again = _seal(catalog, key, "create", DAY, "--by", "c", "--json")
+    assert json.loads(again.stdout)["seal"]["generation"] == 2
+    assert json.loads(again.stdout)["seal"]["members"] == 4
+    for d in (d1, d2):
+        assert sorted(p.name for p in d.rglob("*.7z")) == ["20261128-2.7z"]
+    status = json.loads(_seal(catalog, key, "status", "--json").stdout)["seals"]
+    assert {s["generation"] for s in status} == {2} and not any(s["confirmed_by"] for s in status)
+
+
+@needs_7z
+def test_destroying_footage_of_a_sealed_day_seals_it_again_without_it(tmp_path: Path) -> None:
+    from test_retention import _age
+
+    d1, d2, catalog, key = _station(tmp_path)
+    assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0
+    _age(catalog)  # a year on: the day is now 2025-11-28, the archive still holds all three
+    db = open_catalog(catalog)
+    rec, rel = db.execute("SELECT id, relpath FROM recordings ORDER BY id").fetchone()
+    db.close()
+    base = ["retention", "destroy", "--recording", str(rec), "--by", "保管人 陳",
+            "--catalog", str(catalog)]  # fmt: skip
+    nokey = run(camdock_cmd(*base))
+    assert nokey.returncode == ExitCode.NOPERM and "sealed" in nokey.stderr
+    assert (d1 / rel).is_file()  # refused before anything was removed
+    done = run(camdock_cmd(*base, "--password-file", str(key)))
+    assert done.returncode == 0, done.stderr
+    for d in (d1, d2):
+        [archive] = d.rglob("*.7z")
+        assert archive.name == "20261128-2.7z"
+        listed = run(["7z", "l", "-slt", f"-p{PASSWORD}", str(archive)])
+        assert listed.returncode == 0 and rel not in listed.stdout
+        assert listed.stdout.count("Path = 2026/11/28/") == 2
+
+
+@pytest.mark.slow
+def test_sigkill_while_sealing_leaves_the_plain_files_and_no_half_seal(tmp_path: Path) -> None:
+    d1, d2, catalog, key = _station(tmp_path, files=24, size=2 << 20)
+    before = {d: _plain(d) for d in (d1, d2)}
+    rng = random.Random(11)
+    cmd = camdock_cmd("seal", "create", DAY, "--by", "c", "--catalog", str(catalog),
+                      "--password-file", str(key))  # fmt: skip
+    kills = 0
+    for _ in range(6):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 2.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        for d in (d1, d2):
+            assert _plain(d) == before[d]
+        conn = sqlite3.connect(catalog)
+        verified = {(r[0], r[1]) for r in conn.execute(
+            "SELECT destination, path FROM seals WHERE state = 'verified'")}  # fmt: skip
+        conn.close()
+        for d in (d1, d2):  # a final-named archive exists only as a recorded, verified seal
+            for archive in d.rglob("*.7z"):
+                rel = str(archive.relative_to(d))
+                assert (str(d), rel) in verified or _recorded_later(catalog, str(d), rel)
+    final = run(cmd)
+    assert final.returncode == 0, final.stderr
+    assert run(camdock_cmd("seal", "verify", DAY, "--catalog", str(catalog), "--password-file",
+                           str(key))).returncode == 0  # fmt: skip
+    assert not [p for d in (d1, d2) for p in d.rglob(".*.tmp")]
+    assert kills >= 1
+
+
+def _recorded_later(catalog: Path, root: str, rel: str) -> bool:
+    """A final-named archive of a generation still 'writing' (killed between its link and the
+    commit): the next run removes it; it is never taken as a seal."""
+    conn = sqlite3.connect(catalog)
+    try:
+        return conn.execute("SELECT 1 FROM seals WHERE destination = ? AND path = ? AND state = "
+                            "'writing'", (root, rel)).fetchone() is not None  # fmt: skip
+    finally:
+        conn.close()
+
+
+def test_seal_events_follow_the_contract(tmp_path: Path) -> None:
+    from camdock.events import Topics
+    from camdock.services.seal import Key, Sealing, confirm_day, seal_day
+
+    _, _, catalog, _ = _station(tmp_path, files=2)
+    sealing = Sealing(Key("2026-A", PASSWORD), topics=Topics("camdock", "test-01"))
+    db = open_catalog(catalog)
+    made = seal_day(db, sealing, date(2026, 11, 28), "c")
+    assert made is not None and {a["key_id"] for a in made.archives} == {"2026-A"}
+    confirm_day(db, sealing, date(2026, 11, 28), "s")
+    payloads = [json.loads(r[0]) for r in db.execute("SELECT payload FROM outbox ORDER BY id")]
+    assert [p["type"] for p in payloads] == ["day-sealed", "seal-confirmed"]
+    for body in payloads:
+        validator(message_for(body["type"])).validate(body)
+    assert PASSWORD not in json.dumps(payloads, ensure_ascii=False)
+    db.close()
