@@ -237,3 +237,14 @@ def test_seal_events_follow_the_contract(tmp_path: Path) -> None:
         validator(message_for(body["type"])).validate(body)
     assert PASSWORD not in json.dumps(payloads, ensure_ascii=False)
     db.close()
+
+
+def test_one_seal_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+
+    _, _, catalog, key = _station(tmp_path, files=1)
+    with open(f"{catalog}.seal.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the daemon's pass, say
+        busy = _seal(catalog, key, "create", DAY, "--by", "c")
+    assert busy.returncode == ExitCode.TEMPFAIL and "another seal" in busy.stderr
+    assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0

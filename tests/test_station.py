@@ -546,7 +546,12 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
 
     monkeypatch.setattr(station_mod, "RETENTION_POLL", 0.05)
     clock = FixedClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
-    extra = '[retention]\nstanding_authorisation = "保管人 陳"\n' if standing else ""
+    key = tmp_path / "seal.key"
+    key.write_text("a seal password for the test station")
+    key.chmod(0o600)
+    extra = f'[seal]\npassword_file = "{key}"\nsealed_by = "保管人 陳"\n'
+    if standing:
+        extra += '[retention]\nstanding_authorisation = "保管人 陳"\n'
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=3, start=START)
     async with running(tmp_path, config_extra=extra, clock=clock, retention_first=0) as h:
@@ -555,6 +560,13 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
         footage = sorted(p for p in (tmp_path / "footage").rglob("*.mp4"))
         assert len(footage) == 2
+        # The next day the daemon seals the duty day by itself (REG-4.2.5), in both drives.
+        clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+        await h.until(lambda: h.station.last_pass is not None
+                      and h.station.last_pass.plan.today.day == 30)  # fmt: skip
+        assert [s.day.isoformat() for s in h.station.last_pass.sealed] == ["2026-11-28"]
+        for drive in ("footage", "backup"):
+            assert (tmp_path / drive / "2026" / "11" / "20261128-1.7z").is_file()
         clock.set(datetime(2027, 11, 30, 1, 0, tzinfo=UTC))  # a year and two days on
         await h.until(lambda: h.station.last_pass is not None
                       and h.station.last_pass.plan.today.year == 2027)  # fmt: skip
@@ -562,15 +574,18 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
     destroyed = h.catalog("SELECT destroyed_by FROM recordings WHERE destroyed_at IS NOT NULL")
     if standing:
         assert destroyed == [("保管人 陳",)] * 2 and not any(p.exists() for p in footage)
-        assert "ALARM" not in status
+        assert "ALARM" not in status  # nothing late; the seal nobody confirmed is retired
+        # Every recording of the sealed day destroyed: its archives went with them.
+        assert not list((tmp_path / "footage").rglob("*.7z"))
         assert len(h.catalog("SELECT 1 FROM outbox WHERE type = 'recording-destroyed'")) == 2
     else:
         assert destroyed == [] and all(p.exists() for p in footage)
         assert "ALARM 2 recording(s) past their destruction date" in status
+        assert list((tmp_path / "footage").rglob("*.7z"))
         assert h.catalog("SELECT count(*) FROM outbox WHERE type = 'retention-alarm'") == [(1,)]
     for drive in ("footage", "backup"):
         backups = sorted((tmp_path / drive / "camdock-catalog").glob("catalog-*.sqlite"))
-        assert len(backups) == 2  # one per pass
+        assert len(backups) == 3  # one per pass
         check = run_cmd(["sha256sum", "-c", backups[-1].name + ".sha256"],
                         cwd=backups[-1].parent)  # fmt: skip
         assert check.returncode == 0, check.stdout + check.stderr

@@ -17,12 +17,15 @@ left for later (README).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
 import platform
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -153,6 +156,23 @@ def _file(root: str, rel: str) -> Path:
     return Path(root, *path.parts)
 
 
+@contextlib.contextmanager
+def _sealing_lock(db: Database) -> Iterator[None]:
+    """One seal at a time per catalog (the daemon's pass, a custodian's command): the next one's
+    recovery must never take the running one's archive for a crash's leftover."""
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    fd = os.open(f"{path}.seal.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CamdockError("another seal is running on this catalog; try again when it "
+                               "has finished", ExitCode.TEMPFAIL) from None  # fmt: skip
+        yield
+    finally:
+        os.close(fd)
+
+
 def recover(db: Database) -> None:
     """Remove what a crash left: archives never recorded as verified (temp or final name) and
     superseded archives not yet removed."""
@@ -190,6 +210,11 @@ class Sealed:
 def seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
     """Seal ``day`` in every destination (a new generation if it was sealed before); None when
     the day has no recordings left and its old seal was retired."""
+    with _sealing_lock(db):
+        return _seal_day(db, sealing, day, by)
+
+
+def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
     key = sealing.need_key()
     recover(db)
     changes = seals.dirty(db).get(day.isoformat())
