@@ -115,15 +115,61 @@ class ReadBack:
     members: dict[str, tuple[str, int]]  # name → (SHA-256, size)
 
 
+class _HashedRead(io.BufferedReader):
+    """The archive as py7zr reads it, hashed in passing: bytes are fed to SHA-256 whenever a
+    read continues where hashing stopped (py7zr reads the signature header, jumps to the end
+    header, then streams the packed data), and ``finish`` reads whatever was skipped. One pass
+    over the disk gives both the archive's hash and its members'."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)),
+                         buffer_size=BLOCK)  # fmt: skip
+        self.digest = hashlib.sha256()
+        self.done = 0
+
+    def _feed(self, start: int, data: bytes | memoryview) -> None:
+        if start <= self.done < start + len(data):
+            self.digest.update(data[self.done - start :])
+            self.done = start + len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        start = self.tell()
+        data = super().read(size)
+        self._feed(start, data)
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        start = self.tell()
+        data = super().read1(size)
+        self._feed(start, data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        start = self.tell()
+        n = super().readinto(buffer)
+        self._feed(start, memoryview(buffer)[:n])
+        return n
+
+    def finish(self) -> tuple[str, int]:
+        """The whole file's SHA-256 and size (reading what the archive reader skipped)."""
+        self.seek(self.done)
+        while self.read(BLOCK):
+            pass
+        return self.digest.hexdigest(), self.done
+
+
 def read_back(path: Path, password: str) -> ReadBack:
-    """Hash the archive as it is on disk (past the page cache), then decrypt every member and
-    hash it. A wrong password, a damaged archive or a bad CRC is an ArchiveError."""
+    """The archive as it is on disk (fsynced, dropped from the page cache first): its hash,
+    and every member decrypted and hashed, in one pass. A wrong password, a damaged archive or
+    a bad CRC is an ArchiveError."""
     try:
-        digest, size = fsio.disk_sha256(path)
+        fsio.evict(path)
         factory = HashIOFactory()  # type: ignore[no-untyped-call]
-        with py7zr.SevenZipFile(path, "r", password=password, blocksize=BLOCK) as z:
-            names = [n for n in z.getnames()]
-            z.extractall(factory=factory)
+        with _HashedRead(path) as f:
+            with py7zr.SevenZipFile(f, "r", password=password, blocksize=BLOCK) as z:
+                names = list(z.getnames())
+                z.extractall(factory=factory)
+            digest, size = f.finish()
         found: dict[str, tuple[str, int]] = {}
         for name in names:
             product: Any = factory.get(name)

@@ -293,6 +293,16 @@ def link_no_clobber(temp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def evict(path: Path) -> None:
+    """fsync ``path`` and drop its pages from the cache: the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def disk_sha256(
     path: Path,
     chunk_size: int = CHUNK_SIZE,

@@ -26,6 +26,7 @@ import os
 import platform
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -229,40 +230,58 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
     prove_all(sealing.drives)
     gen = seals.next_generation(db, day)
     expected = {m["relpath"]: (m["sha256"], m["size"]) for m in members}
-    done = []
-    for root in roots:
+    jobs = []
+    for root in roots:  # journalled here: the catalog's connection stays on this thread
         lacking = [m["relpath"] for m in members if root not in m["copies"]]
         if lacking:
             raise CamdockError(f"{root} holds no copy of {lacking[0]} (and {len(lacking) - 1} "
                                "more): not sealed", ExitCode.IOERR)  # fmt: skip
-        folder = fsio.make_dirs_durable(Path(root), (f"{day:%Y}", f"{day:%m}"))
         name = f"{day:%Y%m%d}-{gen}.7z"
         rel, temp_rel = f"{day:%Y/%m}/{name}", f"{day:%Y/%m}/.{name}.tmp"
         seal_id = seals.begin(db, {"day": day.isoformat(), "generation": gen,
                                    "destination": root, "path": rel, "temp_path": temp_rel,
                                    "key_id": key.id, "sealed_by": by})  # fmt: skip
-        temp = folder / f".{name}.tmp"
-        fsio.unlink_quietly(temp)
-        try:
-            archive.write(temp, [archive.Member(m["relpath"], _file(root, m["copies"][root]),
-                                                m["sha256"], m["size"]) for m in members],
-                          key.password)  # fmt: skip
-            back = archive.read_back(temp, key.password)
-            if problems := core.check(expected, back.members):
-                raise archive.ArchiveError(f"{temp} does not match the catalog: "
-                                           + "; ".join(problems[:5]))  # fmt: skip
-            fsio.link_no_clobber(temp, folder / name)
-        except Exception:
-            recover(db)  # this generation is never a seal: its archives go, the plain stay
-            raise
-        done.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
-                     "sha256": back.sha256, "size": back.size, "key_id": key.id})  # fmt: skip
+        jobs.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
+                     "key_id": key.id})  # fmt: skip
+    work = [(j, _members(members, str(j["destination"]))) for j in jobs]
+    # Each drive's archive is written and read back at once (threads: AES, SHA-256 and the
+    # I/O release the GIL), so a day costs about one drive's time, not the sum of both.
+    with ThreadPoolExecutor(len(work), thread_name_prefix="seal") as pool:
+        futures = [pool.submit(_one_archive, j, todo, expected, key) for j, todo in work]
+        errors = [f.exception() for f in futures]
+    if failed := next((e for e in errors if e is not None), None):
+        recover(db)  # this generation is never a seal: its archives go, the plain files stay
+        raise failed
+    done = [{**j, **f.result()} for j, f in zip(jobs, futures, strict=True)]
     listing = [[m["id"], m["relpath"], m["sha256"], m["size"]] for m in members]
     seals.record_sealed(db, day, done, listing, by, changes, sealing.topics)
     recover(db)  # the previous generation's archives go now
     log.info("duty day %s sealed (generation %d, %d recordings) by %s", day, gen, len(members), by)
     return Sealed(day, gen, len(members), tuple({k: v for k, v in d.items() if k != "id"}
                                                 for d in done))  # fmt: skip
+
+
+def _members(members: list[dict[str, Any]], root: str) -> list[archive.Member]:
+    """The day's recordings as one drive holds them."""
+    return [archive.Member(m["relpath"], _file(root, m["copies"][root]), m["sha256"], m["size"])
+            for m in members]  # fmt: skip
+
+
+def _one_archive(job: dict[str, Any], members: list[archive.Member],
+                 expected: dict[str, tuple[str, int]], key: Key) -> dict[str, Any]:  # fmt: skip
+    """Write one drive's archive under its temp name, read it back, check it, name it."""
+    _low_io_priority()
+    root, rel = Path(job["destination"]), PurePosixPath(job["path"])
+    folder = fsio.make_dirs_durable(root, rel.parent.parts)
+    temp = folder / f".{rel.name}.tmp"
+    fsio.unlink_quietly(temp)
+    archive.write(temp, members, key.password)
+    back = archive.read_back(temp, key.password)
+    if problems := core.check(expected, back.members):
+        raise archive.ArchiveError(f"{temp} does not match the catalog: "
+                                   + "; ".join(problems[:5]))  # fmt: skip
+    fsio.link_no_clobber(temp, folder / rel.name)
+    return {"sha256": back.sha256, "size": back.size}
 
 
 def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
