@@ -248,3 +248,60 @@ def test_one_seal_at_a_time(tmp_path: Path) -> None:
         busy = _seal(catalog, key, "create", DAY, "--by", "c")
     assert busy.returncode == ExitCode.TEMPFAIL and "another seal" in busy.stderr
     assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0
+
+
+@needs_7z
+def test_plain_files_go_after_a_confirmed_seal_and_footage_lives_on_in_the_archive(
+    tmp_path: Path,
+) -> None:
+    from camdock.services.attribute import attribute_recording
+    from camdock.services.seal import Key, Sealing, confirm_day, remove_plain, seal_day
+    from test_retention import _age
+
+    d1, d2, catalog, key = _station(tmp_path)
+    before = _plain(d1)
+    sealing = Sealing(Key("1", PASSWORD))
+    day = date(2026, 11, 28)
+    db = open_catalog(catalog)
+    seal_day(db, sealing, day, "c")
+    assert remove_plain(db, sealing, 0, "c") == [] and _plain(d1) == before  # not confirmed
+    confirm_day(db, sealing, day, "s")
+    assert remove_plain(db, sealing, 0, "c") == []
+    assert _plain(d1) == {} and _plain(d2) == {}
+    marked = db.execute("SELECT count(*) FROM copies WHERE plain_removed_at IS NOT NULL")
+    assert marked.fetchone()[0] == 6
+    out = tmp_path / "out"
+    [archive] = d1.rglob("*.7z")
+    assert run(["7z", "x", f"-p{PASSWORD}", f"-o{out}", str(archive)]).returncode == 0
+    assert _plain(out) == before  # the archive holds every recording
+    # A late recording for the day: sealed again, the old members taken out of the archive.
+    late = tmp_path / "late"
+    write_recording(late / "DCIM/100MEDIA/20261128_231500_0077.MP4", 4096, 77)
+    db.close()
+    assert offload(late, [d1, d2], catalog, camera_id="CAM0009").ok
+    db = open_catalog(catalog)
+    made = seal_day(db, sealing, day, "c")
+    assert made is not None and made.members == 4 and made.generation == 2
+    assert not list(d1.rglob("*.extract"))
+    from camdock.services.seal import verify_day
+
+    assert verify_day(db, sealing, day) == []
+    rec = db.execute("SELECT id FROM recordings ORDER BY id").fetchone()[0]
+    from camdock.errors import Refused
+    from camdock.model import Officer
+
+    with pytest.raises(Refused, match="sealed"):
+        attribute_recording(db, rec, Officer("B2", "李美玲", ""), "c")
+    db.close()
+    # A year on, one recording destroyed: the day sealed again without it, from the archive.
+    _age(catalog)
+    done = run(camdock_cmd("retention", "destroy", "--recording", str(rec), "--by", "c",
+                           "--catalog", str(catalog), "--password-file", str(key)))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    db = open_catalog(catalog)
+    [current] = [s for s in db.execute("SELECT members, generation FROM seals WHERE state = "
+                                       "'verified' AND destination = ?", (str(d1),))]  # fmt: skip
+    assert current[1] == 3 and rec not in [m[0] for m in json.loads(current[0])]
+    assert verify_day(db, sealing, day) == []
+    assert custody.verify(db) == []
+    db.close()

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import py7zr
-from py7zr.io import HashIOFactory
+from py7zr.io import HashIOFactory, Py7zIO, WriterFactory
 
 from camdock.adapters import fsio
 from camdock.errors import CamdockError, ExitCode
 
-__all__ = ["ArchiveError", "Member", "ReadBack", "read_back", "write"]
+__all__ = ["ArchiveError", "Member", "ReadBack", "extract", "read_back", "write"]
 
 # Stored, then AES-256 (key from the password by SHA-256 iterations, as 7-Zip does).
 FILTERS = [{"id": py7zr.FILTER_COPY}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
@@ -180,3 +180,73 @@ def read_back(path: Path, password: str) -> ReadBack:
         raise ArchiveError(f"{path} does not read back: {type(exc).__name__}: {exc} (wrong "
                            "password, or a damaged archive)") from exc  # fmt: skip
     return ReadBack(digest, size, found)
+
+
+class _FileOut(Py7zIO):
+    """One member extracted to a new file, hashed as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o640)  # fmt: skip
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, s: bytes | bytearray) -> int:
+        fsio.write_all(self.fd, memoryview(s))
+        self.digest.update(s)
+        self.count += len(s)
+        return len(s)
+
+    def read(self, size: int | None = None) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.count
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def size(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _FilesOut(WriterFactory):
+    def __init__(self, targets: dict[str, Path]) -> None:
+        self.targets = targets
+        self.made: dict[str, _FileOut] = {}
+
+    def create(self, filename: str) -> Py7zIO:
+        out = self.made[filename] = _FileOut(self.targets[filename])
+        return out
+
+
+def extract(path: Path, password: str, targets: dict[str, Member]) -> None:
+    """Extract the members named in ``targets`` to each one's ``source`` (new files) and check
+    each against its SHA-256 and size: footage read back out of a seal (a plain copy removed
+    after sealing, needed again)."""
+    factory = _FilesOut({name: m.source for name, m in targets.items()})
+    try:
+        with py7zr.SevenZipFile(path, "r", password=password, blocksize=BLOCK) as z:
+            z.extract(targets=list(targets), factory=factory)
+    except OSError as exc:
+        raise ArchiveError(f"{path}: {exc.strerror or exc}") from exc
+    except Exception as exc:
+        raise ArchiveError(f"{path}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        for out in factory.made.values():
+            out.close()
+    for name, m in targets.items():
+        made = factory.made.get(name)
+        got = (made.digest.hexdigest(), made.count) if made else ("missing", 0)
+        if got != (m.sha256, m.size):
+            raise ArchiveError(f"{path}: member {name} reads back as {got[0]} ({got[1]} bytes), "
+                               f"not {m.sha256} ({m.size})")  # fmt: skip

@@ -16,7 +16,9 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from camdock.errors import CamdockError, ExitCode
 
 CHUNK_SIZE = 256 << 10
 _MAX_DEPTH = 32
@@ -233,6 +235,38 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def remove_under(root: Path, rel: PurePosixPath, *, dry_run: bool = False) -> str:
+    """Remove the footage file ``root/rel``, make the removal durable and check it is gone;
+    returns what was there ("removed", "already missing"; "present" with ``dry_run``, which only
+    checks that it could). The folders are walked without following a symlink (invariant 5): a
+    drive tampered with cannot make camdock remove anything outside it."""
+    parts = tuple(os.fsencode(p) for p in rel.parts)
+    try:
+        parent = open_parent(root, parts)
+    except FileNotFoundError:
+        return "already missing"
+    except OSError as exc:  # ELOOP / ENOTDIR: a folder was replaced by a link or a file
+        raise CamdockError(f"{root / rel}: {exc.strerror}; not removed", ExitCode.IOERR) from exc
+    try:
+        try:
+            st = os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return "already missing"
+        if not stat.S_ISREG(st.st_mode):
+            raise CamdockError(f"{root / rel} is not a regular file; not removed", ExitCode.IOERR)
+        if dry_run:
+            return "present"
+        os.unlink(parts[-1], dir_fd=parent)
+        os.fsync(parent)
+        try:
+            os.lstat(parts[-1], dir_fd=parent)
+        except FileNotFoundError:
+            return "removed"
+        raise CamdockError(f"{root / rel} is still there after removal", ExitCode.IOERR)
+    finally:
+        os.close(parent)
 
 
 def fsync_dir(path: Path) -> None:

@@ -370,3 +370,10 @@ def m008_seals(db: Database) -> None:
     db.execute("INSERT INTO seal_dirty (day, changes) SELECT DISTINCT "
                "replace(substr(relpath, 1, 10), '/', '-'), 1 FROM recordings "
                "WHERE destroyed_at IS NULL")  # fmt: skip
+
+
+@migrations()
+def m009_plain_removed(db: Database) -> None:
+    """REG-4.2.5: a copy whose plain file was removed after its day was sealed and confirmed
+    lives on in that drive's archive only."""
+    db.table("copies").add_column("plain_removed_at", str)

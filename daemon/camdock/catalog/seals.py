@@ -26,6 +26,8 @@ __all__ = [
     "mark_removed",
     "members_of",
     "next_generation",
+    "plain_due",
+    "record_plain_removed",
     "record_sealed",
     "retire",
     "stale_files",
@@ -51,9 +53,10 @@ def members_of(db: Database, day: date) -> list[dict[str, Any]]:
         (low, high),
     )
     for r in found:
-        copies = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ?",
-                      (r["id"],))  # fmt: skip
+        copies = rows(db, "SELECT destination, relpath, plain_removed_at FROM copies "
+                      "WHERE recording_id = ?", (r["id"],))  # fmt: skip
         r["copies"] = {c["destination"]: c["relpath"] for c in copies}
+        r["plain_removed"] = {c["destination"] for c in copies if c["plain_removed_at"]}
     return found
 
 
@@ -184,3 +187,31 @@ def clean(db: Database, day: date) -> None:
     """A day with nothing to seal and no seal: not waiting for one."""
     with write_txn(db):
         db.execute("DELETE FROM seal_dirty WHERE day = ?", (day.isoformat(),))
+
+
+def plain_due(db: Database, sealed_before: str) -> list[dict[str, Any]]:
+    """Seals in force, confirmed, sealed before ``sealed_before`` (UTC ISO), whose day still has
+    plain files on their drive: the plain copies may go (REG-4.2.5)."""
+    return rows(
+        db,
+        "SELECT s.* FROM seals s WHERE s.state = 'verified' AND s.confirmed_at IS NOT NULL "
+        "AND s.sealed_at < ? AND EXISTS (SELECT 1 FROM copies c JOIN recordings r ON "
+        "r.id = c.recording_id WHERE c.destination = s.destination AND c.plain_removed_at IS "
+        "NULL AND r.destroyed_at IS NULL AND replace(substr(r.relpath, 1, 10), '/', '-') = "
+        "s.day) ORDER BY s.day, s.id",
+        (sealed_before,),
+    )
+
+
+def record_plain_removed(db: Database, seal: dict[str, Any], ids: list[int], by: str) -> None:
+    """The plain copies of a sealed, confirmed day are gone from one drive: the archive holds
+    them (custody entry)."""
+    now = utcnow()
+    with write_txn(db):
+        db.conn.executemany(
+            "UPDATE copies SET plain_removed_at = ? WHERE recording_id = ? AND destination = ?",
+            [(now, i, seal["destination"]) for i in ids],
+        )
+        custody.append(db, "plain-removed", None, by, {
+            "day": seal["day"], "destination": seal["destination"], "archive": seal["path"],
+            "archive_sha256": seal["sha256"], "recordings": ids})  # fmt: skip

@@ -406,7 +406,7 @@ def seal(r: Reader, data: Any) -> SealSettings:
     """``[seal]`` (REG-4.2.5): where the password comes from (never the password itself)."""
     d = SealSettings()
     keys = {"key_id", "credential", "password_file", "sealed_by", "alarm_after_days",
-            "automatic", "password"}  # fmt: skip
+            "automatic", "password", "keep_plain_days"}  # fmt: skip
     t = r.table(data, "seal", keys)
     if "password" in t:
         r.problem("seal.password", "the password never goes in the config: use password_file "
@@ -420,6 +420,8 @@ def seal(r: Reader, data: Any) -> SealSettings:
     days = r.get(t, "seal", "alarm_after_days", int, default=d.alarm_after_days,
                  check=between(1, 60, " days"))  # fmt: skip
     auto = r.get(t, "seal", "automatic", bool, default=d.automatic)
+    keep = r.get(t, "seal", "keep_plain_days", int, required=False, check=between(0, 3650,
+                 " days"))  # fmt: skip
     return SealSettings(key_id or d.key_id, cred or d.credential,
                         Path(pwfile) if pwfile else None, who, days or d.alarm_after_days,
-                        d.automatic if auto is None else auto)  # fmt: skip
+                        d.automatic if auto is None else auto, keep)  # fmt: skip

@@ -69,6 +69,9 @@ class SealSettings:
     sealed_by: str | None = None  # the custodian the daemon's own seals name
     alarm_after_days: int = 2  # a day unsealed or unconfirmed this long after it ended: alarm
     automatic: bool = True  # the daemon seals each past duty day once its bays are idle
+    # Days after a day's seal is confirmed that its plain files are removed (0: at once); None:
+    # the plain files stay beside the archives.
+    keep_plain_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from camdock.catalog import assignments, recordings
 from camdock.config import Config
 from camdock.core.attribution import Assignment, Attribution, Source
 from camdock.core.naming import DutySlot, Filing, footage_relpath, safe_extension
-from camdock.errors import CamdockError, ExitCode, UnknownRecording
+from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
 from camdock.model import Camera, Drive, Officer
 
 __all__ = [
@@ -69,6 +69,9 @@ def attribute_recording(
         raise UnknownRecording(f"no recording {recording_id} in the catalog")
     prove_all(drives)  # REG-4.2.1: the drives are the ones footage belongs on
     copies = recordings.copies(db, recording_id)
+    if any(c.get("plain_removed_at") for c in copies.values()):
+        raise Refused(f"recording {recording_id}'s plain files were removed after its day was "
+                      "sealed: it can be re-filed only while they are there")  # fmt: skip
     old = rec["relpath"]
     new = _new_relpath(db, rec, officer, [Path(d) for d in copies])
     refile = recordings.plan_refile(db, recording_id, old, str(new))

@@ -12,8 +12,6 @@ removed nothing and is no longer allowed (a hold placed meanwhile) is abandoned 
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -224,7 +222,7 @@ def _check_copies(db: Database, keeping: Keeping, c: Candidate) -> None:
     """Every copy of ``c`` is under a destination root this station writes, that root is there
     and the copy can be removed: checked before anything is planned."""
     for root, copy in recordings.copies(db, c.id).items():
-        _remove(*_path_of(keeping, {"destination": root, "relpath": copy["relpath"]}),
+        fsio.remove_under(*_path_of(keeping, {"destination": root, "relpath": copy["relpath"]}),
                 dry_run=True)  # fmt: skip
 
 
@@ -241,41 +239,10 @@ def _path_of(keeping: Keeping, copy: dict[str, Any]) -> tuple[Path, PurePosixPat
     return Path(root), rel
 
 
-def _remove(root: Path, rel: PurePosixPath, *, dry_run: bool = False) -> str:
-    """Remove one copy, make the removal durable and check it is gone; what was there. The
-    folders are walked without following a symlink (invariant 5): a drive tampered with cannot
-    make destruction remove anything outside it. ``dry_run``: only check that it could."""
-    parts = tuple(os.fsencode(p) for p in rel.parts)
-    try:
-        parent = fsio.open_parent(root, parts)
-    except FileNotFoundError:
-        return "already missing"
-    except OSError as exc:  # ELOOP / ENOTDIR: a folder was replaced by a link or a file
-        raise CamdockError(f"{root / rel}: {exc.strerror}; not removed", ExitCode.IOERR) from exc
-    try:
-        try:
-            st = os.lstat(parts[-1], dir_fd=parent)
-        except FileNotFoundError:
-            return "already missing"
-        if not stat.S_ISREG(st.st_mode):
-            raise CamdockError(f"{root / rel} is not a regular file; not removed", ExitCode.IOERR)
-        if dry_run:
-            return "present"
-        os.unlink(parts[-1], dir_fd=parent)
-        os.fsync(parent)
-        try:
-            os.lstat(parts[-1], dir_fd=parent)
-        except FileNotFoundError:
-            return "removed"
-        raise CamdockError(f"{root / rel} is still there after removal", ExitCode.IOERR)
-    finally:
-        os.close(parent)
-
-
 def _finish(db: Database, keeping: Keeping, d: dict[str, Any]) -> Destroyed:
     removed = []
     for copy in d["copies"]:
-        outcome = _remove(*_path_of(keeping, copy))
+        outcome = fsio.remove_under(*_path_of(keeping, copy))
         removed.append({**copy, "outcome": outcome})
     catalog.record_destroyed(db, d, removed, keeping.topics)
     log.info("recording %d destroyed by %s (%s)", d["recording_id"], d["actor"], d["reason"])

@@ -24,11 +24,12 @@ import json
 import logging
 import os
 import platform
+import shutil
 import stat
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,6 +38,7 @@ from sqlite_utils import Database
 from camdock.adapters import archive, fsio
 from camdock.adapters.drives import prove_all
 from camdock.catalog import seals
+from camdock.clock import iso_utc
 from camdock.config import Config, SealSettings
 from camdock.core import seal as core
 from camdock.errors import CamdockError, ExitCode, Refused
@@ -51,6 +53,7 @@ __all__ = [
     "confirm_day",
     "load_key",
     "recover",
+    "remove_plain",
     "seal_day",
     "seal_pass",
     "verify_day",
@@ -177,11 +180,14 @@ def _sealing_lock(db: Database) -> Iterator[None]:
 def recover(db: Database) -> None:
     """Remove what a crash left: archives never recorded as verified (temp or final name) and
     superseded archives not yet removed."""
-    stale = seals.writing(db)
+    stale = [s for s in seals.writing(db) if Path(s["destination"]).is_dir()]
     for s in stale:
         for rel in (s["temp_path"], s["path"]):
-            if rel and Path(s["destination"]).is_dir():
+            if rel:
                 fsio.unlink_quietly(_file(s["destination"], rel))
+        day = date.fromisoformat(s["day"])
+        shutil.rmtree(_file(s["destination"], _extract_dir(day, s["generation"])),
+                      ignore_errors=True)  # fmt: skip
     if stale:
         seals.abandon(db, [s["id"] for s in stale])
     for s in seals.stale_files(db):
@@ -243,11 +249,18 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
                                    "key_id": key.id, "sealed_by": by})  # fmt: skip
         jobs.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
                      "key_id": key.id})  # fmt: skip
-    work = [(j, _members(members, str(j["destination"]))) for j in jobs]
+    work = []
+    for j in jobs:
+        todo = _members(members, str(j["destination"]))
+        if (old := _from_archive(db, day, members, str(j["destination"]), gen)) is not None:
+            by_name = {t.name: t for t in old[1].values()}
+            todo = [by_name.get(m.name, m) for m in todo]
+        work.append((j, todo, old))
     # Each drive's archive is written and read back at once (threads: AES, SHA-256 and the
     # I/O release the GIL), so a day costs about one drive's time, not the sum of both.
     with ThreadPoolExecutor(len(work), thread_name_prefix="seal") as pool:
-        futures = [pool.submit(_one_archive, j, todo, expected, key) for j, todo in work]
+        futures = [pool.submit(_one_archive, j, todo, old, expected, key)
+                   for j, todo, old in work]  # fmt: skip
         errors = [f.exception() for f in futures]
     if failed := next((e for e in errors if e is not None), None):
         recover(db)  # this generation is never a seal: its archives go, the plain files stay
@@ -262,20 +275,58 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
 
 
 def _members(members: list[dict[str, Any]], root: str) -> list[archive.Member]:
-    """The day's recordings as one drive holds them."""
+    """The day's recordings as one drive holds them (as plain files)."""
     return [archive.Member(m["relpath"], _file(root, m["copies"][root]), m["sha256"], m["size"])
             for m in members]  # fmt: skip
 
 
+def _from_archive(db: Database, day: date, members: list[dict[str, Any]], root: str,
+                  gen: int) -> tuple[Path, dict[str, archive.Member]] | None:  # fmt: skip
+    """For recordings whose plain file on ``root`` was removed after sealing: the archive in
+    force there and, by its member names, where each is extracted to (a folder next to it).
+    None when every plain file is there."""
+    gone = [m for m in members if root in m["plain_removed"]
+            or not os.path.lexists(_file(root, m["copies"][root]))]  # fmt: skip
+    if not gone:
+        return None
+    seal = next((s for s in seals.current(db, day) if s["destination"] == root), None)
+    if seal is None:
+        raise archive.ArchiveError(f"{_file(root, gone[0]['copies'][root])} is gone and duty "
+                                   f"day {day} has no seal on {root} to take it from")  # fmt: skip
+    names = {rec_id: name for rec_id, name, _, _ in json.loads(seal["members"])}
+    folder = _file(root, _extract_dir(day, gen))
+    targets = {}
+    for m in gone:
+        if m["id"] not in names:
+            raise archive.ArchiveError(f"recording {m['id']} ({m['relpath']}) is neither a "
+                                       f"plain file on {root} nor in its seal")  # fmt: skip
+        targets[names[m["id"]]] = archive.Member(m["relpath"], folder / str(m["id"]),
+                                                 m["sha256"], m["size"])  # fmt: skip
+    return _file(root, seal["path"]), targets
+
+
+def _extract_dir(day: date, gen: int) -> str:
+    return f"{day:%Y/%m}/.{day:%Y%m%d}-{gen}.extract"
+
+
 def _one_archive(job: dict[str, Any], members: list[archive.Member],
+                 old: tuple[Path, dict[str, archive.Member]] | None,
                  expected: dict[str, tuple[str, int]], key: Key) -> dict[str, Any]:  # fmt: skip
-    """Write one drive's archive under its temp name, read it back, check it, name it."""
+    """Write one drive's archive under its temp name (taking recordings whose plain file is
+    gone out of the archive in force first, each checked), read it back, check it, name it."""
     _low_io_priority()
     root, rel = Path(job["destination"]), PurePosixPath(job["path"])
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
     fsio.unlink_quietly(temp)
+    if old is not None:
+        extracted = next(iter(old[1].values())).source.parent
+        shutil.rmtree(extracted, ignore_errors=True)
+        extracted.mkdir(mode=0o700)
+        archive.extract(old[0], key.password, old[1])
     archive.write(temp, members, key.password)
+    if old is not None:
+        shutil.rmtree(extracted, ignore_errors=True)
     back = archive.read_back(temp, key.password)
     if problems := core.check(expected, back.members):
         raise archive.ArchiveError(f"{temp} does not match the catalog: "
@@ -328,9 +379,43 @@ def confirm_day(db: Database, sealing: Sealing, day: date, by: str) -> dict[str,
     return {"day": day.isoformat(), "generation": current[0]["generation"], "by": by}
 
 
-def seal_pass(db: Database, sealing: Sealing, today: date, by: str,
-              after_days: int) -> tuple[list[Sealed], list[str]]:  # fmt: skip
-    """The daemon's daily part: seal every past day that changed, then today's alarms."""
+def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> list[str]:
+    """Remove the plain files of days sealed and confirmed at least ``keep_days`` ago, drive by
+    drive, each only after that drive's archive is read back from disk now and found to hold
+    every one of them (REG-4.2.5). Returns what could not be done (alarms)."""
+    key = sealing.need_key()
+    cutoff = iso_utc(datetime.now(UTC) - timedelta(days=keep_days))
+    problems = []
+    with _sealing_lock(db):
+        for seal in seals.plain_due(db, cutoff):
+            root, day = seal["destination"], date.fromisoformat(seal["day"])
+            if not Path(root).is_dir():
+                continue  # the drive is away: next time
+            try:
+                prove_all(tuple(d for d in sealing.drives if str(d.root) == root))
+                members = [m for m in seals.members_of(db, day) if root not in m["plain_removed"]]
+                names = {i: (name, sha, size) for i, name, sha, size in json.loads(seal["members"])}
+                back = archive.read_back(_file(root, seal["path"]), key.password)
+                for m in members:
+                    name, sha, size = names.get(m["id"], (None, None, None))
+                    if (sha, size) != (m["sha256"], m["size"]) or back.members.get(
+                            str(name)) != (sha, size):  # fmt: skip
+                        raise archive.ArchiveError(f"{root}/{seal['path']} does not hold "
+                                                   f"{m['relpath']} as catalogued")  # fmt: skip
+                for m in members:
+                    fsio.remove_under(Path(root), PurePosixPath(m["copies"][root]))
+                seals.record_plain_removed(db, seal, [m["id"] for m in members], by)
+                log.info("plain files of duty day %s removed from %s (sealed in %s)", day, root,
+                         seal["path"])  # fmt: skip
+            except CamdockError as exc:
+                problems.append(f"plain files of duty day {day} stay on {root}: {exc}")
+    return problems
+
+
+def seal_pass(db: Database, sealing: Sealing, today: date, by: str, after_days: int,
+              keep_plain_days: int | None = None) -> tuple[list[Sealed], list[str]]:  # fmt: skip
+    """The daemon's daily part: seal every past day that changed, remove plain files the
+    config lets go, then today's alarms."""
     _low_io_priority()
     made, alarms = [], []
     if sealing.key is None:
@@ -345,5 +430,7 @@ def seal_pass(db: Database, sealing: Sealing, today: date, by: str,
                     made.append(s)
             except CamdockError as exc:
                 alarms.append(f"duty day {day} could not be sealed: {exc}")
+        if keep_plain_days is not None:
+            alarms += remove_plain(db, sealing, keep_plain_days, by)
     alarms += core.alarms(today, seals.dirty(db), seals.unconfirmed_days(db), after_days)
     return made, alarms

@@ -427,7 +427,8 @@ class Station:
             if self.cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
                 by = self.cfg.seal.sealed_by or f"camdock@{self.cfg.station_id}"
                 sealed, alarms = seal_pass(db, Sealing.from_config(self.cfg), today, by,
-                                           self.cfg.seal.alarm_after_days)  # fmt: skip
+                                           self.cfg.seal.alarm_after_days,
+                                           self.cfg.seal.keep_plain_days)  # fmt: skip
                 result.sealed, result.alarms = sealed, result.alarms + alarms
                 if alarms:
                     log.warning("seal: %s", "; ".join(alarms))
