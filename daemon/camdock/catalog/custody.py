@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from typing import Any
 
 from sqlite_utils import Database
@@ -19,9 +20,27 @@ from sqlite_utils import Database
 from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
-__all__ = ["GENESIS", "append", "count", "verify"]
+__all__ = ["GENESIS", "Action", "append", "count", "head", "verify"]
 
 GENESIS = "0" * 64
+
+
+class Action(StrEnum):
+    """What a custody entry records: a closed set (REG-7.1 names store, access, copy, use,
+    destroy). An entry's action is one of these or it is not written."""
+
+    STORE = "store"  # verified in its destinations (REG-4.1.2)
+    CLEAR = "clear"  # the camera's copy deleted, after the above
+    ATTRIBUTE = "attribute"  # re-filed under the officer who made it (REG-4.2.4)
+    HOLD = "hold-place"  # kept past its window (REG-4.3.1)
+    RELEASE = "hold-release"
+    DESTROY = "destroy"  # every copy removed (REG-4.3.1)
+    SEAL = "seal"  # a duty day's archives verified (REG-4.2.5)
+    CONFIRM = "seal-confirm"  # a supervisor confirmed a seal (REG-4.2.5)
+    PLAIN_REMOVED = "plain-removed"  # a sealed day's plain files removed from a drive
+    RESTORE = "catalog-restore"  # the catalog rebuilt from a drive's backup (REG-4.3.2)
+    AUDIT = "audit"  # an audit ran (REG-7.2), naming the auditor
+    REPAIR = "repair"  # a damaged copy replaced from a good one
 
 
 def _digest(prev: str, entry: dict[str, Any]) -> str:
@@ -30,14 +49,15 @@ def _digest(prev: str, entry: dict[str, Any]) -> str:
 
 
 def append(
-    db: Database, action: str, recording_id: int | None, actor: str, details: dict[str, Any]
+    db: Database, action: Action, recording_id: int | None, actor: str, details: dict[str, Any]
 ) -> str:
     """Add an entry; call inside a write transaction (BEGIN IMMEDIATE holds the chain's tail)."""
+    action = Action(action)  # a typo is an error here, never a new kind of entry
     last = one(db, "SELECT hash FROM custody_log ORDER BY id DESC LIMIT 1")
     prev = last["hash"] if last else GENESIS
     entry = {
         "time": utcnow(),
-        "action": action,
+        "action": action.value,
         "recording_id": recording_id,
         "actor": actor,
         "details": details,
@@ -48,7 +68,7 @@ def append(
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             entry["time"],
-            action,
+            action.value,
             recording_id,
             actor,
             json.dumps(details, sort_keys=True, ensure_ascii=False),
@@ -107,3 +127,11 @@ def count(db: Database) -> tuple[int, int]:
     entries = db.execute("SELECT count(*) FROM custody_log").fetchone()[0]
     recordings = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
     return int(entries), int(recordings)
+
+
+def head(db: Database) -> tuple[int, str]:
+    """The chain's head: (the last entry's sequence number, its hash); (0, GENESIS) if empty.
+    It leaves the station with events and onto both drives, so a chain cut short or rewritten
+    here is found by comparing (``verify_heads``)."""
+    last = one(db, "SELECT id, hash FROM custody_log ORDER BY id DESC LIMIT 1")
+    return (int(last["id"]), str(last["hash"])) if last else (0, GENESIS)

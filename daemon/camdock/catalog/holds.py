@@ -10,6 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import custody
+from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
@@ -27,7 +28,7 @@ def place(db: Database, hold: dict[str, Any], by: str, topics: Topics | None) ->
         row = {**hold, "placed_by": by, "placed_at": utcnow()}
         hold_id = pk(db.table("holds").insert(row).last_pk)
         details = {"hold": hold_id, **{k: v for k, v in hold.items() if v is not None}}
-        custody.append(db, "hold-place", hold.get("recording_id"), by, details)
+        custody.append(db, Action.HOLD, hold.get("recording_id"), by, details)
         if topics is not None:
             record(db, topics, EventType.HOLD_PLACED, data={**details, "by": by})
     return hold_id
@@ -44,7 +45,7 @@ def release(db: Database, hold_id: int, by: str, reason: str, topics: Topics | N
         row = one(db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
         assert row is not None
         details = {"hold": hold_id, "case_ref": row["case_ref"], "reason": reason}
-        custody.append(db, "hold-release", row["recording_id"], by, details)
+        custody.append(db, Action.RELEASE, row["recording_id"], by, details)
         if topics is not None:
             record(db, topics, EventType.HOLD_RELEASED, data={**details, "by": by})
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import custody, sessions
+from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
@@ -108,7 +109,7 @@ def store(db: Database, s: Stored) -> int:
             db, s.session_id, s.seq, "catalogued", txn=False, sha256=s.sha256, recording_id=rec_id
         )
         if s.new_destinations:
-            custody.append(db, "store", rec_id, s.actor, s.custody_details)
+            custody.append(db, Action.STORE, rec_id, s.actor, s.custody_details)
         in_context(
             db, s.event, EventType.FILE_VERIFIED, **s.event_data, recording=rec_id,
             already_catalogued=s.existing_id is not None,
@@ -134,7 +135,7 @@ def record_clear(
             (utcnow(), recording_id),
         )
         sessions.journal(db, session_id, seq, "cleared", txn=False)
-        custody.append(db, "clear", recording_id, actor, details)
+        custody.append(db, Action.CLEAR, recording_id, actor, details)
         in_context(db, event, EventType.CAMERA_CLEARED, **event_data, recording=recording_id)
 
 
@@ -196,4 +197,4 @@ def record_attribution(
         )
         db.execute("UPDATE copies SET relpath = ? WHERE recording_id = ?", (relpath, recording_id))
         db.execute("UPDATE refiles SET state = 'linked' WHERE id = ?", (refile_id,))
-        custody.append(db, "attribute", recording_id, actor, details)
+        custody.append(db, Action.ATTRIBUTE, recording_id, actor, details)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import custody
+from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
@@ -119,7 +120,7 @@ def record_destroyed(
         db.execute("DELETE FROM copies WHERE recording_id = ?", (rec_id,))
         db.execute("UPDATE destructions SET state = 'done', done_at = ? WHERE id = ?",
                    (now, destruction["id"]))  # fmt: skip
-        custody.append(db, "destroy", rec_id, actor, details)
+        custody.append(db, Action.DESTROY, rec_id, actor, details)
         if topics is not None:
             record(db, topics, EventType.RECORDING_DESTROYED,
                    data={"recording": rec_id, "by": actor, **details})  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import custody
+from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
@@ -119,7 +120,7 @@ def record_sealed(
                    "archives": [{"destination": d["destination"], "path": d["path"],
                                  "sha256": d["sha256"], "size": d["size"]} for d in done],
                    "key_id": done[0]["key_id"]}  # fmt: skip
-        custody.append(db, "seal", None, by, details)
+        custody.append(db, Action.SEAL, None, by, details)
         if topics is not None:
             record(db, topics, EventType.DAY_SEALED, data={**details, "by": by})
 
@@ -150,7 +151,7 @@ def confirm(db: Database, day: date, by: str, topics: Topics | None) -> None:
         gen = one(db, "SELECT max(generation) AS g FROM seals WHERE day = ? AND state = "
                   "'verified'", (day.isoformat(),))  # fmt: skip
         details = {"day": day.isoformat(), "generation": gen["g"] if gen else None}
-        custody.append(db, "seal-confirm", None, by, details)
+        custody.append(db, Action.CONFIRM, None, by, details)
         if topics is not None:
             record(db, topics, EventType.SEAL_CONFIRMED, data={**details, "by": by})
 
@@ -178,7 +179,7 @@ def retire(db: Database, day: date, by: str, topics: Topics | None) -> None:
         details: dict[str, Any] = {"day": day.isoformat(), "generation": None, "members": 0,
                                    "archives": [],
                    "key_id": None}  # fmt: skip
-        custody.append(db, "seal", None, by, details)
+        custody.append(db, Action.SEAL, None, by, details)
         if topics is not None:
             record(db, topics, EventType.DAY_SEALED, data={**details, "by": by})
 
@@ -212,6 +213,6 @@ def record_plain_removed(db: Database, seal: dict[str, Any], ids: list[int], by:
             "UPDATE copies SET plain_removed_at = ? WHERE recording_id = ? AND destination = ?",
             [(now, i, seal["destination"]) for i in ids],
         )
-        custody.append(db, "plain-removed", None, by, {
+        custody.append(db, Action.PLAIN_REMOVED, None, by, {
             "day": seal["day"], "destination": seal["destination"], "archive": seal["path"],
             "archive_sha256": seal["sha256"], "recordings": ids})  # fmt: skip

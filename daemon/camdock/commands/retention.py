@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock.catalog import backup, custody, holds, open_catalog
+from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import Where, by_from, opened, output, where_from
 from camdock.config import SealSettings
@@ -319,7 +320,7 @@ def _restore(args: argparse.Namespace) -> int:
         with write_txn(db):
             custody.append(
                 db,
-                "catalog-restore",
+                Action.RESTORE,
                 None,
                 by,
                 {"from": str(made.path), "sha256": made.sha256, "passed_over": passed},

@@ -45,6 +45,7 @@ from camdock.adapters.copier import (
 )
 from camdock.adapters.drives import mount_of
 from camdock.catalog import custody, recordings, selftests, sessions
+from camdock.catalog.custody import Action
 from camdock.catalog.db import catalog_error, open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
@@ -375,7 +376,7 @@ class OffloadEngine:
                 sessions.confirm_clear(db, p["id"], p["recording_id"], now)
                 custody.append(
                     db,
-                    "clear",
+                    Action.CLEAR,
                     p["recording_id"],
                     self._actor,
                     {
