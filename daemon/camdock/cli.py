@@ -14,10 +14,11 @@ from pathlib import Path
 
 from camdock import __version__
 from camdock.commands import attribute as attribute_cmd
+from camdock.commands import audit as audit_cmd
 from camdock.commands import offload as offload_cmd
 from camdock.commands import retention as retention_cmd
 from camdock.commands import seal as seal_cmd
-from camdock.commands.common import default_catalog, load_or_report
+from camdock.commands.common import load_or_report
 from camdock.errors import CamdockError, ExitCode
 
 log = logging.getLogger("camdock")
@@ -74,14 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--json", action="store_true")
 
-    a = sub.add_parser("audit", help="verify the hash-chained custody log (REG-7.1)")
-    a.add_argument(
-        "--catalog",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help=f"catalog database (default {default_catalog()})",
-    )
+    audit_cmd.add_parser(sub)
 
     u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
     u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -92,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--prefix", default="camdock", help="topic prefix (default camdock)")
     m.add_argument("--json", action="store_true", help="one JSON object per message")
     m.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    m.add_argument(
+        "--witness",
+        type=Path,
+        metavar="FILE",
+        help="append the custody head of every event seen (camdock audit --witness)",
+    )
     m.add_argument("--ca-file", type=Path)
     m.add_argument("--cert-file", type=Path)
     m.add_argument("--key-file", type=Path)
@@ -147,7 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         broker = broker_address(args.broker) if args.broker else None
         return simulate(args.bays, args.scenario, args.state_dir, not args.no_ui, args.json, broker)
     if args.command == "audit":
-        return _audit(args.catalog or default_catalog())
+        return audit_cmd.run(args)
     if args.command == "selftest":
         return _selftest(args)
     if args.command == "udev-rules":
@@ -173,7 +173,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             cert_file=args.cert_file,
             key_file=args.key_file,
         )
-        opts = MonitorOptions(mqtt, args.station, args.json, args.duration)
+        opts = MonitorOptions(mqtt, args.station, args.json, args.duration, args.witness)
         try:
             return asyncio.run(monitor(opts))
         except KeyboardInterrupt:
@@ -279,23 +279,3 @@ def _selftest(args: argparse.Namespace) -> int:
         return 0 if verdict.passed else 1
 
     return asyncio.run(main())
-
-
-def _audit(catalog: Path) -> int:
-    """Verify the custody log's hash chain and that it covers every stored and cleared file."""
-    from camdock.catalog import custody, open_catalog
-
-    if not catalog.exists():
-        print(f"camdock audit: no catalog at {catalog}", file=sys.stderr)
-        return ExitCode.NOINPUT
-    db = open_catalog(catalog)
-    try:
-        problems = custody.verify(db)
-        entries, recordings = custody.count(db)
-    finally:
-        db.close()
-    for p in problems:
-        print(f"PROBLEM {p}")
-    verdict = "intact" if not problems else f"{len(problems)} problem(s)"
-    print(f"custody log: {entries} entries, {recordings} recordings: {verdict}")
-    return 0 if not problems else 1

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from camdock.adapters import fsio
+from camdock.adapters import fsio, heads
 from camdock.errors import CamdockError, ExitCode
 
 __all__ = ["BACKUP_DIR", "Backup", "generations", "restore", "write"]
 
-BACKUP_DIR = "camdock-catalog"
+BACKUP_DIR = heads.FOLDER
 PREFIX, SUFFIX = "catalog-", ".sqlite"
 
 

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
-__all__ = ["GENESIS", "Action", "append", "count", "head", "verify"]
+__all__ = ["GENESIS", "Action", "append", "count", "head", "verify", "verify_heads"]
 
 GENESIS = "0" * 64
 
@@ -111,6 +111,7 @@ def verify(db: Database) -> list[str]:
         r["recording_id"]
         for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'destroy'")
     }
+    problems += _rows_match_entries(db)
     for r in rows(db, "SELECT id, relpath, cleared_at, destroyed_at FROM recordings"):
         if r["id"] not in stored:
             problems.append(f"recording {r['id']} ({r['relpath']}): no 'store' entry")
@@ -135,3 +136,58 @@ def head(db: Database) -> tuple[int, str]:
     here is found by comparing (``verify_heads``)."""
     last = one(db, "SELECT id, hash FROM custody_log ORDER BY id DESC LIMIT 1")
     return (int(last["id"]), str(last["hash"])) if last else (0, GENESIS)
+
+
+def _rows_match_entries(db: Database) -> list[str]:
+    """The recordings and copies tables against the chain (invariant 6): each recording's hash
+    and size are what its 'store' entry says, its path the last one the chain gave it, its
+    copies' hashes its own. An edit outside the sanctioned paths shows here."""
+    said: dict[int, dict[str, Any]] = {}
+    for e in rows(db, "SELECT recording_id, action, details FROM custody_log WHERE action IN "
+                  "('store', 'attribute') AND recording_id IS NOT NULL ORDER BY id"):  # fmt: skip
+        d = json.loads(e["details"])
+        known = said.setdefault(e["recording_id"], {})
+        if e["action"] == "store":
+            known.setdefault("sha256", d.get("sha256"))
+            known.setdefault("size", d.get("size"))
+            known.setdefault("path", d.get("path"))
+        else:
+            known["path"] = d.get("new_path")
+    problems = []
+    for r in rows(db, "SELECT id, sha256, size, relpath FROM recordings"):
+        entry = said.get(r["id"])
+        if entry is None:
+            continue  # reported above as having no 'store' entry
+        for key, col in (("sha256", "sha256"), ("size", "size"), ("path", "relpath")):
+            if entry.get(key) is not None and entry[key] != r[col]:
+                problems.append(
+                    f"recording {r['id']}: {col} is {r[col]!r} in the catalog, "
+                    f"{entry[key]!r} in the custody log (changed outside camdock)"
+                )
+    for c in rows(db, "SELECT c.recording_id, c.destination, c.sha256 AS copy, r.sha256 FROM "
+                  "copies c JOIN recordings r ON r.id = c.recording_id WHERE c.sha256 != "
+                  "r.sha256"):  # fmt: skip
+        problems.append(f"recording {c['recording_id']}: its copy on {c['destination']} is "
+                        f"catalogued with another hash ({c['copy']})")  # fmt: skip
+    return problems
+
+
+def verify_heads(db: Database, heads: list[tuple[int, str]], source: str) -> list[str]:
+    """The chain here against heads seen elsewhere (a drive's heads file, the server's
+    witness): every head seen must still be an entry with that hash. Reports the first that
+    is not, and where the chain then differs from."""
+    last, _ = head(db)
+    good = 0
+    for seq, digest in sorted(set(heads)):
+        if seq == 0:
+            continue
+        here = one(db, "SELECT hash FROM custody_log WHERE id = ?", (seq,))
+        if here is None:
+            return [f"{source}: saw entry {seq} ({digest[:12]}…); the chain here ends at entry "
+                    f"{last}: cut short after entry {max(good, last)}"]  # fmt: skip
+        if here["hash"] != digest:
+            return [f"{source}: entry {seq} was {digest[:12]}… when seen and is "
+                    f"{here['hash'][:12]}… here: the chain was rewritten, first differing entry "
+                    f"after {good} and at most {seq}"]  # fmt: skip
+        good = seq
+    return []

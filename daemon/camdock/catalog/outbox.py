@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock.catalog import custody
 from camdock.catalog.db import rows, write_txn
 from camdock.clock import iso_utc, utcnow
 from camdock.events import EventContext, EventType, Topics, uuid7
@@ -49,6 +50,9 @@ def record(
         "camera": camera,
         "officer": officer,
         "data": data or {},
+        # The custody chain's head as of this event (invariant 6): the server keeps what it
+        # saw, so a chain cut short or rewritten here afterwards no longer matches it.
+        "custody": dict(zip(("seq", "hash"), custody.head(db), strict=True)),
     }
     db.execute(
         "UPDATE outbox SET payload = ? WHERE id = ?",

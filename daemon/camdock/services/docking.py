@@ -40,6 +40,7 @@ from camdock.events import (
 )
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
+from camdock.services.audit import publish_head
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import OffloadEngine, OffloadRequest
 
@@ -339,6 +340,8 @@ class Docking:
                 )
             raise
         b.offload.report = report
+        roots = [str(d) for d in request.destinations]
+        await self.st.store.call(publish_head, roots)  # invariant 6: the head onto both drives
         summary = report.totals()
         if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove

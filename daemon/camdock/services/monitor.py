@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
@@ -32,6 +34,7 @@ class MonitorOptions:
     station: str | None = None
     as_json: bool = False
     duration: float | None = None
+    witness: Path | None = None  # append every custody head seen here (camdock audit --witness)
 
 
 @dataclass
@@ -109,6 +112,8 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
                     body: Any = json.loads(text)
                 except json.JSONDecodeError:
                     body = text
+                if opts.witness is not None and kind == "events" and isinstance(body, dict):
+                    _witness(opts.witness, st, body)
                 if opts.as_json:
                     line = {
                         "topic": str(msg.topic),
@@ -158,3 +163,17 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 24 else text[:16] + "…"
+
+
+def _witness(path: Path, station: str, event: dict[str, Any]) -> None:
+    """Keep the custody head an event carried (invariant 6), one JSON line each, fsynced: what
+    `camdock audit --witness` compares the station's chain with."""
+    head = event.get("custody")
+    if not isinstance(head, dict) or "seq" not in head or "hash" not in head:
+        return
+    line = {"station": station, "event": event.get("seq"), "time": event.get("time"),
+            "custody": {"seq": head["seq"], "hash": head["hash"]}}  # fmt: skip
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -29,6 +29,7 @@ from camdock.core.retention import Candidate, HoldKind, Plan, Policy, plan, refu
 from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
+from camdock.services.audit import publish_head
 from camdock.services.seal import Sealing, seal_day
 
 __all__ = [
@@ -315,9 +316,11 @@ def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date) 
 
 def backup_everywhere(db: Database, catalog_path: Path, keeping: Keeping,
                       alarms: list[str]) -> list[str]:  # fmt: skip
-    """Back the catalog up to every destination drive (REG-4.3.2); a failure is an alarm."""
+    """Back the catalog up to every destination drive (REG-4.3.2), and its custody chain's head
+    into each drive's heads file (invariant 6); a failure is an alarm."""
     made = []
     roots = sorted(keeping.roots or ())
+    publish_head(db, roots)
     for root in roots:
         try:
             prove_all(tuple(d for d in keeping.drives if str(d.root) == root))

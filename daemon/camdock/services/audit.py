@@ -1,0 +1,227 @@
+"""The audit (REG-7.1, REG-7.2): the custody chain against the heads kept elsewhere, and the
+fixity of every stored copy read back from disk.
+
+``chain`` checks the hash chain itself, the recordings and copies against it, and the chain
+against every head seen outside the SD card: the drives' heads files and, given one, the
+server's witness (``camdock monitor --witness FILE``). ``fixity`` re-hashes every copy past the
+page cache (a sealed day's archive, once its plain files are gone, member by member) and walks
+the drives for footage the catalog does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.adapters import archive, fsio, heads
+from camdock.catalog import custody, rows
+from camdock.services.seal import Key
+
+__all__ = ["Finding", "chain", "fixity", "publish_head", "roots_of", "witness_heads"]
+
+log = logging.getLogger(__name__)
+
+_YEAR = re.compile(r"^\d{4}$")
+
+
+def publish_head(db: Database, roots: list[str] | tuple[str, ...]) -> None:
+    """Append the chain's head to every present drive's heads file (a drive that is away gets
+    the next one). Never raises: a head not written is logged, the next one follows."""
+    seq, digest = custody.head(db)
+    for root in roots:
+        if Path(root).is_dir():
+            try:
+                heads.append(Path(root), seq, digest)
+            except OSError as exc:
+                log.warning("custody head not written to %s: %s", root, exc.strerror or exc)
+
+
+def roots_of(db: Database) -> list[str]:
+    """The destination roots the catalog records copies on (a bare catalog's drives)."""
+    return [r["destination"] for r in rows(db, "SELECT DISTINCT destination FROM copies "
+                                                "ORDER BY destination")]  # fmt: skip
+
+
+def witness_heads(path: Path, station: str | None) -> tuple[list[tuple[int, str]], list[str]]:
+    """The heads in a witness file (JSON lines from ``camdock monitor --witness``)."""
+    found, bad = [], []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        return [], [f"witness {path}: {exc.strerror}"]
+    for n, line in enumerate(lines, 1):
+        try:
+            w = json.loads(line)
+            if station is None or w.get("station") == station:
+                found.append((int(w["custody"]["seq"]), str(w["custody"]["hash"])))
+        except (ValueError, KeyError, TypeError):
+            bad.append(f"witness {path}:{n}: not a witness line")
+    return found, bad
+
+
+def chain(db: Database, roots: list[str], witness: Path | None = None,
+          station: str | None = None) -> list[str]:  # fmt: skip
+    """Every problem with the custody chain, the catalog against it, and the chain against the
+    heads on the drives and in the witness."""
+    problems = custody.verify(db)
+    for root in roots:
+        seen, bad = heads.read(Path(root))
+        problems += bad + custody.verify_heads(db, seen, f"heads file on {root}")
+    if witness is not None:
+        seen, bad = witness_heads(witness, station)
+        problems += bad + custody.verify_heads(db, seen, f"witness {witness}")
+    return problems
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong with the footage on a drive."""
+
+    kind: str  # missing | changed | unreadable | extra | archive
+    path: str
+    recording: int | None
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {"kind": self.kind, "path": self.path, "recording": self.recording,
+                "detail": self.detail}  # fmt: skip
+
+    def __str__(self) -> str:
+        rec = f" (recording {self.recording})" if self.recording is not None else ""
+        return f"{self.kind.upper()} {self.path}{rec}: {self.detail}"
+
+
+def _copies(db: Database) -> Iterator[dict[str, Any]]:
+    yield from rows(
+        db,
+        "SELECT c.recording_id, c.destination, c.relpath, c.plain_removed_at, r.sha256, r.size "
+        "FROM copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL "
+        "ORDER BY c.destination, c.relpath",
+    )
+
+
+def fixity(
+    db: Database,
+    roots: list[str],
+    key: Key | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Finding], int]:
+    """Re-hash every stored copy from disk and look for footage nobody catalogued; returns the
+    findings and how many copies were proven."""
+    findings: list[Finding] = []
+    copies = list(_copies(db))
+    sealed = rows(db, "SELECT * FROM seals WHERE state = 'verified' OR (state = 'superseded' "
+                  "AND removed_at IS NULL)")  # fmt: skip
+    archives = {(s["destination"], s["path"]): s for s in sealed}
+    in_archive: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    proven = 0
+    for n, c in enumerate(copies, 1):
+        if progress is not None:
+            progress(n, len(copies))
+        root, rel = c["destination"], PurePosixPath(c["relpath"])
+        path = Path(root, *rel.parts)
+        if c["plain_removed_at"]:
+            seal = _seal_holding(sealed, root, c["recording_id"])
+            if seal is None:
+                findings.append(Finding("missing", str(path), c["recording_id"],
+                                        "plain file removed and no seal holds it"))  # fmt: skip
+            else:
+                in_archive.setdefault((root, seal["path"]), []).append(c)
+            continue
+        try:
+            digest, size = fsio.disk_sha256(path)
+        except FileNotFoundError:
+            findings.append(Finding("missing", str(path), c["recording_id"], "not on the drive"))
+            continue
+        except OSError as exc:
+            findings.append(Finding("unreadable", str(path), c["recording_id"],
+                                    exc.strerror or str(exc)))  # fmt: skip
+            continue
+        if (digest, size) != (c["sha256"], c["size"]):
+            findings.append(Finding("changed", str(path), c["recording_id"],
+                                    f"SHA-256 {digest} ({size} bytes), catalogued "
+                                    f"{c['sha256']} ({c['size']})"))  # fmt: skip
+        else:
+            proven += 1
+    for where, members in sorted(in_archive.items()):
+        proven += _check_archive(archives[where], members, key, findings)
+    for where, seal in sorted(archives.items()):
+        if where not in in_archive:
+            _check_archive(seal, [], key, findings)
+    for root in roots:
+        known = {c["relpath"] for c in copies if c["destination"] == root}
+        findings += _extra(root, known, {rel for (r, rel) in archives if r == root})
+    return findings, proven
+
+
+def _seal_holding(sealed: list[dict[str, Any]], root: str, rec_id: int) -> dict[str, Any] | None:
+    for s in sealed:
+        if s["state"] == "verified" and s["destination"] == root and any(
+                m[0] == rec_id for m in json.loads(s["members"] or "[]")):  # fmt: skip
+            return s
+    return None
+
+
+def _check_archive(seal: dict[str, Any], members: list[dict[str, Any]], key: Key | None,
+                   findings: list[Finding]) -> int:  # fmt: skip
+    """A seal's archive from disk: its hash, and (with the key) every member; returns how many
+    of ``members`` (copies living only there) it proved."""
+    path = Path(seal["destination"], *PurePosixPath(seal["path"]).parts)
+    try:
+        if key is None:
+            digest, size = fsio.disk_sha256(path)
+            found: dict[str, tuple[str, int]] = {}
+        else:
+            back = archive.read_back(path, key.password)
+            digest, size, found = back.sha256, back.size, back.members
+    except FileNotFoundError:
+        findings.append(Finding("missing", str(path), None, f"the seal of {seal['day']}"))
+        return 0
+    except (OSError, archive.ArchiveError) as exc:
+        findings.append(Finding("archive", str(path), None, str(exc)))
+        return 0
+    if (digest, size) != (seal["sha256"], seal["size"]):
+        findings.append(Finding("archive", str(path), None, f"SHA-256 {digest} ({size} bytes), "
+                                f"sealed as {seal['sha256']} ({seal['size']})"))  # fmt: skip
+        return 0
+    if key is None:
+        return 0
+    names = {m[0]: m[1] for m in json.loads(seal["members"] or "[]")}
+    proven = 0
+    for c in members:
+        name = names.get(c["recording_id"], "")
+        if found.get(name) == (c["sha256"], c["size"]):
+            proven += 1
+        else:
+            why = "the archive's member is not the catalogued recording"
+            findings.append(Finding("changed", f"{path}:{name}", c["recording_id"], why))
+    return proven
+
+
+def _extra(root: str, known: set[str], archives: set[str]) -> list[Finding]:
+    """Files in a drive's footage folders (YYYY/...) the catalog does not know, leaving out
+    camdock's own work in progress (temp names)."""
+    findings = []
+    base = Path(root)
+    if not base.is_dir():
+        return [Finding("missing", root, None, "the drive is not there")]
+    for year in sorted(p for p in base.iterdir() if _YEAR.match(p.name) and p.is_dir()):
+        for dirpath, dirnames, filenames in os.walk(year):
+            dirnames[:] = [d for d in dirnames if not d.endswith(".extract")]
+            for name in filenames:
+                rel = str(Path(dirpath, name).relative_to(base))
+                if name.startswith(".") and (name.endswith((".tmp", ".part"))):
+                    continue  # an offload or seal in progress, or a crash's leftover
+                if rel not in known and rel not in archives:
+                    findings.append(Finding("extra", str(Path(dirpath, name)), None,
+                                            "on the drive, not in the catalog"))  # fmt: skip
+    return findings

@@ -1,0 +1,161 @@
+"""The audit (REG-7.1, REG-7.2; invariant 6): fixity of every stored copy read back from disk,
+and a custody chain that cannot be cut short or rewritten unseen — against the heads on the
+drives and against the server's witness, seen through a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from camdock.catalog import custody, open_catalog
+from camdock.catalog.custody import Action
+from camdock.catalog.db import write_txn
+from camdock.errors import ExitCode
+from camdock.events import EventType, Topics
+from conftest import camdock_cmd, make_camera, offload, run
+from mqttbroker import Broker
+from test_mqtt import broker  # noqa: F401 - the fixture
+
+TOPICS = Topics("camdock", "test-01")
+
+
+def _offloaded(tmp_path: Path, files: int = 4) -> tuple[Path, Path, Path]:
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    make_camera(tmp_path / "cam", files, size=32 * 1024, seed=9)
+    assert offload(tmp_path / "cam", [d1, d2], catalog).ok
+    return d1, d2, catalog
+
+
+def _audit(catalog: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(camdock_cmd("audit", "--catalog", str(catalog), *args))
+
+
+def test_fixity_finds_flipped_truncated_deleted_and_extra_files(tmp_path: Path) -> None:
+    d1, d2, catalog = _offloaded(tmp_path)
+    clean = _audit(catalog, "--full", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert json.loads(clean.stdout)["copies_proven"] == 8
+    a, b, c, _ = sorted(d1.rglob("*.mp4"))
+    with open(a, "r+b") as f:  # one bit flipped
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0x01]))
+    with open(b, "r+b") as f:  # truncated
+        f.truncate(100)
+    c.unlink()  # deleted
+    stray = d2 / "2026" / "11" / "28" / "someone-elses.mp4"
+    stray.write_bytes(b"not catalogued")
+    found = _audit(catalog, "--full", "--json")
+    assert found.returncode == ExitCode.FAILED
+    doc = json.loads(found.stdout)
+    kinds = {(f["kind"], Path(f["path"]).name) for f in doc["findings"]}
+    assert kinds == {("changed", a.name), ("changed", b.name), ("missing", c.name),
+                     ("extra", stray.name)}  # fmt: skip
+    assert all(f["recording"] for f in doc["findings"] if f["kind"] != "extra")
+    assert doc["copies_proven"] == 5
+    text = _audit(catalog, "--full")
+    assert "CHANGED" in text.stdout and str(stray) in text.stdout
+
+
+def test_a_chain_cut_short_is_found_by_the_drives_heads(tmp_path: Path) -> None:
+    d1, d2, catalog = _offloaded(tmp_path)
+    audited = _audit(catalog, "--by", "稽核員 吳", "--json")  # records the audit, writes heads
+    assert audited.returncode == 0, audited.stderr
+    assert (d1 / "camdock-catalog" / "custody-heads.log").is_file()
+    db = open_catalog(catalog)
+    [(actor,)] = db.execute("SELECT actor FROM custody_log WHERE action = 'audit'")
+    assert actor == "稽核員 吳"
+    db.close()
+    # Someone with the SD card drops the triggers and the last entries with their rows.
+    conn = sqlite3.connect(catalog)
+    conn.execute("DROP TRIGGER custody_no_delete")
+    conn.execute("DELETE FROM custody_log WHERE id > (SELECT max(id) - 3 FROM custody_log)")
+    conn.commit()
+    conn.close()
+    cut = _audit(catalog, "--json")
+    assert cut.returncode == ExitCode.FAILED
+    problems = json.loads(cut.stdout)["chain_problems"]
+    assert any("cut short" in p and str(d1) in p for p in problems)
+    assert any("cut short" in p and str(d2) in p for p in problems)
+
+
+def test_a_chain_rewritten_whole_is_found_by_the_heads(tmp_path: Path) -> None:
+    _, _, catalog = _offloaded(tmp_path)
+    assert _audit(catalog, "--by", "a").returncode == 0
+    # A consistent chain rebuilt from scratch: it verifies on its own, not against the heads.
+    conn = sqlite3.connect(catalog)
+    old = conn.execute("SELECT action, recording_id, actor, details FROM custody_log "
+                       "ORDER BY id").fetchall()  # fmt: skip
+    conn.execute("DROP TRIGGER custody_no_delete")
+    conn.execute("DELETE FROM custody_log")
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'custody_log'")
+    conn.commit()
+    conn.close()
+    db = open_catalog(catalog)
+    with write_txn(db):
+        for action, rec, actor, details in old:
+            custody.append(db, Action(action), rec, "forger" if action == "audit" else actor,
+                           json.loads(details))  # fmt: skip
+    assert custody.verify(db) == []  # internally consistent
+    db.close()
+    found = _audit(catalog, "--json")
+    assert found.returncode == ExitCode.FAILED
+    assert any("rewritten" in p for p in json.loads(found.stdout)["chain_problems"])
+
+
+def test_catalog_rows_changed_outside_camdock_are_found(tmp_path: Path) -> None:
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    conn = sqlite3.connect(catalog)
+    conn.execute("UPDATE recordings SET sha256 = ? WHERE id = 1", ("0" * 64,))
+    conn.execute("UPDATE recordings SET relpath = 'elsewhere.mp4' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    out = _audit(catalog, "--json")
+    problems = json.loads(out.stdout)["chain_problems"]
+    assert out.returncode == ExitCode.FAILED
+    assert any("recording 1: sha256" in p for p in problems)
+    assert any("recording 2: relpath" in p for p in problems)
+
+
+def test_the_witness_the_server_kept_finds_a_rewritten_chain(
+    tmp_path: Path,
+    broker: Broker,  # noqa: F811 - the fixture imported above
+) -> None:
+    from camdock.catalog.outbox import record
+
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    witness = tmp_path / "witness.jsonl"
+    proc = subprocess.Popen(camdock_cmd("monitor", "--broker", f"127.0.0.1:{broker.port}",
+                                        "--json", "--duration", "6", "--witness", str(witness)),
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    import paho.mqtt.publish as publish
+
+    publish.single("camdock/v1/test-01/status", "online", qos=1, retain=True,
+                   hostname="127.0.0.1", port=broker.port)  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.readline()  # subscribed
+    db = open_catalog(catalog)
+    with write_txn(db):
+        record(db, TOPICS, EventType.BAY_FAULT, bay=1, data={"message": "x"})
+    [(payload,)] = db.execute("SELECT payload FROM outbox ORDER BY id DESC LIMIT 1")
+    db.close()
+    publish.single("camdock/v1/test-01/events/bay-fault", payload, qos=1,
+                   hostname="127.0.0.1", port=broker.port)  # fmt: skip
+    proc.communicate(timeout=20)
+    [seen] = [json.loads(x) for x in witness.read_text().splitlines()]
+    assert seen["station"] == "test-01" and seen["custody"]["seq"] >= 4
+    assert _audit(catalog, "--witness", str(witness)).returncode == 0
+    conn = sqlite3.connect(catalog)  # the last entry's details edited, its hash recomputed
+    conn.execute("DROP TRIGGER custody_no_update")
+    last = conn.execute("SELECT id, prev_hash FROM custody_log ORDER BY id DESC LIMIT 1").fetchone()
+    conn.execute("UPDATE custody_log SET hash = ? WHERE id = ?", ("f" * 64, last[0]))
+    conn.commit()
+    conn.close()
+    found = _audit(catalog, "--witness", str(witness), "--json")
+    assert found.returncode == ExitCode.FAILED
+    assert any("witness" in p and "rewritten" in p
+               for p in json.loads(found.stdout)["chain_problems"])  # fmt: skip
