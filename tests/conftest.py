@@ -70,10 +70,15 @@ def sha_of(path: Path) -> str:
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    """Relative path → SHA-256 of every regular file under root (symlinks not followed)."""
+    """Relative path → SHA-256 of every regular file under root (symlinks not followed), but
+    camdock's own records on a drive (camdock-catalog/: catalog backups, custody heads)."""
     out = {}
     for p in root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
+        if (
+            p.is_file()
+            and not p.is_symlink()
+            and "camdock-catalog" not in p.relative_to(root).parts
+        ):
             out[str(p.relative_to(root))] = sha_of(p)
     return out
 

@@ -16,6 +16,7 @@ from camdock import __version__
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import audit as audit_cmd
 from camdock.commands import offload as offload_cmd
+from camdock.commands import request as request_cmd
 from camdock.commands import retention as retention_cmd
 from camdock.commands import seal as seal_cmd
 from camdock.commands.common import load_or_report
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     attribute_cmd.add_parser(sub)
     retention_cmd.add_parsers(sub)
     seal_cmd.add_parser(sub)
+    request_cmd.add_parsers(sub)
 
     r = sub.add_parser("run", help="run the station daemon")
     r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -137,6 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return retention_cmd.run(args)
     if args.command == "seal":
         return seal_cmd.run(args)
+    if args.command in ("request", "register"):
+        return request_cmd.run(args)
     if args.command == "check-config":
         return _check_config(args.config, files=not args.without_files)
     if args.command == "run":

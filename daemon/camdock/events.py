@@ -77,6 +77,9 @@ class EventType(StrEnum):
     DAY_SEALED = "day-sealed"
     SEAL_CONFIRMED = "seal-confirmed"
     SEAL_ALARM = "seal-alarm"
+    # The access/copy workflow (REG-5)
+    REQUEST_UPDATED = "request-updated"
+    ACCESS_REFUSED = "access-refused"
 
 
 def uuid7() -> str:

@@ -41,6 +41,19 @@ class Action(StrEnum):
     RESTORE = "catalog-restore"  # the catalog rebuilt from a drive's backup (REG-4.3.2)
     AUDIT = "audit"  # an audit ran (REG-7.2), naming the auditor
     REPAIR = "repair"  # a damaged copy replaced from a good one
+    # The access/copy workflow (REG-5, Annexes 2 and 3)
+    REQUEST = "request"  # drafted, with its recordings
+    SUBMIT = "submit"
+    CONSULT = "consult"  # the public-relations unit consulted (REG-6)
+    APPROVE = "approve"
+    DENY = "deny"
+    SCHEDULE = "schedule"
+    VIEW = "view"  # a supervised viewing
+    COPY = "copy"  # a verified copy made
+    ACKNOWLEDGE = "acknowledge"  # the applicant signed for it
+    CLOSE = "close"
+    EXPIRE = "expire"
+    REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)
 
 
 def _digest(prev: str, entry: dict[str, Any]) -> str:

@@ -377,3 +377,72 @@ def m009_plain_removed(db: Database) -> None:
     """REG-4.2.5: a copy whose plain file was removed after its day was sealed and confirmed
     lives on in that drive's archive only."""
     db.table("copies").add_column("plain_removed_at", str)
+
+
+@migrations()
+def m010_requests(db: Database) -> None:
+    """REG-5, Annexes 2 and 3: access/copy requests, what each covers, and the register."""
+    db.table("requests").create(
+        {
+            "id": int,
+            "number": str,  # YYYY-NNNN
+            "state": str,  # core/access.State
+            "created_by": str,  # staff id
+            "created_at": str,
+            # Annex 2, field by field
+            "unit_full_name": str,
+            "applicant_id": str,
+            "applicant_unit": str,
+            "applicant_title": str,
+            "applicant_name": str,
+            "recorded_by": str,  # (1) the officer who recorded (badge)
+            "duty_item": str,  # (2) duty item …
+            "range_start": str,  # … and date/time slot (the selection's range)
+            "range_end": str,
+            "camera_id": str,
+            "kind": str,  # (3)/(4) view | copy | both
+            "reason": str,
+            "purpose": str,  # core/access.Purpose
+            "viewing_at": str,  # the viewing date and time asked for
+            "unit_supervisor": str,
+            "pr_consulted_by": str,
+            "pr_consulted_at": str,
+            "approved_by": str,
+            "approved_at": str,
+            "approved_until": str,
+            "denied_by": str,
+            "denied_reason": str,
+            "handling_review": str,
+            "scheduled_by": str,
+            "window_start": str,
+            "window_end": str,
+            "acknowledged_by": str,
+            "acknowledged_at": str,
+            "closed_at": str,
+        },
+        pk="id",
+        not_null={"number", "state", "created_by", "created_at", "kind", "purpose", "reason"},
+    )
+    db.table("requests").create_index(["number"], unique=True)
+    db.table("request_recordings").create(
+        {"request_id": int, "recording_id": int},
+        pk=("request_id", "recording_id"),
+        foreign_keys=[("request_id", "requests", "id"), ("recording_id", "recordings", "id")],
+    )
+    # Annex 3: one line per approved access or copy actually made.
+    db.table("register").create(
+        {
+            "id": int,
+            "request_id": int,
+            "time": str,
+            "kind": str,  # view | copy
+            "recordings": str,  # JSON list of catalog ids
+            "custodian": str,  # who supervised or made the copy
+            "medium": str,  # the copy's medium (its label or path)
+            "manifest_sha256": str,
+            "remarks": str,
+        },
+        pk="id",
+        not_null={"request_id", "time", "kind", "recordings", "custodian"},
+        foreign_keys=[("request_id", "requests", "id")],
+    )

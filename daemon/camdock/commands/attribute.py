@@ -12,7 +12,7 @@ from typing import Any
 
 from camdock.catalog import open_catalog, open_readonly, recordings
 from camdock.catalog.db import catalog_error
-from camdock.commands.common import NO_ROLES, default_catalog, load_or_report, person
+from camdock.commands.common import check_person, default_catalog, load_or_report, person
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
 from camdock.services.attribute import attribute_recording
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.recording is None or not args.officer or not args.by:
             raise UsageError("give RECORDING --officer BADGE --by STAFF (or --list)")
-        by = person(args.by)
+        by, note = check_person(cfg, db, person(args.by), "attribute")
         if cfg is not None:
             officer = cfg.officers.get(args.officer)
             if officer is None:
@@ -79,14 +79,11 @@ def run(args: argparse.Namespace) -> int:
         done = attribute_recording(db, args.recording, officer, by, drives)
     finally:
         db.close()
-    note = None if cfg is not None else NO_ROLES
     if args.json:
-        print(
-            json.dumps({**done.as_json(), "by": by, "note": note or NO_ROLES}, ensure_ascii=False)
-        )
+        print(json.dumps({**done.as_json(), "by": by, "note": note}, ensure_ascii=False))
     else:
         print(f"recording {done.recording} → {done.new_relpath} ({officer.name}, {officer.badge})")
-        print(f"recorded in the custody log as decided by {by}; {NO_ROLES}")
+        print(f"recorded in the custody log as decided by {by}" + (f"; {note}" if note else ""))
     return 0
 
 

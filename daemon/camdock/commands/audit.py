@@ -12,7 +12,14 @@ from typing import Any
 from camdock.catalog import custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import default_catalog, opened, output, person, where_from
+from camdock.commands.common import (
+    check_person,
+    default_catalog,
+    opened,
+    output,
+    person,
+    where_from,
+)
 from camdock.config import SealSettings
 from camdock.errors import ExitCode
 from camdock.services import audit as service
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
         db = open_catalog(where.catalog)
         try:
+            auditor, _ = check_person(where.cfg, db, auditor, "audit")
             with write_txn(db):
                 custody.append(db, Action.AUDIT, None, auditor, {
                     "full": args.full, "problems": len(problems), "findings": len(findings),

@@ -28,7 +28,9 @@ from camdock.errors import CamdockError, ExitCode, UsageError
 __all__ = [
     "NO_ROLES",
     "Where",
+    "act",
     "by_from",
+    "check_person",
     "default_catalog",
     "load_or_report",
     "opened",
@@ -39,7 +41,7 @@ __all__ = [
     "where_from",
 ]
 
-NO_ROLES = "no role was checked: staff roles arrive with the access workflow"
+NO_ROLES = "no role was checked: no station config with a staff list ([[staff]])"
 
 
 def default_catalog() -> Path:
@@ -103,7 +105,6 @@ class Where:
     catalog: Path
     tz: tzinfo
     today: date
-    note: str = NO_ROLES  # said in every output until staff roles exist
 
 
 def where_from(args: argparse.Namespace) -> Where:
@@ -158,3 +159,23 @@ def day_arg(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def act(
+    where: Where, db: Database, args: argparse.Namespace, action: str
+) -> tuple[str, str | None]:
+    """The person ``--by`` names, checked (``check_person``)."""
+    return check_person(where.cfg, db, by_from(args), action)
+
+
+def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tuple[str, str | None]:
+    """``by`` on the station's staff, with a role that may take ``action`` (REG-4.1.1). A
+    refusal is recorded in the custody log, then raised. Returns how the custody log names
+    them, and the note to print when no role could be checked (no staff list)."""
+    from camdock.events import Topics
+    from camdock.services.access import authorize, identify
+
+    topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id) if cfg else None
+    who = identify(db, cfg, by, action, topics)
+    authorize(db, who, action, topics)
+    return who.label, None if who.checked else NO_ROLES

@@ -13,10 +13,10 @@ from typing import Any
 from camdock.catalog import backup, custody, holds, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import Where, by_from, opened, output, where_from
+from camdock.commands.common import Where, act, by_from, opened, output, where_from
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
-from camdock.errors import ExitCode, UsageError
+from camdock.errors import ExitCode, Refused, UsageError
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
 from camdock.services.seal import Sealing, load_key, seal_day
@@ -155,9 +155,9 @@ def _when(text: str | None, where: Where, what: str, *, end: bool = False) -> da
 
 
 def _hold_place(args: argparse.Namespace, where: Where) -> int:
-    by = by_from(args)
     review = _when(args.review_by, where, "--review-by")
     with opened(where, write=True) as db:
+        by, note = act(where, db, args, "hold")
         hold_id = service.place_hold(
             db,
             _keeping(where),
@@ -176,20 +176,20 @@ def _hold_place(args: argparse.Namespace, where: Where) -> int:
         row = holds.get(db, hold_id)
     return output(
         args,
-        {"ok": True, "hold": row, "note": where.note},
-        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", str(where.note)],
+        {"ok": True, "hold": row, "note": note},
+        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", note or ""],
     )
 
 
 def _hold_release(args: argparse.Namespace, where: Where) -> int:
-    by = by_from(args)
     with opened(where, write=True) as db:
+        by, note = act(where, db, args, "release")
         service.release_hold(db, _keeping(where), args.hold, by, args.reason)
         row = holds.get(db, args.hold)
     return output(
         args,
-        {"ok": True, "hold": row, "note": where.note},
-        lambda: [f"hold {args.hold} released by {by}", str(where.note)],
+        {"ok": True, "hold": row, "note": note},
+        lambda: [f"hold {args.hold} released by {by}", note or ""],
     )
 
 
@@ -268,8 +268,8 @@ def _plan(args: argparse.Namespace, where: Where) -> int:
 
 
 def _destroy(args: argparse.Namespace, where: Where) -> int:
-    by = by_from(args)
     with opened(where, write=True) as db:
+        by, note = act(where, db, args, "destroy")
         done = service.destroy(
             db,
             _keeping(where, args.password_file),
@@ -280,13 +280,13 @@ def _destroy(args: argparse.Namespace, where: Where) -> int:
         )
     return output(
         args,
-        {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": where.note},
+        {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": note},
         lambda: [
             *(
                 f"destroyed recording {d.recording} ({d.path}): {len(d.copies)} cop(ies) removed"
                 for d in done
             ),
-            f"{len(done)} recording(s) destroyed by {by}; {where.note}",
+            f"{len(done)} recording(s) destroyed by {by}" + (f"; {note}" if note else ""),
         ],
     )
 
@@ -312,8 +312,16 @@ def _backup(args: argparse.Namespace, where: Where) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    by = by_from(args)
     where = where_from(args)
+    by = by_from(args)
+    if where.cfg is not None and where.cfg.has_roles:  # the catalog is gone: the config decides
+        from camdock.core.access import refusal
+        from camdock.services.access import acting
+
+        who = acting(where.cfg, by)
+        if why := refusal(who.person, "restore"):
+            raise Refused(why)
+        by = who.label
     made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
     db = open_catalog(where.catalog)
     try:

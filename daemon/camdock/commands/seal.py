@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock.catalog import seals
-from camdock.commands.common import Where, by_from, day_arg, opened, output, where_from
+from camdock.commands.common import Where, act, day_arg, opened, output, where_from
 from camdock.config import SealSettings
 from camdock.errors import ExitCode
 from camdock.services import seal as service
@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
         )
     sealing = _sealing(args, where, key=args.action != "confirm")
     if args.action == "create":
-        by = by_from(args)
         with opened(where, write=True) as db:
+            by, note = act(where, db, args, "seal")
             made = service.seal_day(db, sealing, args.day, by)
-        doc = {"ok": True, "by": by, "seal": made.as_json() if made else None, "note": where.note}
+        doc = {"ok": True, "by": by, "seal": made.as_json() if made else None, "note": note}
         return output(
             args,
             doc,
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                     f"  {a['destination']}/{a['path']}  SHA-256 {a['sha256']}"
                     for a in (made.archives if made else ())
                 ),
-                where.note,
+                note or "",
             ],
         )
     if args.action == "verify":
@@ -118,11 +118,11 @@ def run(args: argparse.Namespace) -> int:
             ],
         )
         return ExitCode.OK if not problems else ExitCode.FAILED
-    by = by_from(args)
     with opened(where, write=True) as db:
+        by, note = act(where, db, args, "confirm")
         done = service.confirm_day(db, sealing, args.day, by)
     return output(
         args,
-        {"ok": True, **done, "note": where.note},
-        lambda: [f"duty day {args.day}'s seal confirmed by {by}", where.note],
+        {"ok": True, **done, "note": note},
+        lambda: [f"duty day {args.day}'s seal confirmed by {by}", note or ""],
     )

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -87,6 +87,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     selftest = sections.selftest(r, top.get("selftest", {}))
     retention = sections.retention(r, top.get("retention", {}))
     seal = sections.seal(r, top.get("seal", {}))
+    staff, hashes = sections.staff(r, top, st.unit, officers)
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -109,6 +110,8 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         selftest=selftest,
         retention=retention,
         seal=seal,
+        staff=staff,
+        password_hashes=hashes,
         require_mounts=require_mounts,
         source=source,
     )

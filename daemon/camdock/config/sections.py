@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from camdock import passwords
 from camdock.config.reader import (
     Reader,
     absolute,
@@ -24,6 +25,7 @@ from camdock.config.settings import (
     SelfTestSettings,
     StationSettings,
 )
+from camdock.core.access import Person, Role
 from camdock.core.naming import DutySlots, name_problem, name_text
 from camdock.core.retention import MAX_DAYS, MIN_DAYS, Policy
 from camdock.model import Bay, Camera, Drive, Led, Officer, usb_device_path
@@ -40,6 +42,7 @@ __all__ = [
     "retention",
     "seal",
     "selftest",
+    "staff",
     "station",
 ]
 
@@ -425,3 +428,41 @@ def seal(r: Reader, data: Any) -> SealSettings:
     return SealSettings(key_id or d.key_id, cred or d.credential,
                         Path(pwfile) if pwfile else None, who, days or d.alarm_after_days,
                         d.automatic if auto is None else auto, keep)  # fmt: skip
+
+
+def staff(r: Reader, top: dict[str, Any], unit: str, officers: dict[str, Officer]
+          ) -> tuple[dict[str, Person], dict[str, str]]:  # fmt: skip
+    """``[[staff]]`` (REG-4.1.1): who acts at this station, with their roles, and each one's
+    console password hash. Every ``[[officers]]`` entry is staff with the officer role (an
+    officer may apply for a copy, and signs for it)."""
+    people = {b: Person(b, o.name, frozenset({Role.OFFICER}), "", o.unit)
+              for b, o in officers.items()}  # fmt: skip
+    hashes: dict[str, str] = {}
+    roles_known = ", ".join(r.value for r in Role)
+    for i, raw in enumerate(r.list(top, "staff")):
+        path = f"staff[{i}]"
+        t = r.table(raw, path, {"id", "name", "title", "unit", "roles", "password_hash"})
+        sid = r.get(t, path, "id", str, check=_name)
+        name = r.get(t, path, "name", str, check=_name)
+        roles = r.get(t, path, "roles", list, default=[]) or []
+        got = set()
+        for j, role in enumerate(roles):
+            if role not in {x.value for x in Role}:
+                r.problem(f"{path}.roles[{j}]", f"{role!r} is not a role ({roles_known})")
+            else:
+                got.add(Role(role))
+        if not got:
+            r.problem(f"{path}.roles", f"give at least one role ({roles_known})")
+        pw = r.get(t, path, "password_hash", str, required=False, check=passwords.problem)
+        if sid is None or name is None:
+            continue
+        sid = name_text(sid)
+        if sid in hashes or (sid in people and sid not in officers):
+            r.problem(f"{path}.id", f"staff id {sid!r} is listed twice")
+        before = people.get(sid)
+        people[sid] = Person(sid, name_text(name), frozenset(got) | (before.roles if before
+                             else frozenset()), r.get(t, path, "title", str, default="") or "",
+                             r.get(t, path, "unit", str, default=unit) or unit)  # fmt: skip
+        if pw:
+            hashes[sid] = pw
+    return people, hashes

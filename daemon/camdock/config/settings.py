@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 
+from camdock.core.access import Person, Role
 from camdock.core.naming import DutySlots
 from camdock.core.retention import Policy
 from camdock.core.roster import Registry, Roster
@@ -95,6 +96,8 @@ class Config:
     selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
     retention: Policy = field(default_factory=Policy)  # REG-4.3.1
     seal: SealSettings = field(default_factory=SealSettings)  # REG-4.2.5
+    staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
+    password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's
     # False only on a development machine: destinations are then plain directories, and
     # --clear after copies on one filesystem is allowed (said loudly at start-up).
     require_mounts: bool = True
@@ -118,6 +121,12 @@ class Config:
     def bay_for(self, port: str | None, id_path: str | None) -> Bay | None:
         """The bay that owns a USB port, if any."""
         return next((b for b in self.bays if b.owns(port, id_path)), None)
+
+    @property
+    def has_roles(self) -> bool:
+        """Whether the config names staff beyond its officers: then every manual action is
+        checked against the person's roles (REG-4.1.1)."""
+        return any(p.roles - {Role.OFFICER} for p in self.staff.values())
 
     def officer_for(self, camera: Camera) -> Officer | None:
         """The officer the camera is assigned to, if any."""

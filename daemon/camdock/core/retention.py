@@ -101,10 +101,13 @@ class Hold:
     start: datetime | None = None  # the range's ends, timezone-aware
     end: datetime | None = None
     review_by: date | None = None
+    recordings: frozenset[int] = frozenset()  # an open request's recordings (kind REQUEST)
 
     def covers(self, c: Candidate) -> bool:
         """Whether this hold keeps recording ``c``. A recording whose camera clock lied is
         judged by both its recorded and its duty time: a hold errs on keeping."""
+        if self.recordings:
+            return c.id in self.recordings
         if self.recording_id is not None:
             return c.id == self.recording_id
         if self.officer_badge is not None and c.officer_badge != self.officer_badge:

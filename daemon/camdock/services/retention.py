@@ -22,10 +22,11 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import backup, holds, recordings, seals
+from camdock.catalog import backup, holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
-from camdock.core.retention import Candidate, HoldKind, Plan, Policy, plan, refusal
+from camdock.core.access import OPEN
+from camdock.core.retention import Candidate, Hold, HoldKind, Plan, Policy, plan, refusal
 from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
@@ -77,11 +78,24 @@ def _resealer(sealing: Sealing) -> Callable[[Database, date, str], object]:
     return lambda db, day, by: seal_day(db, sealing, day, by)
 
 
+def in_force(db: Database) -> list[Hold]:
+    """Every hold in force: those placed, and each open access/copy request, which holds what
+    it covers (REG-4.3.1: footage under a request is not destroyed)."""
+    by_request: dict[str, set[int]] = {}
+    for rec_id, numbers in requests.held_recordings(db, [s.value for s in OPEN]).items():
+        for n in numbers:
+            by_request.setdefault(n, set()).add(rec_id)
+    made = [Hold(-i, HoldKind.REQUEST, number, "an open access/copy request", "camdock",
+                 recordings=frozenset(ids))
+            for i, (number, ids) in enumerate(sorted(by_request.items()), 1)]  # fmt: skip
+    return holds.active(db) + made
+
+
 def plan_for(db: Database, today: date) -> Plan:
     """The retention pass for ``today``, without acting on it."""
     destroyable, becoming, live = catalog.counts(db, today)
     pending = tuple(d["recording_id"] for d in catalog.pending(db))
-    return plan(today, catalog.due(db, today), holds.active(db), destroyable=destroyable,
+    return plan(today, catalog.due(db, today), in_force(db), destroyable=destroyable,
                 becomes_destroyable=becoming, live=live, pending=pending)  # fmt: skip
 
 
@@ -179,7 +193,7 @@ def destroy(
     """Destroy ``recordings`` (each must be allowed, or nothing starts), or every recording
     due today and not held. Interrupted destructions are finished first."""
     done = finish_pending(db, keeping, today)
-    active = holds.active(db)
+    active = in_force(db)
     if recordings is None:  # the plan's due list, each checked once more by the same rule
         targets = [
             c for c in plan_for(db, today).due if not refusal(c, today, active, keeping.policy)
@@ -254,7 +268,7 @@ def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroye
     """Finish destructions a crash interrupted. One that has removed no copy yet and that the
     rules no longer allow (a hold placed since) is abandoned: nothing was lost."""
     done = []
-    active = holds.active(db)
+    active = in_force(db)
     for d in catalog.pending(db):
         c = catalog.candidate(db, d["recording_id"])
         untouched = all(Path(*_path_of(keeping, copy)).exists() for copy in d["copies"])

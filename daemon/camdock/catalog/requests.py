@@ -1,0 +1,174 @@
+"""Access/copy requests (Annex 2) and the register (Annex 3): every change of a request is one
+transaction with its custody entry and its event; a refusal is recorded the same way."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import custody
+from camdock.catalog.custody import Action
+from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.outbox import record
+from camdock.clock import utcnow
+from camdock.events import EventType, Topics
+
+__all__ = [
+    "change",
+    "create",
+    "get",
+    "held_recordings",
+    "listing",
+    "record_refusal",
+    "recordings_of",
+    "register_between",
+]
+
+
+def _number(db: Database) -> str:
+    year = datetime.now(UTC).year
+    last = one(
+        db,
+        "SELECT number FROM requests WHERE number LIKE ? ORDER BY id DESC LIMIT 1",
+        (f"{year}-%",),
+    )
+    n = int(last["number"].split("-")[1]) + 1 if last else 1
+    return f"{year}-{n:04d}"
+
+
+def create(
+    db: Database, row: dict[str, Any], recording_ids: list[int], by: str, topics: Topics | None
+) -> dict[str, Any]:
+    """A draft request with the recordings its selection resolved to."""
+    with write_txn(db):
+        number = _number(db)
+        req = {**row, "number": number, "state": "draft", "created_at": utcnow()}
+        req_id = pk(db.table("requests").insert(req).last_pk)
+        db.conn.executemany(
+            "INSERT INTO request_recordings (request_id, recording_id) VALUES (?, ?)",
+            [(req_id, r) for r in recording_ids],
+        )
+        details = {
+            "request": number,
+            "recordings": recording_ids,
+            "kind": row["kind"],
+            "purpose": row["purpose"],
+        }
+        custody.append(db, Action.REQUEST, None, by, details)
+        if topics is not None:
+            record(
+                db,
+                topics,
+                EventType.REQUEST_UPDATED,
+                data={"request": number, "action": "request", "state": "draft", "by": by},
+            )
+    found = get(db, req_id)
+    assert found is not None
+    return found
+
+
+def get(db: Database, request_id: int | str) -> dict[str, Any] | None:
+    """A request by id or number."""
+    if isinstance(request_id, str) and not request_id.isdigit():
+        return one(db, "SELECT * FROM requests WHERE number = ?", (request_id,))
+    return one(db, "SELECT * FROM requests WHERE id = ?", (int(request_id),))
+
+
+def listing(db: Database) -> list[dict[str, Any]]:
+    """Every request, newest first."""
+    return rows(db, "SELECT * FROM requests ORDER BY id DESC")
+
+
+def recordings_of(db: Database, request_id: int) -> list[dict[str, Any]]:
+    """The recordings a request covers, with where they are."""
+    return rows(
+        db,
+        "SELECT r.* FROM recordings r JOIN request_recordings q ON "
+        "q.recording_id = r.id WHERE q.request_id = ? ORDER BY r.id",
+        (request_id,),
+    )
+
+
+def change(
+    db: Database,
+    req: dict[str, Any],
+    action: Action,
+    by: str,
+    fields: dict[str, Any],
+    topics: Topics | None,
+    register: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """One step of a request (its fields, an Annex 3 line for a view or copy), with its custody
+    entry and event, in one transaction."""
+    with write_txn(db):
+        if fields:
+            cols = ", ".join(f"{k} = ?" for k in fields)
+            db.execute(
+                f"UPDATE requests SET {cols} WHERE id = ?",  # noqa: S608 - our column names
+                (*fields.values(), req["id"]),
+            )
+        if register is not None:
+            db.table("register").insert({**register, "request_id": req["id"], "time": utcnow()})
+        entry = {
+            "request": req["number"],
+            **(details or {}),
+            **{k: v for k, v in fields.items() if k not in ("state",)},
+            "state": fields.get("state", req["state"]),
+        }
+        custody.append(db, action, None, by, entry)
+        if topics is not None:
+            record(
+                db,
+                topics,
+                EventType.REQUEST_UPDATED,
+                data={
+                    "request": req["number"],
+                    "action": action.value,
+                    "state": entry["state"],
+                    "by": by,
+                },
+            )
+
+
+def record_refusal(
+    db: Database, by: str, action: str, number: str | None, reason: str, topics: Topics | None
+) -> None:
+    """An attempt the rules refused: on the record too (REG-7.1)."""
+    with write_txn(db):
+        details = {"attempted": action, "request": number, "reason": reason}
+        custody.append(db, Action.REFUSED, None, by, details)
+        if topics is not None:
+            record(db, topics, EventType.ACCESS_REFUSED, data={**details, "by": by})
+
+
+def held_recordings(db: Database, open_states: list[str]) -> dict[int, list[str]]:
+    """Recordings that open requests cover, with the requests' numbers (REG-4.3.1)."""
+    marks = ", ".join("?" for _ in open_states)
+    found = rows(
+        db,
+        f"SELECT q.recording_id, r.number FROM request_recordings q JOIN requests r ON r.id = q.request_id WHERE r.state IN ({marks})",  # noqa: S608, E501 - only ? marks
+        open_states,
+    )
+    held: dict[int, list[str]] = {}
+    for f in found:
+        held.setdefault(f["recording_id"], []).append(f["number"])
+    return held
+
+
+def register_between(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+    """Annex 3 lines from ``start`` to ``end`` (UTC ISO), with their requests' fields."""
+    found = rows(
+        db,
+        "SELECT g.*, q.number, q.applicant_unit, q.applicant_title, "
+        "q.applicant_name, q.purpose, q.approved_by, q.approved_at, q.pr_consulted_by, "
+        "q.acknowledged_at FROM register g JOIN requests q ON q.id = g.request_id "
+        "WHERE g.time >= ? AND g.time <= ? ORDER BY g.id",
+        (start, end),
+    )
+    for f in found:
+        f["recordings"] = json.loads(f["recordings"])
+    return found

@@ -1,0 +1,287 @@
+"""``camdock request …`` and ``camdock register export``: the access/copy workflow (REG-5,
+REG-6, Annexes 2 and 3) from the command line, every step with ``--by STAFF``, checked against
+the station's staff and recorded."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from camdock.catalog import requests
+from camdock.commands.common import Where, by_from, opened, output, where_from
+from camdock.config import SealSettings
+from camdock.core.access import Purpose
+from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.events import Topics
+from camdock.services import access as service
+from camdock.services.seal import Key, Sealing, SealKeyMissing, load_key
+
+__all__ = ["add_parsers", "run"]
+
+STEPS = ("submit", "consult", "approve", "deny", "schedule", "view", "acknowledge", "close")
+
+
+def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+    if by:
+        p.add_argument("--by", metavar="STAFF", help="who acts: a staff id of the station")
+    p.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
+    p.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+
+# A declarative table, long on purpose: the workflow's commands and their options.
+def add_parsers(sub: Any) -> None:
+    """The ``request`` and ``register`` subcommands."""
+    r = sub.add_parser("request", help="access/copy requests (Annex 2, REG-5)")
+    rs = r.add_subparsers(dest="action", required=True)
+    new = rs.add_parser("new", help="draft a request; its recordings are listed")
+    new.add_argument("--officer", metavar="BADGE", help="(1) the officer who recorded")
+    new.add_argument("--camera", metavar="ID", help="the camera")
+    new.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="WHEN",
+        help="(2) the date/time slot: from YYYY-MM-DD[THH:MM]",
+    )
+    new.add_argument("--to", dest="end", required=True, metavar="WHEN", help="to (inclusive)")
+    new.add_argument("--duty-item", default="", help="(2) the duty item")
+    new.add_argument("--kind", required=True, choices=("view", "copy", "both"), help="(3)")
+    new.add_argument("--reason", required=True, help="(3) the concrete reason")
+    new.add_argument(
+        "--purpose",
+        required=True,
+        choices=[p.value for p in Purpose],
+        help="(4) investigation, complaint, official; media, campaign, training "
+        "(REG-6: the public-relations unit is consulted for media and campaigns)",
+    )
+    new.add_argument("--viewing-at", metavar="WHEN", help="the viewing date and time asked for")
+    new.add_argument("--unit-supervisor", default="", help="the applicant's unit supervisor")
+    new.add_argument("--applicant-unit", default="")
+    new.add_argument("--applicant-title", default="")
+    _common(new)
+    for name in STEPS:
+        s = rs.add_parser(name, help=f"{name} a request")
+        s.add_argument("number", metavar="REQUEST", help="its number (YYYY-NNNN)")
+        if name == "approve":
+            s.add_argument("--valid-days", type=int, default=30, help="the approval's lifetime")
+            s.add_argument("--note", help="the handling unit's review")
+        if name == "deny":
+            s.add_argument("--reason", required=True)
+        if name == "schedule":
+            s.add_argument("--at", required=True, metavar="WHEN", help="YYYY-MM-DDTHH:MM")
+            s.add_argument("--minutes", type=int, default=120, help="how long the window is")
+        if name == "view":
+            s.add_argument("--remarks")
+        _common(s)
+    c = rs.add_parser("copy", help="make the approved verified copy onto an export medium")
+    c.add_argument("number", metavar="REQUEST")
+    c.add_argument("--to", required=True, type=Path, metavar="DIR", help="the export medium")
+    c.add_argument("--medium", help="how the medium is recorded (label, serial)")
+    c.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="the seal password, for recordings whose plain files are gone",
+    )
+    _common(c)
+    show = rs.add_parser("show", help="one request, field by field, with its recordings")
+    show.add_argument("number", metavar="REQUEST")
+    _common(show, by=False)
+    _common(rs.add_parser("list", help="every request"), by=False)
+
+    g = sub.add_parser("register", help="the access/copy register (Annex 3)")
+    gs = g.add_subparsers(dest="action", required=True)
+    e = gs.add_parser("export", help="the register for a period")
+    e.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
+    e.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    _common(e, by=False)
+
+
+def _when(text: str | None, where: Where, what: str, *, end: bool = False) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=where.tz)
+
+
+def _topics(where: Where) -> Topics | None:
+    cfg = where.cfg
+    return Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id) if cfg else None
+
+
+def _key(args: argparse.Namespace, where: Where) -> Key | None:
+    try:
+        if where.cfg is not None:
+            return Sealing.from_config(where.cfg, args.password_file).key
+        return load_key(SealSettings(), args.password_file) if args.password_file else None
+    except SealKeyMissing:
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """One workflow step (a CamdockError, refusals included, is reported by cli.main)."""
+    where = where_from(args)
+    topics = _topics(where)
+    if args.command == "register":
+        return _export(args, where)
+    if args.action in ("show", "list"):
+        with opened(where, write=False) as db:
+            if args.action == "list":
+                found = requests.listing(db)
+                return output(
+                    args,
+                    {"requests": found},
+                    lambda: [
+                        f"{r['number']}  {r['state']:<12} {r['kind']:<5} {r['purpose']:<13} "
+                        f"{r['applicant_name']} ({r['applicant_id']})"
+                        for r in found
+                    ],
+                )
+            got = requests.get(db, args.number)
+            if got is None:
+                raise CamdockError(f"no request {args.number}", ExitCode.NOINPUT)
+            shown: dict[str, Any] = got
+            recs = requests.recordings_of(db, shown["id"])
+        return output(
+            args,
+            {"request": shown, "recordings": recs},
+            lambda: [
+                *(f"{k:<16} {v}" for k, v in shown.items() if v not in (None, "")),
+                *(f"  recording {r['id']}: {r['relpath']}" for r in recs),
+            ],
+        )
+    by = by_from(args)
+    with opened(where, write=True) as db:
+        who = service.identify(db, where.cfg, by, args.action, topics)
+        note = None if who.checked else service.NO_ROLES
+        if args.action == "new":
+            start = _when(args.start, where, "--from")
+            end = _when(args.end, where, "--to", end=True)
+            assert start is not None and end is not None
+            form = {
+                "duty_item": args.duty_item,
+                "kind": args.kind,
+                "reason": args.reason,
+                "purpose": args.purpose,
+                "unit_supervisor": args.unit_supervisor,
+                "applicant_unit": args.applicant_unit,
+                "applicant_title": args.applicant_title,
+                "viewing_at": (
+                    v.isoformat() if (v := _when(args.viewing_at, where, "--viewing-at")) else None
+                ),
+            }
+            draft = service.new_request(
+                db, where.cfg, who, form, (args.officer, args.camera, start, end), topics
+            )
+            recs = requests.recordings_of(db, draft["id"])
+            return output(
+                args,
+                {"ok": True, "request": draft, "recordings": recs, "note": note},
+                lambda: [
+                    f"request {draft['number']} drafted by {who.label}: {len(recs)} recording(s)",
+                    *(f"  {r['id']}: {r['relpath']}" for r in recs),
+                ],
+            )
+        if args.action == "copy":
+            done = service.copy(
+                db, who, args.number, args.to, _key(args, where), topics, medium=args.medium
+            )
+            return output(
+                args,
+                {"ok": True, **done, "note": note},
+                lambda: [
+                    f"request {done['request']}: {len(done['files'])} file(s) copied to "
+                    f"{done['folder']}, verified; manifest SHA-256 {done['manifest_sha256']}"
+                ],
+            )
+        kw: dict[str, Any] = {}
+        if args.action == "approve":
+            kw = {"valid_days": args.valid_days, "note": args.note}
+        elif args.action == "deny":
+            kw = {"reason": args.reason}
+        elif args.action == "schedule":
+            start = _when(args.at, where, "--at")
+            assert start is not None
+            kw = {"start": start, "end": start + timedelta(minutes=args.minutes)}
+        elif args.action == "view":
+            kw = {"remarks": args.remarks}
+        req = service.step(db, who, args.number, args.action, topics, datetime.now(UTC), **kw)
+    return output(
+        args,
+        {"ok": True, "request": req, "note": note},
+        lambda: [f"request {req['number']}: {args.action} by {who.label}; now {req['state']}"],
+    )
+
+
+def _export(args: argparse.Namespace, where: Where) -> int:
+    start = _when(args.start, where, "--from")
+    end = _when(args.end, where, "--to", end=True)
+    assert start is not None and end is not None
+    with opened(where, write=False) as db:
+        lines = requests.register_between(
+            db, start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
+        )
+    if args.format == "json" or args.json:
+        print(json.dumps({"register": lines}, ensure_ascii=False))
+        return ExitCode.OK
+    buf = io.StringIO()
+    cols = [
+        "id",
+        "number",
+        "time",
+        "applicant_unit",
+        "applicant_title",
+        "applicant_name",
+        "recordings",
+        "kind",
+        "purpose",
+        "approved_by",
+        "approved_at",
+        "pr_consulted_by",
+        "custodian",
+        "medium",
+        "manifest_sha256",
+        "acknowledged_at",
+        "remarks",
+    ]
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "登記編號 register no.",
+            "申請書編號 request no.",
+            "日期時間 time",
+            "申請單位 unit",
+            "職稱 title",
+            "姓名 name",
+            "影音資料 recordings",
+            "調閱或複製 view/copy",
+            "用途 purpose",
+            "核准 approved by",
+            "核准日期 approved at",
+            "會辦公關 PR consulted",
+            "保管人 custodian",
+            "媒體 medium",
+            "清單雜湊 manifest SHA-256",
+            "簽收 acknowledged",
+            "備註 remarks",
+        ]
+    )
+    for line in lines:
+        w.writerow(
+            [" ".join(map(str, line[c])) if c == "recordings" else line.get(c) or "" for c in cols]
+        )
+    print(buf.getvalue(), end="")
+    return ExitCode.OK

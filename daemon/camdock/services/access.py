@@ -1,0 +1,449 @@
+"""People and the access/copy workflow (REG-4.1.1, REG-5, REG-6; invariant 9).
+
+Every manual action goes through ``authorize``: the person named with ``--by`` (or the console
+login) must be on the station's staff with a role that may take the action, and a request must
+be in the state, the window and the approval the action needs. A refusal raises ``Refused`` and
+is recorded in the custody log first (REG-7.1). A station config without a staff list (or a bare
+catalog) records the person as given and says that no role was checked.
+
+A copy is made with the same verified copier as the offload (invariant 10): each recording is
+read from a plain copy (or taken out of its day's seal, checked, when the plain files are gone),
+written to the export medium under a temp name, read back from disk, and only then named; a
+``MANIFEST.sha256`` (for ``sha256sum -c``), a ``manifest.json`` with the catalog entries and a
+README for the recipient go with it, and the manifest's hash goes into the register (Annex 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.adapters import archive, fsio
+from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
+from camdock.catalog import requests, rows, seals
+from camdock.catalog.custody import Action
+from camdock.clock import iso_utc
+from camdock.config import Config
+from camdock.core import access as core
+from camdock.core.access import Person, Purpose, State
+from camdock.errors import CamdockError, ExitCode, Refused
+from camdock.events import Topics
+from camdock.services.seal import Key
+
+__all__ = [
+    "NO_ROLES",
+    "Acting",
+    "acting",
+    "authorize",
+    "copy",
+    "expire",
+    "identify",
+    "new_request",
+    "select",
+    "step",
+]
+
+NO_ROLES = "no role was checked: this station's config lists no staff"
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who acts: the staff member (None: no staff list to check against) and how the custody
+    log names them."""
+
+    person: Person | None
+    label: str
+
+    @property
+    def checked(self) -> bool:
+        """Whether roles were checked."""
+        return self.person is not None
+
+
+def acting(cfg: Config | None, by: str) -> Acting:
+    """The person ``--by`` names: on a station with a staff list, one of its members (by id)."""
+    if cfg is None or not cfg.has_roles:
+        return Acting(None, by)
+    person = cfg.staff.get(by)
+    if person is None:
+        raise Refused(f"{by!r} is not on station {cfg.station_id}'s staff ([[staff]] ids)")
+    return Acting(person, person.label)
+
+
+def identify(db: Database, cfg: Config | None, by: str, action: str,
+             topics: Topics | None) -> Acting:  # fmt: skip
+    """``acting``, with an unknown person's attempt recorded as a refusal (REG-7.1)."""
+    try:
+        return acting(cfg, by)
+    except Refused as exc:
+        requests.record_refusal(db, by, action, None, str(exc), topics)
+        raise
+
+
+def authorize(
+    db: Database,
+    who: Acting,
+    action: str,
+    topics: Topics | None,
+    request: core.Request | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Refuse (recorded in the custody log, then raised) unless ``who`` may take ``action``."""
+    why = core.refusal(who.person, action, request, now)
+    if why is not None:
+        requests.record_refusal(
+            db, who.label, action, request.number if request else None, why, topics
+        )
+        raise Refused(why)
+
+
+def _rules(req: dict[str, Any]) -> core.Request:
+    def when(v: str | None) -> datetime | None:
+        return datetime.fromisoformat(v) if v else None
+
+    return core.Request(
+        req["number"],
+        State(req["state"]),
+        req["applicant_id"],
+        req["created_by"],
+        req["kind"],
+        Purpose(req["purpose"]),
+        req["approved_by"],
+        when(req["approved_until"]),
+        bool(req["pr_consulted_by"]),
+        when(req["window_start"]),
+        when(req["window_end"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def select(
+    db: Database, officer: str | None, camera: str | None, start: datetime, end: datetime
+) -> list[int]:
+    """The live recordings of an officer and/or camera made from ``start`` to ``end``."""
+    if officer is None and camera is None:
+        raise CamdockError("select footage by --officer and/or --camera", ExitCode.USAGE)
+    found = rows(
+        db,
+        "SELECT id, recorded_start, officer_badge, camera_id FROM recordings WHERE "
+        "destroyed_at IS NULL AND (? IS NULL OR officer_badge = ?) AND "
+        "(? IS NULL OR camera_id = ?) ORDER BY recorded_start, id",
+        (officer, officer, camera, camera),
+    )
+    return [r["id"] for r in found if start <= datetime.fromisoformat(r["recorded_start"]) <= end]
+
+
+def new_request(
+    db: Database,
+    cfg: Config | None,
+    who: Acting,
+    form: dict[str, Any],
+    selection: tuple[str | None, str | None, datetime, datetime],
+    topics: Topics | None,
+) -> dict[str, Any]:
+    """A draft Annex 2 request; the selection is resolved against the catalog now."""
+    authorize(db, who, "request", topics)
+    ids = select(db, *selection)
+    if not ids:
+        raise CamdockError("the selection covers no recording in the catalog", ExitCode.NOINPUT)
+    officer, camera, start, end = selection
+    applicant = who.person
+    row = {
+        **form,
+        "created_by": applicant.id if applicant else who.label,
+        "applicant_id": form.get("applicant_id") or (applicant.id if applicant else who.label),
+        "applicant_name": form.get("applicant_name") or (applicant.name if applicant else ""),
+        "applicant_title": form.get("applicant_title") or (applicant.title if applicant else ""),
+        "applicant_unit": form.get("applicant_unit") or (applicant.unit if applicant else ""),
+        "unit_full_name": form.get("unit_full_name") or (cfg.unit if cfg else ""),
+        "recorded_by": officer,
+        "camera_id": camera,
+        "range_start": start.isoformat(),
+        "range_end": end.isoformat(),
+    }
+    return requests.create(db, row, ids, who.label, topics)
+
+
+def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
+    """Approvals never used in time expire (and stop holding their footage)."""
+    gone = []
+    for req in requests.listing(db):
+        until = req["approved_until"]
+        if (
+            req["state"] in ("approved", "scheduled")
+            and until
+            and datetime.fromisoformat(until) < now
+        ):
+            requests.change(db, req, Action.EXPIRE, "camdock", {"state": "expired"}, topics)
+            gone.append(req["number"])
+    return gone
+
+
+def step(
+    db: Database,
+    who: Acting,
+    number: str,
+    action: str,
+    topics: Topics | None,
+    now: datetime | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    """Move request ``number`` on by ``action`` (submit, consult, approve, deny, schedule, view,
+    acknowledge, close), checked and recorded; returns the request as it is now."""
+    now = now or datetime.now(UTC)
+    expire(db, now, topics)
+    req = requests.get(db, number)
+    if req is None:
+        raise CamdockError(f"no request {number}", ExitCode.NOINPUT)
+    authorize(db, who, action, topics, _rules(req), now)
+    fields: dict[str, Any] = {}
+    register = None
+    after = core.transition(State(req["state"]), action)
+    if after != State(req["state"]):
+        fields["state"] = after.value
+    if action == "consult":
+        fields |= {"pr_consulted_by": who.label, "pr_consulted_at": iso_utc(now)}
+    elif action == "approve":
+        valid = kw.get("valid_days")
+        until = now + timedelta(days=30 if valid is None else int(valid))
+        fields |= {
+            "approved_by": who.label,
+            "approved_at": iso_utc(now),
+            "approved_until": until.isoformat(),
+            "handling_review": kw.get("note"),
+        }
+    elif action == "deny":
+        if not kw.get("reason"):
+            raise CamdockError("--reason: say why the request is denied", ExitCode.USAGE)
+        fields |= {"denied_by": who.label, "denied_reason": kw["reason"]}
+    elif action == "schedule":
+        start, end = kw["start"], kw["end"]
+        fields |= {
+            "scheduled_by": who.label,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        }
+    elif action == "view":
+        ids = [r["id"] for r in requests.recordings_of(db, req["id"])]
+        register = {
+            "kind": "view",
+            "recordings": json.dumps(ids),
+            "custodian": who.label,
+            "remarks": kw.get("remarks"),
+        }
+    elif action == "acknowledge":
+        fields |= {"acknowledged_by": who.label, "acknowledged_at": iso_utc(now)}
+    elif action == "close":
+        fields |= {"closed_at": iso_utc(now)}
+    requests.change(db, req, Action(action), who.label, fields, topics, register)
+    found = requests.get(db, req["id"])
+    assert found is not None
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Verified copies
+
+
+README = """這是依核准之調閱／複製申請書（附件二）第 {number} 號複製之微型攝影機影音資料。
+內容不得外流或作其他用途。檢查檔案是否完整：在此資料夾執行
+
+    sha256sum -c MANIFEST.sha256
+
+每個檔案都應顯示「OK」。manifest.json 列出每個檔案的目錄清冊資料與 SHA-256。
+
+Body-worn camera footage copied under approved access/copy request {number} (Annex 2).
+It must not be disclosed or used for any other purpose. To check every file, run in this folder
+
+    sha256sum -c MANIFEST.sha256
+
+and every line must say OK. manifest.json lists each file's catalog entry and SHA-256.
+Copied {time} by {by}.
+"""
+
+
+def copy(
+    db: Database,
+    who: Acting,
+    number: str,
+    target: Path,
+    key: Key | None,
+    topics: Topics | None,
+    now: datetime | None = None,
+    medium: str | None = None,
+) -> dict[str, Any]:
+    """Copy an approved request's recordings to ``target`` (the export medium), verified, with
+    their manifest; the register gets the line (Annex 3)."""
+    now = now or datetime.now(UTC)
+    expire(db, now, topics)
+    req = requests.get(db, number)
+    if req is None:
+        raise CamdockError(f"no request {number}", ExitCode.NOINPUT)
+    authorize(db, who, "copy", topics, _rules(req), now)
+    recs = requests.recordings_of(db, req["id"])
+    out = target / req["number"]
+    if out.exists():
+        raise CamdockError(f"{out} exists: a copy goes into a new folder", ExitCode.CANTCREAT)
+    fsio.make_dirs_durable(target, (req["number"],))
+    files = _export(db, recs, out, key)
+    manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
+    (out / "MANIFEST.sha256").write_text(manifest, encoding="utf-8")
+    catalog_entries = [
+        {
+            k: r[k]
+            for k in (
+                "id",
+                "sha256",
+                "size",
+                "camera_id",
+                "officer_name",
+                "officer_badge",
+                "duty_slot",
+                "recorded_start",
+                "recorded_end",
+                "relpath",
+            )
+        }
+        | {"file": f["name"]}
+        for r, f in zip(recs, files, strict=True)
+    ]
+    meta = {
+        "request": req["number"],
+        "purpose": req["purpose"],
+        "approved_by": req["approved_by"],
+        "copied_at": iso_utc(now),
+        "copied_by": who.label,
+        "recordings": catalog_entries,
+    }
+    (out / "manifest.json").write_text(
+        json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    (out / "README.txt").write_text(
+        README.format(number=req["number"], time=iso_utc(now), by=who.label), encoding="utf-8"
+    )
+    for name in ("MANIFEST.sha256", "manifest.json", "README.txt"):
+        fsio.evict(out / name)
+    fsio.fsync_dir(out)
+    manifest_sha = fsio.disk_sha256(out / "MANIFEST.sha256")[0]
+    register = {
+        "kind": "copy",
+        "recordings": json.dumps([r["id"] for r in recs]),
+        "custodian": who.label,
+        "medium": medium or str(target),
+        "manifest_sha256": manifest_sha,
+    }
+    fields = {"state": State.DONE.value} if req["state"] != State.DONE.value else {}
+    requests.change(
+        db,
+        req,
+        Action.COPY,
+        who.label,
+        fields,
+        topics,
+        register,
+        {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)},
+    )
+    return {
+        "request": req["number"],
+        "folder": str(out),
+        "files": files,
+        "manifest_sha256": manifest_sha,
+        "by": who.label,
+    }
+
+
+def _export(
+    db: Database, recs: list[dict[str, Any]], out: Path, key: Key | None
+) -> list[dict[str, Any]]:
+    """Each recording onto the export medium, proven by reading it back from disk."""
+    dest = Destination.pin(out)
+    jobs, done = [], []
+    for r in recs:
+        name = PurePosixPath(r["relpath"]).name
+        source = _plain_source(db, r)
+        if source is None:  # its day's plain files are gone: out of the seal, checked
+            source = _from_seal(db, r, out, key)
+        temp = out / f".{name}.part"
+        jobs.append(
+            CopyJob(
+                name,
+                r["size"],
+                _opener(source),
+                lambda fd, n: None,
+                (),
+                {dest.key: temp},
+                (r, name, source),
+            )
+        )
+    problems: list[str] = []
+
+    def copied(c: Any) -> None:
+        r, name, source = c.job.tag
+        if c.error or c.sha256 != r["sha256"] or c.size != r["size"]:
+            problems.append(f"{name}: {c.error or 'does not read back as catalogued'}")
+            return
+        fsio.link_no_clobber(c.temps[dest.key], out / name)
+        if source.parent.name == ".extract":
+            fsio.unlink_quietly(source)
+        done.append({"recording": r["id"], "name": name, "sha256": c.sha256, "size": c.size})
+
+    hooks = Hooks(on_copied=copied, on_failed=lambda job, e: problems.append(f"{job.label}: {e}"))
+    VerifiedCopier([dest], hooks, StopFlags(), name="export").run(jobs)
+    extract = out / ".extract"
+    if extract.exists():
+        for p in extract.iterdir():
+            fsio.unlink_quietly(p)
+        extract.rmdir()
+    if problems:
+        raise CamdockError("copy not made: " + "; ".join(problems), ExitCode.IOERR)
+    return done
+
+
+def _opener(path: Path) -> Any:
+    return lambda: os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def _plain_source(db: Database, r: dict[str, Any]) -> Path | None:
+    for c in rows(
+        db,
+        "SELECT destination, relpath, plain_removed_at FROM copies WHERE "
+        "recording_id = ? ORDER BY destination",
+        (r["id"],),
+    ):
+        path = Path(c["destination"], *PurePosixPath(c["relpath"]).parts)
+        if not c["plain_removed_at"] and path.is_file():
+            return path
+    return None
+
+
+def _from_seal(db: Database, r: dict[str, Any], out: Path, key: Key | None) -> Path:
+    if key is None:
+        raise CamdockError(
+            f"recording {r['id']} is only in its day's seal: the seal password "
+            "is needed (--password-file)",
+            ExitCode.NOINPUT,
+        )
+    day = datetime.fromisoformat(r["relpath"][:10].replace("/", "-")).date()
+    for seal in seals.current(db, day):
+        names = {m[0]: m[1] for m in json.loads(seal["members"])}
+        if r["id"] in names and Path(seal["destination"]).is_dir():
+            folder = out / ".extract"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            target = folder / str(r["id"])
+            member = archive.Member(r["relpath"], target, r["sha256"], r["size"])
+            archive.extract(
+                Path(seal["destination"], *PurePosixPath(seal["path"]).parts),
+                key.password,
+                {names[r["id"]]: member},
+            )
+            return target
+    raise CamdockError(f"recording {r['id']}: no plain copy and no seal holds it", ExitCode.IOERR)
