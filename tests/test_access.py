@@ -205,3 +205,69 @@ def test_a_copy_out_of_a_sealed_day_whose_plain_files_are_gone(tmp_path: Path) -
     folder = Path(json.loads(done.stdout)["folder"])
     assert run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=folder).returncode == 0
     assert not (folder / ".extract").exists()
+
+
+def test_the_printed_forms_are_pdf_in_traditional_chinese(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed (poppler-utils; make test as root installs it)")
+    cfg = _station(tmp_path)
+    n = _new(cfg, "D1")
+    for step, by in (("submit", "D1"), ("approve", "P1")):
+        assert _cmd(cfg, "request", step, n, "--by", by).returncode == 0
+    assert _cmd(cfg, "request", "schedule", n, "--at", _now(-1), "--by", "C1").returncode == 0
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    assert _cmd(cfg, "request", "copy", n, "--to", str(usb), "--by", "C1").returncode == 0
+
+    def text(pdf: Path) -> str:
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        out = run(["pdftotext", "-layout", str(pdf), "-"])
+        assert out.returncode == 0
+        return out.stdout
+
+    form = tmp_path / "annex2.pdf"
+    assert _cmd(cfg, "request", "show", n, "--pdf", str(form)).returncode == 0
+    annex2 = text(form)
+    for words in ("調閱／複製申請書", "攝錄員警", "周偵查員", "王分局長", "公共關係單位", n):
+        assert words in annex2, words
+    reg = tmp_path / "annex3.pdf"
+    made = _cmd(cfg, "register", "export", "--from", "2026-01-01", "--to", "2030-12-31",
+                "--format", "pdf", "--out", str(reg))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    annex3 = text(reg)
+    assert "紀錄清冊" in annex3 and "陳保管" in annex3 and n in annex3
+    cat = tmp_path / "annex1.pdf"
+    made = _cmd(cfg, "catalog", "export", "--day", "2026-11-28", "--format", "pdf", "--out",
+                str(cat))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    annex1 = text(cat)
+    assert "目錄清冊" in annex1 and "王小明" in annex1 and "共 3 筆" in annex1
+    csv_out = _cmd(cfg, "catalog", "export", "--officer", "A12345", "--format", "csv")
+    assert csv_out.returncode == 0 and len(csv_out.stdout.strip().splitlines()) == 4
+
+
+def test_console_password_hashes_and_the_staff_list(tmp_path: Path) -> None:
+    from camdock import passwords
+
+    made = run(camdock_cmd("staff", "hash-password"), input="correct horse battery\n")
+    assert made.returncode == 0, made.stderr
+    hashed = made.stdout.strip()
+    assert passwords.verify("correct horse battery", hashed)
+    assert not passwords.verify("wrong horse battery", hashed)
+    assert "correct horse" not in made.stdout
+    short = run(camdock_cmd("staff", "hash-password"), input="short\n")
+    assert short.returncode == ExitCode.USAGE
+    cfg = write_config(
+        tmp_path, STAFF.replace('roles = ["pr"]', f'roles = ["pr"]\npassword_hash = "{hashed}"')
+    )
+    listed = json.loads(run(camdock_cmd("staff", "list", "--config", str(cfg), "--json")).stdout)
+    people = {p["id"]: p for p in listed["staff"]}
+    assert people["R1"]["console"] and not people["C1"]["console"]
+    assert people["A12345"]["roles"] == ["officer"]
+    bad = write_config(tmp_path / "bad", STAFF.replace('roles = ["pr"]', 'roles = ["king"]'))
+    checked = run(camdock_cmd("check-config", str(bad)))
+    assert checked.returncode == ExitCode.CONFIG and "staff[4].roles[0]" in checked.stderr

@@ -19,6 +19,7 @@ from camdock.commands import offload as offload_cmd
 from camdock.commands import request as request_cmd
 from camdock.commands import retention as retention_cmd
 from camdock.commands import seal as seal_cmd
+from camdock.commands import staff as staff_cmd
 from camdock.commands.common import load_or_report
 from camdock.errors import CamdockError, ExitCode
 
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     retention_cmd.add_parsers(sub)
     seal_cmd.add_parser(sub)
     request_cmd.add_parsers(sub)
+    staff_cmd.add_parser(sub)
 
     r = sub.add_parser("run", help="run the station daemon")
     r.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
@@ -141,6 +143,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return seal_cmd.run(args)
     if args.command in ("request", "register"):
         return request_cmd.run(args)
+    if args.command == "staff":
+        return staff_cmd.run(args)
     if args.command == "check-config":
         return _check_config(args.config, files=not args.without_files)
     if args.command == "run":

@@ -22,6 +22,7 @@ __all__ = [
     "by_source",
     "copies",
     "get",
+    "listing",
     "pending_refiles",
     "plan_refile",
     "record_attribution",
@@ -198,3 +199,16 @@ def record_attribution(
         db.execute("UPDATE copies SET relpath = ? WHERE recording_id = ?", (relpath, recording_id))
         db.execute("UPDATE refiles SET state = 'linked' WHERE id = ?", (refile_id,))
         custody.append(db, Action.ATTRIBUTE, recording_id, actor, details)
+
+
+def listing(db: Database, *, day: str | None = None, officer: str | None = None,
+            start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Annex 1 lines: a duty day's recordings (its folder) or an officer's over a range
+    (recorded start, ISO), tombstones included."""
+    if day is not None:
+        low = day.replace("-", "/") + "/"
+        return rows(db, "SELECT * FROM recordings WHERE relpath >= ? AND relpath < ? "
+                    "ORDER BY relpath", (low, low[:-1] + "0"))  # fmt: skip
+    return rows(db, "SELECT * FROM recordings WHERE officer_badge = ? AND recorded_start >= ? "
+                "AND recorded_start <= ? ORDER BY recorded_start, id",
+                (officer, start or "", end or "9999"))  # fmt: skip

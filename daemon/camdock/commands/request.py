@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from camdock import forms
 from camdock.catalog import requests
 from camdock.commands.common import Where, by_from, opened, output, where_from
 from camdock.config import SealSettings
@@ -92,6 +93,7 @@ def add_parsers(sub: Any) -> None:
     _common(c)
     show = rs.add_parser("show", help="one request, field by field, with its recordings")
     show.add_argument("number", metavar="REQUEST")
+    show.add_argument("--pdf", type=Path, metavar="FILE", help="also the printed Annex 2 form")
     _common(show, by=False)
     _common(rs.add_parser("list", help="every request"), by=False)
 
@@ -100,7 +102,8 @@ def add_parsers(sub: Any) -> None:
     e = gs.add_parser("export", help="the register for a period")
     e.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
     e.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
-    e.add_argument("--format", choices=("csv", "json"), default="csv")
+    e.add_argument("--format", choices=("csv", "json", "pdf"), default="csv")
+    e.add_argument("--out", type=Path, metavar="FILE", help="write here (PDF needs it)")
     _common(e, by=False)
 
 
@@ -155,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
                 raise CamdockError(f"no request {args.number}", ExitCode.NOINPUT)
             shown: dict[str, Any] = got
             recs = requests.recordings_of(db, shown["id"])
+        if args.pdf is not None:
+            args.pdf.write_bytes(forms.pdf(forms.request_html(shown, recs)))
         return output(
             args,
             {"request": shown, "recordings": recs},
@@ -234,6 +239,16 @@ def _export(args: argparse.Namespace, where: Where) -> int:
         lines = requests.register_between(
             db, start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
         )
+    if args.format == "pdf":
+        if args.out is None:
+            raise UsageError("--format pdf needs --out FILE")
+        unit = where.cfg.unit if where.cfg else ""
+        args.out.write_bytes(forms.pdf(forms.register_html(lines, args.start, args.end, unit)))
+        return output(
+            args,
+            {"ok": True, "pdf": str(args.out), "lines": len(lines)},
+            lambda: [f"register ({len(lines)} line(s)) written to {args.out}"],
+        )
     if args.format == "json" or args.json:
         print(json.dumps({"register": lines}, ensure_ascii=False))
         return ExitCode.OK
@@ -283,5 +298,8 @@ def _export(args: argparse.Namespace, where: Where) -> int:
         w.writerow(
             [" ".join(map(str, line[c])) if c == "recordings" else line.get(c) or "" for c in cols]
         )
-    print(buf.getvalue(), end="")
+    if args.out is not None:
+        args.out.write_text(buf.getvalue(), encoding="utf-8-sig")  # opens right in Excel
+    else:
+        print(buf.getvalue(), end="")
     return ExitCode.OK

@@ -5,12 +5,16 @@ bare ``--catalog FILE``. Each action names the person (``--by``) in the custody 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from camdock.catalog import backup, custody, holds, open_catalog
+from camdock import forms
+from camdock.catalog import backup, custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import Where, act, by_from, opened, output, where_from
@@ -96,6 +100,14 @@ def add_parsers(sub: Any) -> None:
     b = cs.add_parser("backup", help="back the catalog up to both drives now")
     b.add_argument("--to", type=Path, action="append", metavar="ROOT", help="this drive root")
     _common(b, by=False)
+    ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
+    ex.add_argument("--day", metavar="YYYY-MM-DD", help="a duty day")
+    ex.add_argument("--officer", metavar="BADGE", help="an officer (with --from/--to)")
+    ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
+    ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
+    ex.add_argument("--format", choices=("csv", "json", "pdf"), default="csv")
+    ex.add_argument("--out", type=Path, metavar="FILE", help="write here (PDF needs it)")
+    _common(ex, by=False)
     rest = cs.add_parser("restore", help="rebuild the catalog from a drive's backup")
     rest.add_argument(
         "--from",
@@ -134,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         ("retention", "plan"): _plan,
         ("retention", "destroy"): _destroy,
         ("catalog", "backup"): _backup,
+        ("catalog", "export"): _catalog_export,
     }
     return handlers[(args.command, args.action)](args, where)
 
@@ -360,3 +373,46 @@ def _restore(args: argparse.Namespace) -> int:
         ],
     )
     return ExitCode.OK if not problems else ExitCode.FAILED
+
+
+ANNEX1 = ["id", "duty_slot_start", "duty_slot", "officer_name", "officer_badge", "unit",
+          "camera_id", "recorded_start", "recorded_end", "relpath", "size", "sha256",
+          "ingested_at", "cleared_at", "retain_until", "destroy_by", "destroyed_at",
+          "destroyed_by", "attribution", "time_note"]  # fmt: skip
+
+
+def _catalog_export(args: argparse.Namespace, where: Where) -> int:
+    """Annex 1 for a duty day or an officer, as CSV, JSON or the printed PDF."""
+    if (args.day is None) == (args.officer is None):
+        raise UsageError("give --day YYYY-MM-DD, or --officer BADGE [--from --to]")
+    start = _when(args.start, where, "--from")
+    end = _when(args.end, where, "--to", end=True)
+    with opened(where, write=False) as db:
+        found = recordings.listing(db, day=args.day, officer=args.officer,
+                                   start=start.isoformat() if start else None,
+                                   end=end.isoformat() if end else None)  # fmt: skip
+    what = f"勤務日 duty day {args.day}" if args.day else f"員警 officer {args.officer}"
+    if args.format == "pdf":
+        if args.out is None:
+            raise UsageError("--format pdf needs --out FILE")
+        unit = where.cfg.unit if where.cfg else ""
+        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit)))
+        return output(
+            args,
+            {"ok": True, "pdf": str(args.out), "recordings": len(found)},
+            lambda: [f"catalog ({len(found)} recording(s)) written to {args.out}"],
+        )
+    if args.format == "json":
+        doc = json.dumps({"catalog": [{k: r[k] for k in ANNEX1} for r in found]},
+                         ensure_ascii=False)  # fmt: skip
+    else:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(ANNEX1)
+        w.writerows([[r[k] for k in ANNEX1] for r in found])
+        doc = buf.getvalue()
+    if args.out is not None:
+        args.out.write_text(doc, encoding="utf-8-sig" if args.format == "csv" else "utf-8")
+    else:
+        print(doc, end="" if args.format == "csv" else "\n")
+    return ExitCode.OK
