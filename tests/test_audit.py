@@ -16,7 +16,11 @@ from camdock.errors import ExitCode
 from camdock.events import EventType, Topics
 from conftest import camdock_cmd, make_camera, offload, run
 from mqttbroker import Broker
-from test_mqtt import broker  # noqa: F401 - the fixture
+from test_mqtt import (
+    broker,  # noqa: F401 - the fixture
+    message_for,
+    validator,
+)
 
 TOPICS = Topics("camdock", "test-01")
 
@@ -159,3 +163,41 @@ def test_the_witness_the_server_kept_finds_a_rewritten_chain(
     assert found.returncode == ExitCode.FAILED
     assert any("witness" in p and "rewritten" in p
                for p in json.loads(found.stdout)["chain_problems"])  # fmt: skip
+
+
+def test_the_scrub_repairs_a_damaged_copy_from_the_good_one(tmp_path: Path) -> None:
+    from camdock.services.scrub import scrub_step
+
+    d1, d2, catalog = _offloaded(tmp_path, files=3)
+    a, b, c = sorted(d1.rglob("*.mp4"))
+    good_a = (d2 / a.relative_to(d1)).read_bytes()
+    with open(a, "r+b") as f:  # a bit flipped on the footage drive
+        f.seek(5)
+        f.write(b"\xff")
+    b.unlink()  # a copy gone
+    lost = d2 / c.relative_to(d1)
+    c.write_bytes(b"x")  # and one recording damaged on both drives
+    lost.write_bytes(b"y")
+    db = open_catalog(catalog)
+    result = scrub_step(db, 1 << 30, TOPICS)
+    assert len(result.damaged) == 4 and len(result.repaired) == 2
+    assert len(result.lost) == 2  # both copies of the one recording with no good copy left
+    assert a.read_bytes() == good_a and b.read_bytes() == (d2 / b.relative_to(d1)).read_bytes()
+    assert c.read_bytes() == b"x"  # nothing good to repair it from: reported, left as found
+    assert custody.verify(db) == []
+    actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action IN "
+                                        "('damage', 'repair') ORDER BY id")]  # fmt: skip
+    assert actions.count("damage") == 4 and actions.count("repair") == 2
+    kinds = [
+        json.loads(r[0])
+        for r in db.execute(
+            "SELECT payload FROM outbox WHERE type IN (?, ?)", ("copy-damaged", "copy-repaired")
+        )
+    ]
+    for body in kinds:
+        validator(message_for(body["type"])).validate(body)
+    # The next step proves the repaired copies; the lost one stays reported.
+    again = scrub_step(db, 1 << 30, TOPICS)
+    assert again.lost and len(again.damaged) == 2 and not again.repaired
+    db.close()
+    assert not list(d1.rglob(".camdock-repair-*"))

@@ -78,6 +78,8 @@ class EventType(StrEnum):
     SEAL_CONFIRMED = "seal-confirmed"
     SEAL_ALARM = "seal-alarm"
     # The access/copy workflow (REG-5)
+    COPY_DAMAGED = "copy-damaged"
+    COPY_REPAIRED = "copy-repaired"
     REQUEST_UPDATED = "request-updated"
     ACCESS_REFUSED = "access-refused"
 

@@ -10,9 +10,11 @@ redirect a read. Names are handled as bytes, so non-UTF-8 names survive unchange
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
+import platform
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -375,3 +377,14 @@ def fs_identity(path: Path) -> tuple[int, int]:
     """(st_dev, st_ino) of ``path``: which filesystem and directory it is now."""
     st = os.stat(path)
     return st.st_dev, st.st_ino
+
+
+def idle_io_priority() -> None:
+    """This thread's I/O at idle priority (ioprio_set, IOPRIO_CLASS_IDLE): a seal never slows
+    an offload. Best effort: not every kernel or architecture has it."""
+    numbers = {"x86_64": 251, "aarch64": 30, "armv7l": 314, "armv6l": 314}
+    nr = numbers.get(platform.machine())
+    if nr is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(nr, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this thread, class IDLE

@@ -41,6 +41,7 @@ class Action(StrEnum):
     RESTORE = "catalog-restore"  # the catalog rebuilt from a drive's backup (REG-4.3.2)
     AUDIT = "audit"  # an audit ran (REG-7.2), naming the auditor
     REPAIR = "repair"  # a damaged copy replaced from a good one
+    DAMAGE = "damage"  # a copy found missing, changed or unreadable (the scrub, REG-7.2)
     # The access/copy workflow (REG-5, Annexes 2 and 3)
     REQUEST = "request"  # drafted, with its recordings
     SUBMIT = "submit"

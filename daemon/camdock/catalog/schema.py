@@ -446,3 +446,11 @@ def m010_requests(db: Database) -> None:
         not_null={"request_id", "time", "kind", "recordings", "custodian"},
         foreign_keys=[("request_id", "requests", "id")],
     )
+
+
+@migrations()
+def m011_scrub(db: Database) -> None:
+    """REG-7.2: when each copy was last proven by reading it back (the background scrub)."""
+    db.table("copies").add_column("proven_at", str)
+    db.execute("UPDATE copies SET proven_at = verified_at")
+    db.execute("CREATE INDEX copies_proven ON copies (proven_at)")

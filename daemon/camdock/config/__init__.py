@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal", "staff"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff", "scrub"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -88,6 +88,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     retention = sections.retention(r, top.get("retention", {}))
     seal = sections.seal(r, top.get("seal", {}))
     staff, hashes = sections.staff(r, top, st.unit, officers)
+    scrub_days = sections.scrub(r, top.get("scrub", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -111,6 +112,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         retention=retention,
         seal=seal,
         staff=staff,
+        scrub_days=scrub_days,
         password_hashes=hashes,
         require_mounts=require_mounts,
         source=source,

@@ -40,6 +40,7 @@ __all__ = [
     "officers",
     "pin_factory",
     "retention",
+    "scrub",
     "seal",
     "selftest",
     "staff",
@@ -466,3 +467,9 @@ def staff(r: Reader, top: dict[str, Any], unit: str, officers: dict[str, Officer
         if pw:
             hashes[sid] = pw
     return people, hashes
+
+
+def scrub(r: Reader, data: Any) -> int:
+    """``[scrub]`` (REG-7.2): every stored copy is read back again within ``days``."""
+    t = r.table(data, "scrub", {"days"})
+    return r.get(t, "scrub", "days", int, default=30, check=between(1, 365, " days")) or 30

@@ -18,12 +18,10 @@ left for later (README).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import logging
 import os
-import platform
 import shutil
 import stat
 from collections.abc import Iterator
@@ -140,17 +138,6 @@ class Sealing:
         if self.key is None:
             raise SealKeyMissing(self.missing or "no seal password")
         return self.key
-
-
-def _low_io_priority() -> None:
-    """This thread's I/O at idle priority (ioprio_set, IOPRIO_CLASS_IDLE): a seal never slows
-    an offload. Best effort: not every kernel or architecture has it."""
-    numbers = {"x86_64": 251, "aarch64": 30, "armv7l": 314, "armv6l": 314}
-    nr = numbers.get(platform.machine())
-    if nr is None:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall(nr, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this thread, class IDLE
 
 
 def _file(root: str, rel: str) -> Path:
@@ -314,7 +301,7 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
                  expected: dict[str, tuple[str, int]], key: Key) -> dict[str, Any]:  # fmt: skip
     """Write one drive's archive under its temp name (taking recordings whose plain file is
     gone out of the archive in force first, each checked), read it back, check it, name it."""
-    _low_io_priority()
+    fsio.idle_io_priority()
     root, rel = Path(job["destination"]), PurePosixPath(job["path"])
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
@@ -416,7 +403,7 @@ def seal_pass(db: Database, sealing: Sealing, today: date, by: str, after_days: 
               keep_plain_days: int | None = None) -> tuple[list[Sealed], list[str]]:  # fmt: skip
     """The daemon's daily part: seal every past day that changed, remove plain files the
     config lets go, then today's alarms."""
-    _low_io_priority()
+    fsio.idle_io_priority()
     made, alarms = [], []
     if sealing.key is None:
         alarms.append(f"days cannot be sealed: {sealing.missing}")

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sqlite_utils import Database
 
+from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all, state_disk
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mqtt import Publisher
@@ -30,6 +31,7 @@ from camdock.camera.driver import DriverFactory
 from camdock.catalog import assignments, outbox
 from camdock.catalog.db import Store, open_catalog, write_txn
 from camdock.catalog.retention import alarm as record_alarm
+from camdock.catalog.scrub import totals as scrub_totals
 from camdock.clock import Clock, SystemClock
 from camdock.config import Config
 from camdock.core import bay as core
@@ -43,6 +45,7 @@ from camdock.services.bays import BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
 from camdock.services.retention import Keeping, PassResult, daily_pass
+from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
 
 __all__ = ["Hotplug", "Station", "StationEventFn"]
@@ -55,6 +58,8 @@ SUPERVISE_HEALTHY = 300.0  # a part that ran this long before failing starts the
 HOTPLUG_FAILURES = 5  # in a row: the station cannot see docks, so the watchdog is not fed
 RETENTION_FIRST = 300.0  # seconds after start before the first retention pass (docks first)
 RETENTION_POLL = 60.0  # seconds between looks at the date (a new day: a new pass)
+SCRUB_POLL = 60.0  # seconds between scrub steps (each reads its share of the footage)
+SCRUB_MIN_STEP = 64 << 20  # bytes a step reads at least
 BUSY = frozenset({Phase.IDENTIFYING, Phase.OFFLOADING, Phase.VERIFYING})
 
 
@@ -105,6 +110,7 @@ class Station:
         self.clock = clock or SystemClock()
         self._retention_first = retention_first
         self._retention_alarm: str | None = None  # today's retention alarms, for STATUS=
+        self._scrub_alarm: str | None = None  # damage the scrub found, until repaired
         self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
@@ -252,6 +258,7 @@ class Station:
                 tg.create_task(self._watch_drives(), name="drives")
                 tg.create_task(self._supervise("retention", self._retention_loop),
                                name="retention")  # fmt: skip
+                tg.create_task(self._supervise("scrub", self._scrub_loop), name="scrub")
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
                     tg.create_task(self._supervise("mqtt", self.publisher.run), name="mqtt")
@@ -376,7 +383,7 @@ class Station:
         for b in self.bays.values():
             counts[b.state.phase.value] = counts.get(b.state.phase.value, 0) + 1
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-        alarms = [a for a in (self._drive_problem, self._retention_alarm) if a]
+        alarms = [a for a in (self._drive_problem, self._retention_alarm, self._scrub_alarm) if a]
         alarm = "".join(f"ALARM {a}; " for a in alarms)
         return f"{alarm}{len(self.bays)} bays: {parts}"
 
@@ -434,6 +441,33 @@ class Station:
                     log.warning("seal: %s", "; ".join(alarms))
                     record_alarm(db, self.topics, EventType.SEAL_ALARM, {"alarms": alarms})
             return result
+        finally:
+            db.close()
+
+    async def _scrub_loop(self) -> None:
+        """The background scrub (REG-7.2): while no bay offloads, a step a minute at idle I/O
+        priority, each reading its share so every copy is proven again within [scrub] days."""
+        await asyncio.sleep(self._retention_first)
+        while True:
+            if not any(b.state.phase in BUSY for b in self.bays.values()):
+                result = await asyncio.to_thread(self._scrub_step)
+                if result.lost:
+                    self._scrub_alarm = f"{len(result.lost)} recording(s) with no good copy left"
+                elif result.damaged and len(result.repaired) < len(result.damaged):
+                    self._scrub_alarm = f"{len(result.damaged)} damaged cop(ies) not repaired"
+                elif result.proven or result.repaired:
+                    self._scrub_alarm = None
+                self._notify_status()
+            await asyncio.sleep(SCRUB_POLL)
+
+    def _scrub_step(self) -> ScrubResult:
+        fsio.idle_io_priority()
+        db = open_catalog(self.cfg.catalog)
+        try:
+            _, total = scrub_totals(db)
+            budget = max(SCRUB_MIN_STEP, int(total * SCRUB_POLL / (self.cfg.scrub_days * 86400)))
+            present = {str(d.root) for d in self.cfg.drives}
+            return scrub_step(db, budget, self.topics, present)
         finally:
             db.close()
 
