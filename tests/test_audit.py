@@ -201,3 +201,29 @@ def test_the_scrub_repairs_a_damaged_copy_from_the_good_one(tmp_path: Path) -> N
     assert again.lost and len(again.damaged) == 2 and not again.repaired
     db.close()
     assert not list(d1.rglob(".camdock-repair-*"))
+
+
+def test_the_six_monthly_report(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    out = _audit(catalog, "report", "--from", "2026-06-01", "--to", "2026-12-31", "--by", "稽核員",
+                 "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["recordings"]["ingested"] == 2 and doc["seals"]["days"] == 1
+    assert doc["seals"]["unsealed"] == ["2026-11-28"] and doc["register"]["complete"]
+    assert doc["retention"]["destroyed_early"] == [] and doc["chain_problems"] == []
+    assert doc["by"] == "稽核員"
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed")
+    pdf = tmp_path / "report.pdf"
+    made = _audit(catalog, "report", "--from", "2026-06-01", "--to", "2026-12-31", "--out",
+                  str(pdf))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    text = run(["pdftotext", "-layout", str(pdf), "-"]).stdout
+    assert "查核報告" in text and "每日加密封存" in text and "2026-11-28" in text
+    bad = _audit(catalog, "report", "--from", "2026-06-01")
+    assert bad.returncode == ExitCode.USAGE and "Traceback" not in bad.stderr

@@ -157,3 +157,58 @@ def pdf(html: str) -> bytes:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     return bytes(HTML(string=html).write_pdf())
+
+
+def report_html(doc: dict[str, Any], unit: str) -> str:
+    """The six-monthly audit report (REG-7.2, REG-7.3), section by section."""
+    p = doc["period"]
+    rec, ret, seal, reg = doc["recordings"], doc["retention"], doc["seals"], doc["register"]
+
+    def table(head: list[tuple[str, str]], body: list[list[Any]]) -> str:
+        rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in body)
+        return f"<table class='grid'><tr>{_heads(head)}</tr>{rows or ''}</table>"
+
+    def verdict(ok: bool) -> str:
+        return "✔ 符合 compliant" if ok else "✘ 待改善 needs action"
+
+    sections = [
+        ("一、攝影機功能檢測", "Pre-shift tests per officer (REG-3.2)",
+         table([("員警", "officer"), ("攝影機", "camera"), ("檢測次數", "tests"),
+                ("通過", "passed")],
+               [[f"{t['officer_name'] or ''} {t['officer_badge'] or ''}", t["camera_id"],
+                 t["tests"], t["passed"]] for t in doc["selftests"]])),
+        ("二、歸檔未完成", "Failed filings and duty-log entries (REG-4.2.7)",
+         table([("時間", "time"), ("員警", "officer"), ("攝影機", "camera"), ("紀錄", "entry")],
+               [[d["time"][:16], f"{d['officer_name'] or ''} {d['officer_badge'] or ''}",
+                 d["camera_id"], d["entry"]] for d in doc["duty_log"]])
+         + "<p>" + "；".join(f"{_e(s['status'])}: {_e(s['n'])}" for s in doc["sessions"])
+         + "</p>"),
+        ("三、影音資料", "Recordings, attribution, camera clocks",
+         f"<p>歸檔 ingested {rec['ingested']}；未歸屬 unattributed {rec['unattributed']}；"
+         f"時間可疑 suspect time {rec['time_suspect']}</p>"),
+        ("四、保存與銷毀", "Retention (REG-4.3.1)",
+         f"<p>{verdict(not ret['destroyed_early'] and not ret['overdue_now'])}：銷毀 destroyed "
+         f"{ret['destroyed']}；提前銷毀 destroyed early {len(ret['destroyed_early'])}；"
+         f"逾期未銷毀 overdue now {ret['overdue_now']}；逾期未覆核之保留 holds past review "
+         f"{len(ret['holds_past_review'])}</p>"),
+        ("五、每日加密封存", "Daily seals and confirmations (REG-4.2.5)",
+         f"<p>{verdict(not seal['unsealed'] and not seal['unconfirmed'])}：勤務日 days "
+         f"{seal['days']}；已封存 sealed {seal['sealed']}；已確認 confirmed {seal['confirmed']}"
+         f"</p><p>未封存 unsealed：{_e(', '.join(seal['unsealed']) or '—')}<br>未確認 unconfirmed："
+         f"{_e(', '.join(seal['unconfirmed']) or '—')}</p>"),
+        ("六、調閱／複製紀錄", "The register against the custody log (REG-5.3)",
+         f"<p>{verdict(reg['complete'])}：清冊 register {_e(reg['lines'])}；監管紀錄 custody "
+         f"{_e(reg['custody_entries'])}；拒絕 refusals {reg['refusals']}</p>"),
+        ("七、檔案完整性", "Fixity and the custody chain (REG-7.1)",
+         f"<p>{verdict(not doc['chain_problems'] and not doc['fixity']['findings'])}："
+         f"巡檢 scrub {_e(doc['fixity']['scrub'])}；本次查核 findings "
+         f"{len(doc['fixity']['findings'])}；稽核 audits {len(doc['fixity']['audits'])}</p>"
+         + "".join(f"<p>✘ {_e(x)}</p>" for x in doc["chain_problems"][:20])
+         + "".join(f"<p>✘ {_e(x)}</p>" for x in doc["fixity"]["findings"][:20])),
+    ]  # fmt: skip
+    body = (f"<h1>微型攝影機及影音資料保存管理查核報告<small>Body-worn camera audit report "
+            f"(REG-7.2) — {_e(unit)}</small></h1><p class='meta'>{_e(p['from'])} ～ "
+            f"{_e(p['to'])}　查核人 auditor：{_e(doc['by'] or '—')}</p>"
+            + "".join(f"<h2 style='font-size:11pt'>{z}<small style='font-size:8pt'> {e}</small>"
+                      f"</h2>{content}" for z, e, content in sections))  # fmt: skip
+    return _page("查核報告", body)

@@ -5,13 +5,17 @@ server's witness, and with ``--full`` the fixity of every stored copy, read back
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from camdock.catalog import custody, open_catalog
+from camdock import forms
+from camdock.catalog import custody, open_catalog, report
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
+from camdock.clock import iso_utc
 from camdock.commands.common import (
     check_person,
     default_catalog,
@@ -21,7 +25,7 @@ from camdock.commands.common import (
     where_from,
 )
 from camdock.config import SealSettings
-from camdock.errors import ExitCode
+from camdock.errors import ExitCode, UsageError
 from camdock.services import audit as service
 from camdock.services.seal import Key, Sealing, SealKeyMissing, load_key
 
@@ -30,7 +34,15 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> None:
     """The ``audit`` subcommand's options."""
-    a = sub.add_parser("audit", help="verify the custody log and, with --full, every stored copy")
+    a = sub.add_parser(
+        "audit",
+        help="verify the custody log and, with --full, every stored copy; "
+        "'audit report' writes the six-monthly report (REG-7.2)",
+    )
+    a.add_argument("what", nargs="?", choices=["report"], help="the six-monthly report")
+    a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
+    a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
+    a.add_argument("--out", type=Path, metavar="FILE", help="the report as PDF (else JSON)")
     a.add_argument("--catalog", type=Path, default=None, metavar="FILE",
                    help=f"catalog database (default {default_catalog()})")  # fmt: skip
     a.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
@@ -76,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if args.full:
             findings, proven = service.fixity(db, roots, _key(args, where), _progress)
     ok = not problems and not findings
+    summary = _report(args, where, problems, findings, auditor) if args.what == "report" else None
     if auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
         db = open_catalog(where.catalog)
         try:
@@ -87,6 +100,16 @@ def run(args: argparse.Namespace) -> int:
             service.publish_head(db, roots)
         finally:
             db.close()
+    if summary is not None:
+        if args.out is not None:
+            unit = where.cfg.unit if where.cfg else ""
+            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit)))
+        if args.json or args.out is None:
+            print(json.dumps(summary, ensure_ascii=False, default=str))
+        else:
+            period = summary["period"]
+            print(f"audit report {period['from']} – {period['to']} written to {args.out}")
+        return ExitCode.OK if ok else ExitCode.FAILED
     doc = {"ok": ok, "custody_entries": entries, "recordings": recordings,
            "chain_problems": problems, "full": args.full, "copies_proven": proven,
            "findings": [f.as_json() for f in findings], "by": auditor}  # fmt: skip
@@ -98,3 +121,40 @@ def run(args: argparse.Namespace) -> int:
           if args.full else []),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _report(
+    args: argparse.Namespace,
+    where: Any,
+    problems: list[str],
+    findings: list[service.Finding],
+    auditor: str | None,
+) -> dict[str, Any]:
+    """The six-monthly report's figures (REG-7.2, REG-7.3) for --from … --to."""
+    if not args.start or not args.end:
+        raise UsageError("audit report needs --from YYYY-MM-DD --to YYYY-MM-DD")
+    try:
+        first, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError:
+        raise UsageError("--from/--to: YYYY-MM-DD") from None
+    start = datetime.combine(first, time.min, where.tz).astimezone(UTC)
+    end = datetime.combine(last, time.max, where.tz).astimezone(UTC)
+    with opened(where, write=False) as db:
+        doc = report.period(
+            db,
+            iso_utc(start),
+            iso_utc(end),
+            first.isoformat(),
+            last.isoformat(),
+            where.today.isoformat(),
+        )
+    lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
+    doc["register"]["complete"] = all(
+        lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)
+    )
+    doc["fixity"]["findings"] = [str(f) for f in findings]
+    doc["chain_problems"] = problems
+    doc["period"] = {"from": first.isoformat(), "to": last.isoformat()}
+    doc["by"] = auditor
+    doc["full"] = args.full
+    return doc

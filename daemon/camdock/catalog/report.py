@@ -1,0 +1,132 @@
+"""What the six-monthly audit report (REG-7.2, REG-7.3) reads from the catalog for a period:
+pre-shift tests, failed filings, attribution, retention, seals, the register against the
+custody log, fixity. Times are UTC ISO strings; days are the station's duty days."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog.db import rows
+
+__all__ = ["period"]
+
+
+def period(
+    db: Database, start: str, end: str, day_start: str, day_end: str, today: str
+) -> dict[str, Any]:
+    """Every section's figures for the period [start, end] (UTC) / [day_start, day_end]."""
+    between = (start, end)
+    tests = rows(
+        db,
+        "SELECT officer_badge, officer_name, camera_id, count(*) AS tests, "
+        "sum(passed) AS passed FROM selftests WHERE time BETWEEN ? AND ? GROUP BY "
+        "officer_badge, officer_name, camera_id ORDER BY officer_badge, camera_id",
+        between,
+    )
+    sessions = rows(
+        db,
+        "SELECT status, count(*) AS n, sum(files_failed) AS files_failed FROM "
+        "offload_sessions WHERE started_at BETWEEN ? AND ? GROUP BY status",
+        between,
+    )
+    duty_log = rows(
+        db,
+        "SELECT time, officer_badge, officer_name, camera_id, entry FROM duty_log "
+        "WHERE time BETWEEN ? AND ? ORDER BY time",
+        between,
+    )
+    recs = db.execute(
+        "SELECT count(*), coalesce(sum(attribution = 'unattributed'), 0), "
+        "coalesce(sum(time_suspect), 0) FROM recordings WHERE ingested_at BETWEEN ? AND ?",
+        between,
+    ).fetchone()
+    early = rows(
+        db,
+        "SELECT id, relpath, destroyed_at, retain_until FROM recordings WHERE "
+        "destroyed_at IS NOT NULL AND substr(destroyed_at, 1, 10) < retain_until",
+    )
+    overdue = db.execute(
+        "SELECT count(*) FROM recordings WHERE destroyed_at IS NULL AND destroy_by < ?", (today,)
+    ).fetchone()[0]
+    destroyed = db.execute(
+        "SELECT count(*) FROM recordings WHERE destroyed_at BETWEEN ? AND ?", between
+    ).fetchone()[0]
+    review = rows(
+        db,
+        "SELECT id, kind, case_ref, review_by FROM holds WHERE released_at IS "
+        "NULL AND review_by < ?",
+        (today,),
+    )
+    days = [
+        r["d"]
+        for r in rows(
+            db,
+            "SELECT DISTINCT replace(substr(relpath, 1, 10), '/', '-') "
+            "AS d FROM recordings WHERE d BETWEEN ? AND ? ORDER BY d",
+            (day_start, day_end),
+        )
+    ]
+    sealed = {
+        r["day"]: r
+        for r in rows(
+            db,
+            "SELECT day, max(confirmed_by) AS confirmed_by, "
+            "max(sealed_by) AS sealed_by FROM seals WHERE state = "
+            "'verified' AND day BETWEEN ? AND ? GROUP BY day",
+            (day_start, day_end),
+        )
+    }
+    register = db.execute(
+        "SELECT kind, count(*) FROM register WHERE time BETWEEN ? AND ? GROUP BY kind", between
+    ).fetchall()
+    entries = db.execute(
+        "SELECT action, count(*) FROM custody_log WHERE action IN ('view', "
+        "'copy') AND time BETWEEN ? AND ? GROUP BY action",
+        between,
+    ).fetchall()
+    refused = db.execute(
+        "SELECT count(*) FROM custody_log WHERE action = 'refused' AND time BETWEEN ? AND ?",
+        between,
+    ).fetchone()[0]
+    damage = db.execute(
+        "SELECT action, count(*) FROM custody_log WHERE action IN ('damage', "
+        "'repair') AND time BETWEEN ? AND ? GROUP BY action",
+        between,
+    ).fetchall()
+    audits = [
+        {"time": r["time"], "actor": r["actor"], **json.loads(r["details"])}
+        for r in rows(
+            db,
+            "SELECT time, actor, details FROM custody_log WHERE action = 'audit' AND time BETWEEN "
+            "? AND ? ORDER BY id",
+            between,
+        )
+    ]
+    return {
+        "selftests": tests,
+        "sessions": sessions,
+        "duty_log": duty_log,
+        "recordings": {"ingested": recs[0], "unattributed": recs[1], "time_suspect": recs[2]},
+        "retention": {
+            "destroyed": destroyed,
+            "destroyed_early": early,
+            "overdue_now": overdue,
+            "holds_past_review": review,
+        },
+        "seals": {
+            "days": len(days),
+            "sealed": sum(d in sealed for d in days),
+            "confirmed": sum(bool(sealed.get(d, {}).get("confirmed_by")) for d in days),
+            "unsealed": [d for d in days if d not in sealed],
+            "unconfirmed": [d for d in days if d in sealed and not sealed[d]["confirmed_by"]],
+        },
+        "register": {
+            "lines": dict(register),
+            "custody_entries": dict(entries),
+            "refusals": refused,
+        },
+        "fixity": {"scrub": dict(damage), "audits": audits},
+    }
