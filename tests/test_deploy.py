@@ -315,3 +315,15 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     second = _ansible(*args, env=env)
     assert second.returncode == 0, second.stdout[-4000:]
     assert _recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
+
+
+def test_the_console_unit_verifies_and_is_tighter_than_the_daemon(tmp_path: Path) -> None:
+    _needs("systemd-analyze")
+    web = ROOT / "systemd" / "camdock-web.service"
+    path = tmp_path / "camdock-web.service"
+    path.write_text(web.read_text().replace("/opt/camdock/venv/bin/camdock", "/bin/true"))
+    res = run(["systemd-analyze", "verify", "--man=no", str(path)])
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+    res = run(["systemd-analyze", "security", "--offline=yes", str(path)])
+    m = re.search(r"Overall exposure level for \S+: ([\d.]+)", res.stdout)
+    assert m and float(m.group(1)) <= EXPOSURE_BOUND, res.stdout

@@ -124,6 +124,8 @@ async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
         assert phases[-1] is Phase.DONE
     assert tree_hashes(vol) == {}
     assert len(tree_hashes(tmp_path / "footage")) == 3 == len(tree_hashes(tmp_path / "backup"))
+    bays = json.loads((h.cfg.run_dir / "bays.json").read_text())  # what the console pushes
+    assert [(b["bay"], b["phase"]) for b in bays] == [(1, "done"), (2, "empty")]
     assert h.catalog("SELECT count(*) FROM recordings WHERE cleared_at IS NOT NULL") == [(3,)]
     assert h.catalog("SELECT DISTINCT officer_name FROM recordings") == [("王小明",)]
     kinds = [k for k, _, _ in h.events]

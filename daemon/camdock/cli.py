@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
 
     audit_cmd.add_parser(sub)
 
+    w = sub.add_parser("web", help="the custodian's console (HTTPS on the station's network)")
+    w.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
+    w.add_argument("--listen", default="127.0.0.1:8443", metavar="HOST:PORT")
+    w.add_argument("--cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
+    w.add_argument("--key", type=Path, metavar="FILE", help="TLS private key (PEM)")
+
     u = sub.add_parser("udev-rules", help="print the udev rules for this station's cameras")
     u.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"), metavar="FILE")
 
@@ -145,6 +151,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return request_cmd.run(args)
     if args.command == "staff":
         return staff_cmd.run(args)
+    if args.command == "web":
+        return _web(args)
     if args.command == "check-config":
         return _check_config(args.config, files=not args.without_files)
     if args.command == "run":
@@ -238,6 +246,33 @@ def _run(path: Path) -> int:
             factory.close()
 
     asyncio.run(main())
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    """Serve the console; without --cert/--key only on loopback (a session must not cross the
+    network in clear)."""
+    import uvicorn
+
+    from camdock.web.app import make_app
+
+    cfg = load_or_report(args.config)
+    if cfg is None:
+        return ExitCode.CONFIG
+    host, port = broker_address(args.listen)
+    if (args.cert is None) != (args.key is None):
+        print("camdock web: give both --cert and --key, or neither", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.cert is None and host not in ("127.0.0.1", "::1", "localhost"):
+        print("camdock web: HTTPS (--cert, --key) is needed to listen beyond this machine",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.USAGE
+    if not cfg.password_hashes:
+        print("camdock web: nobody can log in: no [[staff]] password_hash in the config "
+              "(camdock staff hash-password)", file=sys.stderr)  # fmt: skip
+    uvicorn.run(make_app(cfg), host=host, port=port, log_level="warning",
+                ssl_certfile=str(args.cert) if args.cert else None,
+                ssl_keyfile=str(args.key) if args.key else None)  # fmt: skip
     return 0
 
 

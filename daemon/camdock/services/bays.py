@@ -20,7 +20,7 @@ from camdock.events import EventType, Topics
 from camdock.model import Bay
 from camdock.services.offload import OffloadEngine, OffloadReport
 
-__all__ = ["BayRuntime", "OffloadRun", "StationContext", "bay_state_json"]
+__all__ = ["BAYS_FILE", "BayRuntime", "OffloadRun", "StationContext", "bay_state_json"]
 
 
 @dataclass
@@ -101,6 +101,9 @@ class StationContext(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a supervised task in the station's task group."""
         ...
+
+
+BAYS_FILE = "bays.json"  # every bay's state in the run directory, for the console
 
 
 def bay_state_json(station: str, s: BayState) -> str:

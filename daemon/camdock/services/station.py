@@ -13,7 +13,9 @@ This module only supervises: docking (hotplug → mount → offload → unmount)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from datetime import date
@@ -41,7 +43,7 @@ from camdock.core.indicators import NOTICES, pattern_for
 from camdock.errors import RosterError
 from camdock.events import EventType, Topics
 from camdock.model import Officer
-from camdock.services.bays import BayRuntime, bay_state_json
+from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
 from camdock.services.retention import Keeping, PassResult, daily_pass
@@ -362,6 +364,7 @@ class Station:
             b.player.play(pattern_for(new.phase), overlay)
         if self.publisher is not None:
             self.publisher.set_bay_state(b.n, bay_state_json(self.cfg.station_id, new))
+        self._write_bays()
         if new.phase is Phase.FAULT and old.phase is not Phase.FAULT:
             self.record(EventType.BAY_FAULT, b.n, message=new.message)
         if old.phase is not new.phase:
@@ -369,6 +372,18 @@ class Station:
                 "bay-state", b.n, phase=new.phase.value, camera=new.camera_id, message=new.message
             )
             self._notify_status()
+
+    def _write_bays(self) -> None:
+        """Every bay's state into the run directory, for the console (web/app.py) to push."""
+        states = [json.loads(bay_state_json(self.cfg.station_id, b.state))
+                  for b in self.bays.values()]  # fmt: skip
+        path = self.cfg.run_dir / BAYS_FILE
+        temp = path.with_name(f".{BAYS_FILE}.tmp")
+        try:
+            temp.write_text(json.dumps(states, ensure_ascii=False), encoding="utf-8")
+            os.replace(temp, path)
+        except OSError as exc:  # the console shows stale bays; the station goes on
+            log.debug("bay states not written for the console: %s", exc)
 
     def _notify_status(self) -> None:
         status = self.status_line()

@@ -1,0 +1,1 @@
+"""The custodian's console: ``camdock web`` (app.py), its templates and its one script."""

@@ -1,0 +1,181 @@
+"""The custodian's console in a real browser: Debian's chromium driven by Playwright against a
+real `camdock web` process (invariant 9: refusal is the default; REG-5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camdock import passwords
+from camdock.config import load
+from conftest import TZ, camdock_cmd, offload, write_recording
+from stationcfg import write_config
+from test_access import STAFF
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+playwright_api = pytest.importorskip("playwright.sync_api")
+PASSWORD = "a long console password"  # noqa: S105 - the test's own
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium not installed (make test as root installs it)")
+    hashed = passwords.hash_password(PASSWORD)
+    staff = STAFF.replace('roles = ["', f'password_hash = "{hashed}"\nroles = ["')
+    cfg_path = write_config(tmp_path, staff)
+    cfg = load(cfg_path)
+    cam = tmp_path / "cam"
+    clip = (Path(__file__).parent / "data" / "testsrc.mp4").read_bytes()
+    (cam / "DCIM" / "100MEDIA").mkdir(parents=True)
+    (cam / "DCIM/100MEDIA/20261128_090000_0000.MP4").write_bytes(clip)
+    write_recording(cam / "DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
+    assert offload(cam, [cfg.footage, cfg.backup], cfg.catalog).ok
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    port = _port()
+    cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}", cfg_path
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _login(page: Any, base: str, staff: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("員工編號").fill(staff)
+    page.get_by_label("密碼").fill(PASSWORD)
+    page.get_by_role("button", name="登入").click()
+    page.wait_for_url(f"{base}/")
+
+
+def _logout(page: Any, base: str) -> None:
+    page.get_by_role("button", name="登出").click()
+    page.wait_for_url(f"{base}/login")
+
+
+def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
+    console: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, cfg_path = console
+    cfg = load(cfg_path)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        # bypass_csp: Playwright's own waits evaluate strings, which the console's policy
+        # forbids (asserted on the response headers below).
+        page = browser.new_page(locale="zh-TW", bypass_csp=True)
+        # Nothing but the login page without a session; a wrong password is refused.
+        page.goto(f"{base}/catalog")
+        assert page.url == f"{base}/login"
+        page.get_by_label("員工編號").fill("D1")
+        page.get_by_label("密碼").fill("wrong password")
+        page.get_by_role("button", name="登入").click()
+        assert "帳號或密碼錯誤" in page.content()
+        # An officer may not see the catalog.
+        _login(page, base, "D1")
+        page.goto(f"{base}/catalog")
+        assert "無權" in page.content()
+        # The officer applies: the form resolves the selection against the catalog.
+        page.goto(f"{base}/requests")
+        page.get_by_label("攝錄員警編號").fill("A12345")
+        page.get_by_label("起").fill("2026-11-28T00:00")
+        page.get_by_label("迄").fill("2026-11-28T23:59")
+        page.get_by_label("調閱或複製").select_option("both")
+        page.get_by_label("事由").fill("傷害案調查")
+        page.get_by_role("button", name="建立申請").click()
+        page.wait_for_url(f"{base}/requests/*")
+        number = page.url.rsplit("/", 1)[1]
+        assert "2026/11/28" in page.content()
+        page.get_by_role("button", name="送出").click()
+        assert "submitted" in page.locator("#state").text_content()
+        page.get_by_role("button", name="核准").click()  # an officer cannot approve
+        assert "needs the role approver" in page.content()
+        _logout(page, base)
+        _login(page, base, "P1")
+        page.goto(f"{base}/requests/{number}")
+        page.get_by_role("button", name="核准").click()
+        assert "approved" in page.locator("#state").text_content()
+        _logout(page, base)
+        # The custodian schedules, supervises the viewing (the video plays), makes the copy.
+        _login(page, base, "C1")
+        page.goto(f"{base}/requests/{number}")
+        at = (datetime.now(TZ) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+        page.get_by_label("時間").fill(at)
+        page.get_by_role("button", name="排定").click()
+        page.locator("a.watch").first.click()
+        page.wait_for_function("document.querySelector('video') && "
+                               "document.querySelector('video').currentTime > 0.2",
+                               timeout=20000)  # fmt: skip
+        export = tmp_path / "usb"
+        export.mkdir()
+        page.get_by_label("匯出位置").fill(str(export))
+        page.get_by_role("button", name="複製並驗證").click()
+        assert "已複製並驗證" in page.content()
+        folder = export / number
+        check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=folder,
+                               capture_output=True, text=True)  # fmt: skip
+        assert check.returncode == 0 and check.stdout.count(": OK") == 2
+        # A forged post (no CSRF token) is refused.
+        forged = page.request.post(f"{base}/requests/{number}/close", form={"csrf": "nope"})
+        assert forged.status == 403
+        # The bays page follows the daemon live.
+        page.goto(f"{base}/")
+        (cfg.run_dir / "bays.json").write_text(json.dumps([{"bay": 1, "phase": "offloading",
+            "camera": "CAM0001", "officer": "王小明", "bytes_total": 100, "bytes_done": 40,
+            "message": ""}]), encoding="utf-8")  # fmt: skip
+        page.wait_for_function("document.querySelector('tr[data-bay=\"1\"] .phase')"
+                               ".textContent === 'offloading'", timeout=10000)  # fmt: skip
+        shots = Path(os.environ.get("CAMDOCK_SCREENSHOTS", tmp_path / "shots"))
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "console-bays.png"))
+        page.goto(f"{base}/requests/{number}")
+        page.screenshot(path=str(shots / "console-request.png"), full_page=True)
+        # A supervisor confirms the day's seal (REG-4.2.5); the custodian sealed it.
+        from datetime import date
+
+        from camdock.catalog import open_catalog
+        from camdock.services.seal import Key, Sealing, seal_day
+
+        db = open_catalog(cfg.catalog)
+        seal_day(db, Sealing(Key("1", "a seal password of the test")), date(2026, 11, 28),
+                 "陳保管 (C1)")  # fmt: skip
+        db.close()
+        _logout(page, base)
+        _login(page, base, "S1")
+        page.goto(f"{base}/seals")
+        page.get_by_role("button", name="確認").click()
+        assert "已確認" in page.content() and "林督導 (S1)" in page.content()
+        page.screenshot(path=str(shots / "console-seals.png"), full_page=True)
+        headers = page.request.get(f"{base}/").headers
+        assert "script-src 'self'" in headers["content-security-policy"]
+        browser.close()
