@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from camdock.adapters import fsio
 
 __all__ = [
@@ -122,8 +124,9 @@ class Copied:
     job: CopyJob
     sha256: str
     size: int
-    temps: dict[str, Path]  # destination key → temp path, each read back equal to sha256
+    temps: dict[str, Path]  # destination key → temp path, each read back equal to the stream
     error: str | None = None  # the read-back failed (temps are discarded)
+    fast: str = ""  # XXH3-128 of the same bytes: what the read-back compares with
 
 
 @dataclass
@@ -151,6 +154,7 @@ class _Writing:
     def __init__(self, job: CopyJob) -> None:
         self.job = job
         self.hasher = hashlib.sha256()
+        self.fast = xxhash.xxh3_128()  # what each copy's read-back is compared with
         self.size = 0
         self.fds: dict[str, int] = {}
 
@@ -313,6 +317,7 @@ class VerifiedCopier:
                 elif kind == "data" and cur is not None and cur.job is job:
                     assert isinstance(payload, bytes)
                     cur.hasher.update(payload)
+                    cur.fast.update(payload)
                     cur.size += len(payload)
                     if not self._write_chunk(cur, payload):
                         cur = None
@@ -328,7 +333,8 @@ class VerifiedCopier:
                     self.hooks.on_failed(job, str(payload))
                 elif kind == "end" and cur is not None and cur.job is job:
                     cur.close()
-                    outq.put(Copied(job, cur.hasher.hexdigest(), cur.size, dict(job.temps)))
+                    outq.put(Copied(job, cur.hasher.hexdigest(), cur.size, dict(job.temps),
+                                    fast=cur.fast.hexdigest()))  # fmt: skip
                     cur = None
         finally:
             if cur is not None:
@@ -383,8 +389,19 @@ class VerifiedCopier:
             pool.shutdown()
 
     def _readback_temp(self, c: Copied, key: str) -> str | None:
+        """A new copy read back from disk and compared with the stream it was written from by
+        XXH3-128 of the same bytes: SHA-256 (the evidence hash) was taken once, from the
+        camera's bytes, on their way to this very write (README, "Why XXH3 for the read-back")."""
         dest = next(d for d in self.dests if d.key == key)
-        return self.readback(c.temps[key], c.sha256, c.size, "read-back", dest)
+        try:
+            fast, got = fsio.disk_digest(c.temps[key], xxhash.xxh3_128,
+                                         after_fsync=self._after_fsync)  # fmt: skip
+        except OSError as exc:
+            return self.dest_failed(dest, exc)
+        if fast != c.fast or got != c.size:
+            return (f"read-back mismatch in {dest.root}: written {c.fast[:16]}… ({c.size} B), "
+                    f"disk {fast[:16]}… ({got} B)")  # fmt: skip
+        return None
 
 
 def discard_temps(paths: dict[str, Path]) -> None:

@@ -19,6 +19,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from camdock.errors import CamdockError, ExitCode
 
@@ -344,7 +345,18 @@ def disk_sha256(
     chunk_size: int = CHUNK_SIZE,
     after_fsync: Callable[[Path], None] | None = None,
 ) -> tuple[str, int]:
-    """SHA-256 and size of a file as it is **on disk**, not in the page cache.
+    """SHA-256 and size of a file as it is **on disk**, not in the page cache (the evidence
+    hash: catalogued copies, the audit, the seal)."""
+    return disk_digest(path, hashlib.sha256, chunk_size, after_fsync)
+
+
+def disk_digest(
+    path: Path,
+    new: Callable[[], Any],
+    chunk_size: int = CHUNK_SIZE,
+    after_fsync: Callable[[Path], None] | None = None,
+) -> tuple[str, int]:
+    """A digest (``new()``: hashlib-like) and size of a file as it is **on disk**.
 
     fsync first (DONTNEED cannot drop dirty pages), then drop the file's pages, then read it
     back (TECH-NOTES §8). ``after_fsync`` is a test seam: it runs between the fsync and the
@@ -356,14 +368,14 @@ def disk_sha256(
         if after_fsync is not None:
             after_fsync(path)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        h = hashlib.sha256()
+        h = new()
         size = 0
         for block in _read_blocks(fd, chunk_size):
             h.update(block)
             size += len(block)
         # Leave no footage pages behind: the cache is for the camera's next file.
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        return h.hexdigest(), size
+        return str(h.hexdigest()), size
     finally:
         os.close(fd)
 
