@@ -71,9 +71,14 @@ async def running(
     read_bps: int | None = None,
     config_extra: str = "",
     drives: tuple[str, str] | None = None,
+    per_bus: int = 0,
     **station_kw: Any,
 ) -> AsyncIterator[Harness]:
     cfg = load(write_config(tmp_path, config_extra, drives))
+    if per_bus:
+        from dataclasses import replace
+
+        cfg = replace(cfg, offloads_per_bus=per_bus)
     factory = MockFactory(pin_class=MockPWMPin)
     hot = SimHotplug()
     h: Harness | None = None

@@ -112,6 +112,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         retention=retention,
         seal=seal,
         staff=staff,
+        offloads_per_bus=st.offloads_per_bus,
         scrub_days=scrub_days,
         password_hashes=hashes,
         require_mounts=require_mounts,

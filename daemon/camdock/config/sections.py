@@ -61,12 +61,13 @@ class Station:
     run_dir: str | None
     max_concurrent_offloads: int | None
     camera_usb_ids: tuple[str, ...]
+    offloads_per_bus: int = 0
 
 
 def station(r: Reader, data: Any) -> Station:
     """``[station]``: id, unit, zone, state and run dirs, concurrency, camera USB ids."""
     keys = {"id", "unit", "timezone", "state_dir", "run_dir", "max_concurrent_offloads",
-            "camera_usb_ids"}  # fmt: skip
+            "camera_usb_ids", "offloads_per_bus"}  # fmt: skip
     st = r.table(data, "station", keys)
     station_id = r.get(st, "station", "id", str, check=topic_segment_problem) or ""
     unit = r.get(st, "station", "unit", str, check=nonempty) or ""
@@ -90,7 +91,9 @@ def station(r: Reader, data: Any) -> Station:
             r.problem(
                 f"station.camera_usb_ids[{i}]", f"{value!r} is not vendor:product (1d6b:0104)"
             )
-    return Station(station_id, unit, tz, state_dir, run_dir, max_conc, tuple(usb_ids))
+    per_bus = r.get(st, "station", "offloads_per_bus", int, default=0, check=between(0, 64))
+    return Station(station_id, unit, tz, state_dir, run_dir, max_conc, tuple(usb_ids),
+                   per_bus or 0)  # fmt: skip
 
 
 _UUID = re.compile(r"[0-9A-Fa-f][0-9A-Fa-f-]{3,35}")

@@ -96,6 +96,9 @@ class Config:
     selftest: SelfTestSettings = field(default_factory=SelfTestSettings)
     retention: Policy = field(default_factory=Policy)  # REG-4.3.1
     seal: SealSettings = field(default_factory=SealSettings)  # REG-4.2.5
+    # Offloads at once on one USB bus (0: no limit): 1 on a Pi 4, whose USB 2.0 ports share one
+    # bus, so the officers waiting are served shortest-first instead of all sharing the bus.
+    offloads_per_bus: int = 0
     scrub_days: int = 30  # [scrub] days: every stored copy read back again within this (REG-7.2)
     staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
     password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's

@@ -90,6 +90,10 @@ class StationContext(Protocol):
         """New events are committed."""
         ...
 
+    def set_eta(self, bay: int, seconds: float | None) -> None:
+        """A waiting bay's ETA (seconds until done), from its bus queue; None: not waiting."""
+        ...
+
     def officer_json(self, serial: str | None) -> dict[str, str] | None:
         """The officer assigned to the camera with this USB serial, as events carry it."""
         ...
@@ -106,10 +110,12 @@ class StationContext(Protocol):
 BAYS_FILE = "bays.json"  # every bay's state in the run directory, for the console
 
 
-def bay_state_json(station: str, s: BayState) -> str:
-    """A bay's retained state message (docs/asyncapi.yaml, BayState)."""
+def bay_state_json(station: str, s: BayState, eta: float | None = None) -> str:
+    """A bay's retained state message (docs/asyncapi.yaml, BayState); ``eta``: seconds until
+    the officer can take the camera, when known."""
     return json.dumps(
         {
+            "eta_seconds": round(eta) if eta is not None else None,
             "station": station,
             "bay": s.number,
             "phase": s.phase.value,

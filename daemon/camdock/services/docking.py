@@ -9,13 +9,16 @@ unmounted; the engine's typed progress drives the bay and, in tenths, the statio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlite_utils import Database
 
+from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing
 from camdock.adapters.systemd import notify
 from camdock.adapters.udev import HotplugEvent
@@ -24,6 +27,7 @@ from camdock.catalog import outbox, selftests
 from camdock.catalog.db import write_txn
 from camdock.config import Config
 from camdock.core import bay as core
+from camdock.core import schedule
 from camdock.core.attribution import Attribution
 from camdock.errors import CatalogError, MountError, OffloadRefused
 from camdock.events import (
@@ -81,7 +85,8 @@ class Docking:
         self._devpath_bay: dict[str, int] = {}
         # Engines block a thread each for a whole offload (camdock.aio.in_daemon_thread: a
         # stalled camera read must not hold the process past systemd's stop timeout).
-        self._slots = asyncio.Semaphore(station.cfg.max_concurrent_offloads)
+        self._admission = Admission(station.cfg.max_concurrent_offloads,
+                                    station.cfg.offloads_per_bus, station.set_eta)  # fmt: skip
 
     def close(self) -> None:
         """Cancel running engines: they stop at a resumable point."""
@@ -227,29 +232,32 @@ class Docking:
             return
         target = self.st.cfg.run_dir / "bays" / str(b.n)
         try:
-            async with self._slots:
-                if b.storage is not storage:
-                    return  # pulled (or replaced) while waiting for a slot: nothing to do
-                if error := await self._outbox_full():
-                    b.queue.put_nowait(core.Failed(error))
-                    return
-                # The catalog thread is FIFO: once this runs, the "camera-docked" event is
-                # committed, so the engine's events follow it in sequence. One round trip
-                # fetches what the request needs (with eight bays docking at once, each trip
-                # waits behind the others' event writes).
-                facts = await self.st.store.call(
-                    _dock_facts, self.st.base_cfg, self.st.cfg.officers, camera
-                )
-                try:
-                    source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
-                except MountError as exc:
-                    b.queue.put_nowait(core.Failed(str(exc)))
-                    self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
-                    return
-                try:
+            if error := await self._outbox_full():
+                b.queue.put_nowait(core.Failed(error))
+                return
+            # The catalog thread is FIFO: once this runs, the "camera-docked" event is
+            # committed, so the engine's events follow it in sequence. One round trip fetches
+            # what the request needs (with eight bays docking at once, each trip waits behind
+            # the others' event writes).
+            facts = await self.st.store.call(
+                _dock_facts, self.st.base_cfg, self.st.cfg.officers, camera
+            )
+            try:
+                source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
+            except MountError as exc:
+                b.queue.put_nowait(core.Failed(str(exc)))
+                self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
+                return
+            try:
+                # Mounted first, so the queue knows each camera's size (shortest first).
+                size = await asyncio.to_thread(_camera_bytes, source)
+                bus = schedule.bus_of(storage.port, storage.id_path)
+                async with self._admission.turn(b.n, bus, size):
+                    if b.storage is not storage:
+                        return  # pulled (or replaced) while waiting for its turn
                     await self._run_engine(b, source, camera, facts)
-                finally:
-                    await self.mounter.unmount(target)
+            finally:
+                await self.mounter.unmount(target)
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
             log.exception("bay %d offload crashed", b.n)
             b.queue.put_nowait(core.Failed(f"offload crashed: {exc!r}"))
@@ -436,3 +444,84 @@ def _same_device(seen: HotplugEvent, removed: HotplugEvent) -> bool:
 def _return_loan(db: Database, camera_id: str) -> None:
     with write_txn(db):
         selftests.return_loan(db, camera_id)
+
+
+def _camera_bytes(source: Path) -> int:
+    """What there is to offload on a mounted camera (its files' sizes; the engine rescans)."""
+    try:
+        files, _ = fsio.scan_source(source)
+    except OSError:
+        return 0
+    return sum(f.size for f in files)
+
+
+BUS_RATE_GUESS = 35e6  # bytes/s of one USB 2.0 camera link, until a rate is measured
+
+
+class Admission:
+    """Whose offload runs now: at most ``total`` at once, at most ``per_bus`` on one USB bus
+    (0: no bus limit); the waiting are served shortest first, none starving
+    (core/schedule.pick). Each waiting bay hears its ETA (``on_eta``)."""
+
+    def __init__(self, total: int, per_bus: int,
+                 on_eta: Callable[[int, float | None], None]) -> None:  # fmt: skip
+        self.total, self.per_bus, self.on_eta = total, per_bus, on_eta
+        self.waiting: dict[int, tuple[schedule.Waiting, str, asyncio.Future[None]]] = {}
+        self.running: dict[int, tuple[str, int, float]] = {}  # bay → (bus, bytes, started)
+        self.rate: dict[str, float] = {}  # measured bytes/s per bus
+
+    @contextlib.asynccontextmanager
+    async def turn(self, bay: int, bus: str, size: int) -> AsyncIterator[None]:
+        """Wait for this bay's turn on its bus; hold it while the offload runs."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self.waiting[bay] = (schedule.Waiting(bay, size, loop.time()), bus, fut)
+        self._dispatch()
+        try:
+            await fut
+        except BaseException:
+            self.waiting.pop(bay, None)
+            if fut.done() and not fut.cancelled():
+                self._leave(bay)
+            raise
+        try:
+            yield
+        finally:
+            self._leave(bay)
+
+    def _leave(self, bay: int) -> None:
+        done = self.running.pop(bay, None)
+        if done is not None:
+            bus, size, started = done
+            took = asyncio.get_running_loop().time() - started
+            if size and took > 0.5:
+                self.rate[bus] = size / took
+        self.on_eta(bay, None)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self.waiting and len(self.running) < self.total:
+            busy = [b for b, *_ in self.running.values()]
+            free = [w for w, bus, _ in self.waiting.values()
+                    if not self.per_bus or busy.count(bus) < self.per_bus]  # fmt: skip
+            rate = min(self.rate.values(), default=BUS_RATE_GUESS)
+            longest = max((s for _, s, _ in self.running.values()), default=0) / rate
+            chosen = schedule.pick(free, now, rate, longest)
+            if chosen is None:
+                break
+            w, bus, fut = self.waiting.pop(chosen.bay)
+            self.running[w.bay] = (bus, w.bytes, now)
+            if not fut.done():
+                fut.set_result(None)
+        self._etas(now)
+
+    def _etas(self, now: float) -> None:
+        """Each waiting bay's ETA: what runs on its bus, then the cameras that go before it."""
+        for bay, (w, bus, _) in self.waiting.items():
+            rate = self.rate.get(bus, BUS_RATE_GUESS)
+            running = sum(max(0.0, s - (now - t) * rate) for b, s, t in self.running.values()
+                          if b == bus)  # fmt: skip
+            ahead = [x.bytes for x, xb, _ in self.waiting.values()
+                     if xb == bus and (x.bytes, x.since) < (w.bytes, w.since)]  # fmt: skip
+            self.on_eta(bay, schedule.eta(w.bytes, ahead, int(running), rate))

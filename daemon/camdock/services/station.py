@@ -113,6 +113,8 @@ class Station:
         self._retention_first = retention_first
         self._retention_alarm: str | None = None  # today's retention alarms, for STATUS=
         self._scrub_alarm: str | None = None  # damage the scrub found, until repaired
+        self.etas: dict[int, float] = {}  # bay → seconds until done (waiting for its bus)
+        self._offload_started: dict[int, tuple[float, int]] = {}  # bay → (time, bytes done)
         self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
@@ -363,7 +365,8 @@ class Station:
             overlay = NOTICES[new.notice] if new.notice else None
             b.player.play(pattern_for(new.phase), overlay)
         if self.publisher is not None:
-            self.publisher.set_bay_state(b.n, bay_state_json(self.cfg.station_id, new))
+            self.publisher.set_bay_state(b.n, bay_state_json(self.cfg.station_id, new,
+                                                             self.eta_of(b)))  # fmt: skip
         self._write_bays()
         if new.phase is Phase.FAULT and old.phase is not Phase.FAULT:
             self.record(EventType.BAY_FAULT, b.n, message=new.message)
@@ -373,9 +376,35 @@ class Station:
             )
             self._notify_status()
 
+    def set_eta(self, bay: int, seconds: float | None) -> None:
+        """A waiting bay's ETA from the bus queue (services/docking.Admission)."""
+        if seconds is None:
+            self.etas.pop(bay, None)
+        else:
+            self.etas[bay] = seconds
+        b = self.bays.get(bay)
+        if b is not None and self.publisher is not None:
+            self.publisher.set_bay_state(bay, bay_state_json(self.cfg.station_id, b.state,
+                                                             self.eta_of(b)))  # fmt: skip
+        self._write_bays()
+
+    def eta_of(self, b: BayRuntime) -> float | None:
+        """Seconds until the bay's camera can be taken: while it waits, from the bus queue;
+        while it offloads, its remaining bytes at the rate it has read so far."""
+        s = b.state
+        if s.phase is Phase.OFFLOADING and s.bytes_total:
+            now = asyncio.get_running_loop().time()
+            start, done0 = self._offload_started.setdefault(b.n, (now, s.bytes_done or 0))
+            done = (s.bytes_done or 0) - done0
+            if done > 0 and now - start > 0.5:
+                return (s.bytes_total - (s.bytes_done or 0)) / (done / (now - start))
+            return None
+        self._offload_started.pop(b.n, None)
+        return self.etas.get(b.n) if s.phase is Phase.IDENTIFYING else None
+
     def _write_bays(self) -> None:
         """Every bay's state into the run directory, for the console (web/app.py) to push."""
-        states = [json.loads(bay_state_json(self.cfg.station_id, b.state))
+        states = [json.loads(bay_state_json(self.cfg.station_id, b.state, self.eta_of(b)))
                   for b in self.bays.values()]  # fmt: skip
         path = self.cfg.run_dir / BAYS_FILE
         temp = path.with_name(f".{BAYS_FILE}.tmp")

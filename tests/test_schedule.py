@@ -1,0 +1,75 @@
+"""Shift end on a shared USB bus (issue 18): shortest remaining first, nobody starving, an ETA
+for the officer waiting; the pure rules, and the station with simulated cameras on one bus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from camdock.core.bay import Phase
+from camdock.core.schedule import Waiting, bus_of, eta, pick
+from camdock.sim.hotplug import fill_camera
+from test_station import running
+
+
+def test_shortest_first_and_nobody_starves() -> None:
+    rate = 40e6
+    waiting = [Waiting(1, 4_000_000_000, 0.0), Waiting(2, 400_000_000, 5.0),
+               Waiting(3, 800_000_000, 1.0)]  # fmt: skip
+    assert pick(waiting, 10.0, rate).bay == 2  # the short shift goes first
+    # One that waited longer than the longest running offload plus its own goes next.
+    assert pick(waiting, 400.0, rate, longest_running=100.0).bay == 1
+    assert pick([], 0.0, rate) is None
+    # The mean dock → done time of shortest-first against docking order, one bus.
+    sizes = [w.bytes for w in waiting]
+
+    def mean_done(order: list[int]) -> float:
+        t, total = 0.0, 0.0
+        for size in order:
+            t += size / rate
+            total += t
+        return total / len(order)
+
+    assert mean_done(sorted(sizes)) < 0.6 * mean_done(sizes)
+    assert eta(100, [200, 300], 400, 100.0) == 10.0
+
+
+def test_the_bus_comes_from_udev() -> None:
+    assert bus_of("1-1.3", None) == "usb1" == bus_of("1-2", "x")
+    assert bus_of("3-1", None) == "usb3"  # a Pi 5's second USB 2.0 bus
+    pi4 = "platform-fd500000.pcie-pci-0000:01:00.0-usb-0:1.3:1.0"
+    assert bus_of(None, pi4) == "platform-fd500000.pcie-pci-0000:01:00.0"
+    assert bus_of(None, None).startswith("own:")
+
+
+async def test_on_one_bus_the_short_camera_is_done_first_and_waits_with_an_eta(
+    tmp_path: Path,
+) -> None:
+    start = datetime(2026, 11, 28, 8, 30)
+    big, small = tmp_path / "big", tmp_path / "small"
+    fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
+    fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
+    async with running(tmp_path, read_bps=8_000_000, per_bus=1) as h:
+        h.hot.dock("1-1", "SN0001", big)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        h.hot.dock("1-2", "SN0002", small)
+        seen: list[Any] = []
+
+        async def watch() -> None:
+            while h.bay(2).state.phase is not Phase.DONE:
+                bays = json.loads((h.cfg.run_dir / "bays.json").read_text())
+                seen.append(bays[1].get("eta_seconds"))
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(watch(), 30)
+        # The big camera was already running (nothing preempts it); the small one waited for
+        # the bus, with an ETA, and did not share it.
+        assert any(e is not None for e in seen)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE, timeout=40)
+        states = [(bay, d["phase"]) for kind, bay, d in h.events if kind == "bay-state"]
+        big_done = states.index((1, "done"))
+        small_starts = states.index((2, "offloading"))
+        assert small_starts > big_done  # one offload at a time on the bus
