@@ -88,6 +88,10 @@ class Docking:
         self._admission = Admission(station.cfg.max_concurrent_offloads,
                                     station.cfg.offloads_per_bus, station.set_eta)  # fmt: skip
 
+    def bus_rate(self, bay: int) -> float:
+        """Bytes/s the bay's bus was measured at (a guess until an offload on it finished)."""
+        return self._admission.rate_for(bay) or BUS_RATE_GUESS
+
     def close(self) -> None:
         """Cancel running engines: they stop at a resumable point."""
         for b in self.st.bays.values():
@@ -392,6 +396,8 @@ class Docking:
             case BytesCopied(source=source, done=done):
                 o.per_file[source] = done
                 self._bytes_progress(b, o)
+                if o.bytes_total and sum(o.per_file.values()) >= o.bytes_total:
+                    self._admission.release(b.n)  # read to the end: the next camera may go
             case FileVerified(source=source, sha256=sha, path=path):
                 self.st.wake_publisher()
                 o.files_done += 1
@@ -488,6 +494,17 @@ class Admission:
             yield
         finally:
             self._leave(bay)
+
+    def release(self, bay: int) -> None:
+        """The bay's camera is read to the end (its read-backs and catalogue go on): the bus is
+        free for the next camera."""
+        if bay in self.running:
+            self._leave(bay)
+
+    def rate_for(self, bay: int) -> float | None:
+        """The measured rate of the bus a running bay is on, if one was measured."""
+        run = self.running.get(bay)
+        return self.rate.get(run[0]) if run else None
 
     def _leave(self, bay: int) -> None:
         done = self.running.pop(bay, None)

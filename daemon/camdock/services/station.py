@@ -390,15 +390,17 @@ class Station:
 
     def eta_of(self, b: BayRuntime) -> float | None:
         """Seconds until the bay's camera can be taken: while it waits, from the bus queue;
-        while it offloads, its remaining bytes at the rate it has read so far."""
+        while it offloads, its remaining bytes at its bus's measured rate (the rate it has read
+        at itself once it has read for a while: a read's first seconds run ahead of the bus)."""
         s = b.state
         if s.phase is Phase.OFFLOADING and s.bytes_total:
             now = asyncio.get_running_loop().time()
             start, done0 = self._offload_started.setdefault(b.n, (now, s.bytes_done or 0))
+            remaining = s.bytes_total - (s.bytes_done or 0)
             done = (s.bytes_done or 0) - done0
-            if done > 0 and now - start > 0.5:
-                return (s.bytes_total - (s.bytes_done or 0)) / (done / (now - start))
-            return None
+            if done > 0 and now - start > 5.0:
+                return remaining / (done / (now - start))
+            return remaining / (self.docking.bus_rate(b.n))
         self._offload_started.pop(b.n, None)
         return self.etas.get(b.n) if s.phase is Phase.IDENTIFYING else None
 
