@@ -176,6 +176,17 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.get_by_role("button", name="確認").click()
         assert "已確認" in page.content() and "林督導 (S1)" in page.content()
         page.screenshot(path=str(shots / "console-seals.png"), full_page=True)
+        # The register has the copy; holds can be placed and released; the retention plan shows.
+        page.goto(f"{base}/register?from=2026-01-01&to=2030-12-31")
+        assert number in page.content()
+        page.goto(f"{base}/holds")
+        page.get_by_label("影音資料序號").fill("1")
+        page.get_by_label("案號").fill("刑案 115-7")
+        page.get_by_label("理由").first.fill("investigation pending")
+        page.get_by_role("button", name="保留").last.click()
+        assert "刑案 115-7" in page.content()
+        page.goto(f"{base}/retention")
+        assert "到期但保留中" in page.content()
         headers = page.request.get(f"{base}/").headers
         assert "script-src 'self'" in headers["content-security-policy"]
         browser.close()

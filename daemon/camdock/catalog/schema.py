@@ -454,3 +454,10 @@ def m011_scrub(db: Database) -> None:
     db.table("copies").add_column("proven_at", str)
     db.execute("UPDATE copies SET proven_at = verified_at")
     db.execute("CREATE INDEX copies_proven ON copies (proven_at)")
+
+
+@migrations()
+def m012_search(db: Database) -> None:
+    """The console's catalog search by officer or camera, newest first, without a scan."""
+    db.execute("CREATE INDEX recordings_officer ON recordings (officer_badge, id)")
+    db.execute("CREATE INDEX recordings_camera ON recordings (camera_id, id)")

@@ -37,12 +37,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from camdock import forms, passwords
+from camdock.catalog import holds as hold_rows
 from camdock.catalog import open_catalog, open_readonly, recordings, requests, rows, seals
 from camdock.config import Config
 from camdock.core.access import Person, Role
+from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError
 from camdock.events import Topics
-from camdock.services import access
+from camdock.services import access, retention
 from camdock.services.bays import BAYS_FILE
 from camdock.services.seal import Sealing, confirm_day
 
@@ -403,6 +405,88 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             db.close()
         return RedirectResponse(f"/seals?m=已確認 confirmed {day}", 303)
 
+    @needs(SEES_CATALOG)
+    async def holds_page(request: Request, me: Person) -> Response:
+        db = c.reader()
+        try:
+            found = hold_rows.listing(db)
+        finally:
+            db.close()
+        return c.page(request, "holds.html", holds=found, message=request.query_params.get("m"))
+
+    @needs()
+    async def hold_place(request: Request, me: Person) -> Response:
+        f = request.state.form
+        db = c.writer()
+        try:
+            access.authorize(db, access.Acting(me, me.label), "hold", c.topics)
+            hold_id = retention.place_hold(
+                db, retention.Keeping.from_config(c.cfg), me.label,
+                kind=HoldKind(str(f.get("kind"))), case=str(f.get("case", "")),
+                reason=str(f.get("reason", "")), recording=int(str(f.get("recording") or 0))
+                or None, officer=str(f.get("officer") or "") or None,
+                today=datetime.now(c.cfg.tz).date())  # fmt: skip
+        except (CamdockError, ValueError) as exc:
+            return c.page(request, "refused.html", 403, why=str(exc))
+        finally:
+            db.close()
+        return RedirectResponse(f"/holds?m=保留 {hold_id} placed", 303)
+
+    @needs()
+    async def hold_release(request: Request, me: Person) -> Response:
+        f = request.state.form
+        db = c.writer()
+        try:
+            access.authorize(db, access.Acting(me, me.label), "release", c.topics)
+            retention.release_hold(db, retention.Keeping.from_config(c.cfg),
+                                   int(request.path_params["id"]), me.label,
+                                   str(f.get("reason", "")))  # fmt: skip
+        except CamdockError as exc:
+            return c.page(request, "refused.html", 403, why=str(exc))
+        finally:
+            db.close()
+        return RedirectResponse("/holds?m=已解除 released", 303)
+
+    @needs(SEES_CATALOG)
+    async def retention_page(request: Request, me: Person) -> Response:
+        db = c.reader()
+        try:
+            plan = retention.plan_for(db, datetime.now(c.cfg.tz).date())
+            queue = recordings.unattributed(db)
+        finally:
+            db.close()
+        return c.page(request, "retention.html", plan=plan, queue=queue,
+                      auto=c.cfg.retention.standing_authorisation,
+                      message=request.query_params.get("m"))  # fmt: skip
+
+    @needs()
+    async def destroy_due(request: Request, me: Person) -> Response:
+        db = c.writer()
+        try:
+            access.authorize(db, access.Acting(me, me.label), "destroy", c.topics)
+            done = await asyncio.to_thread(
+                _destroy_thread, c, me.label, datetime.now(c.cfg.tz).date()
+            )
+        except CamdockError as exc:
+            return c.page(request, "refused.html", 403, why=str(exc))
+        finally:
+            db.close()
+        return RedirectResponse(f"/retention?m=已銷毀 destroyed {done}", 303)
+
+    @needs(SEES_CATALOG)
+    async def register_page(request: Request, me: Person) -> Response:
+        start, end = _period(request, c.cfg)
+        db = c.reader()
+        try:
+            lines = requests.register_between(db, start, end)
+        finally:
+            db.close()
+        if request.url.path.endswith(".pdf"):
+            html = forms.register_html(lines, start[:10], end[:10], c.cfg.unit)
+            return Response(await asyncio.to_thread(forms.pdf, html),
+                            media_type="application/pdf")  # fmt: skip
+        return c.page(request, "register.html", lines=lines, start=start[:10], end=end[:10])
+
     routes = [
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -417,6 +501,13 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
         Route("/requests/{number}/video/{id:int}", video),
         Route("/requests/{number}/{action}", request_action, methods=["POST"]),
         Route("/seals", seal_list),
+        Route("/holds", holds_page),
+        Route("/holds/new", hold_place, methods=["POST"]),
+        Route("/holds/{id:int}/release", hold_release, methods=["POST"]),
+        Route("/retention", retention_page),
+        Route("/retention/destroy", destroy_due, methods=["POST"]),
+        Route("/register", register_page),
+        Route("/register.pdf", register_page),
         Route("/seals/{day}/confirm", seal_confirm, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
@@ -432,6 +523,30 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
         ),
     ]
     return Starlette(routes=routes, middleware=middleware)
+
+
+def _period(request: Request, cfg: Config) -> tuple[str, str]:
+    """?from=…&to=… (days), the last six months by default, as UTC ISO bounds."""
+    today = datetime.now(cfg.tz).date()
+    try:
+        first = date.fromisoformat(request.query_params.get("from") or "")
+    except ValueError:
+        first = today - timedelta(days=183)
+    try:
+        last = date.fromisoformat(request.query_params.get("to") or "")
+    except ValueError:
+        last = today
+    lo = datetime.combine(first, datetime.min.time(), cfg.tz).astimezone(UTC)
+    hi = datetime.combine(last, datetime.max.time(), cfg.tz).astimezone(UTC)
+    return lo.isoformat(), hi.isoformat()
+
+
+def _destroy_thread(c: Console, by: str, today: date) -> int:
+    db = c.writer()
+    try:
+        return len(retention.destroy(db, retention.Keeping.from_config(c.cfg), today, by))
+    finally:
+        db.close()
 
 
 def _refuse(c: Console, by: str, action: str, why: str) -> None:
