@@ -271,3 +271,16 @@ def test_console_password_hashes_and_the_staff_list(tmp_path: Path) -> None:
     bad = write_config(tmp_path / "bad", STAFF.replace('roles = ["pr"]', 'roles = ["king"]'))
     checked = run(camdock_cmd("check-config", str(bad)))
     assert checked.returncode == ExitCode.CONFIG and "staff[4].roles[0]" in checked.stderr
+
+
+def test_text_in_a_legacy_encoding_is_refused_by_every_command(tmp_path: Path) -> None:
+    big5 = "陳情".encode("big5").decode("utf-8", "surrogateescape")
+    catalog = tmp_path / "c.db"
+    for args in (["hold", "place", "--recording", "1", "--kind", "complaint", "--case", big5,
+                  "--reason", "r", "--by", "x", "--catalog", str(catalog), "--json"],
+                 ["request", "new", "--officer", "A1", "--from", "2026-11-28", "--to",
+                  "2026-11-28", "--kind", "view", "--reason", big5, "--purpose", "official",
+                  "--by", "x", "--catalog", str(catalog), "--json"]):  # fmt: skip
+        out = run(camdock_cmd(*args))
+        assert out.returncode == ExitCode.USAGE and "not valid UTF-8" in out.stderr
+        assert json.loads(out.stdout)["ok"] is False and "Traceback" not in out.stderr

@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        _text_arguments(args)
         return _dispatch(args)
     except CamdockError as exc:
         print(f"camdock {args.command}: {exc}", file=sys.stderr)
@@ -136,6 +137,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
             print(json.dumps(error, ensure_ascii=False))
         return exc.exit_code
+
+
+def _text_arguments(args: argparse.Namespace) -> None:
+    """Every text given on the command line (names, reasons, case numbers) must be UTF-8: bytes
+    in a legacy encoding (Big5) would otherwise reach the catalog as surrogates and fail there.
+    Paths may hold any bytes (they are file names)."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = "--" + name.replace("_", "-")
+                    raise CamdockError(
+                        f"{flag}: not valid UTF-8 (a legacy encoding such as "
+                        "Big5?); give it in UTF-8",
+                        ExitCode.USAGE,
+                    ) from None
 
 
 def _dispatch(args: argparse.Namespace) -> int:
