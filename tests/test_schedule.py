@@ -73,3 +73,14 @@ async def test_on_one_bus_the_short_camera_is_done_first_and_waits_with_an_eta(
         big_read = min(states.index(x) for x in ((1, "verifying"), (1, "done")) if x in states)
         small_starts = states.index((2, "offloading"))
         assert small_starts > big_read  # one camera read at a time on the bus
+
+
+def test_a_bay_s_bus_can_be_set_in_the_config(tmp_path: Path) -> None:
+    from camdock.config import load
+    from stationcfg import write_config
+
+    path = write_config(tmp_path)
+    text = path.read_text().replace("button = 7\n", 'button = 7\nbus = "hub-a"\n', 1)
+    path.write_text(text)
+    cfg = load(path)
+    assert [b.bus for b in cfg.bays] == ["hub-a", None]

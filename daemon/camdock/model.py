@@ -84,6 +84,7 @@ class Bay:
     id_path: str | None  # or a glob over udev's ID_PATH
     led: Led
     button: int
+    bus: str | None = None  # the USB bus it is on, when udev's topology is not the truth
 
     def owns(self, port: str | None, id_path: str | None) -> bool:
         """Whether a device on this USB port (or with this ID_PATH) is in this bay. An ID_PATH

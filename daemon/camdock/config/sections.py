@@ -240,7 +240,7 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
     ports: set[str] = set()
     for i, raw in enumerate(r.list(top, "bays")):
         path = f"bays[{i}]"
-        b = r.table(raw, path, {"number", "usb_port", "id_path", "led", "button"})
+        b = r.table(raw, path, {"number", "usb_port", "id_path", "led", "button", "bus"})
         number = r.get(b, path, "number", int, check=lambda v: None if v >= 1 else "must be ≥ 1")
         port = r.get(b, path, "usb_port", str, required=False, check=nonempty)
         id_path = r.get(b, path, "id_path", str, required=False, check=nonempty)
@@ -266,8 +266,9 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
             if p in pins_used:
                 r.problem(where, f"GPIO {p} is also used by {pins_used[p]}")
             pins_used[p] = where
+        bus = r.get(b, path, "bus", str, required=False, check=nonempty)
         if number is not None and led is not None and button is not None:
-            found.append(Bay(number, port, id_path, led, button))
+            found.append(Bay(number, port, id_path, led, button, bus))
     if not found and not any("bays" in p for p in r.problems):
         r.problem("bays", "at least one [[bays]] entry is needed")
     _overlapping_globs(r, found)

@@ -255,7 +255,7 @@ class Docking:
             try:
                 # Mounted first, so the queue knows each camera's size (shortest first).
                 size = await asyncio.to_thread(_camera_bytes, source)
-                bus = schedule.bus_of(storage.port, storage.id_path)
+                bus = b.cfg.bus or schedule.bus_of(storage.port, storage.id_path)
                 async with self._admission.turn(b.n, bus, size):
                     if b.storage is not storage:
                         return  # pulled (or replaced) while waiting for its turn
