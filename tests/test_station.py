@@ -127,10 +127,17 @@ async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
         phases = [s.phase for s in h.bay(1).history]
         assert phases.index(Phase.IDENTIFYING) < phases.index(Phase.OFFLOADING)
         assert phases[-1] is Phase.DONE
+        bays_file = h.cfg.run_dir / "bays.json"  # what the console pushes, written in passing
+
+        def shows_done() -> bool:
+            with contextlib.suppress(OSError, ValueError):
+                bays = json.loads(bays_file.read_text())
+                return [(b["bay"], b["phase"]) for b in bays] == [(1, "done"), (2, "empty")]
+            return False
+
+        await h.until(shows_done, timeout=5)
     assert tree_hashes(vol) == {}
     assert len(tree_hashes(tmp_path / "footage")) == 3 == len(tree_hashes(tmp_path / "backup"))
-    bays = json.loads((h.cfg.run_dir / "bays.json").read_text())  # what the console pushes
-    assert [(b["bay"], b["phase"]) for b in bays] == [(1, "done"), (2, "empty")]
     assert h.catalog("SELECT count(*) FROM recordings WHERE cleared_at IS NOT NULL") == [(3,)]
     assert h.catalog("SELECT DISTINCT officer_name FROM recordings") == [("王小明",)]
     kinds = [k for k, _, _ in h.events]

@@ -25,7 +25,7 @@ from camdock.adapters import archive, fsio, heads
 from camdock.catalog import custody, rows
 from camdock.services.seal import Key
 
-__all__ = ["Finding", "chain", "fixity", "publish_head", "roots_of", "witness_heads"]
+__all__ = ["Finding", "chain", "fixity", "heads_to", "publish_head", "roots_of", "witness_heads"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,11 @@ _YEAR = re.compile(r"^\d{4}$")
 def publish_head(db: Database, roots: list[str] | tuple[str, ...]) -> None:
     """Append the chain's head to every present drive's heads file (a drive that is away gets
     the next one). Never raises: a head not written is logged, the next one follows."""
-    seq, digest = custody.head(db)
+    heads_to(roots, *custody.head(db))
+
+
+def heads_to(roots: list[str] | tuple[str, ...], seq: int, digest: str) -> None:
+    """Append the head ``seq``/``digest`` to every present drive's heads file."""
     for root in roots:
         if Path(root).is_dir():
             try:

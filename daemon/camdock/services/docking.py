@@ -23,7 +23,7 @@ from camdock.adapters.drives import StorageMissing
 from camdock.adapters.systemd import notify
 from camdock.adapters.udev import HotplugEvent
 from camdock.aio import in_daemon_thread
-from camdock.catalog import outbox, selftests
+from camdock.catalog import custody, outbox, selftests
 from camdock.catalog.db import write_txn
 from camdock.config import Config
 from camdock.core import bay as core
@@ -44,7 +44,7 @@ from camdock.events import (
 )
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
-from camdock.services.audit import publish_head
+from camdock.services.audit import heads_to
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import OffloadEngine, OffloadRequest
 
@@ -253,9 +253,12 @@ class Docking:
                 self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
                 return
             try:
-                # Mounted first, so the queue knows each camera's size (shortest first).
-                size = await asyncio.to_thread(_camera_bytes, source)
+                # Mounted first, so a queue knows each camera's size (shortest first); a camera
+                # that can start at once is not measured.
                 bus = b.cfg.bus or schedule.bus_of(storage.port, storage.id_path)
+                size = 0
+                if self._admission.would_wait(bus):
+                    size = await asyncio.to_thread(_camera_bytes, source)
                 async with self._admission.turn(b.n, bus, size):
                     if b.storage is not storage:
                         return  # pulled (or replaced) while waiting for its turn
@@ -265,6 +268,13 @@ class Docking:
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
             log.exception("bay %d offload crashed", b.n)
             b.queue.put_nowait(core.Failed(f"offload crashed: {exc!r}"))
+
+    async def _publish_head(self, roots: list[str]) -> None:
+        try:
+            seq, digest = await self.st.store.call(custody.head)
+            await asyncio.to_thread(heads_to, roots, seq, digest)
+        except Exception:  # bulkhead: a head not written is logged; the next one follows
+            log.exception("custody head not written to the drives")
 
     def _request(
         self, b: BayRuntime, source: Path, camera: Camera, facts: _DockFacts
@@ -352,8 +362,10 @@ class Docking:
                 )
             raise
         b.offload.report = report
-        roots = [str(d) for d in request.destinations]
-        await self.st.store.call(publish_head, roots)  # invariant 6: the head onto both drives
+        # Invariant 6: the chain's head onto both drives, in a thread of its own (an fsync on a
+        # busy drive must hold up neither this officer nor the other bays' catalog writes).
+        self.st.spawn(self._publish_head([str(d) for d in request.destinations]),
+                      f"bay[{b.n}].head")  # fmt: skip
         summary = report.totals()
         if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove
@@ -495,6 +507,19 @@ class Admission:
         finally:
             self._leave(bay)
 
+    def would_wait(self, bus: str) -> bool:
+        """Whether a camera docked now on ``bus`` would queue (others wait, or no room)."""
+        busy = [b for b, *_ in self.running.values()]
+        return bool(self.waiting) or len(self.running) >= self.total or (
+            bool(self.per_bus) and busy.count(bus) >= self.per_bus)  # fmt: skip
+
+    def sized(self, bay: int, size: int) -> None:
+        """A running camera's size, as its offload planned it (for the ETAs of those waiting,
+        and the bus's measured rate)."""
+        if bay in self.running:
+            bus, _, started = self.running[bay]
+            self.running[bay] = (bus, size, started)
+
     def release(self, bay: int) -> None:
         """The bay's camera is read to the end (its read-backs and catalogue go on): the bus is
         free for the next camera."""
@@ -511,7 +536,7 @@ class Admission:
         if done is not None:
             bus, size, started = done
             took = asyncio.get_running_loop().time() - started
-            if size and took > 0.5:
+            if size and took > 2.0:  # shorter reads are mostly start-up: not the bus's rate
                 self.rate[bus] = size / took
         self.on_eta(bay, None)
         self._dispatch()

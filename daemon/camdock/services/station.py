@@ -19,6 +19,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from datetime import date
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlite_utils import Database
@@ -114,6 +115,7 @@ class Station:
         self._retention_alarm: str | None = None  # today's retention alarms, for STATUS=
         self._scrub_alarm: str | None = None  # damage the scrub found, until repaired
         self.etas: dict[int, float] = {}  # bay → seconds until done (waiting for its bus)
+        self._bays_dirty = asyncio.Event()
         self._offload_started: dict[int, tuple[float, int]] = {}  # bay → (time, bytes done)
         self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
@@ -263,6 +265,7 @@ class Station:
                 tg.create_task(self._supervise("retention", self._retention_loop),
                                name="retention")  # fmt: skip
                 tg.create_task(self._supervise("scrub", self._scrub_loop), name="scrub")
+                tg.create_task(self._supervise("bays-file", self._bays_file), name="bays-file")
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
                     tg.create_task(self._supervise("mqtt", self.publisher.run), name="mqtt")
@@ -405,16 +408,20 @@ class Station:
         return self.etas.get(b.n) if s.phase is Phase.IDENTIFYING else None
 
     def _write_bays(self) -> None:
-        """Every bay's state into the run directory, for the console (web/app.py) to push."""
-        states = [json.loads(bay_state_json(self.cfg.station_id, b.state, self.eta_of(b)))
-                  for b in self.bays.values()]  # fmt: skip
+        """Ask for every bay's state to be written for the console (coalesced, off the loop:
+        a file write can block for long while eight offloads fill the disk)."""
+        self._bays_dirty.set()
+
+    async def _bays_file(self) -> None:
+        """Write the bays' states into the run directory, at most every 0.3 s, in a thread."""
         path = self.cfg.run_dir / BAYS_FILE
-        temp = path.with_name(f".{BAYS_FILE}.tmp")
-        try:
-            temp.write_text(json.dumps(states, ensure_ascii=False), encoding="utf-8")
-            os.replace(temp, path)
-        except OSError as exc:  # the console shows stale bays; the station goes on
-            log.debug("bay states not written for the console: %s", exc)
+        while True:
+            await self._bays_dirty.wait()
+            self._bays_dirty.clear()
+            states = [json.loads(bay_state_json(self.cfg.station_id, b.state, self.eta_of(b)))
+                      for b in self.bays.values()]  # fmt: skip
+            await asyncio.to_thread(_write_json, path, states)
+            await asyncio.sleep(0.3)
 
     def _notify_status(self) -> None:
         status = self.status_line()
@@ -531,6 +538,16 @@ class Station:
                 log.error("hotplug keeps failing: withholding the watchdog ping (systemd restarts)")
             else:
                 notify("WATCHDOG=1")
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    """Replace ``path`` with ``doc`` whole (a reader never sees half a file)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:  # the console shows stale bays; the station goes on
+        log.debug("bay states not written for the console: %s", exc)
 
 
 def _poster(queue: asyncio.Queue[core.Event], event: core.Event) -> Callable[[], None]:
