@@ -22,12 +22,12 @@ from camdock.commands.common import (
     opened,
     output,
     person,
+    seal_key,
     where_from,
 )
-from camdock.config import SealSettings
 from camdock.errors import ExitCode, UsageError
 from camdock.services import audit as service
-from camdock.services.seal import Key, Sealing, SealKeyMissing, load_key
+from camdock.services.seal import Key
 
 __all__ = ["add_parser", "run"]
 
@@ -58,14 +58,11 @@ def add_parser(sub: Any) -> None:
 
 
 def _key(args: argparse.Namespace, where: Any) -> Key | None:
-    try:
-        if where.cfg is not None:
-            return Sealing.from_config(where.cfg, args.password_file).key
-        return load_key(SealSettings(), args.password_file) if args.password_file else None
-    except SealKeyMissing as exc:
-        print(f"camdock audit: {exc}; sealed archives are checked by their hash only",
+    key: Key | None = seal_key(where, args.password_file)
+    if key is None:
+        print("camdock audit: no seal password; sealed archives are checked by their hash only",
               file=sys.stderr)  # fmt: skip
-        return None
+    return key
 
 
 def _progress(n: int, total: int) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "opened",
     "output",
     "person",
+    "seal_key",
     "station_tz",
     "tz_name",
     "where_from",
@@ -179,3 +180,20 @@ def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tupl
     who = identify(db, cfg, by, action, topics)
     authorize(db, who, action, topics)
     return who.label, None if who.checked else NO_ROLES
+
+
+def seal_key(where: Where, password_file: Path | None) -> Any:
+    """The seal password for a command (services.seal.Key), or None: ``--password-file`` (its
+    problems are errors), else the station's credential or ``[seal] password_file`` if there."""
+    from camdock.config import SealSettings
+    from camdock.services.seal import SealKeyMissing, load_key
+
+    settings = where.cfg.seal if where.cfg is not None else SealSettings()
+    if password_file is not None:
+        return load_key(settings, password_file)
+    if where.cfg is None:
+        return None
+    try:
+        return load_key(settings)
+    except SealKeyMissing:
+        return None

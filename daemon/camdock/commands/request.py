@@ -14,13 +14,11 @@ from typing import Any
 
 from camdock import forms
 from camdock.catalog import requests
-from camdock.commands.common import Where, by_from, opened, output, where_from
-from camdock.config import SealSettings
+from camdock.commands.common import Where, by_from, opened, output, seal_key, where_from
 from camdock.core.access import Purpose
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import Topics
 from camdock.services import access as service
-from camdock.services.seal import Key, Sealing, SealKeyMissing, load_key
 
 __all__ = ["add_parsers", "run"]
 
@@ -125,15 +123,6 @@ def _topics(where: Where) -> Topics | None:
     return Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id) if cfg else None
 
 
-def _key(args: argparse.Namespace, where: Where) -> Key | None:
-    try:
-        if where.cfg is not None:
-            return Sealing.from_config(where.cfg, args.password_file).key
-        return load_key(SealSettings(), args.password_file) if args.password_file else None
-    except SealKeyMissing:
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
     """One workflow step (a CamdockError, refusals included, is reported by cli.main)."""
     where = where_from(args)
@@ -202,7 +191,13 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.action == "copy":
             done = service.copy(
-                db, who, args.number, args.to, _key(args, where), topics, medium=args.medium
+                db,
+                who,
+                args.number,
+                args.to,
+                seal_key(where, args.password_file),
+                topics,
+                medium=args.medium,
             )
             return output(
                 args,

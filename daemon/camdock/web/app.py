@@ -150,7 +150,10 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
                             why="表單已失效 The form expired or was forged",
                         )
                     request.state.form = form
-                result: Response = await fn(request, me)
+                try:
+                    result: Response = await fn(request, me)
+                except CamdockError as exc:  # the rules said no (and recorded it): say why
+                    return c.page(request, "refused.html", 403, why=str(exc))
                 return result
 
             return handler
@@ -297,8 +300,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
                 (str(f.get("officer")) or None, str(f.get("camera")) or None, start, end),
                 c.topics,
             )
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         return RedirectResponse(f"/requests/{req['number']}", 303)
@@ -328,8 +329,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             else:
                 access.step(db, who, number, action, c.topics, datetime.now(UTC), **kw)
                 msg = f"{action} ✔"
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         return RedirectResponse(f"/requests/{number}?m={msg}", 303)
@@ -365,8 +364,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             who = access.Acting(me, me.label)
             access.authorize(db, who, "view", c.topics, access._rules(req), datetime.now(UTC))
             path = _plain(db, rec_id)
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         if path is None:
@@ -399,8 +396,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
         try:
             access.authorize(db, access.Acting(me, me.label), "confirm", c.topics)
             confirm_day(db, Sealing(None, topics=c.topics), day, me.label)
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         return RedirectResponse(f"/seals?m=已確認 confirmed {day}", 303)
@@ -426,8 +421,8 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
                 reason=str(f.get("reason", "")), recording=int(str(f.get("recording") or 0))
                 or None, officer=str(f.get("officer") or "") or None,
                 today=datetime.now(c.cfg.tz).date())  # fmt: skip
-        except (CamdockError, ValueError) as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
+        except ValueError as exc:
+            return c.page(request, "refused.html", 400, why=str(exc))
         finally:
             db.close()
         return RedirectResponse(f"/holds?m=保留 {hold_id} placed", 303)
@@ -441,8 +436,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             retention.release_hold(db, retention.Keeping.from_config(c.cfg),
                                    int(request.path_params["id"]), me.label,
                                    str(f.get("reason", "")))  # fmt: skip
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         return RedirectResponse("/holds?m=已解除 released", 303)
@@ -467,8 +460,6 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             done = await asyncio.to_thread(
                 _destroy_thread, c, me.label, datetime.now(c.cfg.tz).date()
             )
-        except CamdockError as exc:
-            return c.page(request, "refused.html", 403, why=str(exc))
         finally:
             db.close()
         return RedirectResponse(f"/retention?m=已銷毀 destroyed {done}", 303)
