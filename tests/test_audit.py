@@ -14,7 +14,7 @@ from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.errors import ExitCode
 from camdock.events import EventType, Topics
-from conftest import camdock_cmd, make_camera, offload, run
+from conftest import TZ, camdock_cmd, make_camera, offload, run
 from mqttbroker import Broker
 from test_mqtt import (
     broker,  # noqa: F401 - the fixture
@@ -227,3 +227,90 @@ def test_the_six_monthly_report(tmp_path: Path) -> None:
     assert "查核報告" in text and "每日加密封存" in text and "2026-11-28" in text
     bad = _audit(catalog, "report", "--from", "2026-06-01")
     assert bad.returncode == ExitCode.USAGE and "Traceback" not in bad.stderr
+
+
+def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
+    """REG-7.2/7.3: six months of a station, condensed — two duty days (one sealed and
+    confirmed, one not), pre-shift tests passed and failed with the duty-log entry, a request
+    taken to a verified copy, a refusal, damage found and repaired, a hold past its review, an
+    audit — and the report counts each where the regulation looks for it."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from camdock.catalog import requests as request_rows
+    from camdock.catalog import selftests
+    from camdock.core.retention import HoldKind
+    from camdock.services import access
+    from camdock.services.retention import Keeping, place_hold
+    from camdock.services.scrub import scrub_step
+    from camdock.services.seal import Key, Sealing, confirm_day, seal_day
+    from conftest import write_recording
+
+    d1, d2, catalog = _offloaded(tmp_path, files=2)  # duty day 2026-11-28
+    other = tmp_path / "cam2"
+    write_recording(other / "DCIM/100MEDIA/20261127_101500_0001.MP4", 8192, 41)
+    assert offload(other, [d1, d2], catalog, camera_id="CAM0002", officer_badge="B2",
+                   officer_name="李美玲").ok  # fmt: skip
+    db = open_catalog(catalog)
+    sealing = Sealing(Key("1", "a seal password for the report"))
+    seal_day(db, sealing, date(2026, 11, 28), "保管人")
+    confirm_day(db, sealing, date(2026, 11, 28), "督導")
+    with write_txn(db):
+        selftests.add_selftest(
+            db,
+            {
+                "camera_id": "CAM0001",
+                "officer_badge": "A12345",
+                "officer_name": "王小明",
+                "passed": 1,
+                "checks": "[]",
+            },
+        )
+        failed = selftests.add_selftest(
+            db,
+            {
+                "camera_id": "CAM0002",
+                "officer_badge": "B2",
+                "officer_name": "李美玲",
+                "passed": 0,
+                "checks": "[]",
+            },
+        )
+        selftests.add_duty_log(db, {"officer_badge": "B2", "officer_name": "李美玲",
+                                    "camera_id": "CAM0002", "entry": "電池不足 battery low",
+                                    "selftest_id": failed})  # fmt: skip
+    who = access.Acting(None, "偵查員")
+    start = datetime(2026, 11, 28, tzinfo=TZ)
+    form = {"kind": "copy", "reason": "r", "purpose": "complaint"}
+    req = access.new_request(
+        db, None, who, form, ("A12345", None, start, start + timedelta(days=1)), TOPICS
+    )
+    boss = access.Acting(None, "分局長")
+    for action, by, kw in (("submit", who, {}), ("approve", boss, {}),
+                           ("schedule", access.Acting(None, "保管人"),
+                            {"start": datetime.now(UTC) - timedelta(minutes=1),
+                             "end": datetime.now(UTC) + timedelta(hours=1)})):  # fmt: skip
+        access.step(db, by, req["number"], action, TOPICS, **kw)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    access.copy(db, access.Acting(None, "保管人"), req["number"], usb, None, TOPICS)
+    request_rows.record_refusal(db, "路人", "copy", req["number"], "not on the staff", TOPICS)
+    damaged = next(iter(sorted(d1.rglob("*.mp4"))))
+    damaged.write_bytes(b"rot")
+    scrub_step(db, 1 << 30, TOPICS)
+    place_hold(db, Keeping(topics=TOPICS), "督導", kind=HoldKind.COMPLAINT, case="陳情 9",
+               reason="r", recording=1, review_by=date(2026, 11, 28))  # fmt: skip
+    db.close()
+    assert _audit(catalog, "--full", "--by", "稽核員").returncode == 0  # repaired: intact
+    out = _audit(catalog, "report", "--from", "2026-06-01", "--to", "2026-11-30", "--json")
+    doc = json.loads(out.stdout)
+    assert {(t["camera_id"], t["tests"], t["passed"]) for t in doc["selftests"]} == {
+        ("CAM0001", 1, 1), ("CAM0002", 1, 0)}  # fmt: skip
+    assert [d["entry"] for d in doc["duty_log"]] == ["電池不足 battery low"]
+    assert doc["recordings"]["ingested"] == 3
+    assert doc["seals"] == {"days": 2, "sealed": 1, "confirmed": 1, "unsealed": ["2026-11-27"],
+                            "unconfirmed": []}  # fmt: skip
+    assert doc["register"]["complete"] and doc["register"]["lines"] == {"copy": 1}
+    assert doc["register"]["refusals"] == 1
+    assert doc["fixity"]["scrub"] == {"damage": 1, "repair": 1}
+    assert [a["actor"] for a in doc["fixity"]["audits"]] == ["稽核員"]
+    assert len(doc["retention"]["holds_past_review"]) == 1 and doc["chain_problems"] == []
