@@ -284,3 +284,34 @@ def test_text_in_a_legacy_encoding_is_refused_by_every_command(tmp_path: Path) -
         out = run(camdock_cmd(*args))
         assert out.returncode == ExitCode.USAGE and "not valid UTF-8" in out.stderr
         assert json.loads(out.stdout)["ok"] is False and "Traceback" not in out.stderr
+
+
+def test_the_roster_can_grant_a_role_for_the_day(tmp_path: Path) -> None:
+    """REG-4.1.1: the server's roster names today's delegate approving officer; every command
+    then checks that grant (the daemon keeps it in the catalog)."""
+    from camdock.catalog import assignments
+    from camdock.catalog.db import write_txn
+    from camdock.core.roster import Registry, parse
+    from camdock.errors import RosterError
+
+    registry = Registry("Test Precinct", frozenset({"A12345"}), frozenset({"CAM0001"}))
+    delegate = {"badge": "B77", "name": "代理分局長", "roles": ["approver"]}
+    body = {"version": 1, "date": "2026-11-29", "assignments": [], "officers": [delegate]}
+    roster = parse(json.dumps(body).encode(), registry)
+    assert roster.roles == {"B77": frozenset({"approver"})}
+    import pytest
+
+    with pytest.raises(RosterError, match="roles"):
+        king = {**body, "officers": [{"badge": "B7", "name": "x", "roles": ["king"]}]}
+        parse(json.dumps(king).encode(), registry)
+    cfg = _station(tmp_path)
+    n = _new(cfg, "D1")
+    assert _cmd(cfg, "request", "submit", n, "--by", "D1").returncode == 0
+    _refused(_cmd(cfg, "request", "approve", n, "--by", "B77"), "not on station")
+    db = open_catalog(load(cfg).catalog)
+    with write_txn(db):
+        assignments.record_roles(db, "2026-11-29", {"B77": ("代理分局長", "", ["approver"])})
+    db.close()
+    ok = _cmd(cfg, "request", "approve", n, "--by", "B77", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["request"]["approved_by"] == "代理分局長 (B77)"

@@ -3,16 +3,17 @@ on, and the loans of spares, as the attribution of a recording needs them."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import rows
+from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 from camdock.core.attribution import Assignment, Loan, Source
 from camdock.model import Officer
 
-__all__ = ["history", "loans", "record_roster"]
+__all__ = ["granted", "history", "loans", "record_roles", "record_roster"]
 
 
 def record_roster(db: Database, duty_day: str, assignments: dict[str, Officer]) -> None:
@@ -62,3 +63,20 @@ def loans(db: Database, camera_id: str, unit: str) -> list[Loan]:
             (camera_id,),
         )
     ]
+
+
+def record_roles(db: Database, duty_day: str, granted: dict[str, tuple[str, str, list[str]]]
+                 ) -> None:  # fmt: skip
+    """The latest roster's role grants replace the previous ones (inside the caller's
+    transaction): badge → (name, unit, roles)."""
+    db.execute("DELETE FROM roster_roles")
+    for badge, (name, unit, roles) in granted.items():
+        row = {"badge": badge, "name": name, "unit": unit, "roles": json.dumps(sorted(roles)),
+               "duty_day": duty_day, "received_at": utcnow()}  # fmt: skip
+        db.table("roster_roles").insert(row)
+
+
+def granted(db: Database, badge: str) -> tuple[str, str, list[str]] | None:
+    """The roles the latest roster granted ``badge``: (name, unit, roles), or None."""
+    r = one(db, "SELECT name, unit, roles FROM roster_roles WHERE badge = ?", (badge,))
+    return (r["name"], r["unit"] or "", json.loads(r["roles"])) if r else None

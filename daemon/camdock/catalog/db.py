@@ -56,9 +56,12 @@ def open_catalog(path: Path | str) -> Database:
             _create(path)
         db = _setup(_connect(str(path), uri_mode=False))
         try:
-            # Under the write lock, so two processes opening an old catalog cannot both migrate.
-            with write_txn(db):
-                migrations.apply(db)
+            # Under the write lock, so two processes opening an old catalog cannot both migrate;
+            # a catalog already up to date (every engine of eight bays opening it at once) is
+            # not made to queue for the lock just to find that out.
+            if migrations.pending(db):
+                with write_txn(db):
+                    migrations.apply(db)
         except BaseException:
             db.close()
             raise

@@ -461,3 +461,20 @@ def m012_search(db: Database) -> None:
     """The console's catalog search by officer or camera, newest first, without a scan."""
     db.execute("CREATE INDEX recordings_officer ON recordings (officer_badge, id)")
     db.execute("CREATE INDEX recordings_camera ON recordings (camera_id, id)")
+
+
+@migrations()
+def m013_roster_roles(db: Database) -> None:
+    """Roles the server's latest roster granted (REG-4.1.1), so commands check them too."""
+    db.table("roster_roles").create(
+        {
+            "badge": str,
+            "name": str,
+            "unit": str,
+            "roles": str,
+            "duty_day": str,
+            "received_at": str,
+        },
+        pk="badge",
+        not_null={"name", "roles", "duty_day", "received_at"},
+    )

@@ -150,4 +150,12 @@ class Config:
         for camera_id, badge in roster.assignments.items():
             cam = by_id[camera_id]
             cameras[cam.serial] = replace(cam, officer=badge)
-        return replace(self, officers=officers, cameras=cameras, slots=roster.slots or self.slots)
+        staff = dict(self.staff)
+        for o in roster.officers:
+            known = staff.get(o.badge)
+            granted = frozenset(Role(r) for r in roster.roles.get(o.badge, ()))
+            staff[o.badge] = Person(o.badge, o.name, granted | {Role.OFFICER} |
+                                    (known.roles if known else frozenset()),
+                                    known.title if known else "", o.unit)  # fmt: skip
+        return replace(self, officers=officers, cameras=cameras, staff=staff,
+                       slots=roster.slots or self.slots)  # fmt: skip

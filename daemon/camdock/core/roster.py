@@ -4,7 +4,7 @@ officers, and duty slots. Validated whole; a bad roster changes nothing (pure fu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -35,6 +35,9 @@ class Roster:
     assignments: dict[str, str]  # camera id → officer badge
     officers: tuple[Officer, ...]
     slots: DutySlots | None
+    # Roles the server grants for the day (REG-4.1.1), by badge: e.g. the delegate approving
+    # officer while the chief is away. Console passwords come only from the station's config.
+    roles: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def parse(payload: bytes, cfg: Registry) -> Roster:
@@ -54,6 +57,7 @@ def parse(payload: bytes, cfg: Registry) -> Roster:
     if "issued" in data and not isinstance(data["issued"], str):
         problems.append("issued: must be a date-time string")
     officers = _officers(data, cfg, problems)
+    roles = _roles(data, problems)
     assignments = _assignments(data, cfg, {o.badge for o in officers}, problems)
     slots = None
     if "duty_slots" in data:
@@ -68,7 +72,7 @@ def parse(payload: bytes, cfg: Registry) -> Roster:
     if problems:
         raise RosterError(problems)
     assert isinstance(day, str)
-    return Roster(day, assignments, tuple(officers), slots)
+    return Roster(day, assignments, tuple(officers), slots, roles)
 
 
 def _load(payload: bytes) -> dict[str, Any]:
@@ -113,7 +117,7 @@ def _officers(data: dict[str, Any], cfg: Registry, problems: list[str]) -> list[
     for i, o in enumerate(_list(data, "officers", problems)):
         if (
             not isinstance(o, dict)
-            or set(o) - {"badge", "name", "unit"}
+            or set(o) - {"badge", "name", "unit", "roles"}
             or not all(isinstance(o.get(k), str) and o.get(k) for k in ("badge", "name"))
             or not isinstance(o.get("unit", ""), str)
         ):
@@ -127,6 +131,23 @@ def _officers(data: dict[str, Any], cfg: Registry, problems: list[str]) -> list[
         unit = name_text(o.get("unit") or "") or cfg.unit
         officers.append(Officer(name_text(o["badge"]), name_text(o["name"]), unit))
     return officers
+
+
+def _roles(data: dict[str, Any], problems: list[str]) -> dict[str, frozenset[str]]:
+    granted: dict[str, frozenset[str]] = {}
+    known = {"officer", "custodian", "supervisor", "approver", "pr", "auditor"}
+    officers = data.get("officers")
+    for i, o in enumerate(officers if isinstance(officers, list) else []):
+        if not isinstance(o, dict) or "roles" not in o:
+            continue
+        roles = o["roles"]
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r in known
+                                                  for r in roles):  # fmt: skip
+            problems.append(f"officers[{i}].roles: a list of {', '.join(sorted(known))}")
+            continue
+        if isinstance(o.get("badge"), str):
+            granted[name_text(o["badge"])] = frozenset(roles)
+    return granted
 
 
 def _assignments(

@@ -26,12 +26,12 @@ from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
-from camdock.catalog import requests, rows, seals
+from camdock.catalog import assignments, requests, rows, seals
 from camdock.catalog.custody import Action
 from camdock.clock import iso_utc
 from camdock.config import Config
 from camdock.core import access as core
-from camdock.core.access import Person, Purpose, State
+from camdock.core.access import Person, Purpose, Role, State
 from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.seal import Key
@@ -66,11 +66,19 @@ class Acting:
         return self.person is not None
 
 
-def acting(cfg: Config | None, by: str) -> Acting:
-    """The person ``--by`` names: on a station with a staff list, one of its members (by id)."""
+def acting(cfg: Config | None, by: str, db: Database | None = None) -> Acting:
+    """The person ``--by`` names: on a station with a staff list, one of its members (by id),
+    with the roles the server's latest roster granted them added (catalog ``roster_roles``)."""
     if cfg is None or not cfg.has_roles:
         return Acting(None, by)
     person = cfg.staff.get(by)
+    grant = assignments.granted(db, by) if db is not None else None
+    if grant is not None:
+        name, unit, roles = grant
+        extra = frozenset(Role(r) for r in roles) | {Role.OFFICER}
+        person = (Person(by, name, extra, "", unit) if person is None else
+                  Person(person.id, person.name, person.roles | extra, person.title,
+                         person.unit))  # fmt: skip
     if person is None:
         raise Refused(f"{by!r} is not on station {cfg.station_id}'s staff ([[staff]] ids)")
     return Acting(person, person.label)
@@ -80,7 +88,7 @@ def identify(db: Database, cfg: Config | None, by: str, action: str,
              topics: Topics | None) -> Acting:  # fmt: skip
     """``acting``, with an unknown person's attempt recorded as a refusal (REG-7.1)."""
     try:
-        return acting(cfg, by)
+        return acting(cfg, by, db)
     except Refused as exc:
         requests.record_refusal(db, by, action, None, str(exc), topics)
         raise

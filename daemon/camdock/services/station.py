@@ -235,7 +235,10 @@ class Station:
         self.cfg = self.cfg.with_roster(new)
         officers = self.cfg.officers
         history = {cam: officers[badge] for cam, badge in new.assignments.items()}
-        self.store.submit(_keep_roster, new.date, history).add_done_callback(_log_failure)
+        granted = {o.badge: (o.name, o.unit, sorted(new.roles.get(o.badge, ())))
+                   for o in new.officers if o.badge in new.roles}  # fmt: skip
+        self.store.submit(_keep_roster, new.date, history, granted).add_done_callback(
+            _log_failure)  # fmt: skip
         log.info("roster for %s applied: %d assignments", new.date, len(new.assignments))
         self.record(
             EventType.ROSTER_APPLIED,
@@ -554,10 +557,13 @@ def _poster(queue: asyncio.Queue[core.Event], event: core.Event) -> Callable[[],
     return lambda: queue.put_nowait(event)
 
 
-def _keep_roster(db: Database, duty_day: str, history: dict[str, Officer]) -> None:
-    """The roster's assignments from its duty day on (REG-4.2.4: attribution by time)."""
+def _keep_roster(db: Database, duty_day: str, history: dict[str, Officer],
+                 granted: dict[str, tuple[str, str, list[str]]]) -> None:  # fmt: skip
+    """The roster's assignments from its duty day on (REG-4.2.4: attribution by time), and the
+    roles it grants (REG-4.1.1), for the commands to check."""
     with write_txn(db):
         assignments.record_roster(db, duty_day, history)
+        assignments.record_roles(db, duty_day, granted)
 
 
 def _log_failure(future: Future[None]) -> None:
