@@ -69,3 +69,17 @@ def test_a_reader_opens_the_catalog_without_migrating_or_writing(tmp_path: Path)
             ro.execute("CREATE TABLE x (y)")
     finally:
         ro.close()
+
+
+def test_an_offload_s_custody_entries_name_the_officer_not_only_the_machine(
+    tmp_path: Path,
+) -> None:
+    """REG-4.1.2 / REG-7.1: the officer transfers the footage; the entry names them."""
+    d1, d2 = tmp_path / "d1", tmp_path / "d2"
+    d1.mkdir(), d2.mkdir()
+    make_camera(tmp_path / "cam", 1)
+    assert offload(tmp_path / "cam", [d1, d2], tmp_path / "c.db").ok
+    db = open_catalog(tmp_path / "c.db")
+    actors = {r[0] for r in db.execute("SELECT actor FROM custody_log")}
+    db.close()
+    assert len(actors) == 1 and next(iter(actors)).startswith("王小明 (A12345) via camdock@")

@@ -119,7 +119,11 @@ class OffloadEngine:
         self._fin = threading.local()  # the verifier thread's catalog connection
         self._clock = ClockCheck(datetime.now(request.tz), not_before=request.not_before)
         station = request.events.topics.station if request.events else socket.gethostname()
-        self._actor = f"camdock@{station}"
+        # REG-4.1.2: the officer transfers the footage after duty; the station does the work.
+        # The custody log names both (REG-7.1: a person, not only a machine).
+        who = (f"{request.officer_name} ({request.officer_badge})"
+               if request.officer_badge not in ("", "none") else "no officer assigned")  # fmt: skip
+        self._actor = f"{who} via camdock@{station}"
 
     def cancel(self) -> None:
         """Stop soon, leaving everything resumable (thread-safe)."""
