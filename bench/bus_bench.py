@@ -111,6 +111,8 @@ async def shift_end(work: Path, devs: list[str], per_bus: int) -> dict[str, Any]
     total = sum(r.bytes_read for b in station.bays.values() if (r := b.offload.report))
     shutil.rmtree(state, ignore_errors=True)
     errors = [abs(eta - (done[n] - at)) / (done[n] - at) for n, (eta, at) in eta_at_start.items()]
+    if os.environ.get("CAMDOCK_BENCH_DEBUG"):
+        print({n: (round(eta, 2), round(done[n] - at, 2)) for n, (eta, at) in eta_at_start.items()})
     return {"per_bus": per_bus, "wall": wall, "faults": faults, "bytes": total,
             "done": {n: done[n] - docked[n] for n in done},
             "eta_error_max": max(errors) if errors else float("nan")}  # fmt: skip

@@ -92,6 +92,10 @@ class Docking:
         """Bytes/s the bay's bus was measured at (a guess until an offload on it finished)."""
         return self._admission.rate_for(bay) or BUS_RATE_GUESS
 
+    def finish_time(self, bay: int) -> float:
+        """Seconds the bay's last read-backs and catalogue take after its camera is read."""
+        return self._admission.tail_for(bay)
+
     def close(self) -> None:
         """Cancel running engines: they stop at a resumable point."""
         for b in self.st.bays.values():
@@ -404,9 +408,11 @@ class Docking:
             case SessionStarted(files=files, bytes=total):
                 self.st.wake_publisher()  # the engine committed an event with that change
                 o.bytes_total = total
+                self._admission.sized(b.n, total)  # for the waiting's ETAs and the bus rate
                 b.queue.put_nowait(core.OffloadStarted(files, total))
             case BytesCopied(source=source, done=done):
                 o.per_file[source] = done
+                self._admission.reading(b.n)
                 self._bytes_progress(b, o)
                 if o.bytes_total and sum(o.per_file.values()) >= o.bytes_total:
                     self._admission.release(b.n)  # read to the end: the next camera may go
@@ -474,6 +480,7 @@ def _camera_bytes(source: Path) -> int:
 
 
 BUS_RATE_GUESS = 35e6  # bytes/s of one USB 2.0 camera link, until a rate is measured
+TAIL_GUESS = 0.0  # seconds from read end to done (the last read-backs): added once measured
 
 
 class Admission:
@@ -487,6 +494,11 @@ class Admission:
         self.waiting: dict[int, tuple[schedule.Waiting, str, asyncio.Future[None]]] = {}
         self.running: dict[int, tuple[str, int, float]] = {}  # bay → (bus, bytes, started)
         self.rate: dict[str, float] = {}  # measured bytes/s per bus
+        # After a camera is read to the end its last read-backs and catalogue still run: how
+        # long that took last time, per bus (added to ETAs: the officer waits for "done").
+        self.tail: dict[str, float] = {}
+        self._read_end: dict[int, tuple[str, float]] = {}
+        self._first_byte: dict[int, float] = {}
 
     @contextlib.asynccontextmanager
     async def turn(self, bay: int, bus: str, size: int) -> AsyncIterator[None]:
@@ -524,7 +536,18 @@ class Admission:
         """The bay's camera is read to the end (its read-backs and catalogue go on): the bus is
         free for the next camera."""
         if bay in self.running:
+            self._read_end[bay] = (self.running[bay][0], asyncio.get_running_loop().time())
             self._leave(bay)
+
+    def reading(self, bay: int) -> None:
+        """The bay's first bytes came off the camera: the bus rate is measured from here."""
+        if bay in self.running and bay not in self._first_byte:
+            self._first_byte[bay] = asyncio.get_running_loop().time()
+
+    def tail_for(self, bay: int) -> float:
+        """Seconds from a camera read to its end until the bay is done, as last measured."""
+        run = self.running.get(bay)
+        return self.tail.get(run[0], TAIL_GUESS) if run else TAIL_GUESS
 
     def rate_for(self, bay: int) -> float | None:
         """The measured rate of the bus a running bay is on, if one was measured."""
@@ -532,11 +555,15 @@ class Admission:
         return self.rate.get(run[0]) if run else None
 
     def _leave(self, bay: int) -> None:
+        if bay not in self.running and bay in self._read_end:  # the offload ended after its read
+            bus, at = self._read_end.pop(bay)
+            self.tail[bus] = asyncio.get_running_loop().time() - at
         done = self.running.pop(bay, None)
-        if done is not None:
-            bus, size, started = done
-            took = asyncio.get_running_loop().time() - started
-            if size and took > 2.0:  # shorter reads are mostly start-up: not the bus's rate
+        first = self._first_byte.pop(bay, None)
+        if done is not None and first is not None:
+            bus, size, _ = done
+            took = asyncio.get_running_loop().time() - first  # first byte to the last
+            if size and took > 0.3:
                 self.rate[bus] = size / took
         self.on_eta(bay, None)
         self._dispatch()
@@ -566,4 +593,5 @@ class Admission:
                           if b == bus)  # fmt: skip
             ahead = [x.bytes for x, xb, _ in self.waiting.values()
                      if xb == bus and (x.bytes, x.since) < (w.bytes, w.since)]  # fmt: skip
-            self.on_eta(bay, schedule.eta(w.bytes, ahead, int(running), rate))
+            tail = self.tail.get(bus, TAIL_GUESS)
+            self.on_eta(bay, schedule.eta(w.bytes, ahead, int(running), rate) + tail)

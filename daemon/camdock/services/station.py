@@ -404,9 +404,10 @@ class Station:
             start, done0 = self._offload_started.setdefault(b.n, (now, s.bytes_done or 0))
             remaining = s.bytes_total - (s.bytes_done or 0)
             done = (s.bytes_done or 0) - done0
+            tail = self.docking.finish_time(b.n)
             if done > 0 and now - start > 5.0:
-                return remaining / (done / (now - start))
-            return remaining / (self.docking.bus_rate(b.n))
+                return remaining / (done / (now - start)) + tail
+            return remaining / self.docking.bus_rate(b.n) + tail
         self._offload_started.pop(b.n, None)
         return self.etas.get(b.n) if s.phase is Phase.IDENTIFYING else None
 
