@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, fill_camera
 from camdock.sim.station import sim_config
 from offload_bench import USB2_BPS, Throttle, drop_caches, machine, write_results
+
+DOCKED = threading.Event()  # set while the cameras of a load run are docked
 
 
 def sh(*argv: str) -> str:
@@ -124,6 +127,7 @@ async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
     await asyncio.sleep(0.3)
     rss_before = rss_mib()
     t0 = time.perf_counter()
+    DOCKED.set()
     for n in range(1, bays + 1):
         docked_at[n] = time.perf_counter()
         hot.dock(f"1-1.{n}", f"SN{n:04d}", Path(devs[n - 1]), fs_type="ext4")
@@ -159,6 +163,7 @@ async def load_run(work: Path, devs: list[str], bays: int) -> dict[str, Any]:
         rss_peak = max(rss_peak, rss_mib())
         await asyncio.sleep(0.05)
     wall = time.perf_counter() - t0
+    DOCKED.clear()
     await presser
     stop.set()
     for t in probes:
@@ -263,6 +268,11 @@ def main() -> None:
         "stored copies at idle I/O priority the whole time (its worst case: the "
         "daemon pauses it while bays offload)",
     )
+    ap.add_argument(
+        "--with-seal",
+        action="store_true",
+        help="8 bays with and without a daily seal of 512 MiB written and read back throughout",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (loop devices, mounts, cgroups)")
@@ -276,9 +286,10 @@ def main() -> None:
         (group / "blkio.throttle.read_bps_device").write_text(f"{t.majmin} {USB2_BPS}\n")
     (group / "cgroup.procs").write_text(str(os.getpid()))
     results = []
-    if args.with_scrub:
+    if args.with_scrub or args.with_seal:
+        kind = "seal" if args.with_seal else "scrub"
         try:
-            report = scrub_comparison(work, devs, args.mib_per_camera, args.repeat)
+            report = scrub_comparison(work, devs, args.mib_per_camera, args.repeat, kind)
         finally:
             Path("/sys/fs/cgroup/blkio/cgroup.procs").write_text(str(os.getpid()))
             throttles[0].close()
@@ -287,7 +298,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
         print(report)
         if not args.no_write:
-            write_results(report, "station-scrub-bench", "The station while the scrub runs")
+            write_results(report, f"station-{kind}-bench", f"The station while the {kind} runs")
         return
     try:
         idle = idle_daemon_rss(work)
@@ -310,24 +321,39 @@ def main() -> None:
         write_results(report, "station-bench", "The station under load")
 
 
-def _scrubbing(catalog: Path, stop: Any, steps: list[int]) -> None:
-    """The scrub, step after step, at idle I/O priority, until ``stop``."""
+def _scrubbing(catalog: Path, stop: Any, steps: list[int], kind: str = "scrub") -> None:
+    """The scrub (step after step) or the day's seal (again and again), at idle I/O priority
+    as the daemon runs them, until ``stop``."""
+    from datetime import date
+
     from camdock.adapters import fsio
+    from camdock.adapters.archive import ArchivePaused
     from camdock.catalog import open_catalog
     from camdock.services.scrub import scrub_step
+    from camdock.services.seal import Key, Sealing, seal_day
 
     fsio.idle_io_priority()
     db = open_catalog(catalog)
+    # As in the daemon: the seal gives way while a bay offloads.
+    sealing = Sealing(Key("1", "a benchmark seal password"), pause=DOCKED.is_set)
     try:
         while not stop.is_set():
-            scrub_step(db, 64 << 20, None)
+            if kind == "seal":
+                try:
+                    seal_day(db, sealing, date(2026, 11, 27), "bench")
+                except ArchivePaused:
+                    while DOCKED.is_set() and not stop.is_set():
+                        stop.wait(0.05)
+            else:
+                scrub_step(db, 64 << 20, None)
             steps[0] += 1
     finally:
         db.close()
 
 
-def scrub_comparison(work: Path, devs: list[str], mib: int, repeat: int) -> str:
-    """8 bays with no scrub, then with a scrub thread re-reading stored copies throughout."""
+def scrub_comparison(work: Path, devs: list[str], mib: int, repeat: int,
+                     kind: str = "scrub") -> str:  # fmt: skip
+    """8 bays without, then with the scrub (or a seal) running in a thread throughout."""
     import threading
 
     stored = work / "stored"
@@ -347,10 +373,11 @@ def scrub_comparison(work: Path, devs: list[str], mib: int, repeat: int) -> str:
     for scrub in (False, True):
         runs = []
         for n in range(repeat):
-            print(f"8 bays, scrub {'on' if scrub else 'off'}, run {n + 1}/{repeat} ...", flush=True)
+            print(f"8 bays, {kind} {'on' if scrub else 'off'}, run {n + 1}/{repeat} ...",
+                  flush=True)  # fmt: skip
             stop = threading.Event()
             steps = [0]
-            worker = threading.Thread(target=_scrubbing, args=(catalog, stop, steps),
+            worker = threading.Thread(target=_scrubbing, args=(catalog, stop, steps, kind),
                                       daemon=True)  # fmt: skip
             if scrub:
                 worker.start()
@@ -363,11 +390,17 @@ def scrub_comparison(work: Path, devs: list[str], mib: int, repeat: int) -> str:
     base = rows[0][1]["wall"]
     lines = [
         f"Measured {datetime.now():%Y-%m-%d %H:%M} on {machine()}.",
-        "8 bays (cameras as in the station benchmark) without and with the background scrub "
-        "re-reading 512 MiB of stored copies at idle I/O priority throughout (the daemon itself "
-        f"pauses the scrub while bays offload: this is its worst case). Medians of {repeat} runs.",
+        f"8 bays (cameras as in the station benchmark) without and with the {kind} running at "
+        "idle I/O priority throughout over 512 MiB of stored copies ("
+        + (
+            "the background scrub, 64 MiB steps; the daemon pauses it while bays offload"
+            if kind == "scrub"
+            else "the day's seal written and read back on both drives, "
+            "again and again; the daemon starts it only when the bays are idle"
+        )
+        + f": this is its worst case). Medians of {repeat} runs.",
         "",
-        "| scrub | wall | vs without | loop lag p99 | button → LED worst | scrub steps (64 MiB) |",
+        f"| {kind} | wall | vs without | loop lag p99 | button → LED worst | {kind} passes |",
         "|---|---|---|---|---|---|",
     ]
     for scrub, r, steps in rows:

@@ -305,3 +305,31 @@ def test_plain_files_go_after_a_confirmed_seal_and_footage_lives_on_in_the_archi
     assert verify_day(db, sealing, day) == []
     assert custody.verify(db) == []
     db.close()
+
+
+def test_a_seal_gives_way_to_a_dock_and_leaves_nothing_half_done(tmp_path: Path) -> None:
+    """The daemon's seal pauses as soon as a bay offloads (the offload must not slow down):
+    the unfinished generation is removed, the day stays due, the next try seals it."""
+    from camdock.adapters.archive import ArchivePaused
+    from camdock.catalog import seals
+    from camdock.services.seal import Key, Sealing, seal_day, seal_pass
+
+    d1, d2, catalog, _ = _station(tmp_path, files=2)
+    db = open_catalog(catalog)
+    calls = [0]
+
+    def bay_busy_after_a_while() -> bool:
+        calls[0] += 1
+        return calls[0] > 3
+
+    sealing = Sealing(Key("1", PASSWORD), pause=bay_busy_after_a_while)
+    with pytest.raises(ArchivePaused):
+        seal_day(db, sealing, date(2026, 11, 28), "c")
+    assert not list(d1.rglob("*.7z*")) and not list(d2.rglob(".*.tmp"))
+    assert DAY in seals.dirty(db) and seals.current(db, date(2026, 11, 28)) == []
+    made, alarms = seal_pass(db, sealing, date(2026, 11, 29), "c", 2)
+    assert made == [] and not any("could not be sealed" in a for a in alarms)  # paused: no alarm
+    sealing = Sealing(Key("1", PASSWORD))
+    made, _ = seal_pass(db, sealing, date(2026, 11, 29), "c", 2)
+    assert [m.day for m in made] == [date(2026, 11, 28)] and DAY not in seals.dirty(db)
+    db.close()

@@ -13,7 +13,7 @@ import py7zr
 from py7zr.io import HashIOFactory, Py7zIO, WriterFactory
 
 from camdock.adapters import fsio
-from camdock.adapters.archive import ArchiveError, Member, ReadBack
+from camdock.adapters.archive import ArchiveError, ArchivePaused, Member, ReadBack
 
 # Stored, then AES-256 (key from the password by SHA-256 iterations, as 7-Zip does).
 FILTERS = [{"id": py7zr.FILTER_COPY}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
@@ -29,13 +29,16 @@ py7zr_module.get_memory_limit = lambda: BLOCK
 class _Hashing(io.BufferedReader):
     """A plain copy, hashed as py7zr reads it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pause: Callable[[], bool] | None = None) -> None:
         super().__init__(io.FileIO(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)),
                          buffer_size=fsio.CHUNK_SIZE)  # fmt: skip
         self.digest = hashlib.sha256()
         self.count = 0
+        self.pause = pause
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.pause is not None and self.pause():
+            raise ArchivePaused("paused: a bay is offloading")
         data = super().read(size)
         self.digest.update(data)
         self.count += len(data)
@@ -47,6 +50,7 @@ def write(
     members: list[Member],
     password: str,
     progress: Callable[[int], None] | None = None,
+    pause: Callable[[], bool] | None = None,
 ) -> None:
     """Write the archive at ``path`` (a new temp name) and fsync it. Raises ArchiveError when a
     plain copy is not what the catalog says."""
@@ -54,7 +58,7 @@ def write(
         with py7zr.SevenZipFile(path, "w", password=password, header_encryption=True,
                                 filters=FILTERS, blocksize=BLOCK) as z:  # fmt: skip
             for m in members:
-                with _Hashing(m.source) as f:
+                with _Hashing(m.source, pause) as f:
                     z.writef(f, m.name)
                     got = f.digest.hexdigest()
                 if (got, f.count) != (m.sha256, m.size):
@@ -81,11 +85,12 @@ class _HashedRead(io.BufferedReader):
     header, then streams the packed data), and ``finish`` reads whatever was skipped. One pass
     over the disk gives both the archive's hash and its members'."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pause: Callable[[], bool] | None = None) -> None:
         super().__init__(io.FileIO(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)),
                          buffer_size=BLOCK)  # fmt: skip
         self.digest = hashlib.sha256()
         self.done = 0
+        self.pause = pause
 
     def _feed(self, start: int, data: bytes | memoryview) -> None:
         if start <= self.done < start + len(data):
@@ -93,6 +98,8 @@ class _HashedRead(io.BufferedReader):
             self.done = start + len(data)
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.pause is not None and self.pause():
+            raise ArchivePaused("paused: a bay is offloading")
         start = self.tell()
         data = super().read(size)
         self._feed(start, data)
@@ -118,14 +125,14 @@ class _HashedRead(io.BufferedReader):
         return self.digest.hexdigest(), self.done
 
 
-def read_back(path: Path, password: str) -> ReadBack:
+def read_back(path: Path, password: str, pause: Callable[[], bool] | None = None) -> ReadBack:
     """The archive as it is on disk (fsynced, dropped from the page cache first): its hash,
     and every member decrypted and hashed, in one pass. A wrong password, a damaged archive or
     a bad CRC is an ArchiveError."""
     try:
         fsio.evict(path)
         factory = HashIOFactory()  # type: ignore[no-untyped-call]
-        with _HashedRead(path) as f:
+        with _HashedRead(path, pause) as f:
             with py7zr.SevenZipFile(f, "r", password=password, blocksize=BLOCK) as z:
                 names = list(z.getnames())
                 z.extractall(factory=factory)
@@ -134,6 +141,8 @@ def read_back(path: Path, password: str) -> ReadBack:
         for name in names:
             product: Any = factory.get(name)
             found[name] = (product.hash.hexdigest(), product.size())
+    except ArchiveError:
+        raise
     except OSError as exc:
         raise ArchiveError(f"{path}: {exc.strerror or exc}") from exc
     except Exception as exc:

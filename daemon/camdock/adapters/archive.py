@@ -20,13 +20,17 @@ from pathlib import Path
 
 from camdock.errors import CamdockError, ExitCode
 
-__all__ = ["ArchiveError", "Member", "ReadBack", "extract", "read_back", "write"]
+__all__ = ["ArchiveError", "ArchivePaused", "Member", "ReadBack", "extract", "read_back", "write"]
 
 
 class ArchiveError(CamdockError):
     """An archive could not be written or does not read back as it must."""
 
     exit_code = ExitCode.IOERR
+
+
+class ArchivePaused(ArchiveError):
+    """Stopped on request (a bay started offloading): nothing is wrong, it starts again later."""
 
 
 @dataclass(frozen=True)
@@ -53,21 +57,22 @@ class ReadBack:
 
 
 def write(path: Path, members: list[Member], password: str,
-          progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
+          progress: Callable[[int], None] | None = None,
+          pause: Callable[[], bool] | None = None) -> None:  # fmt: skip
     """Write the archive at ``path`` (a new temp name) and fsync it. Raises ArchiveError when a
-    plain copy is not what the catalog says."""
+    plain copy is not what the catalog says, ArchivePaused as soon as ``pause()`` says so."""
     from camdock.adapters import _sevenzip
 
-    _sevenzip.write(path, members, password, progress)
+    _sevenzip.write(path, members, password, progress, pause)
 
 
-def read_back(path: Path, password: str) -> ReadBack:
+def read_back(path: Path, password: str, pause: Callable[[], bool] | None = None) -> ReadBack:
     """The archive as it is on disk (fsynced, dropped from the page cache first): its hash,
     and every member decrypted and hashed, in one pass. A wrong password, a damaged archive or
-    a bad CRC is an ArchiveError."""
+    a bad CRC is an ArchiveError; ``pause()`` true stops it (ArchivePaused)."""
     from camdock.adapters import _sevenzip
 
-    return _sevenzip.read_back(path, password)
+    return _sevenzip.read_back(path, password, pause)
 
 
 def extract(path: Path, password: str, targets: dict[str, Member]) -> None:

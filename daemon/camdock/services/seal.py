@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -119,6 +119,9 @@ class Sealing:
     drives: tuple[Drive, ...] = ()
     topics: Topics | None = None
     missing: str | None = None  # why there is no key
+    # True while the seal must give way (a bay is offloading): it stops within a block, the
+    # unfinished generation is removed, the day stays due (the daemon; commands never pause).
+    pause: Callable[[], bool] | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, password_file: Path | None = None) -> Sealing:
@@ -246,7 +249,7 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
     # Each drive's archive is written and read back at once (threads: AES, SHA-256 and the
     # I/O release the GIL), so a day costs about one drive's time, not the sum of both.
     with ThreadPoolExecutor(len(work), thread_name_prefix="seal") as pool:
-        futures = [pool.submit(_one_archive, j, todo, old, expected, key)
+        futures = [pool.submit(_one_archive, j, todo, old, expected, key, sealing.pause)
                    for j, todo, old in work]  # fmt: skip
         errors = [f.exception() for f in futures]
     if failed := next((e for e in errors if e is not None), None):
@@ -298,7 +301,8 @@ def _extract_dir(day: date, gen: int) -> str:
 
 def _one_archive(job: dict[str, Any], members: list[archive.Member],
                  old: tuple[Path, dict[str, archive.Member]] | None,
-                 expected: dict[str, tuple[str, int]], key: Key) -> dict[str, Any]:  # fmt: skip
+                 expected: dict[str, tuple[str, int]], key: Key,
+                 pause: Callable[[], bool] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write one drive's archive under its temp name (taking recordings whose plain file is
     gone out of the archive in force first, each checked), read it back, check it, name it."""
     fsio.idle_io_priority()
@@ -311,10 +315,10 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
         shutil.rmtree(extracted, ignore_errors=True)
         extracted.mkdir(mode=0o700)
         archive.extract(old[0], key.password, old[1])
-    archive.write(temp, members, key.password)
+    archive.write(temp, members, key.password, pause=pause)
     if old is not None:
         shutil.rmtree(extracted, ignore_errors=True)
-    back = archive.read_back(temp, key.password)
+    back = archive.read_back(temp, key.password, pause)
     if problems := core.check(expected, back.members):
         raise archive.ArchiveError(f"{temp} does not match the catalog: "
                                    + "; ".join(problems[:5]))  # fmt: skip
@@ -382,7 +386,7 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
                 prove_all(tuple(d for d in sealing.drives if str(d.root) == root))
                 members = [m for m in seals.members_of(db, day) if root not in m["plain_removed"]]
                 names = {i: (name, sha, size) for i, name, sha, size in json.loads(seal["members"])}
-                back = archive.read_back(_file(root, seal["path"]), key.password)
+                back = archive.read_back(_file(root, seal["path"]), key.password, sealing.pause)
                 for m in members:
                     name, sha, size = names.get(m["id"], (None, None, None))
                     if (sha, size) != (m["sha256"], m["size"]) or back.members.get(
@@ -394,6 +398,8 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
                 seals.record_plain_removed(db, seal, [m["id"] for m in members], by)
                 log.info("plain files of duty day %s removed from %s (sealed in %s)", day, root,
                          seal["path"])  # fmt: skip
+            except archive.ArchivePaused:
+                break  # a bay is offloading: next time
             except CamdockError as exc:
                 problems.append(f"plain files of duty day {day} stay on {root}: {exc}")
     return problems
@@ -415,6 +421,9 @@ def seal_pass(db: Database, sealing: Sealing, today: date, by: str, after_days: 
             try:
                 if (s := seal_day(db, sealing, day, by)) is not None:
                     made.append(s)
+            except archive.ArchivePaused:
+                log.info("sealing duty day %s paused: a bay is offloading", day)
+                break  # the day stays due; the daemon tries again once the bays are idle
             except CamdockError as exc:
                 alarms.append(f"duty day {day} could not be sealed: {exc}")
         if keep_plain_days is not None:

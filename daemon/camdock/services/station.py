@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from camdock.catalog import assignments, outbox
 from camdock.catalog.db import Store, open_catalog, write_txn
 from camdock.catalog.retention import alarm as record_alarm
 from camdock.catalog.scrub import totals as scrub_totals
+from camdock.catalog.seals import dirty as dirty_days
 from camdock.clock import Clock, SystemClock
 from camdock.config import Config
 from camdock.core import bay as core
@@ -47,7 +49,7 @@ from camdock.model import Officer
 from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
-from camdock.services.retention import Keeping, PassResult, daily_pass
+from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
 
@@ -116,6 +118,7 @@ class Station:
         self._scrub_alarm: str | None = None  # damage the scrub found, until repaired
         self.etas: dict[int, float] = {}  # bay → seconds until done (waiting for its bus)
         self._bays_dirty = asyncio.Event()
+        self._seal_paused = False  # the last seal gave way to a dock: take it up when idle
         self._offload_started: dict[int, tuple[float, int]] = {}  # bay → (time, bytes done)
         self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
@@ -474,25 +477,38 @@ class Station:
         done: date | None = None
         while True:
             today = self.clock.now().astimezone(self.cfg.tz).date()
-            busy = any(b.state.phase in BUSY for b in self.bays.values())
-            if today != done and not busy:
-                self.last_pass = await asyncio.to_thread(self._retention_pass, today)
-                done = today
-                self._retention_alarm = "; ".join(self.last_pass.alarms) or None
-                self._notify_status()
+            if not self._busy():
+                if today != done:
+                    self.last_pass = await asyncio.to_thread(self._retention_pass, today)
+                    done = today
+                    self._retention_alarm = "; ".join(self.last_pass.alarms) or None
+                    self._notify_status()
+                elif self._seal_paused:  # a seal that gave way to a dock, taken up again
+                    await asyncio.to_thread(self._retention_pass, today, True)
             await asyncio.sleep(RETENTION_POLL)
 
-    def _retention_pass(self, today: date) -> PassResult:
+    def _busy(self) -> bool:
+        """Whether any bay is offloading (read from the pass's threads too: a phase is one
+        reference, read whole)."""
+        return any(b.state.phase in BUSY for b in self.bays.values())
+
+    def _retention_pass(self, today: date, seal_only: bool = False) -> PassResult:
         """One pass on its own connection (a thread of its own: removing copies and backing up
-        the catalog must not hold up the catalog thread the bays record through)."""
+        the catalog must not hold up the catalog thread the bays record through). The seal
+        gives way as soon as a bay starts offloading, and is taken up again when all are idle."""
         db = open_catalog(self.cfg.catalog)
         try:
-            result = daily_pass(db, self.cfg.catalog, Keeping.from_config(self.cfg), today)
+            keeping = Keeping.from_config(self.cfg)
+            result = (PassResult(plan_for(db, today)) if seal_only else
+                      daily_pass(db, self.cfg.catalog, keeping, today))  # fmt: skip
             if self.cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
                 by = self.cfg.seal.sealed_by or f"camdock@{self.cfg.station_id}"
-                sealed, alarms = seal_pass(db, Sealing.from_config(self.cfg), today, by,
+                sealing = replace(Sealing.from_config(self.cfg), pause=self._busy)
+                self._seal_paused = False
+                sealed, alarms = seal_pass(db, sealing, today, by,
                                            self.cfg.seal.alarm_after_days,
                                            self.cfg.seal.keep_plain_days)  # fmt: skip
+                self._seal_paused = self._busy() and bool(dirty_days(db))
                 result.sealed, result.alarms = sealed, result.alarms + alarms
                 if alarms:
                     log.warning("seal: %s", "; ".join(alarms))
