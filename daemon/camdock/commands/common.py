@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, time, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from camdock.catalog import open_catalog, open_readonly
 from camdock.catalog.db import catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
+from camdock.core.access import NO_ROLES
 from camdock.errors import CamdockError, ExitCode, UsageError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "check_person",
     "default_catalog",
     "load_or_report",
+    "moment_arg",
     "opened",
     "output",
     "person",
@@ -42,7 +44,6 @@ __all__ = [
     "where_from",
 ]
 
-NO_ROLES = "no role was checked: no station config with a staff list ([[staff]])"
 
 
 def default_catalog() -> Path:
@@ -154,6 +155,22 @@ def output(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], lis
     return ExitCode.OK
 
 
+def moment_arg(text: str | None, where: Where, what: str, *, end: bool = False
+               ) -> datetime | None:  # fmt: skip
+    """YYYY-MM-DD (the whole day: its first or, with ``end``, its last moment) or a date and
+    time, in the station's zone unless it says otherwise; None stays None."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=where.tz)
+
+
 def day_arg(text: str) -> date:
     """A duty day on the command line: YYYY-MM-DD."""
     try:
@@ -173,10 +190,9 @@ def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tupl
     """``by`` on the station's staff, with a role that may take ``action`` (REG-4.1.1). A
     refusal is recorded in the custody log, then raised. Returns how the custody log names
     them, and the note to print when no role could be checked (no staff list)."""
-    from camdock.events import Topics
     from camdock.services.access import authorize, identify
 
-    topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id) if cfg else None
+    topics = cfg.topics if cfg else None
     who = identify(db, cfg, by, action, topics)
     authorize(db, who, action, topics)
     return who.label, None if who.checked else NO_ROLES

@@ -8,13 +8,13 @@ import argparse
 import csv
 import io
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from camdock import forms
 from camdock.catalog import requests
-from camdock.commands.common import Where, by_from, opened, output, seal_key, where_from
+from camdock.commands.common import Where, by_from, moment_arg, opened, output, seal_key, where_from
 from camdock.core.access import Purpose
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import Topics
@@ -105,22 +105,9 @@ def add_parsers(sub: Any) -> None:
     _common(e, by=False)
 
 
-def _when(text: str | None, where: Where, what: str, *, end: bool = False) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            moment = datetime.combine(date.fromisoformat(text), time.max if end else time.min)
-        else:
-            moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=where.tz)
-
-
 def _topics(where: Where) -> Topics | None:
     cfg = where.cfg
-    return Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id) if cfg else None
+    return cfg.topics if cfg else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         who = service.identify(db, where.cfg, by, args.action, topics)
         note = None if who.checked else service.NO_ROLES
         if args.action == "new":
-            start = _when(args.start, where, "--from")
-            end = _when(args.end, where, "--to", end=True)
+            start = moment_arg(args.start, where, "--from")
+            end = moment_arg(args.end, where, "--to", end=True)
             assert start is not None and end is not None
             form = {
                 "duty_item": args.duty_item,
@@ -174,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
                 "applicant_unit": args.applicant_unit,
                 "applicant_title": args.applicant_title,
                 "viewing_at": (
-                    v.isoformat() if (v := _when(args.viewing_at, where, "--viewing-at")) else None
+                    v.isoformat()
+                    if (v := moment_arg(args.viewing_at, where, "--viewing-at"))
+                    else None
                 ),
             }
             draft = service.new_request(
@@ -213,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "deny":
             kw = {"reason": args.reason}
         elif args.action == "schedule":
-            start = _when(args.at, where, "--at")
+            start = moment_arg(args.at, where, "--at")
             assert start is not None
             kw = {"start": start, "end": start + timedelta(minutes=args.minutes)}
         elif args.action == "view":
@@ -227,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, where: Where) -> int:
-    start = _when(args.start, where, "--from")
-    end = _when(args.end, where, "--to", end=True)
+    start = moment_arg(args.start, where, "--from")
+    end = moment_arg(args.end, where, "--to", end=True)
     assert start is not None and end is not None
     with opened(where, write=False) as db:
         lines = requests.register_between(

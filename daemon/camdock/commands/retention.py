@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import sys
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from camdock import forms
 from camdock.catalog import backup, custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import Where, act, by_from, opened, output, where_from
+from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
@@ -151,24 +150,8 @@ def run(args: argparse.Namespace) -> int:
     return handlers[(args.command, args.action)](args, where)
 
 
-def _when(text: str | None, where: Where, what: str, *, end: bool = False) -> datetime | None:
-    """A date (the whole day, in the station's zone) or a date and time."""
-    if text is None:
-        return None
-    tz = where.tz
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.max if end else time.min)
-        else:
-            moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-
-
 def _hold_place(args: argparse.Namespace, where: Where) -> int:
-    review = _when(args.review_by, where, "--review-by")
+    review = moment_arg(args.review_by, where, "--review-by")
     with opened(where, write=True) as db:
         by, note = act(where, db, args, "hold")
         hold_id = service.place_hold(
@@ -181,8 +164,8 @@ def _hold_place(args: argparse.Namespace, where: Where) -> int:
             recording=args.recording,
             officer=args.officer,
             camera=args.camera,
-            start=_when(args.start, where, "--from"),
-            end=_when(args.end, where, "--to", end=True),
+            start=moment_arg(args.start, where, "--from"),
+            end=moment_arg(args.end, where, "--to", end=True),
             review_by=review.date() if review else None,
             today=where.today,
         )
@@ -385,8 +368,8 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
     """Annex 1 for a duty day or an officer, as CSV, JSON or the printed PDF."""
     if (args.day is None) == (args.officer is None):
         raise UsageError("give --day YYYY-MM-DD, or --officer BADGE [--from --to]")
-    start = _when(args.start, where, "--from")
-    end = _when(args.end, where, "--to", end=True)
+    start = moment_arg(args.start, where, "--from")
+    end = moment_arg(args.end, where, "--to", end=True)
     with opened(where, write=False) as db:
         found = recordings.listing(db, day=args.day, officer=args.officer,
                                    start=start.isoformat() if start else None,

@@ -11,6 +11,7 @@ from camdock.core.access import Person, Role
 from camdock.core.naming import DutySlots
 from camdock.core.retention import Policy
 from camdock.core.roster import Registry, Roster
+from camdock.events import Topics
 from camdock.model import Bay, Camera, Drive, Officer
 
 __all__ = ["Config", "MqttSettings", "SealSettings", "SelfTestSettings", "StationSettings"]
@@ -125,6 +126,11 @@ class Config:
     def bay_for(self, port: str | None, id_path: str | None) -> Bay | None:
         """The bay that owns a USB port, if any."""
         return next((b for b in self.bays if b.owns(port, id_path)), None)
+
+    @property
+    def topics(self) -> Topics:
+        """The station's MQTT topics (events are recorded with them even without a broker)."""
+        return Topics(self.mqtt.prefix if self.mqtt else "camdock", self.station_id)
 
     @property
     def has_roles(self) -> bool:

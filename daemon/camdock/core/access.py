@@ -10,6 +10,7 @@ from enum import StrEnum
 
 __all__ = [
     "ACTIONS",
+    "NO_ROLES",
     "OPEN",
     "Person",
     "Purpose",
@@ -20,6 +21,9 @@ __all__ = [
     "refusal",
     "transition",
 ]
+
+
+NO_ROLES = "no role was checked: no station config with a staff list ([[staff]])"
 
 
 class Role(StrEnum):

@@ -31,7 +31,7 @@ from camdock.catalog.custody import Action
 from camdock.clock import iso_utc
 from camdock.config import Config
 from camdock.core import access as core
-from camdock.core.access import Person, Purpose, Role, State
+from camdock.core.access import NO_ROLES, Person, Purpose, Role, State
 from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.seal import Key
@@ -48,8 +48,6 @@ __all__ = [
     "select",
     "step",
 ]
-
-NO_ROLES = "no role was checked: this station's config lists no staff"
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class Keeping:
             cfg.retention,
             cfg.drives if cfg.require_mounts else (),
             frozenset(str(d.root) for d in cfg.drives),
-            Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id),
+            cfg.topics,
             _resealer(sealing) if sealing.key is not None else None,
         )
 

@@ -133,7 +133,7 @@ class Sealing:
             missing = str(exc)
         return cls(key, tuple(str(d.root) for d in cfg.drives),
                    cfg.drives if cfg.require_mounts else (),
-                   Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id),
+                   cfg.topics,
                    missing)  # fmt: skip
 
     def need_key(self) -> Key:

@@ -44,7 +44,7 @@ from camdock.core import roster
 from camdock.core.bay import BayState, Phase
 from camdock.core.indicators import NOTICES, pattern_for
 from camdock.errors import RosterError
-from camdock.events import EventType, Topics
+from camdock.events import EventType
 from camdock.model import Officer
 from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
@@ -123,7 +123,7 @@ class Station:
         self.last_pass: PassResult | None = None
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
-        self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
+        self.topics = cfg.topics
         self.store = Store(cfg.catalog)
         self.publisher: Publisher | None = None
         if cfg.mqtt is not None and publish:

@@ -43,7 +43,6 @@ from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError
-from camdock.events import Topics
 from camdock.services import access, retention
 from camdock.services.bays import BAYS_FILE
 from camdock.services.seal import Sealing, confirm_day
@@ -90,7 +89,7 @@ class Console:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.failures: dict[str, list[float]] = {}
-        self.topics = Topics(cfg.mqtt.prefix if cfg.mqtt else "camdock", cfg.station_id)
+        self.topics = cfg.topics
         self.env = Environment(
             loader=PackageLoader("camdock.web", "templates"), autoescape=select_autoescape(["html"])
         )
