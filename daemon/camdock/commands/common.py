@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 
-
 def default_catalog() -> Path:
     """/var/lib/camdock/catalog.sqlite for root (the daemon's), else the user's state dir."""
     if os.geteuid() == 0:
