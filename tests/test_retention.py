@@ -40,7 +40,7 @@ from camdock.services.retention import (
     plan_for,
     release_hold,
 )
-from conftest import TZ, camdock_cmd, make_camera, offload, run, write_recording
+from conftest import TZ, camdock_cmd, make_camera, needs_root, offload, run, tmpfs, write_recording
 from stationcfg import TEMPLATE
 from test_mqtt import message_for, validator
 
@@ -580,3 +580,20 @@ def test_backups_keep_their_generations_and_a_missing_drive_is_an_alarm(tmp_path
         "catalog-backed-up",
     }
     db.close()
+
+
+@needs_root
+def test_a_full_backup_drive_is_the_backup_s_problem_not_the_catalog_s(tmp_path: Path) -> None:
+    """REG-4.3.2: a drive too full for the catalog's backup is an alarm naming that drive; the
+    catalog is fine and no half-written backup stays behind."""
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    _ingest(tmp_path, d1, d2, catalog)
+    with tmpfs(tmp_path / "full", "64k") as full:
+        out = run(camdock_cmd("catalog", "backup", "--to", str(full), "--catalog", str(catalog),
+                              "--json"))  # fmt: skip
+        doc = json.loads(out.stdout)
+        assert out.returncode == ExitCode.IOERR and not doc["ok"]
+        assert str(full) in doc["problems"][0] and "full" in doc["problems"][0]
+        assert not [p for p in full.rglob("*.sqlite*") if p.is_file()]  # (the heads file fits)
+    assert run(camdock_cmd("audit", "--catalog", str(catalog))).returncode == 0

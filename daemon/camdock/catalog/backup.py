@@ -67,6 +67,8 @@ def write(db: Database, root: Path, generations_kept: int) -> Backup:
         try:
             db.conn.backup(target)
             target.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error as exc:  # the backup's drive (full, failing), not the catalog
+            raise CamdockError(f"catalog backup {temp}: {exc}", ExitCode.IOERR) from exc
         finally:
             target.close()
         if problem := _integrity(temp):
