@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 
 from camdock.errors import ExitCode
 from camdock.events import FileStarted, Progress, SessionStarted
+from camdock.services.offload import ABORT_WAIT, STOP_WAIT
 from conftest import (
     camdock_cmd,
     make_camera,
@@ -223,3 +227,53 @@ def test_a_camera_filesystem_that_vanishes_mid_read_fails_cleanly(tmp_path: Path
     finally:
         con.close()
     assert status == "failed"
+
+
+@needs_root
+@pytest.mark.slow
+def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Path) -> None:
+    """A camera whose driver stops answering (its exFAT FUSE process stopped, like a card that
+    hangs) held `camdock offload` for 147 s after SIGTERM and more: the kernel flushes a FUSE
+    file on close, even at exit, and no signal ends that wait. Now the stop gives up on the read
+    after STOP_WAIT, aborts the stalled FUSE connection and the process ends well inside the
+    unit's TimeoutStopSec (90 s); what was verified stays catalogued (issue 11, item 5)."""
+    d1, d2, catalog = tmp_path / "d1", tmp_path / "d2", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    with exfat_fuse(tmp_path / "cam.img", tmp_path / "cam") as cam:
+        make_camera(cam, 6, size=6 << 20)
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
+        assert driver
+        argv = camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear"),
+                           "--allow-one-filesystem")  # fmt: skip
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not any(p.is_file() for p in d1.rglob("*")):  # the first copy has begun
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            for pid in driver:
+                os.kill(int(pid), signal.SIGSTOP)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("camdock offload was still running 60 s after SIGTERM")
+            took = time.monotonic() - t0
+        finally:
+            for pid in driver:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGCONT)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert took < STOP_WAIT + ABORT_WAIT + 10, took
+    assert proc.returncode == ExitCode.TEMPFAIL, err
+    assert "aborted the stalled FUSE driver" in err and "Traceback" not in err
+    assert _catalogued(catalog) and _catalogued(catalog) <= {
+        str(p.relative_to(d1)) for p in d1.rglob("*.mp4")
+    }

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -24,7 +26,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from camdock.adapters.mqtt import Publisher
+from camdock.adapters.mqtt import Client, Publisher
 from camdock.catalog import open_catalog, outbox, write_txn
 from camdock.catalog.db import Store
 from camdock.catalog.outbox import record
@@ -702,3 +704,41 @@ def test_delivered_events_are_pruned_after_the_retention_window(tmp_path: Path) 
     finally:
         db.close()
     assert seqs == [2, 3, 4]  # sequence numbers are never reused
+
+
+@pytest.mark.parametrize("closing", ["closed before the loop ran", "unregistered first"])
+async def test_socket_watches_follow_the_socket_not_a_stale_descriptor(closing: str) -> None:
+    """Under a broker restart storm aiomqtt 2.5 logged "Exception in callback
+    BaseSelectorEventLoop.add_writer" (issue 12, item 8): paho asks for a write watch from the
+    connect thread, aiomqtt defers it to the loop, and the socket is closed (or the watch
+    unregistered) before the loop gets to it. Then the deferred add_writer hits a closed
+    descriptor, or stays behind on it so that the next connection's socket, reusing the number,
+    cannot be watched. Real sockets, the paho calls in the order a failed connect makes them."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    client = Client("127.0.0.1", 1)
+    paho = client._client
+    a, b = socket.socketpair()
+
+    def connect_thread() -> None:  # as paho does, off the loop
+        paho._sock = a  # type: ignore[assignment]
+        client._on_socket_register_write(paho, None, a)
+        paho._sock = None
+        client._on_socket_unregister_write(paho, None, a)
+        if closing == "closed before the loop ran":
+            client._on_socket_close(paho, None, a)
+            a.close()
+
+    t = threading.Thread(target=connect_thread)
+    t.start()
+    t.join()
+    await asyncio.sleep(0.05)
+    a.close(), b.close()
+    c, d = socket.socketpair()  # likely the same descriptor numbers again
+    try:
+        loop.add_reader(c.fileno(), lambda: None)  # raised OSError with a stale write watch
+        loop.remove_reader(c.fileno())
+    finally:
+        c.close(), d.close()
+    assert errors == []

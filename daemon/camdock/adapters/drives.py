@@ -23,6 +23,7 @@ __all__ = [
     "Mount",
     "Proof",
     "StorageMissing",
+    "abort_stalled",
     "mount_of",
     "mounts",
     "prove",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 MOUNTINFO = Path("/proc/self/mountinfo")
+FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
@@ -105,6 +107,36 @@ def mount_of(path: Path, table: Path = MOUNTINFO) -> Mount | None:
         and (real == m.mount_point or real.startswith(m.mount_point.rstrip("/") + "/"))
     ]
     return max(above, key=lambda m: len(m.mount_point), default=None)
+
+
+def abort_stalled(path: Path, table: Path = MOUNTINFO) -> str | None:
+    """End a stalled camera driver's hold on this process: abort the FUSE connection that
+    serves ``path`` (issue 11). A FUSE driver that stops answering leaves its callers in a wait
+    no signal ends (the kernel flushes a FUSE file on close, uninterruptibly, even at exit);
+    aborting the connection fails every pending request at once. Block-device filesystems need
+    nothing: their page reads are killable, so the process ends when it exits.
+
+    Found from the mount table alone: a stat of ``path`` would hang on the very driver.
+    Returns what was done (for the log), or None when ``path`` is not on FUSE."""
+    target = os.path.normpath(os.path.abspath(path))
+    above = [
+        m
+        for m in mounts(table)
+        if target == m.mount_point or target.startswith(m.mount_point.rstrip("/") + "/")
+    ]
+    mount = max(above, key=lambda m: len(m.mount_point), default=None)
+    if mount is None or not (mount.fstype == "fuse" or mount.fstype.startswith("fuse")):
+        return None
+    # fusectl names a connection by the kernel's dev_t: major << 20 | minor.
+    conn = FUSE_CONNECTIONS / str(mount.device[0] << 20 | mount.device[1])
+    if not conn.exists():
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSE_CONNECTIONS)],
+                       capture_output=True, timeout=10, env=_ENV, check=False)  # fmt: skip
+    try:
+        (conn / "abort").write_text("1\n")
+    except OSError as exc:
+        return f"could not abort the FUSE connection of {mount.mount_point}: {exc.strerror}"
+    return f"aborted the stalled FUSE driver of {mount.mount_point} ({mount.source})"
 
 
 def _tag(source: str, tag: str) -> str | None:

@@ -32,7 +32,7 @@ from camdock.catalog.db import Store
 from camdock.config import MqttSettings
 from camdock.events import Topics
 
-__all__ = ["Publisher", "read_password", "tls_params"]
+__all__ = ["Client", "Publisher", "read_password", "tls_params"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,54 @@ BATCH = outbox.BATCH
 SESSION_EXPIRY = 7 * 24 * 3600  # MQTT 5: the broker keeps our session (and subscriptions) a week
 MAX_ROSTER_BYTES = 256 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt's client with its socket watches kept in order (issue 12, item 8).
+
+    aiomqtt 2.5 defers ``add_writer`` to the loop (paho may call from the connect thread) but
+    removes writers at once and never on close. Under a broker restart storm a deferred
+    ``add_writer`` then runs after its socket was closed ("Exception in callback
+    BaseSelectorEventLoop.add_writer": EBADF), or after the writer was already unregistered,
+    leaving a watch on a closed descriptor that the next connection's socket reuses. Here
+    every watch change runs on the loop, in order, and only while the socket is still the
+    client's open socket; closing drops both watches.
+    """
+
+    def _soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn`` now on the loop's thread, else next on the loop (in call order)."""
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        if here:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        def writable() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:  # noqa: BLE001 - aiomqtt's rule: the connection broke
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def watch() -> None:
+            fd = sock.fileno()
+            if fd >= 0 and self._client.socket() is sock:  # still open, still ours
+                self._loop.add_writer(fd, writable)
+
+        self._soon(watch)
+
+    def _on_socket_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        fd = sock.fileno()
+        if fd >= 0:
+            self._soon(self._loop.remove_writer, fd)
+
+    def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._on_socket_unregister_write(client, userdata, sock)
+        super()._on_socket_close(client, userdata, sock)
 
 
 def tls_params(
@@ -114,7 +162,7 @@ class Publisher:
             session = {"clean_start": False, "properties": props}
         else:
             session = {"clean_session": False}
-        client = aiomqtt.Client(
+        client = Client(
             s.host,
             s.port,
             identifier=s.client_id or f"camdock-{self.topics.station}",

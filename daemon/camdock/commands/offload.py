@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
+from camdock.adapters.drives import abort_stalled
 from camdock.catalog import open_catalog
 from camdock.commands.common import default_catalog, load_or_report, station_tz, tz_name
 from camdock.config import Config, topic_segment_problem
@@ -28,14 +29,19 @@ from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import EventContext, Topics
 from camdock.model import Camera
 from camdock.services.attribute import history_for, registered_from
-from camdock.services.offload import OffloadEngine, OffloadReport, OffloadRequest
+from camdock.services.offload import (
+    ABORT_WAIT,
+    STOP_WAIT,
+    OffloadEngine,
+    OffloadReport,
+    OffloadRequest,
+)
 
 __all__ = ["DEFAULT_SLOT_MINUTES", "add_parser", "run"]
 
 log = logging.getLogger("camdock")
 
 DEFAULT_SLOT_MINUTES = 240
-STOP_WAIT = 20.0  # seconds after SIGTERM before giving up on a stalled camera read
 
 
 # A declarative table, long on purpose: the command's options in one place.
@@ -157,6 +163,11 @@ def run(args: argparse.Namespace) -> int:
     while worker.is_alive():
         worker.join(0.2)
         if stopping and time.monotonic() - stopping[0] > STOP_WAIT and worker.is_alive():
+            # A stalled FUSE driver would hold the process even past exit: let go of it.
+            done = abort_stalled(plan.request.source)
+            if done:
+                log.error("%s", done)
+                worker.join(ABORT_WAIT)
             raise CamdockError(
                 f"stopped after {STOP_WAIT:.0f} s: the camera's reads are stalled; what was "
                 "verified stays catalogued, the rest stays on the camera",

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlite_utils import Database
 
 from camdock.adapters import fsio
-from camdock.adapters.drives import StorageMissing
+from camdock.adapters.drives import StorageMissing, abort_stalled
 from camdock.adapters.systemd import notify
 from camdock.adapters.udev import HotplugEvent
 from camdock.aio import in_daemon_thread
@@ -46,7 +46,7 @@ from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
-from camdock.services.offload import OffloadEngine, OffloadRequest
+from camdock.services.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 
 __all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
 
@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 
 SETTLED = "settled"  # a HotplugEvent action: cold-plug enumeration is complete
 NO_FILESYSTEM_AFTER = 5.0  # seconds a camera disk may take to show a partition with a filesystem
-# Seconds a stopping offload may take to reach a resumable point; well inside the unit's
-# TimeoutStopSec (90 s), so a stalled camera read never makes systemd SIGKILL the daemon.
-STOP_WAIT = 20.0
 
 
 class Mounter(Protocol):
@@ -364,6 +361,13 @@ class Docking:
                     "(what was verified stays, the rest stays on the camera)",
                     b.n,
                 )
+                # A stalled FUSE driver would hold the process even past exit: let go of it.
+                done = await asyncio.to_thread(abort_stalled, source)
+                if done:
+                    log.error("bay %d: %s", b.n, done)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ABORT_WAIT):
+                        await asyncio.gather(running, return_exceptions=True)
             raise
         b.offload.report = report
         # Invariant 6: the chain's head onto both drives, in a thread of its own (an fsync on a

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import aiomqtt
 
-from camdock.adapters.mqtt import read_password, tls_params
+from camdock.adapters.mqtt import Client, read_password, tls_params
 from camdock.config import MqttSettings
 from camdock.events import SCHEMA_VERSION
 
@@ -87,7 +87,7 @@ async def monitor(opts: MonitorOptions, out: TextIO = sys.stdout) -> int:
     m = opts.mqtt
     tls = tls_params(m.ca_file, m.cert_file, m.key_file)
     password = read_password(m.password_file)
-    client = aiomqtt.Client(
+    client = Client(
         m.host,
         m.port,
         identifier=f"camdock-monitor-{uuid.uuid4().hex[:8]}",

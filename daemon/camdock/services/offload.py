@@ -69,6 +69,8 @@ from camdock.services.preflight import preflight
 from camdock.services.recovery import flock, recover_interrupted
 
 __all__ = [
+    "ABORT_WAIT",
+    "STOP_WAIT",
     "FileResult",
     "OffloadEngine",
     "OffloadReport",
@@ -81,6 +83,11 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[Progress], None]
 PLAN_BATCH = 256  # files planned, journaled and copied together
+# Seconds a stopping offload may take to reach a resumable point, then seconds for it to notice
+# that its stalled camera driver was aborted: well inside the unit's TimeoutStopSec (90 s), so a
+# stalled camera never makes systemd SIGKILL the station (issue 11).
+STOP_WAIT = 20.0
+ABORT_WAIT = 5.0
 
 
 @dataclass
