@@ -3,7 +3,39 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class PiTree:
+    """Where a Raspberry Pi's kernel puts a USB port's devices in sysfs, and the ID_PATH udev
+    gives them (read off a Pi 4 and a Pi 5 running Bookworm)."""
+
+    name: str
+    # per USB bus: the host controller's sysfs path below /sys/devices, and ID_PATH's start
+    buses: dict[str, tuple[str, str]]
+
+    def usb_path(self, port: str) -> str:
+        """``1-1.4`` → <controller>/usb1/1-1/1-1.4 (each hub on the way is a directory)."""
+        bus, chain = port.split("-")
+        hops = chain.split(".")
+        hubs = [f"{bus}-{'.'.join(hops[:i])}" for i in range(1, len(hops) + 1)]
+        return "/".join([self.buses[bus][0], f"usb{bus}", *hubs])
+
+    def id_path(self, port: str) -> str:
+        """udev's ID_PATH of the USB device on ``port`` (its interfaces add ":1.0" ...)."""
+        bus, chain = port.split("-")
+        return f"{self.buses[bus][1]}-usb-0:{chain}"
+
+
+# Pi 4: every USB port behind the VL805 on PCIe, one bus; the dock's hub on port 1.
+PI4 = PiTree("pi4", {"1": ("platform/scb/fd500000.pcie/pci0000:00/0000:00:00.0/0000:01:00.0",
+                           "platform-fd500000.pcie-pci-0000:01:00.0")})  # fmt: skip
+# Pi 5: two xHCI controllers in the RP1, each its own bus (ports 1-1 and 3-1 are USB 2.0).
+_RP1 = "platform/axi/1000120000.pcie/1f00200000.usb"
+PI5 = PiTree("pi5", {"1": (f"{_RP1}/xhci-hcd.0", "platform-xhci-hcd.0"),
+                     "3": (f"{_RP1}/xhci-hcd.1", "platform-xhci-hcd.1")})  # fmt: skip
 
 
 class FakeCamera:
@@ -11,42 +43,70 @@ class FakeCamera:
     device, as the kernel shows a real body camera (firmware-notes)."""
 
     def __init__(
-        self, tb: Any, port: str, serial: str, devname: str, fs_type: str | None, dev: str = "8:17"
+        self,
+        tb: Any,
+        port: str,
+        serial: str,
+        devname: str,
+        fs_type: str | None,
+        dev: str = "8:17",
+        *,
+        tree: PiTree | None = None,
+        partition: bool = True,
     ) -> None:
         self.tb = tb
+        self.tree = tree
         bus = port.split("-")[0]
         self.usb = tb.add_device(
             "usb",
-            f"usb{bus}/{port}",
+            tree.usb_path(port) if tree else f"usb{bus}/{port}",
             None,
             ["serial", serial, "idVendor", "1d6b", "idProduct", "0104"],
             ["DEVTYPE", "usb_device"],
         )
-        if0 = tb.add_device(
+        self.if0 = if0 = tb.add_device(
             "usb", f"{port}:1.0", self.usb, ["bInterfaceClass", "08"], ["DEVTYPE", "usb_interface"]
         )
         self.if1 = tb.add_device(
             "usb", f"{port}:1.1", self.usb, ["bInterfaceClass", "02"], ["DEVTYPE", "usb_interface"]
         )
         name = os.path.basename(devname)
-        self.disk = tb.add_device(
-            "block",
-            f"{name}disk",
-            if0,
-            ["dev", "8:16"],
-            ["DEVTYPE", "disk", "DEVNAME", f"{devname}-disk", "ID_BUS", "usb"],
-        )
+        # What udev's path_id builtin gives each interface's devices on a Pi (ID_PATH).
+        self._id_path = tree.id_path(port) if tree else None
+        self._disk_props = ["DEVTYPE", "disk", "DEVNAME", f"{devname}-disk", "ID_BUS", "usb"]
+        self._disk_props += self._path_props(":1.0-scsi-0:0:0:0")
+        self.disk = tb.add_device("block", f"{name}disk", if0, ["dev", "8:16"], self._disk_props)
         props = ["DEVTYPE", "partition", "DEVNAME", devname, "ID_BUS", "usb"]
+        props += self._path_props(":1.0-scsi-0:0:0:0")
         if fs_type:
             props += ["ID_FS_TYPE", fs_type]
         self._part_args = (name, ["partition", "1", "dev", dev], props)
-        self.part = tb.add_device("block", name, self.disk, *self._part_args[1:])
+        self.part = (
+            tb.add_device("block", name, self.disk, *self._part_args[1:]) if partition else ""
+        )
+
+    def _path_props(self, tail: str) -> list[str]:
+        return ["ID_PATH", self._id_path + tail] if self._id_path else []
 
     def add_tty(self, name: str = "ttyACM0") -> None:
+        path = f"E: ID_PATH={self._id_path}:1.1\n" if self._id_path else ""
         self.tb.add_from_string(
             "P: " + self.if1[len("/sys") :] + f"/tty/{name}\nN: {name}\n"
-            f"E: SUBSYSTEM=tty\nE: DEVNAME=/dev/{name}\nA: dev=166:0\n"
+            f"E: SUBSYSTEM=tty\nE: DEVNAME=/dev/{name}\n{path}A: dev=166:0\n"
         )
+
+    def pull_disk(self) -> None:
+        """Pull the camera while only its disk was seen (no partition yet)."""
+        self.tb.uevent(self.disk, "remove")
+        self.tb.remove_device(self.disk)
+
+    def dock_again(self) -> None:
+        """The same camera's disk and partition, seen again (fresh sysfs names: umockdev cannot
+        re-add a path it has removed)."""
+        name, attrs, props = self._part_args
+        self.disk = self.tb.add_device("block", f"{name}disk2", self.if0, ["dev", "8:16"],
+                                       self._disk_props)  # fmt: skip
+        self.part = self.tb.add_device("block", name + "2", self.disk, attrs, props)
 
     def unplug(self) -> None:
         self.tb.uevent(self.part, "remove")
