@@ -4,8 +4,8 @@
     rss    peak RSS of `camdock offload` for a camera of N small files (in a temp dir), for N:
            memory must stay flat in the file count (plans are made and dropped per batch)
     stop   SIGTERM to `camdock offload` while the camera's reads hang (its exFAT FUSE driver
-           stopped with SIGSTOP): how long until the process has exited, against the unit's
-           TimeoutStopSec (90 s)
+           stopped with SIGSTOP): how long until the process has exited (camdock aborts the
+           stalled FUSE connection), against the unit's TimeoutStopSec (90 s)
 
 Results go to stdout and into bench/RESULTS.md between the scale markers.
 
@@ -29,6 +29,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from offload_bench import write_results  # noqa: E402
+
+from camdock.services.offload import ABORT_WAIT, STOP_WAIT  # noqa: E402
 
 CAMDOCK = [sys.executable, "-m", "camdock"]
 
@@ -137,12 +139,12 @@ def main() -> None:
         "",
         "SIGTERM while the camera's reads hang (exFAT FUSE driver stopped): "
         + (
-            f"exited after **{stop:.1f} s** (bound 20 s; the unit's TimeoutStopSec is 90 s)."
+            f"exited after **{stop:.1f} s** (camdock waits {STOP_WAIT:.0f} s for the reads, "
+            f"then aborts the stalled FUSE connection and gives the engine {ABORT_WAIT:.0f} s "
+            "more; the unit's TimeoutStopSec is 90 s)."
             if stop is not None
-            else "**not exited after 150 s**. camdock's own threads give up after 20 s, but "
-            "the reader thread is in an uninterruptible kernel wait on the FUSE camera (a page "
-            "being read in); no signal, SIGKILL included, ends a process before the driver "
-            "answers. Nothing is lost either way: the journal makes a SIGKILL safe."
+            else "**not exited after 150 s**: the process is held in the kernel by the stalled "
+            "FUSE driver. Nothing is lost either way: the journal makes a SIGKILL safe."
         ),
     ]
     report = "\n".join(lines)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,10 @@ class Filer:
     _emit: Callable[[Progress], None]
     _retries: list[_Item]
     _camera_drift: float | None = None  # the last drift the pre-shift test measured
+    _roots: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._roots = tuple(d.key for d in self._dests)
 
     def _filing(self, item: _Item) -> Filing:
         officer = item.attributed.officer
@@ -101,7 +105,7 @@ class Filer:
                              error=r.error)  # fmt: skip
             return
         r.status = "verified" if existing is None else "already-catalogued"
-        r.stored = {d.key: str(d.root / rel) for d in self._dests}
+        r.relpath, r.roots = str(rel), self._roots
         self._emit(FileVerified(r.source, c.sha256, str(rel)))
         if self.req.clear:
             self._clear(db, item, rec_id)

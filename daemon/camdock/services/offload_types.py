@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from camdock.adapters import fsio
@@ -56,17 +56,26 @@ class OffloadRequest:
     retention: Policy = field(default_factory=Policy)
 
 
-@dataclass
+@dataclass(slots=True)
 class FileResult:
     """What became of one camera file."""
 
     source: str
     size: int
     sha256: str | None = None
-    stored: dict[str, str] = field(default_factory=dict)  # destination root → final path
+    # Where it was filed: the path under each destination root, and the roots (one tuple shared
+    # by every file): a summary of 20,000 files must not hold 40,000 absolute paths (issue 11).
+    relpath: str | None = None
+    roots: tuple[str, ...] = ()
     status: str = "pending"  # verified | already-catalogued | failed | cancelled
     cleared: bool = False
     error: str | None = None
+
+    @property
+    def stored(self) -> dict[str, str]:
+        """Destination root → final path."""
+        rel = self.relpath
+        return {} if rel is None else {root: str(PurePosixPath(root, rel)) for root in self.roots}
 
     @property
     def verified(self) -> bool:
