@@ -28,9 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from offload_bench import write_results  # noqa: E402
-
 from camdock.services.offload import ABORT_WAIT, STOP_WAIT  # noqa: E402
+from offload_bench import write_results  # noqa: E402
 
 CAMDOCK = [sys.executable, "-m", "camdock"]
 
