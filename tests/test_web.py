@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from camdock import passwords
+from camdock.adapters.control import Server
 from camdock.config import load
+from camdock.core.attribution import Attribution
+from camdock.services.control import SOCKET, Control
 from conftest import TZ, camdock_cmd, offload, write_recording
 from stationcfg import write_config
 from test_access import STAFF
@@ -52,7 +55,15 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     (cam / "DCIM/100MEDIA/20261128_090000_0000.MP4").write_bytes(clip)
     write_recording(cam / "DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
     assert offload(cam, [cfg.footage, cfg.backup], cfg.catalog).ok
+    pool = tmp_path / "pool"  # a camera nobody was assigned: its recording waits to be attributed
+    write_recording(pool / "DCIM/100MEDIA/20261128_100000_0002.MP4", 4096, 4)
+    assert offload(pool, [cfg.footage, cfg.backup], cfg.catalog, camera_id="POOL01",
+                   attribution=Attribution("POOL01", ())).ok  # fmt: skip
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    # The daemon's side of the control socket, as `camdock run` serves it: the console asks it
+    # for every page and every action (it has no catalog connection of its own).
+    server = Server(cfg.run_dir / SOCKET, Control(cfg).handle, frozenset({os.geteuid()}))
+    server.start()
     port = _port()
     cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -69,6 +80,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        server.close()
 
 
 def _login(page: Any, base: str, staff: str) -> None:
@@ -189,4 +201,27 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         assert "到期但保留中" in page.content()
         headers = page.request.get(f"{base}/").headers
         assert "script-src 'self'" in headers["content-security-policy"]
+        # The unattributed queue: the custodian files a recording under its officer (REG-4.2.4).
+        _logout(page, base)
+        _login(page, base, "C1")
+        page.goto(f"{base}/attribution")
+        page.locator("select[name=officer]").first.select_option("B23456")
+        page.get_by_role("button", name="歸屬").first.click()
+        assert "已歸屬" in page.content() and "B23456" in page.content()
+        page.screenshot(path=str(shots / "console-attribution.png"), full_page=True)
+        # English alone, for whoever prefers it: the Chinese is hidden, not merely beside it.
+        page.get_by_role("link", name="English only").click()
+        page.goto(f"{base}/catalog")
+        assert page.get_by_role("link", name="Catalog").is_visible()
+        assert not page.get_by_text("目錄清冊").first.is_visible()
+        page.screenshot(path=str(shots / "console-catalog-en.png"), full_page=True)
+        page.get_by_role("link", name="中文").click()
+        _logout(page, base)
+        # The supervisor reads the audit report (REG-7.2) as a page and as a PDF.
+        _login(page, base, "S1")
+        page.goto(f"{base}/audit?from=2026-01-01&to=2030-12-31")
+        assert "查核報告" in page.content() and "每日加密封存" in page.content()
+        page.screenshot(path=str(shots / "console-audit.png"), full_page=True)
+        pdf = page.request.get(f"{base}/audit.pdf?from=2026-01-01&to=2030-12-31")
+        assert pdf.headers["content-type"] == "application/pdf" and pdf.body()[:5] == b"%PDF-"
         browser.close()

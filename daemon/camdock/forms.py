@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
-__all__ = ["catalog_html", "pdf", "register_html", "request_html"]
+__all__ = ["catalog_html", "pdf", "register_html", "report_body", "report_html", "request_html"]
 
 PURPOSES = {
     "investigation": "偵查犯罪 crime investigation",
@@ -160,7 +160,12 @@ def pdf(html: str) -> bytes:
 
 
 def report_html(doc: dict[str, Any], unit: str) -> str:
-    """The six-monthly audit report (REG-7.2, REG-7.3), section by section."""
+    """The six-monthly audit report (REG-7.2, REG-7.3) as a printable page."""
+    return _page("查核報告", report_body(doc, unit))
+
+
+def report_body(doc: dict[str, Any], unit: str) -> str:
+    """The report's content, section by section (the console shows it as a page too)."""
     p = doc["period"]
     rec, ret, seal, reg = doc["recordings"], doc["retention"], doc["seals"], doc["register"]
 
@@ -211,4 +216,4 @@ def report_html(doc: dict[str, Any], unit: str) -> str:
             f"{_e(p['to'])}　查核人 auditor：{_e(doc['by'] or '—')}</p>"
             + "".join(f"<h2 style='font-size:11pt'>{z}<small style='font-size:8pt'> {e}</small>"
                       f"</h2>{content}" for z, e, content in sections))  # fmt: skip
-    return _page("查核報告", body)
+    return body

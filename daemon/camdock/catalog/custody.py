@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
-__all__ = ["GENESIS", "Action", "append", "count", "head", "verify", "verify_heads"]
+__all__ = ["GENESIS", "Action", "append", "count", "head", "history", "verify", "verify_heads"]
 
 GENESIS = "0" * 64
 
@@ -142,6 +142,12 @@ def count(db: Database) -> tuple[int, int]:
     entries = db.execute("SELECT count(*) FROM custody_log").fetchone()[0]
     recordings = db.execute("SELECT count(*) FROM recordings").fetchone()[0]
     return int(entries), int(recordings)
+
+
+def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
+    """One recording's entries, oldest first: what a recording's page shows."""
+    return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
+                "ORDER BY id", (recording_id,))  # fmt: skip
 
 
 def head(db: Database) -> tuple[int, str]:

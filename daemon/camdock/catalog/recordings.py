@@ -5,6 +5,7 @@ journal entry, its custody entry and its event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
@@ -24,11 +25,13 @@ __all__ = [
     "get",
     "listing",
     "pending_refiles",
+    "plain_copy",
     "plan_refile",
     "record_attribution",
     "record_clear",
     "refile_state",
     "relpath_taken",
+    "search",
     "store",
     "unattributed",
 ]
@@ -212,3 +215,27 @@ def listing(db: Database, *, day: str | None = None, officer: str | None = None,
     return rows(db, "SELECT * FROM recordings WHERE officer_badge = ? AND recorded_start >= ? "
                 "AND recorded_start <= ? ORDER BY recorded_start, id",
                 (officer, start or "", end or "9999"))  # fmt: skip
+
+
+def search(db: Database, officer: str | None, camera: str | None, day: str | None,
+           limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
+    """The console's catalog search: by officer badge, camera and duty day (each optional),
+    newest first, at most ``limit``."""
+    if day:
+        found = listing(db, day=day)
+        return [r for r in found if (officer is None or r["officer_badge"] == officer)
+                and (camera is None or r["camera_id"] == camera)][:limit]  # fmt: skip
+    return rows(db, "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge = ?) AND "
+                "(? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT ?",
+                (officer, officer, camera, camera, limit))  # fmt: skip
+
+
+def plain_copy(db: Database, recording_id: int) -> str | None:
+    """A copy of the recording still there as a plain file (not only in its day's seal):
+    the path under its destination root, or None."""
+    for cp in rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? AND "
+                   "plain_removed_at IS NULL ORDER BY destination", (recording_id,)):  # fmt: skip
+        path = Path(cp["destination"], *PurePosixPath(cp["relpath"]).parts)
+        if path.is_file():
+            return str(path)
+    return None

@@ -7,15 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, open_catalog, report
+from camdock.catalog import custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.clock import iso_utc
 from camdock.commands.common import (
     check_person,
     default_catalog,
@@ -134,24 +133,6 @@ def _report(
         first, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
     except ValueError:
         raise UsageError("--from/--to: YYYY-MM-DD") from None
-    start = datetime.combine(first, time.min, where.tz).astimezone(UTC)
-    end = datetime.combine(last, time.max, where.tz).astimezone(UTC)
     with opened(where, write=False) as db:
-        doc = report.period(
-            db,
-            iso_utc(start),
-            iso_utc(end),
-            first.isoformat(),
-            last.isoformat(),
-            where.today.isoformat(),
-        )
-    lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
-    doc["register"]["complete"] = all(
-        lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)
-    )
-    doc["fixity"]["findings"] = [str(f) for f in findings]
-    doc["chain_problems"] = problems
-    doc["period"] = {"from": first.isoformat(), "to": last.isoformat()}
-    doc["by"] = auditor
-    doc["full"] = args.full
-    return doc
+        return service.period_report(db, where.tz, first, last, where.today, problems, findings,
+                                     auditor, args.full)  # fmt: skip

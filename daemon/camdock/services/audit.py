@@ -16,16 +16,27 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads
-from camdock.catalog import custody, rows
+from camdock.catalog import custody, report, rows
+from camdock.clock import iso_utc
 from camdock.services.seal import Key
 
-__all__ = ["Finding", "chain", "fixity", "heads_to", "publish_head", "roots_of", "witness_heads"]
+__all__ = [
+    "Finding",
+    "chain",
+    "fixity",
+    "heads_to",
+    "period_report",
+    "publish_head",
+    "roots_of",
+    "witness_heads",
+]
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +240,24 @@ def _extra(root: str, known: set[str], archives: set[str]) -> list[Finding]:
                     findings.append(Finding("extra", str(Path(dirpath, name)), None,
                                             "on the drive, not in the catalog"))  # fmt: skip
     return findings
+
+
+def period_report(db: Database, tz: tzinfo, first: date, last: date, today: date,
+                  problems: list[str], findings: list[Finding], auditor: str | None,
+                  full: bool) -> dict[str, Any]:  # fmt: skip
+    """The six-monthly report's figures (REG-7.2, REG-7.3) for ``first`` … ``last`` (days in
+    the station's zone), with the chain's problems and the fixity findings of this audit."""
+    start = datetime.combine(first, time.min, tz).astimezone(UTC)
+    end = datetime.combine(last, time.max, tz).astimezone(UTC)
+    doc = report.period(db, iso_utc(start), iso_utc(end), first.isoformat(), last.isoformat(),
+                        today.isoformat())  # fmt: skip
+    lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
+    doc["register"]["complete"] = all(
+        lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)
+    )
+    doc["fixity"]["findings"] = [str(f) for f in findings]
+    doc["chain_problems"] = problems
+    doc["period"] = {"from": first.isoformat(), "to": last.isoformat()}
+    doc["by"] = auditor
+    doc["full"] = full
+    return doc

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlite_utils import Database
 
 from camdock.adapters import fsio
+from camdock.adapters.control import Server
 from camdock.adapters.drives import StorageMissing, prove_all, state_disk
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.mqtt import Publisher
@@ -46,6 +47,7 @@ from camdock.core.indicators import NOTICES, pattern_for
 from camdock.errors import RosterError
 from camdock.events import EventType
 from camdock.model import Officer
+from camdock.services import control
 from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
@@ -272,6 +274,7 @@ class Station:
                                name="retention")  # fmt: skip
                 tg.create_task(self._supervise("scrub", self._scrub_loop), name="scrub")
                 tg.create_task(self._supervise("bays-file", self._bays_file), name="bays-file")
+                tg.create_task(self._supervise("control", self._control), name="control")
                 tg.create_task(self._watchdog(), name="watchdog")
                 if self.publisher is not None:
                     tg.create_task(self._supervise("mqtt", self.publisher.run), name="mqtt")
@@ -324,6 +327,18 @@ class Station:
                 delay, self._failing[name] = SUPERVISE_FIRST, 0  # it had been running well
             await asyncio.sleep(delay)
             delay = min(delay * 2, SUPERVISE_MAX)
+
+    async def _control(self) -> None:
+        """The console's way in (services/control.py): a Unix socket served on its own threads,
+        so the console's catalog reads and exports never hold up a bay."""
+        uids, group = control.peers()
+        server = Server(self.cfg.run_dir / control.SOCKET, control.Control(self.cfg).handle,
+                        uids, group)  # fmt: skip
+        server.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.close()
 
     async def _hotplug_loop(self) -> None:
         async for ev in self.hotplug.events():

@@ -1,63 +1,85 @@
 """The custodian's console (``camdock web``): pages for the bays, the catalog, requests and
-seals, in Traditional Chinese with English beneath, for the people who run a precinct's footage.
+seals, in Traditional Chinese with English beneath (or English alone), for the people who run a
+precinct's footage.
+
+An unprivileged process that only renders (ARCHITECTURE, "Who may write"): logging in, every
+catalog read and every action go to the station daemon over its control socket
+(``services/control.py``), which checks the staff member's roles and acts through the same
+service functions as the commands, so refusals are recorded the same way. The console holds
+no catalog connection and cannot read the footage drives; an approved viewing streams from a
+descriptor the daemon opened for it.
 
 Starlette, server-rendered Jinja2 templates, one small local script (no CDN, no inline script:
 the Content-Security-Policy allows only 'self'). Every page but the login needs a session; every
-post carries the session's CSRF token; every action goes through the same service functions as
-the commands (one set of rules), so refusals are recorded in the custody log the same way, with
-the logged-in staff member as the person.
+post carries the session's CSRF token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+import aiofiles
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlite_utils import Database
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    HTMLResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from camdock import forms, passwords
-from camdock.catalog import holds as hold_rows
-from camdock.catalog import open_catalog, open_readonly, recordings, requests, rows, seals
+from camdock import forms
+from camdock.adapters import control
 from camdock.config import Config
-from camdock.core.access import Person, Role
-from camdock.core.retention import HoldKind
-from camdock.errors import CamdockError
-from camdock.services import access, retention
+from camdock.core.access import ACTIONS, Role
 from camdock.services.bays import BAYS_FILE
-from camdock.services.seal import Sealing, confirm_day
+from camdock.services.control import SEES_CATALOG, SEES_SEALS, SESSION_SECONDS, SOCKET
 
 __all__ = ["BAYS_FILE", "make_app"]
 
-SESSION_SECONDS = 8 * 3600  # a shift; then log in again
-LOCKOUT_AFTER, LOCKOUT_SECONDS = 5, 15 * 60
-SEES_CATALOG = frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER, Role.AUDITOR})
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+SLOW_OPS = frozenset({"request.copy", "retention.destroy", "attribute", "audit.report"})
+
+
+class Refused(Exception):
+    """The daemon said no (and recorded it), or could not be asked."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Me:
+    """The logged-in staff member, as the daemon described them at login."""
+
+    id: str
+    name: str
+    roles: frozenset[Role]
+    label: str
+
+    def may(self, roles: frozenset[Role]) -> bool:
+        """Whether any of their roles is among ``roles`` (the daemon decides; this is for
+        showing only what they may use)."""
+        return bool(self.roles & roles)
 
 
 class _Headers:
@@ -84,75 +106,96 @@ class _Headers:
 
 
 class Console:
-    """The console's state: the config, failed logins, and its catalog connections."""
+    """The console's state: the config (station, zone, bays), the way to the daemon, the
+    templates."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, socket_path: Path | None = None) -> None:
         self.cfg = cfg
-        self.failures: dict[str, list[float]] = {}
-        self.topics = cfg.topics
+        self.socket = socket_path or cfg.run_dir / SOCKET
         self.env = Environment(
             loader=PackageLoader("camdock.web", "templates"), autoescape=select_autoescape(["html"])
         )
+        self.env.filters["bi"] = bilingual
 
-    def person(self, request: Request) -> Person | None:
+    def me(self, request: Request) -> Me | None:
         """The logged-in staff member, if the session is valid and not expired."""
-        sid, at = request.session.get("staff"), request.session.get("at", 0)
-        if not sid or time.time() - at > SESSION_SECONDS:
+        who, at = request.session.get("me"), request.session.get("at", 0)
+        if not isinstance(who, dict) or time.time() - at > SESSION_SECONDS:
             return None
-        return self.cfg.staff.get(sid)
+        roles = frozenset(Role(r) for r in who.get("roles", []) if r in Role.__members__.values())
+        return Me(str(who["id"]), str(who["name"]), roles, str(who["label"]))
 
     def page(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        tpl = self.env.get_template(name)
-        html = tpl.render(
-            me=self.person(request),
+        """A template rendered for this session, in its language."""
+        html = self.env.get_template(name).render(
+            me=self.me(request),
             csrf=request.session.get("csrf", ""),
             station=self.cfg.station_id,
             unit=self.cfg.unit,
+            lang=request.session.get("lang", "zh"),
+            path=request.url.path,
+            SEES_CATALOG=SEES_CATALOG,
+            SEES_SEALS=SEES_SEALS,
+            SEES_AUDIT=ACTIONS["audit"],
             **ctx,
         )
         return HTMLResponse(html, status_code=status)
 
-    def reader(self) -> Database:
-        return open_readonly(self.cfg.catalog)
+    async def ask(self, request: Request | None, op: str, **args: Any) -> Any:
+        """One operation by the daemon, as this session's staff member."""
+        reply, fd = await self.ask_fd(request, op, **args)
+        if fd is not None:
+            os.close(fd)
+        return reply
 
-    def writer(self) -> Database:
-        return open_catalog(self.cfg.catalog)
+    async def ask_fd(self, request: Request | None, op: str, **args: Any) -> tuple[Any, int | None]:
+        """The same, with the descriptor the daemon passed (the caller closes it)."""
+        token = request.session.get("token") if request is not None else None
+        timeout = None if op in SLOW_OPS else 60.0
+        try:
+            ask = {"op": op, "token": token, "args": args}
+            doc, fd = await asyncio.to_thread(control.call, self.socket, ask, timeout)
+        except OSError:
+            raise Refused(
+                503, "站台程式未執行，無法連線 The station daemon is not running"
+            ) from None
+        if not doc.get("ok"):
+            raise Refused(int(doc.get("status", 500)), str(doc.get("error", "?")))
+        return doc.get("result"), fd
 
 
-def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
-    """The console for the station ``cfg``."""
-    c = Console(cfg)
+def make_app(
+    cfg: Config, secret: bytes | None = None, socket_path: Path | None = None
+) -> Starlette:
+    """The console for the station ``cfg``, asking the daemon at ``socket_path`` (default: the
+    run directory's control socket)."""
+    c = Console(cfg, socket_path)
     static = Path(__file__).parent / "static"
 
     def needs(roles: frozenset[Role] | None = None) -> Callable[..., Any]:
         def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
             async def handler(request: Request) -> Response:
-                me = c.person(request)
+                me = c.me(request)
                 if me is None:
                     return RedirectResponse("/login", 303)
-                if roles is not None and not (me.roles & roles):
-                    return c.page(
-                        request,
-                        "refused.html",
-                        403,
-                        why="您的角色無權檢視此頁 Your role may not see this page",
-                    )
+                if roles is not None and not me.may(roles):
+                    why = "您的角色無權檢視此頁 Your role may not see this page"
+                    return c.page(request, "refused.html", 403, why=why)
                 if request.method == "POST":
                     form = await request.form()
                     if not secrets.compare_digest(
                         str(form.get("csrf", "")), request.session.get("csrf", "-")
                     ):
-                        return c.page(
-                            request,
-                            "refused.html",
-                            403,
-                            why="表單已失效 The form expired or was forged",
-                        )
-                    request.state.form = form
+                        return c.page(request, "refused.html", 403,
+                                      why="表單已失效 The form expired or was forged")  # fmt: skip
+                    request.state.form = {k: str(v) for k, v in form.items()}
                 try:
                     result: Response = await fn(request, me)
-                except CamdockError as exc:  # the rules said no (and recorded it): say why
-                    return c.page(request, "refused.html", 403, why=str(exc))
+                except Refused as exc:
+                    if exc.status == 401:  # the daemon ended the session (restart, expiry)
+                        request.session.clear()
+                        return RedirectResponse("/login", 303)
+                    return c.page(request, "refused.html", exc.status, why=str(exc))
                 return result
 
             return handler
@@ -164,41 +207,39 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
             request.session["csrf"] = request.session.get("csrf") or secrets.token_urlsafe(24)
             return c.page(request, "login.html")
         form = await request.form()
-        sid, pw = str(form.get("staff", "")).strip(), str(form.get("password", ""))
         if not secrets.compare_digest(str(form.get("csrf", "")), request.session.get("csrf", "-")):
             return c.page(request, "login.html", 403, error="表單已失效 The form expired")
-        now = time.time()
-        recent = [t for t in c.failures.get(sid, []) if now - t < LOCKOUT_SECONDS]
-        if len(recent) >= LOCKOUT_AFTER:
-            _refuse(c, sid or "?", "login", "locked out after repeated failures")
-            return c.page(
-                request,
-                "login.html",
-                429,
-                error="嘗試次數過多，請稍後再試 Too many attempts: try again later",
-            )
-        stored = c.cfg.password_hashes.get(sid)
-        ok = stored is not None and await asyncio.to_thread(passwords.verify, pw, stored)
-        if not ok:
-            c.failures[sid] = [*recent, now]
-            return c.page(
-                request, "login.html", 401, error="帳號或密碼錯誤 Wrong staff id or password"
-            )
-        c.failures.pop(sid, None)
+        try:
+            done = await c.ask(None, "login", staff=str(form.get("staff", "")),
+                               password=str(form.get("password", "")))  # fmt: skip
+        except Refused as exc:
+            return c.page(request, "login.html", exc.status, error=str(exc))
+        lang = request.session.get("lang", "zh")
         request.session.clear()
-        request.session.update({"staff": sid, "at": now, "csrf": secrets.token_urlsafe(24)})
+        request.session.update({"token": done["token"], "me": done["person"], "at": time.time(),
+                                "csrf": secrets.token_urlsafe(24), "lang": lang})  # fmt: skip
         return RedirectResponse("/", 303)
 
     async def logout(request: Request) -> Response:
+        with contextlib.suppress(Refused):  # the daemon is away: the session ends all the same
+            await c.ask(request, "logout")
         request.session.clear()
         return RedirectResponse("/login", 303)
 
+    async def language(request: Request) -> Response:
+        """中文 (with English beneath) or English alone, for this session."""
+        want = request.path_params["lang"]
+        request.session["lang"] = want if want in ("zh", "en") else "zh"
+        back = request.query_params.get("back", "/")
+        return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
+                                else "/", 303)  # fmt: skip
+
     @needs()
-    async def bays(request: Request, me: Person) -> Response:
+    async def bays(request: Request, me: Me) -> Response:
         return c.page(request, "bays.html", bays=_bays(c.cfg))
 
     @needs()
-    async def bays_stream(request: Request, me: Person) -> Response:
+    async def bays_stream(request: Request, me: Me) -> Response:
         """Server-sent events: the bays' states, pushed when the daemon changes them."""
 
         async def changes() -> AsyncIterator[str]:
@@ -213,273 +254,142 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
         return StreamingResponse(changes(), media_type="text/event-stream")
 
     @needs(SEES_CATALOG)
-    async def catalog(request: Request, me: Person) -> Response:
+    async def catalog(request: Request, me: Me) -> Response:
         q = request.query_params
-        officer, camera, day = q.get("officer") or None, q.get("camera") or None, q.get("day")
-        db = c.reader()
-        try:
-            found = _search(db, officer, camera, day)
-        finally:
-            db.close()
+        found = await c.ask(request, "catalog.search", officer=q.get("officer"),
+                            camera=q.get("camera"), day=q.get("day"))  # fmt: skip
         return c.page(request, "catalog.html", found=found, q=q)
 
     @needs(SEES_CATALOG)
-    async def recording(request: Request, me: Person) -> Response:
-        rec_id = int(request.path_params["id"])
-        db = c.reader()
-        try:
-            rec = recordings.get(db, rec_id)
-            if rec is None:
-                return c.page(request, "refused.html", 404, why=f"沒有紀錄 {rec_id}")
-            copies = recordings.copies(db, rec_id)
-            history = rows(
-                db,
-                "SELECT time, action, actor, details FROM custody_log WHERE "
-                "recording_id = ? ORDER BY id",
-                (rec_id,),
-            )
-            day = date.fromisoformat(rec["relpath"][:10].replace("/", "-"))
-            sealed = seals.current(db, day)
-        finally:
-            db.close()
-        return c.page(
-            request, "recording.html", rec=rec, copies=copies, history=history, sealed=sealed
-        )
+    async def recording(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "recording.get", id=request.path_params["id"])
+        return c.page(request, "recording.html", **got)
 
     @needs()
-    async def request_list(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            found = [
-                r
-                for r in requests.listing(db)
-                if me.roles - {Role.OFFICER} or r["applicant_id"] == me.id
-            ]
-        finally:
-            db.close()
+    async def request_list(request: Request, me: Me) -> Response:
+        found = await c.ask(request, "requests.list")
         return c.page(request, "requests.html", found=found)
 
     @needs()
-    async def request_page(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            req = requests.get(db, request.path_params["number"])
-            if req is None or (me.roles == {Role.OFFICER} and req["applicant_id"] != me.id):
-                return c.page(request, "refused.html", 404, why="沒有這份申請書 No such request")
-            recs = requests.recordings_of(db, req["id"])
-        finally:
-            db.close()
-        return c.page(
-            request, "request.html", req=req, recs=recs, message=request.query_params.get("m")
-        )
+    async def request_page(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "request.get", number=request.path_params["number"])
+        return c.page(request, "request.html", **got, message=request.query_params.get("m"))
 
     @needs()
-    async def request_new(request: Request, me: Person) -> Response:
+    async def request_new(request: Request, me: Me) -> Response:
         f = request.state.form
-        tz = c.cfg.tz
-        try:
-            start = datetime.fromisoformat(str(f["from"])).replace(tzinfo=tz)
-            end = datetime.fromisoformat(str(f["to"])).replace(tzinfo=tz)
-            form = {
-                "duty_item": str(f.get("duty_item", "")),
-                "kind": str(f["kind"]),
-                "reason": str(f["reason"]),
-                "purpose": str(f["purpose"]),
-                "unit_supervisor": str(f.get("unit_supervisor", "")),
-            }
-        except (KeyError, ValueError):
-            return c.page(request, "refused.html", 400, why="表單不完整 The form is incomplete")
-        db = c.writer()
-        try:
-            req = access.new_request(
-                db,
-                c.cfg,
-                access.Acting(me, me.label),
-                form,
-                (str(f.get("officer")) or None, str(f.get("camera")) or None, start, end),
-                c.topics,
-            )
-        finally:
-            db.close()
-        return RedirectResponse(f"/requests/{req['number']}", 303)
+        keys = ("duty_item", "kind", "reason", "purpose", "unit_supervisor", "officer", "camera",
+                "from", "to")  # fmt: skip
+        done = await c.ask(request, "request.new", **{k: f.get(k, "") for k in keys})
+        return RedirectResponse(f"/requests/{done['number']}", 303)
 
     @needs()
-    async def request_action(request: Request, me: Person) -> Response:
+    async def request_action(request: Request, me: Me) -> Response:
         number, action = request.path_params["number"], request.path_params["action"]
         f = request.state.form
-        kw: dict[str, Any] = {}
-        if action == "deny":
-            kw["reason"] = str(f.get("reason", ""))
-        if action == "schedule":
-            try:
-                start = datetime.fromisoformat(str(f["at"])).replace(tzinfo=c.cfg.tz)
-            except (KeyError, ValueError):
-                return c.page(request, "refused.html", 400, why="時間格式錯誤 Bad time")
-            kw |= {"start": start, "end": start + timedelta(minutes=int(f.get("minutes") or 120))}
-        db = c.writer()
-        try:
-            who = access.Acting(me, me.label)
-            if action == "copy":
-                sealing = Sealing.from_config(c.cfg)
-                done = await asyncio.to_thread(
-                    _copy_thread, c, who, number, Path(str(f.get("to", ""))), sealing
-                )
-                msg = f"已複製並驗證 copied and verified: {done['folder']}"
-            else:
-                access.step(db, who, number, action, c.topics, datetime.now(UTC), **kw)
-                msg = f"{action} ✔"
-        finally:
-            db.close()
+        if action == "copy":
+            done = await c.ask(request, "request.copy", number=number, to=f.get("to", ""))
+            msg = f"已複製並驗證 copied and verified: {done['folder']}"
+        else:
+            await c.ask(request, "request.step", number=number, action=action,
+                        reason=f.get("reason", ""), at=f.get("at", ""),
+                        minutes=f.get("minutes", ""))  # fmt: skip
+            msg = f"{action} ✔"
         return RedirectResponse(f"/requests/{number}?m={msg}", 303)
 
     @needs()
-    async def request_pdf(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            req = requests.get(db, request.path_params["number"])
-            if req is None:
-                return c.page(request, "refused.html", 404, why="沒有這份申請書 No such request")
-            recs = requests.recordings_of(db, req["id"])
-        finally:
-            db.close()
-        pdf = await asyncio.to_thread(forms.pdf, forms.request_html(req, recs))
+    async def request_pdf(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "request.get", number=request.path_params["number"])
+        pdf = await asyncio.to_thread(forms.pdf, forms.request_html(got["req"], got["recs"]))
         return Response(pdf, media_type="application/pdf")
 
     @needs()
-    async def video(request: Request, me: Person) -> Response:
-        """A recording, streamed only to a supervised viewing: an approved request that covers
-        it, in its window, for its custodian (invariant 9)."""
-        number, rec_id = request.path_params["number"], int(request.path_params["id"])
-        db = c.writer()
-        try:
-            req = requests.get(db, number)
-            covered = req is not None and any(
-                r["id"] == rec_id for r in requests.recordings_of(db, req["id"])
-            )
-            if req is None or not covered:
-                return c.page(
-                    request, "refused.html", 404, why="沒有此影音資料 Not in this request"
-                )
-            who = access.Acting(me, me.label)
-            access.authorize(db, who, "view", c.topics, access._rules(req), datetime.now(UTC))
-            path = _plain(db, rec_id)
-        finally:
-            db.close()
-        if path is None:
-            return c.page(request, "refused.html", 404, why="此檔案僅存於封存檔 Only in its seal")
-        return FileResponse(path, media_type="video/mp4")
+    async def video(request: Request, me: Me) -> Response:
+        """A recording, streamed from the descriptor the daemon opened for an approved viewing
+        (invariant 9); ranges so the player can seek."""
+        _, fd = await c.ask_fd(request, "video.open", number=request.path_params["number"],
+                               id=request.path_params["id"])  # fmt: skip
+        if fd is None:
+            return c.page(request, "refused.html", 500, why="no descriptor")
+        return await _stream(fd, request.headers.get("range"))
 
-    @needs(frozenset({Role.SUPERVISOR, Role.APPROVER, Role.CUSTODIAN}))
-    async def seal_list(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            found = seals.status(db)
-            dirty = sorted(seals.dirty(db))
-        finally:
-            db.close()
-        days: dict[str, dict[str, Any]] = {}
-        for s in found:
-            days.setdefault(s["day"], s)
-        return c.page(
-            request,
-            "seals.html",
-            days=list(days.values()),
-            dirty=dirty,
-            message=request.query_params.get("m"),
-        )
+    @needs(SEES_SEALS)
+    async def seal_list(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "seals.list")
+        return c.page(request, "seals.html", **got, message=request.query_params.get("m"))
 
     @needs()
-    async def seal_confirm(request: Request, me: Person) -> Response:
-        day = date.fromisoformat(request.path_params["day"])
-        db = c.writer()
-        try:
-            access.authorize(db, access.Acting(me, me.label), "confirm", c.topics)
-            confirm_day(db, Sealing(None, topics=c.topics), day, me.label)
-        finally:
-            db.close()
+    async def seal_confirm(request: Request, me: Me) -> Response:
+        day = request.path_params["day"]
+        await c.ask(request, "seal.confirm", day=day)
         return RedirectResponse(f"/seals?m=已確認 confirmed {day}", 303)
 
     @needs(SEES_CATALOG)
-    async def holds_page(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            found = hold_rows.listing(db)
-        finally:
-            db.close()
+    async def holds_page(request: Request, me: Me) -> Response:
+        found = await c.ask(request, "holds.list")
         return c.page(request, "holds.html", holds=found, message=request.query_params.get("m"))
 
     @needs()
-    async def hold_place(request: Request, me: Person) -> Response:
+    async def hold_place(request: Request, me: Me) -> Response:
         f = request.state.form
-        db = c.writer()
-        try:
-            access.authorize(db, access.Acting(me, me.label), "hold", c.topics)
-            hold_id = retention.place_hold(
-                db, retention.Keeping.from_config(c.cfg), me.label,
-                kind=HoldKind(str(f.get("kind"))), case=str(f.get("case", "")),
-                reason=str(f.get("reason", "")), recording=int(str(f.get("recording") or 0))
-                or None, officer=str(f.get("officer") or "") or None,
-                today=datetime.now(c.cfg.tz).date())  # fmt: skip
-        except ValueError as exc:
-            return c.page(request, "refused.html", 400, why=str(exc))
-        finally:
-            db.close()
-        return RedirectResponse(f"/holds?m=保留 {hold_id} placed", 303)
+        keys = ("kind", "case", "reason", "recording", "officer")
+        hold_id = await c.ask(request, "hold.place", **{k: f.get(k, "") for k in keys})
+        return RedirectResponse(f"/holds?m=已保留 placed: {hold_id}", 303)
 
     @needs()
-    async def hold_release(request: Request, me: Person) -> Response:
-        f = request.state.form
-        db = c.writer()
-        try:
-            access.authorize(db, access.Acting(me, me.label), "release", c.topics)
-            retention.release_hold(db, retention.Keeping.from_config(c.cfg),
-                                   int(request.path_params["id"]), me.label,
-                                   str(f.get("reason", "")))  # fmt: skip
-        finally:
-            db.close()
+    async def hold_release(request: Request, me: Me) -> Response:
+        await c.ask(request, "hold.release", id=request.path_params["id"],
+                    reason=request.state.form.get("reason", ""))  # fmt: skip
         return RedirectResponse("/holds?m=已解除 released", 303)
 
     @needs(SEES_CATALOG)
-    async def retention_page(request: Request, me: Person) -> Response:
-        db = c.reader()
-        try:
-            plan = retention.plan_for(db, datetime.now(c.cfg.tz).date())
-            queue = recordings.unattributed(db)
-        finally:
-            db.close()
-        return c.page(request, "retention.html", plan=plan, queue=queue,
-                      auto=c.cfg.retention.standing_authorisation,
-                      message=request.query_params.get("m"))  # fmt: skip
+    async def retention_page(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "retention.plan")
+        return c.page(request, "retention.html", **got, message=request.query_params.get("m"))
 
     @needs()
-    async def destroy_due(request: Request, me: Person) -> Response:
-        db = c.writer()
-        try:
-            access.authorize(db, access.Acting(me, me.label), "destroy", c.topics)
-            done = await asyncio.to_thread(
-                _destroy_thread, c, me.label, datetime.now(c.cfg.tz).date()
-            )
-        finally:
-            db.close()
-        return RedirectResponse(f"/retention?m=已銷毀 destroyed {done}", 303)
+    async def destroy_due(request: Request, me: Me) -> Response:
+        done = await c.ask(request, "retention.destroy")
+        return RedirectResponse(f"/retention?m=已銷毀 destroyed: {done}", 303)
 
     @needs(SEES_CATALOG)
-    async def register_page(request: Request, me: Person) -> Response:
-        start, end = _period(request, c.cfg)
-        db = c.reader()
-        try:
-            lines = requests.register_between(db, start, end)
-        finally:
-            db.close()
+    async def attribution_page(request: Request, me: Me) -> Response:
+        got = await c.ask(request, "attribution.queue")
+        return c.page(request, "attribution.html", **got, message=request.query_params.get("m"))
+
+    @needs()
+    async def attribute(request: Request, me: Me) -> Response:
+        f = request.state.form
+        done = await c.ask(request, "attribute", recording=f.get("recording", ""),
+                           officer=f.get("officer", ""))  # fmt: skip
+        return RedirectResponse(f"/attribution?m=已歸屬 attributed: {done['new_path']}", 303)
+
+    @needs(ACTIONS["audit"])
+    async def audit_page(request: Request, me: Me) -> Response:
+        first, last = _days(request, c.cfg)
+        doc = await c.ask(request, "audit.report", **{"from": first, "to": last})
         if request.url.path.endswith(".pdf"):
-            html = forms.register_html(lines, start[:10], end[:10], c.cfg.unit)
+            html = forms.report_html(doc, c.cfg.unit)
             return Response(await asyncio.to_thread(forms.pdf, html),
                             media_type="application/pdf")  # fmt: skip
-        return c.page(request, "register.html", lines=lines, start=start[:10], end=end[:10])
+        return c.page(request, "audit.html", body=forms.report_body(doc, c.cfg.unit), start=first,
+                      end=last)  # fmt: skip
+
+    @needs(SEES_CATALOG)
+    async def register_page(request: Request, me: Me) -> Response:
+        first, last = _days(request, c.cfg)
+        start, end = _utc_bounds(first, last, c.cfg)
+        lines = await c.ask(request, "register", start=start, end=end)
+        if request.url.path.endswith(".pdf"):
+            html = forms.register_html(lines, first, last, c.cfg.unit)
+            return Response(await asyncio.to_thread(forms.pdf, html),
+                            media_type="application/pdf")  # fmt: skip
+        return c.page(request, "register.html", lines=lines, start=first, end=last)
 
     routes = [
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{lang}", language),
         Route("/", bays),
         Route("/bays/stream", bays_stream),
         Route("/catalog", catalog),
@@ -491,14 +401,18 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
         Route("/requests/{number}/video/{id:int}", video),
         Route("/requests/{number}/{action}", request_action, methods=["POST"]),
         Route("/seals", seal_list),
+        Route("/seals/{day}/confirm", seal_confirm, methods=["POST"]),
         Route("/holds", holds_page),
         Route("/holds/new", hold_place, methods=["POST"]),
         Route("/holds/{id:int}/release", hold_release, methods=["POST"]),
         Route("/retention", retention_page),
         Route("/retention/destroy", destroy_due, methods=["POST"]),
+        Route("/attribution", attribution_page),
+        Route("/attribution", attribute, methods=["POST"]),
+        Route("/audit", audit_page),
+        Route("/audit.pdf", audit_page),
         Route("/register", register_page),
         Route("/register.pdf", register_page),
-        Route("/seals/{day}/confirm", seal_confirm, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
     middleware = [
@@ -515,8 +429,59 @@ def make_app(cfg: Config, secret: bytes | None = None) -> Starlette:
     return Starlette(routes=routes, middleware=middleware)
 
 
-def _period(request: Request, cfg: Config) -> tuple[str, str]:
-    """?from=…&to=… (days), the last six months by default, as UTC ISO bounds."""
+_BILINGUAL = re.compile(
+    r"^([^A-Za-z]*[\u3000-\u9fff\uff00-\uffef][^A-Za-z]*?)\s+([A-Za-z].*)$", re.S
+)
+
+
+def bilingual(text: Any) -> Markup:
+    """A message written "中文 English" marked up like the templates' pairs, so the English-only
+    view can hide the Chinese; anything else as it is."""
+    m = _BILINGUAL.match(str(text))
+    if m is None:
+        return escape(str(text))
+    return Markup('<span class="zh">{}</span> <span class="en">{}</span>').format(*m.groups())
+
+
+async def _stream(fd: int, ranged: str | None) -> Response:
+    """The file behind ``fd`` as video/mp4, honouring one byte range; read with aiofiles so the
+    event loop never waits on the drive."""
+    size = os.fstat(fd).st_size
+    first, last, status = 0, size - 1, 200
+    if ranged and ranged.startswith("bytes="):
+        lo, _, hi = ranged[6:].split(",")[0].partition("-")
+        try:
+            first = int(lo) if lo else max(0, size - int(hi))
+            last = min(int(hi), size - 1) if lo and hi else size - 1
+        except ValueError:
+            first, last = 0, size - 1
+        if first > last or first >= size:
+            os.close(fd)
+            return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+        status = 206
+    f = await aiofiles.open(fd, "rb")
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            await f.seek(first)
+            left = last - first + 1
+            while left > 0:
+                chunk = await f.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            await f.close()
+
+    headers = {"accept-ranges": "bytes", "content-length": str(last - first + 1)}
+    if status == 206:
+        headers["content-range"] = f"bytes {first}-{last}/{size}"
+    return StreamingResponse(body(), status_code=status, media_type="video/mp4", headers=headers)
+
+
+def _days(request: Request, cfg: Config) -> tuple[str, str]:
+    """?from=…&to=… (days), the last six months by default."""
     today = datetime.now(cfg.tz).date()
     try:
         first = date.fromisoformat(request.query_params.get("from") or "")
@@ -526,35 +491,13 @@ def _period(request: Request, cfg: Config) -> tuple[str, str]:
         last = date.fromisoformat(request.query_params.get("to") or "")
     except ValueError:
         last = today
-    lo = datetime.combine(first, datetime.min.time(), cfg.tz).astimezone(UTC)
-    hi = datetime.combine(last, datetime.max.time(), cfg.tz).astimezone(UTC)
-    return lo.isoformat(), hi.isoformat()
+    return first.isoformat(), last.isoformat()
 
 
-def _destroy_thread(c: Console, by: str, today: date) -> int:
-    db = c.writer()
-    try:
-        return len(retention.destroy(db, retention.Keeping.from_config(c.cfg), today, by))
-    finally:
-        db.close()
-
-
-def _refuse(c: Console, by: str, action: str, why: str) -> None:
-    db = c.writer()
-    try:
-        requests.record_refusal(db, by, action, None, why, c.topics)
-    finally:
-        db.close()
-
-
-def _copy_thread(
-    c: Console, who: access.Acting, number: str, target: Path, sealing: Sealing
-) -> dict[str, Any]:
-    db = c.writer()
-    try:
-        return access.copy(db, who, number, target, sealing.key, c.topics)
-    finally:
-        db.close()
+def _utc_bounds(first: str, last: str, cfg: Config) -> tuple[str, str]:
+    lo = datetime.combine(date.fromisoformat(first), datetime.min.time(), cfg.tz)
+    hi = datetime.combine(date.fromisoformat(last), datetime.max.time(), cfg.tz)
+    return lo.astimezone(UTC).isoformat(), hi.astimezone(UTC).isoformat()
 
 
 def _bays(cfg: Config) -> list[dict[str, Any]]:
@@ -575,34 +518,3 @@ def _bays(cfg: Config) -> list[dict[str, Any]]:
         }
         for b in cfg.bays
     ]
-
-
-def _search(
-    db: Database, officer: str | None, camera: str | None, day: str | None
-) -> list[dict[str, Any]]:
-    if day:
-        found = recordings.listing(db, day=day)
-        return [
-            r
-            for r in found
-            if (officer is None or r["officer_badge"] == officer)
-            and (camera is None or r["camera_id"] == camera)
-        ][:500]
-    return rows(
-        db,
-        "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge = ?) AND "
-        "(? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT 500",
-        (officer, officer, camera, camera),
-    )
-
-
-def _plain(db: Database, rec_id: int) -> Path | None:
-    for cp in rows(
-        db,
-        "SELECT destination, relpath, plain_removed_at FROM copies WHERE recording_id = ?",
-        (rec_id,),
-    ):
-        path = Path(cp["destination"], *PurePosixPath(cp["relpath"]).parts)
-        if not cp["plain_removed_at"] and path.is_file():
-            return path
-    return None
