@@ -286,6 +286,16 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     assert (r / "etc/systemd/system/multi-user.target.wants/camdock.service").is_symlink()
     assert "UDISKS_IGNORE" in (r / "etc/udev/rules.d/90-camdock.rules").read_text()
     assert (r / "etc/tmpfiles.d/camdock.conf").exists()
+    # The console: its own user (in the camdock group for the config only), its unit, a key.
+    web = re.search(r"^camdock-web:x:(\d+):(\d+):", (r / "etc/passwd").read_text(), re.MULTILINE)
+    assert web is not None
+    assert re.search(r"^camdock:x:\d+:.*camdock-web", (r / "etc/group").read_text(), re.MULTILINE)
+    unit = r / "etc/systemd/system/camdock-web.service"
+    assert unit.read_text() == (ROOT / "systemd" / "camdock-web.service").read_text()
+    assert (r / "etc/systemd/system/multi-user.target.wants/camdock-web.service").is_symlink()
+    key = (r / "etc/camdock/web.key").stat()
+    assert key.st_mode & 0o777 == 0o640 and key.st_gid == int(web.group(2))
+    assert (r / "etc/camdock/web.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
     fstab = (r / "etc/fstab").read_text()
     assert "UUID=0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a /srv/camdock/footage ext4" in fstab
     assert "nofail" in fstab

@@ -3,6 +3,7 @@ real `camdock web` process (invariant 9: refusal is the default; REG-5)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,6 +78,14 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.1)
     try:
         yield f"http://127.0.0.1:{port}", cfg_path
+        # The console never held the catalog or a recording open itself: it asked the daemon
+        # (and the viewing's descriptor was closed when the stream ended).
+        held = set()
+        for f in Path(f"/proc/{proc.pid}/fd").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                held.add(os.readlink(f))
+        kept = [cfg.state_dir, cfg.footage, cfg.backup]
+        assert not [h for h in held if any(h.startswith(str(k)) for k in kept)], held
     finally:
         proc.terminate()
         proc.wait(10)

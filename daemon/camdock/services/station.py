@@ -257,6 +257,7 @@ class Station:
         """Run until cancelled (SIGTERM); leaves every offload resumable."""
         self.cfg.run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        _share_run_dir(self.cfg.run_dir)
         notify("STATUS=starting")
         try:
             self._open_hardware()
@@ -602,3 +603,16 @@ def _log_failure(future: Future[None]) -> None:
     """An event that could not be recorded must not vanish silently."""
     if (exc := future.exception()) is not None:
         log.error("event could not be recorded in the outbox: %r", exc)
+
+
+def _share_run_dir(run_dir: Path) -> None:
+    """The console's user may read the run directory (the bays' states, the control socket):
+    its group, setgid so what the daemon writes there is in that group too."""
+    _, group = control.peers()
+    if group is None or os.geteuid() != 0:
+        return
+    try:
+        os.chown(run_dir, -1, group)
+        os.chmod(run_dir, 0o2750)
+    except OSError as exc:
+        log.warning("the console may not see the bays: %s: %s", run_dir, exc.strerror)

@@ -1,0 +1,136 @@
+"""The control socket (issue 17; ARCHITECTURE, "Who may write"): the console's only way to
+read the catalog or act. The kernel says who is connecting (SO_PEERCRED), the daemon checks
+the password, the session and the role, and records what it refuses. Real Unix sockets, a
+real catalog, another user (``setpriv``) for the peer check."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camdock import passwords
+from camdock.adapters.control import MAX_LINE, Server, call
+from camdock.config import Config, load
+from camdock.services.control import LOCKOUT_AFTER, SOCKET, Control
+from conftest import needs_root, offload, write_recording
+from stationcfg import write_config
+from test_access import STAFF
+
+PASSWORD = "a long console password"  # noqa: S105 - the test's own
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[Config, Path]]:
+    hashed = passwords.hash_password(PASSWORD)
+    cfg = load(write_config(tmp_path, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\n'
+                                                                  'roles = ["')))  # fmt: skip
+    cam = tmp_path / "cam"
+    write_recording(cam / "DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
+    assert offload(cam, [cfg.footage, cfg.backup], cfg.catalog).ok
+    path = cfg.run_dir / SOCKET
+    server = Server(path, Control(cfg).handle, frozenset({0, os.geteuid()}))
+    server.start()
+    try:
+        yield cfg, path
+    finally:
+        server.close()
+
+
+def ask(path: Path, op: str, token: str | None = None, **args: Any) -> dict[str, Any]:
+    doc, fd = call(path, {"op": op, "token": token, "args": args})
+    assert fd is None
+    return doc
+
+
+def login(path: Path, staff: str, password: str = PASSWORD) -> str:
+    doc = ask(path, "login", staff=staff, password=password)
+    assert doc["ok"], doc
+    return str(doc["result"]["token"])
+
+
+def refusals(cfg: Config) -> list[dict[str, Any]]:
+    con = sqlite3.connect(cfg.catalog)
+    try:
+        found = con.execute("SELECT actor, details FROM custody_log WHERE action = 'refused'")
+        return [{"actor": a, **json.loads(d)} for a, d in found]
+    finally:
+        con.close()
+
+
+def test_every_operation_needs_a_session_and_a_role(daemon: tuple[Config, Path]) -> None:
+    cfg, path = daemon
+    assert ask(path, "catalog.search")["status"] == 401  # no token
+    assert ask(path, "catalog.search", token="forged")["status"] == 401  # noqa: S106
+    officer = login(path, "D1")
+    refused = ask(path, "catalog.search", officer)
+    assert refused["status"] == 403 and not refused["ok"]
+    assert {"actor": "周偵查員 (D1)", "attempted": "catalog.search"}.items() <= refusals(cfg)[
+        -1
+    ].items()
+    custodian = login(path, "C1")
+    found = ask(path, "catalog.search", custodian, officer="A12345")
+    assert found["ok"] and [r["officer_badge"] for r in found["result"]] == ["A12345"]
+    assert ask(path, "no.such.op", custodian)["status"] == 404
+    assert ask(path, "recording.get", custodian, id="x")["status"] == 400
+    ask(path, "logout", custodian)
+    assert ask(path, "catalog.search", custodian)["status"] == 401  # the session has ended
+
+
+def test_lockout_after_repeated_failures_is_recorded(daemon: tuple[Config, Path]) -> None:
+    cfg, path = daemon
+    for _ in range(LOCKOUT_AFTER):
+        assert ask(path, "login", staff="C1", password="wrong")["status"] == 401  # noqa: S106
+    locked = ask(path, "login", staff="C1", password=PASSWORD)  # even the right one, for now
+    assert locked["status"] == 429
+    assert refusals(cfg)[-1]["attempted"] == "login"
+    assert login(path, "S1")  # others are not locked out
+
+
+def test_malformed_requests_are_answered_not_fatal(daemon: tuple[Config, Path]) -> None:
+    _, path = daemon
+    for raw in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n", b"x" * (MAX_LINE + 10) + b"\n"):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            # the daemon may stop reading an over-long request before it is all sent
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                s.sendall(raw)
+            reply = json.loads(s.makefile("rb").readline())
+        assert reply["ok"] is False and reply["status"] == 400, raw[:20]
+    assert login(path, "C1")  # and it still serves
+
+
+@needs_root
+def test_only_the_consoles_user_may_connect(daemon: tuple[Config, Path], tmp_path: Path) -> None:
+    """The socket is born 0660 (root and the console's group); and were its mode opened by
+    mistake, the kernel's peer credentials still keep any other user out."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    _, path = daemon
+    assert path.stat().st_mode & 0o777 == 0o660
+    for parent in (path.parent, *path.parent.parents):
+        parent.chmod(parent.stat().st_mode | 0o005)  # let 'nobody' reach the socket file
+    script = ("import json, socket, sys\n"
+              "s = socket.socket(socket.AF_UNIX)\n"
+              "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n"
+              "    print('EACCES'); raise SystemExit\n"
+              "s.sendall(b'{\"op\": \"login\", \"args\": {}}\\n')\n"
+              "print(s.makefile().readline())\n")  # fmt: skip
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+              "-c", script, str(path)]  # fmt: skip
+    out = subprocess.run(nobody, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "EACCES"
+    path.chmod(0o666)
+    out = subprocess.run(nobody, capture_output=True, text=True, check=True).stdout
+    reply = json.loads(out)
+    assert reply["status"] == 403 and "uid 65534 may not use the control socket" in reply["error"]
