@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ import pytest
 
 from camdock import passwords
 from camdock.adapters.control import Server
+from camdock.catalog import open_catalog, selftests, write_txn
 from camdock.config import load
 from camdock.core.attribution import Attribution
 from camdock.services.control import SOCKET, Control
+from camdock.services.seal import Key, Sealing, seal_day
 from conftest import TZ, camdock_cmd, offload, write_recording
 from stationcfg import write_config
 from test_access import STAFF
@@ -60,10 +62,20 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     write_recording(pool / "DCIM/100MEDIA/20261128_100000_0002.MP4", 4096, 4)
     assert offload(pool, [cfg.footage, cfg.backup], cfg.catalog, camera_id="POOL01",
                    attribution=Attribution("POOL01", ())).ok  # fmt: skip
+    db = open_catalog(cfg.catalog)  # a failed pre-shift test, as the bay button records one
+    with write_txn(db):
+        test_id = selftests.add_selftest(db, {"bay": 1, "camera_id": "CAM0001", "passed": 0,
+            "officer_badge": "A12345", "officer_name": "王小明", "battery": 12,
+            "checks": json.dumps([{"name": "battery", "ok": False}])})  # fmt: skip
+        selftests.add_duty_log(db, {"officer_badge": "A12345", "officer_name": "王小明",
+            "camera_id": "CAM0001", "entry": "攝影機功能檢測未通過：電量不足",
+            "selftest_id": test_id})  # fmt: skip
+    db.close()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     # The daemon's side of the control socket, as `camdock run` serves it: the console asks it
     # for every page and every action (it has no catalog connection of its own).
-    server = Server(cfg.run_dir / SOCKET, Control(cfg).handle, frozenset({os.geteuid()}))
+    daemon = Control(cfg, export_roots=(tmp_path,))
+    server = Server(cfg.run_dir / SOCKET, daemon.handle, frozenset({os.geteuid()}))
     server.start()
     port = _port()
     cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
@@ -182,11 +194,6 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.goto(f"{base}/requests/{number}")
         page.screenshot(path=str(shots / "console-request.png"), full_page=True)
         # A supervisor confirms the day's seal (REG-4.2.5); the custodian sealed it.
-        from datetime import date
-
-        from camdock.catalog import open_catalog
-        from camdock.services.seal import Key, Sealing, seal_day
-
         db = open_catalog(cfg.catalog)
         seal_day(db, Sealing(Key("1", "a seal password of the test")), date(2026, 11, 28),
                  "陳保管 (C1)")  # fmt: skip
@@ -215,10 +222,12 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         _login(page, base, "C1")
         page.goto(f"{base}/attribution")
         page.locator("select[name=officer]").first.select_option("B23456")
+        page.screenshot(path=str(shots / "console-attribution.png"), full_page=True)
         page.get_by_role("button", name="歸屬").first.click()
         assert "已歸屬" in page.content() and "B23456" in page.content()
-        page.screenshot(path=str(shots / "console-attribution.png"), full_page=True)
         # English alone, for whoever prefers it: the Chinese is hidden, not merely beside it.
+        page.goto(f"{base}/duty")  # REG-3.2: the duty log and the function tests
+        assert "電量不足" in page.content() and "battery" in page.content()
         page.get_by_role("link", name="English only").click()
         page.goto(f"{base}/catalog")
         assert page.get_by_role("link", name="Catalog").is_visible()

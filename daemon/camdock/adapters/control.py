@@ -17,7 +17,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path, PurePath
@@ -29,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 4 << 20  # a request or a reply; a catalog page of 500 rows is far below
 READ_TIMEOUT = 10.0  # a peer that connects and says nothing is dropped
+WORKERS = 4  # requests answered at once; more wait to be accepted
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
 Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
@@ -85,7 +85,9 @@ class Server:
         self.allowed_uids = allowed_uids
         self.group = group
         self._sock: socket.socket | None = None
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="control")
+        # Daemon threads, not a pool: an export under way must not hold the daemon's exit
+        # (a pool's workers are joined at exit); a copy cut short leaves no register line.
+        self._slots = threading.BoundedSemaphore(WORKERS)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -116,7 +118,6 @@ class Server:
             sock.close()
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _accept(self) -> None:
         while (sock := self._sock) is not None:
@@ -124,7 +125,8 @@ class Server:
                 conn, _ = sock.accept()
             except OSError:
                 return  # closed
-            self._pool.submit(self._serve, conn)
+            self._slots.acquire()
+            threading.Thread(target=self._serve, args=(conn,), name="control", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         fd: int | None = None
@@ -162,6 +164,7 @@ class Server:
         except OSError as exc:  # the console went away mid-answer: nothing to undo
             log.info("control: %s", exc)
         finally:
+            self._slots.release()
             if fd is not None:
                 os.close(fd)
 

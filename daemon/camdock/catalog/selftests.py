@@ -3,17 +3,19 @@ spares lent to officers (whose footage is filed under the borrower until returne
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import one, pk
+from camdock.catalog.db import one, pk, rows
 from camdock.clock import utcnow
 
 __all__ = [
     "add_duty_log",
     "add_loan",
     "add_selftest",
+    "history",
     "last_drift",
     "last_selftest",
     "open_loan",
@@ -80,3 +82,21 @@ def last_drift(db: Database, camera_id: str) -> float | None:
         (camera_id,),
     )
     return float(row["drift_before"]) if row else None
+
+
+def history(
+    db: Database, start: str, end: str, limit: int = 1000
+) -> dict[str, list[dict[str, Any]]]:
+    """The pre-shift tests and the duty-log entries between ``start`` and ``end`` (UTC ISO),
+    newest first: what the console's duty-log page shows (REG-3.2)."""
+    tests = rows(db, "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
+                 "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
+                 "time <= ? ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
+    entries = rows(db, "SELECT time, officer_badge, officer_name, camera_id, entry, "
+                   "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
+                   "ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
+    for t in tests:
+        t["failed"] = [
+            c.get("name") for c in json.loads(t.pop("checks") or "[]") if not c.get("ok")
+        ]
+    return {"tests": tests, "entries": entries}

@@ -32,7 +32,15 @@ from sqlite_utils import Database
 
 from camdock import passwords
 from camdock.adapters.control import Reply
-from camdock.catalog import custody, open_catalog, open_readonly, recordings, requests, seals
+from camdock.catalog import (
+    custody,
+    open_catalog,
+    open_readonly,
+    recordings,
+    requests,
+    seals,
+    selftests,
+)
 from camdock.catalog import holds as hold_rows
 from camdock.config import Config
 from camdock.core.access import Person, Role
@@ -50,6 +58,8 @@ log = logging.getLogger(__name__)
 SOCKET = "control.sock"  # in the run directory
 WEB_USER = "camdock-web"  # the console's system user (systemd/camdock-web.service, ansible)
 SESSION_SECONDS = 8 * 3600  # a shift; then log in again
+# Where the console may have the daemon (root) write a verified copy: export media only.
+EXPORT_ROOTS = (Path("/media"), Path("/mnt"))
 LOCKOUT_AFTER, LOCKOUT_SECONDS = 5, 15 * 60
 SEES_CATALOG = frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER, Role.AUDITOR})
 SEES_SEALS = frozenset({Role.SUPERVISOR, Role.APPROVER, Role.CUSTODIAN})
@@ -139,9 +149,10 @@ def _op(name: str, roles: frozenset[Role] = EVERYONE, *, write: bool = False,
 class Control:
     """The daemon's side of the control socket: sessions, lockout, and the operations."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, export_roots: tuple[Path, ...] = EXPORT_ROOTS) -> None:
         self.cfg = cfg
         self.topics = cfg.topics
+        self.export_roots = export_roots
         self._lock = threading.Lock()
         self._sessions: dict[str, tuple[str, float]] = {}  # token → (staff id, started)
         self._failures: dict[str, list[float]] = {}
@@ -312,6 +323,12 @@ def _queue(c: Call) -> Any:
     return {"queue": recordings.unattributed(c.db), "officers": officers}
 
 
+@_op("duty.log", SEES_CATALOG)
+def _duty_log(c: Call) -> Any:
+    """REG-3.2: the pre-shift tests and the duty-log entries of a period."""
+    return selftests.history(c.db, c.text("start"), c.text("end"))
+
+
 @_op("register", SEES_CATALOG)
 def _register(c: Call) -> Any:
     return requests.register_between(c.db, c.text("start"), c.text("end"))
@@ -376,9 +393,14 @@ def _request_step(c: Call) -> Any:
 
 @_op("request.copy", write=True)
 def _request_copy(c: Call) -> Any:
+    to = Path(os.path.abspath(c.text("to")))
+    if not any(to == r or r in to.parents for r in c.ctl.export_roots) or ".." in to.parts:
+        roots = ", ".join(str(r) for r in c.ctl.export_roots)
+        raise BadRequest(
+            f"匯出位置須在 {roots} 之下 the copy goes onto export media: under {roots}"
+        )
     sealing = Sealing.from_config(c.cfg)
-    done = access.copy(c.db, c.who, c.text("number"), Path(c.text("to")), sealing.key,
-                       c.ctl.topics)  # fmt: skip
+    done = access.copy(c.db, c.who, c.text("number"), to, sealing.key, c.ctl.topics)
     return {"folder": str(done["folder"])}
 
 

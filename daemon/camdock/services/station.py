@@ -613,6 +613,6 @@ def _share_run_dir(run_dir: Path) -> None:
         return
     try:
         os.chown(run_dir, -1, group)
-        os.chmod(run_dir, 0o2750)
+        os.chmod(run_dir, 0o2750)  # noqa: S103 - setgid: files inherit the group; others none
     except OSError as exc:
         log.warning("the console may not see the bays: %s: %s", run_dir, exc.strerror)

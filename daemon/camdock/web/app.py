@@ -376,6 +376,13 @@ def make_app(
                       end=last)  # fmt: skip
 
     @needs(SEES_CATALOG)
+    async def duty_page(request: Request, me: Me) -> Response:
+        first, last = _days(request, c.cfg)
+        start, end = _utc_bounds(first, last, c.cfg)
+        got = await c.ask(request, "duty.log", start=start, end=end)
+        return c.page(request, "duty.html", **got, start=first, end=last)
+
+    @needs(SEES_CATALOG)
     async def register_page(request: Request, me: Me) -> Response:
         first, last = _days(request, c.cfg)
         start, end = _utc_bounds(first, last, c.cfg)
@@ -411,6 +418,7 @@ def make_app(
         Route("/attribution", attribute, methods=["POST"]),
         Route("/audit", audit_page),
         Route("/audit.pdf", audit_page),
+        Route("/duty", duty_page),
         Route("/register", register_page),
         Route("/register.pdf", register_page),
         Mount("/static", StaticFiles(directory=static), name="static"),
