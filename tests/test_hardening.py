@@ -11,9 +11,11 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 import unicodedata
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ import pytest
 from camdock.errors import ExitCode
 from camdock.events import FileStarted, Progress, SessionStarted
 from camdock.services.offload import ABORT_WAIT, STOP_WAIT
+from camdock.sim.hotplug import fill_camera
 from conftest import (
     camdock_cmd,
     make_camera,
@@ -277,3 +280,73 @@ def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Pat
     # what was catalogued before the stall (often nothing: the driver stops on the first copy)
     # has its final copies; nothing else got a final name
     assert _catalogued(catalog) == {str(p.relative_to(d1)) for p in d1.rglob("*.mp4")}
+
+
+DAEMON = """
+import asyncio, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from camdock.config import load
+from camdock.services.station import Station
+from camdock.sim.hotplug import SimHotplug, SimMounter
+from stationcfg import write_config
+
+async def main():
+    hot = SimHotplug()
+    station = Station(load(write_config(Path(sys.argv[1]))), hotplug=hot, mounter=SimMounter(),
+                      pin_factory=MockFactory(pin_class=MockPWMPin), read_bps=4_000_000)
+    task = asyncio.create_task(station.run())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # as camdock run
+    await station.ready.wait()
+    hot.dock("1-1", "SN0001", Path(sys.argv[2]), fs_type="exfat")
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+asyncio.run(main())
+"""
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None:
+    """The same in the daemon (issue 11 item 5, issue 12): the station's process, a bay
+    offloading from a camera whose driver stops answering; after SIGTERM the process has ended
+    within STOP_WAIT + ABORT_WAIT, well inside TimeoutStopSec. Without the abort it never ends
+    (the exit itself waits on the driver)."""
+    with exfat_fuse(tmp_path / "cam.img", tmp_path / "cam") as cam:
+        fill_camera(cam, files=4, size=4 << 20, seed=1, start=datetime(2026, 11, 28, 8, 30))
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
+        assert driver
+        tests = str(Path(__file__).resolve().parent)
+        proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not any(p.is_file() for p in (tmp_path / "footage").rglob("*")):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            for pid in driver:
+                os.kill(int(pid), signal.SIGSTOP)
+            time.sleep(1.0)  # the bay's reader is now waiting on the driver
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the station was still running 60 s after SIGTERM")
+            took = time.monotonic() - t0
+        finally:
+            for pid in driver:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGCONT)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert took < STOP_WAIT + ABORT_WAIT + 10, took
+    assert "aborted the stalled FUSE driver" in err, err[-2000:]
