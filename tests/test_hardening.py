@@ -232,6 +232,38 @@ def test_a_camera_filesystem_that_vanishes_mid_read_fails_cleanly(tmp_path: Path
     assert status == "failed"
 
 
+def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[float, str, int]:
+    """Run ``argv`` offloading ``cam``; once a copy has begun under ``copies``, stop the camera's
+    FUSE driver (a card that stops answering) and SIGTERM the process: the seconds it took to
+    end, its stderr and its exit status. Fails if it has not ended 60 s after SIGTERM."""
+    driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
+    assert driver
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.is_file() for p in copies.rglob("*")):  # the first copy has begun
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        for pid in driver:
+            os.kill(int(pid), signal.SIGSTOP)
+        time.sleep(1.0)  # the reader is now waiting on the driver
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{argv[1:3]} was still running 60 s after SIGTERM")
+        return time.monotonic() - t0, err, proc.returncode
+    finally:
+        for pid in driver:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @needs_root
 @pytest.mark.slow
 def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Path) -> None:
@@ -246,36 +278,11 @@ def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Pat
         make_camera(cam, 6, size=6 << 20)
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
-        assert driver
         argv = camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear"),
                            "--allow-one-filesystem")  # fmt: skip
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while not any(p.is_file() for p in d1.rglob("*")):  # the first copy has begun
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
-            for pid in driver:
-                os.kill(int(pid), signal.SIGSTOP)
-            time.sleep(0.5)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                _, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                pytest.fail("camdock offload was still running 60 s after SIGTERM")
-            took = time.monotonic() - t0
-        finally:
-            for pid in driver:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGCONT)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        took, err, code = _sigterm_while_stalled(cam, argv, d1)
     assert took < STOP_WAIT + ABORT_WAIT + 10, took
-    assert proc.returncode == ExitCode.TEMPFAIL, err
+    assert code == ExitCode.TEMPFAIL, err
     assert "aborted the stalled FUSE driver" in err and "Traceback" not in err
     # what was catalogued before the stall (often nothing: the driver stops on the first copy)
     # has its final copies; nothing else got a final name
@@ -320,33 +327,8 @@ def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None
         fill_camera(cam, files=4, size=4 << 20, seed=1, start=datetime(2026, 11, 28, 8, 30))
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
-        assert driver
         tests = str(Path(__file__).resolve().parent)
-        proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while not any(p.is_file() for p in (tmp_path / "footage").rglob("*")):
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
-            for pid in driver:
-                os.kill(int(pid), signal.SIGSTOP)
-            time.sleep(1.0)  # the bay's reader is now waiting on the driver
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                _, err = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                pytest.fail("the station was still running 60 s after SIGTERM")
-            took = time.monotonic() - t0
-        finally:
-            for pid in driver:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGCONT)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        argv = [sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests]
+        took, err, _ = _sigterm_while_stalled(cam, argv, tmp_path / "footage")
     assert took < STOP_WAIT + ABORT_WAIT + 10, took
     assert "aborted the stalled FUSE driver" in err, err[-2000:]

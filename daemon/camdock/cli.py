@@ -289,7 +289,8 @@ def _web(args: argparse.Namespace) -> int:
     if not cfg.password_hashes:
         print("camdock web: nobody can log in: no [[staff]] password_hash in the config "
               "(camdock staff hash-password)", file=sys.stderr)  # fmt: skip
-    uvicorn.run(make_app(cfg), host=host, port=port, log_level="warning",
+    app = make_app(cfg, https=args.cert is not None)
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 ssl_certfile=str(args.cert) if args.cert else None,
                 ssl_keyfile=str(args.key) if args.key else None)  # fmt: skip
     return 0

@@ -165,10 +165,10 @@ class Console:
 
 
 def make_app(
-    cfg: Config, secret: bytes | None = None, socket_path: Path | None = None
+    cfg: Config, secret: bytes | None = None, socket_path: Path | None = None, https: bool = False
 ) -> Starlette:
     """The console for the station ``cfg``, asking the daemon at ``socket_path`` (default: the
-    run directory's control socket)."""
+    run directory's control socket); ``https``: the session cookie is only sent over TLS."""
     c = Console(cfg, socket_path)
     static = Path(__file__).parent / "static"
 
@@ -431,7 +431,7 @@ def make_app(
             session_cookie="camdock",
             max_age=SESSION_SECONDS,
             same_site="strict",
-            https_only=False,
+            https_only=https,
         ),
     ]
     return Starlette(routes=routes, middleware=middleware)
