@@ -1,6 +1,7 @@
 """The control socket (issue 17; ARCHITECTURE, "Who may write"): the console's only way to
 read the catalog or act. The kernel says who is connecting (SO_PEERCRED), the daemon checks
-the password, the session and the role, and records what it refuses. Real Unix sockets, a
+the password, the session and the role (REG-4.1.1, REG-5.1), and records what it refuses in
+the custody log (REG-7.1); a copy goes only onto export media (REG-5.3). Real Unix sockets, a
 real catalog, another user (``setpriv``) for the peer check."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The real station (real pyudev under umockdev, real loop-device camera, real mount) on device
-trees shaped like a Raspberry Pi 4 and a Pi 5 (issue 12):
+trees shaped like a Raspberry Pi 4 and a Pi 5 (issue 12; the dock → offload of REG-4.1.2):
 
 - item 5: a bay named by an ``id_path`` glob written like the example config owns the whole USB
   device — the camera's storage (interface 1.0) *and* its serial port (1.1) — as does a bay
