@@ -41,7 +41,7 @@ def display(raw: bytes) -> str:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     """A regular file on the camera, as seen by the scan."""
 

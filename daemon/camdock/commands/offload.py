@@ -9,9 +9,9 @@ it, the custodian names the officer, and the summary says which slot grid and zo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise outcome["error"]  # a CamdockError is reported by cli.main
     report: OffloadReport = outcome["report"]
     if args.json:
-        print(json.dumps({**report.as_json(), "filing": plan.filing}, ensure_ascii=False, indent=2))
+        report.write_json(sys.stdout, {"filing": plan.filing})
     else:
         _print_human(report, plan.filing)
     if report.catalog_error:
@@ -306,7 +306,7 @@ def _print_human(report: OffloadReport, filing: dict[str, str]) -> None:
         elif f.verified and f.error:
             line += f" ({f.error})"
         print(line)
-    t = report.as_json()["totals"]
+    t = report.totals()
     print(
         f"{t['verified']}/{t['files']} files verified in every destination, {t['cleared']} cleared,"
         f" {t['skipped']} skipped, {t['bytes_verified'] / 1e6:.1f} MB in {report.seconds:.1f} s"

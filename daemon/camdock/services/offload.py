@@ -64,7 +64,7 @@ from camdock.events import (
 )
 from camdock.model import Officer
 from camdock.services.filing import Filer
-from camdock.services.offload_types import FileResult, OffloadReport, OffloadRequest
+from camdock.services.offload_types import FileResult, FileResults, OffloadReport, OffloadRequest
 from camdock.services.preflight import preflight
 from camdock.services.recovery import flock, recover_interrupted
 
@@ -192,36 +192,41 @@ class OffloadEngine:
         self._emit(SessionStarted(self._uid, len(files), total))
 
         # In batches: what a file needs while it is copied (its plan, its copy job) lives only
-        # for its batch, so memory stays flat however many files a camera holds; only the
-        # small per-file result is kept for the summary. The journal is written per batch,
-        # still before any byte of that batch is.
-        results: dict[tuple[bytes, ...], FileResult] = {}
+        # for its batch, and its result is settled out of memory when the batch is done, so
+        # memory stays flat however many files a camera holds. The journal is written per
+        # batch, still before any byte of that batch is.
+        results = FileResults()
+        retry_at: dict[tuple[bytes, ...], int] = {}  # files to copy again at the end
         for start in range(0, len(files), PLAN_BATCH):
             batch = files[start : start + PLAN_BATCH]
             if self._stop.reason:
-                results.update((f.parts, FileResult(f.display, f.size)) for f in batch)
+                at = [results.add(FileResult(f.display, f.size)) for f in batch]
+                results.settle(_closed(results, at, self._stop.reason))
                 continue
             items = self._plan(db, batch, force_copy=False)
-            results.update((i.src.parts, i.result) for i in items)
+            at = [results.add(i.result) for i in items]
             self._copy(items)
+            retried = {i.src.parts for i in self._retries}
+            retry_at |= {i.src.parts: n for i, n in zip(items, at, strict=True)
+                         if i.src.parts in retried}  # fmt: skip
+            done = [n for i, n in zip(items, at, strict=True) if i.src.parts not in retried]
+            results.settle(_closed(results, done, self._stop.reason))
             del items
         if self._retries:
             # Files that looked catalogued by name/size/mtime but hashed differently: copy them.
             again = self._plan(db, [i.src for i in self._retries], force_copy=True)
             self._retries = []
-            results.update({i.src.parts: i.result for i in again})
+            for i in again:
+                results.replace(retry_at[i.src.parts], i.result)
             self._copy(again)
 
         reason = self._stop.reason
-        for r in results.values():
-            if r.status == "pending":
-                r.status = "cancelled" if reason == "cancelled" else "failed"
-                r.error = r.error or f"not attempted: {reason}"
+        _closed(results, list(retry_at.values()), reason)
         report = OffloadReport(
             session_uid=self._uid,
             camera_id=self.req.camera_id,
             clear_requested=self.req.clear,
-            files=list(results.values()),
+            files=results,
             skipped=skipped,
             warnings=self._warnings,
             seconds=0.0,
@@ -485,3 +490,14 @@ def _keeps_inodes(source: Path) -> bool:
     except OSError:
         return True
     return mount is None or mount.fstype not in fsio.INVENTED_INODES
+
+
+def _closed(results: FileResults, indices: list[int], reason: str | None) -> list[int]:
+    """A file never attempted (the offload stopped first) is closed as cancelled or failed;
+    returns ``indices``."""
+    for n in indices:
+        r = results[n]
+        if r.status == "pending":
+            r.status = "cancelled" if reason == "cancelled" else "failed"
+            r.error = r.error or f"not attempted: {reason}"
+    return indices

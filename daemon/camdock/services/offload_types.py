@@ -3,10 +3,15 @@ the session's report (the JSON summary ``camdock offload --json`` prints)."""
 
 from __future__ import annotations
 
+import json
+import pickle
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, TextIO, overload
 
 from camdock.adapters import fsio
 from camdock.core.attribution import Attribution
@@ -15,7 +20,7 @@ from camdock.core.retention import Policy
 from camdock.events import EventContext
 from camdock.model import Drive
 
-__all__ = ["FileResult", "OffloadReport", "OffloadRequest"]
+__all__ = ["FileResult", "FileResults", "OffloadReport", "OffloadRequest"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,75 @@ class FileResult:
         }
 
 
+class FileResults(Sequence[FileResult]):
+    """Every camera file's result, in scan order. A result is settled once its batch is done:
+    then it is kept in an anonymous temporary file, not in memory, so a camera of 20,000
+    recordings costs no more memory than one of 2,000 (issue 11). Results still open (a file
+    to be copied again at the end) stay in memory; if the temporary file cannot be written,
+    everything stays in memory."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, FileResult] = {}
+        self._at = array("q")  # where each settled result starts in the spill; -1: open
+        self._spill: IO[bytes] | None = None
+        self._spill_broken = False
+
+    def add(self, result: FileResult) -> int:
+        """Append an open result; returns its index."""
+        self._at.append(-1)
+        self._open[len(self._at) - 1] = result
+        return len(self._at) - 1
+
+    def replace(self, index: int, result: FileResult) -> None:
+        """An open result's replacement (the file was planned again)."""
+        assert index in self._open
+        self._open[index] = result
+
+    def settle(self, indices: Iterable[int]) -> None:
+        """These results are final: out of memory, into the spill."""
+        if self._spill_broken:
+            return
+        try:
+            if self._spill is None:
+                # closed with this object (it lives as long as the report)
+                self._spill = tempfile.TemporaryFile(prefix="camdock-results-")  # noqa: SIM115
+            spill = self._spill
+            spill.seek(0, 2)
+            for i in indices:
+                at = spill.tell()
+                pickle.dump(self._open[i], spill, protocol=pickle.HIGHEST_PROTOCOL)
+                self._at[i] = at
+                del self._open[i]
+        except OSError:  # a full /tmp: keep them in memory rather than lose the summary
+            self._spill_broken = True
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    @overload
+    def __getitem__(self, index: int) -> FileResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[FileResult]: ...
+    def __getitem__(self, index: int | slice) -> FileResult | list[FileResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        found = self._open.get(index)
+        if found is not None:
+            return found
+        assert self._spill is not None
+        self._spill.seek(self._at[index])
+        result: FileResult = pickle.load(self._spill)  # noqa: S301 - our own temporary file
+        return result
+
+    def __iter__(self) -> Iterator[FileResult]:
+        for i in range(len(self)):
+            yield self[i]
+
+
 @dataclass
 class OffloadReport:
     """The outcome of one offload session."""
@@ -103,7 +177,7 @@ class OffloadReport:
     session_uid: str
     camera_id: str
     clear_requested: bool
-    files: list[FileResult]
+    files: Sequence[FileResult]
     skipped: list[fsio.Skipped]
     warnings: list[str]
     seconds: float
@@ -131,25 +205,30 @@ class OffloadReport:
         return sum(not f.cleared for f in self.files)
 
     def totals(self) -> dict[str, int]:
-        """Counts for the summary and the session's events."""
-        verified = [f for f in self.files if f.verified]
+        """Counts for the summary and the session's events (one pass, nothing kept)."""
+        verified = cleared = bytes_verified = 0
+        for f in self.files:
+            verified += f.verified
+            cleared += f.cleared
+            bytes_verified += f.size if f.verified else 0
         return {
             "files": len(self.files),
-            "verified": len(verified),
-            "failed": len(self.files) - len(verified),
-            "cleared": sum(f.cleared for f in self.files),
+            "verified": verified,
+            "failed": len(self.files) - verified,
+            "cleared": cleared,
             "skipped": len(self.skipped),
-            "bytes_verified": sum(f.size for f in verified),
+            "bytes_verified": bytes_verified,
         }
 
-    def as_json(self) -> dict[str, Any]:
-        """The JSON summary ``camdock offload --json`` prints."""
+    def as_json(self, files: bool = True) -> dict[str, Any]:
+        """The JSON summary ``camdock offload --json`` prints (``files``: with every file's
+        line; ``write_json`` streams them instead)."""
         return {
             "session": self.session_uid,
             "camera": self.camera_id,
             "ok": self.ok,
             "cancelled": self.cancelled,
-            "files": [f.as_json() for f in self.files],
+            **({"files": [f.as_json() for f in self.files]} if files else {}),
             "skipped": [{"source": s.path, "reason": s.reason} for s in self.skipped],
             "warnings": self.warnings,
             "catalog_error": self.catalog_error,
@@ -157,3 +236,12 @@ class OffloadReport:
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(self.bytes_read / 1e6 / self.seconds, 2) if self.seconds else 0.0,
         }
+
+    def write_json(self, out: TextIO, extra: dict[str, Any]) -> None:
+        """The summary as one JSON document on ``out``, each file's line written as it is read
+        back from the spill: printing 20,000 files' summary holds none of them at once."""
+        rest = json.dumps({**self.as_json(files=False), **extra}, ensure_ascii=False, indent=2)
+        out.write('{\n  "files": [')
+        for i, f in enumerate(self.files):
+            out.write(("," if i else "") + "\n    " + json.dumps(f.as_json(), ensure_ascii=False))
+        out.write("\n  ],\n" + rest[2:] + "\n")
