@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from camdock import __version__
+from camdock.adapters import fsio
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import audit as audit_cmd
 from camdock.commands import offload as offload_cmd
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``camdock`` command; returns its exit code (errors.ExitCode). A CamdockError is
     one line on stderr (and, with --json, one JSON document on stdout), never a traceback."""
     args = _parser().parse_args(argv)
+    fsio.bound_malloc()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -391,6 +391,21 @@ def fs_identity(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def bound_malloc() -> None:
+    """Keep the process's memory flat however many files it copies (issue 11): glibc gives each
+    new thread its own malloc arena (up to 8 per core), and the copy threads of every batch and
+    bay leave freed copy buffers behind in theirs, so RSS crept by about 1 KB per camera file.
+    Two arenas are plenty for a process whose heavy threads mostly wait on I/O or hash with the
+    GIL released (measured: 20,000 files 49 MiB instead of 58). Call before threads start.
+    Other C libraries (musl): nothing to do."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_arena_max = -8  # <malloc.h>
+    mallopt(m_arena_max, 2)
+
+
 def idle_io_priority() -> None:
     """This thread's I/O at idle priority (ioprio_set, IOPRIO_CLASS_IDLE): a seal never slows
     an offload. Best effort: not every kernel or architecture has it."""
