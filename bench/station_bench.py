@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from camdock.adapters import fsio
 from camdock.adapters.gpio import make_pin_factory
 from camdock.adapters.mount import SystemMounter
 from camdock.core.bay import Phase
@@ -291,6 +292,7 @@ def main() -> None:
         help="8 bays with and without a daily seal of 512 MiB written and read back throughout",
     )
     args = ap.parse_args()
+    fsio.bound_malloc()  # as `camdock run` does (cli.main)
     if os.geteuid() != 0:
         sys.exit("the benchmark needs root (loop devices, mounts, cgroups)")
     work = Path(tempfile.mkdtemp(prefix="camdock-station-bench-", dir="/var/tmp"))
