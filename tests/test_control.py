@@ -84,6 +84,7 @@ def test_every_operation_needs_a_session_and_a_role(daemon: tuple[Config, Path])
     assert found["ok"] and [r["officer_badge"] for r in found["result"]] == ["A12345"]
     assert ask(path, "no.such.op", custodian)["status"] == 404
     assert ask(path, "recording.get", custodian, id="x")["status"] == 400
+    assert ask(path, "recording.get", custodian, id="999")["status"] == 404
     # The daemon writes a verified copy as root: only onto export media, wherever it is asked.
     for target in ("/etc", "/media/../etc", "relative"):
         refused = ask(path, "request.copy", custodian, number="2026-0001", to=target)

@@ -45,7 +45,7 @@ from camdock.catalog import holds as hold_rows
 from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.core.retention import HoldKind
-from camdock.errors import CamdockError
+from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.model import Officer
 from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
@@ -182,8 +182,10 @@ class Control:
             result = entry.fn(Call(self, me, db, args))
         except BadRequest as exc:
             return _error(400, str(exc))
-        except CamdockError as exc:  # the rules said no (and recorded it): say why
+        except Refused as exc:  # the rules said no (and recorded it): say why
             return _error(403, str(exc))
+        except CamdockError as exc:  # nothing to act on, or it could not be done: say why
+            return _error(404 if exc.exit_code == ExitCode.NOINPUT else 409, str(exc))
         finally:
             db.close()
         if entry.passes_fd:
@@ -273,7 +275,7 @@ def _recording(c: Call) -> Any:
     rec_id = c.number("id")
     rec = recordings.get(c.db, rec_id)
     if rec is None:
-        raise CamdockError(f"沒有紀錄 No recording {rec_id}")
+        raise CamdockError(f"沒有紀錄 No recording {rec_id}", ExitCode.NOINPUT)
     day = date.fromisoformat(rec["relpath"][:10].replace("/", "-"))
     return {
         "rec": rec,
@@ -293,7 +295,7 @@ def _requests(c: Call) -> Any:
 def _request(c: Call) -> Any:
     req = requests.get(c.db, c.text("number"))
     if req is None or (c.me.roles == {Role.OFFICER} and req["applicant_id"] != c.me.id):
-        raise CamdockError("沒有這份申請書 No such request")
+        raise CamdockError("沒有這份申請書 No such request", ExitCode.NOINPUT)
     return {"req": req, "recs": requests.recordings_of(c.db, req["id"])}
 
 
@@ -353,11 +355,11 @@ def _video(c: Call) -> int:
     number, rec_id = c.text("number"), c.number("id")
     req = requests.get(c.db, number)
     if req is None or not any(r["id"] == rec_id for r in requests.recordings_of(c.db, req["id"])):
-        raise CamdockError("沒有此影音資料 Not in this request")
+        raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
     access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), datetime.now(UTC))
     path = recordings.plain_copy(c.db, rec_id)
     if path is None:
-        raise CamdockError("此檔案僅存於封存檔 Only in its seal")
+        raise CamdockError("此檔案僅存於封存檔 Only in its seal", ExitCode.NOINPUT)
     return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
 
 
