@@ -268,6 +268,15 @@ def idle_daemon_rss(work: Path) -> float:
         srv.close()
 
 
+def _teardown(work: Path, devs: list[str], throttles: list[Throttle]) -> None:
+    """Leave the throttling cgroup, free the loop devices, remove the work directory."""
+    Path("/sys/fs/cgroup/blkio/cgroup.procs").write_text(str(os.getpid()))
+    throttles[0].close()
+    for d in devs:
+        subprocess.run(["losetup", "-d", d], check=False)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mib-per-camera", type=int, default=128)
@@ -310,11 +319,7 @@ def main() -> None:
         try:
             report = scrub_comparison(work, devs, args.mib_per_camera, args.repeat, kind)
         finally:
-            Path("/sys/fs/cgroup/blkio/cgroup.procs").write_text(str(os.getpid()))
-            throttles[0].close()
-            for d in devs:
-                subprocess.run(["losetup", "-d", d], check=False)
-            shutil.rmtree(work, ignore_errors=True)
+            _teardown(work, devs, throttles)
         print(report)
         if not args.no_write:
             write_results(report, f"station-{kind}-bench", f"The station while the {kind} runs")
@@ -329,11 +334,7 @@ def main() -> None:
                 refill(work, devs, args.mib_per_camera)
             results.append(median_run(runs))
     finally:
-        Path("/sys/fs/cgroup/blkio/cgroup.procs").write_text(str(os.getpid()))
-        throttles[0].close()
-        for d in devs:
-            subprocess.run(["losetup", "-d", d], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        _teardown(work, devs, throttles)
     report = render(results, idle, args.mib_per_camera, args.ram_drives)
     print(report)
     if not args.no_write:
