@@ -8,9 +8,13 @@ import mmap
 import os
 import re
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from camdock.adapters.copier import VERIFY_RANGE
 from camdock.events import FileVerified, Progress
 from conftest import loop_ext4, make_camera, needs_root, offload, tmpfs, tree_hashes
 
@@ -27,23 +31,42 @@ def first_block(path: Path) -> int:
     return int(m.group(1))
 
 
-def test_read_back_comes_from_disk_not_the_page_cache(tmp_path: Path) -> None:
-    """Invariant 1: after fsync the test overwrites the destination's first block *in the
-    image*, behind the kernel's page cache. A verification served from cache would still see
-    the good bytes (checked below); the engine must read the disk and report the mismatch."""
+def head_sha256(path: Path) -> str:
+    """SHA-256 of the file's first 256 KiB, as a reader sees them (the rest may still grow)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(256 * 1024)).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("size", "read_backs"),
+    [(256 * 1024, 1), (20 << 20, 3)],
+    ids=["after-the-fsync", "while-written"],
+)
+def test_read_back_comes_from_disk_not_the_page_cache(
+    tmp_path: Path, size: int, read_backs: int
+) -> None:
+    """Invariant 1: once the bytes to be read back are on disk (after the fsync, or — for a file
+    longer than VERIFY_RANGE — each range written out while the copy grows) the test overwrites
+    the destination's first block *in the image*, behind the kernel's page cache. A
+    verification served from cache would still see the good bytes (checked below); the engine
+    must read the disk and report the mismatch."""
     cam = tmp_path / "cam"
-    make_camera(cam, 2, size=256 * 1024)
+    make_camera(cam, 2, size=size)
     image = tmp_path / "footage.img"
     seen: dict[str, Any] = {}
+    calls: Counter[Path] = Counter()
 
-    with loop_ext4(image, tmp_path / "footage", 64) as (footage, _dev):
+    with loop_ext4(image, tmp_path / "footage", 96) as (footage, _dev):
         backup = tmp_path / "backup"
         backup.mkdir()
 
         def corrupt_behind_cache(path: Path) -> None:
-            if not str(path).startswith(str(footage)) or seen:
+            if not str(path).startswith(str(footage)):
                 return
-            cached = hashlib.sha256(path.read_bytes()).hexdigest()  # page cache: still good
+            calls[path] += 1
+            if seen:
+                return
+            cached = head_sha256(path)  # through the page cache: still good
             block = first_block(path)
             buf = mmap.mmap(-1, 4096)
             buf.write(b"\xde\xad\xbe\xef" * 1024)
@@ -52,9 +75,7 @@ def test_read_back_comes_from_disk_not_the_page_cache(tmp_path: Path) -> None:
                 os.pwritev(fd, [buf], block * 4096)
             finally:
                 os.close(fd)
-            seen.update(
-                path=path, cached=cached, after=hashlib.sha256(path.read_bytes()).hexdigest()
-            )
+            seen.update(path=path, cached=cached, after=head_sha256(path))
 
         report = offload(
             cam, [footage, backup], tmp_path / "c.sqlite", after_fsync=corrupt_behind_cache
@@ -67,6 +88,9 @@ def test_read_back_comes_from_disk_not_the_page_cache(tmp_path: Path) -> None:
         assert not bad[0].cleared and not report.ok
         assert len(tree_hashes(cam)) == 1  # the corrupted one stayed on the camera
         assert not list(footage.rglob(".camdock-*")) and not list(backup.rglob(".camdock-*"))
+    # Each copy was read back in this many steps: VERIFY_RANGE at a time, then after the fsync.
+    assert sorted(calls.values()) == [read_backs, read_backs]
+    assert size // VERIFY_RANGE + 1 == read_backs
 
 
 def test_full_destination_fails_the_rest_and_clears_nothing_unverified(tmp_path: Path) -> None:

@@ -1,15 +1,20 @@
 """The verified copier: one source read → N destinations, each copy proven by reading it back
 from disk (invariants 1, 2 and 10). The offload uses it; exports, seals and repairs will too.
 
-Three threads form a pipeline so the source read never waits for verification:
+Threads form a pipeline so the source read never waits for verification:
 
     reader ──chunks──► writer (SHA-256 once + write every destination's temp) ──files──► verifier
-                                                                        (fsync, evict, read back)
+                          │ every VERIFY_RANGE bytes                              (waits for the
+                          ▼                                                        read-backs,
+              one read-back thread per destination                                 hands on)
+              (write the range out, evict it, read it back from disk)
 
-The reader does nothing but read; the verifier proves file k while the reader is already on
-file k+1. Queues are bounded, so memory stays at ``queue_depth × chunk_size``. What a verified
-temp becomes (a final name, a catalog row) is the caller's business: ``Hooks.on_copied`` runs on
-the verifier thread for each file, in order.
+The reader does nothing but read. Each copy is read back from disk *while it is written*, a
+range at a time behind the writer, so when the camera's last byte arrives only the last range
+and the fsync are left (issue 18: at eight bays the last file's read-backs all at once were
+what kept the officers waiting). Queues are bounded, so memory stays at ``queue_depth ×
+chunk_size``. What a verified temp becomes (a final name, a catalog row) is the caller's
+business: ``Hooks.on_copied`` runs on the verifier thread for each file, in order.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import contextlib
 import errno
 import hashlib
 import logging
+import mmap
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ from camdock.adapters import fsio
 __all__ = [
     "COPY_NICE",
     "PROGRESS_EVERY",
+    "VERIFY_RANGE",
     "Copied",
     "CopyJob",
     "Destination",
@@ -50,6 +57,9 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.1  # seconds between byte-progress reports per copier
 COPY_NICE = 5
+# A copy is read back this many bytes at a time while it is written (a multiple of every page
+# size: 4 KiB, and 16 KiB on a Raspberry Pi 5).
+VERIFY_RANGE = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,67 @@ class _Stopped(Exception):
     pass
 
 
+class _ReadBack:
+    """One destination's copy of the file being written, read back from disk as it grows.
+
+    Every method runs on the destination's read-back thread, in the order the writer asked.
+    ``upto`` is best effort: what it could not prove, ``finish`` reads after the fsync."""
+
+    def __init__(self, path: Path, after_fsync: Callable[[Path], None] | None) -> None:
+        self.path = path
+        self.after_fsync = after_fsync
+        self.fast = xxhash.xxh3_128()
+        self.done = 0  # bytes read back so far (page-aligned)
+        self.ranges = True  # False where the filesystem cannot write a range out
+        self.error: BaseException | None = None  # from upto: raised by finish
+        self.fd: int | None = None
+
+    def _open(self) -> int:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return self.fd
+
+    def upto(self, end: int) -> None:
+        """Read back [done, end): written out to the device first, evicted, then read."""
+        if self.error is not None or not self.ranges:
+            return
+        try:
+            fd = self._open()
+            if not fsio.write_out(fd, self.done, end - self.done):
+                self.ranges = False
+                return
+            if self.after_fsync is not None:
+                self.after_fsync(self.path)
+            self.done += fsio.read_back(fd, self.fast, self.done, end)
+        except BaseException as exc:  # noqa: BLE001 - nobody waits for upto: finish raises it
+            self.error = exc  # unless the file is given up anyway
+
+    def finish(self, stop: StopFlags) -> tuple[str, int] | None:
+        """fsync, read back the rest; the copy's XXH3-128 and size as the disk holds them
+        (None: cancelled). Raises the OSError of any step."""
+        try:
+            if stop.cancel.is_set():
+                return None
+            if self.error is not None:
+                raise self.error
+            fd = self._open()
+            os.fsync(fd)
+            if self.after_fsync is not None:
+                self.after_fsync(self.path)
+            self.done += fsio.read_back(fd, self.fast, self.done, None)
+            return self.fast.hexdigest(), self.done
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
 class _Writing:
-    """The temp files of the file being written, one per destination."""
+    """The temp files of the file being written, one per destination, and their read-backs."""
 
     def __init__(self, job: CopyJob) -> None:
         self.job = job
@@ -157,21 +226,27 @@ class _Writing:
         self.fast = xxhash.xxh3_128()  # what each copy's read-back is compared with
         self.size = 0
         self.fds: dict[str, int] = {}
+        self.readbacks: dict[str, _ReadBack] = {}
+        self.asked = 0  # bytes handed to the read-backs so far
 
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
 
-    def discard(self) -> None:
+    def discard(self, pools: dict[str, ThreadPoolExecutor]) -> None:
         for fd in self.fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds.clear()
+        for key, rb in self.readbacks.items():
+            pools[key].submit(rb.close)  # after whatever it is still reading
+        self.readbacks.clear()
         discard_temps(self.job.temps)
 
 
 _Chunk = tuple[str, CopyJob, bytes | str | None]
+_Finishing = tuple["Copied", dict[str, "Future[tuple[str, int] | None]"]]
 
 
 class VerifiedCopier:
@@ -202,8 +277,15 @@ class VerifiedCopier:
     def run(self, jobs: list[CopyJob]) -> None:
         """Copy and verify every job, calling the hooks; re-raises a thread's crash."""
         chunks: queue.Queue[_Chunk | None] = queue.Queue(maxsize=self.queue_depth)
-        copied: queue.Queue[Copied | None] = queue.Queue(maxsize=2)
+        copied: queue.Queue[_Finishing | None] = queue.Queue(maxsize=2)
         failures: list[BaseException] = []
+        # One read-back thread per destination: each reads its drive in the order written.
+        pools = {
+            d.key: ThreadPoolExecutor(
+                1, thread_name_prefix=f"{self.name}-rb", initializer=yield_cpu
+            )
+            for d in self.dests
+        }
 
         def guarded(fn: Callable[[], None]) -> Callable[[], None]:
             def body() -> None:
@@ -220,15 +302,19 @@ class VerifiedCopier:
             # Daemon threads: a reader stalled in a camera read must not keep the process.
             threading.Thread(target=guarded(lambda: self._reader(jobs, chunks)),
                              name=f"{self.name}-read", daemon=True),
-            threading.Thread(target=guarded(lambda: self._writer(chunks, copied)),
+            threading.Thread(target=guarded(lambda: self._writer(chunks, copied, pools)),
                              name=f"{self.name}-write", daemon=True),
             threading.Thread(target=guarded(lambda: self._verifier(copied)),
                              name=f"{self.name}-verify", daemon=True),
         ]  # fmt: skip
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            for pool in pools.values():
+                pool.shutdown()
         if failures:
             raise failures[0]
 
@@ -305,43 +391,57 @@ class VerifiedCopier:
         finally:
             out.put(None)
 
-    def _writer(self, inq: queue.Queue[_Chunk | None], outq: queue.Queue[Copied | None]) -> None:
-        """Hash each chunk once and write it to every destination's temp file."""
+    def _writer(
+        self,
+        inq: queue.Queue[_Chunk | None],
+        outq: queue.Queue[_Finishing | None],
+        pools: dict[str, ThreadPoolExecutor],
+    ) -> None:
+        """Hash each chunk once, write it to every destination's temp file, and have each
+        destination read back what is written, a range at a time."""
         cur: _Writing | None = None
         last_progress = 0.0
+        page = mmap.PAGESIZE
         try:
             while (msg := inq.get()) is not None:
                 kind, job, payload = msg
                 if kind == "start":
-                    cur = self._open_temps(job)
+                    cur = self._open_temps(job, pools)
                 elif kind == "data" and cur is not None and cur.job is job:
                     assert isinstance(payload, bytes)
                     cur.hasher.update(payload)
                     cur.fast.update(payload)
                     cur.size += len(payload)
-                    if not self._write_chunk(cur, payload):
+                    if not self._write_chunk(cur, payload, pools):
                         cur = None
-                    elif (now := time.monotonic()) - last_progress >= PROGRESS_EVERY or (
+                        continue
+                    if cur.size - cur.asked >= VERIFY_RANGE:
+                        cur.asked = cur.size - cur.size % page  # whole pages only
+                        for key, rb in cur.readbacks.items():
+                            pools[key].submit(rb.upto, cur.asked)
+                    if (now := time.monotonic()) - last_progress >= PROGRESS_EVERY or (
                         cur.size == job.size
                     ):
                         last_progress = now
                         self.hooks.on_bytes(job, cur.size)
                 elif kind == "error":
                     if cur is not None and cur.job is job:
-                        cur.discard()
+                        cur.discard(pools)
                         cur = None
                     self.hooks.on_failed(job, str(payload))
                 elif kind == "end" and cur is not None and cur.job is job:
                     cur.close()
-                    outq.put(Copied(job, cur.hasher.hexdigest(), cur.size, dict(job.temps),
-                                    fast=cur.fast.hexdigest()))  # fmt: skip
+                    finishing = {key: pools[key].submit(rb.finish, self.stop)
+                                 for key, rb in cur.readbacks.items()}  # fmt: skip
+                    outq.put((Copied(job, cur.hasher.hexdigest(), cur.size, dict(job.temps),
+                                     fast=cur.fast.hexdigest()), finishing))  # fmt: skip
                     cur = None
         finally:
             if cur is not None:
-                cur.discard()
+                cur.discard(pools)
             outq.put(None)
 
-    def _open_temps(self, job: CopyJob) -> _Writing | None:
+    def _open_temps(self, job: CopyJob, pools: dict[str, ThreadPoolExecutor]) -> _Writing | None:
         w = _Writing(job)
         for dest in self.dests:
             if dest.key not in job.temps:
@@ -351,56 +451,54 @@ class VerifiedCopier:
                 fsio.make_dirs_durable(dest.root, job.dirrel)
                 w.fds[dest.key] = fsio.create_temp(job.temps[dest.key])
             except OSError as exc:
-                w.discard()
+                w.discard(pools)
                 self.hooks.on_failed(job, self.dest_failed(dest, exc))
                 return None
+            w.readbacks[dest.key] = _ReadBack(job.temps[dest.key], self._after_fsync)
         return w
 
-    def _write_chunk(self, w: _Writing, block: bytes) -> bool:
+    def _write_chunk(self, w: _Writing, block: bytes, pools: dict[str, ThreadPoolExecutor]) -> bool:
         for key, fd in w.fds.items():
             try:
                 fsio.write_all(fd, block)
             except OSError as exc:
-                w.discard()
+                w.discard(pools)
                 dest = next(d for d in self.dests if d.key == key)
                 self.hooks.on_failed(w.job, self.dest_failed(dest, exc))
                 return False
         return True
 
-    def _verifier(self, inq: queue.Queue[Copied | None]) -> None:
-        """Read back every temp from disk (past the page cache), then hand the file on."""
-        pool = ThreadPoolExecutor(
-            max(1, len(self.dests)), thread_name_prefix=f"{self.name}-rb", initializer=yield_cpu
-        )
-        try:
-            with self.hooks.verifier_context():
-                while (c := inq.get()) is not None:
-                    if self.stop.cancel.is_set():
-                        discard_temps(c.temps)
-                        self.hooks.on_cancelled(c.job)
-                        continue
-                    errors = [e for e in pool.map(self._readback_temp, [c] * len(c.temps),
-                                                  list(c.temps)) if e]  # fmt: skip
-                    if errors:
-                        discard_temps(c.temps)
-                        c.error = "; ".join(errors)
-                    self.hooks.on_copied(c)
-        finally:
-            pool.shutdown()
+    def _verifier(self, inq: queue.Queue[_Finishing | None]) -> None:
+        """Wait for each file's read-backs (fsync, the last range), then hand the file on."""
+        with self.hooks.verifier_context():
+            while (item := inq.get()) is not None:
+                c, finishing = item
+                errors = [e for key, fut in finishing.items() if (e := self._proven(c, key, fut))]
+                if self.stop.cancel.is_set():
+                    discard_temps(c.temps)
+                    self.hooks.on_cancelled(c.job)
+                    continue
+                if errors:
+                    discard_temps(c.temps)
+                    c.error = "; ".join(errors)
+                self.hooks.on_copied(c)
 
-    def _readback_temp(self, c: Copied, key: str) -> str | None:
+    def _proven(self, c: Copied, key: str, fut: Future[tuple[str, int] | None]) -> str | None:
         """A new copy read back from disk and compared with the stream it was written from by
         XXH3-128 of the same bytes: SHA-256 (the evidence hash) was taken once, from the
-        camera's bytes, on their way to this very write (README, "Why XXH3 for the read-back")."""
+        camera's bytes, on their way to this very write (README, "Why XXH3 for the read-back").
+        None when it matches (or the work was cancelled), else the error."""
         dest = next(d for d in self.dests if d.key == key)
         try:
-            fast, got = fsio.disk_digest(c.temps[key], xxhash.xxh3_128,
-                                         after_fsync=self._after_fsync)  # fmt: skip
+            got = fut.result()
         except OSError as exc:
             return self.dest_failed(dest, exc)
-        if fast != c.fast or got != c.size:
+        if got is None:
+            return None
+        fast, size = got
+        if fast != c.fast or size != c.size:
             return (f"read-back mismatch in {dest.root}: written {c.fast[:16]}… ({c.size} B), "
-                    f"disk {fast[:16]}… ({got} B)")  # fmt: skip
+                    f"disk {fast[:16]}… ({size} B)")  # fmt: skip
         return None
 
 

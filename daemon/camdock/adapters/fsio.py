@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import hashlib
 import os
 import platform
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -367,22 +368,58 @@ def disk_digest(
         os.fsync(fd)
         if after_fsync is not None:
             after_fsync(path)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         h = new()
-        size = 0
-        for block in _read_blocks(fd, chunk_size):
-            h.update(block)
-            size += len(block)
-        # Leave no footage pages behind: the cache is for the camera's next file.
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        size = read_back(fd, h, 0, None, chunk_size)
         return str(h.hexdigest()), size
     finally:
         os.close(fd)
 
 
-def _read_blocks(fd: int, chunk_size: int) -> Iterator[bytes]:
-    while block := os.read(fd, chunk_size):
-        yield block
+def read_back(fd: int, h: Any, start: int, end: int | None, chunk_size: int = CHUNK_SIZE) -> int:
+    """Feed ``h`` the bytes [start, end) (None: to the end of the file) as the disk holds them;
+    returns how many there were. The range must be written out already (fsync, or
+    :func:`write_out`) and ``start`` page-aligned, and so must ``end`` unless None: the cache
+    drops whole pages only, and a page left in it would be read from memory. Its pages are
+    dropped again afterwards: the cache is for the camera's next file."""
+    length = 0 if end is None else end - start
+    os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
+    pos = start
+    while end is None or pos < end:
+        block = os.pread(fd, chunk_size if end is None else min(chunk_size, end - pos), pos)
+        if not block:
+            break
+        h.update(block)
+        pos += len(block)
+    os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
+    return pos - start
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+    if fn is not None:
+        # glibc declares the offsets off64_t on every architecture (32-bit Raspberry Pi OS too).
+        fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+    return fn
+
+
+def write_out(fd: int, start: int, length: int) -> bool:
+    """Write the file's dirty pages in [start, start+length) to the device and wait for them
+    (sync_file_range: no journal commit, no cache flush, so a copy can be read back while it
+    is still being written; the final fsync still makes it durable). False where the kernel or
+    the filesystem cannot (the caller then reads back after the fsync); OSError on a write
+    error."""
+    fn = _sync_file_range()
+    if fn is None:
+        return False
+    wait_before, write, wait_after = 1, 2, 4  # SYNC_FILE_RANGE_*
+    if fn(fd, start, length, wait_before | write | wait_after) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ESPIPE, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err))
 
 
 def fs_identity(path: Path) -> tuple[int, int]:
