@@ -59,7 +59,7 @@ PROGRESS_EVERY = 0.1  # seconds between byte-progress reports per copier
 COPY_NICE = 5
 # A copy is read back this many bytes at a time while it is written (a multiple of every page
 # size: 4 KiB, and 16 KiB on a Raspberry Pi 5).
-VERIFY_RANGE = 8 << 20
+VERIFY_RANGE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,7 @@ class _ReadBack:
         self.after_fsync = after_fsync
         self.fast = xxhash.xxh3_128()
         self.done = 0  # bytes read back so far (page-aligned)
+        self.asked = 0  # bytes written so far (page-aligned; set by the writer)
         self.ranges = True  # False where the filesystem cannot write a range out
         self.error: BaseException | None = None  # from upto: raised by finish
         self.fd: int | None = None
@@ -178,9 +179,12 @@ class _ReadBack:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         return self.fd
 
-    def upto(self, end: int) -> None:
-        """Read back [done, end): written out to the device first, evicted, then read."""
-        if self.error is not None or not self.ranges:
+    def upto(self) -> None:
+        """Read back what is written so far: written out to the device first, evicted, then
+        read (one call catches up with any number of ranges, so a busy drive reads back in
+        bigger steps)."""
+        end = self.asked
+        if self.error is not None or not self.ranges or end <= self.done:
             return
         try:
             fd = self._open()
@@ -418,7 +422,8 @@ class VerifiedCopier:
                     if cur.size - cur.asked >= VERIFY_RANGE:
                         cur.asked = cur.size - cur.size % page  # whole pages only
                         for key, rb in cur.readbacks.items():
-                            pools[key].submit(rb.upto, cur.asked)
+                            rb.asked = cur.asked
+                            pools[key].submit(rb.upto)
                     if (now := time.monotonic()) - last_progress >= PROGRESS_EVERY or (
                         cur.size == job.size
                     ):
