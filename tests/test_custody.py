@@ -4,9 +4,13 @@ edit, deletion or reordering breaks, and `camdock audit` says so."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
-from camdock.catalog import custody, open_catalog
+import pytest
+
+from camdock.catalog import custody, open_catalog, write_txn
+from camdock.catalog import db as catalog_db
 from conftest import camdock_cmd, make_camera, offload, run
 
 
@@ -83,3 +87,48 @@ def test_an_offload_s_custody_entries_name_the_officer_not_only_the_machine(
     actors = {r[0] for r in db.execute("SELECT actor FROM custody_log")}
     db.close()
     assert len(actors) == 1 and next(iter(actors)).startswith("王小明 (A12345) via camdock@")
+
+
+def test_a_process_s_writers_queue_for_the_catalog_and_one_stuck_fails_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's writers to one catalog (however its path is spelt) wait on a lock of
+    their own, not in SQLite's sleeping busy handler (issue 18); one that holds the catalog past
+    the busy timeout makes the others fail with SQLite's own error, as before, never hang."""
+    monkeypatch.setattr(catalog_db, "BUSY_TIMEOUT", 1.0)
+    (tmp_path / "alias").symlink_to(tmp_path)
+    b = open_catalog(tmp_path / "alias" / "c.db")
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def hold() -> None:  # SQLite connections stay in the thread that opened them
+        a = open_catalog(tmp_path / "c.db")
+        try:
+            with write_txn(a):
+                order.append("a")
+                entered.set()
+                release.wait(10)
+        finally:
+            a.close()
+
+    try:
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert entered.wait(5)
+        threading.Timer(0.1, release.set).start()
+        with write_txn(b):
+            order.append("b")
+        holder.join()
+        assert order == ["a", "b"]
+
+        release.clear(), entered.clear()
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert entered.wait(5)
+        with pytest.raises(sqlite3.OperationalError, match="locked"), write_txn(b):
+            pass
+        release.set()
+        holder.join()
+    finally:
+        release.set()
+        b.close()

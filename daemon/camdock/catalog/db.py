@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -37,10 +38,16 @@ __all__ = [
 
 T = TypeVar("T")
 
+BUSY_TIMEOUT = 30  # seconds a writer waits for the catalog's lock
+# One lock per catalog file for this process's writers (see write_txn), and whose it is.
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_LOCK_OF: weakref.WeakKeyDictionary[Database, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
 
 def _connect(uri: str, *, uri_mode: bool) -> Database:
     # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves (see write_txn).
-    conn = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=uri_mode)
+    conn = sqlite3.connect(uri, timeout=BUSY_TIMEOUT, isolation_level=None, uri=uri_mode)
     return Database(conn)
 
 
@@ -55,6 +62,8 @@ def open_catalog(path: Path | str) -> Database:
         if not path.exists():
             _create(path)
         db = _setup(_connect(str(path), uri_mode=False))
+        with _LOCKS_LOCK:
+            _LOCK_OF[db] = _WRITE_LOCKS.setdefault(str(path.resolve()), threading.Lock())
         try:
             # Under the write lock, so two processes opening an old catalog cannot both migrate;
             # a catalog already up to date (every engine of eight bays opening it at once) is
@@ -127,15 +136,28 @@ def open_readonly(path: Path | str) -> Database:
 
 @contextlib.contextmanager
 def write_txn(db: Database) -> Iterator[Database]:
-    """A write transaction that takes the lock up front, so the busy timeout applies."""
-    db.execute("BEGIN IMMEDIATE")
+    """A write transaction that takes the lock up front, so the busy timeout applies.
+
+    This process's writers to one catalog queue on a lock of their own first: SQLite's busy
+    handler polls with growing sleeps (1, 2, 5 … 100 ms), so eight bays' engines finishing at
+    once waited tens of milliseconds each for a lock held a few (issue 18). Other processes
+    (the commands) still meet the busy timeout; a lock not had within it is not waited for
+    longer, so nothing can wait on it for ever that SQLite would have let fail."""
+    lock = _LOCK_OF.get(db)
+    held = lock is not None and lock.acquire(timeout=BUSY_TIMEOUT)
     try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    else:
-        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+    finally:
+        if held:
+            assert lock is not None
+            lock.release()
 
 
 def one(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:
