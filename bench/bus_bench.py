@@ -101,7 +101,7 @@ async def shift_end(work: Path, devs: list[str], per_bus: int) -> dict[str, Any]
                 eta_at_start[n] = (eta, now)
             if b.state.phase in (Phase.DONE, Phase.FAULT) and n not in done:
                 done[n] = now
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)  # a 0.6 s offload measured to ±2 %, not ±9 %
     wall = time.perf_counter() - t0
     runner.cancel()
     with contextlib.suppress(asyncio.CancelledError):
