@@ -275,7 +275,9 @@ class VerifiedCopier:
         self.queue_depth = queue_depth
         self.read_bps = read_bps  # pace reads: the simulator's stand-in for a USB 2.0 link
         self.name = name
-        self._after_fsync = after_fsync  # test seam: see fsio.disk_sha256
+        # Test seam: runs whenever bytes about to be read back are on disk (a range written
+        # out, or the whole copy after its fsync), before their pages are dropped.
+        self._after_fsync = after_fsync
         self.bytes_read = 0
 
     def run(self, jobs: list[CopyJob]) -> None:
