@@ -134,10 +134,14 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.get_by_label("密碼").fill("wrong password")
         page.get_by_role("button", name="登入").click()
         assert "帳號或密碼錯誤" in page.content()
-        # An officer may not see the catalog.
+        # An officer may not see the catalog: the daemon says so, and records who tried.
         _login(page, base, "D1")
         page.goto(f"{base}/catalog")
         assert "無權" in page.content()
+        assert ("D1", "catalog.search") in _refusals(cfg)
+        page.goto(f"{base}/audit")
+        assert "無權" in page.content()
+        assert ("D1", "audit.report") in _refusals(cfg)
         # The officer applies: the form resolves the selection against the catalog.
         page.goto(f"{base}/requests")
         page.get_by_label("攝錄員警編號").fill("A12345")
@@ -243,3 +247,13 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         pdf = page.request.get(f"{base}/audit.pdf?from=2026-01-01&to=2030-12-31")
         assert pdf.headers["content-type"] == "application/pdf" and pdf.body()[:5] == b"%PDF-"
         browser.close()
+
+
+def _refusals(cfg: Any) -> list[tuple[str, str]]:
+    """(staff id, what they tried) of every refusal in the custody log."""
+    db = open_catalog(cfg.catalog)
+    try:
+        found = db.execute("SELECT actor, details FROM custody_log WHERE action = 'refused'")
+        return [(a.rsplit("(", 1)[-1].rstrip(")"), json.loads(d)["attempted"]) for a, d in found]
+    finally:
+        db.close()

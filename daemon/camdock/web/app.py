@@ -172,35 +172,33 @@ def make_app(
     c = Console(cfg, socket_path)
     static = Path(__file__).parent / "static"
 
-    def needs(roles: frozenset[Role] | None = None) -> Callable[..., Any]:
-        def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-            async def handler(request: Request) -> Response:
-                me = c.me(request)
-                if me is None:
+    def needs(fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A page for someone logged in. Whether their role may see it is the daemon's to say
+        (and to record when it may not, REG-5.1): every page asks it first thing, and a
+        refusal comes back as a 403 page. The nav merely hides what a role may not open."""
+
+        async def handler(request: Request) -> Response:
+            me = c.me(request)
+            if me is None:
+                return RedirectResponse("/login", 303)
+            if request.method == "POST":
+                form = await request.form()
+                if not secrets.compare_digest(
+                    str(form.get("csrf", "")), request.session.get("csrf", "-")
+                ):
+                    return c.page(request, "refused.html", 403,
+                                  why="表單已失效 The form expired or was forged")  # fmt: skip
+                request.state.form = {k: str(v) for k, v in form.items()}
+            try:
+                result: Response = await fn(request, me)
+            except Refused as exc:
+                if exc.status == 401:  # the daemon ended the session (restart, expiry)
+                    request.session.clear()
                     return RedirectResponse("/login", 303)
-                if roles is not None and not me.may(roles):
-                    why = "您的角色無權檢視此頁 Your role may not see this page"
-                    return c.page(request, "refused.html", 403, why=why)
-                if request.method == "POST":
-                    form = await request.form()
-                    if not secrets.compare_digest(
-                        str(form.get("csrf", "")), request.session.get("csrf", "-")
-                    ):
-                        return c.page(request, "refused.html", 403,
-                                      why="表單已失效 The form expired or was forged")  # fmt: skip
-                    request.state.form = {k: str(v) for k, v in form.items()}
-                try:
-                    result: Response = await fn(request, me)
-                except Refused as exc:
-                    if exc.status == 401:  # the daemon ended the session (restart, expiry)
-                        request.session.clear()
-                        return RedirectResponse("/login", 303)
-                    return c.page(request, "refused.html", exc.status, why=str(exc))
-                return result
+                return c.page(request, "refused.html", exc.status, why=str(exc))
+            return result
 
-            return handler
-
-        return wrap
+        return handler
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
@@ -234,11 +232,11 @@ def make_app(
         return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
                                 else "/", 303)  # fmt: skip
 
-    @needs()
+    @needs
     async def bays(request: Request, me: Me) -> Response:
         return c.page(request, "bays.html", bays=_bays(c.cfg))
 
-    @needs()
+    @needs
     async def bays_stream(request: Request, me: Me) -> Response:
         """Server-sent events: the bays' states, pushed when the daemon changes them."""
 
@@ -253,29 +251,29 @@ def make_app(
 
         return StreamingResponse(changes(), media_type="text/event-stream")
 
-    @needs(SEES_CATALOG)
+    @needs
     async def catalog(request: Request, me: Me) -> Response:
         q = request.query_params
         found = await c.ask(request, "catalog.search", officer=q.get("officer"),
                             camera=q.get("camera"), day=q.get("day"))  # fmt: skip
         return c.page(request, "catalog.html", found=found, q=q)
 
-    @needs(SEES_CATALOG)
+    @needs
     async def recording(request: Request, me: Me) -> Response:
         got = await c.ask(request, "recording.get", id=request.path_params["id"])
         return c.page(request, "recording.html", **got)
 
-    @needs()
+    @needs
     async def request_list(request: Request, me: Me) -> Response:
         found = await c.ask(request, "requests.list")
         return c.page(request, "requests.html", found=found)
 
-    @needs()
+    @needs
     async def request_page(request: Request, me: Me) -> Response:
         got = await c.ask(request, "request.get", number=request.path_params["number"])
         return c.page(request, "request.html", **got, message=request.query_params.get("m"))
 
-    @needs()
+    @needs
     async def request_new(request: Request, me: Me) -> Response:
         f = request.state.form
         keys = ("duty_item", "kind", "reason", "purpose", "unit_supervisor", "officer", "camera",
@@ -283,7 +281,7 @@ def make_app(
         done = await c.ask(request, "request.new", **{k: f.get(k, "") for k in keys})
         return RedirectResponse(f"/requests/{done['number']}", 303)
 
-    @needs()
+    @needs
     async def request_action(request: Request, me: Me) -> Response:
         number, action = request.path_params["number"], request.path_params["action"]
         f = request.state.form
@@ -297,13 +295,13 @@ def make_app(
             msg = f"{action} ✔"
         return RedirectResponse(f"/requests/{number}?m={msg}", 303)
 
-    @needs()
+    @needs
     async def request_pdf(request: Request, me: Me) -> Response:
         got = await c.ask(request, "request.get", number=request.path_params["number"])
         pdf = await asyncio.to_thread(forms.pdf, forms.request_html(got["req"], got["recs"]))
         return Response(pdf, media_type="application/pdf")
 
-    @needs()
+    @needs
     async def video(request: Request, me: Me) -> Response:
         """A recording, streamed from the descriptor the daemon opened for an approved viewing
         (invariant 9); ranges so the player can seek."""
@@ -313,58 +311,58 @@ def make_app(
             return c.page(request, "refused.html", 500, why="no descriptor")
         return await _stream(fd, request.headers.get("range"))
 
-    @needs(SEES_SEALS)
+    @needs
     async def seal_list(request: Request, me: Me) -> Response:
         got = await c.ask(request, "seals.list")
         return c.page(request, "seals.html", **got, message=request.query_params.get("m"))
 
-    @needs()
+    @needs
     async def seal_confirm(request: Request, me: Me) -> Response:
         day = request.path_params["day"]
         await c.ask(request, "seal.confirm", day=day)
         return RedirectResponse(f"/seals?m=已確認 confirmed {day}", 303)
 
-    @needs(SEES_CATALOG)
+    @needs
     async def holds_page(request: Request, me: Me) -> Response:
         found = await c.ask(request, "holds.list")
         return c.page(request, "holds.html", holds=found, message=request.query_params.get("m"))
 
-    @needs()
+    @needs
     async def hold_place(request: Request, me: Me) -> Response:
         f = request.state.form
         keys = ("kind", "case", "reason", "recording", "officer")
         hold_id = await c.ask(request, "hold.place", **{k: f.get(k, "") for k in keys})
         return RedirectResponse(f"/holds?m=已保留 placed: {hold_id}", 303)
 
-    @needs()
+    @needs
     async def hold_release(request: Request, me: Me) -> Response:
         await c.ask(request, "hold.release", id=request.path_params["id"],
                     reason=request.state.form.get("reason", ""))  # fmt: skip
         return RedirectResponse("/holds?m=已解除 released", 303)
 
-    @needs(SEES_CATALOG)
+    @needs
     async def retention_page(request: Request, me: Me) -> Response:
         got = await c.ask(request, "retention.plan")
         return c.page(request, "retention.html", **got, message=request.query_params.get("m"))
 
-    @needs()
+    @needs
     async def destroy_due(request: Request, me: Me) -> Response:
         done = await c.ask(request, "retention.destroy")
         return RedirectResponse(f"/retention?m=已銷毀 destroyed: {done}", 303)
 
-    @needs(SEES_CATALOG)
+    @needs
     async def attribution_page(request: Request, me: Me) -> Response:
         got = await c.ask(request, "attribution.queue")
         return c.page(request, "attribution.html", **got, message=request.query_params.get("m"))
 
-    @needs()
+    @needs
     async def attribute(request: Request, me: Me) -> Response:
         f = request.state.form
         done = await c.ask(request, "attribute", recording=f.get("recording", ""),
                            officer=f.get("officer", ""))  # fmt: skip
         return RedirectResponse(f"/attribution?m=已歸屬 attributed: {done['new_path']}", 303)
 
-    @needs(ACTIONS["audit"])
+    @needs
     async def audit_page(request: Request, me: Me) -> Response:
         first, last = _days(request, c.cfg)
         doc = await c.ask(request, "audit.report", **{"from": first, "to": last})
@@ -375,14 +373,14 @@ def make_app(
         return c.page(request, "audit.html", body=forms.report_body(doc, c.cfg.unit), start=first,
                       end=last)  # fmt: skip
 
-    @needs(SEES_CATALOG)
+    @needs
     async def duty_page(request: Request, me: Me) -> Response:
         first, last = _days(request, c.cfg)
         start, end = _utc_bounds(first, last, c.cfg)
         got = await c.ask(request, "duty.log", start=start, end=end)
         return c.page(request, "duty.html", **got, start=first, end=last)
 
-    @needs(SEES_CATALOG)
+    @needs
     async def register_page(request: Request, me: Me) -> Response:
         first, last = _days(request, c.cfg)
         start, end = _utc_bounds(first, last, c.cfg)
