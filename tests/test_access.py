@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
+from camdock import clock
 from camdock.catalog import custody, open_catalog
 from camdock.config import load
 from camdock.errors import ExitCode
@@ -82,7 +83,7 @@ def _refused(r: subprocess.CompletedProcess[str], text: str) -> None:
 
 
 def _now(minutes: int = 0) -> str:
-    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(timespec="minutes")
+    return (clock.now() + timedelta(minutes=minutes)).isoformat(timespec="minutes")
 
 
 def test_one_request_from_draft_to_acknowledged_with_a_verified_copy(tmp_path: Path) -> None:

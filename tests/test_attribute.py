@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from camdock import clock
 from camdock.catalog import custody, open_catalog, recordings
 from camdock.core.attribution import Attribution
 from camdock.errors import ExitCode
@@ -161,6 +161,6 @@ def test_offload_with_the_config_refuses_no_clock_and_files_by_the_dock(tmp_path
     out = json.loads(res.stdout)
     assert any("before the camera was registered" in w for w in out["warnings"])
     paths = sorted(next(iter(f["destinations"].values())) for f in out["files"])
-    today = datetime.now(ZoneInfo("Asia/Taipei"))
+    today = clock.now().astimezone(ZoneInfo("Asia/Taipei"))
     assert any(f"/{today:%Y/%m/%d}/unattributed/" in p and p.endswith("_090000.mp4") for p in paths)
     assert any("/2026/11/28/unattributed/" in p for p in paths)

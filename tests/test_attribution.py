@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from camdock import clock
 from camdock.core.attribution import Assignment, Loan, Source, attribute
 from camdock.core.bay import Phase
 from camdock.core.naming import DutySlots
@@ -110,7 +111,7 @@ def test_suspect_times_are_flagged_and_kept_within_retention(tmp_path: Path) -> 
     con.row_factory = sqlite3.Row
     [row] = con.execute("SELECT * FROM recordings").fetchall()
     con.close()
-    today = datetime.now(TZ).date()
+    today = clock.now().astimezone(TZ).date()
     assert row["time_suspect"] == 1 and "over a year before" in row["time_note"]
     assert row["recorded_start"].startswith("1970-01-01")
     assert date.fromisoformat(row["destroy_by"]) > today
@@ -125,7 +126,7 @@ async def test_the_station_files_by_who_had_the_camera(tmp_path: Path) -> None:
     extra = '\n[[cameras]]\nserial = "POOL1"\nid = "POOL01"\n'
     extra += '\n[[bays]]\nnumber = 3\nusb_port = "1-3"\nbutton = 15\n'
     extra += "led = { red = 12, amber = 13, green = 14 }\n"
-    now = datetime.now(TZ)
+    now = clock.now().astimezone(TZ)
     yesterday = (now - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
     cam1, pool = tmp_path / "cam1", tmp_path / "pool"
     fill_camera(cam1, files=2, size=2048, seed=1, start=yesterday.replace(tzinfo=None))

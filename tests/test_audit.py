@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+from camdock import clock
 from camdock.catalog import custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
@@ -234,7 +235,7 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
     confirmed, one not), pre-shift tests passed and failed with the duty-log entry, a request
     taken to a verified copy, a refusal, damage found and repaired, a hold past its review, an
     audit — and the report counts each where the regulation looks for it."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import date, datetime, timedelta
 
     from camdock.catalog import requests as request_rows
     from camdock.catalog import selftests
@@ -287,8 +288,8 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
     boss = access.Acting(None, "分局長")
     for action, by, kw in (("submit", who, {}), ("approve", boss, {}),
                            ("schedule", access.Acting(None, "保管人"),
-                            {"start": datetime.now(UTC) - timedelta(minutes=1),
-                             "end": datetime.now(UTC) + timedelta(hours=1)})):  # fmt: skip
+                            {"start": clock.now() - timedelta(minutes=1),
+                             "end": clock.now() + timedelta(hours=1)})):  # fmt: skip
         access.step(db, by, req["number"], action, TOPICS, **kw)
     usb = tmp_path / "usb"
     usb.mkdir()

@@ -232,6 +232,19 @@ def test_a_camera_filesystem_that_vanishes_mid_read_fails_cleanly(tmp_path: Path
     assert status == "failed"
 
 
+def _fusectl(mounted: bool) -> None:
+    """Have fusectl mounted or not before a stall: at boot nothing may have mounted it, and the
+    abort must then mount it without spawning a process (a child would hang closing the camera's
+    descriptor on the stalled driver; seen on a fresh machine)."""
+    conns = Path("/sys/fs/fuse/connections")
+    table = Path("/proc/self/mountinfo").read_text().splitlines()
+    is_mounted = any(line.split()[4] == str(conns) for line in table)
+    if is_mounted and not mounted:
+        subprocess.run(["umount", str(conns)], check=True)
+    elif mounted and not is_mounted:
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(conns)], check=True)
+
+
 def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[float, str, int]:
     """Run ``argv`` offloading ``cam``; once a copy has begun under ``copies``, stop the camera's
     FUSE driver (a card that stops answering) and SIGTERM the process: the seconds it took to
@@ -280,6 +293,7 @@ def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Pat
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         argv = camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear"),
                            "--allow-one-filesystem")  # fmt: skip
+        _fusectl(mounted=False)  # as after boot; the daemon's test below has it mounted
         took, err, code = _sigterm_while_stalled(cam, argv, d1)
     assert took < STOP_WAIT + ABORT_WAIT + 10, took
     assert code == ExitCode.TEMPFAIL, err
@@ -329,6 +343,7 @@ def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         tests = str(Path(__file__).resolve().parent)
         argv = [sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests]
+        _fusectl(mounted=True)
         took, err, _ = _sigterm_while_stalled(cam, argv, tmp_path / "footage")
     assert took < STOP_WAIT + ABORT_WAIT + 10, took
     assert "aborted the stalled FUSE driver" in err, err[-2000:]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from camdock import clock
 from camdock.camera.camdock_v1 import ProtocolV1Driver
 from camdock.camera.link import CameraLink, LinkSettings
 from camdock.camera.protocol import (
@@ -249,7 +250,7 @@ async def test_button_runs_the_test_and_a_failure_points_to_a_spare(tmp_path: Pa
             # the recording's time, REG-4.2.4), and docks it back.
             h.hot.undock("1-2")
             await h.until(lambda: h.bay(2).state.phase is Phase.EMPTY)
-            shift = datetime.now(h.cfg.tz).replace(tzinfo=None, microsecond=0)
+            shift = clock.now().astimezone(h.cfg.tz).replace(tzinfo=None, microsecond=0)
             fill_camera(empty2, files=1, size=1000, seed=5, start=shift + timedelta(seconds=2))
             h.hot.dock("1-2", "SPARE1", empty2, tty=good.port)
             await h.until(lambda: h.bay(2).state.phase is Phase.DONE and h.bay(2).offload.report)

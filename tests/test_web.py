@@ -11,13 +11,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from camdock import passwords
+from camdock import clock, passwords
 from camdock.adapters.control import Server
 from camdock.catalog import open_catalog, selftests, write_txn
 from camdock.config import load
@@ -166,7 +166,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         # The custodian schedules, supervises the viewing (the video plays), makes the copy.
         _login(page, base, "C1")
         page.goto(f"{base}/requests/{number}")
-        at = (datetime.now(TZ) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+        at = (clock.now().astimezone(TZ) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
         page.get_by_label("時間").fill(at)
         page.get_by_role("button", name="排定").click()
         page.locator("a.watch").first.click()

@@ -10,6 +10,7 @@ UUID, read from the device itself by ``blkid``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 from dataclasses import dataclass
@@ -130,13 +131,23 @@ def abort_stalled(path: Path, table: Path = MOUNTINFO) -> str | None:
     # fusectl names a connection by the kernel's dev_t: major << 20 | minor.
     conn = FUSE_CONNECTIONS / str(mount.device[0] << 20 | mount.device[1])
     if not conn.exists():
-        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSE_CONNECTIONS)],
-                       capture_output=True, timeout=10, env=_ENV, check=False)  # fmt: skip
+        _mount_fusectl()
     try:
         (conn / "abort").write_text("1\n")
     except OSError as exc:
         return f"could not abort the FUSE connection of {mount.mount_point}: {exc.strerror}"
     return f"aborted the stalled FUSE driver of {mount.mount_point} ({mount.source})"
+
+
+def _mount_fusectl() -> None:
+    """Mount fusectl by the mount(2) call itself, never by running mount(8): a child process
+    closes the descriptors it inherits (close_range, or exec's close-on-exec), the camera's
+    among them, and closing a FUSE file asks the stalled driver to flush — the child never
+    gets to exec and its parent waits for it forever (seen on a machine fresh from boot, where
+    nothing had mounted fusectl yet). Failure is left to the write to ``abort`` to report."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
+    libc.mount(b"fusectl", os.fsencode(FUSE_CONNECTIONS), b"fusectl", 0, None)
 
 
 def _tag(source: str, tag: str) -> str | None:

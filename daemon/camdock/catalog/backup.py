@@ -14,11 +14,11 @@ import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.adapters import fsio, heads
 from camdock.errors import CamdockError, ExitCode
 
@@ -58,7 +58,7 @@ def _integrity(path: Path) -> str | None:
 def write(db: Database, root: Path, generations_kept: int) -> Backup:
     """Back the open catalog ``db`` up to ``root/camdock-catalog``; returns the new generation."""
     folder = fsio.make_dirs_durable(root, (BACKUP_DIR,))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
     final = folder / f"{PREFIX}{stamp}{SUFFIX}"
     temp = folder / f".{final.name}.tmp"
     fsio.unlink_quietly(temp)
@@ -141,7 +141,7 @@ def restore(root: Path, target: Path, *, replace: bool = False) -> tuple[Backup,
         dst.flush()
         os.fsync(dst.fileno())
     digest, size = fsio.disk_sha256(temp)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
     for suffix in ("", "-wal", "-shm"):  # a dead card's WAL must not be replayed into it
         old = Path(f"{target}{suffix}")
         if old.exists():

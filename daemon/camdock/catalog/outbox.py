@@ -4,11 +4,12 @@ change they report, and drained in order by the MQTT publisher after the broker'
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.catalog import custody
 from camdock.catalog.db import rows, write_txn
 from camdock.clock import iso_utc, utcnow
@@ -92,7 +93,7 @@ def undelivered(db: Database) -> int:
 
 def prune(db: Database, days: int) -> int:
     """Delete events delivered more than ``days`` ago; returns how many."""
-    cutoff = iso_utc(datetime.now(UTC) - timedelta(days=days))
+    cutoff = iso_utc(clock.now() - timedelta(days=days))
     with write_txn(db):
         cur = db.execute(
             "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (cutoff,)

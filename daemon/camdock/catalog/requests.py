@@ -4,11 +4,11 @@ transaction with its custody entry and its event; a refusal is recorded the same
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
@@ -29,7 +29,7 @@ __all__ = [
 
 
 def _number(db: Database) -> str:
-    year = datetime.now(UTC).year
+    year = clock.now().year
     last = one(
         db,
         "SELECT number FROM requests WHERE number LIKE ? ORDER BY id DESC LIMIT 1",

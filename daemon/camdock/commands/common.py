@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.catalog import open_catalog, open_readonly
 from camdock.catalog.db import catalog_error
 from camdock.config import Config, ConfigError, file_problems
@@ -121,7 +122,7 @@ def where_from(args: argparse.Namespace) -> Where:
             raise CamdockError(f"invalid configuration {path}", ExitCode.CONFIG)
     catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
     tz = cfg.tz if cfg else station_tz(None)
-    return Where(cfg, catalog, tz, datetime.now(tz).date())
+    return Where(cfg, catalog, tz, clock.now().astimezone(tz).date())
 
 
 @contextmanager

@@ -8,11 +8,11 @@ import argparse
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
-from camdock import forms
+from camdock import clock, forms
 from camdock.catalog import requests
 from camdock.commands.common import Where, by_from, moment_arg, opened, output, seal_key, where_from
 from camdock.core.access import Purpose
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             kw = {"start": start, "end": start + timedelta(minutes=args.minutes)}
         elif args.action == "view":
             kw = {"remarks": args.remarks}
-        req = service.step(db, who, args.number, args.action, topics, datetime.now(UTC), **kw)
+        req = service.step(db, who, args.number, args.action, topics, clock.now(), **kw)
     return output(
         args,
         {"ok": True, "request": req, "note": note},

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
 from camdock.catalog import assignments, requests, rows, seals
@@ -205,7 +206,7 @@ def step(
 ) -> dict[str, Any]:
     """Move request ``number`` on by ``action`` (submit, consult, approve, deny, schedule, view,
     acknowledge, close), checked and recorded; returns the request as it is now."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     expire(db, now, topics)
     req = requests.get(db, number)
     if req is None:
@@ -289,7 +290,7 @@ def copy(
 ) -> dict[str, Any]:
     """Copy an approved request's recordings to ``target`` (the export medium), verified, with
     their manifest; the register gets the line (Annex 3)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     expire(db, now, topics)
     req = requests.get(db, number)
     if req is None:

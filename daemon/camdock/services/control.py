@@ -24,13 +24,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock import passwords
+from camdock import clock, passwords
 from camdock.adapters.control import Reply
 from camdock.catalog import (
     custody,
@@ -120,7 +120,7 @@ class Call:
 
     def today(self) -> date:
         """Today in the station's zone."""
-        return datetime.now(self.cfg.tz).date()
+        return clock.now().astimezone(self.cfg.tz).date()
 
 
 Op = Callable[[Call], Any]
@@ -356,7 +356,7 @@ def _video(c: Call) -> int:
     req = requests.get(c.db, number)
     if req is None or not any(r["id"] == rec_id for r in requests.recordings_of(c.db, req["id"])):
         raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
-    access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), datetime.now(UTC))
+    access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
     path = recordings.plain_copy(c.db, rec_id)
     if path is None:
         raise CamdockError("此檔案僅存於封存檔 Only in its seal", ExitCode.NOINPUT)
@@ -389,7 +389,7 @@ def _request_step(c: Call) -> Any:
         except (TypeError, ValueError):
             raise BadRequest("minutes: a number is needed") from None
         kw |= {"start": start, "end": start + timedelta(minutes=minutes)}
-    access.step(c.db, c.who, number, action, c.ctl.topics, datetime.now(UTC), **kw)
+    access.step(c.db, c.who, number, action, c.ctl.topics, clock.now(), **kw)
     return None
 
 

@@ -27,12 +27,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.adapters import fsio
 from camdock.adapters.copier import (
     Copied,
@@ -124,7 +124,7 @@ class OffloadEngine:
         self._warnings: list[str] = []
         self._session_id = 0
         self._fin = threading.local()  # the verifier thread's catalog connection
-        self._clock = ClockCheck(datetime.now(request.tz), not_before=request.not_before)
+        self._clock = ClockCheck(clock.now().astimezone(request.tz), not_before=request.not_before)
         station = request.events.topics.station if request.events else socket.gethostname()
         # REG-4.1.2: the officer transfers the footage after duty; the station does the work.
         # The custody log names both (REG-7.1: a person, not only a machine).

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.camera.driver import CameraDriver, DriverFactory, driver_for
 from camdock.catalog import outbox, selftests
 from camdock.catalog.db import write_txn
@@ -104,7 +105,7 @@ class PreShift:
             officer=officer,
             spare=Spare(spare.n, spare.state.camera_id or "") if spare else None,
         )
-        slot = cfg.slots.slot_of(datetime.now(cfg.tz)).label
+        slot = cfg.slots.slot_of(clock.now().astimezone(cfg.tz)).label
         await self.st.store.call(self._write, b, answers, verdict, outcome, slot)
         self.st.wake_publisher()
         b.queue.put_nowait(core.TestFinished(verdict.passed, verdict.summary()))
@@ -188,7 +189,7 @@ class PreShift:
     async def _pick_spare(self, failing: BayRuntime) -> BayRuntime | None:
         """A docked spare, idle, that passed its own test recently with a charged battery."""
         cfg = self.st.cfg
-        since = iso_utc(datetime.now(UTC) - timedelta(hours=cfg.selftest.spare_max_age_hours))
+        since = iso_utc(clock.now() - timedelta(hours=cfg.selftest.spare_max_age_hours))
         least = cfg.selftest.min_battery
         for b in self.st.bays.values():
             camera = cfg.cameras.get(b.state.serial or "")

@@ -27,12 +27,13 @@ import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.drives import prove_all
 from camdock.catalog import seals
@@ -375,7 +376,7 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
     drive, each only after that drive's archive is read back from disk now and found to hold
     every one of them (REG-4.2.5). Returns what could not be done (alarms)."""
     key = sealing.need_key()
-    cutoff = iso_utc(datetime.now(UTC) - timedelta(days=keep_days))
+    cutoff = iso_utc(clock.now() - timedelta(days=keep_days))
     problems = []
     with _sealing_lock(db):
         for seal in seals.plain_due(db, cutoff):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
+from camdock import clock
 from camdock.camera.driver import CameraDriver
 from camdock.core.selftest import Answers, Policy, Verdict, verdict
 from camdock.errors import CameraError, CameraGone, CameraTimeout
@@ -56,7 +57,7 @@ async def run_function_test(
     policy: Policy,
     is_registered: Callable[[str], bool] | None = None,
     selftest_timeout: float = 20.0,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = lambda: clock.now(),
 ) -> tuple[Answers, Verdict]:
     """Ask the camera everything the test needs, then judge; never raises for the camera."""
     s = _Steps()

@@ -13,8 +13,9 @@ import threading
 import time
 import tty
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from camdock import clock
 from camdock.camera.protocol import Decoder, crc16, encode_response
 
 
@@ -64,7 +65,7 @@ class SimCamera:
 
     def now(self) -> datetime:
         """The camera's clock: the station's time plus its offset."""
-        return datetime.now(UTC) + timedelta(seconds=self.state.clock_offset)
+        return clock.now() + timedelta(seconds=self.state.clock_offset)
 
     def _serve(self) -> None:
         decoder = Decoder()
@@ -109,7 +110,7 @@ class SimCamera:
                 target = datetime.fromisoformat(fields["time"])
             except (KeyError, ValueError):
                 return False, {"code": "BADARG", "msg": "time=ISO8601 expected"}
-            s.clock_offset = (target - datetime.now(UTC)).total_seconds() + s.set_error
+            s.clock_offset = (target - clock.now()).total_seconds() + s.set_error
             return True, {}
         if verb == "BATTERY?":
             return True, {

@@ -41,7 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from camdock import forms
+from camdock import clock, forms
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
@@ -488,7 +488,7 @@ async def _stream(fd: int, ranged: str | None) -> Response:
 
 def _days(request: Request, cfg: Config) -> tuple[str, str]:
     """?from=…&to=… (days), the last six months by default."""
-    today = datetime.now(cfg.tz).date()
+    today = clock.now().astimezone(cfg.tz).date()
     try:
         first = date.fromisoformat(request.query_params.get("from") or "")
     except ValueError:
