@@ -3,16 +3,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-fast check demo bench wheel clean
+.PHONY: setup test test-shifted test-fast check demo bench wheel clean
 
 setup:
 	@scripts/setup
 
 # Every test. Fault-injection tests (marked slow) run too. The udev tests run in a second
-# pytest under umockdev-wrapper: a testbed redirects /sys, which the loop-device tests must not see.
+# pytest under umockdev-wrapper (a testbed redirects /sys, which the loop-device tests must not
+# see), even when the first failed; both summaries at the end (scripts/run-tests).
 test: setup
-	$(PYTEST) --ignore=tests/udev
-	@scripts/udev-tests $(PYTEST)
+	@scripts/run-tests
+
+# The fast tests again with the machine's clock moved ahead and across a leap day's month end;
+# any outcome that differs from the last `make test` fails (CI runs it after `make test`).
+test-shifted: setup
+	@scripts/shifted-tests
 
 # The quick loop while developing: everything but the slow fault-injection tests.
 test-fast: setup

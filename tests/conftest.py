@@ -60,7 +60,7 @@ def at_station_time(argv: list[str]) -> list[str]:
     return [
         "env",
         f"LD_PRELOAD={FAKETIME_LIB}",
-        f"FAKETIME=@{moment:%Y-%m-%d %H:%M:%S}",
+        f"FAKETIME=@{moment:%Y-%m-%d %H:%M:%S.%f}",
         "FAKETIME_DONT_FAKE_MONOTONIC=1",
         f"PYTHONPATH={FAKETIME_SITE}",
         *argv,

@@ -9,6 +9,8 @@ import contextlib
 import json
 import logging
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -519,6 +521,18 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
         sub.close()
 
 
+async def _readme_mosquitto_sub(port: int) -> asyncio.subprocess.Process:
+    """The README's `mosquitto_sub` line, pointed at ``port``, subscribed."""
+    if shutil.which("mosquitto_sub") is None:
+        pytest.skip("mosquitto_sub not installed (mosquitto-clients; make test as root does)")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("mosquitto_sub "))
+    argv = shlex.split(line.replace("-h BROKER", f"-h 127.0.0.1 -p {port}"))
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    await asyncio.sleep(0.5)  # subscribed before anything is published
+    return proc
+
+
 async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broker: Broker) -> None:
     """REG-7.1: `camdock offload --station` (a custodian's manual offload into the station's
     catalog) records its events in the outbox; the station's publisher delivers them, and they
@@ -540,13 +554,23 @@ async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broke
     )
     assert bad.returncode == 64 and "--station: one MQTT topic level" in bad.stderr
     sub = Subscriber(broker.port, topic="camdock/v1/st-9/events/#")
+    readme = await _readme_mosquitto_sub(broker.port)  # the README's line, as a user runs it
     try:
         settings = MqttSettings(host="127.0.0.1", port=broker.port)
         await _deliver(settings, catalog, Topics("camdock", "st-9"), 6)
         await until(lambda: len(sub.events()) >= 6, what="the manual offload's events")
+        shown: list[str] = []  # the topics it printed, events only
+        assert readme.stdout is not None
+        async with asyncio.timeout(30):
+            while len(shown) < 6 and (line := await readme.stdout.readline()):
+                topic = line.decode().split(" ", 1)[0]
+                shown += [topic.rsplit("/", 1)[1]] if "/events/" in topic else []
     finally:
         sub.close()
+        readme.kill()
+        await readme.wait()
     kinds = [check_message(t, p) for t, p, _ in sub.got]
+    assert shown == kinds
     assert kinds[0] == "offload-started" and kinds[-1] == "offload-completed", kinds
     assert kinds.count("file-verified") == 2 and kinds.count("camera-cleared") == 2, kinds
     events = sub.events()

@@ -133,12 +133,16 @@ class Server:
         try:
             with conn:
                 uid = _peer_uid(conn)
+                conn.settimeout(READ_TIMEOUT)
                 if uid not in self.allowed_uids:
                     log.warning("control: refused a connection from uid %d", uid)
+                    # The request is read (and ignored) first: answered before it had been
+                    # sent, a slow peer met a closed socket (EPIPE), not the refusal.
+                    with contextlib.suppress(OSError, ValueError):
+                        _read_line(conn)
                     why = f"uid {uid} may not use the control socket"
                     conn.sendall(_encode({"ok": False, "status": 403, "error": why}))
                     return
-                conn.settimeout(READ_TIMEOUT)
                 try:
                     request = json.loads(_read_line(conn))
                     if not isinstance(request, dict):
