@@ -22,12 +22,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from camdock.adapters.mqtt import Publisher  # noqa: E402
 from camdock.catalog import open_catalog, write_txn  # noqa: E402
 from camdock.catalog.db import Store  # noqa: E402
 from camdock.catalog.outbox import record  # noqa: E402
 from camdock.config import MqttSettings  # noqa: E402
 from camdock.events import EventType, Topics  # noqa: E402
+from camdock.services.publisher import Publisher  # noqa: E402
 from mqttbroker import Broker, Subscriber  # noqa: E402
 from offload_bench import machine, write_results  # noqa: E402
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +36,8 @@ from conftest import (
     tree_hashes,
 )
 from stationcfg import write_config
+
+log = logging.getLogger(__name__)
 
 
 def _catalogued(catalog: Path) -> set[str]:
@@ -245,29 +248,33 @@ def _fusectl(mounted: bool) -> None:
         subprocess.run(["mount", "-t", "fusectl", "fusectl", str(conns)], check=True)
 
 
-def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[float, str, int]:
+def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[str, int]:
     """Run ``argv`` offloading ``cam``; once a copy has begun under ``copies``, stop the camera's
-    FUSE driver (a card that stops answering) and SIGTERM the process: the seconds it took to
-    end, its stderr and its exit status. Fails if it has not ended 60 s after SIGTERM."""
+    FUSE driver (a card that stops answering) and SIGTERM the process: its stderr and its exit
+    status. Fails unless it ended within the product's bound (STOP_WAIT + ABORT_WAIT) plus the
+    slack this run needed: three times what the process took to start and begin copying, here
+    and now (seconds on an idle machine, more beside a busy build), and at least 5 s."""
     driver = run(["pgrep", "-f", f"mount.exfat-fuse .* {cam}"]).stdout.split()
     assert driver
+    started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
         while not any(p.is_file() for p in copies.rglob("*")):  # the first copy has begun
-            assert time.monotonic() < deadline and proc.poll() is None
+            assert time.monotonic() < started + 120 and proc.poll() is None
             time.sleep(0.05)
+        bound = STOP_WAIT + ABORT_WAIT + max(5.0, 3 * (time.monotonic() - started))
         for pid in driver:
             os.kill(int(pid), signal.SIGSTOP)
         time.sleep(1.0)  # the reader is now waiting on the driver
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         try:
-            _, err = proc.communicate(timeout=60)
+            _, err = proc.communicate(timeout=bound)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"{argv[1:3]} was still running 60 s after SIGTERM")
-        return time.monotonic() - t0, err, proc.returncode
+            pytest.fail(f"{argv[-3:]} was still running {bound:.0f} s after SIGTERM")
+        log.info("ended %.1f s after SIGTERM (bound %.1f s)", time.monotonic() - t0, bound)
+        return err, proc.returncode
     finally:
         for pid in driver:
             with contextlib.suppress(ProcessLookupError):
@@ -294,8 +301,7 @@ def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Pat
         argv = camdock_cmd(*offload_args(cam, [d1, d2], catalog, "--clear"),
                            "--allow-one-filesystem")  # fmt: skip
         _fusectl(mounted=False)  # as after boot; the daemon's test below has it mounted
-        took, err, code = _sigterm_while_stalled(cam, argv, d1)
-    assert took < STOP_WAIT + ABORT_WAIT + 10, took
+        err, code = _sigterm_while_stalled(cam, argv, d1)
     assert code == ExitCode.TEMPFAIL, err
     assert "aborted the stalled FUSE driver" in err and "Traceback" not in err
     # what was catalogued before the stall (often nothing: the driver stops on the first copy)
@@ -344,6 +350,5 @@ def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None
         tests = str(Path(__file__).resolve().parent)
         argv = [sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests]
         _fusectl(mounted=True)
-        took, err, _ = _sigterm_while_stalled(cam, argv, tmp_path / "footage")
-    assert took < STOP_WAIT + ABORT_WAIT + 10, took
+        err, _ = _sigterm_while_stalled(cam, argv, tmp_path / "footage")
     assert "aborted the stalled FUSE driver" in err, err[-2000:]

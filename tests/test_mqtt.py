@@ -28,13 +28,14 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from camdock.adapters.mqtt import Client, Publisher
+from camdock.adapters.mqtt import Client
 from camdock.catalog import open_catalog, outbox, write_txn
 from camdock.catalog.db import Store
 from camdock.catalog.outbox import record
 from camdock.config import Config, MqttSettings, load
 from camdock.core.bay import Phase
 from camdock.events import EventType, Topics
+from camdock.services.publisher import Publisher
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 from conftest import camdock_cmd, offload_args, stop, tree_hashes
@@ -428,7 +429,7 @@ async def test_tls_with_client_certificates(tmp_path: Path, caplog: Any) -> None
             cert_file=pki["client.pem"],
             key_file=pki["client.key"],
         )
-        with caplog.at_level(logging.WARNING, logger="camdock.adapters.mqtt"):
+        with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
             pub = await _deliver_one(wrong_ca, tmp_path / "c2.sqlite", topics)
         assert pub.delivered == 0
         assert "certificate verify failed" in caplog.text  # a clear line, retries, no crash
@@ -455,7 +456,7 @@ async def test_wrong_credentials_retry_with_a_clear_error(tmp_path: Path, caplog
     (tmp_path / "good").write_text("s3cret\n")
     (tmp_path / "bad").write_text("guess\n")
     try:
-        with caplog.at_level(logging.WARNING, logger="camdock.adapters.mqtt"):
+        with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
             bad = MqttSettings(
                 host="127.0.0.1", port=port, username="zz-01", password_file=tmp_path / "bad"
             )
@@ -508,7 +509,7 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
     try:
         async with V311OnlyFront(broker.port) as front:
             settings = MqttSettings(host="127.0.0.1", port=front.port)
-            with caplog.at_level(logging.WARNING, logger="camdock.adapters.mqtt"):
+            with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
                 pub = await _deliver(settings, catalog, topics, 3)
         assert pub.delivered >= 3  # through 3.1.1
         assert front.levels[:2] == [5, 4]  # tried MQTT 5 once, then 3.1.1

@@ -559,7 +559,7 @@ def test_the_sd_card_dies_and_the_catalog_comes_back_from_a_drive(tmp_path: Path
 
 
 def test_backups_keep_their_generations_and_a_missing_drive_is_an_alarm(tmp_path: Path) -> None:
-    from camdock.catalog import backup
+    from camdock.services import backup
     from camdock.services.retention import backup_everywhere
 
     d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import backup, custody, holds, open_catalog, recordings
+from camdock.catalog import custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
+from camdock.services import backup
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
 from camdock.services.seal import Sealing, load_key, seal_day

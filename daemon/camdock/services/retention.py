@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import backup, holds, recordings, requests, seals
+from camdock.catalog import holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
@@ -30,6 +30,7 @@ from camdock.core.retention import Candidate, Hold, HoldKind, Plan, Policy, plan
 from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
+from camdock.services import backup
 from camdock.services.audit import publish_head
 from camdock.services.seal import Sealing, seal_day
 

@@ -29,7 +29,6 @@ from camdock.adapters import fsio
 from camdock.adapters.control import Server
 from camdock.adapters.drives import StorageMissing, prove_all, state_disk
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
-from camdock.adapters.mqtt import Publisher
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
@@ -51,6 +50,7 @@ from camdock.services import control
 from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
 from camdock.services.docking import SETTLED, Docking, Mounter
 from camdock.services.preshift import PreShift
+from camdock.services.publisher import Publisher
 from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
