@@ -68,3 +68,23 @@ def test_modules_that_import_each_other_as_they_load_are_a_cycle(tmp_path: Path)
     assert problems == [
         "import cycle at load: camdock.services.a → camdock.services.b → camdock.services.c"
     ]
+
+
+def test_sql_and_sqlite3_only_in_the_catalog(tmp_path: Path) -> None:
+    package = _package(tmp_path, {
+        "catalog/__init__.py": "import sqlite3\nQ = 'SELECT id FROM recordings'\n",
+        "services/__init__.py": "",
+        "services/audit.py": "import sqlite3\n"
+                             "def f(db):\n"
+                             "    return db.execute(\n"
+                             "        'SELECT r.id FROM recordings r '\n"
+                             "        'WHERE r.destroyed_at IS NULL')\n"
+                             "HELP = 'select the footage from a day'\n",  # prose, not SQL
+        "commands/__init__.py": "from sqlite3 import Error\nX = 'UPDATE holds SET state = 1'\n",
+    })  # fmt: skip
+    assert _layers.sql_outside(package) == [
+        f"{package}/commands/__init__.py:1: sqlite3 outside the catalog",
+        f"{package}/commands/__init__.py:2: SQL outside the catalog",
+        f"{package}/services/audit.py:1: sqlite3 outside the catalog",
+        f"{package}/services/audit.py:4: SQL outside the catalog",
+    ]

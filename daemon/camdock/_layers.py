@@ -4,19 +4,21 @@ The package is layered (ARCHITECTURE.md, "Shape of the code"): the pure core and
 values at the bottom; the catalog (the only place with SQL) and the adapters (one library each)
 beside each other and never importing each other; the services and the station above them; the
 commands, the console and the CLI on top. An import that goes up or sideways, or a cycle of
-modules importing each other when they load, is reported with the file and line that makes it.
+modules importing each other when they load, is reported with the file and line that makes it;
+so is SQL (a statement in a string) or an ``import sqlite3`` anywhere but in the catalog.
 Tests run the same check (tests/test_layers.py), so a change that breaks a layer fails CI.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ALLOWED", "Import", "check", "cycles", "imports", "main", "violations"]
+__all__ = ["ALLOWED", "Import", "check", "cycles", "imports", "main", "sql_outside", "violations"]
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -189,10 +191,37 @@ def _only_reexports(component: list[str], graph: dict[str, set[str]], package: P
     )
 
 
+# A statement, as this code base writes SQL (upper-case keywords), at the start of a string.
+_SQL = re.compile(
+    r"^\s*(SELECT\s.*\sFROM\s|INSERT\s+(OR\s+\w+\s+)?INTO\s|UPDATE\s+\w+\s+SET\s|"
+    r"DELETE\s+FROM\s|PRAGMA\s|CREATE\s+(TABLE|INDEX|TRIGGER|VIEW)\s)",
+    re.S,
+)
+SQL_PART = "catalog"  # the only part of the package that speaks SQL or knows it is SQLite
+
+
+def sql_outside(package: Path = PACKAGE) -> list[str]:
+    """Each SQL statement or ``sqlite3`` import outside the catalog, with its file and line."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if _part(_module_of(path, package)) == SQL_PART:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                if any(n.split(".")[0] == "sqlite3" for n in names):
+                    found.append(f"{path}:{node.lineno}: sqlite3 outside the catalog")
+            elif isinstance(node, ast.Constant) and _SQL.match(str(node.value)):
+                found.append(f"{path}:{node.lineno}: SQL outside the catalog")
+    return found
+
+
 def check(package: Path = PACKAGE) -> list[str]:
     """Every layer violation and load-time cycle, one line each (empty when all is well)."""
     found = list(imports(package))
-    lines = violations(found)
+    lines = violations(found) + sql_outside(package)
     lines += [f"import cycle at load: {' → '.join(c)}" for c in cycles(found, package)]
     return lines
 

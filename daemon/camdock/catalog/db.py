@@ -26,8 +26,10 @@ from camdock.catalog.schema import migrations
 from camdock.errors import CatalogError, ExitCode
 
 __all__ = [
+    "DatabaseError",
     "Store",
     "catalog_error",
+    "file_of",
     "one",
     "open_catalog",
     "open_readonly",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# What SQLite raises, by the catalog's name: callers above the catalog catch it without
+# importing sqlite3 (the catalog is the only place that knows it is SQLite).
+DatabaseError = sqlite3.Error
 
 BUSY_TIMEOUT = 30  # seconds a writer waits for the catalog's lock
 # One lock per catalog file for this process's writers (see write_txn), and whose it is.
@@ -94,6 +100,11 @@ def catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:
         return CatalogError(f"catalog {path}: {text}: the state disk is full or failing; "
                             "nothing was cleared that is not catalogued")  # fmt: skip
     return CatalogError(f"catalog {path}: {text}")
+
+
+def file_of(db: Database) -> Path:
+    """The file the open catalog ``db`` lives in."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _setup(db: Database) -> Database:

@@ -62,6 +62,33 @@ def copies(db: Database, recording_id: int) -> dict[str, dict[str, Any]]:
     return {c["destination"]: c for c in found}
 
 
+def live_of(db: Database, officer: str | None, camera: str | None) -> list[dict[str, Any]]:
+    """The live recordings of an officer and/or camera (None: any), oldest first."""
+    return rows(
+        db,
+        "SELECT id, recorded_start, officer_badge, camera_id FROM recordings WHERE "
+        "destroyed_at IS NULL AND (? IS NULL OR officer_badge = ?) AND "
+        "(? IS NULL OR camera_id = ?) ORDER BY recorded_start, id",
+        (officer, officer, camera, camera),
+    )
+
+
+def destinations(db: Database) -> list[str]:
+    """The destination roots the catalog records copies on."""
+    found = rows(db, "SELECT DISTINCT destination FROM copies ORDER BY destination")
+    return [r["destination"] for r in found]
+
+
+def live_copies(db: Database) -> list[dict[str, Any]]:
+    """Every copy of a live recording, with the recording's hash and size, drive by drive."""
+    return rows(
+        db,
+        "SELECT c.recording_id, c.destination, c.relpath, c.plain_removed_at, r.sha256, r.size "
+        "FROM copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL "
+        "ORDER BY c.destination, c.relpath",
+    )
+
+
 def relpath_taken(db: Database, relpath: str) -> bool:
     """Whether a catalogued recording is filed under this name."""
     return one(db, "SELECT id FROM recordings WHERE relpath = ?", (relpath,)) is not None

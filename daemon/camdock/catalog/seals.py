@@ -125,6 +125,15 @@ def record_sealed(
             record(db, topics, EventType.DAY_SEALED, data={**details, "by": by})
 
 
+def archives_on_drives(db: Database) -> list[dict[str, Any]]:
+    """The seal archives that are on the drives: verified, or superseded and not yet removed."""
+    return rows(
+        db,
+        "SELECT * FROM seals WHERE state = 'verified' OR (state = 'superseded' "
+        "AND removed_at IS NULL)",
+    )
+
+
 def stale_files(db: Database) -> list[dict[str, Any]]:
     """Superseded archives whose files are still to be removed."""
     return rows(db, "SELECT * FROM seals WHERE state = 'superseded' AND removed_at IS NULL")

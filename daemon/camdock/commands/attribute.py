@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from camdock.catalog import open_catalog, open_readonly, recordings
-from camdock.catalog.db import catalog_error
+from camdock.catalog.db import DatabaseError, catalog_error
 from camdock.commands.common import check_person, default_catalog, load_or_report, person
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         ro = open_readonly(catalog)
         try:
             queue = recordings.unattributed(ro)
-        except sqlite3.Error as exc:  # not SQLite, or a catalog no camdock has migrated yet
+        except DatabaseError as exc:  # not SQLite, or a catalog no camdock has migrated yet
             raise catalog_error(catalog, exc) from exc
         finally:
             ro.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from sqlite_utils import Database
 
 from camdock import clock
 from camdock.catalog import open_catalog, open_readonly
-from camdock.catalog.db import catalog_error
+from camdock.catalog.db import DatabaseError, catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.core.access import NO_ROLES
@@ -133,7 +132,7 @@ def opened(where: Where, *, write: bool) -> Iterator[Database]:
     db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
     try:
         yield db
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         raise catalog_error(where.catalog, exc) from exc
     finally:
         db.close()

@@ -27,7 +27,7 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
-from camdock.catalog import assignments, requests, rows, seals
+from camdock.catalog import assignments, recordings, requests, seals
 from camdock.catalog.custody import Action
 from camdock.clock import iso_utc
 from camdock.config import Config
@@ -139,13 +139,7 @@ def select(
     """The live recordings of an officer and/or camera made from ``start`` to ``end``."""
     if officer is None and camera is None:
         raise CamdockError("select footage by --officer and/or --camera", ExitCode.USAGE)
-    found = rows(
-        db,
-        "SELECT id, recorded_start, officer_badge, camera_id FROM recordings WHERE "
-        "destroyed_at IS NULL AND (? IS NULL OR officer_badge = ?) AND "
-        "(? IS NULL OR camera_id = ?) ORDER BY recorded_start, id",
-        (officer, officer, camera, camera),
-    )
+    found = recordings.live_of(db, officer, camera)
     return [r["id"] for r in found if start <= datetime.fromisoformat(r["recorded_start"]) <= end]
 
 
@@ -420,12 +414,7 @@ def _opener(path: Path) -> Any:
 
 
 def _plain_source(db: Database, r: dict[str, Any]) -> Path | None:
-    for c in rows(
-        db,
-        "SELECT destination, relpath, plain_removed_at FROM copies WHERE "
-        "recording_id = ? ORDER BY destination",
-        (r["id"],),
-    ):
+    for _, c in sorted(recordings.copies(db, r["id"]).items()):
         path = Path(c["destination"], *PurePosixPath(c["relpath"]).parts)
         if not c["plain_removed_at"] and path.is_file():
             return path

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path, PurePosixPath
@@ -23,7 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads
-from camdock.catalog import custody, report, rows
+from camdock.catalog import custody, recordings, report, seals
 from camdock.clock import iso_utc
 from camdock.services.seal import Key
 
@@ -61,8 +61,7 @@ def heads_to(roots: list[str] | tuple[str, ...], seq: int, digest: str) -> None:
 
 def roots_of(db: Database) -> list[str]:
     """The destination roots the catalog records copies on (a bare catalog's drives)."""
-    return [r["destination"] for r in rows(db, "SELECT DISTINCT destination FROM copies "
-                                                "ORDER BY destination")]  # fmt: skip
+    return recordings.destinations(db)
 
 
 def witness_heads(path: Path, station: str | None) -> tuple[list[tuple[int, str]], list[str]]:
@@ -115,15 +114,6 @@ class Finding:
         return f"{self.kind.upper()} {self.path}{rec}: {self.detail}"
 
 
-def _copies(db: Database) -> Iterator[dict[str, Any]]:
-    yield from rows(
-        db,
-        "SELECT c.recording_id, c.destination, c.relpath, c.plain_removed_at, r.sha256, r.size "
-        "FROM copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL "
-        "ORDER BY c.destination, c.relpath",
-    )
-
-
 def fixity(
     db: Database,
     roots: list[str],
@@ -133,9 +123,8 @@ def fixity(
     """Re-hash every stored copy from disk and look for footage nobody catalogued; returns the
     findings and how many copies were proven."""
     findings: list[Finding] = []
-    copies = list(_copies(db))
-    sealed = rows(db, "SELECT * FROM seals WHERE state = 'verified' OR (state = 'superseded' "
-                  "AND removed_at IS NULL)")  # fmt: skip
+    copies = recordings.live_copies(db)
+    sealed = seals.archives_on_drives(db)
     archives = {(s["destination"], s["path"]): s for s in sealed}
     in_archive: dict[tuple[str, str], list[dict[str, Any]]] = {}
     proven = 0

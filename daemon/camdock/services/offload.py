@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -46,7 +45,7 @@ from camdock.adapters.copier import (
 from camdock.adapters.drives import mount_of
 from camdock.catalog import custody, recordings, selftests, sessions
 from camdock.catalog.custody import Action
-from camdock.catalog.db import catalog_error, open_catalog, write_txn
+from camdock.catalog.db import DatabaseError, catalog_error, open_catalog, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
 from camdock.core.attribution import Attributed, Source
@@ -163,7 +162,7 @@ class OffloadEngine:
                     )
                 recover_interrupted(db, locks)
                 report = self._session(db)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             # The catalog failed before the session could begin (or its plan be journaled):
             # nothing was written to the destinations and nothing cleared.
             raise catalog_error(self.req.catalog, exc) from exc
@@ -235,7 +234,7 @@ class OffloadEngine:
         )
         try:
             self._end(db, report)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             # Every file verified was catalogued in its own transaction; only the session's
             # end is missing (the next run marks it interrupted). Say so; nothing was lost.
             report.catalog_error = str(catalog_error(self.req.catalog, exc))
@@ -473,7 +472,7 @@ class OffloadEngine:
         db: Database = self._fin.db
         try:
             self._filer.finish(db, item, c)
-        except sqlite3.Error as exc:  # the catalog cannot take it (disk full?): stop cleanly
+        except DatabaseError as exc:  # the catalog cannot take it (disk full?): stop cleanly
             discard_temps(c.temps)
             self._fail(item, f"not catalogued: {exc}; it stays on the camera")
             self._stop.abort(f"catalog error: {exc}")

@@ -37,6 +37,7 @@ from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.drives import prove_all
 from camdock.catalog import seals
+from camdock.catalog.db import file_of
 from camdock.clock import iso_utc
 from camdock.config import Config, SealSettings
 from camdock.core import seal as core
@@ -155,7 +156,7 @@ def _file(root: str, rel: str) -> Path:
 def _sealing_lock(db: Database) -> Iterator[None]:
     """One seal at a time per catalog (the daemon's pass, a custodian's command): the next one's
     recovery must never take the running one's archive for a crash's leftover."""
-    path = db.execute("PRAGMA database_list").fetchone()[2]
+    path = file_of(db)
     fd = os.open(f"{path}.seal.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
