@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from camdock import passwords
-from camdock.adapters.control import MAX_LINE, Server, call
+from camdock.adapters.control import MAX_LINE, READ_TIMEOUT, Server, call
 from camdock.config import Config, load
 from camdock.services.control import LOCKOUT_AFTER, SOCKET, Control
 from conftest import needs_root, offload, write_recording
@@ -142,3 +142,43 @@ def test_only_the_consoles_user_may_connect(daemon: tuple[Config, Path], tmp_pat
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     assert reply["status"] == 403 and "uid 65534 may not use the control socket" in reply["error"]
+
+
+@needs_root
+def test_refused_peers_that_say_nothing_hold_no_worker(
+    daemon: tuple[Config, Path], tmp_path: Path
+) -> None:
+    """A uid that may not ask (the socket's mode opened by mistake) opens more silent
+    connections than there are workers and keeps them open: the console is still answered
+    while they are all open, and each silent peer has its refusal waiting for it."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    _, path = daemon
+    for parent in (path.parent, *path.parent.parents):
+        parent.chmod(parent.stat().st_mode | 0o005)
+    path.chmod(0o666)
+    script = ("import socket, sys, time\n"
+              "socks = [socket.socket(socket.AF_UNIX) for _ in range(12)]\n"
+              "for s in socks:\n    s.connect(sys.argv[1])\n"
+              "print('connected', flush=True)\n"
+              "sys.stdin.readline()\n"  # silent until the test has been answered
+              "print(sum(b'403' in s.recv(4096) for s in socks), flush=True)\n")  # fmt: skip
+    nobody = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+         script, str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert nobody.stdout is not None and nobody.stdin is not None
+        assert nobody.stdout.readline().strip() == "connected"
+        # answered well before a worker held by a silent peer would be free (READ_TIMEOUT)
+        request = {"op": "login", "token": None, "args": {"staff": "C1", "password": "wrong"}}
+        doc, _ = call(path, request, timeout=READ_TIMEOUT / 2)
+        assert doc["status"] == 401
+        assert nobody.poll() is None  # every silent peer was still connected then
+        out, _ = nobody.communicate("go\n", timeout=60)
+        assert out.strip() == "12"
+    finally:
+        if nobody.poll() is None:
+            nobody.kill()
+            nobody.wait()

@@ -73,8 +73,9 @@ _clock: Clock = SystemClock()
 
 
 def now() -> datetime:
-    """The current time (UTC, aware) by the process's clock: the machine's, or a test's."""
-    return _clock.now()
+    """The current time (UTC, aware) by the process's clock: the machine's, or a test's (a
+    test's clock may be set in any zone; the package always gets UTC)."""
+    return _clock.now().astimezone(UTC)
 
 
 @contextmanager

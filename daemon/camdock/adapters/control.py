@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_LINE = 4 << 20  # a request or a reply; a catalog page of 500 rows is far below
 READ_TIMEOUT = 10.0  # a peer that connects and says nothing is dropped
 WORKERS = 4  # requests answered at once; more wait to be accepted
+REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may still send, and when
+REFUSING = 16  # refused peers drained at once; past that, answered and closed at once
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
 Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
@@ -88,6 +90,7 @@ class Server:
         # Daemon threads, not a pool: an export under way must not hold the daemon's exit
         # (a pool's workers are joined at exit); a copy cut short leaves no register line.
         self._slots = threading.BoundedSemaphore(WORKERS)
+        self._refusing = threading.BoundedSemaphore(REFUSING)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -125,24 +128,43 @@ class Server:
                 conn, _ = sock.accept()
             except OSError:
                 return  # closed
+            try:
+                uid = _peer_uid(conn)
+            except OSError:
+                conn.close()
+                continue
+            if uid not in self.allowed_uids:  # answered apart: never holds a worker
+                drain = self._refusing.acquire(blocking=False)  # a flood is answered, not read
+                threading.Thread(target=self._refuse, args=(conn, uid, drain),
+                                 name="control-refuse", daemon=True).start()  # fmt: skip
+                continue
             self._slots.acquire()
-            threading.Thread(target=self._serve, args=(conn,), name="control", daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, uid), name="control",
+                             daemon=True).start()  # fmt: skip
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _refuse(self, conn: socket.socket, uid: int, drain: bool) -> None:
+        """Answer a peer the kernel names as a uid that may not ask: 403 at once, then (unless
+        too many are being refused) the request is drained, a little and briefly, before
+        closing, so a slow peer still reads its refusal instead of meeting a closed socket."""
+        log.warning("control: refused a connection from uid %d", uid)
+        why = f"uid {uid} may not use the control socket"
+        try:
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(REFUSE_DRAIN)
+                conn.sendall(_encode({"ok": False, "status": 403, "error": why}))
+                conn.shutdown(socket.SHUT_WR)
+                left = REFUSE_DRAIN_BYTES if drain else 0
+                while left > 0 and (chunk := conn.recv(min(left, 65536))):
+                    left -= len(chunk)
+        finally:
+            if drain:
+                self._refusing.release()
+
+    def _serve(self, conn: socket.socket, uid: int) -> None:
         fd: int | None = None
         try:
             with conn:
-                uid = _peer_uid(conn)
                 conn.settimeout(READ_TIMEOUT)
-                if uid not in self.allowed_uids:
-                    log.warning("control: refused a connection from uid %d", uid)
-                    # The request is read (and ignored) first: answered before it had been
-                    # sent, a slow peer met a closed socket (EPIPE), not the refusal.
-                    with contextlib.suppress(OSError, ValueError):
-                        _read_line(conn)
-                    why = f"uid {uid} may not use the control socket"
-                    conn.sendall(_encode({"ok": False, "status": 403, "error": why}))
-                    return
                 try:
                     request = json.loads(_read_line(conn))
                     if not isinstance(request, dict):
