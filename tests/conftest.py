@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,20 +20,11 @@ import pytest
 from camdock import clock
 from camdock.core.naming import DutySlots
 from camdock.services.offload import OffloadEngine, OffloadReport, OffloadRequest
+from stationtime import FAKETIME_LIB, STATION_NOW, at_station_time
 
 TZ = ZoneInfo("Asia/Taipei")
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root for mounts and loop devices")
-
-# "Now" in every test (issue 24): the day after the recordings the tests make (2026-11-28), at
-# ten in the morning in the station's zone. No test reads the calendar: this process's clock is
-# set to it (camdock.clock.using), and every camdock process a test starts runs under libfaketime
-# from the same moment on (camdock_cmd). CI runs the fast tests again with the machine's clock
-# moved ahead (scripts/shifted-tests): whatever still reads the calendar fails there.
-STATION_NOW = datetime(2026, 11, 29, 10, 0, tzinfo=TZ)
-FAKETIME_SITE = Path(__file__).resolve().parent / "faketime"
-_FAKETIME_LIBS = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
-FAKETIME_LIB = _FAKETIME_LIBS[0] if _FAKETIME_LIBS else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,21 +40,6 @@ def station_clock() -> Iterator[clock.RunningClock]:
     """The station's clock in this process, running from STATION_NOW."""
     with clock.using(clock.RunningClock(STATION_NOW)) as running:
         yield running
-
-
-def at_station_time(argv: list[str]) -> list[str]:
-    """``argv`` run at this test's "now" (libfaketime: the calendar only, from this moment on).
-
-    libfaketime reads the moment in the child's local zone, which is this process's."""
-    moment = clock.now().astimezone()
-    return [
-        "env",
-        f"LD_PRELOAD={FAKETIME_LIB}",
-        f"FAKETIME=@{moment:%Y-%m-%d %H:%M:%S.%f}",
-        "FAKETIME_DONT_FAKE_MONOTONIC=1",
-        f"PYTHONPATH={FAKETIME_SITE}",
-        *argv,
-    ]
 
 
 def write_recording(path: Path, size: int, seed: int) -> str:

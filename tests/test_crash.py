@@ -107,10 +107,8 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     originals: dict[str, str] = {}
     batch = 0
     _batch(cam, batch, originals)
-    cmd = camdock_cmd(
-        *offload_args(
-            cam, [d1, d2], catalog, "--clear", "--allow-one-filesystem", "--tz", "Asia/Taipei"
-        )
+    args = offload_args(
+        cam, [d1, d2], catalog, "--clear", "--allow-one-filesystem", "--tz", "Asia/Taipei"
     )
     # How long one whole run takes on this machine, so the kills land anywhere inside one.
     scratch = tmp_path / "scratch"
@@ -144,7 +142,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     kills = finished = mid_work = 0
     while kills < KILLS:
         before = _progress(cam, [d1, d2])
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            camdock_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             _, err = proc.communicate(timeout=rng.uniform(0.1, full))
             assert proc.returncode == 0, err.decode()
@@ -163,7 +163,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
             batch += 1
             _batch(cam, batch, originals)
 
-    final = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    final = subprocess.run(camdock_cmd(*args), capture_output=True, text=True, check=False)
     assert final.returncode == 0, final.stderr
     assert _check(cam, [d1, d2], catalog, originals) == len(originals)
     assert not [p for p in cam.rglob("*") if p.is_file()]

@@ -36,6 +36,7 @@ from conftest import (
     tree_hashes,
 )
 from stationcfg import write_config
+from stationtime import at_station_time
 
 log = logging.getLogger(__name__)
 
@@ -235,17 +236,32 @@ def test_a_camera_filesystem_that_vanishes_mid_read_fails_cleanly(tmp_path: Path
     assert status == "failed"
 
 
+FUSECTL = Path("/sys/fs/fuse/connections")
+
+
+def _fusectl_mounted() -> bool:
+    table = Path("/proc/self/mountinfo").read_text().splitlines()
+    return any(line.split()[4] == str(FUSECTL) for line in table)
+
+
 def _fusectl(mounted: bool) -> None:
     """Have fusectl mounted or not before a stall: at boot nothing may have mounted it, and the
     abort must then mount it without spawning a process (a child would hang closing the camera's
     descriptor on the stalled driver; seen on a fresh machine)."""
-    conns = Path("/sys/fs/fuse/connections")
-    table = Path("/proc/self/mountinfo").read_text().splitlines()
-    is_mounted = any(line.split()[4] == str(conns) for line in table)
-    if is_mounted and not mounted:
-        subprocess.run(["umount", str(conns)], check=True)
-    elif mounted and not is_mounted:
-        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(conns)], check=True)
+    if _fusectl_mounted() and not mounted:
+        subprocess.run(["umount", str(FUSECTL)], check=True)
+    elif mounted and not _fusectl_mounted():
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", str(FUSECTL)], check=True)
+
+
+@pytest.fixture
+def fusectl_as_it_was() -> Iterator[None]:
+    """The machine's fusectl mount as it was before the test (the tests change it)."""
+    was = _fusectl_mounted()
+    try:
+        yield
+    finally:
+        _fusectl(was)
 
 
 def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[str, int]:
@@ -286,7 +302,9 @@ def _sigterm_while_stalled(cam: Path, argv: list[str], copies: Path) -> tuple[st
 
 @needs_root
 @pytest.mark.slow
-def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(tmp_path: Path) -> None:
+def test_a_stalled_camera_driver_does_not_outlast_the_stop_timeout(
+    tmp_path: Path, fusectl_as_it_was: None
+) -> None:
     """A camera whose driver stops answering (its exFAT FUSE process stopped, like a card that
     hangs) held `camdock offload` for 147 s after SIGTERM and more: the kernel flushes a FUSE
     file on close, even at exit, and no signal ends that wait. Now the stop gives up on the read
@@ -318,6 +336,7 @@ from camdock.config import load
 from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter
 from stationcfg import write_config
+from stationtime import at_station_time
 
 async def main():
     hot = SimHotplug()
@@ -338,7 +357,9 @@ asyncio.run(main())
 
 @needs_root
 @pytest.mark.slow
-def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None:
+def test_the_station_stops_in_time_with_a_stalled_camera(
+    tmp_path: Path, fusectl_as_it_was: None
+) -> None:
     """The same in the daemon (issue 11 item 5, issue 12): the station's process, a bay
     offloading from a camera whose driver stops answering; after SIGTERM the process has ended
     within STOP_WAIT + ABORT_WAIT, well inside TimeoutStopSec. Without the abort it never ends
@@ -348,7 +369,7 @@ def test_the_station_stops_in_time_with_a_stalled_camera(tmp_path: Path) -> None
         subprocess.run(["sync"], check=True)
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         tests = str(Path(__file__).resolve().parent)
-        argv = [sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests]
+        argv = at_station_time([sys.executable, "-c", DAEMON, str(tmp_path), str(cam), tests])
         _fusectl(mounted=True)
         err, _ = _sigterm_while_stalled(cam, argv, tmp_path / "footage")
     assert "aborted the stalled FUSE driver" in err, err[-2000:]

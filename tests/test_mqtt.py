@@ -522,15 +522,23 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
         sub.close()
 
 
-async def _readme_mosquitto_sub(port: int) -> asyncio.subprocess.Process:
-    """The README's `mosquitto_sub` line, pointed at ``port``, subscribed."""
+async def _readme_mosquitto_sub(port: int, station: str) -> asyncio.subprocess.Process:
+    """The README's `mosquitto_sub` line, pointed at ``port``; returned once it is subscribed
+    (it has printed the station's retained status, published here first)."""
+    import paho.mqtt.publish as publish
+
     if shutil.which("mosquitto_sub") is None:
         pytest.skip("mosquitto_sub not installed (mosquitto-clients; make test as root does)")
+    status = f"camdock/v1/{station}/status"
+    await asyncio.to_thread(publish.single, status, "online", qos=1, retain=True,
+                            hostname="127.0.0.1", port=port)  # fmt: skip
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     line = next(x for x in readme.splitlines() if x.startswith("mosquitto_sub "))
     argv = shlex.split(line.replace("-h BROKER", f"-h 127.0.0.1 -p {port}"))
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
-    await asyncio.sleep(0.5)  # subscribed before anything is published
+    assert proc.stdout is not None
+    async with asyncio.timeout(30):
+        assert (await proc.stdout.readline()).decode().startswith(f"{status} online")
     return proc
 
 
@@ -555,7 +563,9 @@ async def test_a_manual_offload_reaches_the_station_server(tmp_path: Path, broke
     )
     assert bad.returncode == 64 and "--station: one MQTT topic level" in bad.stderr
     sub = Subscriber(broker.port, topic="camdock/v1/st-9/events/#")
-    readme = await _readme_mosquitto_sub(broker.port)  # the README's line, as a user runs it
+    readme = await _readme_mosquitto_sub(
+        broker.port, "st-9"
+    )  # the README's line, as a user runs it
     try:
         settings = MqttSettings(host="127.0.0.1", port=broker.port)
         await _deliver(settings, catalog, Topics("camdock", "st-9"), 6)

@@ -433,12 +433,14 @@ def test_sigkill_during_destruction_leaves_nothing_half_recorded(tmp_path: Path)
     assert offload(cam, [d1, d2], catalog).ok
     _age(catalog)
     rng = random.Random(7)
-    cmd = camdock_cmd("retention", "destroy", "--by", "custodian-1", "--catalog", str(catalog))
+    args = ("retention", "destroy", "--by", "custodian-1", "--catalog", str(catalog))
     kills, midway = 0, 0
     for _ in range(8):
         # Killed once it has destroyed some (read from the catalog as it goes), at a random
         # moment after that: inside a copy's removal, between copies, or mid-commit.
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            camdock_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         start = _destroyed(catalog)
         target = start + rng.randint(1, 12)
         while proc.poll() is None and _destroyed(catalog) < target:
@@ -450,7 +452,7 @@ def test_sigkill_during_destruction_leaves_nothing_half_recorded(tmp_path: Path)
         proc.wait()
         left = _check_destruction_state(catalog, d1, d2)
         midway += 0 < left < 150
-    final = run(cmd)
+    final = run(camdock_cmd(*args))
     assert final.returncode == 0, final.stderr
     _check_destruction_state(catalog, d1, d2)
     conn = sqlite3.connect(catalog)

@@ -182,11 +182,13 @@ def test_sigkill_while_sealing_leaves_the_plain_files_and_no_half_seal(tmp_path:
     d1, d2, catalog, key = _station(tmp_path, files=24, size=2 << 20)
     before = {d: _plain(d) for d in (d1, d2)}
     rng = random.Random(11)
-    cmd = camdock_cmd("seal", "create", DAY, "--by", "c", "--catalog", str(catalog),
-                      "--password-file", str(key))  # fmt: skip
+    args = ("seal", "create", DAY, "--by", "c", "--catalog", str(catalog), "--password-file",
+            str(key))  # fmt: skip
     kills = 0
     for _ in range(6):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            camdock_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.5, 2.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -202,7 +204,7 @@ def test_sigkill_while_sealing_leaves_the_plain_files_and_no_half_seal(tmp_path:
             for archive in d.rglob("*.7z"):
                 rel = str(archive.relative_to(d))
                 assert (str(d), rel) in verified or _recorded_later(catalog, str(d), rel)
-    final = run(cmd)
+    final = run(camdock_cmd(*args))
     assert final.returncode == 0, final.stderr
     assert run(camdock_cmd("seal", "verify", DAY, "--catalog", str(catalog), "--password-file",
                            str(key))).returncode == 0  # fmt: skip

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop d
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from stationcfg import write_config  # noqa: E402
+from stationtime import at_station_time  # noqa: E402
 
 # Tools that must see the real /sys run without the umockdev preload.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
@@ -120,8 +121,9 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
         cfg = load(cfg_path)
         FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
         cmd = [sys.executable, "-m", "camdock", "run", "--config", str(cfg_path)]
-        # The daemon inherits the umockdev environment: it sees the fake USB camera.
-        first = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        # The daemon inherits the umockdev environment (its preload kept): it sees the fake
+        # USB camera; at the tests' moment, each run from its own start.
+        first = subprocess.Popen(at_station_time(cmd), stderr=subprocess.PIPE)
         try:
             end = time.monotonic() + 60
             while catalog_count(cfg.catalog) < 3:
@@ -133,7 +135,7 @@ def test_daemon_sigkilled_mid_offload_finishes_after_restart(testbed: Any, tmp_p
         done_before = catalog_count(cfg.catalog)
         assert 0 < done_before < files, "the kill must land mid-offload"
 
-        second = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        second = subprocess.Popen(at_station_time(cmd), stderr=subprocess.PIPE)
         try:
             end = time.monotonic() + 90
             while catalog_count(cfg.catalog, "cleared_at IS NOT NULL") < files:

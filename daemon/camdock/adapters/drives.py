@@ -11,6 +11,7 @@ UUID, read from the device itself by ``blkid``.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import subprocess
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ __all__ = [
 MOUNTINFO = Path("/proc/self/mountinfo")
 FUSE_CONNECTIONS = Path("/sys/fs/fuse/connections")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+_MS_SAFE = 2 | 4 | 8  # mount(2): MS_NOSUID | MS_NODEV | MS_NOEXEC, as systemd mounts fusectl
+
+log = logging.getLogger(__name__)
 
 
 class StorageMissing(CamdockError):
@@ -147,7 +151,9 @@ def _mount_fusectl() -> None:
     nothing had mounted fusectl yet). Failure is left to the write to ``abort`` to report."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
-    libc.mount(b"fusectl", os.fsencode(FUSE_CONNECTIONS), b"fusectl", 0, None)
+    if libc.mount(b"fusectl", os.fsencode(FUSE_CONNECTIONS), b"fusectl", _MS_SAFE, None) != 0:
+        err = ctypes.get_errno()
+        log.warning("could not mount fusectl on %s: %s", FUSE_CONNECTIONS, os.strerror(err))
 
 
 def _tag(source: str, tag: str) -> str | None:
