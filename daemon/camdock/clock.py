@@ -16,6 +16,7 @@ from typing import Protocol
 __all__ = [
     "Clock",
     "FixedClock",
+    "ProcessClock",
     "RunningClock",
     "SystemClock",
     "iso_utc",
@@ -76,6 +77,15 @@ def now() -> datetime:
     """The current time (UTC, aware) by the process's clock: the machine's, or a test's (a
     test's clock may be set in any zone; the package always gets UTC)."""
     return _clock.now().astimezone(UTC)
+
+
+class ProcessClock:
+    """The process's clock as a Clock object, for a part that takes one (the station): the
+    machine's, or whatever a test set with :func:`using`, read at each call."""
+
+    def now(self) -> datetime:
+        """The current time (UTC) by the process's clock."""
+        return now()
 
 
 @contextmanager

@@ -148,7 +148,8 @@ def _mount_fusectl() -> None:
     closes the descriptors it inherits (close_range, or exec's close-on-exec), the camera's
     among them, and closing a FUSE file asks the stalled driver to flush — the child never
     gets to exec and its parent waits for it forever (seen on a machine fresh from boot, where
-    nothing had mounted fusectl yet). Failure is left to the write to ``abort`` to report."""
+    nothing had mounted fusectl yet). A failure is logged; the write to ``abort`` then fails
+    with its own reason."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
     if libc.mount(b"fusectl", os.fsencode(FUSE_CONNECTIONS), b"fusectl", _MS_SAFE, None) != 0:

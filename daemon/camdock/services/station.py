@@ -37,7 +37,7 @@ from camdock.catalog.db import Store, open_catalog, write_txn
 from camdock.catalog.retention import alarm as record_alarm
 from camdock.catalog.scrub import totals as scrub_totals
 from camdock.catalog.seals import dirty as dirty_days
-from camdock.clock import Clock, SystemClock
+from camdock.clock import Clock, ProcessClock
 from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core import roster
@@ -114,7 +114,7 @@ class Station:
         self._drive_problem: str | None = None  # why a destination drive is missing, if it is
         self._failing: dict[str, int] = {}  # supervised part → failures in a row
         self._unrecorded: list[dict[str, str]] = []  # state-disk alarms to record later
-        self.clock = clock or SystemClock()
+        self.clock = clock or ProcessClock()
         self._retention_first = retention_first
         self._retention_alarm: str | None = None  # today's retention alarms, for STATUS=
         self._scrub_alarm: str | None = None  # damage the scrub found, until repaired
