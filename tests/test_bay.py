@@ -25,9 +25,9 @@ def test_dock_offload_done_undock() -> None:
     assert s.phase is Phase.IDENTIFYING and s.camera_id == "CAM0001"
     s = run(core.OffloadStarted(3, 300), start=s)
     assert s.phase is Phase.OFFLOADING and s.bytes_total == 300
-    s = run(core.Progress(150, 1), start=s)
+    s = run(core.CopyProgress(150, 1), start=s)
     assert s.phase is Phase.OFFLOADING and s.progress == 0.5
-    s = run(core.Progress(300, 2), start=s)
+    s = run(core.CopyProgress(300, 2), start=s)
     assert s.phase is Phase.VERIFYING  # all read; read-back still running
     s = run(core.OffloadFinished(True), start=s)
     assert s.phase is Phase.DONE and s.files_done == 3
@@ -43,7 +43,7 @@ def test_unregistered_device_reg_2() -> None:
 
 
 def test_pulled_mid_offload_is_interrupted_and_redock_resumes() -> None:
-    s = run(DOCK, core.OffloadStarted(3, 300), core.Progress(100, 0), core.Undocked())
+    s = run(DOCK, core.OffloadStarted(3, 300), core.CopyProgress(100, 0), core.Undocked())
     assert s.phase is Phase.INTERRUPTED and not s.docked
     assert run(core.OffloadFinished(False, "EIO"), start=s).phase is Phase.INTERRUPTED
     assert run(DOCK, start=s).phase is Phase.IDENTIFYING
@@ -52,14 +52,14 @@ def test_pulled_mid_offload_is_interrupted_and_redock_resumes() -> None:
 def test_storage_missing_waits_and_resumes_by_itself() -> None:
     """REG-4.2.1: a missing drive is not a fault for the officer to acknowledge; the camera
     keeps its footage, and the bay goes back to identifying (a new offload) when it returns."""
-    s = run(DOCK, core.StorageMissing("footage drive missing: /srv/camdock/footage"))
+    s = run(DOCK, core.StorageLost("footage drive missing: /srv/camdock/footage"))
     assert s.phase is Phase.STORAGE_MISSING and "the camera keeps its footage" in s.message
     assert run(core.StorageBack(), start=s).phase is Phase.IDENTIFYING
     assert run(core.Undocked(), start=s) == BayState(1)
     # Only a docked camera waiting for its offload is affected.
-    assert run(core.StorageMissing("x")).phase is Phase.EMPTY
+    assert run(core.StorageLost("x")).phase is Phase.EMPTY
     done = run(DOCK, core.OffloadStarted(1, 1), core.OffloadFinished(True))
-    assert run(core.StorageMissing("x"), start=done).phase is Phase.DONE
+    assert run(core.StorageLost("x"), start=done).phase is Phase.DONE
     assert run(core.StorageBack(), start=done).phase is Phase.DONE
 
 
@@ -94,7 +94,7 @@ events = st.one_of(
     st.just(core.Docked("X", None)),
     st.just(core.Undocked()),
     st.builds(core.OffloadStarted, st.integers(0, 5), st.integers(0, 100)),
-    st.builds(core.Progress, st.integers(0, 100), st.integers(0, 5)),
+    st.builds(core.CopyProgress, st.integers(0, 100), st.integers(0, 5)),
     st.builds(core.OffloadFinished, st.booleans()),
     st.builds(core.Failed, st.text(max_size=5)),
     st.builds(core.ShortPress, st.booleans()),

@@ -93,7 +93,7 @@ class OffloadStarted:
 
 
 @dataclass(frozen=True)
-class Progress:
+class CopyProgress:
     """Bytes and files done so far."""
 
     bytes_done: int
@@ -116,7 +116,7 @@ class Failed:
 
 
 @dataclass(frozen=True)
-class StorageMissing:
+class StorageLost:
     """The destination drives cannot be proven: the offload waits (REG-4.2.1)."""
 
     message: str
@@ -160,14 +160,14 @@ Event = (
     Docked
     | Undocked
     | OffloadStarted
-    | Progress
+    | CopyProgress
     | OffloadFinished
     | Failed
     | ShortPress
     | LongPress
     | TestFinished
     | TakeMe
-    | StorageMissing
+    | StorageLost
     | StorageBack
 )
 
@@ -207,7 +207,7 @@ def step(s: BayState, e: Event) -> BayState:
                 files_done=0,
                 bytes_done=0,
             )
-        case Progress(done, files_done):
+        case CopyProgress(done, files_done):
             if s.phase not in (Phase.OFFLOADING, Phase.VERIFYING):
                 return s
             reading_done = s.bytes_total > 0 and done >= s.bytes_total
@@ -227,7 +227,7 @@ def step(s: BayState, e: Event) -> BayState:
             return replace(s, phase=Phase.FAULT, message=message)
         case Failed(message):
             return replace(s, phase=Phase.FAULT, message=message)
-        case StorageMissing(message):
+        case StorageLost(message):
             if s.phase not in BUSY or s.phase is Phase.TESTING or not s.docked:
                 return s
             return replace(

@@ -334,14 +334,14 @@ class Docking:
             report = await asyncio.shield(running)
         except StorageMissing as exc:
             # REG-4.2.1: nothing written, nothing cleared; the bay waits for the drive.
-            b.queue.put_nowait(core.StorageMissing(str(exc)))
+            b.queue.put_nowait(core.StorageLost(str(exc)))
             self.st.drives_changed(exc)
             return
         except CatalogError as exc:
             # The state disk is full (or failing): nothing that could not be recorded happens;
             # the bay waits, and resumes when the watcher finds space again.
             state = StorageMissing(Drive("state", self.st.cfg.state_dir), str(exc))
-            b.queue.put_nowait(core.StorageMissing(str(state)))
+            b.queue.put_nowait(core.StorageLost(str(state)))
             self.st.drives_changed(state)
             return
         except OffloadRefused as exc:
@@ -423,11 +423,11 @@ class Docking:
             case FileVerified(source=source, sha256=sha, path=path):
                 self.st.wake_publisher()
                 o.files_done += 1
-                b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
+                b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
                 self.st.emit("file-verified", b.n, source=source, sha256=sha, path=path)
             case FileFailed():
                 o.files_done += 1
-                b.queue.put_nowait(core.Progress(sum(o.per_file.values()), o.files_done))
+                b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
             case FileCleared(source=source):
                 self.st.wake_publisher()
                 self.st.emit("camera-cleared-file", b.n, source=source)
@@ -438,7 +438,7 @@ class Docking:
 
     def _bytes_progress(self, b: BayRuntime, o: OffloadRun) -> None:
         done = sum(o.per_file.values())
-        b.queue.put_nowait(core.Progress(done, o.files_done))
+        b.queue.put_nowait(core.CopyProgress(done, o.files_done))
         # The server hears of progress in tenths, not per chunk.
         tenth = min(10, done * 10 // o.bytes_total) if o.bytes_total else 0
         if tenth > o.tenths_sent:

@@ -59,7 +59,7 @@ CSP = (
 SLOW_OPS = frozenset({"request.copy", "retention.destroy", "attribute", "audit.report"})
 
 
-class Refused(Exception):
+class DaemonRefused(Exception):
     """The daemon said no (and recorded it), or could not be asked."""
 
     def __init__(self, status: int, why: str) -> None:
@@ -156,11 +156,11 @@ class Console:
             ask = {"op": op, "token": token, "args": args}
             doc, fd = await asyncio.to_thread(control.call, self.socket, ask, timeout)
         except OSError:
-            raise Refused(
+            raise DaemonRefused(
                 503, "站台程式未執行，無法連線 The station daemon is not running"
             ) from None
         if not doc.get("ok"):
-            raise Refused(int(doc.get("status", 500)), str(doc.get("error", "?")))
+            raise DaemonRefused(int(doc.get("status", 500)), str(doc.get("error", "?")))
         return doc.get("result"), fd
 
 
@@ -191,7 +191,7 @@ def make_app(
                 request.state.form = {k: str(v) for k, v in form.items()}
             try:
                 result: Response = await fn(request, me)
-            except Refused as exc:
+            except DaemonRefused as exc:
                 if exc.status == 401:  # the daemon ended the session (restart, expiry)
                     request.session.clear()
                     return RedirectResponse("/login", 303)
@@ -210,7 +210,7 @@ def make_app(
         try:
             done = await c.ask(None, "login", staff=str(form.get("staff", "")),
                                password=str(form.get("password", "")))  # fmt: skip
-        except Refused as exc:
+        except DaemonRefused as exc:
             return c.page(request, "login.html", exc.status, error=str(exc))
         lang = request.session.get("lang", "zh")
         request.session.clear()
@@ -219,7 +219,9 @@ def make_app(
         return RedirectResponse("/", 303)
 
     async def logout(request: Request) -> Response:
-        with contextlib.suppress(Refused):  # the daemon is away: the session ends all the same
+        with contextlib.suppress(
+            DaemonRefused
+        ):  # the daemon is away: the session ends all the same
             await c.ask(request, "logout")
         request.session.clear()
         return RedirectResponse("/login", 303)
