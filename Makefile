@@ -12,12 +12,12 @@ setup:
 # pytest under umockdev-wrapper (a testbed redirects /sys, which the loop-device tests must not
 # see), even when the first failed; both summaries at the end (scripts/run-tests).
 test: setup
-	@scripts/run-tests
+	@VENV=$(VENV) scripts/run-tests
 
 # The fast tests again with the machine's clock moved ahead and across a leap day's month end;
 # any outcome that differs from the last `make test` fails (CI runs it after `make test`).
 test-shifted: setup
-	@scripts/shifted-tests
+	@VENV=$(VENV) scripts/shifted-tests
 
 # The quick loop while developing: everything but the slow fault-injection tests.
 test-fast: setup
