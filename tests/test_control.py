@@ -14,14 +14,17 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from camdock import passwords
-from camdock.adapters.control import MAX_LINE, READ_TIMEOUT, Server, call
+from camdock.adapters import control as control_socket
+from camdock.adapters.control import MAX_REQUEST, READ_TIMEOUT, Server, call
 from camdock.config import Config, load
 from camdock.services.control import LOCKOUT_AFTER, SOCKET, Control
 from conftest import needs_root, offload, write_recording
@@ -105,7 +108,7 @@ def test_lockout_after_repeated_failures_is_recorded(daemon: tuple[Config, Path]
 
 def test_malformed_requests_are_answered_not_fatal(daemon: tuple[Config, Path]) -> None:
     _, path = daemon
-    for raw in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n", b"x" * (MAX_LINE + 10) + b"\n"):
+    for raw in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n", b"x" * (MAX_REQUEST + 10) + b"\n"):
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(path))
             # the daemon may stop reading an over-long request before it is all sent
@@ -182,3 +185,127 @@ def test_refused_peers_that_say_nothing_hold_no_worker(
         if nobody.poll() is None:
             nobody.kill()
             nobody.wait()
+
+
+# The socket under load (issue 26): a queue, not a refusal; deadlines, so a slow peer holds
+# nothing but its own connection; bounded requests, answered with what is wrong.
+
+
+@contextlib.contextmanager
+def serving(path: Path, handle: Any, slow: frozenset[str] = frozenset()) -> Iterator[Server]:
+    server = Server(path, handle, frozenset({os.geteuid()}), slow=slow)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_three_hundred_clients_at_once_are_all_answered(
+    daemon: tuple[Config, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More peers than the accept queue holds (shrunk here to 4, and 8 served at once): the
+    rest wait and retry (EAGAIN), none is turned away."""
+    cfg, _ = daemon
+    server = Server(cfg.run_dir / "busy.sock", Control(cfg).handle, frozenset({os.geteuid()}))
+    monkeypatch.setattr(control_socket, "BACKLOG", 4)
+    monkeypatch.setattr(control_socket, "MAX_OPEN", 8)
+    server.start()
+    start = threading.Barrier(300)
+
+    def one(_: int) -> int:
+        start.wait()
+        doc, _fd = call(server.path, {"op": "catalog.search", "token": None, "args": {}})
+        return int(doc["status"])
+
+    try:
+        with ThreadPoolExecutor(300) as pool:
+            statuses = list(pool.map(one, range(300)))
+    finally:
+        server.close()
+    assert statuses == [401] * 300
+
+
+def test_slow_and_silent_peers_stall_no_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty peers that trickle a request byte by byte and one that never reads its large
+    reply: another peer is answered at once, and each slow one is dropped at its deadline."""
+    monkeypatch.setattr(control_socket, "READ_TIMEOUT", 1.0)
+    monkeypatch.setattr(control_socket, "WRITE_TIMEOUT", 1.0)
+    big = {"ok": True, "result": "x" * (8 << 20)}  # far more than a socket buffer holds
+
+    def handle(request: dict[str, Any], uid: int) -> tuple[dict[str, Any], None]:
+        return (big if request["op"] == "big" else {"ok": True, "result": "quick"}), None
+
+    with serving(tmp_path / "s.sock", handle) as server, contextlib.ExitStack() as stack:
+        trickling = [stack.enter_context(socket.socket(socket.AF_UNIX)) for _ in range(20)]
+        for s in trickling:
+            s.connect(str(server.path))
+            s.sendall(b'{"op": ')
+        hoarder = stack.enter_context(socket.socket(socket.AF_UNIX))
+        hoarder.connect(str(server.path))
+        hoarder.sendall(b'{"op": "big"}\n')  # and never reads
+        for _ in range(WORKERS_AND_THEN_SOME):
+            assert call(server.path, {"op": "quick"}, timeout=5)[0]["result"] == "quick"
+        for s in trickling:  # the read deadline has closed each of them
+            s.settimeout(10)
+            assert s.recv(100) == b""
+        hoarder.settimeout(10)
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while hoarder.recv(1 << 20):  # what was sent before the write deadline, then EOF
+                pass
+            raise BrokenPipeError  # the connection ended before the whole reply: dropped
+
+
+WORKERS_AND_THEN_SOME = control_socket.WORKERS * 3
+
+
+def test_requests_are_bounded_before_they_are_parsed(tmp_path: Path) -> None:
+    """A request too long or nested too deep (100,000 brackets) is answered 400, not parsed,
+    and the socket still serves."""
+
+    def handle(request: dict[str, Any], uid: int) -> tuple[dict[str, Any], None]:
+        return {"ok": True, "result": request["op"]}, None
+
+    with serving(tmp_path / "s.sock", handle) as server:
+        cases = {
+            b"[" * 100_000 + b"\n": "at most",
+            b'{"op": "x", "args": ' + b"[" * 1000 + b"]" * 1000 + b"}\n": "nested",
+            b'{"op": "x", "args": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}\n': None,
+        }
+        for raw, error in cases.items():
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(server.path))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    s.sendall(raw)
+                reply = json.loads(s.makefile("rb").readline())
+            if error is None:  # brackets inside a string are text, not nesting
+                assert reply == {"ok": True, "result": "x"}
+            else:
+                assert reply["status"] == 400 and error in reply["error"], reply
+        assert call(server.path, {"op": "still"})[0]["result"] == "still"
+
+
+def test_a_long_operation_never_delays_a_quick_one(tmp_path: Path) -> None:
+    """Exports and attributions have workers of their own: with every one of them busy, and
+    more waiting, a login is still answered; the waiting ones are answered when a worker frees."""
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def handle(request: dict[str, Any], uid: int) -> tuple[dict[str, Any], None]:
+        if request["op"] == "export":
+            started.release()
+            release.wait()
+        return {"ok": True, "result": request["op"]}, None
+
+    waiting = control_socket.SLOW_WORKERS + 3
+    slow = frozenset({"export"})
+    with serving(tmp_path / "s.sock", handle, slow) as server, ThreadPoolExecutor(waiting) as pool:
+        exports = [pool.submit(call, server.path, {"op": "export"}, None) for _ in range(waiting)]
+        for _ in range(control_socket.SLOW_WORKERS):
+            assert started.acquire(timeout=30)
+        assert call(server.path, {"op": "login"}, timeout=30)[0]["result"] == "login"
+        assert not any(f.done() for f in exports)
+        release.set()
+        assert [f.result(timeout=60)[0]["result"] for f in exports] == ["export"] * waiting

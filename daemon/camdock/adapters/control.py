@@ -13,24 +13,43 @@ import dataclasses
 import json
 import logging
 import os
+import queue
+import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any
 
-__all__ = ["MAX_LINE", "Handler", "Reply", "Server", "call", "jsonable"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LINE",
+    "MAX_REQUEST",
+    "Handler",
+    "Reply",
+    "Server",
+    "call",
+    "jsonable",
+    "parse_request",
+]
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 4 << 20  # a request or a reply; a catalog page of 500 rows is far below
-READ_TIMEOUT = 10.0  # a peer that connects and says nothing is dropped
-WORKERS = 4  # requests answered at once; more wait to be accepted
+MAX_LINE = 4 << 20  # a reply; a catalog page of 500 rows is far below
+MAX_REQUEST = 64 << 10  # a request: a search form or a login is far below
+MAX_DEPTH = 32  # a request's JSON nesting (the protocol needs 3)
+READ_TIMEOUT = 10.0  # the whole request must arrive within this, or the peer is dropped
+WRITE_TIMEOUT = 30.0  # and the whole reply be taken within this
+WORKERS = 4  # quick requests answered at once; more wait for a worker
+SLOW_WORKERS = 2  # the slow operations' own workers (exports, attribution, destruction)
+MAX_OPEN = 512  # connections held at once; more wait in the kernel's accept queue
+BACKLOG = socket.SOMAXCONN  # that queue (the kernel caps it at net.core.somaxconn)
 REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may still send, and when
-REFUSING = 16  # refused peers drained at once; past that, answered and closed at once
+CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
 Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
@@ -75,26 +94,88 @@ def _peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
+def parse_request(line: bytes) -> dict[str, Any]:
+    """A request line as a JSON object; ValueError (with what is wrong) for anything else. Its
+    size is bounded by the reader, its nesting here before the parser sees it (a deep one would
+    exhaust the parser's recursion)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"a request is nested at most {MAX_DEPTH} deep")
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    try:
+        request = json.loads(line)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"a request is UTF-8: {exc}") from None
+    if not isinstance(request, dict):
+        raise ValueError("a request is a JSON object")
+    return request
+
+
+class _Conn:
+    """One connection, as the selector thread sees it."""
+
+    __slots__ = ("buf", "deadline", "drain", "fd", "out", "phase", "request", "sock", "uid")
+
+    def __init__(self, sock: socket.socket, uid: int, deadline: float) -> None:
+        self.sock, self.uid, self.deadline = sock, uid, deadline
+        self.phase = "read"  # read → work → write → (drain, a refused peer) → closed
+        self.buf = bytearray()
+        self.request: dict[str, Any] = {}
+        self.out = b""
+        self.fd: int | None = None  # a descriptor to pass with the reply's first byte
+        self.drain = 0  # what a refused peer may still send after its answer
+
+
+_Selector = selectors.BaseSelector
+
+
 class Server:
-    """Serves ``handle`` on a Unix socket at ``path`` from a small pool of threads (catalog work
-    and verified copies block; the daemon's event loop never waits on the console)."""
+    """Serves ``handle`` on a Unix socket at ``path``.
+
+    One thread reads every request and writes every reply without blocking (a selector), each
+    connection within its deadlines, so a slow or silent peer holds nothing but its own socket.
+    A complete request goes to a small pool of worker threads (catalog work and verified copies
+    block; the daemon's event loop never waits on the console); the operations in ``slow`` (an
+    export, an attribution) have workers of their own, so a long one never delays a login. Peers
+    past what is served at once wait in the kernel's accept queue: slower, never refused.
+    """
 
     def __init__(
-        self, path: Path, handle: Handler, allowed_uids: frozenset[int], group: int | None = None
+        self,
+        path: Path,
+        handle: Handler,
+        allowed_uids: frozenset[int],
+        group: int | None = None,
+        slow: frozenset[str] = frozenset(),
     ) -> None:
         self.path = path
         self.handle = handle
         self.allowed_uids = allowed_uids
         self.group = group
+        self.slow = slow
         self._sock: socket.socket | None = None
-        # Daemon threads, not a pool: an export under way must not hold the daemon's exit
-        # (a pool's workers are joined at exit); a copy cut short leaves no register line.
-        self._slots = threading.BoundedSemaphore(WORKERS)
-        self._refusing = threading.BoundedSemaphore(REFUSING)
+        self._closed = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._done: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
+        self._quick: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
+        self._long: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Bind (replacing a stale socket file), restrict, listen, accept on a thread."""
+        """Bind (replacing a stale socket file), restrict, listen, serve on threads."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -106,101 +187,248 @@ class Server:
             os.umask(old)
         if self.group is not None:
             os.chown(self.path, 0, self.group)
-        sock.listen(16)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
         self._sock = sock
-        self._thread = threading.Thread(target=self._accept, name="control-accept", daemon=True)
+        # Daemon threads, not a pool: an export under way must not hold the daemon's exit
+        # (a pool's workers are joined at exit); a copy cut short leaves no register line.
+        pools = [("worker", self._quick, WORKERS), ("slow", self._long, SLOW_WORKERS)]
+        for kind, work, count in pools:
+            for n in range(count):
+                threading.Thread(
+                    target=self._work, args=(work,), name=f"control-{kind}-{n}", daemon=True
+                ).start()
+        self._thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._thread.start()
         log.info("control socket at %s (uids %s)", self.path, sorted(self.allowed_uids))
 
     def close(self) -> None:
-        """Stop accepting; requests under way finish on their threads."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        """Stop serving; a request already with a worker is still answered by it."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
-    def _accept(self) -> None:
-        while (sock := self._sock) is not None:
+    # The workers.
+
+    def _work(self, work: queue.SimpleQueue[_Conn]) -> None:
+        while True:
+            conn = work.get()
+            fd: int | None = None
             try:
-                conn, _ = sock.accept()
-            except OSError:
-                return  # closed
-            try:
-                uid = _peer_uid(conn)
-            except OSError:
-                conn.close()
-                continue
-            if uid not in self.allowed_uids:  # answered apart: never holds a worker
-                drain = self._refusing.acquire(blocking=False)  # a flood is answered, not read
-                threading.Thread(target=self._refuse, args=(conn, uid, drain),
-                                 name="control-refuse", daemon=True).start()  # fmt: skip
-                continue
-            self._slots.acquire()
-            threading.Thread(target=self._serve, args=(conn, uid), name="control",
-                             daemon=True).start()  # fmt: skip
-
-    def _refuse(self, conn: socket.socket, uid: int, drain: bool) -> None:
-        """Answer a peer the kernel names as a uid that may not ask: 403 at once, then (unless
-        too many are being refused) the request is drained, a little and briefly, before
-        closing, so a slow peer still reads its refusal instead of meeting a closed socket."""
-        log.warning("control: refused a connection from uid %d", uid)
-        why = f"uid {uid} may not use the control socket"
-        try:
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(REFUSE_DRAIN)
-                conn.sendall(_encode({"ok": False, "status": 403, "error": why}))
-                conn.shutdown(socket.SHUT_WR)
-                left = REFUSE_DRAIN_BYTES if drain else 0
-                while left > 0 and (chunk := conn.recv(min(left, 65536))):
-                    left -= len(chunk)
-        finally:
-            if drain:
-                self._refusing.release()
-
-    def _serve(self, conn: socket.socket, uid: int) -> None:
-        fd: int | None = None
-        try:
-            with conn:
-                conn.settimeout(READ_TIMEOUT)
-                try:
-                    request = json.loads(_read_line(conn))
-                    if not isinstance(request, dict):
-                        raise ValueError("a request is a JSON object")
-                except (ValueError, UnicodeDecodeError) as exc:
-                    conn.sendall(_encode({"ok": False, "status": 400, "error": str(exc)}))
-                    return
-                conn.settimeout(None)
-                try:
-                    doc, fd = self.handle(request, uid)
-                    data = _encode(doc)
-                except Exception:  # a bulkhead: one request must never stop the socket
-                    log.exception("control: %s failed", request.get("op"))
-                    if fd is not None:
-                        os.close(fd)
-                        fd = None
-                    why = "內部錯誤（已記錄） internal error (logged)"
-                    data = _encode({"ok": False, "status": 500, "error": why})
+                doc, fd = self.handle(conn.request, conn.uid)
+                data = _encode(doc)
+            except Exception:  # a bulkhead: one request must never stop the socket
+                log.exception("control: %s failed", conn.request.get("op"))
                 if fd is not None:
-                    socket.send_fds(conn, [data[:1]], [fd])
-                    data = data[1:]
-                conn.sendall(data)
-        except OSError as exc:  # the console went away mid-answer: nothing to undo
+                    os.close(fd)
+                    fd = None
+                why = "內部錯誤（已記錄） internal error (logged)"
+                data = _encode({"ok": False, "status": 500, "error": why})
+            conn.out, conn.fd = data, fd
+            if self._closed.is_set():  # no selector any more: answer it here, then close
+                self._answer_blocking(conn)
+                continue
+            self._done.put(conn)
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
+
+    @staticmethod
+    def _answer_blocking(conn: _Conn) -> None:
+        try:
+            with conn.sock:
+                conn.sock.settimeout(WRITE_TIMEOUT)
+                if conn.fd is not None:
+                    socket.send_fds(conn.sock, [conn.out[:1]], [conn.fd])
+                    conn.out = conn.out[1:]
+                conn.sock.sendall(conn.out)
+        except OSError as exc:
             log.info("control: %s", exc)
         finally:
-            self._slots.release()
-            if fd is not None:
-                os.close(fd)
+            if conn.fd is not None:
+                os.close(conn.fd)
+                conn.fd = None
+
+    # The selector thread: accepting, reading, writing, deadlines.
+
+    def _loop(self) -> None:
+        assert self._sock is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self._sock, selectors.EVENT_READ, None)
+        self._wake_r.setblocking(False)
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        live: set[_Conn] = set()
+        listening = True
+        try:
+            while not self._closed.is_set():
+                now = time.monotonic()
+                soonest = min((c.deadline for c in live if c.phase != "work"), default=now + 1)
+                for key, mask in sel.select(max(0.0, soonest - now)):
+                    if key.data is None:
+                        self._accept(sel, live)
+                    elif key.data == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            self._wake_r.recv(4096)
+                    elif mask & selectors.EVENT_READ:
+                        self._readable(sel, live, key.data)
+                    elif mask & selectors.EVENT_WRITE:
+                        self._writable(sel, live, key.data)
+                self._collect(sel, live)
+                self._expire(sel, live)
+                # Past what is served at once, peers wait in the kernel's accept queue.
+                if listening and len(live) >= MAX_OPEN:
+                    sel.unregister(self._sock)
+                    listening = False
+                elif not listening and len(live) < MAX_OPEN:
+                    sel.register(self._sock, selectors.EVENT_READ, None)
+                    listening = True
+        except Exception:
+            log.exception("control: the socket's loop failed; the console cannot ask any more")
+            raise
+        finally:
+            for conn in list(live):
+                if conn.phase != "work":  # a worker answers its own after the close
+                    self._drop(sel, live, conn)
+            sel.close()
+            self._sock.close()
+            self._wake_r.close()
+
+    def _collect(self, sel: _Selector, live: set[_Conn]) -> None:
+        """The workers' answers, to be written."""
+        while True:
+            try:
+                conn = self._done.get_nowait()
+            except queue.Empty:
+                return
+            conn.phase, conn.deadline = "write", time.monotonic() + WRITE_TIMEOUT
+            sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+            self._writable(sel, live, conn)
+
+    def _expire(self, sel: _Selector, live: set[_Conn]) -> None:
+        now = time.monotonic()
+        for conn in [c for c in live if c.phase != "work" and c.deadline <= now]:
+            if conn.phase == "read":
+                log.info("control: a request not received within %.0f s", READ_TIMEOUT)
+            elif conn.phase == "write":
+                log.info("control: a reply not taken within %.0f s", WRITE_TIMEOUT)
+            self._drop(sel, live, conn)
+
+    def _accept(self, sel: _Selector, live: set[_Conn]) -> None:
+        assert self._sock is not None
+        while len(live) < MAX_OPEN:
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors: the rest wait in the queue
+                log.warning("control: accept: %s", exc)
+                return
+            try:
+                uid = _peer_uid(sock)
+            except OSError:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = _Conn(sock, uid, time.monotonic() + READ_TIMEOUT)
+            live.add(conn)
+            if uid in self.allowed_uids:
+                sel.register(sock, selectors.EVENT_READ, conn)
+                continue
+            # Answered at once; then drained a little and briefly, so a slow peer still reads
+            # its refusal instead of meeting a closed socket.
+            log.warning("control: refused a connection from uid %d", uid)
+            why = f"uid {uid} may not use the control socket"
+            conn.drain = REFUSE_DRAIN_BYTES
+            self._answer(sel, live, conn, {"ok": False, "status": 403, "error": why})
+
+    def _readable(self, sel: _Selector, live: set[_Conn], conn: _Conn) -> None:
+        try:
+            chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if conn.phase == "drain":
+            conn.drain -= len(chunk)
+            if not chunk or conn.drain <= 0:
+                self._drop(sel, live, conn)
+            return
+        if not chunk:  # gone before its request was complete: nothing to answer
+            self._drop(sel, live, conn)
+            return
+        conn.buf += chunk
+        end = conn.buf.find(b"\n")
+        if (end < 0 and len(conn.buf) > MAX_REQUEST) or end > MAX_REQUEST:
+            sel.unregister(conn.sock)
+            why = f"a request is at most {MAX_REQUEST} bytes"
+            self._answer(sel, live, conn, {"ok": False, "status": 400, "error": why})
+            return
+        if end < 0:
+            return
+        sel.unregister(conn.sock)
+        try:
+            conn.request = parse_request(bytes(conn.buf[:end]))
+        except ValueError as exc:
+            self._answer(sel, live, conn, {"ok": False, "status": 400, "error": str(exc)})
+            return
+        conn.phase, conn.buf = "work", bytearray()
+        (self._long if conn.request.get("op") in self.slow else self._quick).put(conn)
+
+    def _answer(self, sel: _Selector, live: set[_Conn], conn: _Conn, doc: dict[str, Any]) -> None:
+        """An answer from the selector thread itself (a refusal, a bad request)."""
+        conn.out, conn.phase = _encode(doc), "write"
+        conn.deadline = time.monotonic() + WRITE_TIMEOUT
+        sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+        self._writable(sel, live, conn)
+
+    def _writable(self, sel: _Selector, live: set[_Conn], conn: _Conn) -> None:
+        try:
+            if conn.fd is not None:
+                sent = socket.send_fds(conn.sock, [conn.out[:1]], [conn.fd])
+                os.close(conn.fd)
+                conn.fd = None
+                conn.out = conn.out[sent:]
+            while conn.out:
+                sent = conn.sock.send(conn.out)
+                conn.out = conn.out[sent:]
+        except (BlockingIOError, InterruptedError):
+            return  # the rest when the peer has read some
+        except OSError as exc:  # the console went away mid-answer: nothing to undo
+            log.info("control: %s", exc)
+            self._drop(sel, live, conn)
+            return
+        if conn.drain <= 0:
+            self._drop(sel, live, conn)
+            return
+        with contextlib.suppress(OSError):  # a refused peer: read a little more, then close
+            conn.sock.shutdown(socket.SHUT_WR)
+        conn.phase, conn.deadline = "drain", time.monotonic() + REFUSE_DRAIN
+        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    @staticmethod
+    def _drop(sel: _Selector, live: set[_Conn], conn: _Conn) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(conn.sock)
+        live.discard(conn)
+        conn.sock.close()
+        if conn.fd is not None:
+            os.close(conn.fd)
+            conn.fd = None
 
 
 def call(path: Path, request: dict[str, Any], timeout: float | None = 60.0) -> Reply:
     """Send one request; the reply and the descriptor it carried (the caller closes it).
-    Raises OSError when the daemon is not there."""
+    Raises OSError when the daemon is not there (FileNotFoundError, ConnectionRefusedError),
+    TimeoutError when it did not answer within ``timeout`` seconds (None: wait for it)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
+        _connect(sock, path, deadline)
+        sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
         sock.sendall(_encode(request))
         first, fds, _flags, _addr = socket.recv_fds(sock, 65536, 1)
         if not first:
@@ -212,3 +440,19 @@ def call(path: Path, request: dict[str, Any], timeout: float | None = 60.0) -> R
                 os.close(fd)
             raise
         return doc, (fds[0] if fds else None)
+
+
+def _connect(sock: socket.socket, path: Path, deadline: float | None) -> None:
+    """Connect, waiting while the daemon's accept queue is full. A Unix socket with a timeout
+    is non-blocking, and its connect then fails with EAGAIN instead of waiting for room."""
+    pause = CONNECT_RETRY
+    sock.setblocking(False)
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except BlockingIOError:
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise TimeoutError(f"the daemon's control socket stayed busy: {path}") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
