@@ -23,7 +23,7 @@ import pytest
 from camdock import passwords
 from camdock.adapters.control import MAX_LINE, READ_TIMEOUT, Server, call
 from camdock.config import Config, load
-from camdock.services.control import LOCKOUT_AFTER, SOCKET, Control
+from camdock.station.control import LOCKOUT_AFTER, SOCKET, Control
 from conftest import needs_root, offload, write_recording
 from stationcfg import write_config
 from test_access import STAFF

@@ -16,8 +16,8 @@ from camdock.core.bay import Phase
 from camdock.errors import ExitCode
 from camdock.events import EventType
 from camdock.model import Drive
-from camdock.services import station as station_mod
 from camdock.sim.hotplug import fill_camera
+from camdock.station import station as station_mod
 from conftest import (
     camdock_cmd,
     loop_ext4,

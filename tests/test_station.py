@@ -22,11 +22,11 @@ from camdock.catalog import outbox
 from camdock.config import Config, load
 from camdock.core.bay import Phase
 from camdock.events import BytesCopied, SessionStarted
-from camdock.services import docking
-from camdock.services import station as station_mod
-from camdock.services.bays import OffloadRun
-from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from camdock.station import docking
+from camdock.station import station as station_mod
+from camdock.station.bays import OffloadRun
+from camdock.station.station import Station
 from conftest import camdock_cmd, stop, tree_hashes
 from conftest import run as run_cmd
 from stationcfg import write_config

@@ -6,7 +6,7 @@ bay ``bay[n].events``, ``bay[n].led`` and, while they run, ``bay[n].offload`` an
 that bay to FAULT and the others go on.
 
 This module only supervises: docking (hotplug → mount → offload → unmount) is
-``services/docking.py``, the pre-shift test ``services/preshift.py``; both act through the
+``station/docking.py``, the pre-shift test ``station/preshift.py``; both act through the
 ``StationContext`` this class provides (events, the catalog thread, the task group).
 """
 
@@ -46,14 +46,14 @@ from camdock.core.indicators import NOTICES, pattern_for
 from camdock.errors import RosterError
 from camdock.events import EventType
 from camdock.model import Officer
-from camdock.services import control
-from camdock.services.bays import BAYS_FILE, BayRuntime, bay_state_json
-from camdock.services.docking import SETTLED, Docking, Mounter
-from camdock.services.preshift import PreShift
-from camdock.services.publisher import Publisher
 from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
+from camdock.station import control
+from camdock.station.bays import BAYS_FILE, BayRuntime, bay_state_json
+from camdock.station.docking import SETTLED, Docking, Mounter
+from camdock.station.preshift import PreShift
+from camdock.station.publisher import Publisher
 
 __all__ = ["Hotplug", "Station", "StationEventFn"]
 
@@ -134,7 +134,7 @@ class Station:
         self.preshift = PreShift(self, drivers)
 
     # -----------------------------------------------------------------------------------------
-    # The station context (services/bays.py)
+    # The station context (station/bays.py)
 
     def emit(self, kind: str, bay: int | None, **data: Any) -> None:
         """Show a happening locally (log, simulator view) without recording it."""
@@ -330,7 +330,7 @@ class Station:
             delay = min(delay * 2, SUPERVISE_MAX)
 
     async def _control(self) -> None:
-        """The console's way in (services/control.py): a Unix socket served on its own threads,
+        """The console's way in (station/control.py): a Unix socket served on its own threads,
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
         server = Server(self.cfg.run_dir / control.SOCKET, control.Control(self.cfg).handle,

@@ -27,8 +27,8 @@ from camdock.core.preshift import Outcome, Result, Spare, decide
 from camdock.core.selftest import Answers, Check, Policy, Verdict
 from camdock.errors import CamdockError
 from camdock.events import EventType
-from camdock.services.bays import BayRuntime, StationContext
 from camdock.services.selftest import run_function_test
+from camdock.station.bays import BayRuntime, StationContext
 
 __all__ = ["DriverFactory", "PreShift", "policy_for"]
 

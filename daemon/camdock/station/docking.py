@@ -45,8 +45,8 @@ from camdock.events import (
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
-from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
+from camdock.station.bays import BayRuntime, OffloadRun, StationContext
 
 __all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
 
