@@ -39,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from camdock.adapters.gpio import make_pin_factory  # noqa: E402
 from camdock.core.bay import Phase  # noqa: E402
-from camdock.services.station import Station  # noqa: E402
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera  # noqa: E402
 from camdock.sim.station import sim_config  # noqa: E402
+from camdock.station.station import Station  # noqa: E402
 from offload_bench import Throttle, drop_caches, machine, write_results  # noqa: E402
 
 BUS_BPS = 40_000_000  # one USB 2.0 bus, all ports together

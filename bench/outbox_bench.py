@@ -27,7 +27,7 @@ from camdock.catalog.db import Store  # noqa: E402
 from camdock.catalog.outbox import record  # noqa: E402
 from camdock.config import MqttSettings  # noqa: E402
 from camdock.events import EventType, Topics  # noqa: E402
-from camdock.services.publisher import Publisher  # noqa: E402
+from camdock.station.publisher import Publisher  # noqa: E402
 from mqttbroker import Broker, Subscriber  # noqa: E402
 from offload_bench import machine, write_results  # noqa: E402
 

@@ -37,9 +37,9 @@ from camdock.adapters import fsio
 from camdock.adapters.gpio import make_pin_factory
 from camdock.adapters.mount import SystemMounter
 from camdock.core.bay import Phase
-from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, fill_camera
 from camdock.sim.station import sim_config
+from camdock.station.station import Station
 from offload_bench import USB2_BPS, Throttle, drop_caches, machine, write_results
 
 DOCKED = threading.Event()  # set while the cameras of a load run are docked

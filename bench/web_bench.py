@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from camdock import passwords  # noqa: E402
 from camdock.adapters.control import Server  # noqa: E402
 from camdock.config import load  # noqa: E402
-from camdock.services.control import SOCKET, Control  # noqa: E402
+from camdock.station.control import SOCKET, Control  # noqa: E402
 from offload_bench import machine, write_results  # noqa: E402
 from retention_bench import build  # noqa: E402
 

@@ -26,7 +26,7 @@ from camdock import passwords
 from camdock.adapters import control as control_socket
 from camdock.adapters.control import MAX_REQUEST, READ_TIMEOUT, Server, call
 from camdock.config import Config, load
-from camdock.services.control import LOCKOUT_AFTER, SOCKET, Control
+from camdock.station.control import LOCKOUT_AFTER, SOCKET, Control
 from conftest import needs_root, offload, write_recording
 from stationcfg import write_config
 from test_access import STAFF

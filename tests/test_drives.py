@@ -16,8 +16,8 @@ from camdock.core.bay import Phase
 from camdock.errors import ExitCode
 from camdock.events import EventType
 from camdock.model import Drive
-from camdock.services import station as station_mod
 from camdock.sim.hotplug import fill_camera
+from camdock.station import jobs
 from conftest import (
     camdock_cmd,
     loop_ext4,
@@ -146,7 +146,7 @@ async def test_the_station_shows_storage_missing_and_recovers_by_itself(
     """Done-when of the filing issue: a footage drive unmounted at the station — nothing written
     under its mount point, nothing cleared, the bay says storage-missing, an event and STATUS=
     say which drive; mounting it again completes the offload without re-docking."""
-    monkeypatch.setattr(station_mod, "DRIVE_POLL", 0.2)
+    monkeypatch.setattr(jobs, "DRIVE_POLL", 0.2)
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=1, start=START)
     with two_drives(tmp_path) as (footage, backup, fdev, _):
@@ -175,7 +175,7 @@ async def test_a_full_state_disk_is_an_alarm_not_an_exit(
     """Issue 12: with the catalog's disk full the station stays up, takes no offload it could
     not record (the bay shows storage-missing, the camera keeps its footage, STATUS= says why),
     and recovers by itself when space returns, recording the alarm then."""
-    monkeypatch.setattr(station_mod, "DRIVE_POLL", 0.2)
+    monkeypatch.setattr(jobs, "DRIVE_POLL", 0.2)
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=1, start=START)
     with tmpfs(tmp_path / "state", "16m") as state:

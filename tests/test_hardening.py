@@ -333,7 +333,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from camdock.config import load
-from camdock.services.station import Station
+from camdock.station.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter
 from stationcfg import write_config
 from stationtime import at_station_time

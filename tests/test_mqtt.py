@@ -35,9 +35,9 @@ from camdock.catalog.outbox import record
 from camdock.config import Config, MqttSettings, load
 from camdock.core.bay import Phase
 from camdock.events import EventType, Topics
-from camdock.services.publisher import Publisher
-from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from camdock.station.publisher import Publisher
+from camdock.station.station import Station
 from conftest import camdock_cmd, offload_args, stop, tree_hashes
 from mqttbroker import Broker, Subscriber, V311OnlyFront, free_port, wait_for
 from stationcfg import write_config
@@ -429,7 +429,7 @@ async def test_tls_with_client_certificates(tmp_path: Path, caplog: Any) -> None
             cert_file=pki["client.pem"],
             key_file=pki["client.key"],
         )
-        with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
+        with caplog.at_level(logging.WARNING, logger="camdock.station.publisher"):
             pub = await _deliver_one(wrong_ca, tmp_path / "c2.sqlite", topics)
         assert pub.delivered == 0
         assert "certificate verify failed" in caplog.text  # a clear line, retries, no crash
@@ -456,7 +456,7 @@ async def test_wrong_credentials_retry_with_a_clear_error(tmp_path: Path, caplog
     (tmp_path / "good").write_text("s3cret\n")
     (tmp_path / "bad").write_text("guess\n")
     try:
-        with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
+        with caplog.at_level(logging.WARNING, logger="camdock.station.publisher"):
             bad = MqttSettings(
                 host="127.0.0.1", port=port, username="zz-01", password_file=tmp_path / "bad"
             )
@@ -509,7 +509,7 @@ async def test_a_broker_without_mqtt_5_gets_3_1_1(
     try:
         async with V311OnlyFront(broker.port) as front:
             settings = MqttSettings(host="127.0.0.1", port=front.port)
-            with caplog.at_level(logging.WARNING, logger="camdock.services.publisher"):
+            with caplog.at_level(logging.WARNING, logger="camdock.station.publisher"):
                 pub = await _deliver(settings, catalog, topics, 3)
         assert pub.delivered >= 3  # through 3.1.1
         assert front.levels[:2] == [5, 4]  # tried MQTT 5 once, then 3.1.1

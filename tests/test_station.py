@@ -22,11 +22,11 @@ from camdock.catalog import outbox
 from camdock.config import Config, load
 from camdock.core.bay import Phase
 from camdock.events import BytesCopied, SessionStarted
-from camdock.services import docking
-from camdock.services import station as station_mod
-from camdock.services.bays import OffloadRun
-from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from camdock.station import docking, jobs
+from camdock.station import station as station_mod
+from camdock.station.bays import OffloadRun
+from camdock.station.station import Station
 from conftest import camdock_cmd, stop, tree_hashes
 from conftest import run as run_cmd
 from stationcfg import write_config
@@ -560,7 +560,7 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
     carries the alarm; the catalog is backed up to both drives (REG-4.3.2) each day."""
     from camdock.clock import FixedClock
 
-    monkeypatch.setattr(station_mod, "RETENTION_POLL", 0.05)
+    monkeypatch.setattr(jobs, "RETENTION_POLL", 0.05)
     clock = FixedClock(datetime(2026, 11, 29, 1, 0, tzinfo=UTC))
     key = tmp_path / "seal.key"
     key.write_text("a seal password for the test station")
@@ -571,21 +571,21 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=3, start=START)
     async with running(tmp_path, config_extra=extra, clock=clock, retention_first=0) as h:
-        await h.until(lambda: h.station.last_pass is not None)
+        await h.until(lambda: h.station.daily.last_pass is not None)
         h.hot.dock("1-1", "SN0001", vol)
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
         footage = sorted(p for p in (tmp_path / "footage").rglob("*.mp4"))
         assert len(footage) == 2
         # The next day the daemon seals the duty day by itself (REG-4.2.5), in both drives.
         clock.set(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
-        await h.until(lambda: h.station.last_pass is not None
-                      and h.station.last_pass.plan.today.day == 30)  # fmt: skip
-        assert [s.day.isoformat() for s in h.station.last_pass.sealed] == ["2026-11-28"]
+        await h.until(lambda: h.station.daily.last_pass is not None
+                      and h.station.daily.last_pass.plan.today.day == 30)  # fmt: skip
+        assert [s.day.isoformat() for s in h.station.daily.last_pass.sealed] == ["2026-11-28"]
         for drive in ("footage", "backup"):
             assert (tmp_path / drive / "2026" / "11" / "20261128-1.7z").is_file()
         clock.set(datetime(2027, 11, 30, 1, 0, tzinfo=UTC))  # a year and two days on
-        await h.until(lambda: h.station.last_pass is not None
-                      and h.station.last_pass.plan.today.year == 2027)  # fmt: skip
+        await h.until(lambda: h.station.daily.last_pass is not None
+                      and h.station.daily.last_pass.plan.today.year == 2027)  # fmt: skip
         status = h.station.status_line()
     destroyed = h.catalog("SELECT destroyed_by FROM recordings WHERE destroyed_at IS NOT NULL")
     if standing:

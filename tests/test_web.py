@@ -22,8 +22,8 @@ from camdock.adapters.control import Server
 from camdock.catalog import open_catalog, selftests, write_txn
 from camdock.config import load
 from camdock.core.attribution import Attribution
-from camdock.services.control import SOCKET, Control
 from camdock.services.seal import Key, Sealing, seal_day
+from camdock.station.control import SOCKET, Control
 from conftest import TZ, camdock_cmd, offload, write_recording
 from stationcfg import write_config
 from test_access import STAFF

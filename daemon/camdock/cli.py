@@ -236,7 +236,7 @@ def _run(path: Path) -> int:
     from camdock.adapters.gpio import make_pin_factory, pin_problems
     from camdock.adapters.mount import SystemMounter
     from camdock.adapters.udev import UdevHotplug
-    from camdock.services.station import Station
+    from camdock.station.station import Station
 
     try:
         factory = make_pin_factory(cfg.pin_factory)
@@ -302,8 +302,8 @@ def _selftest(args: argparse.Namespace) -> int:
     """The same test the bay button runs, on a camera connected to any machine."""
     from camdock.camera.driver import driver_for
     from camdock.core.selftest import Policy
-    from camdock.services.preshift import policy_for
     from camdock.services.selftest import run_function_test
+    from camdock.station.preshift import policy_for
 
     policy, registered = Policy(), None
     if args.config is not None:

@@ -3,7 +3,7 @@
 Every event is a row in the catalog's ``outbox`` table, written in the same SQLite transaction as
 the state change it reports (a verified file, a cleared camera, a finished session) or, for
 happenings that have no other record (a camera docked, an unknown device, a bay fault), in a
-transaction of its own. The MQTT publisher (services/publisher.py) drains the table in order
+transaction of its own. The MQTT publisher (station/publisher.py) drains the table in order
 and marks a row delivered only after the broker's PUBACK, so nothing recorded is lost to a broker
 outage or a restart. Each event carries a sortable unique id (UUIDv7) and the station's
 sequence number. The outbox writes live in ``catalog/outbox.py``; this module is the vocabulary.

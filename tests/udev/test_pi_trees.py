@@ -28,8 +28,8 @@ from camdock.adapters.mount import SystemMounter
 from camdock.adapters.udev import UdevHotplug
 from camdock.config import load
 from camdock.core.bay import Phase
-from camdock.services import docking
-from camdock.services.station import Station
+from camdock.station import docking
+from camdock.station.station import Station
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices and mount")
 

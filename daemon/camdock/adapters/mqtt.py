@@ -1,5 +1,5 @@
 """MQTT through aiomqtt (TECH-NOTES §4): the client with its socket watches kept in order, TLS
-and the broker password from the config. The station's publisher (services/publisher.py) and
+and the broker password from the config. The station's publisher (station/publisher.py) and
 ``camdock monitor`` connect through it; what to publish, and when, is theirs.
 """
 

@@ -28,8 +28,8 @@ from camdock.catalog import outbox
 from camdock.config import Config, parse
 from camdock.core.bay import Phase
 from camdock.core.indicators import Colour, pattern_for
-from camdock.services.station import Station
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from camdock.station.station import Station
 
 log = logging.getLogger(__name__)
 

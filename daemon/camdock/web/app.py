@@ -4,7 +4,7 @@ precinct's footage.
 
 An unprivileged process that only renders (ARCHITECTURE, "Who may write"): logging in, every
 catalog read and every action go to the station daemon over its control socket
-(``services/control.py``), which checks the staff member's roles and acts through the same
+(``station/control.py``), which checks the staff member's roles and acts through the same
 service functions as the commands, so refusals are recorded the same way. The console holds
 no catalog connection and cannot read the footage drives; an approved viewing streams from a
 descriptor the daemon opened for it.
@@ -45,8 +45,8 @@ from camdock import clock, forms
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
-from camdock.services.bays import BAYS_FILE
-from camdock.services.control import SEES_CATALOG, SEES_SEALS, SESSION_SECONDS, SOCKET
+from camdock.station.bays import BAYS_FILE
+from camdock.station.control import SEES_CATALOG, SEES_SEALS, SESSION_SECONDS, SOCKET
 
 __all__ = ["BAYS_FILE", "make_app"]
 

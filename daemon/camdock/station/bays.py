@@ -1,11 +1,12 @@
-"""What the station's services share: each bay's live parts and the station context they act
-through. The docking and pre-shift services reach the station only through ``StationContext``."""
+"""What the station's parts share: each bay's live parts, and the narrow views of the station
+they act through. Docking and the pre-shift test see the station only as a ``StationContext``
+(its configuration, bays and catalog thread) and record through ``Events``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,11 +17,19 @@ from camdock.clock import utcnow
 from camdock.config import Config
 from camdock.core import bay as core
 from camdock.core.bay import BayState
-from camdock.events import EventType, Topics
+from camdock.events import EventContext, EventType, Topics
 from camdock.model import Bay
 from camdock.services.offload import OffloadEngine, OffloadReport
 
-__all__ = ["BAYS_FILE", "BayRuntime", "OffloadRun", "StationContext", "bay_state_json"]
+__all__ = [
+    "BAYS_FILE",
+    "BayRuntime",
+    "Events",
+    "OffloadRun",
+    "Spawn",
+    "StationContext",
+    "bay_state_json",
+]
 
 
 @dataclass
@@ -36,6 +45,11 @@ class OffloadRun:
     bytes_total: int = 0
     tenths_sent: int = 0  # progress events go to the server in tenths
     report: OffloadReport | None = None
+
+    @property
+    def events(self) -> EventContext | None:
+        """What the offload's events carry (its bay, camera and officer), once it runs."""
+        return self.engine.req.events if self.engine is not None else None
 
 
 @dataclass
@@ -60,15 +74,20 @@ class BayRuntime:
         """The bay's number."""
         return self.cfg.number
 
+    @property
+    def offload_events(self) -> EventContext | None:
+        """The events context of the offload under way at this bay, if one is."""
+        return self.offload.events if self.state.phase in core.BUSY else None
 
-class StationContext(Protocol):
-    """The station as its services see it."""
 
-    cfg: Config
-    base_cfg: Config  # as configured, before any roster: the attribution baseline
-    bays: dict[int, BayRuntime]
-    store: Store
-    topics: Topics
+class Events(Protocol):
+    """Where the station's parts record events for the station server and show them locally
+    (``station/recorder.py``)."""
+
+    @property
+    def topics(self) -> Topics:
+        """The station's MQTT topics, as events are recorded with them."""
+        ...
 
     def record(
         self,
@@ -90,21 +109,41 @@ class StationContext(Protocol):
         """New events are committed."""
         ...
 
-    def set_eta(self, bay: int, seconds: float | None) -> None:
-        """A waiting bay's ETA (seconds until done), from its bus queue; None: not waiting."""
-        ...
-
     def officer_json(self, serial: str | None) -> dict[str, str] | None:
         """The officer assigned to the camera with this USB serial, as events carry it."""
         ...
 
-    def drives_changed(self, problem: Exception | None) -> None:
-        """A drive (destination or state disk) went missing (``problem``) or all are well."""
+
+class StationContext(Protocol):
+    """The station as docking and the pre-shift test see it: read, never called back."""
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration in force (a roster changes it)."""
         ...
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a supervised task in the station's task group."""
+    @property
+    def base_cfg(self) -> Config:
+        """As configured, before any roster: the attribution baseline."""
         ...
+
+    @property
+    def bays(self) -> dict[int, BayRuntime]:
+        """Every bay, by number."""
+        ...
+
+    @property
+    def store(self) -> Store:
+        """The catalog thread."""
+        ...
+
+    @property
+    def events(self) -> Events:
+        """Where events are recorded."""
+        ...
+
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]  # a supervised task
 
 
 BAYS_FILE = "bays.json"  # every bay's state in the run directory, for the console

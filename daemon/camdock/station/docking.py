@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,8 +45,9 @@ from camdock.events import (
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
-from camdock.services.bays import BayRuntime, OffloadRun, StationContext
 from camdock.services.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
+from camdock.station.admission import Admission
+from camdock.station.bays import BayRuntime, OffloadRun, Spawn, StationContext
 
 __all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
 
@@ -72,26 +73,28 @@ class Docking:
     """Routes hotplug events to bays and runs each bay's offload."""
 
     def __init__(
-        self, station: StationContext, mounter: Mounter, *, read_bps: int | None = None
+        self,
+        station: StationContext,
+        mounter: Mounter,
+        admission: Admission,
+        *,
+        spawn: Spawn,
+        storage_lost: Callable[[StorageMissing], None],
+        read_bps: int | None = None,
     ) -> None:
         self.st = station
+        self.events = station.events
         self.mounter = mounter
+        # Engines block a thread each for a whole offload (camdock.aio.in_daemon_thread: a
+        # stalled camera read must not hold the process past systemd's stop timeout), so the
+        # bus scheduler decides whose runs now.
+        self.admission = admission
+        self._spawn = spawn  # a task in the station's task group
+        self._storage_lost = storage_lost  # a drive (or the state disk) went missing
         self._read_bps = read_bps
         # What was seen where, by devpath and by device number (a real kernel's remove event
         # may carry only MAJOR, MINOR, DEVNAME and DEVTYPE).
         self._devpath_bay: dict[str, int] = {}
-        # Engines block a thread each for a whole offload (camdock.aio.in_daemon_thread: a
-        # stalled camera read must not hold the process past systemd's stop timeout).
-        self._admission = Admission(station.cfg.max_concurrent_offloads,
-                                    station.cfg.offloads_per_bus, station.set_eta)  # fmt: skip
-
-    def bus_rate(self, bay: int) -> float:
-        """Bytes/s the bay's bus was measured at (a guess until an offload on it finished)."""
-        return self._admission.rate_for(bay) or BUS_RATE_GUESS
-
-    def finish_time(self, bay: int) -> float:
-        """Seconds the bay's last read-backs and catalogue take after its camera is read."""
-        return self._admission.tail_for(bay)
 
     def close(self) -> None:
         """Cancel running engines: they stop at a resumable point."""
@@ -153,7 +156,7 @@ class Docking:
         if b.storage is not None and _same_device(b.storage, ev):
             b.storage = None
             b.queue.put_nowait(core.Undocked())
-            self.st.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
+            self.events.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
         elif ev.subsystem == "tty":
             b.tty = None
 
@@ -165,7 +168,7 @@ class Docking:
         if b.storage is None:
             b.storage = ev
             b.queue.put_nowait(core.Docked(ev.serial or "?", None))
-            self.st.record(
+            self.events.record(
                 EventType.UNKNOWN_DEVICE,
                 b.n,
                 usb_serial=ev.serial,
@@ -194,7 +197,7 @@ class Docking:
         b.queue.put_nowait(
             core.Docked(ev.serial or "", camera.id, officer.name if officer else None)
         )
-        self.st.record(
+        self.events.record(
             EventType.CAMERA_DOCKED,
             b.n,
             camera=camera.id,
@@ -219,7 +222,7 @@ class Docking:
         if b.offload.task is not None and not b.offload.task.done():
             return
         b.offload = OffloadRun()
-        b.offload.task = self.st.spawn(self._offload(b), f"bay[{b.n}].offload")
+        b.offload.task = self._spawn(self._offload(b), f"bay[{b.n}].offload")
 
     def stop_offload(self, b: BayRuntime) -> None:
         """What is verified stays; the rest stays on the camera."""
@@ -251,16 +254,16 @@ class Docking:
                 source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
             except MountError as exc:
                 b.queue.put_nowait(core.Failed(str(exc)))
-                self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
+                self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
                 return
             try:
                 # Mounted first, so a queue knows each camera's size (shortest first); a camera
                 # that can start at once is not measured.
                 bus = b.cfg.bus or schedule.bus_of(storage.port, storage.id_path)
                 size = 0
-                if self._admission.would_wait(bus):
+                if self.admission.would_wait(bus):
                     size = await asyncio.to_thread(_camera_bytes, source)
-                async with self._admission.turn(b.n, bus, size):
+                async with self.admission.turn(b.n, bus, size):
                     if b.storage is not storage:
                         return  # pulled (or replaced) while waiting for its turn
                     await self._run_engine(b, source, camera, facts)
@@ -283,7 +286,7 @@ class Docking:
         """The engine's request."""
         cfg = self.st.cfg
         officer = cfg.officer_for(camera)
-        officer_json = self.st.officer_json(b.state.serial)
+        officer_json = self.events.officer_json(b.state.serial)
         loan = facts.loan
         if loan is not None:
             # A lent spare: its footage is the borrower's (REG-4.2.4).
@@ -308,7 +311,7 @@ class Docking:
             # a development station (require_mounts = false) has plain directories.
             drives=cfg.drives if cfg.require_mounts else (),
             allow_one_filesystem=not cfg.require_mounts,
-            events=EventContext(self.st.topics, b.n, camera.id, officer_json),
+            events=EventContext(self.events.topics, b.n, camera.id, officer_json),
             attribution=facts.attribution,
             not_before=registered_from(camera, cfg.tz),
             retention=cfg.retention,
@@ -328,25 +331,25 @@ class Docking:
 
         engine = OffloadEngine(request, progress=progress)
         b.offload.engine = engine
-        self.st.emit("offload-started", b.n, camera=camera.id)
+        self.events.emit("offload-started", b.n, camera=camera.id)
         running = in_daemon_thread(engine.run, f"bay[{b.n}].engine")
         try:
             report = await asyncio.shield(running)
         except StorageMissing as exc:
             # REG-4.2.1: nothing written, nothing cleared; the bay waits for the drive.
             b.queue.put_nowait(core.StorageLost(str(exc)))
-            self.st.drives_changed(exc)
+            self._storage_lost(exc)
             return
         except CatalogError as exc:
             # The state disk is full (or failing): nothing that could not be recorded happens;
             # the bay waits, and resumes when the watcher finds space again.
             state = StorageMissing(Drive("state", self.st.cfg.state_dir), str(exc))
             b.queue.put_nowait(core.StorageLost(str(state)))
-            self.st.drives_changed(state)
+            self._storage_lost(state)
             return
         except OffloadRefused as exc:
             b.queue.put_nowait(core.Failed(str(exc)))
-            self.st.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
+            self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
             return
         except asyncio.CancelledError:
             # SIGTERM: stop soon and wait for the engine, so the unmount that follows finds the
@@ -372,7 +375,7 @@ class Docking:
         b.offload.report = report
         # Invariant 6: the chain's head onto both drives, in a thread of its own (an fsync on a
         # busy drive must hold up neither this officer nor the other bays' catalog writes).
-        self.st.spawn(self._publish_head([str(d) for d in request.destinations]),
+        self._spawn(self._publish_head([str(d) for d in request.destinations]),
                       f"bay[{b.n}].head")  # fmt: skip
         summary = report.totals()
         if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
@@ -381,12 +384,12 @@ class Docking:
             if lent:
                 await self.st.store.call(_return_loan, camera.id)
             b.queue.put_nowait(core.OffloadFinished(True, f"{summary['verified']} files"))
-            self.st.emit("offload-completed", b.n, camera=camera.id, **summary)
+            self.events.emit("offload-completed", b.n, camera=camera.id, **summary)
         else:
             failed = next((f for f in report.files if not f.verified or not f.cleared), None)
             why = failed.error if failed and failed.error else "not every file verified"
             b.queue.put_nowait(core.OffloadFinished(False, why or ""))
-            self.st.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
+            self.events.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
 
     async def _outbox_full(self) -> str | None:
         """Past the configured bound of undelivered events the station takes no new offloads:
@@ -410,29 +413,29 @@ class Docking:
         o = b.offload
         match event:
             case SessionStarted(files=files, bytes=total):
-                self.st.wake_publisher()  # the engine committed an event with that change
+                self.events.wake_publisher()  # the engine committed an event with that change
                 o.bytes_total = total
-                self._admission.sized(b.n, total)  # for the waiting's ETAs and the bus rate
+                self.admission.sized(b.n, total)  # for the waiting's ETAs and the bus rate
                 b.queue.put_nowait(core.OffloadStarted(files, total))
             case BytesCopied(source=source, done=done):
                 o.per_file[source] = done
-                self._admission.reading(b.n)
+                self.admission.reading(b.n)
                 self._bytes_progress(b, o)
                 if o.bytes_total and sum(o.per_file.values()) >= o.bytes_total:
-                    self._admission.release(b.n)  # read to the end: the next camera may go
+                    self.admission.release(b.n)  # read to the end: the next camera may go
             case FileVerified(source=source, sha256=sha, path=path):
-                self.st.wake_publisher()
+                self.events.wake_publisher()
                 o.files_done += 1
                 b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
-                self.st.emit("file-verified", b.n, source=source, sha256=sha, path=path)
+                self.events.emit("file-verified", b.n, source=source, sha256=sha, path=path)
             case FileFailed():
                 o.files_done += 1
                 b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
             case FileCleared(source=source):
-                self.st.wake_publisher()
-                self.st.emit("camera-cleared-file", b.n, source=source)
+                self.events.wake_publisher()
+                self.events.emit("camera-cleared-file", b.n, source=source)
             case SessionEnded():
-                self.st.wake_publisher()
+                self.events.wake_publisher()
             case FileStarted():
                 pass
 
@@ -443,7 +446,7 @@ class Docking:
         tenth = min(10, done * 10 // o.bytes_total) if o.bytes_total else 0
         if tenth > o.tenths_sent:
             o.tenths_sent = tenth
-            self.st.record(
+            self.events.record(
                 EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done, total=o.bytes_total
             )
 
@@ -481,121 +484,3 @@ def _camera_bytes(source: Path) -> int:
     except OSError:
         return 0
     return sum(f.size for f in files)
-
-
-BUS_RATE_GUESS = 35e6  # bytes/s of one USB 2.0 camera link, until a rate is measured
-TAIL_GUESS = 0.0  # seconds from read end to done (the last read-backs): added once measured
-
-
-class Admission:
-    """Whose offload runs now: at most ``total`` at once, at most ``per_bus`` on one USB bus
-    (0: no bus limit); the waiting are served shortest first, none starving
-    (core/schedule.pick). Each waiting bay hears its ETA (``on_eta``)."""
-
-    def __init__(self, total: int, per_bus: int,
-                 on_eta: Callable[[int, float | None], None]) -> None:  # fmt: skip
-        self.total, self.per_bus, self.on_eta = total, per_bus, on_eta
-        self.waiting: dict[int, tuple[schedule.Waiting, str, asyncio.Future[None]]] = {}
-        self.running: dict[int, tuple[str, int, float]] = {}  # bay → (bus, bytes, started)
-        self.rate: dict[str, float] = {}  # measured bytes/s per bus
-        # After a camera is read to the end its last read-backs and catalogue still run: how
-        # long that took last time, per bus (added to ETAs: the officer waits for "done").
-        self.tail: dict[str, float] = {}
-        self._read_end: dict[int, tuple[str, float]] = {}
-        self._first_byte: dict[int, float] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, bay: int, bus: str, size: int) -> AsyncIterator[None]:
-        """Wait for this bay's turn on its bus; hold it while the offload runs."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self.waiting[bay] = (schedule.Waiting(bay, size, loop.time()), bus, fut)
-        self._dispatch()
-        try:
-            await fut
-        except BaseException:
-            self.waiting.pop(bay, None)
-            if fut.done() and not fut.cancelled():
-                self._leave(bay)
-            raise
-        try:
-            yield
-        finally:
-            self._leave(bay)
-
-    def would_wait(self, bus: str) -> bool:
-        """Whether a camera docked now on ``bus`` would queue (others wait, or no room)."""
-        busy = [b for b, *_ in self.running.values()]
-        return bool(self.waiting) or len(self.running) >= self.total or (
-            bool(self.per_bus) and busy.count(bus) >= self.per_bus)  # fmt: skip
-
-    def sized(self, bay: int, size: int) -> None:
-        """A running camera's size, as its offload planned it (for the ETAs of those waiting,
-        and the bus's measured rate)."""
-        if bay in self.running:
-            bus, _, started = self.running[bay]
-            self.running[bay] = (bus, size, started)
-
-    def release(self, bay: int) -> None:
-        """The bay's camera is read to the end (its read-backs and catalogue go on): the bus is
-        free for the next camera."""
-        if bay in self.running:
-            self._read_end[bay] = (self.running[bay][0], asyncio.get_running_loop().time())
-            self._leave(bay)
-
-    def reading(self, bay: int) -> None:
-        """The bay's first bytes came off the camera: the bus rate is measured from here."""
-        if bay in self.running and bay not in self._first_byte:
-            self._first_byte[bay] = asyncio.get_running_loop().time()
-
-    def tail_for(self, bay: int) -> float:
-        """Seconds from a camera read to its end until the bay is done, as last measured."""
-        run = self.running.get(bay)
-        return self.tail.get(run[0], TAIL_GUESS) if run else TAIL_GUESS
-
-    def rate_for(self, bay: int) -> float | None:
-        """The measured rate of the bus a running bay is on, if one was measured."""
-        run = self.running.get(bay)
-        return self.rate.get(run[0]) if run else None
-
-    def _leave(self, bay: int) -> None:
-        if bay not in self.running and bay in self._read_end:  # the offload ended after its read
-            bus, at = self._read_end.pop(bay)
-            self.tail[bus] = asyncio.get_running_loop().time() - at
-        done = self.running.pop(bay, None)
-        first = self._first_byte.pop(bay, None)
-        if done is not None and first is not None:
-            bus, size, _ = done
-            took = asyncio.get_running_loop().time() - first  # first byte to the last
-            if size and took > 0.3:
-                self.rate[bus] = size / took
-        self.on_eta(bay, None)
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        now = asyncio.get_running_loop().time()
-        while self.waiting and len(self.running) < self.total:
-            busy = [b for b, *_ in self.running.values()]
-            free = [w for w, bus, _ in self.waiting.values()
-                    if not self.per_bus or busy.count(bus) < self.per_bus]  # fmt: skip
-            rate = min(self.rate.values(), default=BUS_RATE_GUESS)
-            longest = max((s for _, s, _ in self.running.values()), default=0) / rate
-            chosen = schedule.pick(free, now, rate, longest)
-            if chosen is None:
-                break
-            w, bus, fut = self.waiting.pop(chosen.bay)
-            self.running[w.bay] = (bus, w.bytes, now)
-            if not fut.done():
-                fut.set_result(None)
-        self._etas(now)
-
-    def _etas(self, now: float) -> None:
-        """Each waiting bay's ETA: what runs on its bus, then the cameras that go before it."""
-        for bay, (w, bus, _) in self.waiting.items():
-            rate = self.rate.get(bus, BUS_RATE_GUESS)
-            running = sum(max(0.0, s - (now - t) * rate) for b, s, t in self.running.values()
-                          if b == bus)  # fmt: skip
-            ahead = [x.bytes for x, xb, _ in self.waiting.values()
-                     if xb == bus and (x.bytes, x.since) < (w.bytes, w.since)]  # fmt: skip
-            tail = self.tail.get(bus, TAIL_GUESS)
-            self.on_eta(bay, schedule.eta(w.bytes, ahead, int(running), rate) + tail)

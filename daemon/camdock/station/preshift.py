@@ -27,8 +27,8 @@ from camdock.core.preshift import Outcome, Result, Spare, decide
 from camdock.core.selftest import Answers, Check, Policy, Verdict
 from camdock.errors import CamdockError
 from camdock.events import EventType
-from camdock.services.bays import BayRuntime, StationContext
 from camdock.services.selftest import run_function_test
+from camdock.station.bays import BayRuntime, StationContext
 
 __all__ = ["DriverFactory", "PreShift", "policy_for"]
 
@@ -107,7 +107,7 @@ class PreShift:
         )
         slot = cfg.slots.slot_of(clock.now().astimezone(cfg.tz)).label
         await self.st.store.call(self._write, b, answers, verdict, outcome, slot)
-        self.st.wake_publisher()
+        self.st.events.wake_publisher()
         b.queue.put_nowait(core.TestFinished(verdict.passed, verdict.summary()))
         if spare is not None and outcome.take_me_for is not None:
             spare.queue.put_nowait(core.TakeMe(outcome.take_me_for))
@@ -125,7 +125,7 @@ class PreShift:
         serial = b.state.serial
         camera = self.st.cfg.cameras.get(serial or "")
         camera_id = camera.id if camera else None
-        officer = self.st.officer_json(serial)
+        officer = self.st.events.officer_json(serial)
         checks = [
             {"name": c.name, "ok": c.ok, "value": c.value, "reason": c.reason}
             for c in verdict.checks
@@ -134,7 +134,7 @@ class PreShift:
 
         def event(kind: EventType, bay: int, camera: str | None, data: dict[str, Any]) -> None:
             outbox.record(
-                db, self.st.topics, kind, bay=bay, camera=camera, officer=officer, data=data
+                db, self.st.events.topics, kind, bay=bay, camera=camera, officer=officer, data=data
             )
 
         with write_txn(db):

@@ -1,0 +1,245 @@
+"""The station's periodic jobs: each owns its interval, its work and its alarm.
+
+- ``DriveWatch``: the state disk and the destination drives proven every few seconds
+  (REG-4.2.1); a missing drive is an alarm at once, its return resumes waiting bays.
+- ``DailyPass``: once a day the retention pass (REG-4.3.1), the catalog backup (REG-4.3.2, in
+  the same pass: its failures are that day's alarms) and the seal (REG-4.2.5), which gives way
+  to a dock and is taken up again when the bays are idle.
+- ``Scrub``: while no bay offloads, a step a minute at idle I/O priority (REG-7.2).
+
+A job sees the station only through ``JobHost``; its ``alarm`` stays in STATUS= until it clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from typing import Protocol
+
+from camdock.adapters import fsio
+from camdock.adapters.drives import StorageMissing, prove_all, state_disk
+from camdock.catalog.db import open_catalog
+from camdock.catalog.retention import alarm as record_alarm
+from camdock.catalog.scrub import totals as scrub_totals
+from camdock.catalog.seals import dirty as dirty_days
+from camdock.clock import Clock
+from camdock.config import Config
+from camdock.events import EventType
+from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
+from camdock.services.scrub import ScrubResult, scrub_step
+from camdock.services.seal import Sealing, seal_pass
+from camdock.station.bays import Events
+
+__all__ = [
+    "DRIVE_POLL",
+    "RETENTION_POLL",
+    "SCRUB_MIN_STEP",
+    "SCRUB_POLL",
+    "DailyPass",
+    "DriveWatch",
+    "JobHost",
+    "Scrub",
+]
+
+log = logging.getLogger(__name__)
+
+DRIVE_POLL = 5.0  # seconds between proofs of the destination drives (REG-4.2.1)
+RETENTION_POLL = 60.0  # seconds between looks at the date (a new day: a new pass)
+SCRUB_POLL = 60.0  # seconds between scrub steps (each reads its share of the footage)
+SCRUB_MIN_STEP = 64 << 20  # bytes a step reads at least
+
+
+class JobHost(Protocol):
+    """The station as its jobs see it."""
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration in force."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether any bay is offloading (called from the jobs' threads too)."""
+        ...
+
+    def status_changed(self) -> None:
+        """A job's alarm came or went: STATUS= anew."""
+        ...
+
+
+class DriveWatch:
+    """Proves the state disk and the destination drives now and every ``DRIVE_POLL``; its alarm
+    is why a drive is missing, while it is."""
+
+    name = "drives"
+
+    def __init__(
+        self,
+        host: JobHost,
+        events: Events,
+        *,
+        broker_alarm: Callable[[str | None], None],
+        storage_back: Callable[[], None],
+    ) -> None:
+        self.host = host
+        self.events = events
+        self._broker_alarm = broker_alarm  # published directly (retained): the disk is full
+        self._storage_back = storage_back  # the waiting bays resume
+        self.alarm: str | None = None
+        self._unrecorded: list[dict[str, str]] = []  # state-disk alarms to record later
+
+    def changed(self, problem: Exception | None) -> None:
+        """A drive went missing (``problem``: a destination, or the state disk the catalog is
+        on) or all are well again: recorded once per change, in STATUS=, and waiting bays
+        resume when it is back. A full state disk cannot record its own alarm: the alarm is
+        published directly (retained) and recorded once space returns."""
+        why = str(problem) if problem is not None else None
+        if why == self.alarm:
+            return
+        self.alarm = why
+        if isinstance(problem, StorageMissing):
+            log.error("%s", problem)
+            drive = problem.drive
+            data = {"drive": drive.name, "root": str(drive.root), "reason": str(problem)}
+            if drive.name == "state":
+                self._unrecorded.append(data)
+                self._broker_alarm(str(problem))
+            else:
+                self._record_missing(data)
+        else:
+            log.info("storage is well again")
+            for data in self._unrecorded:
+                self._record_missing(data)
+            self._unrecorded.clear()
+            self._broker_alarm(None)
+            drives = [d.name for d in self.host.cfg.drives]
+            self.events.record(EventType.STORAGE_RESTORED, drives=drives)
+            self._storage_back()
+        self.host.status_changed()
+
+    def _record_missing(self, data: dict[str, str]) -> None:
+        self.events.record(EventType.STORAGE_MISSING, drive=data["drive"], root=data["root"],
+                           reason=data["reason"])  # fmt: skip
+
+    async def run(self) -> None:
+        """Check the state disk and prove the destination drives now and every few seconds
+        (REG-4.2.1): a missing drive, or a state disk too full to record an offload, is an
+        alarm at once, not at the next dock; its return resumes waiting bays."""
+        cfg = self.host.cfg
+        if not cfg.require_mounts:
+            log.warning(
+                "development mode ([destinations] require_mounts = false): destinations are "
+                "plain directories, not proven drives, and one filesystem may hold both copies"
+            )
+        drives = cfg.drives if cfg.require_mounts else ()
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, state_disk, cfg.state_dir)
+                await loop.run_in_executor(None, prove_all, drives)
+                self.changed(None)
+            except StorageMissing as exc:
+                self.changed(exc)
+            except Exception:  # bulkhead: the watcher must not stop the station
+                log.exception("checking the destination drives failed")
+            await asyncio.sleep(DRIVE_POLL)
+
+
+class DailyPass:
+    """The daily retention pass, catalog backup and seal: once a day, in the station's zone,
+    when no bay is offloading; the first ``first`` seconds after start so that docking comes
+    first. Its alarm is the last pass's, until the next."""
+
+    name = "retention"
+
+    def __init__(self, host: JobHost, clock: Clock, *, first: float) -> None:
+        self.host = host
+        self.clock = clock
+        self.first = first
+        self.alarm: str | None = None
+        self.last_pass: PassResult | None = None
+        self._seal_paused = False  # the last seal gave way to a dock: take it up when idle
+
+    async def run(self) -> None:
+        """Wait ``first``, then look at the date every ``RETENTION_POLL``: a new day, a pass."""
+        await asyncio.sleep(self.first)
+        done: date | None = None
+        while True:
+            today = self.clock.now().astimezone(self.host.cfg.tz).date()
+            if not self.host.busy():
+                if today != done:
+                    self.last_pass = await asyncio.to_thread(self.once, today)
+                    done = today
+                    self.alarm = "; ".join(self.last_pass.alarms) or None
+                    self.host.status_changed()
+                elif self._seal_paused:  # a seal that gave way to a dock, taken up again
+                    await asyncio.to_thread(self.once, today, True)
+            await asyncio.sleep(RETENTION_POLL)
+
+    def once(self, today: date, seal_only: bool = False) -> PassResult:
+        """One pass on its own connection (a thread of its own: removing copies and backing up
+        the catalog must not hold up the catalog thread the bays record through). The seal
+        gives way as soon as a bay starts offloading, and is taken up again when all are idle."""
+        cfg = self.host.cfg
+        db = open_catalog(cfg.catalog)
+        try:
+            keeping = Keeping.from_config(cfg)
+            result = (PassResult(plan_for(db, today)) if seal_only else
+                      daily_pass(db, cfg.catalog, keeping, today))  # fmt: skip
+            if cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
+                by = cfg.seal.sealed_by or f"camdock@{cfg.station_id}"
+                sealing = replace(Sealing.from_config(cfg), pause=self.host.busy)
+                self._seal_paused = False
+                sealed, alarms = seal_pass(db, sealing, today, by, cfg.seal.alarm_after_days,
+                                           cfg.seal.keep_plain_days)  # fmt: skip
+                self._seal_paused = self.host.busy() and bool(dirty_days(db))
+                result.sealed, result.alarms = sealed, result.alarms + alarms
+                if alarms:
+                    log.warning("seal: %s", "; ".join(alarms))
+                    record_alarm(db, cfg.topics, EventType.SEAL_ALARM, {"alarms": alarms})
+            return result
+        finally:
+            db.close()
+
+
+class Scrub:
+    """The background scrub (REG-7.2): while no bay offloads, a step every ``SCRUB_POLL`` at
+    idle I/O priority, each reading its share so every copy is proven again within [scrub]
+    days. Its alarm is the damage it found, until repaired."""
+
+    name = "scrub"
+
+    def __init__(self, host: JobHost, *, first: float) -> None:
+        self.host = host
+        self.first = first
+        self.alarm: str | None = None
+
+    async def run(self) -> None:
+        """Wait ``first``, then a step every ``SCRUB_POLL`` while the bays are idle."""
+        await asyncio.sleep(self.first)
+        while True:
+            if not self.host.busy():
+                result = await asyncio.to_thread(self.step)
+                if result.lost:
+                    self.alarm = f"{len(result.lost)} recording(s) with no good copy left"
+                elif result.damaged and len(result.repaired) < len(result.damaged):
+                    self.alarm = f"{len(result.damaged)} damaged cop(ies) not repaired"
+                elif result.proven or result.repaired:
+                    self.alarm = None
+                self.host.status_changed()
+            await asyncio.sleep(SCRUB_POLL)
+
+    def step(self) -> ScrubResult:
+        """One step on its own connection, reading its budget's share of the footage."""
+        fsio.idle_io_priority()
+        cfg = self.host.cfg
+        db = open_catalog(cfg.catalog)
+        try:
+            _, total = scrub_totals(db)
+            budget = max(SCRUB_MIN_STEP, int(total * SCRUB_POLL / (cfg.scrub_days * 86400)))
+            present = {str(d.root) for d in cfg.drives}
+            return scrub_step(db, budget, cfg.topics, present)
+        finally:
+            db.close()

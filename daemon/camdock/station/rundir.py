@@ -1,0 +1,77 @@
+"""The run directory the console reads: the control socket and every bay's state (``bays.json``).
+
+The console's user may read it: the directory is in the console's group, setgid so what the
+daemon writes there is in that group too. The bays' states are written coalesced and off the
+loop: a file write can block for long while eight offloads fill the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from camdock.config import Config
+from camdock.station import control
+from camdock.station.bays import BAYS_FILE
+
+__all__ = ["BAYS_EVERY", "BaysFile", "prepare"]
+
+log = logging.getLogger(__name__)
+
+BAYS_EVERY = 0.3  # seconds: the bays' states are written at most this often
+
+
+def prepare(cfg: Config) -> None:
+    """Make the run and state directories, the run directory shared with the console."""
+    cfg.run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    _share(cfg.run_dir)
+
+
+class BaysFile:
+    """Every bay's state in the run directory, for the console."""
+
+    def __init__(self, run_dir: Path, states: Callable[[], list[Any]]) -> None:
+        self.path = run_dir / BAYS_FILE
+        self._states = states  # each bay's state, as JSON values
+        self._dirty = asyncio.Event()
+
+    def changed(self) -> None:
+        """A bay's state changed: write them all soon (coalesced)."""
+        self._dirty.set()
+
+    async def run(self) -> None:
+        """Write the states when they change, at most every ``BAYS_EVERY``, in a thread."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await asyncio.to_thread(_write_json, self.path, self._states())
+            await asyncio.sleep(BAYS_EVERY)
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    """Replace ``path`` with ``doc`` whole (a reader never sees half a file)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:  # the console shows stale bays; the station goes on
+        log.debug("bay states not written for the console: %s", exc)
+
+
+def _share(run_dir: Path) -> None:
+    """The console's user may read the run directory (the bays' states, the control socket):
+    its group, setgid so what the daemon writes there is in that group too."""
+    _, group = control.peers()
+    if group is None or os.geteuid() != 0:
+        return
+    try:
+        os.chown(run_dir, -1, group)
+        os.chmod(run_dir, 0o2750)  # noqa: S103 - setgid: files inherit the group; others none
+    except OSError as exc:
+        log.warning("the console may not see the bays: %s: %s", run_dir, exc.strerror)
