@@ -51,7 +51,7 @@ from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
 from camdock.services.seal import Sealing, confirm_day
 
-__all__ = ["SESSION_SECONDS", "SOCKET", "WEB_USER", "Control", "peers"]
+__all__ = ["SESSION_SECONDS", "SLOW_OPS", "SOCKET", "WEB_USER", "Control", "peers"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,10 @@ class _Entry:
 
 
 OPS: dict[str, _Entry] = {}
+# The operations that may take minutes (a verified copy, an attribution re-filing both drives,
+# destruction, a report over months): they have workers of their own on the socket, and the
+# console waits for them without a deadline.
+SLOW_OPS = frozenset({"request.copy", "retention.destroy", "attribute", "audit.report"})
 
 
 def _op(name: str, roles: frozenset[Role] = EVERYONE, *, write: bool = False,

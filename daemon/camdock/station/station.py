@@ -203,8 +203,8 @@ class Station:
         """The console's way in (station/control.py): a Unix socket served on its own threads,
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
-        server = Server(self.cfg.run_dir / control.SOCKET, control.Control(self.cfg).handle,
-                        uids, group)  # fmt: skip
+        handle = control.Control(self.cfg).handle
+        server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:
             await asyncio.Event().wait()
