@@ -39,9 +39,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": _VALUES,
     "catalog": _VALUES,
     "adapters": _VALUES | {"config"},
-    "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms"},
+    "offload": _VALUES | {"config", "catalog", "adapters"},
+    "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "offload"},
     "sim": _VALUES | {"config", "camera", "catalog", "adapters", "services"},
-    "commands": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "services"},
+    "commands": _VALUES
+    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services"},
     "web": _VALUES | {"config", "forms", "adapters", "services"},
     "udev_rules": _BASE | {"config"},
     "cli": _VALUES

@@ -18,7 +18,7 @@ from camdock.core import bay as core
 from camdock.core.bay import BayState
 from camdock.events import EventType, Topics
 from camdock.model import Bay
-from camdock.services.offload import OffloadEngine, OffloadReport
+from camdock.offload import OffloadEngine, OffloadReport
 
 __all__ = ["BAYS_FILE", "BayRuntime", "OffloadRun", "StationContext", "bay_state_json"]
 

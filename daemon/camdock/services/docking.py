@@ -43,10 +43,10 @@ from camdock.events import (
     SessionStarted,
 )
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
+from camdock.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
 from camdock.services.bays import BayRuntime, OffloadRun, StationContext
-from camdock.services.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 
 __all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
 

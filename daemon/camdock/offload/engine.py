@@ -62,10 +62,10 @@ from camdock.events import (
     SessionStarted,
 )
 from camdock.model import Officer
-from camdock.services.filing import Filer
-from camdock.services.offload_types import FileResult, FileResults, OffloadReport, OffloadRequest
-from camdock.services.preflight import preflight
-from camdock.services.recovery import flock, recover_interrupted
+from camdock.offload.filing import Filer
+from camdock.offload.preflight import preflight
+from camdock.offload.recovery import flock, recover_interrupted
+from camdock.offload.types import FileResult, FileResults, OffloadReport, OffloadRequest
 
 __all__ = [
     "ABORT_WAIT",

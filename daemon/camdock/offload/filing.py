@@ -21,10 +21,10 @@ from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard
 from camdock.catalog import recordings, sessions
 from camdock.core.naming import Filing, footage_relpath, safe_extension, unattributed
 from camdock.events import FileCleared, FileVerified, Progress
-from camdock.services.offload_types import OffloadRequest
+from camdock.offload.types import OffloadRequest
 
 if TYPE_CHECKING:
-    from camdock.services.offload import _Item
+    from camdock.offload.engine import _Item
 
 __all__ = ["Filer"]
 
