@@ -12,6 +12,7 @@ from camdock.offload.types import (
     FileResults,
     OffloadReport,
     OffloadRequest,
+    PlannedFile,
 )
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "OffloadEngine",
     "OffloadReport",
     "OffloadRequest",
+    "PlannedFile",
     "ProgressFn",
 ]
