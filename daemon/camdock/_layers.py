@@ -43,11 +43,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "offload"},
     "sim": _VALUES | {"config", "camera", "catalog", "adapters", "services"},
     "commands": _VALUES
-    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services"},
+    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services"}
+    | {"sim", "web", "udev_rules"},  # for simulate, web and udev-rules
     "web": _VALUES | {"config", "forms", "adapters", "services"},
     "udev_rules": _BASE | {"config"},
-    "cli": _VALUES
-    | {"config", "camera", "adapters", "services", "sim", "commands", "web", "udev_rules"},
+    "cli": _BASE | {"adapters", "commands"},  # parsing and dispatch: commands/ runs them
     "__main__": frozenset({"cli"}),
     "_layers": frozenset(),
 }
