@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from camdock.services.offload import ABORT_WAIT, STOP_WAIT  # noqa: E402
+from camdock.offload import ABORT_WAIT, STOP_WAIT  # noqa: E402
 from offload_bench import write_results  # noqa: E402
 
 CAMDOCK = [sys.executable, "-m", "camdock"]

@@ -19,7 +19,7 @@ import pytest
 
 from camdock import clock
 from camdock.core.naming import DutySlots
-from camdock.services.offload import OffloadEngine, OffloadReport, OffloadRequest
+from camdock.offload import OffloadEngine, OffloadReport, OffloadRequest
 from stationtime import FAKETIME_LIB, STATION_NOW, at_station_time
 
 TZ = ZoneInfo("Asia/Taipei")

@@ -23,7 +23,7 @@ import pytest
 
 from camdock.errors import ExitCode
 from camdock.events import FileStarted, Progress, SessionStarted
-from camdock.services.offload import ABORT_WAIT, STOP_WAIT
+from camdock.offload import ABORT_WAIT, STOP_WAIT
 from camdock.sim.hotplug import fill_camera
 from conftest import (
     camdock_cmd,

@@ -387,7 +387,7 @@ def test_files_are_planned_and_copied_in_batches(
 ) -> None:
     """Memory stays flat in the file count (issue 11): plans and copy jobs live per batch. The
     outcome is the same as one big batch, journal and catalog included."""
-    from camdock.services import offload as offload_mod
+    from camdock.offload import engine as offload_mod
 
     monkeypatch.setattr(offload_mod, "PLAN_BATCH", 2)
     cam, d1, d2, catalog = station["cam"], station["d1"], station["d2"], station["catalog"]

@@ -39,24 +39,17 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": _VALUES,
     "catalog": _VALUES,
     "adapters": _VALUES | {"config"},
-    "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms"},
-    "station": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "services"},
-    "sim": _VALUES | {"config", "camera", "catalog", "adapters", "services", "station"},
-    "commands": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "services"},
+    "offload": _VALUES | {"config", "catalog", "adapters"},
+    "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "offload"},
+    "station": _VALUES
+    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services"},
+    "sim": _VALUES | {"config", "camera", "catalog", "adapters", "offload", "services", "station"},
+    "commands": _VALUES
+    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services", "station"}
+    | {"sim", "web", "udev_rules"},  # for run, simulate, web and udev-rules
     "web": _VALUES | {"config", "forms", "adapters", "services", "station"},
     "udev_rules": _BASE | {"config"},
-    "cli": _VALUES
-    | {
-        "config",
-        "camera",
-        "adapters",
-        "services",
-        "station",
-        "sim",
-        "commands",
-        "web",
-        "udev_rules",
-    },
+    "cli": _BASE | {"adapters", "commands"},  # parsing and dispatch: commands/ runs them
     "__main__": frozenset({"cli"}),
     "_layers": frozenset(),
 }

@@ -1,1 +1,2 @@
-"""The ``camdock`` commands that act on footage, one module each: its options and its run."""
+"""The ``camdock`` commands, one module per command group: its options and its run (cli.py
+parses the command line and dispatches to them)."""

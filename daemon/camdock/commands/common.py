@@ -1,5 +1,5 @@
 """What the commands share: where the catalog is, the filing zone, loading a config with every
-problem printed, and printing errors as one line."""
+problem printed, a HOST[:PORT] address, and printing errors as one line."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ __all__ = [
     "NO_ROLES",
     "Where",
     "act",
+    "broker_address",
     "by_from",
     "check_person",
     "default_catalog",
@@ -82,6 +83,15 @@ def load_or_report(path: Path, *, files: bool = False) -> Config | None:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return None
+
+
+def broker_address(text: str) -> tuple[str, int]:
+    """HOST[:PORT] (an IPv6 address in brackets) → (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else 1883
+    host, sep, port = text.rpartition(":")
+    return (host, int(port)) if sep else (text, 1883)
 
 
 def person(value: str, what: str = "--by") -> str:

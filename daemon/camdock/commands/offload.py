@@ -28,14 +28,14 @@ from camdock.core.naming import DutySlots, name_text
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import EventContext, Topics
 from camdock.model import Camera
-from camdock.services.attribute import history_for, registered_from
-from camdock.services.offload import (
+from camdock.offload import (
     ABORT_WAIT,
     STOP_WAIT,
     OffloadEngine,
     OffloadReport,
     OffloadRequest,
 )
+from camdock.services.attribute import history_for, registered_from
 
 __all__ = ["DEFAULT_SLOT_MINUTES", "add_parser", "run"]
 

@@ -19,7 +19,7 @@ from camdock.core import bay as core
 from camdock.core.bay import BayState
 from camdock.events import EventContext, EventType, Topics
 from camdock.model import Bay
-from camdock.services.offload import OffloadEngine, OffloadReport
+from camdock.offload import OffloadEngine, OffloadReport
 
 __all__ = [
     "BAYS_FILE",

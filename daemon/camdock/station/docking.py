@@ -43,9 +43,9 @@ from camdock.events import (
     SessionStarted,
 )
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
+from camdock.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
-from camdock.services.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 from camdock.station.admission import Admission
 from camdock.station.bays import BayRuntime, OffloadRun, Spawn, StationContext
 

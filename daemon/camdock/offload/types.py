@@ -1,5 +1,5 @@
-"""What an offload is asked to do, and what became of it: the request, each file's result, and
-the session's report (the JSON summary ``camdock offload --json`` prints)."""
+"""What an offload is asked to do, and what became of it: the request, each planned file and its
+result, and the session's report (the JSON summary ``camdock offload --json`` prints)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, TextIO, overload
 
 from camdock.adapters import fsio
-from camdock.core.attribution import Attribution
+from camdock.core.attribution import Attributed, Attribution
 from camdock.core.naming import DutySlots
+from camdock.core.plan import Placement
 from camdock.core.retention import Policy
 from camdock.events import EventContext
 from camdock.model import Drive
 
-__all__ = ["FileResult", "FileResults", "OffloadReport", "OffloadRequest"]
+__all__ = ["FileResult", "FileResults", "OffloadReport", "OffloadRequest", "PlannedFile"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,20 @@ class FileResult:
         }
 
 
+@dataclass(frozen=True)
+class PlannedFile:
+    """One camera file as planned for one attempt: where it goes, its journal number, and the
+    result the attempt writes. A file copied again (same name, other content) is planned anew,
+    with a new number and a new result; only the result changes while a plan is worked on."""
+
+    seq: int  # its line in the session's journal
+    src: fsio.SourceFile
+    placement: Placement
+    confirm: dict[str, Any] | None  # the catalog row this file seems to be already: hash only
+    attributed: Attributed  # the officer it is filed under (REG-4.2.4), and why
+    result: FileResult
+
+
 class FileResults(Sequence[FileResult]):
     """Every camera file's result, in scan order. A result is settled once its batch is done:
     then it is kept in an anonymous temporary file, not in memory, so a camera of 20,000
@@ -124,6 +139,16 @@ class FileResults(Sequence[FileResult]):
         """An open result's replacement (the file was planned again)."""
         assert index in self._open
         self._open[index] = result
+
+    def close(self, indices: list[int], reason: str | None) -> list[int]:
+        """A file never attempted (the offload stopped first) is closed as cancelled or failed;
+        returns ``indices``."""
+        for n in indices:
+            r = self[n]
+            if r.status == "pending":
+                r.status = "cancelled" if reason == "cancelled" else "failed"
+                r.error = r.error or f"not attempted: {reason}"
+        return indices
 
     def settle(self, indices: Iterable[int]) -> None:
         """These results are final: out of memory, into the spill."""

@@ -10,9 +10,9 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -21,67 +21,70 @@ from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard
 from camdock.catalog import recordings, sessions
 from camdock.core.naming import Filing, footage_relpath, safe_extension, unattributed
 from camdock.events import FileCleared, FileVerified, Progress
-from camdock.services.offload_types import OffloadRequest
+from camdock.offload.types import OffloadRequest, PlannedFile
 
-if TYPE_CHECKING:
-    from camdock.services.offload import _Item
-
-__all__ = ["Filer"]
+__all__ = ["Filer", "FilingContext"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
+class FilingContext:
+    """What the filer needs from its offload session: the request, the session, the checked
+    destinations and their copier, and where to report what became of a file."""
+
+    request: OffloadRequest
+    session_id: int  # the session's catalog row
+    session_uid: str  # the session's name in custody entries and events
+    actor: str  # who the custody log names (REG-7.1)
+    destinations: tuple[Destination, ...]
+    copier: VerifiedCopier  # its read-back, and its message for a destination that failed
+    fail: Callable[[PlannedFile, str], None]  # the file failed; it stays on the camera
+    retry: Callable[[PlannedFile], None]  # the file is to be copied again at the session's end
+    emit: Callable[[Progress], None]
+    camera_drift: float | None = None  # the last drift the pre-shift test measured
+
+
 class Filer:
     """Files the verified copies of one offload session."""
 
-    req: OffloadRequest
-    _session_id: int
-    _uid: str
-    _actor: str
-    _dests: list[Destination]
-    _copier: VerifiedCopier
-    _fail: Callable[[_Item, str], None]
-    _emit: Callable[[Progress], None]
-    _retries: list[_Item]
-    _camera_drift: float | None = None  # the last drift the pre-shift test measured
-    _roots: tuple[str, ...] = field(init=False)
+    def __init__(self, ctx: FilingContext) -> None:
+        self.ctx = ctx
+        self.req = ctx.request
+        self._roots = tuple(d.key for d in ctx.destinations)
 
-    def __post_init__(self) -> None:
-        self._roots = tuple(d.key for d in self._dests)
-
-    def _filing(self, item: _Item) -> Filing:
+    def _filing(self, item: PlannedFile) -> Filing:
         officer = item.attributed.officer
         if officer is None:
             return unattributed(self.req.camera_id)
         return Filing(officer.name, officer.badge, self.req.camera_id)
 
-    def finish(self, db: Database, item: _Item, c: Copied) -> None:
+    def finish(self, db: Database, item: PlannedFile, c: Copied) -> None:
         """Name, catalogue and (when asked) clear one copied file."""
         r = item.result
         r.sha256 = c.sha256
         if c.error is not None:
-            self._fail(item, c.error)
-            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+            self.ctx.fail(item, c.error)
+            sessions.journal(db, self.ctx.session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
         if item.confirm is not None and item.confirm["sha256"] != c.sha256:
             log.warning(
                 "%s: same name, size and time as a catalogued file, other content", r.source
             )
-            self._retries.append(item)
-            sessions.journal(db, self._session_id, item.seq, "abandoned", sha256=c.sha256,
+            self.ctx.retry(item)
+            sessions.journal(db, self.ctx.session_id, item.seq, "abandoned", sha256=c.sha256,
                              error="content differs: copied again")  # fmt: skip
             return
         existing = item.confirm or recordings.by_content(db, self.req.camera_id, c.sha256)
         have = {} if existing is None else recordings.copies(db, existing["id"])
         if errors := self._check_stored(c, have):
             discard_temps(c.temps)
-            self._fail(item, "; ".join(errors))
-            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+            self.ctx.fail(item, "; ".join(errors))
+            sessions.journal(db, self.ctx.session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
-        new = [d for d in self._dests if d.key not in have]
+        new = [d for d in self.ctx.destinations if d.key not in have]
         if existing is not None:
             rel, adopt = PurePosixPath(existing["relpath"]), set[str]()
         else:
@@ -100,13 +103,13 @@ class Filer:
             if not isinstance(exc, OSError):
                 raise
             failed = next(d for d in new if (d.root / rel) not in named)
-            self._fail(item, self._copier.dest_failed(failed, exc))
-            sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
+            self.ctx.fail(item, self.ctx.copier.dest_failed(failed, exc))
+            sessions.journal(db, self.ctx.session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
         r.status = "verified" if existing is None else "already-catalogued"
         r.relpath, r.roots = str(rel), self._roots
-        self._emit(FileVerified(r.source, c.sha256, str(rel)))
+        self.ctx.emit(FileVerified(r.source, c.sha256, str(rel)))
         if self.req.clear:
             self._clear(db, item, rec_id)
 
@@ -114,19 +117,19 @@ class Filer:
         """Already stored (a re-run, or the same content twice on the camera): the camera copy
         may go only if the stored copy is still intact, read back now."""
         errors = []
-        for dest in self._dests:
+        for dest in self.ctx.destinations:
             if dest.key not in have:
                 continue
             if dest.key in c.temps:
                 fsio.unlink_quietly(c.temps.pop(dest.key))
             path = dest.root / have[dest.key]["relpath"]
-            if error := self._copier.readback(path, c.sha256, c.size, "catalogued copy", dest):
+            if error := self.ctx.copier.readback(path, c.sha256, c.size, "catalogued copy", dest):
                 errors.append(error)
         return errors
 
     def _stored(
         self,
-        item: _Item,
+        item: PlannedFile,
         c: Copied,
         existing: dict[str, Any] | None,
         rel: PurePosixPath,
@@ -138,7 +141,7 @@ class Filer:
         # filed today due for destruction at once (the duty day is the dock's for those).
         retain_until, destroy_by = self.req.retention.window(slot.start.date())
         return recordings.Stored(
-            session_id=self._session_id,
+            session_id=self.ctx.session_id,
             seq=item.seq,
             existing_id=existing["id"] if existing is not None else None,
             recording={
@@ -151,7 +154,7 @@ class Filer:
                 "attribution": item.attributed.source.value,
                 "time_suspect": int(item.placement.suspect is not None),
                 "time_note": item.placement.suspect,
-                "camera_drift": self._camera_drift,
+                "camera_drift": self.ctx.camera_drift,
                 "duty_slot": slot.label,
                 "duty_slot_start": slot.start.isoformat(),
                 "recorded_start": when.start.isoformat(),
@@ -167,7 +170,7 @@ class Filer:
             relpath=str(rel),
             sha256=c.sha256,
             new_destinations=tuple(d.key for d in new),
-            actor=self._actor,
+            actor=self.ctx.actor,
             custody_details={  # REG-7.1: stored (and verified) in these destinations
                 "sha256": c.sha256,
                 "size": c.size,
@@ -175,18 +178,18 @@ class Filer:
                 "destinations": [d.key for d in new],
                 "camera": self.req.camera_id,
                 "officer": officer.badge if officer else None,
-                "session": self._uid,
+                "session": self.ctx.session_uid,
                 "source": item.src.display,
             },
             event=self.req.events,
             event_data={
-                "session": self._uid,
+                "session": self.ctx.session_uid,
                 "source": item.result.source,
                 "sha256": c.sha256,
                 "size": c.size,
                 "path": str(rel),
                 "recorded_start": when.start.isoformat(),
-                "destinations": len(self._dests),
+                "destinations": len(self.ctx.destinations),
                 "officer": officer.badge if officer else None,
                 "attribution": item.attributed.source.value,
                 "time_suspect": item.placement.suspect,
@@ -202,7 +205,7 @@ class Filer:
         else:
             fsio.link_no_clobber(temp, dest.root / rel)
 
-    def _clear(self, db: Database, item: _Item, rec_id: int) -> None:
+    def _clear(self, db: Database, item: PlannedFile, rec_id: int) -> None:
         """REG-4.1.2: the camera copy goes only now — every destination verified, row committed."""
         r = item.result
         try:
@@ -213,24 +216,24 @@ class Filer:
             return
         recordings.record_clear(
             db,
-            session_id=self._session_id,
+            session_id=self.ctx.session_id,
             seq=item.seq,
             recording_id=rec_id,
-            actor=self._actor,
+            actor=self.ctx.actor,
             details={
                 "camera": self.req.camera_id,
                 "source": item.src.display,
                 "sha256": r.sha256,
-                "session": self._uid,
+                "session": self.ctx.session_uid,
             },
             event=self.req.events,
-            event_data={"session": self._uid, "source": r.source, "sha256": r.sha256},
+            event_data={"session": self.ctx.session_uid, "source": r.source, "sha256": r.sha256},
         )
         r.cleared = True
-        self._emit(FileCleared(r.source))
+        self.ctx.emit(FileCleared(r.source))
 
     def _choose_relpath(
-        self, db: Database, item: _Item, c: Copied, dests: list[Destination]
+        self, db: Database, item: PlannedFile, c: Copied, dests: list[Destination]
     ) -> tuple[PurePosixPath, set[str]]:
         """The file's name: deterministic, and never one that holds other content.
 

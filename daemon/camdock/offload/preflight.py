@@ -11,7 +11,7 @@ from camdock.adapters.copier import Destination
 from camdock.adapters.drives import prove_all
 from camdock.core.naming import name_problem
 from camdock.errors import ExitCode, OffloadRefused
-from camdock.services.offload_types import OffloadRequest
+from camdock.offload.types import OffloadRequest
 
 __all__ = ["check_destination", "independent_copies_or_refuse", "preflight"]
 

@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +61,18 @@ from camdock.events import (
     SessionStarted,
 )
 from camdock.model import Officer
-from camdock.services.filing import Filer
-from camdock.services.offload_types import FileResult, FileResults, OffloadReport, OffloadRequest
-from camdock.services.preflight import preflight
-from camdock.services.recovery import flock, recover_interrupted
+from camdock.offload.filing import Filer, FilingContext
+from camdock.offload.preflight import preflight
+from camdock.offload.recovery import flock, recover_interrupted
+from camdock.offload.types import (
+    FileResult,
+    FileResults,
+    OffloadReport,
+    OffloadRequest,
+    PlannedFile,
+)
 
-__all__ = [
-    "ABORT_WAIT",
-    "STOP_WAIT",
-    "FileResult",
-    "OffloadEngine",
-    "OffloadReport",
-    "OffloadRequest",
-    "ProgressFn",
-    "recover_interrupted",
-]
+__all__ = ["ABORT_WAIT", "PLAN_BATCH", "STOP_WAIT", "OffloadEngine", "ProgressFn"]
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +83,6 @@ PLAN_BATCH = 256  # files planned, journaled and copied together
 # stalled camera never makes systemd SIGKILL the station (issue 11).
 STOP_WAIT = 20.0
 ABORT_WAIT = 5.0
-
-
-@dataclass
-class _Item:
-    """One planned camera file: its place, its journal number, its result."""
-
-    seq: int
-    src: fsio.SourceFile
-    placement: Placement
-    confirm: dict[str, Any] | None  # the catalog row this file seems to be already: hash only
-    result: FileResult
-    attributed: Attributed  # the officer it is filed under (REG-4.2.4), and why
 
 
 class OffloadEngine:
@@ -117,7 +101,7 @@ class OffloadEngine:
         self._stop = StopFlags()
         self._uid = uuid.uuid4().hex[:12]
         self._seq = 0
-        self._retries: list[_Item] = []
+        self._retries: list[PlannedFile] = []
         self._bytes_read = 0
         self._dests: list[Destination] = []
         self._warnings: list[str] = []
@@ -200,7 +184,7 @@ class OffloadEngine:
             batch = files[start : start + PLAN_BATCH]
             if self._stop.reason:
                 at = [results.add(FileResult(f.display, f.size)) for f in batch]
-                results.settle(_closed(results, at, self._stop.reason))
+                results.settle(results.close(at, self._stop.reason))
                 continue
             items = self._plan(db, batch, force_copy=False)
             at = [results.add(i.result) for i in items]
@@ -209,7 +193,7 @@ class OffloadEngine:
             retry_at |= {i.src.parts: n for i, n in zip(items, at, strict=True)
                          if i.src.parts in retried}  # fmt: skip
             done = [n for i, n in zip(items, at, strict=True) if i.src.parts not in retried]
-            results.settle(_closed(results, done, self._stop.reason))
+            results.settle(results.close(done, self._stop.reason))
             del items
         if self._retries:
             # Files that looked catalogued by name/size/mtime but hashed differently: copy them.
@@ -220,7 +204,7 @@ class OffloadEngine:
             self._copy(again)
 
         reason = self._stop.reason
-        _closed(results, list(retry_at.values()), reason)
+        results.close(list(retry_at.values()), reason)
         report = OffloadReport(
             session_uid=self._uid,
             camera_id=self.req.camera_id,
@@ -315,7 +299,9 @@ class OffloadEngine:
         self._dests, warnings = preflight(self.req)
         self._warnings += warnings
 
-    def _plan(self, db: Database, files: list[fsio.SourceFile], force_copy: bool) -> list[_Item]:
+    def _plan(
+        self, db: Database, files: list[fsio.SourceFile], force_copy: bool
+    ) -> list[PlannedFile]:
         """Decide where each file goes, and journal the plan before any byte is written, so a
         re-run knows every temp name this session may create."""
         items = []
@@ -325,7 +311,7 @@ class OffloadEngine:
             if placement.suspect:
                 self._warnings.append(f"{src.display}: camera clock suspect: {placement.suspect}")
             items.append(
-                _Item(
+                PlannedFile(
                     seq=self._seq,
                     src=src,
                     placement=placement,
@@ -362,7 +348,7 @@ class OffloadEngine:
             when = self._clock.docked_at
         return self.req.attribution.resolve(when, placement.slot.start.date())
 
-    def _temps(self, item: _Item) -> dict[str, Path]:
+    def _temps(self, item: PlannedFile) -> dict[str, Path]:
         if item.confirm is not None:
             return {}  # hash only: the catalog says every destination has it
         name = temp_name(self._uid, item.seq)
@@ -405,7 +391,7 @@ class OffloadEngine:
     # -----------------------------------------------------------------------------------------
     # Copying, through the verified copier
 
-    def _copy(self, items: list[_Item]) -> None:
+    def _copy(self, items: list[PlannedFile]) -> None:
         copier = VerifiedCopier(
             self._dests,
             Hooks(
@@ -423,15 +409,26 @@ class OffloadEngine:
             name=f"offload-{self._uid}",
             after_fsync=self._after_fsync,
         )
-        self._filer = Filer(self.req, self._session_id, self._uid, self._actor, self._dests,
-                            copier, self._fail, self._emit, self._retries,
-                            self._camera_drift)  # fmt: skip
+        self._filer = Filer(
+            FilingContext(
+                request=self.req,
+                session_id=self._session_id,
+                session_uid=self._uid,
+                actor=self._actor,
+                destinations=tuple(self._dests),
+                copier=copier,
+                fail=self._fail,
+                retry=self._retry,
+                emit=self._emit,
+                camera_drift=self._camera_drift,
+            )
+        )
         try:
             copier.run([self._job(i) for i in items])
         finally:
             self._bytes_read += copier.bytes_read
 
-    def _job(self, item: _Item) -> CopyJob:
+    def _job(self, item: PlannedFile) -> CopyJob:
         source, src = self.req.source, item.src
         return CopyJob(
             label=src.display,
@@ -454,7 +451,7 @@ class OffloadEngine:
     def _cancelled(self, job: CopyJob) -> None:
         job.tag.result.status = "cancelled"
 
-    def _fail(self, item: _Item, error: str) -> None:
+    def _fail(self, item: PlannedFile, error: str) -> None:
         r = item.result
         if r.status != "pending":
             return
@@ -466,9 +463,13 @@ class OffloadEngine:
         log.error("%s: %s", r.source, error)
         self._emit(FileFailed(r.source, error))
 
+    def _retry(self, item: PlannedFile) -> None:
+        """Verifier thread: copy this file again once the session's batches are done."""
+        self._retries.append(item)
+
     def _on_copied(self, c: Copied) -> None:
         """Verifier thread: a file read back from every destination (or hashed only)."""
-        item: _Item = c.job.tag
+        item: PlannedFile = c.job.tag
         db: Database = self._fin.db
         try:
             self._filer.finish(db, item, c)
@@ -489,14 +490,3 @@ def _keeps_inodes(source: Path) -> bool:
     except OSError:
         return True
     return mount is None or mount.fstype not in fsio.INVENTED_INODES
-
-
-def _closed(results: FileResults, indices: list[int], reason: str | None) -> list[int]:
-    """A file never attempted (the offload stopped first) is closed as cancelled or failed;
-    returns ``indices``."""
-    for n in indices:
-        r = results[n]
-        if r.status == "pending":
-            r.status = "cancelled" if reason == "cancelled" else "failed"
-            r.error = r.error or f"not attempted: {reason}"
-    return indices
