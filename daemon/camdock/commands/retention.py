@@ -387,13 +387,13 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
             lambda: [f"catalog ({len(found)} recording(s)) written to {args.out}"],
         )
     if args.format == "json":
-        doc = json.dumps({"catalog": [{k: r[k] for k in ANNEX1} for r in found]},
+        doc = json.dumps({"catalog": [{k: getattr(r, k) for k in ANNEX1} for r in found]},
                          ensure_ascii=False)  # fmt: skip
     else:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(ANNEX1)
-        w.writerows([[r[k] for k in ANNEX1] for r in found])
+        w.writerows([[getattr(r, k) for k in ANNEX1] for r in found])
         doc = buf.getvalue()
     if args.out is not None:
         args.out.write_text(doc, encoding="utf-8-sig" if args.format == "csv" else "utf-8")

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
@@ -65,7 +65,7 @@ class Filer:
             sessions.journal(db, self._session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
-        if item.confirm is not None and item.confirm["sha256"] != c.sha256:
+        if item.confirm is not None and item.confirm.sha256 != c.sha256:
             log.warning(
                 "%s: same name, size and time as a catalogued file, other content", r.source
             )
@@ -74,7 +74,7 @@ class Filer:
                              error="content differs: copied again")  # fmt: skip
             return
         existing = item.confirm or recordings.by_content(db, self.req.camera_id, c.sha256)
-        have = {} if existing is None else recordings.copies(db, existing["id"])
+        have = {} if existing is None else recordings.copies(db, existing.id)
         if errors := self._check_stored(c, have):
             discard_temps(c.temps)
             self._fail(item, "; ".join(errors))
@@ -83,7 +83,7 @@ class Filer:
             return
         new = [d for d in self._dests if d.key not in have]
         if existing is not None:
-            rel, adopt = PurePosixPath(existing["relpath"]), set[str]()
+            rel, adopt = PurePosixPath(existing.relpath), set[str]()
         else:
             rel, adopt = self._choose_relpath(db, item, c, new)
         named: list[Path] = []  # final names given in this step, until the catalog has them
@@ -110,7 +110,7 @@ class Filer:
         if self.req.clear:
             self._clear(db, item, rec_id)
 
-    def _check_stored(self, c: Copied, have: dict[str, dict[str, Any]]) -> list[str]:
+    def _check_stored(self, c: Copied, have: dict[str, recordings.Copy]) -> list[str]:
         """Already stored (a re-run, or the same content twice on the camera): the camera copy
         may go only if the stored copy is still intact, read back now."""
         errors = []
@@ -119,7 +119,7 @@ class Filer:
                 continue
             if dest.key in c.temps:
                 fsio.unlink_quietly(c.temps.pop(dest.key))
-            path = dest.root / have[dest.key]["relpath"]
+            path = dest.root / have[dest.key].relpath
             if error := self._copier.readback(path, c.sha256, c.size, "catalogued copy", dest):
                 errors.append(error)
         return errors
@@ -128,7 +128,7 @@ class Filer:
         self,
         item: _Item,
         c: Copied,
-        existing: dict[str, Any] | None,
+        existing: recordings.Recording | None,
         rel: PurePosixPath,
         new: list[Destination],
     ) -> recordings.Stored:
@@ -140,7 +140,7 @@ class Filer:
         return recordings.Stored(
             session_id=self._session_id,
             seq=item.seq,
-            existing_id=existing["id"] if existing is not None else None,
+            existing_id=existing.id if existing is not None else None,
             recording={
                 "sha256": c.sha256,
                 "size": c.size,
