@@ -156,9 +156,9 @@ def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: 
     row = holds.get(db, hold_id)
     if row is None:
         raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
-    if row["released_at"]:
-        raise Refused(f"hold {hold_id} was released by {row['released_by']} at "
-                      f"{row['released_at']}")  # fmt: skip
+    if row.released_at:
+        raise Refused(f"hold {hold_id} was released by {row.released_by} at "
+                      f"{row.released_at}")  # fmt: skip
     if not reason.strip():
         raise CamdockError("--reason: say why the hold is released", ExitCode.USAGE)
     holds.release(db, hold_id, by, reason.strip(), keeping.topics)
