@@ -49,11 +49,11 @@ def test_the_queue_and_refiling_both_copies_under_the_officer(tmp_path: Path) ->
     db = open_catalog(catalog)
     try:
         row = recordings.get(db, rec)
-        assert row is not None and (row["officer_badge"], row["attribution"]) == (
+        assert row is not None and (row.officer_badge, row.attribution) == (
             "A12345",
             "manual",
         )
-        assert {c["relpath"] for c in recordings.copies(db, rec).values()} == {new}
+        assert {c.relpath for c in recordings.copies(db, rec).values()} == {new}
         assert custody.verify(db) == []
         [entry] = db.execute(
             "SELECT actor, details FROM custody_log WHERE action = 'attribute'"
@@ -86,18 +86,18 @@ def test_an_interrupted_refiling_is_finished_or_undone(tmp_path: Path) -> None:
     d1, d2, catalog = _pool_offload(tmp_path)
     db = open_catalog(catalog)
     try:
-        first, second = (r["id"] for r in recordings.unattributed(db))
+        first, second = (r.id for r in recordings.unattributed(db))
         planned = recordings.get(db, first)
         assert planned is not None
         new = "2026/11/28/new-name.mp4"
-        recordings.plan_refile(db, first, planned["relpath"], new)
+        recordings.plan_refile(db, first, planned.relpath, new)
         for d in (d1, d2):
-            os.link(d / planned["relpath"], d / new)  # linked, then the power went
+            os.link(d / planned.relpath, d / new)  # linked, then the power went
         linked = recordings.get(db, second)
         assert linked is not None
-        refile = recordings.plan_refile(db, second, linked["relpath"], "2026/11/28/later.mp4")
+        refile = recordings.plan_refile(db, second, linked.relpath, "2026/11/28/later.mp4")
         for d in (d1, d2):
-            os.link(d / linked["relpath"], d / "2026/11/28/later.mp4")
+            os.link(d / linked.relpath, d / "2026/11/28/later.mp4")
         recordings.record_attribution(
             db, refile_id=refile, recording_id=second, officer={"name": "n", "badge": "b",
             "unit": "u"}, relpath="2026/11/28/later.mp4", actor="c", details={},
@@ -106,8 +106,8 @@ def test_an_interrupted_refiling_is_finished_or_undone(tmp_path: Path) -> None:
     finally:
         db.close()
     for d in (d1, d2):
-        assert not (d / new).exists() and (d / planned["relpath"]).is_file()
-        assert (d / "2026/11/28/later.mp4").is_file() and not (d / linked["relpath"]).exists()
+        assert not (d / new).exists() and (d / planned.relpath).is_file()
+        assert (d / "2026/11/28/later.mp4").is_file() and not (d / linked.relpath).exists()
 
 
 def test_offload_with_the_station_config_files_as_the_station(tmp_path: Path) -> None:

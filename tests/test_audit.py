@@ -290,11 +290,11 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
                            ("schedule", access.Acting(None, "保管人"),
                             {"start": clock.now() - timedelta(minutes=1),
                              "end": clock.now() + timedelta(hours=1)})):  # fmt: skip
-        access.step(db, by, req["number"], action, TOPICS, **kw)
+        access.step(db, by, req.number, action, TOPICS, **kw)
     usb = tmp_path / "usb"
     usb.mkdir()
-    access.copy(db, access.Acting(None, "保管人"), req["number"], usb, None, TOPICS)
-    request_rows.record_refusal(db, "路人", "copy", req["number"], "not on the staff", TOPICS)
+    access.copy(db, access.Acting(None, "保管人"), req.number, usb, None, TOPICS)
+    request_rows.record_refusal(db, "路人", "copy", req.number, "not on the staff", TOPICS)
     damaged = next(iter(sorted(d1.rglob("*.mp4"))))
     damaged.write_bytes(b"rot")
     scrub_step(db, 1 << 30, TOPICS)

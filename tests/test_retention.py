@@ -179,9 +179,9 @@ def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> 
     )
     keep_no_backup = Keeping(keep.policy, roots=None, topics=TOPICS)
     db = open_catalog(catalog)
-    rows = {r["id"]: r for r in (recordings.get(db, i) for v in ids.values() for i in v) if r}
-    assert {r["retain_until"] for r in rows.values()} == {"2026-12-28"}
-    assert {r["destroy_by"] for r in rows.values()} == {"2027-11-28"}
+    rows = {r.id: r for r in (recordings.get(db, i) for v in ids.values() for i in v) if r}
+    assert {r.retain_until for r in rows.values()} == {"2026-12-28"}
+    assert {r.destroy_by for r in rows.values()} == {"2027-11-28"}
     a0, a1, a2 = ids["CAM0001"]
     investigation = place_hold(
         db,
@@ -243,12 +243,12 @@ def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> 
     assert not any("not an investigation" in a for a in alarms_on[date(2027, 12, 11)])
     for d in (d1, d2):  # the copies are gone from both drives, the kept one is there
         left = _files(d)
-        assert left == {p for p in before[d] if rows[a0]["relpath"] == p}
+        assert left == {p for p in before[d] if rows[a0].relpath == p}
     # Tombstones: the row keeps hash, size, who, when, why; the custody chain covers it.
     for rec_id in destroyed_on:
         r = recordings.get(db, rec_id)
-        assert r is not None and r["destroyed_at"] and r["destroyed_by"] == "custodian-1"
-        assert len(r["sha256"]) == 64 and r["size"] > 0 and "保-7" in r["destroy_reason"]
+        assert r is not None and r.destroyed_at and r.destroyed_by == "custodian-1"
+        assert len(r.sha256) == 64 and r.size > 0 and "保-7" in (r.destroy_reason or "")
         assert recordings.copies(db, rec_id) == {}
     assert custody.verify(db) == []
     actions = [
@@ -282,13 +282,13 @@ def test_destruction_refuses_what_the_rules_keep(tmp_path: Path) -> None:
     place_hold(db, keep, "s", kind=HoldKind.THIRD_PARTY, case="X", reason="r", recording=a0)
     with pytest.raises(Refused, match="held"):
         destroy(db, keep, date(2027, 1, 5), "custodian-1", recordings=[a1, a0])
-    assert recordings.get(db, a1)["destroyed_at"] is None  # type: ignore[index]  # all or none
+    assert recordings.get(db, a1).destroyed_at is None  # type: ignore[union-attr]  # all or none
     # After the minimum, on request, before the year is out: allowed.
     [done] = destroy(db, keep, date(2027, 1, 5), "custodian-1", recordings=[a1])
     assert done.recording == a1 and not (d1 / done.path).exists()
     # A folder on the drive replaced by a symlink: nothing outside the drive is removed.
     b0 = ids["CAM0002"][0]
-    rel = Path(recordings.get(db, b0)["relpath"])  # type: ignore[index]
+    rel = Path(recordings.get(db, b0).relpath)  # type: ignore[union-attr]
     outside = tmp_path / "outside"
     (outside / rel.parent.name).mkdir(parents=True)
     (outside / rel.parent.name / rel.name).write_bytes(b"not footage")

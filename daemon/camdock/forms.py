@@ -5,11 +5,19 @@ fonts; nothing is fetched from the network (no external resources in the pages).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["catalog_html", "pdf", "register_html", "report_body", "report_html", "request_html"]
+__all__ = [
+    "Annex1Line",
+    "catalog_html",
+    "pdf",
+    "register_html",
+    "report_body",
+    "report_html",
+    "request_html",
+]
 
 PURPOSES = {
     "investigation": "偵查犯罪 crime investigation",
@@ -60,8 +68,9 @@ def _row(zh: str, en: str, value: Any) -> str:
     return f"<tr><th>{zh}<small>{en}</small></th><td>{value}</td></tr>"
 
 
-def request_html(req: dict[str, Any], recordings: list[dict[str, Any]]) -> str:
-    """Annex 2, field by field (調閱／複製申請書)."""
+def request_html(req: Mapping[str, Any], recordings: list[Mapping[str, Any]]) -> str:
+    """Annex 2, field by field (調閱／複製申請書), from the request's and its recordings'
+    columns as JSON carries them (the console's reply, or a catalog row's ``as_dict``)."""
     recs = "<br>".join(f"{_e(r['id'])}：{_e(r['relpath'])}" for r in recordings)
     slot = f"{_e(req['range_start'])} ～ {_e(req['range_end'])}"
     body = (
@@ -123,7 +132,46 @@ def register_html(lines: list[dict[str, Any]], start: str, end: str, unit: str) 
     return _page("調閱／複製紀錄清冊", body, wide=True)
 
 
-def catalog_html(recordings: Iterable[dict[str, Any]], what: str, unit: str) -> str:
+class Annex1Line(Protocol):
+    """What Annex 1 prints of a recording (the catalog's row has these columns)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def duty_slot_start(self) -> str: ...
+    @property
+    def duty_slot(self) -> str: ...
+    @property
+    def officer_name(self) -> str | None: ...
+    @property
+    def officer_badge(self) -> str | None: ...
+    @property
+    def camera_id(self) -> str: ...
+    @property
+    def recorded_start(self) -> str: ...
+    @property
+    def recorded_end(self) -> str | None: ...
+    @property
+    def relpath(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def ingested_at(self) -> str: ...
+    @property
+    def cleared_at(self) -> str | None: ...
+    @property
+    def retain_until(self) -> str | None: ...
+    @property
+    def destroy_by(self) -> str | None: ...
+    @property
+    def destroyed_at(self) -> str | None: ...
+    @property
+    def destroyed_by(self) -> str | None: ...
+
+
+def catalog_html(recordings: Iterable[Annex1Line], what: str, unit: str) -> str:
     """Annex 1, the catalog (目錄清冊) for a day or an officer."""
     head = [("序號", "no."), ("日期", "date"), ("勤務時段", "slot"), ("員警", "officer"),
             ("攝影機", "camera"), ("錄影起訖", "recorded"), ("檔名及資料夾", "file"),
@@ -132,15 +180,15 @@ def catalog_html(recordings: Iterable[dict[str, Any]], what: str, unit: str) -> 
     recs = list(recordings)
     rows = "".join(
         "<tr>" + "".join(f"<td>{c}</td>" for c in (
-            _e(r["id"]), _e((r["duty_slot_start"] or "")[:10]), _e(r["duty_slot"]),
-            f"{_e(r['officer_name'] or '未歸屬')} {_e(r['officer_badge'] or '')}",
-            _e(r["camera_id"]),
-            f"{_e((r['recorded_start'] or '')[11:19])}–{_e((r['recorded_end'] or '')[11:19])}",
-            _e(r["relpath"]), f"{r['size'] / 1e6:.1f} MB", f"<code>{_e(r['sha256'])}</code>",
-            _e((r["ingested_at"] or "")[:16].replace("T", " ")),
-            _e((r["cleared_at"] or "")[:16].replace("T", " ")),
-            f"{_e(r['retain_until'])} / {_e(r['destroy_by'])}",
-            f"{_e((r['destroyed_at'] or '')[:10])} {_e(r['destroyed_by'] or '')}")) + "</tr>"
+            _e(r.id), _e((r.duty_slot_start or "")[:10]), _e(r.duty_slot),
+            f"{_e(r.officer_name or '未歸屬')} {_e(r.officer_badge or '')}",
+            _e(r.camera_id),
+            f"{_e((r.recorded_start or '')[11:19])}–{_e((r.recorded_end or '')[11:19])}",
+            _e(r.relpath), f"{r.size / 1e6:.1f} MB", f"<code>{_e(r.sha256)}</code>",
+            _e((r.ingested_at or "")[:16].replace("T", " ")),
+            _e((r.cleared_at or "")[:16].replace("T", " ")),
+            f"{_e(r.retain_until)} / {_e(r.destroy_by)}",
+            f"{_e((r.destroyed_at or '')[:10])} {_e(r.destroyed_by or '')}")) + "</tr>"
         for r in recs)  # fmt: skip
     body = (f"<h1>微型攝影機影音資料目錄清冊<small>Footage catalog (Annex 1) — {_e(unit)}</small>"
             f"</h1><p class='meta'>{_e(what)}　共 {len(recs)} 筆</p><table class='grid'><tr>"

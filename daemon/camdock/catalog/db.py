@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import os
 import sqlite3
 import threading
+import types
+import typing
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from sqlite_utils import Database
 
@@ -27,14 +31,17 @@ from camdock.errors import CatalogError, ExitCode
 
 __all__ = [
     "DatabaseError",
+    "Row",
     "Store",
     "catalog_error",
     "file_of",
     "one",
+    "one_as",
     "open_catalog",
     "open_readonly",
     "pk",
     "rows",
+    "rows_as",
     "write_txn",
 ]
 
@@ -185,6 +192,59 @@ def rows(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> li
     cur = db.execute(sql, params)
     names = [c[0] for c in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+class Row:
+    """A catalog row as a typed value: the base of the frozen dataclasses the catalog returns.
+
+    ``from_row`` takes the columns the class names (a query may select more) and turns a status
+    column into its enum; the stored text is the enum's value, so nothing written changes."""
+
+    _enums: ClassVar[dict[str, type[enum.Enum]]]
+
+    @classmethod
+    def _enum_fields(cls) -> dict[str, type[enum.Enum]]:
+        found = cls.__dict__.get("_enums")
+        if found is None:
+            found = {}
+            for name, hint in typing.get_type_hints(cls).items():
+                for t in typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,):
+                    if isinstance(t, type) and issubclass(t, enum.Enum):
+                        found[name] = t
+            cls._enums = found
+        return found
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        """The typed value of one row as SQLite gave it (column name → value)."""
+        enums = cls._enum_fields()
+        values = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # every Row is a dataclass
+            v = row[f.name]
+            values[f.name] = v if v is None or f.name not in enums else enums[f.name](v)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row's columns by name, as JSON leaves with them (an enum as its text)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+R = TypeVar("R", bound=Row)
+
+
+def one_as(
+    cls: type[R], db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> R | None:
+    """The first row of a query as a ``cls``, or None."""
+    found = one(db, sql, params)
+    return None if found is None else cls.from_row(found)
+
+
+def rows_as(
+    cls: type[R], db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> list[R]:
+    """Every row of a query as ``cls`` values."""
+    return [cls.from_row(r) for r in rows(db, sql, params)]
 
 
 def pk(value: object) -> int:

@@ -4,6 +4,7 @@ the same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -11,15 +12,36 @@ from sqlite_utils import Database
 
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
-from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.db import Row, one_as, pk, rows_as, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.core.retention import Hold, HoldKind
 from camdock.events import EventType, Topics
 
-__all__ = ["active", "get", "listing", "place", "release"]
+__all__ = ["PlacedHold", "active", "get", "listing", "place", "release"]
 
 SCOPE = ("recording_id", "officer_badge", "camera_id", "range_start", "range_end")
+
+
+@dataclass(frozen=True)
+class PlacedHold(Row):
+    """A hold's row (REG-4.3.1): its kind, case, scope, and who placed and released it."""
+
+    id: int
+    kind: HoldKind
+    case_ref: str  # the case or reference number
+    reason: str
+    recording_id: int | None  # the scope: one recording, or an officer's and/or camera's
+    officer_badge: str | None  # footage over a range
+    camera_id: str | None
+    range_start: str | None  # ISO 8601 with offset
+    range_end: str | None
+    review_by: str | None  # YYYY-MM-DD: past it, an alarm
+    placed_by: str
+    placed_at: str
+    released_by: str | None
+    released_at: str | None
+    release_reason: str | None
 
 
 def place(db: Database, hold: dict[str, Any], by: str, topics: Topics | None) -> int:
@@ -42,24 +64,24 @@ def release(db: Database, hold_id: int, by: str, reason: str, topics: Topics | N
             "WHERE id = ? AND released_at IS NULL",
             (by, utcnow(), reason, hold_id),
         )
-        row = one(db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
+        row = one_as(PlacedHold, db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
         assert row is not None
-        details = {"hold": hold_id, "case_ref": row["case_ref"], "reason": reason}
-        custody.append(db, Action.RELEASE, row["recording_id"], by, details)
+        details = {"hold": hold_id, "case_ref": row.case_ref, "reason": reason}
+        custody.append(db, Action.RELEASE, row.recording_id, by, details)
         if topics is not None:
             record(db, topics, EventType.HOLD_RELEASED, data={**details, "by": by})
 
 
-def get(db: Database, hold_id: int) -> dict[str, Any] | None:
+def get(db: Database, hold_id: int) -> PlacedHold | None:
     """One hold's row."""
-    return one(db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
+    return one_as(PlacedHold, db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
 
 
-def listing(db: Database, *, released: bool = False) -> list[dict[str, Any]]:
+def listing(db: Database, *, released: bool = False) -> list[PlacedHold]:
     """Holds in force (and, with ``released``, the released ones too), oldest first."""
     if released:
-        return rows(db, "SELECT * FROM holds ORDER BY id")
-    return rows(db, "SELECT * FROM holds WHERE released_at IS NULL ORDER BY id")
+        return rows_as(PlacedHold, db, "SELECT * FROM holds ORDER BY id")
+    return rows_as(PlacedHold, db, "SELECT * FROM holds WHERE released_at IS NULL ORDER BY id")
 
 
 def active(db: Database) -> list[Hold]:
@@ -67,18 +89,18 @@ def active(db: Database) -> list[Hold]:
     return [as_hold(r) for r in listing(db)]
 
 
-def as_hold(r: dict[str, Any]) -> Hold:
+def as_hold(r: PlacedHold) -> Hold:
     """A hold row as the core's Hold."""
     return Hold(
-        id=r["id"],
-        kind=HoldKind(r["kind"]),
-        case=r["case_ref"],
-        reason=r["reason"],
-        placed_by=r["placed_by"],
-        recording_id=r["recording_id"],
-        officer_badge=r["officer_badge"],
-        camera_id=r["camera_id"],
-        start=datetime.fromisoformat(r["range_start"]) if r["range_start"] else None,
-        end=datetime.fromisoformat(r["range_end"]) if r["range_end"] else None,
-        review_by=date.fromisoformat(r["review_by"]) if r["review_by"] else None,
+        id=r.id,
+        kind=r.kind,
+        case=r.case_ref,
+        reason=r.reason,
+        placed_by=r.placed_by,
+        recording_id=r.recording_id,
+        officer_badge=r.officer_badge,
+        camera_id=r.camera_id,
+        start=datetime.fromisoformat(r.range_start) if r.range_start else None,
+        end=datetime.fromisoformat(r.range_end) if r.range_end else None,
+        review_by=date.fromisoformat(r.review_by) if r.review_by else None,
     )

@@ -5,6 +5,7 @@ journal entry, its custody entry and its event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -12,13 +13,21 @@ from sqlite_utils import Database
 
 from camdock.catalog import custody, sessions
 from camdock.catalog.custody import Action
-from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.db import Row, one, one_as, pk, rows, rows_as, write_txn
 from camdock.catalog.outbox import in_context
 from camdock.clock import utcnow
+from camdock.core.attribution import Source
 from camdock.events import EventContext, EventType
 
 __all__ = [
+    "Copy",
+    "LiveCopy",
+    "LiveRef",
+    "Recording",
+    "Refile",
+    "RefileState",
     "Stored",
+    "Unattributed",
     "by_content",
     "by_source",
     "copies",
@@ -37,11 +46,122 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class Recording(Row):
+    """One recording's catalog row (Annex 1; a tombstone once destroyed, REG-4.3.1)."""
+
+    id: int
+    sha256: str
+    size: int
+    camera_id: str
+    officer_name: str | None
+    officer_badge: str | None
+    unit: str | None
+    duty_slot: str  # "0800-1200"
+    duty_slot_start: str
+    recorded_start: str
+    recorded_end: str | None
+    time_source: str  # name | mtime
+    original_name: str  # for display (odd bytes escaped)
+    original_name_raw: bytes  # the exact bytes
+    source_mtime_ns: int
+    relpath: str  # YYYY/MM/DD/<name>, the same in every destination
+    offload_session_id: int | None
+    ingested_at: str
+    cleared_at: str | None  # REG-4.1.2
+    retain_until: str | None
+    destroy_by: str | None
+    hold: int
+    hold_reason: str | None
+    destroyed_at: str | None
+    destroyed_by: str | None
+    attribution: Source | None
+    time_suspect: int
+    time_note: str | None
+    camera_drift: float | None
+    destroy_reason: str | None
+
+
+@dataclass(frozen=True)
+class Copy(Row):
+    """Where a recording is stored, and when that copy was verified and last proven."""
+
+    recording_id: int
+    destination: str  # the destination root
+    relpath: str
+    sha256: str
+    verified_at: str
+    plain_removed_at: str | None  # only in its day's seal since (REG-4.2.5)
+    proven_at: str | None  # REG-7.2
+
+
+@dataclass(frozen=True)
+class LiveRef(Row):
+    """A live recording as a request's selection reads it."""
+
+    id: int
+    recorded_start: str
+    officer_badge: str | None
+    camera_id: str
+
+
+@dataclass(frozen=True)
+class LiveCopy(Row):
+    """A copy of a live recording, with the recording's hash and size (the audit's read)."""
+
+    recording_id: int
+    destination: str
+    relpath: str
+    plain_removed_at: str | None
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Unattributed(Row):
+    """A recording no officer is known for, as the custodian's queue shows it (REG-4.2.4)."""
+
+    id: int
+    camera_id: str
+    recorded_start: str
+    duty_slot: str
+    relpath: str
+    size: int
+    sha256: str
+    ingested_at: str
+    time_suspect: int
+    time_note: str | None
+
+
+class RefileState(StrEnum):
+    """Where a re-filing is: planned before any link, linked once the catalog points at the new
+    name, done once the old names are gone."""
+
+    PLANNED = "planned"
+    LINKED = "linked"
+    DONE = "done"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class Refile(Row):
+    """A re-filing a crash interrupted, with the recording's hash."""
+
+    id: int
+    recording_id: int
+    old_relpath: str
+    new_relpath: str
+    state: RefileState
+    time: str
+    sha256: str
+
+
 def by_source(
     db: Database, camera_id: str, raw: bytes, size: int, mtime_ns: int
-) -> dict[str, Any] | None:
+) -> Recording | None:
     """The recording this camera file was catalogued as (same path, size and mtime), if any."""
-    return one(
+    return one_as(
+        Recording,
         db,
         "SELECT * FROM recordings WHERE camera_id = ? AND original_name_raw = ? "
         "AND size = ? AND source_mtime_ns = ?",
@@ -49,22 +169,26 @@ def by_source(
     )
 
 
-def by_content(db: Database, camera_id: str, sha256: str) -> dict[str, Any] | None:
+def by_content(db: Database, camera_id: str, sha256: str) -> Recording | None:
     """The recording with this content from this camera: never catalogued twice."""
-    return one(
-        db, "SELECT * FROM recordings WHERE camera_id = ? AND sha256 = ?", (camera_id, sha256)
+    return one_as(
+        Recording,
+        db,
+        "SELECT * FROM recordings WHERE camera_id = ? AND sha256 = ?",
+        (camera_id, sha256),
     )
 
 
-def copies(db: Database, recording_id: int) -> dict[str, dict[str, Any]]:
+def copies(db: Database, recording_id: int) -> dict[str, Copy]:
     """A recording's verified copies, by destination root."""
-    found = rows(db, "SELECT * FROM copies WHERE recording_id = ?", (recording_id,))
-    return {c["destination"]: c for c in found}
+    found = rows_as(Copy, db, "SELECT * FROM copies WHERE recording_id = ?", (recording_id,))
+    return {c.destination: c for c in found}
 
 
-def live_of(db: Database, officer: str | None, camera: str | None) -> list[dict[str, Any]]:
+def live_of(db: Database, officer: str | None, camera: str | None) -> list[LiveRef]:
     """The live recordings of an officer and/or camera (None: any), oldest first."""
-    return rows(
+    return rows_as(
+        LiveRef,
         db,
         "SELECT id, recorded_start, officer_badge, camera_id FROM recordings WHERE "
         "destroyed_at IS NULL AND (? IS NULL OR officer_badge = ?) AND "
@@ -79,9 +203,10 @@ def destinations(db: Database) -> list[str]:
     return [r["destination"] for r in found]
 
 
-def live_copies(db: Database) -> list[dict[str, Any]]:
+def live_copies(db: Database) -> list[LiveCopy]:
     """Every copy of a live recording, with the recording's hash and size, drive by drive."""
-    return rows(
+    return rows_as(
+        LiveCopy,
         db,
         "SELECT c.recording_id, c.destination, c.relpath, c.plain_removed_at, r.sha256, r.size "
         "FROM copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL "
@@ -170,14 +295,15 @@ def record_clear(
         in_context(db, event, EventType.CAMERA_CLEARED, **event_data, recording=recording_id)
 
 
-def get(db: Database, recording_id: int) -> dict[str, Any] | None:
+def get(db: Database, recording_id: int) -> Recording | None:
     """One recording's catalog row."""
-    return one(db, "SELECT * FROM recordings WHERE id = ?", (recording_id,))
+    return one_as(Recording, db, "SELECT * FROM recordings WHERE id = ?", (recording_id,))
 
 
-def unattributed(db: Database) -> list[dict[str, Any]]:
+def unattributed(db: Database) -> list[Unattributed]:
     """Recordings no officer is known for, oldest first: the custodian's queue (REG-4.2.4)."""
-    return rows(
+    return rows_as(
+        Unattributed,
         db,
         "SELECT id, camera_id, recorded_start, duty_slot, relpath, size, sha256, ingested_at, "
         "time_suspect, time_note FROM recordings WHERE attribution = 'unattributed' "
@@ -189,19 +315,20 @@ def plan_refile(db: Database, recording_id: int, old: str, new: str) -> int:
     """Journal a re-filing before any link is made (its own transaction)."""
     with write_txn(db):
         row = {"recording_id": recording_id, "old_relpath": old, "new_relpath": new,
-               "state": "planned", "time": utcnow()}  # fmt: skip
+               "state": RefileState.PLANNED, "time": utcnow()}  # fmt: skip
         return pk(db.table("refiles").insert(row).last_pk)
 
 
-def refile_state(db: Database, refile_id: int, state: str) -> None:
+def refile_state(db: Database, refile_id: int, state: RefileState) -> None:
     """Move a re-filing on (planned → linked → done, or abandoned)."""
     with write_txn(db):
         db.execute("UPDATE refiles SET state = ? WHERE id = ?", (state, refile_id))
 
 
-def pending_refiles(db: Database) -> list[dict[str, Any]]:
-    """Re-filings a crash interrupted, with the recording's hash and copies' roots."""
-    return rows(
+def pending_refiles(db: Database) -> list[Refile]:
+    """Re-filings a crash interrupted, with the recording's hash."""
+    return rows_as(
+        Refile,
         db,
         "SELECT f.*, r.sha256 FROM refiles f JOIN recordings r ON r.id = f.recording_id "
         "WHERE f.state IN ('planned', 'linked') ORDER BY f.id",
@@ -232,29 +359,29 @@ def record_attribution(
 
 
 def listing(db: Database, *, day: str | None = None, officer: str | None = None,
-            start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+            start: str | None = None, end: str | None = None) -> list[Recording]:  # fmt: skip
     """Annex 1 lines: a duty day's recordings (its folder) or an officer's over a range
     (recorded start, ISO), tombstones included."""
     if day is not None:
         low = day.replace("-", "/") + "/"
-        return rows(db, "SELECT * FROM recordings WHERE relpath >= ? AND relpath < ? "
-                    "ORDER BY relpath", (low, low[:-1] + "0"))  # fmt: skip
-    return rows(db, "SELECT * FROM recordings WHERE officer_badge = ? AND recorded_start >= ? "
-                "AND recorded_start <= ? ORDER BY recorded_start, id",
-                (officer, start or "", end or "9999"))  # fmt: skip
+        return rows_as(Recording, db, "SELECT * FROM recordings WHERE relpath >= ? AND "
+                       "relpath < ? ORDER BY relpath", (low, low[:-1] + "0"))  # fmt: skip
+    return rows_as(Recording, db, "SELECT * FROM recordings WHERE officer_badge = ? AND "
+                   "recorded_start >= ? AND recorded_start <= ? ORDER BY recorded_start, id",
+                   (officer, start or "", end or "9999"))  # fmt: skip
 
 
 def search(db: Database, officer: str | None, camera: str | None, day: str | None,
-           limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
+           limit: int = 500) -> list[Recording]:  # fmt: skip
     """The console's catalog search: by officer badge, camera and duty day (each optional),
     newest first, at most ``limit``."""
     if day:
         found = listing(db, day=day)
-        return [r for r in found if (officer is None or r["officer_badge"] == officer)
-                and (camera is None or r["camera_id"] == camera)][:limit]  # fmt: skip
-    return rows(db, "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge = ?) AND "
-                "(? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT ?",
-                (officer, officer, camera, camera, limit))  # fmt: skip
+        return [r for r in found if (officer is None or r.officer_badge == officer)
+                and (camera is None or r.camera_id == camera)][:limit]  # fmt: skip
+    return rows_as(Recording, db, "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge "
+                   "= ?) AND (? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT ?",
+                   (officer, officer, camera, camera, limit))  # fmt: skip
 
 
 def plain_copy(db: Database, recording_id: int) -> str | None:

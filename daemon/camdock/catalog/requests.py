@@ -4,6 +4,7 @@ transaction with its custody entry and its event; a refusal is recorded the same
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -11,12 +12,15 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
-from camdock.catalog.db import one, pk, rows, write_txn
+from camdock.catalog.db import Row, one, one_as, pk, rows, rows_as, write_txn
 from camdock.catalog.outbox import record
+from camdock.catalog.recordings import Recording
 from camdock.clock import utcnow
+from camdock.core.access import Purpose, State
 from camdock.events import EventType, Topics
 
 __all__ = [
+    "AccessRequest",
     "change",
     "create",
     "get",
@@ -26,6 +30,46 @@ __all__ = [
     "recordings_of",
     "register_between",
 ]
+
+
+@dataclass(frozen=True)
+class AccessRequest(Row):
+    """An access/copy request's row: Annex 2 field by field, and where it is (REG-5)."""
+
+    id: int
+    number: str  # YYYY-NNNN
+    state: State
+    created_by: str  # staff id
+    created_at: str
+    unit_full_name: str | None
+    applicant_id: str  # staff id (the creator when none was given)
+    applicant_unit: str | None
+    applicant_title: str | None
+    applicant_name: str | None
+    recorded_by: str | None  # (1) the officer who recorded (badge)
+    duty_item: str | None  # (2) duty item …
+    range_start: str | None  # … and date/time slot (the selection's range)
+    range_end: str | None
+    camera_id: str | None
+    kind: str  # (3)/(4) view | copy | both
+    reason: str
+    purpose: Purpose
+    viewing_at: str | None
+    unit_supervisor: str | None
+    pr_consulted_by: str | None
+    pr_consulted_at: str | None
+    approved_by: str | None
+    approved_at: str | None
+    approved_until: str | None
+    denied_by: str | None
+    denied_reason: str | None
+    handling_review: str | None
+    scheduled_by: str | None
+    window_start: str | None
+    window_end: str | None
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+    closed_at: str | None
 
 
 def _number(db: Database) -> str:
@@ -41,11 +85,11 @@ def _number(db: Database) -> str:
 
 def create(
     db: Database, row: dict[str, Any], recording_ids: list[int], by: str, topics: Topics | None
-) -> dict[str, Any]:
+) -> AccessRequest:
     """A draft request with the recordings its selection resolved to."""
     with write_txn(db):
         number = _number(db)
-        req = {**row, "number": number, "state": "draft", "created_at": utcnow()}
+        req = {**row, "number": number, "state": State.DRAFT, "created_at": utcnow()}
         req_id = pk(db.table("requests").insert(req).last_pk)
         db.conn.executemany(
             "INSERT INTO request_recordings (request_id, recording_id) VALUES (?, ?)",
@@ -63,28 +107,29 @@ def create(
                 db,
                 topics,
                 EventType.REQUEST_UPDATED,
-                data={"request": number, "action": "request", "state": "draft", "by": by},
+                data={"request": number, "action": "request", "state": State.DRAFT, "by": by},
             )
     found = get(db, req_id)
     assert found is not None
     return found
 
 
-def get(db: Database, request_id: int | str) -> dict[str, Any] | None:
+def get(db: Database, request_id: int | str) -> AccessRequest | None:
     """A request by id or number."""
     if isinstance(request_id, str) and not request_id.isdigit():
-        return one(db, "SELECT * FROM requests WHERE number = ?", (request_id,))
-    return one(db, "SELECT * FROM requests WHERE id = ?", (int(request_id),))
+        return one_as(AccessRequest, db, "SELECT * FROM requests WHERE number = ?", (request_id,))
+    return one_as(AccessRequest, db, "SELECT * FROM requests WHERE id = ?", (int(request_id),))
 
 
-def listing(db: Database) -> list[dict[str, Any]]:
+def listing(db: Database) -> list[AccessRequest]:
     """Every request, newest first."""
-    return rows(db, "SELECT * FROM requests ORDER BY id DESC")
+    return rows_as(AccessRequest, db, "SELECT * FROM requests ORDER BY id DESC")
 
 
-def recordings_of(db: Database, request_id: int) -> list[dict[str, Any]]:
+def recordings_of(db: Database, request_id: int) -> list[Recording]:
     """The recordings a request covers, with where they are."""
-    return rows(
+    return rows_as(
+        Recording,
         db,
         "SELECT r.* FROM recordings r JOIN request_recordings q ON "
         "q.recording_id = r.id WHERE q.request_id = ? ORDER BY r.id",
@@ -94,7 +139,7 @@ def recordings_of(db: Database, request_id: int) -> list[dict[str, Any]]:
 
 def change(
     db: Database,
-    req: dict[str, Any],
+    req: AccessRequest,
     action: Action,
     by: str,
     fields: dict[str, Any],
@@ -109,15 +154,15 @@ def change(
             cols = ", ".join(f"{k} = ?" for k in fields)
             db.execute(
                 f"UPDATE requests SET {cols} WHERE id = ?",  # noqa: S608 - our column names
-                (*fields.values(), req["id"]),
+                (*fields.values(), req.id),
             )
         if register is not None:
-            db.table("register").insert({**register, "request_id": req["id"], "time": utcnow()})
+            db.table("register").insert({**register, "request_id": req.id, "time": utcnow()})
         entry = {
-            "request": req["number"],
+            "request": req.number,
             **(details or {}),
             **{k: v for k, v in fields.items() if k not in ("state",)},
-            "state": fields.get("state", req["state"]),
+            "state": fields.get("state", req.state),
         }
         custody.append(db, action, None, by, entry)
         if topics is not None:
@@ -126,7 +171,7 @@ def change(
                 topics,
                 EventType.REQUEST_UPDATED,
                 data={
-                    "request": req["number"],
+                    "request": req.number,
                     "action": action.value,
                     "state": entry["state"],
                     "by": by,
@@ -145,7 +190,7 @@ def record_refusal(
             record(db, topics, EventType.ACCESS_REFUSED, data={**details, "by": by})
 
 
-def held_recordings(db: Database, open_states: list[str]) -> dict[int, list[str]]:
+def held_recordings(db: Database, open_states: list[State]) -> dict[int, list[str]]:
     """Recordings that open requests cover, with the requests' numbers (REG-4.3.1)."""
     marks = ", ".join("?" for _ in open_states)
     found = rows(

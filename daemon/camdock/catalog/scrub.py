@@ -3,23 +3,36 @@ proven, and damage found and repaired, each with its custody entry and event."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlite_utils import Database
 
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
-from camdock.catalog.db import rows, write_txn
+from camdock.catalog.db import Row, rows_as, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.events import EventType, Topics
 
-__all__ = ["due", "proven", "record_damage", "record_repair", "totals"]
+__all__ = ["DueCopy", "due", "proven", "record_damage", "record_repair", "totals"]
 
 
-def due(db: Database, limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class DueCopy(Row):
+    """A plain copy of a live recording to prove, with the recording's hash and size."""
+
+    recording_id: int
+    destination: str  # the destination root
+    relpath: str
+    proven_at: str | None
+    sha256: str
+    size: int
+
+
+def due(db: Database, limit: int) -> list[DueCopy]:
     """The plain copies proven longest ago (live recordings), oldest first."""
-    return rows(
+    return rows_as(
+        DueCopy,
         db,
         "SELECT c.recording_id, c.destination, c.relpath, c.proven_at, r.sha256, r.size FROM "
         "copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL AND "
@@ -44,30 +57,30 @@ def proven(db: Database, pairs: list[tuple[int, str]]) -> None:
                             "destination = ?", [(now, r, d) for r, d in pairs])  # fmt: skip
 
 
-def record_damage(db: Database, copy: dict[str, Any], what: str, good: list[str],
+def record_damage(db: Database, copy: DueCopy, what: str, good: list[str],
                   topics: Topics | None) -> None:  # fmt: skip
     """A damaged copy (custody entry and a ``copy-damaged`` event, an alarm)."""
-    details = {"destination": copy["destination"], "path": copy["relpath"], "damage": what,
+    details = {"destination": copy.destination, "path": copy.relpath, "damage": what,
                "good_copies": good}  # fmt: skip
     with write_txn(db):
-        custody.append(db, Action.DAMAGE, copy["recording_id"], "camdock scrub", details)
+        custody.append(db, Action.DAMAGE, copy.recording_id, "camdock scrub", details)
         if topics is not None:
             record(db, topics, EventType.COPY_DAMAGED,
-                   data={"recording": copy["recording_id"], **details})  # fmt: skip
+                   data={"recording": copy.recording_id, **details})  # fmt: skip
 
 
-def record_repair(db: Database, copy: dict[str, Any], source: str, topics: Topics | None) -> None:
+def record_repair(db: Database, copy: DueCopy, source: str, topics: Topics | None) -> None:
     """A damaged copy replaced from a good one, verified (custody entry and event)."""
     now = utcnow()
-    details = {"destination": copy["destination"], "path": copy["relpath"], "from": source,
-               "sha256": copy["sha256"]}  # fmt: skip
+    details = {"destination": copy.destination, "path": copy.relpath, "from": source,
+               "sha256": copy.sha256}  # fmt: skip
     with write_txn(db):
         db.execute(
             "UPDATE copies SET proven_at = ?, verified_at = ? WHERE recording_id = ? AND "
             "destination = ?",
-            (now, now, copy["recording_id"], copy["destination"]),
+            (now, now, copy.recording_id, copy.destination),
         )
-        custody.append(db, Action.REPAIR, copy["recording_id"], "camdock scrub", details)
+        custody.append(db, Action.REPAIR, copy.recording_id, "camdock scrub", details)
         if topics is not None:
             record(db, topics, EventType.COPY_REPAIRED,
-                   data={"recording": copy["recording_id"], **details})  # fmt: skip
+                   data={"recording": copy.recording_id, **details})  # fmt: skip

@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(queue: list[dict[str, Any]], as_json: bool) -> int:
+def _list(queue: list[recordings.Unattributed], as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"unattributed": queue}, ensure_ascii=False))
+        print(json.dumps({"unattributed": [r.as_dict() for r in queue]}, ensure_ascii=False))
         return 0
     for r in queue:
-        suspect = f"  (camera clock suspect: {r['time_note']})" if r["time_suspect"] else ""
-        print(f"{r['id']:>6}  {r['camera_id']:<10} {r['recorded_start']}  {r['relpath']}{suspect}")
+        suspect = f"  (camera clock suspect: {r.time_note})" if r.time_suspect else ""
+        print(f"{r.id:>6}  {r.camera_id:<10} {r.recorded_start}  {r.relpath}{suspect}")
     print(f"{len(queue)} unattributed recording(s)")
     return 0

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from camdock import clock
 from camdock.catalog import open_catalog, open_readonly
-from camdock.catalog.db import DatabaseError, catalog_error
+from camdock.catalog.db import DatabaseError, Row, catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.core.access import NO_ROLES
@@ -158,10 +158,15 @@ def by_from(args: argparse.Namespace) -> str:
 def output(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:
     """One JSON document on stdout with ``--json``, else the text lines."""
     if args.json:
-        print(json.dumps(doc, ensure_ascii=False, default=str))
+        print(json.dumps(doc, ensure_ascii=False, default=_plain))
     else:
         print("\n".join(text()))
     return ExitCode.OK
+
+
+def _plain(value: object) -> object:
+    """A catalog row as its columns; anything else json cannot take as its text."""
+    return value.as_dict() if isinstance(value, Row) else str(value)
 
 
 def moment_arg(text: str | None, where: Where, what: str, *, end: bool = False

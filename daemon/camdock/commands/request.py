@@ -124,24 +124,24 @@ def run(args: argparse.Namespace) -> int:
                     args,
                     {"requests": found},
                     lambda: [
-                        f"{r['number']}  {r['state']:<12} {r['kind']:<5} {r['purpose']:<13} "
-                        f"{r['applicant_name']} ({r['applicant_id']})"
+                        f"{r.number}  {r.state:<12} {r.kind:<5} {r.purpose:<13} "
+                        f"{r.applicant_name} ({r.applicant_id})"
                         for r in found
                     ],
                 )
             got = requests.get(db, args.number)
             if got is None:
                 raise CamdockError(f"no request {args.number}", ExitCode.NOINPUT)
-            shown: dict[str, Any] = got
-            recs = requests.recordings_of(db, shown["id"])
+            shown = got.as_dict()
+            recs = requests.recordings_of(db, got.id)
         if args.pdf is not None:
-            args.pdf.write_bytes(forms.pdf(forms.request_html(shown, recs)))
+            args.pdf.write_bytes(forms.pdf(forms.request_html(shown, [r.as_dict() for r in recs])))
         return output(
             args,
             {"request": shown, "recordings": recs},
             lambda: [
                 *(f"{k:<16} {v}" for k, v in shown.items() if v not in (None, "")),
-                *(f"  recording {r['id']}: {r['relpath']}" for r in recs),
+                *(f"  recording {r.id}: {r.relpath}" for r in recs),
             ],
         )
     by = by_from(args)
@@ -169,13 +169,13 @@ def run(args: argparse.Namespace) -> int:
             draft = service.new_request(
                 db, where.cfg, who, form, (args.officer, args.camera, start, end), topics
             )
-            recs = requests.recordings_of(db, draft["id"])
+            recs = requests.recordings_of(db, draft.id)
             return output(
                 args,
                 {"ok": True, "request": draft, "recordings": recs, "note": note},
                 lambda: [
-                    f"request {draft['number']} drafted by {who.label}: {len(recs)} recording(s)",
-                    *(f"  {r['id']}: {r['relpath']}" for r in recs),
+                    f"request {draft.number} drafted by {who.label}: {len(recs)} recording(s)",
+                    *(f"  {r.id}: {r.relpath}" for r in recs),
                 ],
             )
         if args.action == "copy":
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     return output(
         args,
         {"ok": True, "request": req, "note": note},
-        lambda: [f"request {req['number']}: {args.action} by {who.label}; now {req['state']}"],
+        lambda: [f"request {req.number}: {args.action} by {who.label}; now {req.state}"],
     )
 
 

@@ -199,28 +199,23 @@ def _hold_list(args: argparse.Namespace, where: Where) -> int:
         lines = []
         for h in found:
             scope = (
-                f"recording {h['recording_id']}"
-                if h["recording_id"]
+                f"recording {h.recording_id}"
+                if h.recording_id
                 else " ".join(
-                    f"{k}={h[c]}"
+                    f"{k}={getattr(h, c)}"
                     for k, c in (
                         ("officer", "officer_badge"),
                         ("camera", "camera_id"),
                         ("from", "range_start"),
                         ("to", "range_end"),
                     )
-                    if h[c]
+                    if getattr(h, c)
                 )
             )
-            state = f"released by {h['released_by']}" if h["released_at"] else "in force"
-            late = (
-                "  REVIEW OVERDUE"
-                if (h["review_by"] or "9") < today and not h["released_at"]
-                else ""
-            )
+            state = f"released by {h.released_by}" if h.released_at else "in force"
+            late = "  REVIEW OVERDUE" if (h.review_by or "9") < today and not h.released_at else ""
             lines.append(
-                f"{h['id']:>4}  {h['kind']:<13} {h['case_ref']:<16} {scope}  "
-                f"by {h['placed_by']}  {state}{late}"
+                f"{h.id:>4}  {h.kind:<13} {h.case_ref:<16} {scope}  by {h.placed_by}  {state}{late}"
             )
         return [*lines, f"{len(found)} hold(s)"]
 
@@ -387,13 +382,13 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
             lambda: [f"catalog ({len(found)} recording(s)) written to {args.out}"],
         )
     if args.format == "json":
-        doc = json.dumps({"catalog": [{k: r[k] for k in ANNEX1} for r in found]},
+        doc = json.dumps({"catalog": [{k: getattr(r, k) for k in ANNEX1} for r in found]},
                          ensure_ascii=False)  # fmt: skip
     else:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(ANNEX1)
-        w.writerows([[r[k] for k in ANNEX1] for r in found])
+        w.writerows([[getattr(r, k) for k in ANNEX1] for r in found])
         doc = buf.getvalue()
     if args.out is not None:
         args.out.write_text(doc, encoding="utf-8-sig" if args.format == "csv" else "utf-8")

@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from sqlite_utils import Database
 
@@ -354,13 +353,13 @@ class OffloadEngine:
         name = temp_name(self._uid, item.seq)
         return {d.key: d.root.joinpath(*item.placement.dirrel, name) for d in self._dests}
 
-    def _catalogued_as(self, db: Database, src: fsio.SourceFile) -> dict[str, Any] | None:
+    def _catalogued_as(self, db: Database, src: fsio.SourceFile) -> recordings.Recording | None:
         """The catalog row this camera file already is — same camera, path, size and mtime, and
         stored in every requested destination — so it needs hashing, not copying."""
         row = recordings.by_source(db, self.req.camera_id, src.raw, src.size, src.mtime_ns)
         if row is None:
             return None
-        stored = recordings.copies(db, row["id"])
+        stored = recordings.copies(db, row.id)
         return row if all(d.key in stored for d in self._dests) else None
 
     def _reconcile_cleared(self, db: Database, files: list[fsio.SourceFile]) -> None:

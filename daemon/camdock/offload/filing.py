@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from sqlite_utils import Database
 
@@ -68,7 +67,7 @@ class Filer:
             sessions.journal(db, self.ctx.session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
-        if item.confirm is not None and item.confirm["sha256"] != c.sha256:
+        if item.confirm is not None and item.confirm.sha256 != c.sha256:
             log.warning(
                 "%s: same name, size and time as a catalogued file, other content", r.source
             )
@@ -77,7 +76,7 @@ class Filer:
                              error="content differs: copied again")  # fmt: skip
             return
         existing = item.confirm or recordings.by_content(db, self.req.camera_id, c.sha256)
-        have = {} if existing is None else recordings.copies(db, existing["id"])
+        have = {} if existing is None else recordings.copies(db, existing.id)
         if errors := self._check_stored(c, have):
             discard_temps(c.temps)
             self.ctx.fail(item, "; ".join(errors))
@@ -86,7 +85,7 @@ class Filer:
             return
         new = [d for d in self.ctx.destinations if d.key not in have]
         if existing is not None:
-            rel, adopt = PurePosixPath(existing["relpath"]), set[str]()
+            rel, adopt = PurePosixPath(existing.relpath), set[str]()
         else:
             rel, adopt = self._choose_relpath(db, item, c, new)
         named: list[Path] = []  # final names given in this step, until the catalog has them
@@ -113,7 +112,7 @@ class Filer:
         if self.req.clear:
             self._clear(db, item, rec_id)
 
-    def _check_stored(self, c: Copied, have: dict[str, dict[str, Any]]) -> list[str]:
+    def _check_stored(self, c: Copied, have: dict[str, recordings.Copy]) -> list[str]:
         """Already stored (a re-run, or the same content twice on the camera): the camera copy
         may go only if the stored copy is still intact, read back now."""
         errors = []
@@ -122,7 +121,7 @@ class Filer:
                 continue
             if dest.key in c.temps:
                 fsio.unlink_quietly(c.temps.pop(dest.key))
-            path = dest.root / have[dest.key]["relpath"]
+            path = dest.root / have[dest.key].relpath
             if error := self.ctx.copier.readback(path, c.sha256, c.size, "catalogued copy", dest):
                 errors.append(error)
         return errors
@@ -131,7 +130,7 @@ class Filer:
         self,
         item: PlannedFile,
         c: Copied,
-        existing: dict[str, Any] | None,
+        existing: recordings.Recording | None,
         rel: PurePosixPath,
         new: list[Destination],
     ) -> recordings.Stored:
@@ -143,7 +142,7 @@ class Filer:
         return recordings.Stored(
             session_id=self.ctx.session_id,
             seq=item.seq,
-            existing_id=existing["id"] if existing is not None else None,
+            existing_id=existing.id if existing is not None else None,
             recording={
                 "sha256": c.sha256,
                 "size": c.size,

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, TextIO, overload
 
 from camdock.adapters import fsio
+from camdock.catalog import recordings
 from camdock.core.attribution import Attributed, Attribution
 from camdock.core.naming import DutySlots
 from camdock.core.plan import Placement
@@ -111,7 +112,7 @@ class PlannedFile:
     seq: int  # its line in the session's journal
     src: fsio.SourceFile
     placement: Placement
-    confirm: dict[str, Any] | None  # the catalog row this file seems to be already: hash only
+    confirm: recordings.Recording | None  # the catalog row this file seems to be already: hash only
     attributed: Attributed  # the officer it is filed under (REG-4.2.4), and why
     result: FileResult
 

@@ -29,10 +29,12 @@ from camdock.adapters import archive, fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
 from camdock.catalog import assignments, recordings, requests, seals
 from camdock.catalog.custody import Action
+from camdock.catalog.recordings import Recording
+from camdock.catalog.requests import AccessRequest
 from camdock.clock import iso_utc
 from camdock.config import Config
 from camdock.core import access as core
-from camdock.core.access import NO_ROLES, Person, Purpose, Role, State
+from camdock.core.access import NO_ROLES, Person, Role, State
 from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.seal import Key
@@ -110,22 +112,22 @@ def authorize(
         raise Refused(why)
 
 
-def _rules(req: dict[str, Any]) -> core.Request:
+def _rules(req: AccessRequest) -> core.Request:
     def when(v: str | None) -> datetime | None:
         return datetime.fromisoformat(v) if v else None
 
     return core.Request(
-        req["number"],
-        State(req["state"]),
-        req["applicant_id"],
-        req["created_by"],
-        req["kind"],
-        Purpose(req["purpose"]),
-        req["approved_by"],
-        when(req["approved_until"]),
-        bool(req["pr_consulted_by"]),
-        when(req["window_start"]),
-        when(req["window_end"]),
+        req.number,
+        req.state,
+        req.applicant_id,
+        req.created_by,
+        req.kind,
+        req.purpose,
+        req.approved_by,
+        when(req.approved_until),
+        bool(req.pr_consulted_by),
+        when(req.window_start),
+        when(req.window_end),
     )
 
 
@@ -140,7 +142,7 @@ def select(
     if officer is None and camera is None:
         raise CamdockError("select footage by --officer and/or --camera", ExitCode.USAGE)
     found = recordings.live_of(db, officer, camera)
-    return [r["id"] for r in found if start <= datetime.fromisoformat(r["recorded_start"]) <= end]
+    return [r.id for r in found if start <= datetime.fromisoformat(r.recorded_start) <= end]
 
 
 def new_request(
@@ -150,7 +152,7 @@ def new_request(
     form: dict[str, Any],
     selection: tuple[str | None, str | None, datetime, datetime],
     topics: Topics | None,
-) -> dict[str, Any]:
+) -> AccessRequest:
     """A draft Annex 2 request; the selection is resolved against the catalog now."""
     authorize(db, who, "request", topics)
     ids = select(db, *selection)
@@ -178,14 +180,14 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
     """Approvals never used in time expire (and stop holding their footage)."""
     gone = []
     for req in requests.listing(db):
-        until = req["approved_until"]
+        until = req.approved_until
         if (
-            req["state"] in ("approved", "scheduled")
+            req.state in (State.APPROVED, State.SCHEDULED)
             and until
             and datetime.fromisoformat(until) < now
         ):
-            requests.change(db, req, Action.EXPIRE, "camdock", {"state": "expired"}, topics)
-            gone.append(req["number"])
+            requests.change(db, req, Action.EXPIRE, "camdock", {"state": State.EXPIRED}, topics)
+            gone.append(req.number)
     return gone
 
 
@@ -197,7 +199,7 @@ def step(
     topics: Topics | None,
     now: datetime | None = None,
     **kw: Any,
-) -> dict[str, Any]:
+) -> AccessRequest:
     """Move request ``number`` on by ``action`` (submit, consult, approve, deny, schedule, view,
     acknowledge, close), checked and recorded; returns the request as it is now."""
     now = now or clock.now()
@@ -208,8 +210,8 @@ def step(
     authorize(db, who, action, topics, _rules(req), now)
     fields: dict[str, Any] = {}
     register = None
-    after = core.transition(State(req["state"]), action)
-    if after != State(req["state"]):
+    after = core.transition(req.state, action)
+    if after != req.state:
         fields["state"] = after.value
     if action == "consult":
         fields |= {"pr_consulted_by": who.label, "pr_consulted_at": iso_utc(now)}
@@ -234,7 +236,7 @@ def step(
             "window_end": end.isoformat(),
         }
     elif action == "view":
-        ids = [r["id"] for r in requests.recordings_of(db, req["id"])]
+        ids = [r.id for r in requests.recordings_of(db, req.id)]
         register = {
             "kind": "view",
             "recordings": json.dumps(ids),
@@ -246,7 +248,7 @@ def step(
     elif action == "close":
         fields |= {"closed_at": iso_utc(now)}
     requests.change(db, req, Action(action), who.label, fields, topics, register)
-    found = requests.get(db, req["id"])
+    found = requests.get(db, req.id)
     assert found is not None
     return found
 
@@ -290,17 +292,17 @@ def copy(
     if req is None:
         raise CamdockError(f"no request {number}", ExitCode.NOINPUT)
     authorize(db, who, "copy", topics, _rules(req), now)
-    recs = requests.recordings_of(db, req["id"])
-    out = target / req["number"]
+    recs = requests.recordings_of(db, req.id)
+    out = target / req.number
     if out.exists():
         raise CamdockError(f"{out} exists: a copy goes into a new folder", ExitCode.CANTCREAT)
-    fsio.make_dirs_durable(target, (req["number"],))
+    fsio.make_dirs_durable(target, (req.number,))
     files = _export(db, recs, out, key)
     manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
     (out / "MANIFEST.sha256").write_text(manifest, encoding="utf-8")
     catalog_entries = [
         {
-            k: r[k]
+            k: getattr(r, k)
             for k in (
                 "id",
                 "sha256",
@@ -318,9 +320,9 @@ def copy(
         for r, f in zip(recs, files, strict=True)
     ]
     meta = {
-        "request": req["number"],
-        "purpose": req["purpose"],
-        "approved_by": req["approved_by"],
+        "request": req.number,
+        "purpose": req.purpose,
+        "approved_by": req.approved_by,
         "copied_at": iso_utc(now),
         "copied_by": who.label,
         "recordings": catalog_entries,
@@ -329,7 +331,7 @@ def copy(
         json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     (out / "README.txt").write_text(
-        README.format(number=req["number"], time=iso_utc(now), by=who.label), encoding="utf-8"
+        README.format(number=req.number, time=iso_utc(now), by=who.label), encoding="utf-8"
     )
     for name in ("MANIFEST.sha256", "manifest.json", "README.txt"):
         fsio.evict(out / name)
@@ -337,12 +339,12 @@ def copy(
     manifest_sha = fsio.disk_sha256(out / "MANIFEST.sha256")[0]
     register = {
         "kind": "copy",
-        "recordings": json.dumps([r["id"] for r in recs]),
+        "recordings": json.dumps([r.id for r in recs]),
         "custodian": who.label,
         "medium": medium or str(target),
         "manifest_sha256": manifest_sha,
     }
-    fields = {"state": State.DONE.value} if req["state"] != State.DONE.value else {}
+    fields = {"state": State.DONE.value} if req.state != State.DONE else {}
     requests.change(
         db,
         req,
@@ -354,7 +356,7 @@ def copy(
         {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)},
     )
     return {
-        "request": req["number"],
+        "request": req.number,
         "folder": str(out),
         "files": files,
         "manifest_sha256": manifest_sha,
@@ -363,13 +365,13 @@ def copy(
 
 
 def _export(
-    db: Database, recs: list[dict[str, Any]], out: Path, key: Key | None
+    db: Database, recs: list[Recording], out: Path, key: Key | None
 ) -> list[dict[str, Any]]:
     """Each recording onto the export medium, proven by reading it back from disk."""
     dest = Destination.pin(out)
     jobs, done = [], []
     for r in recs:
-        name = PurePosixPath(r["relpath"]).name
+        name = PurePosixPath(r.relpath).name
         source = _plain_source(db, r)
         if source is None:  # its day's plain files are gone: out of the seal, checked
             source = _from_seal(db, r, out, key)
@@ -377,7 +379,7 @@ def _export(
         jobs.append(
             CopyJob(
                 name,
-                r["size"],
+                r.size,
                 _opener(source),
                 lambda fd, n: None,
                 (),
@@ -389,13 +391,13 @@ def _export(
 
     def copied(c: Any) -> None:
         r, name, source = c.job.tag
-        if c.error or c.sha256 != r["sha256"] or c.size != r["size"]:
+        if c.error or c.sha256 != r.sha256 or c.size != r.size:
             problems.append(f"{name}: {c.error or 'does not read back as catalogued'}")
             return
         fsio.link_no_clobber(c.temps[dest.key], out / name)
         if source.parent.name == ".extract":
             fsio.unlink_quietly(source)
-        done.append({"recording": r["id"], "name": name, "sha256": c.sha256, "size": c.size})
+        done.append({"recording": r.id, "name": name, "sha256": c.sha256, "size": c.size})
 
     hooks = Hooks(on_copied=copied, on_failed=lambda job, e: problems.append(f"{job.label}: {e}"))
     VerifiedCopier([dest], hooks, StopFlags(), name="export").run(jobs)
@@ -413,33 +415,33 @@ def _opener(path: Path) -> Any:
     return lambda: os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
-def _plain_source(db: Database, r: dict[str, Any]) -> Path | None:
-    for _, c in sorted(recordings.copies(db, r["id"]).items()):
-        path = Path(c["destination"], *PurePosixPath(c["relpath"]).parts)
-        if not c["plain_removed_at"] and path.is_file():
+def _plain_source(db: Database, r: Recording) -> Path | None:
+    for _, c in sorted(recordings.copies(db, r.id).items()):
+        path = Path(c.destination, *PurePosixPath(c.relpath).parts)
+        if not c.plain_removed_at and path.is_file():
             return path
     return None
 
 
-def _from_seal(db: Database, r: dict[str, Any], out: Path, key: Key | None) -> Path:
+def _from_seal(db: Database, r: Recording, out: Path, key: Key | None) -> Path:
     if key is None:
         raise CamdockError(
-            f"recording {r['id']} is only in its day's seal: the seal password "
+            f"recording {r.id} is only in its day's seal: the seal password "
             "is needed (--password-file)",
             ExitCode.NOINPUT,
         )
-    day = datetime.fromisoformat(r["relpath"][:10].replace("/", "-")).date()
+    day = datetime.fromisoformat(r.relpath[:10].replace("/", "-")).date()
     for seal in seals.current(db, day):
         names = {m[0]: m[1] for m in json.loads(seal["members"])}
-        if r["id"] in names and Path(seal["destination"]).is_dir():
+        if r.id in names and Path(seal["destination"]).is_dir():
             folder = out / ".extract"
             folder.mkdir(mode=0o700, exist_ok=True)
-            target = folder / str(r["id"])
-            member = archive.Member(r["relpath"], target, r["sha256"], r["size"])
+            target = folder / str(r.id)
+            member = archive.Member(r.relpath, target, r.sha256, r.size)
             archive.extract(
                 Path(seal["destination"], *PurePosixPath(seal["path"]).parts),
                 key.password,
-                {names[r["id"]]: member},
+                {names[r.id]: member},
             )
             return target
-    raise CamdockError(f"recording {r['id']}: no plain copy and no seal holds it", ExitCode.IOERR)
+    raise CamdockError(f"recording {r.id}: no plain copy and no seal holds it", ExitCode.IOERR)

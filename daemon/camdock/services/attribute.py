@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from camdock.adapters import fsio
 from camdock.adapters.drives import prove_all
 from camdock.catalog import assignments, recordings
+from camdock.catalog.recordings import Recording, RefileState
 from camdock.config import Config
 from camdock.core.attribution import Assignment, Attribution, Source
 from camdock.core.naming import DutySlot, Filing, footage_relpath, safe_extension
@@ -65,24 +66,24 @@ def attribute_recording(
     custodian who decided it (recorded in the custody log)."""
     finish_pending(db)
     rec = recordings.get(db, recording_id)
-    if rec is None or rec["destroyed_at"]:
+    if rec is None or rec.destroyed_at:
         raise UnknownRecording(f"no recording {recording_id} in the catalog")
     prove_all(drives)  # REG-4.2.1: the drives are the ones footage belongs on
     copies = recordings.copies(db, recording_id)
-    if any(c.get("plain_removed_at") for c in copies.values()):
+    if any(c.plain_removed_at for c in copies.values()):
         raise Refused(f"recording {recording_id}'s plain files were removed after its day was "
                       "sealed: it can be re-filed only while they are there")  # fmt: skip
-    old = rec["relpath"]
+    old = rec.relpath
     new = _new_relpath(db, rec, officer, [Path(d) for d in copies])
     refile = recordings.plan_refile(db, recording_id, old, str(new))
     for root in copies:
-        _link_and_verify(Path(root), PurePosixPath(old), new, rec["sha256"], rec["size"])
+        _link_and_verify(Path(root), PurePosixPath(old), new, rec.sha256, rec.size)
     details = {
         "old_path": old,
         "new_path": str(new),
         "officer": officer.badge,
-        "previous_officer": rec["officer_badge"],
-        "sha256": rec["sha256"],
+        "previous_officer": rec.officer_badge,
+        "sha256": rec.sha256,
         "destinations": sorted(copies),
     }
     recordings.record_attribution(
@@ -90,28 +91,28 @@ def attribute_recording(
         relpath=str(new), actor=by, details=details,
     )  # fmt: skip
     for root in copies:
-        _unlink_old(Path(root), PurePosixPath(old), rec["sha256"])
-    recordings.refile_state(db, refile, "done")
+        _unlink_old(Path(root), PurePosixPath(old), rec.sha256)
+    recordings.refile_state(db, refile, RefileState.DONE)
     log.info("recording %d attributed to %s by %s: %s", recording_id, officer.badge, by, new)
     return Refiled(recording_id, officer, old, str(new), tuple(sorted(copies)))
 
 
 def _new_relpath(
-    db: Database, rec: dict[str, Any], officer: Officer, roots: list[Path]
+    db: Database, rec: Recording, officer: Officer, roots: list[Path]
 ) -> PurePosixPath:
-    start = datetime.fromisoformat(rec["recorded_start"])
-    slot = DutySlot.from_label(datetime.fromisoformat(rec["duty_slot_start"]), rec["duty_slot"])
-    filing = Filing(officer.name, officer.badge, rec["camera_id"])
-    ext = safe_extension(rec["relpath"])
+    start = datetime.fromisoformat(rec.recorded_start)
+    slot = DutySlot.from_label(datetime.fromisoformat(rec.duty_slot_start), rec.duty_slot)
+    filing = Filing(officer.name, officer.badge, rec.camera_id)
+    ext = safe_extension(rec.relpath)
     for seq in range(1, 10_000):
         rel = footage_relpath(start, slot, filing, ext, seq)
-        if str(rel) == rec["relpath"]:
+        if str(rel) == rec.relpath:
             return rel
         if recordings.relpath_taken(db, str(rel)):
             continue
-        if all(_free_or_ours(root / rel, rec["sha256"]) for root in roots):
+        if all(_free_or_ours(root / rel, rec.sha256) for root in roots):
             return rel
-    raise CamdockError(f"no free name for recording {rec['id']}")
+    raise CamdockError(f"no free name for recording {rec.id}")
 
 
 def _free_or_ours(path: Path, sha256: str) -> bool:
@@ -152,18 +153,18 @@ def finish_pending(db: Database) -> int:
     """Complete or undo re-filings a crash interrupted; returns how many."""
     count = 0
     for f in recordings.pending_refiles(db):
-        roots = [Path(r) for r in recordings.copies(db, f["recording_id"])]
-        if f["state"] == "linked":  # the catalog already points at the new name
+        roots = [Path(r) for r in recordings.copies(db, f.recording_id)]
+        if f.state == RefileState.LINKED:  # the catalog already points at the new name
             for root in roots:
-                _unlink_old(root, PurePosixPath(f["old_relpath"]), f["sha256"])
-            recordings.refile_state(db, f["id"], "done")
+                _unlink_old(root, PurePosixPath(f.old_relpath), f.sha256)
+            recordings.refile_state(db, f.id, RefileState.DONE)
         else:  # the catalog still points at the old name: the new links go
             for root in roots:
-                new = root / f["new_relpath"]
-                if new != root / f["old_relpath"] and _free_or_ours(new, f["sha256"]):
+                new = root / f.new_relpath
+                if new != root / f.old_relpath and _free_or_ours(new, f.sha256):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(new)
-            recordings.refile_state(db, f["id"], "abandoned")
+            recordings.refile_state(db, f.id, RefileState.ABANDONED)
         count += 1
     return count
 

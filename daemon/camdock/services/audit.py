@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads
 from camdock.catalog import custody, recordings, report, seals
+from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
 from camdock.services.seal import Key
 
@@ -126,17 +127,17 @@ def fixity(
     copies = recordings.live_copies(db)
     sealed = seals.archives_on_drives(db)
     archives = {(s["destination"], s["path"]): s for s in sealed}
-    in_archive: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    in_archive: dict[tuple[str, str], list[LiveCopy]] = {}
     proven = 0
     for n, c in enumerate(copies, 1):
         if progress is not None:
             progress(n, len(copies))
-        root, rel = c["destination"], PurePosixPath(c["relpath"])
+        root, rel = c.destination, PurePosixPath(c.relpath)
         path = Path(root, *rel.parts)
-        if c["plain_removed_at"]:
-            seal = _seal_holding(sealed, root, c["recording_id"])
+        if c.plain_removed_at:
+            seal = _seal_holding(sealed, root, c.recording_id)
             if seal is None:
-                findings.append(Finding("missing", str(path), c["recording_id"],
+                findings.append(Finding("missing", str(path), c.recording_id,
                                         "plain file removed and no seal holds it"))  # fmt: skip
             else:
                 in_archive.setdefault((root, seal["path"]), []).append(c)
@@ -144,16 +145,16 @@ def fixity(
         try:
             digest, size = fsio.disk_sha256(path)
         except FileNotFoundError:
-            findings.append(Finding("missing", str(path), c["recording_id"], "not on the drive"))
+            findings.append(Finding("missing", str(path), c.recording_id, "not on the drive"))
             continue
         except OSError as exc:
-            findings.append(Finding("unreadable", str(path), c["recording_id"],
+            findings.append(Finding("unreadable", str(path), c.recording_id,
                                     exc.strerror or str(exc)))  # fmt: skip
             continue
-        if (digest, size) != (c["sha256"], c["size"]):
-            findings.append(Finding("changed", str(path), c["recording_id"],
+        if (digest, size) != (c.sha256, c.size):
+            findings.append(Finding("changed", str(path), c.recording_id,
                                     f"SHA-256 {digest} ({size} bytes), catalogued "
-                                    f"{c['sha256']} ({c['size']})"))  # fmt: skip
+                                    f"{c.sha256} ({c.size})"))  # fmt: skip
         else:
             proven += 1
     for where, members in sorted(in_archive.items()):
@@ -162,7 +163,7 @@ def fixity(
         if where not in in_archive:
             _check_archive(seal, [], key, findings)
     for root in roots:
-        known = {c["relpath"] for c in copies if c["destination"] == root}
+        known = {c.relpath for c in copies if c.destination == root}
         findings += _extra(root, known, {rel for (r, rel) in archives if r == root})
     return findings, proven
 
@@ -175,7 +176,7 @@ def _seal_holding(sealed: list[dict[str, Any]], root: str, rec_id: int) -> dict[
     return None
 
 
-def _check_archive(seal: dict[str, Any], members: list[dict[str, Any]], key: Key | None,
+def _check_archive(seal: dict[str, Any], members: list[LiveCopy], key: Key | None,
                    findings: list[Finding]) -> int:  # fmt: skip
     """A seal's archive from disk: its hash, and (with the key) every member; returns how many
     of ``members`` (copies living only there) it proved."""
@@ -202,12 +203,12 @@ def _check_archive(seal: dict[str, Any], members: list[dict[str, Any]], key: Key
     names = {m[0]: m[1] for m in json.loads(seal["members"] or "[]")}
     proven = 0
     for c in members:
-        name = names.get(c["recording_id"], "")
-        if found.get(name) == (c["sha256"], c["size"]):
+        name = names.get(c.recording_id, "")
+        if found.get(name) == (c.sha256, c.size):
             proven += 1
         else:
             why = "the archive's member is not the catalogued recording"
-            findings.append(Finding("changed", f"{path}:{name}", c["recording_id"], why))
+            findings.append(Finding("changed", f"{path}:{name}", c.recording_id, why))
     return proven
 
 

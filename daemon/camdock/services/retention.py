@@ -83,7 +83,7 @@ def in_force(db: Database) -> list[Hold]:
     """Every hold in force: those placed, and each open access/copy request, which holds what
     it covers (REG-4.3.1: footage under a request is not destroyed)."""
     by_request: dict[str, set[int]] = {}
-    for rec_id, numbers in requests.held_recordings(db, [s.value for s in OPEN]).items():
+    for rec_id, numbers in requests.held_recordings(db, sorted(OPEN)).items():
         for n in numbers:
             by_request.setdefault(n, set()).add(rec_id)
     made = [Hold(-i, HoldKind.REQUEST, number, "an open access/copy request", "camdock",
@@ -156,9 +156,9 @@ def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: 
     row = holds.get(db, hold_id)
     if row is None:
         raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
-    if row["released_at"]:
-        raise Refused(f"hold {hold_id} was released by {row['released_by']} at "
-                      f"{row['released_at']}")  # fmt: skip
+    if row.released_at:
+        raise Refused(f"hold {hold_id} was released by {row.released_by} at "
+                      f"{row.released_at}")  # fmt: skip
     if not reason.strip():
         raise CamdockError("--reason: say why the hold is released", ExitCode.USAGE)
     holds.release(db, hold_id, by, reason.strip(), keeping.topics)
@@ -238,13 +238,12 @@ def _check_copies(db: Database, keeping: Keeping, c: Candidate) -> None:
     """Every copy of ``c`` is under a destination root this station writes, that root is there
     and the copy can be removed: checked before anything is planned."""
     for root, copy in recordings.copies(db, c.id).items():
-        fsio.remove_under(*_path_of(keeping, {"destination": root, "relpath": copy["relpath"]}),
-                dry_run=True)  # fmt: skip
+        fsio.remove_under(*_path_of(keeping, root, copy.relpath), dry_run=True)
 
 
-def _path_of(keeping: Keeping, copy: dict[str, Any]) -> tuple[Path, PurePosixPath]:
+def _path_of(keeping: Keeping, root: str, relpath: str) -> tuple[Path, PurePosixPath]:
     """Where a copy is (root, path in it), refused unless under a known destination root."""
-    root, rel = copy["destination"], PurePosixPath(copy["relpath"])
+    rel = PurePosixPath(relpath)
     if keeping.roots is not None and root not in keeping.roots:
         raise Refused(f"a copy is on {root}, which is not a destination of this station; "
                       "destroy it with the catalog it belongs to")  # fmt: skip
@@ -258,7 +257,7 @@ def _path_of(keeping: Keeping, copy: dict[str, Any]) -> tuple[Path, PurePosixPat
 def _finish(db: Database, keeping: Keeping, d: dict[str, Any]) -> Destroyed:
     removed = []
     for copy in d["copies"]:
-        outcome = fsio.remove_under(*_path_of(keeping, copy))
+        outcome = fsio.remove_under(*_path_of(keeping, copy["destination"], copy["relpath"]))
         removed.append({**copy, "outcome": outcome})
     catalog.record_destroyed(db, d, removed, keeping.topics)
     log.info("recording %d destroyed by %s (%s)", d["recording_id"], d["actor"], d["reason"])
@@ -272,7 +271,10 @@ def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroye
     active = in_force(db)
     for d in catalog.pending(db):
         c = catalog.candidate(db, d["recording_id"])
-        untouched = all(Path(*_path_of(keeping, copy)).exists() for copy in d["copies"])
+        untouched = all(
+            Path(*_path_of(keeping, copy["destination"], copy["relpath"])).exists()
+            for copy in d["copies"]
+        )
         if c is not None and untouched and refusal(c, today, active, keeping.policy):
             catalog.abandon(db, d["id"])
             log.warning("destruction of recording %d abandoned: no longer allowed",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,6 +22,7 @@ from camdock.adapters import fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
 from camdock.catalog import recordings
 from camdock.catalog import scrub as catalog
+from camdock.catalog.scrub import DueCopy
 from camdock.events import Topics
 
 __all__ = ["ScrubResult", "scrub_step"]
@@ -40,8 +41,8 @@ class ScrubResult:
     lost: list[str] = field(default_factory=list)  # no good copy left anywhere
 
 
-def _path(copy: dict[str, Any]) -> Path:
-    return Path(copy["destination"], *PurePosixPath(copy["relpath"]).parts)
+def _path(copy: DueCopy) -> Path:
+    return Path(copy.destination, *PurePosixPath(copy.relpath).parts)
 
 
 def _check(path: Path, sha256: str, size: int) -> str | None:
@@ -66,13 +67,13 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
     for copy in catalog.due(db, max(1, budget // (1 << 20)) + 16):
         if result.bytes >= budget:
             break
-        root = copy["destination"]
+        root = copy.destination
         if (present is not None and root not in present) or not Path(root).is_dir():
             continue  # a drive that is away is the drive watcher's alarm, not damage
-        result.bytes += copy["size"]
-        what = _check(_path(copy), copy["sha256"], copy["size"])
+        result.bytes += copy.size
+        what = _check(_path(copy), copy.sha256, copy.size)
         if what is None:
-            ok.append((copy["recording_id"], root))
+            ok.append((copy.recording_id, root))
             result.proven += 1
             continue
         _damaged(db, copy, what, topics, result)
@@ -81,20 +82,19 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
     return result
 
 
-def _damaged(db: Database, copy: dict[str, Any], what: str, topics: Topics | None,
+def _damaged(db: Database, copy: DueCopy, what: str, topics: Topics | None,
              result: ScrubResult) -> None:  # fmt: skip
     path = _path(copy)
-    log.error("copy %s of recording %d is %s", path, copy["recording_id"], what)
+    log.error("copy %s of recording %d is %s", path, copy.recording_id, what)
     result.damaged.append(f"{path}: {what}")
-    others = [{"destination": d, "relpath": c["relpath"], "recording_id": copy["recording_id"],
-               "sha256": copy["sha256"], "size": copy["size"]}
-              for d, c in recordings.copies(db, copy["recording_id"]).items()
-              if d != copy["destination"] and not c.get("plain_removed_at")]  # fmt: skip
-    good = [o for o in others if Path(o["destination"]).is_dir()
-            and _check(_path(o), o["sha256"], o["size"]) is None]  # fmt: skip
+    others = [replace(copy, destination=d, relpath=c.relpath, proven_at=c.proven_at)
+              for d, c in recordings.copies(db, copy.recording_id).items()
+              if d != copy.destination and not c.plain_removed_at]  # fmt: skip
+    good = [o for o in others if Path(o.destination).is_dir()
+            and _check(_path(o), o.sha256, o.size) is None]  # fmt: skip
     catalog.record_damage(db, copy, what, [str(_path(o)) for o in good], topics)
     if not good:
-        log.critical("recording %d has no good copy left (%s)", copy["recording_id"], path)
+        log.critical("recording %d has no good copy left (%s)", copy.recording_id, path)
         result.lost.append(str(path))
         return
     try:
@@ -106,24 +106,24 @@ def _damaged(db: Database, copy: dict[str, Any], what: str, topics: Topics | Non
     result.repaired.append(str(path))
 
 
-def _repair(copy: dict[str, Any], good: dict[str, Any]) -> None:
+def _repair(copy: DueCopy, good: DueCopy) -> None:
     """Write the good copy beside the damaged one with the verified copier, read it back, then
     put it in place (the damaged bytes are not evidence: the catalog's hash is)."""
     target = _path(copy)
-    folder = fsio.make_dirs_durable(Path(copy["destination"]),
-                                    PurePosixPath(copy["relpath"]).parent.parts)  # fmt: skip
+    folder = fsio.make_dirs_durable(Path(copy.destination),
+                                    PurePosixPath(copy.relpath).parent.parts)  # fmt: skip
     dest = Destination.pin(folder)
     temp = folder / f".camdock-repair-{target.name}.part"
     fsio.unlink_quietly(temp)
     source = _path(good)
-    job = CopyJob(target.name, copy["size"],
+    job = CopyJob(target.name, copy.size,
                   lambda: os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC),
                   lambda fd, n: None, (), {dest.key: temp})  # fmt: skip
     done: list[Any] = []
     failed: list[str] = []
     hooks = Hooks(on_copied=done.append, on_failed=lambda j, e: failed.append(e))
     VerifiedCopier([dest], hooks, StopFlags(), name="repair").run([job])
-    if failed or not done or done[0].error or done[0].sha256 != copy["sha256"]:
+    if failed or not done or done[0].error or done[0].sha256 != copy.sha256:
         fsio.unlink_quietly(temp)
         raise RuntimeError(failed[0] if failed else "the repaired copy does not read back")
     os.replace(temp, target)

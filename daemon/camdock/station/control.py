@@ -280,7 +280,7 @@ def _recording(c: Call) -> Any:
     rec = recordings.get(c.db, rec_id)
     if rec is None:
         raise CamdockError(f"沒有紀錄 No recording {rec_id}", ExitCode.NOINPUT)
-    day = date.fromisoformat(rec["relpath"][:10].replace("/", "-"))
+    day = date.fromisoformat(rec.relpath[:10].replace("/", "-"))
     return {
         "rec": rec,
         "copies": recordings.copies(c.db, rec_id),
@@ -292,15 +292,15 @@ def _recording(c: Call) -> Any:
 @_op("requests.list")
 def _requests(c: Call) -> Any:
     sees_all = bool(c.me.roles - {Role.OFFICER})
-    return [r for r in requests.listing(c.db) if sees_all or r["applicant_id"] == c.me.id]
+    return [r for r in requests.listing(c.db) if sees_all or r.applicant_id == c.me.id]
 
 
 @_op("request.get")
 def _request(c: Call) -> Any:
     req = requests.get(c.db, c.text("number"))
-    if req is None or (c.me.roles == {Role.OFFICER} and req["applicant_id"] != c.me.id):
+    if req is None or (c.me.roles == {Role.OFFICER} and req.applicant_id != c.me.id):
         raise CamdockError("沒有這份申請書 No such request", ExitCode.NOINPUT)
-    return {"req": req, "recs": requests.recordings_of(c.db, req["id"])}
+    return {"req": req, "recs": requests.recordings_of(c.db, req.id)}
 
 
 @_op("seals.list", SEES_SEALS)
@@ -358,7 +358,7 @@ def _video(c: Call) -> int:
     in its window, for its custodian (invariant 9). The descriptor goes to the console."""
     number, rec_id = c.text("number"), c.number("id")
     req = requests.get(c.db, number)
-    if req is None or not any(r["id"] == rec_id for r in requests.recordings_of(c.db, req["id"])):
+    if req is None or not any(r.id == rec_id for r in requests.recordings_of(c.db, req.id)):
         raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
     access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
     path = recordings.plain_copy(c.db, rec_id)
@@ -377,7 +377,7 @@ def _request_new(c: Call) -> Any:
     scope = (c.text("officer", "") or None, c.text("camera", "") or None, c.moment("from"),
              c.moment("to"))  # fmt: skip
     req = access.new_request(c.db, c.cfg, c.who, form, scope, c.ctl.topics)
-    return {"number": req["number"]}
+    return {"number": req.number}
 
 
 @_op("request.step", write=True)
