@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from camdock import clock
 from camdock.catalog import custody, open_catalog
 from camdock.catalog.custody import Action
@@ -93,7 +95,7 @@ def test_a_chain_rewritten_whole_is_found_by_the_heads(tmp_path: Path) -> None:
     assert _audit(catalog, "--by", "a").returncode == 0
     # A consistent chain rebuilt from scratch: it verifies on its own, not against the heads.
     conn = sqlite3.connect(catalog)
-    old = conn.execute("SELECT action, recording_id, actor, details FROM custody_log "
+    old = conn.execute("SELECT action, recording_id, actor, details, rows FROM custody_log "
                        "ORDER BY id").fetchall()  # fmt: skip
     conn.execute("DROP TRIGGER custody_no_delete")
     conn.execute("DELETE FROM custody_log")
@@ -102,9 +104,9 @@ def test_a_chain_rewritten_whole_is_found_by_the_heads(tmp_path: Path) -> None:
     conn.close()
     db = open_catalog(catalog)
     with write_txn(db):
-        for action, rec, actor, details in old:
-            custody.append(db, Action(action), rec, "forger" if action == "audit" else actor,
-                           json.loads(details))  # fmt: skip
+        for action, rec, actor, details, states in old:  # with the rows' states, as camdock would
+            custody._append(db, Action(action), rec, "forger" if action == "audit" else actor,
+                            json.loads(details), json.loads(states) if states else [])  # fmt: skip
     assert custody.verify(db) == []  # internally consistent
     db.close()
     found = _audit(catalog, "--json")
@@ -124,6 +126,58 @@ def test_catalog_rows_changed_outside_camdock_are_found(tmp_path: Path) -> None:
     assert out.returncode == ExitCode.FAILED
     assert any("recording 1: sha256" in p for p in problems)
     assert any("recording 2: relpath" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ("UPDATE recordings SET retain_until = '2026-11-30' WHERE id = 1", "retain_until"),
+        ("UPDATE recordings SET destroy_by = '2026-11-30' WHERE id = 1", "destroy_by"),
+        ("UPDATE recordings SET recorded_start = '2025-11-28T09:07:00+08:00' WHERE id = 1",
+         "recorded_start"),
+        ("UPDATE recordings SET ingested_at = '2025-11-28T09:07:00+00:00' WHERE id = 1",
+         "ingested_at"),
+        ("UPDATE recordings SET officer_badge = 'X99999' WHERE id = 1", "officer_badge"),
+        ("UPDATE recordings SET duty_slot = '0000-0400' WHERE id = 1", "duty_slot"),
+        ("UPDATE recordings SET camera_id = 'CAM-X' WHERE id = 1", "camera_id"),
+        ("UPDATE copies SET destination = '/elsewhere' WHERE recording_id = 1 "
+         "AND destination = (SELECT min(destination) FROM copies)", "gone from the catalog"),
+        ("DELETE FROM copies WHERE recording_id = 2 AND destination = "
+         "(SELECT max(destination) FROM copies)", "gone from the catalog"),
+        ("INSERT INTO roster_roles VALUES ('Z1', 'z', 'u', '[\"auditor\"]', '2026-11-29', "
+         "'2026-11-29T00:00:00+00:00')", "not in the custody chain"),
+    ],
+)  # fmt: skip
+def test_an_insider_edit_with_the_triggers_dropped_is_named(
+    tmp_path: Path, edit: str, named: str
+) -> None:
+    """Issue 26: an insider with the catalog open in sqlite3 (camdock's own triggers dropped)
+    edits a row custody depends on; the audit (without --full) names the row and the field."""
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    assert _audit(catalog).returncode == 0
+    conn = sqlite3.connect(catalog)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute(edit)
+    conn.commit()
+    conn.close()
+    out = _audit(catalog, "--json")
+    problems = json.loads(out.stdout)["chain_problems"]
+    assert out.returncode == ExitCode.FAILED
+    assert any(named in p for p in problems), problems
+
+
+def test_changes_through_camdock_leave_the_audit_clean(tmp_path: Path) -> None:
+    """The same kind of change made through the catalog's own functions is chained with it:
+    a hold placed and released, a recording destroyed, the audit still clean."""
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    db = open_catalog(catalog)
+    with write_txn(db):  # what a change without its own entry would look like: chained at commit
+        db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 1")
+    kinds = [r[0] for r in db.execute("SELECT action FROM custody_log ORDER BY id")]
+    db.close()
+    assert kinds[-1] == "state"
+    assert _audit(catalog).returncode == 0
 
 
 def test_the_witness_the_server_kept_finds_a_rewritten_chain(

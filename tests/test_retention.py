@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from camdock.catalog import custody, open_catalog, recordings
+from camdock.catalog import custody, open_catalog, recordings, write_txn
 from camdock.config import ConfigError, parse
 from camdock.core.retention import (
     Candidate,
@@ -314,27 +314,24 @@ def test_destruction_refuses_what_the_rules_keep(tmp_path: Path) -> None:
 
 
 def _age(catalog: Path, years: int = 1) -> None:
-    """Make every recording ``years`` older (its dates and its window), as a year would."""
-    conn = sqlite3.connect(catalog)
-    found = conn.execute("SELECT id, recorded_start, duty_slot_start FROM recordings").fetchall()
-    for rec_id, *times in found:
-        older = [
-            datetime.fromisoformat(t).replace(year=datetime.fromisoformat(t).year - years)
-            for t in times
-        ]
-        conn.execute(
-            "UPDATE recordings SET recorded_start = ?, duty_slot_start = ?, "
-            "retain_until = date(retain_until, ?), destroy_by = date(destroy_by, ?) WHERE id = ?",
-            (
-                older[0].isoformat(),
-                older[1].isoformat(),
-                f"-{years} year",
-                f"-{years} year",
-                rec_id,
-            ),
-        )
-    conn.commit()
-    conn.close()
+    """Make every recording ``years`` older (its dates and its window), as a year would: through
+    camdock's catalog, so the custody chain has the rows' new state (an edit with any other tool
+    is what the audit finds)."""
+    db = open_catalog(catalog)
+    with write_txn(db):
+        found = db.execute("SELECT id, recorded_start, duty_slot_start FROM recordings").fetchall()
+        for rec_id, *times in found:
+            older = [
+                datetime.fromisoformat(t).replace(year=datetime.fromisoformat(t).year - years)
+                for t in times
+            ]
+            db.execute(
+                "UPDATE recordings SET recorded_start = ?, duty_slot_start = ?, retain_until = "
+                "date(retain_until, ?), destroy_by = date(destroy_by, ?) WHERE id = ?",
+                (older[0].isoformat(), older[1].isoformat(), f"-{years} year", f"-{years} year",
+                 rec_id),
+            )  # fmt: skip
+    db.close()
 
 
 def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:

@@ -17,10 +17,22 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock.catalog import rowchain
 from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
-__all__ = ["GENESIS", "Action", "append", "count", "head", "history", "verify", "verify_heads"]
+__all__ = [
+    "GENESIS",
+    "Action",
+    "append",
+    "baseline",
+    "chain_left_over",
+    "count",
+    "head",
+    "history",
+    "verify",
+    "verify_heads",
+]
 
 GENESIS = "0" * 64
 
@@ -55,6 +67,8 @@ class Action(StrEnum):
     CLOSE = "close"
     EXPIRE = "expire"
     REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)
+    # The state rows were left in by a change whose own entry came before it (catalog/rowchain)
+    STATE = "state"
 
 
 def _digest(prev: str, entry: dict[str, Any]) -> str:
@@ -67,19 +81,32 @@ def append(
 ) -> str:
     """Add an entry; call inside a write transaction (BEGIN IMMEDIATE holds the chain's tail)."""
     action = Action(action)  # a typo is an error here, never a new kind of entry
+    return _append(db, action, recording_id, actor, details, rowchain.take(db))
+
+
+def _append(
+    db: Database,
+    action: Action,
+    recording_id: int | None,
+    actor: str,
+    details: dict[str, Any],
+    states: list[rowchain.State],
+) -> str:
     last = one(db, "SELECT hash FROM custody_log ORDER BY id DESC LIMIT 1")
     prev = last["hash"] if last else GENESIS
-    entry = {
+    entry: dict[str, Any] = {
         "time": utcnow(),
         "action": action.value,
         "recording_id": recording_id,
         "actor": actor,
         "details": details,
     }
+    if states:  # the rows this change left, chained with it (catalog/rowchain)
+        entry["rows"] = states
     digest = _digest(prev, entry)
     db.execute(
-        "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
+        "rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry["time"],
             action.value,
@@ -88,9 +115,23 @@ def append(
             json.dumps(details, sort_keys=True, ensure_ascii=False),
             prev,
             digest,
+            json.dumps(states, sort_keys=True, ensure_ascii=False) if states else None,
         ),
     )
     return digest
+
+
+def chain_left_over(db: Database) -> None:
+    """At commit: the rows changed after this transaction's last entry get an entry of their
+    own, so no change to a covered row is ever committed unchained."""
+    if states := rowchain.take(db):
+        _append(db, Action.STATE, None, "camdock", {}, states)
+
+
+def baseline(db: Database) -> None:
+    """Chain every covered row as it is (a catalog from before the chain covered rows)."""
+    if states := rowchain.snapshot_all(db):
+        _append(db, Action.STATE, None, "camdock", {"baseline": True}, states)
 
 
 def verify(db: Database) -> list[str]:
@@ -105,6 +146,8 @@ def verify(db: Database) -> list[str]:
             "actor": r["actor"],
             "details": json.loads(r["details"]),
         }
+        if r["rows"] is not None:
+            entry["rows"] = json.loads(r["rows"])
         if r["prev_hash"] != prev:
             problems.append(
                 f"entry {r['id']}: does not follow the entry before it "
@@ -126,6 +169,7 @@ def verify(db: Database) -> list[str]:
         for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'destroy'")
     }
     problems += _rows_match_entries(db)
+    problems += rowchain.differences(db)
     for r in rows(db, "SELECT id, relpath, cleared_at, destroyed_at FROM recordings"):
         if r["id"] not in stored:
             problems.append(f"recording {r['id']} ({r['relpath']}): no 'store' entry")

@@ -84,6 +84,9 @@ def open_catalog(path: Path | str) -> Database:
             if migrations.pending(db):
                 with write_txn(db):
                     migrations.apply(db)
+            from camdock.catalog import rowchain  # at run time: it reads through this module
+
+            rowchain.install(db)
         except BaseException:
             db.close()
             raise
@@ -167,6 +170,7 @@ def write_txn(db: Database) -> Iterator[Database]:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            _chain_left_over(db)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -176,6 +180,13 @@ def write_txn(db: Database) -> Iterator[Database]:
         if held:
             assert lock is not None
             lock.release()
+
+
+def _chain_left_over(db: Database) -> None:
+    from camdock.catalog import custody, rowchain  # at run time: both read through this module
+
+    if rowchain.installed(db):
+        custody.chain_left_over(db)
 
 
 def one(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> dict[str, Any] | None:

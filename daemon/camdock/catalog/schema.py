@@ -478,3 +478,13 @@ def m013_roster_roles(db: Database) -> None:
         pk="badge",
         not_null={"name", "roles", "duty_day", "received_at"},
     )
+
+
+@migrations()
+def m014_rows_chained(db: Database) -> None:
+    """Issue 26: each custody entry carries the state of the rows its change left
+    (catalog/rowchain); the rows as they are now start the chain's account of them."""
+    from camdock.catalog import custody  # at run time: custody's module needs this one loaded
+
+    db.execute("ALTER TABLE custody_log ADD COLUMN rows TEXT")
+    custody.baseline(db)
