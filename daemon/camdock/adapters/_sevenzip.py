@@ -19,11 +19,11 @@ from camdock.adapters.archive import ArchiveError, ArchivePaused, Member, ReadBa
 FILTERS = [{"id": py7zr.FILTER_COPY}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
 BLOCK = 1 << 20  # bytes py7zr handles at once, writing and reading
 
-# py7zr sizes its read-side buffer from the machine's free memory (up to 128 MB per chunk: 326
-# MiB RSS measured reading back a 300 MiB member); it has no parameter for it, so the module's
-# lookup is pointed at our bound. Memory then stays flat in the size of a day (bench/).
-py7zr_module: Any = getattr(py7zr, "py7zr")  # noqa: B009 - the submodule, not the class
-py7zr_module.get_memory_limit = lambda: BLOCK
+# Memory stays flat in the size of a day without touching py7zr's internals: its read side asks
+# the decompressor for up to get_memory_limit() bytes (up to 128 MB, from the free memory), but
+# the decompressor reads at most its block (1 MiB on 64-bit CPython) from the archive per call,
+# and our filters (stored, then AES) give back no more than they read. So each step holds about
+# a block (tests/test_seal.py measures it). A compressing filter would change that.
 
 
 class _Hashing(io.BufferedReader):

@@ -1,1 +1,2 @@
-"""The custodian's console: ``camdock web`` (app.py), its templates and its one script."""
+"""The custodian's console: ``camdock web`` (app.py, console.py, pages/), its templates and its
+one script."""

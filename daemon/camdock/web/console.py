@@ -1,0 +1,169 @@
+"""What every page of the console shares: the logged-in staff member, the way to the daemon (its
+control socket), the templates, and ``needs``, the wrapper that turns a page into a handler
+(session, CSRF, the daemon's refusals as pages)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from camdock.adapters import control
+from camdock.config import Config
+from camdock.core.access import ACTIONS, Role
+from camdock.station.control import SEES_CATALOG, SEES_SEALS, SESSION_SECONDS, SLOW_OPS, SOCKET
+
+__all__ = ["SLOW_OPS", "Console", "DaemonRefused", "Me", "Page", "bilingual", "console", "needs"]
+
+
+class DaemonRefused(Exception):
+    """The daemon said no (and recorded it), or could not be asked."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Me:
+    """The logged-in staff member, as the daemon described them at login."""
+
+    id: str
+    name: str
+    roles: frozenset[Role]
+    label: str
+
+    def may(self, roles: frozenset[Role]) -> bool:
+        """Whether any of their roles is among ``roles`` (the daemon decides; this is for
+        showing only what they may use)."""
+        return bool(self.roles & roles)
+
+
+class Console:
+    """The console's state: the config (station, zone, bays), the way to the daemon, the
+    templates."""
+
+    def __init__(self, cfg: Config, socket_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.socket = socket_path or cfg.run_dir / SOCKET
+        self.env = Environment(
+            loader=PackageLoader("camdock.web", "templates"), autoescape=select_autoescape(["html"])
+        )
+        self.env.filters["bi"] = bilingual
+
+    def me(self, request: Request) -> Me | None:
+        """The logged-in staff member, if the session is valid and not expired."""
+        who, at = request.session.get("me"), request.session.get("at", 0)
+        if not isinstance(who, dict) or time.time() - at > SESSION_SECONDS:
+            return None
+        roles = frozenset(Role(r) for r in who.get("roles", []) if r in Role.__members__.values())
+        return Me(str(who["id"]), str(who["name"]), roles, str(who["label"]))
+
+    def page(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        """A template rendered for this session, in its language."""
+        html = self.env.get_template(name).render(
+            me=self.me(request),
+            csrf=request.session.get("csrf", ""),
+            station=self.cfg.station_id,
+            unit=self.cfg.unit,
+            lang=request.session.get("lang", "zh"),
+            path=request.url.path,
+            SEES_CATALOG=SEES_CATALOG,
+            SEES_SEALS=SEES_SEALS,
+            SEES_AUDIT=ACTIONS["audit"],
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    async def ask(self, request: Request | None, op: str, **args: Any) -> Any:
+        """One operation by the daemon, as this session's staff member."""
+        reply, fd = await self.ask_fd(request, op, **args)
+        if fd is not None:
+            os.close(fd)
+        return reply
+
+    async def ask_fd(self, request: Request | None, op: str, **args: Any) -> tuple[Any, int | None]:
+        """The same, with the descriptor the daemon passed (the caller closes it)."""
+        token = request.session.get("token") if request is not None else None
+        timeout = None if op in SLOW_OPS else 60.0
+        try:
+            ask = {"op": op, "token": token, "args": args}
+            doc, fd = await asyncio.to_thread(control.call, self.socket, ask, timeout)
+        except TimeoutError:  # it is there, and busier than it should ever be: not "not running"
+            raise DaemonRefused(
+                504, "站台程式忙碌，未及時回應 The station daemon did not answer in time"
+            ) from None
+        except OSError:
+            raise DaemonRefused(
+                503, "站台程式未執行，無法連線 The station daemon is not running"
+            ) from None
+        if not doc.get("ok"):
+            raise DaemonRefused(int(doc.get("status", 500)), str(doc.get("error", "?")))
+        return doc.get("result"), fd
+
+
+def console(request: Request) -> Console:
+    """The console serving this request (make_app keeps it in the app's state)."""
+    found: Console = request.app.state.console
+    return found
+
+
+Page = Callable[[Console, Request, Me], Awaitable[Response]]
+
+
+def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page for someone logged in. Whether their role may see it is the daemon's to say (and
+    to record when it may not, REG-5.1): every page asks it first thing, and a refusal comes
+    back as a 403 page. The nav merely hides what a role may not open. A post is refused
+    unless it carries the session's CSRF token; its fields are then ``request.state.form``."""
+
+    async def handler(request: Request) -> Response:
+        c = console(request)
+        me = c.me(request)
+        if me is None:
+            return RedirectResponse("/login", 303)
+        if request.method == "POST":
+            form = await request.form()
+            if not secrets.compare_digest(
+                str(form.get("csrf", "")), request.session.get("csrf", "-")
+            ):
+                return c.page(request, "refused.html", 403,
+                              why="表單已失效 The form expired or was forged")  # fmt: skip
+            request.state.form = {k: str(v) for k, v in form.items()}
+        try:
+            result: Response = await fn(c, request, me)
+        except DaemonRefused as exc:
+            if exc.status == 401:  # the daemon ended the session (restart, expiry)
+                request.session.clear()
+                return RedirectResponse("/login", 303)
+            return c.page(request, "refused.html", exc.status, why=str(exc))
+        return result
+
+    handler.__name__ = handler.__qualname__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
+_BILINGUAL = re.compile(
+    r"^([^A-Za-z]*[\u3000-\u9fff\uff00-\uffef][^A-Za-z]*?)\s+([A-Za-z].*)$", re.S
+)
+
+
+def bilingual(text: Any) -> Markup:
+    """A message written "中文 English" marked up like the templates' pairs, so the English-only
+    view can hide the Chinese; anything else as it is."""
+    m = _BILINGUAL.match(str(text))
+    if m is None:
+        return escape(str(text))
+    return Markup('<span class="zh">{}</span> <span class="en">{}</span>').format(*m.groups())

@@ -1,0 +1,72 @@
+"""The pages over a period (?from=…&to=…, days): the audit report (REG-7.2), the duty log with
+the pre-shift tests (REG-3.2), and the access/copy register (Annex 3); the report and the
+register also print (PDF)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from camdock import clock, forms
+from camdock.config import Config
+from camdock.web.console import Console, Me, needs
+
+__all__ = ["audit_page", "duty_page", "register_page"]
+
+
+@needs
+async def audit_page(c: Console, request: Request, me: Me) -> Response:
+    """The audit report for the period, as a page or (``.pdf``) printed."""
+    first, last = _days(request, c.cfg)
+    doc = await c.ask(request, "audit.report", **{"from": first, "to": last})
+    if request.url.path.endswith(".pdf"):
+        html = forms.report_html(doc, c.cfg.unit)
+        return Response(await asyncio.to_thread(forms.pdf, html),
+                        media_type="application/pdf")  # fmt: skip
+    return c.page(request, "audit.html", body=forms.report_body(doc, c.cfg.unit), start=first,
+                  end=last)  # fmt: skip
+
+
+@needs
+async def duty_page(c: Console, request: Request, me: Me) -> Response:
+    """The duty log and the pre-shift tests of the period."""
+    first, last = _days(request, c.cfg)
+    start, end = _utc_bounds(first, last, c.cfg)
+    got = await c.ask(request, "duty.log", start=start, end=end)
+    return c.page(request, "duty.html", **got, start=first, end=last)
+
+
+@needs
+async def register_page(c: Console, request: Request, me: Me) -> Response:
+    """The access/copy register of the period, as a page or (``.pdf``) printed."""
+    first, last = _days(request, c.cfg)
+    start, end = _utc_bounds(first, last, c.cfg)
+    lines = await c.ask(request, "register", start=start, end=end)
+    if request.url.path.endswith(".pdf"):
+        html = forms.register_html(lines, first, last, c.cfg.unit)
+        return Response(await asyncio.to_thread(forms.pdf, html),
+                        media_type="application/pdf")  # fmt: skip
+    return c.page(request, "register.html", lines=lines, start=first, end=last)
+
+
+def _days(request: Request, cfg: Config) -> tuple[str, str]:
+    """?from=…&to=… (days), the last six months by default."""
+    today = clock.now().astimezone(cfg.tz).date()
+    try:
+        first = date.fromisoformat(request.query_params.get("from") or "")
+    except ValueError:
+        first = today - timedelta(days=183)
+    try:
+        last = date.fromisoformat(request.query_params.get("to") or "")
+    except ValueError:
+        last = today
+    return first.isoformat(), last.isoformat()
+
+
+def _utc_bounds(first: str, last: str, cfg: Config) -> tuple[str, str]:
+    lo = datetime.combine(date.fromisoformat(first), datetime.min.time(), cfg.tz)
+    hi = datetime.combine(date.fromisoformat(last), datetime.max.time(), cfg.tz)
+    return lo.astimezone(UTC).isoformat(), hi.astimezone(UTC).isoformat()

@@ -1,0 +1,59 @@
+"""The bays, as the daemon last wrote them to the run directory, and their live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from camdock.config import Config
+from camdock.station.bays import BAYS_FILE
+from camdock.web.console import Console, Me, needs
+
+__all__ = ["bays", "bays_stream"]
+
+
+@needs
+async def bays(c: Console, request: Request, me: Me) -> Response:
+    """Every bay: its phase, camera, officer and progress."""
+    return c.page(request, "bays.html", bays=_bays(c.cfg))
+
+
+@needs
+async def bays_stream(c: Console, request: Request, me: Me) -> Response:
+    """Server-sent events: the bays' states, pushed when the daemon changes them."""
+
+    async def changes() -> AsyncIterator[str]:
+        last = None
+        while not await request.is_disconnected():
+            now = json.dumps(_bays(c.cfg), ensure_ascii=False)
+            if now != last:
+                last = now
+                yield f"data: {now}\n\n"
+            await asyncio.sleep(0.3)
+
+    return StreamingResponse(changes(), media_type="text/event-stream")
+
+
+def _bays(cfg: Config) -> list[dict[str, Any]]:
+    """The bays as the daemon last wrote them (run directory), else empty ones."""
+    try:
+        found = json.loads((cfg.run_dir / BAYS_FILE).read_text(encoding="utf-8"))
+        if isinstance(found, list):
+            return found
+    except (OSError, ValueError):
+        pass
+    return [
+        {
+            "bay": b.number,
+            "phase": "unknown",
+            "camera": None,
+            "officer": None,
+            "message": "站台程式未執行 the daemon is not running",
+        }
+        for b in cfg.bays
+    ]

@@ -1,0 +1,52 @@
+"""Logging in and out, and the session's language: the only pages without ``needs``."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from camdock.web.console import DaemonRefused, console
+
+__all__ = ["language", "login", "logout"]
+
+
+async def login(request: Request) -> Response:
+    """The login form; its post asks the daemon, which checks the password (and locks out)."""
+    c = console(request)
+    if request.method == "GET":
+        request.session["csrf"] = request.session.get("csrf") or secrets.token_urlsafe(24)
+        return c.page(request, "login.html")
+    form = await request.form()
+    if not secrets.compare_digest(str(form.get("csrf", "")), request.session.get("csrf", "-")):
+        return c.page(request, "login.html", 403, error="表單已失效 The form expired")
+    try:
+        done = await c.ask(None, "login", staff=str(form.get("staff", "")),
+                           password=str(form.get("password", "")))  # fmt: skip
+    except DaemonRefused as exc:
+        return c.page(request, "login.html", exc.status, error=str(exc))
+    lang = request.session.get("lang", "zh")
+    request.session.clear()
+    request.session.update({"token": done["token"], "me": done["person"], "at": time.time(),
+                            "csrf": secrets.token_urlsafe(24), "lang": lang})  # fmt: skip
+    return RedirectResponse("/", 303)
+
+
+async def logout(request: Request) -> Response:
+    """End the session here and at the daemon."""
+    with contextlib.suppress(DaemonRefused):  # the daemon is away: the session ends all the same
+        await console(request).ask(request, "logout")
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+async def language(request: Request) -> Response:
+    """中文 (with English beneath) or English alone, for this session."""
+    want = request.path_params["lang"]
+    request.session["lang"] = want if want in ("zh", "en") else "zh"
+    back = request.query_params.get("back", "/")
+    return RedirectResponse(back if back.startswith("/") and not back.startswith("//")
+                            else "/", 303)  # fmt: skip
