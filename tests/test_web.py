@@ -169,6 +169,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         at = (clock.now().astimezone(TZ) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
         page.get_by_label("時間").fill(at)
         page.get_by_role("button", name="排定").click()
+        page.wait_for_load_state("load")  # the deferred script has bound the link: plays in page
         page.locator("a.watch").first.click()
         page.wait_for_function("document.querySelector('video') && "
                                "document.querySelector('video').currentTime > 0.2",
