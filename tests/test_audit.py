@@ -4,6 +4,7 @@ drives and against the server's witness, seen through a real mosquitto."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -256,6 +257,66 @@ def test_the_scrub_repairs_a_damaged_copy_from_the_good_one(tmp_path: Path) -> N
     assert again.lost and len(again.damaged) == 2 and not again.repaired
     db.close()
     assert not list(d1.rglob(".camdock-repair-*"))
+
+
+def test_a_forged_copy_with_a_forged_catalog_hash_leaves_the_genuine_copy_alone(
+    tmp_path: Path,
+) -> None:
+    """Issue 26: a footage copy replaced with other bytes, and their hash written into the
+    catalog (triggers dropped). The scrub judges by the custody chain, not the column: the
+    genuine copy on the backup drive is untouched, the recording frozen (no destruction), the
+    audit names it; an auditor resolves it, and only then is the forged copy repaired."""
+    from camdock.catalog import freezes
+    from camdock.errors import Refused
+    from camdock.services.scrub import scrub_step
+
+    d1, d2, catalog = _offloaded(tmp_path, files=2)
+    forged_path = sorted(d1.rglob("*.mp4"))[0]
+    genuine_path = d2 / forged_path.relative_to(d1)
+    genuine = genuine_path.read_bytes()
+    forged = b"forged bytes " * 1000
+    forged_path.write_bytes(forged)
+    conn = sqlite3.connect(catalog)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    rel = str(forged_path.relative_to(d1))
+    (rec_id,) = conn.execute("SELECT id FROM recordings WHERE relpath = ?", (rel,)).fetchone()
+    digest = hashlib.sha256(forged).hexdigest()
+    conn.execute("UPDATE recordings SET sha256 = ?, size = ? WHERE id = ?",
+                 (digest, len(forged), rec_id))  # fmt: skip
+    conn.execute("UPDATE copies SET sha256 = ? WHERE recording_id = ?", (digest, rec_id))
+    conn.commit()
+    conn.close()
+    db = open_catalog(catalog)
+    try:
+        result = scrub_step(db, 1 << 30, TOPICS)
+        assert genuine_path.read_bytes() == genuine  # the only genuine copy: untouched
+        assert forged_path.read_bytes() == forged  # and nothing "repaired" from the forgery
+        assert not result.repaired and len(result.frozen) == 2, result
+        assert [f.recording_id for f in freezes.open_freezes(db)] == [rec_id]
+        with pytest.raises(Refused, match="frozen"):
+            freezes.refuse_frozen(db, [rec_id], "destruction")
+        again = scrub_step(db, 1 << 30, TOPICS)  # frozen once, still named
+        assert len(again.frozen) == 2 and len(freezes.open_freezes(db)) == 1
+    finally:
+        db.close()
+    found = _audit(catalog, "--json")
+    problems = json.loads(found.stdout)["chain_problems"]
+    assert found.returncode == ExitCode.FAILED
+    assert any(f"recording {rec_id}: frozen" in p for p in problems), problems
+    assert any(f"recordings [{rec_id}]: sha256" in p for p in problems), problems
+    resolved = _audit(catalog, "resolve", "--recording", str(rec_id), "--by", "稽核員 林",
+                      "--reason", "catalog edited; the chain is right", "--json")  # fmt: skip
+    assert resolved.returncode == 0, resolved.stderr
+    assert f"recordings [{rec_id}]" in json.loads(resolved.stdout)["restored_from_chain"]
+    db = open_catalog(catalog)
+    try:
+        repaired = scrub_step(db, 1 << 30, TOPICS)
+        assert len(repaired.repaired) == 1 and not repaired.frozen
+    finally:
+        db.close()
+    assert forged_path.read_bytes() == genuine
+    assert _audit(catalog, "--full").returncode == 0
 
 
 def test_the_six_monthly_report(tmp_path: Path) -> None:

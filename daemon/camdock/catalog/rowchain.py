@@ -38,6 +38,7 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "roster_roles": (("badge",), frozenset()),
     "assignments": (("id",), frozenset()),
     "loans": (("id",), frozenset()),
+    "freezes": (("id",), frozenset()),
 }
 
 # One covered row's state as chained: table, key (a JSON array), its columns (None: deleted).

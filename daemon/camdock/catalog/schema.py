@@ -488,3 +488,23 @@ def m014_rows_chained(db: Database) -> None:
 
     db.execute("ALTER TABLE custody_log ADD COLUMN rows TEXT")
     custody.baseline(db)
+
+
+@migrations()
+def m015_freezes(db: Database) -> None:
+    """Issue 26: recordings the catalog and the custody chain disagree about, frozen until an
+    auditor resolves them (catalog/freezes)."""
+    db.table("freezes").create(
+        {
+            "id": int,
+            "recording_id": int,
+            "reason": str,
+            "found_at": str,
+            "resolved_by": str,
+            "resolved_at": str,
+            "resolution": str,
+        },
+        pk="id",
+        not_null={"recording_id", "reason", "found_at"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )

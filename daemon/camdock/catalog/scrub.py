@@ -25,8 +25,19 @@ class DueCopy(Row):
     destination: str  # the destination root
     relpath: str
     proven_at: str | None
-    sha256: str
+    sha256: str  # the recording's, as the catalog has it now
     size: int
+    copy_sha256: str  # the copy's row
+    chained_sha256: str | None  # what the recording's first 'store' entry of the chain says
+    chained_size: int | None
+
+    @property
+    def agrees(self) -> bool:
+        """The catalog says of this copy what the custody chain says: only then may a copy be
+        judged, and repaired, by it (issue 26: never by a column someone may have edited)."""
+        return (self.sha256, self.size) == (self.chained_sha256, self.chained_size) and (
+            self.copy_sha256 == self.sha256
+        )
 
 
 def due(db: Database, limit: int) -> list[DueCopy]:
@@ -34,9 +45,13 @@ def due(db: Database, limit: int) -> list[DueCopy]:
     return rows_as(
         DueCopy,
         db,
-        "SELECT c.recording_id, c.destination, c.relpath, c.proven_at, r.sha256, r.size FROM "
-        "copies c JOIN recordings r ON r.id = c.recording_id WHERE r.destroyed_at IS NULL AND "
-        "c.plain_removed_at IS NULL ORDER BY c.proven_at, c.recording_id LIMIT ?",
+        "SELECT c.recording_id, c.destination, c.relpath, c.proven_at, r.sha256, r.size, "
+        "c.sha256 AS copy_sha256, json_extract(s.details, '$.sha256') AS chained_sha256, "
+        "json_extract(s.details, '$.size') AS chained_size FROM copies c JOIN recordings r "
+        "ON r.id = c.recording_id LEFT JOIN custody_log s ON s.id = (SELECT min(id) FROM "
+        "custody_log WHERE recording_id = c.recording_id AND action = 'store') "
+        "WHERE r.destroyed_at IS NULL AND c.plain_removed_at IS NULL "
+        "ORDER BY c.proven_at, c.recording_id LIMIT ?",
         (limit,),
     )
 

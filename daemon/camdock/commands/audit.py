@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, open_catalog
+from camdock.catalog import custody, freezes, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
@@ -36,9 +36,13 @@ def add_parser(sub: Any) -> None:
     a = sub.add_parser(
         "audit",
         help="verify the custody log and, with --full, every stored copy; "
-        "'audit report' writes the six-monthly report (REG-7.2)",
+        "'audit report' writes the six-monthly report (REG-7.2); 'audit resolve' lifts a "
+        "freeze, putting the recording back as the custody chain has it",
     )
-    a.add_argument("what", nargs="?", choices=["report"], help="the six-monthly report")
+    a.add_argument("what", nargs="?", choices=["report", "resolve"],
+                   help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
+    a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
+    a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
     a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
     a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
     a.add_argument("--out", type=Path, metavar="FILE", help="the report as PDF (else JSON)")
@@ -74,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     cli.main)."""
     where = where_from(args)
     auditor = person(args.by) if args.by else None
+    if args.what == "resolve":
+        return _resolve(args, where, auditor)
     with opened(where, write=False) as db:
         roots = [str(d.root) for d in where.cfg.drives] if where.cfg else service.roots_of(db)
         station = where.cfg.station_id if where.cfg else None
@@ -117,6 +123,28 @@ def run(args: argparse.Namespace) -> int:
           if args.full else []),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:
+    """An auditor resolves a frozen recording (issue 26): its rows as the chain has them."""
+    if auditor is None or args.recording is None or not (args.reason or "").strip():
+        raise UsageError("audit resolve needs --recording ID --by AUDITOR --reason TEXT")
+    db = open_catalog(where.catalog)
+    try:
+        auditor, _ = check_person(where.cfg, db, auditor, "audit")
+        restored = freezes.resolve(db, args.recording, auditor, args.reason.strip())
+    finally:
+        db.close()
+    doc = {"recording": args.recording, "by": auditor, "restored_from_chain": restored}
+    output(
+        args,
+        doc,
+        lambda: [
+            f"recording {args.recording}: resolved by {auditor}; put back "
+            f"as the custody chain has it: {', '.join(restored) or 'nothing'}"
+        ],
+    )
+    return ExitCode.OK
 
 
 def _report(

@@ -27,7 +27,7 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
-from camdock.catalog import assignments, recordings, requests, seals
+from camdock.catalog import assignments, freezes, recordings, requests, seals
 from camdock.catalog.custody import Action
 from camdock.catalog.recordings import Recording
 from camdock.catalog.requests import AccessRequest
@@ -237,6 +237,7 @@ def step(
         }
     elif action == "view":
         ids = [r.id for r in requests.recordings_of(db, req.id)]
+        freezes.refuse_frozen(db, ids, f"viewing for request {req.number}")
         register = {
             "kind": "view",
             "recordings": json.dumps(ids),
@@ -293,6 +294,7 @@ def copy(
         raise CamdockError(f"no request {number}", ExitCode.NOINPUT)
     authorize(db, who, "copy", topics, _rules(req), now)
     recs = requests.recordings_of(db, req.id)
+    freezes.refuse_frozen(db, [r.id for r in recs], f"copy for request {req.number}")
     out = target / req.number
     if out.exists():
         raise CamdockError(f"{out} exists: a copy goes into a new folder", ExitCode.CANTCREAT)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads
-from camdock.catalog import custody, recordings, report, seals
+from camdock.catalog import custody, freezes, recordings, report, seals
 from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
 from camdock.services.seal import Key
@@ -87,6 +87,9 @@ def chain(db: Database, roots: list[str], witness: Path | None = None,
     """Every problem with the custody chain, the catalog against it, and the chain against the
     heads on the drives and in the witness."""
     problems = custody.verify(db)
+    problems += [f"recording {f.recording_id}: frozen since {f.found_at}: {f.reason} (camdock "
+                 f"audit resolve --recording {f.recording_id} --by AUDITOR --reason …)"
+                 for f in freezes.open_freezes(db)]  # fmt: skip
     for root in roots:
         seen, bad = heads.read(Path(root))
         problems += bad + custody.verify_heads(db, seen, f"heads file on {root}")

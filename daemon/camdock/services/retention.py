@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import holds, recordings, requests, seals
+from camdock.catalog import freezes, holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
@@ -208,6 +208,11 @@ def destroy(
             if why := refusal(c, today, active, keeping.policy):
                 raise Refused(f"recording {rec_id} may not be destroyed: {why}")
             targets.append(c)
+    if recordings is None:  # the daily pass: a frozen recording waits for its auditor
+        held_back = {f.recording_id for f in freezes.frozen(db, [c.id for c in targets])}
+        targets = [c for c in targets if c.id not in held_back]
+    else:
+        freezes.refuse_frozen(db, [c.id for c in targets], "destruction")
     sealed = sorted({d for c in targets if seals.current(db, d := _day_of(c))})
     if sealed and keeping.reseal is None:
         raise Refused(f"duty day(s) {', '.join(map(str, sealed))} are sealed: destroying "

@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.copier import CopyJob, Destination, Hooks, StopFlags, VerifiedCopier
-from camdock.catalog import recordings
+from camdock.catalog import freezes, recordings
 from camdock.catalog import scrub as catalog
 from camdock.catalog.scrub import DueCopy
 from camdock.events import Topics
@@ -39,6 +39,7 @@ class ScrubResult:
     damaged: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # no good copy left anywhere
+    frozen: list[str] = field(default_factory=list)  # the catalog and the chain disagree
 
 
 def _path(copy: DueCopy) -> Path:
@@ -70,6 +71,9 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
         root = copy.destination
         if (present is not None and root not in present) or not Path(root).is_dir():
             continue  # a drive that is away is the drive watcher's alarm, not damage
+        if not copy.agrees:  # judged by nothing, repaired from nothing: frozen (issue 26)
+            _disagrees(db, copy, result)
+            continue
         result.bytes += copy.size
         what = _check(_path(copy), copy.sha256, copy.size)
         if what is None:
@@ -80,6 +84,20 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
     if ok:
         catalog.proven(db, ok)
     return result
+
+
+def _disagrees(db: Database, copy: DueCopy, result: ScrubResult) -> None:
+    if copy.chained_sha256 is None:
+        why = "no 'store' entry in the custody chain"
+    elif copy.copy_sha256 != copy.sha256:
+        why = f"its copy on {copy.destination} is catalogued with another hash"
+    else:
+        why = (f"the catalog says SHA-256 {copy.sha256} ({copy.size} bytes), the custody chain "
+               f"{copy.chained_sha256} ({copy.chained_size} bytes)")  # fmt: skip
+    result.frozen.append(f"recording {copy.recording_id}: {why}")
+    if freezes.freeze(db, copy.recording_id, why, "camdock scrub"):
+        log.critical("recording %d frozen: %s; nothing is repaired, destroyed, sealed or handed "
+                     "out until an auditor resolves it", copy.recording_id, why)  # fmt: skip
 
 
 def _damaged(db: Database, copy: DueCopy, what: str, topics: Topics | None,
@@ -108,7 +126,8 @@ def _damaged(db: Database, copy: DueCopy, what: str, topics: Topics | None,
 
 def _repair(copy: DueCopy, good: DueCopy) -> None:
     """Write the good copy beside the damaged one with the verified copier, read it back, then
-    put it in place (the damaged bytes are not evidence: the catalog's hash is)."""
+    put it in place (the damaged bytes are not evidence: the hash the custody chain gave the
+    recording is, and the catalog agrees with it, or nothing is repaired)."""
     target = _path(copy)
     folder = fsio.make_dirs_durable(Path(copy.destination),
                                     PurePosixPath(copy.relpath).parent.parts)  # fmt: skip

@@ -36,7 +36,7 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.drives import prove_all
-from camdock.catalog import seals
+from camdock.catalog import freezes, seals
 from camdock.catalog.db import file_of
 from camdock.clock import iso_utc
 from camdock.config import Config, SealSettings
@@ -218,6 +218,7 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
     recover(db)
     changes = seals.dirty(db).get(day.isoformat())
     members = seals.members_of(db, day)
+    freezes.refuse_frozen(db, [m["id"] for m in members], f"sealing duty day {day}")
     if not members:
         if seals.current(db, day):
             seals.retire(db, day, by, sealing.topics)

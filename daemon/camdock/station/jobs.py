@@ -224,6 +224,9 @@ class Scrub:
                 result = await asyncio.to_thread(self.step)
                 if result.lost:
                     self.alarm = f"{len(result.lost)} recording(s) with no good copy left"
+                elif result.frozen:
+                    self.alarm = (f"{len(result.frozen)} recording(s) frozen: the catalog and "
+                                  "the custody chain disagree (camdock audit)")  # fmt: skip
                 elif result.damaged and len(result.repaired) < len(result.damaged):
                     self.alarm = f"{len(result.damaged)} damaged cop(ies) not repaired"
                 elif result.proven or result.repaired:
