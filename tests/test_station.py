@@ -605,3 +605,33 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
         check = run_cmd(["sha256sum", "-c", backups[-1].name + ".sha256"],
                         cwd=backups[-1].parent)  # fmt: skip
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_a_new_custody_head_leaves_the_station_within_seconds(tmp_path: Path) -> None:
+    """Issue 26: an entry written by another process (a command, here) is on both drives'
+    heads files and in a custody-head event within HEAD_POLL; a tail cut after that head is
+    found by the audit, from the drives' heads."""
+    from camdock.adapters import heads
+    from camdock.catalog import custody, open_catalog, write_txn
+    from camdock.catalog.custody import Action
+
+    async with running(tmp_path) as h:
+        db = open_catalog(h.cfg.catalog)
+        try:
+            with write_txn(db):
+                custody.append(db, Action.AUDIT, None, "稽核員 林", {"full": False})
+            seq, digest = custody.head(db)
+        finally:
+            db.close()
+        roots = [d.root for d in h.cfg.drives]
+        await h.until(lambda: all((seq, digest) in heads.read(r)[0] for r in roots))
+        sent = "SELECT 1 FROM outbox WHERE type = 'custody-head' AND json_extract(payload, '$.custody.seq') = "  # noqa: E501
+        await h.until(lambda: bool(h.catalog(sent + str(int(seq)))))
+    con = sqlite3.connect(h.cfg.catalog)  # an insider cuts the tail the heads have seen
+    con.execute("DROP TRIGGER custody_no_delete")
+    con.execute("DELETE FROM custody_log WHERE id = ?", (seq,))
+    con.commit()
+    con.close()
+    found = run_cmd(camdock_cmd("audit", "--config", str(tmp_path / "camdock.toml"), "--json"))
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert any("cut short" in p for p in json.loads(found.stdout)["chain_problems"])

@@ -82,6 +82,8 @@ class EventType(StrEnum):
     COPY_REPAIRED = "copy-repaired"
     REQUEST_UPDATED = "request-updated"
     ACCESS_REFUSED = "access-refused"
+    # Invariant 6: the chain's head, when no other event has carried it out yet
+    CUSTODY_HEAD = "custody-head"
 
 
 def uuid7() -> str:

@@ -6,6 +6,8 @@
   the same pass: its failures are that day's alarms) and the seal (REG-4.2.5), which gives way
   to a dock and is taken up again when the bays are idle.
 - ``Scrub``: while no bay offloads, a step a minute at idle I/O priority (REG-7.2).
+- ``HeadWatch``: a new custody head (any process's entries: the daemon's, the console's, a
+  command's) goes to both drives and out to the station server within ``HEAD_POLL`` seconds.
 
 A job sees the station only through ``JobHost``; its ``alarm`` stays in STATUS= until it clears.
 """
@@ -21,13 +23,15 @@ from typing import Protocol
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all, state_disk
-from camdock.catalog.db import open_catalog
+from camdock.catalog import custody
+from camdock.catalog.db import Store, open_catalog
 from camdock.catalog.retention import alarm as record_alarm
 from camdock.catalog.scrub import totals as scrub_totals
 from camdock.catalog.seals import dirty as dirty_days
 from camdock.clock import Clock
 from camdock.config import Config
 from camdock.events import EventType
+from camdock.services.audit import heads_to
 from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
@@ -35,11 +39,13 @@ from camdock.station.bays import Events
 
 __all__ = [
     "DRIVE_POLL",
+    "HEAD_POLL",
     "RETENTION_POLL",
     "SCRUB_MIN_STEP",
     "SCRUB_POLL",
     "DailyPass",
     "DriveWatch",
+    "HeadWatch",
     "JobHost",
     "Scrub",
 ]
@@ -50,6 +56,9 @@ DRIVE_POLL = 5.0  # seconds between proofs of the destination drives (REG-4.2.1)
 RETENTION_POLL = 60.0  # seconds between looks at the date (a new day: a new pass)
 SCRUB_POLL = 60.0  # seconds between scrub steps (each reads its share of the footage)
 SCRUB_MIN_STEP = 64 << 20  # bytes a step reads at least
+# The longest a new custody head is only on the state disk: a tail of the chain cut within
+# this window (plus the broker's delivery) is the only cut the heads cannot show (invariant 6).
+HEAD_POLL = 2.0
 
 
 class JobHost(Protocol):
@@ -246,3 +255,31 @@ class Scrub:
             return scrub_step(db, budget, cfg.topics, present)
         finally:
             db.close()
+
+
+class HeadWatch:
+    """The custody chain's head leaves the station promptly (invariant 6; issue 26): every
+    ``HEAD_POLL`` seconds, a head the drives and the server have not seen is appended to both
+    drives' heads files and sent in a ``custody-head`` event (every event carries the head).
+    Entries come from the daemon, the console and the commands alike: the chain is read, not
+    told. No alarm of its own: a drive that is away is the drive watch's."""
+
+    name = "heads"
+
+    def __init__(self, host: JobHost, events: Events, store: Store) -> None:
+        self.host = host
+        self.events = events
+        self.store = store
+        self.alarm: str | None = None
+        self.published: tuple[int, str] | None = None
+
+    async def run(self) -> None:
+        """Publish each new head, now and every ``HEAD_POLL``."""
+        while True:
+            head = await self.store.call(custody.head)
+            if head != self.published:
+                roots = [str(d.root) for d in self.host.cfg.drives]
+                await asyncio.to_thread(heads_to, roots, *head)
+                self.events.record(EventType.CUSTODY_HEAD)
+                self.published = head
+            await asyncio.sleep(HEAD_POLL)

@@ -38,7 +38,7 @@ from camdock.station.admission import Admission
 from camdock.station.bays import BayRuntime, bay_state_json
 from camdock.station.docking import SETTLED, Docking, Mounter
 from camdock.station.eta import Eta
-from camdock.station.jobs import DailyPass, DriveWatch, Scrub
+from camdock.station.jobs import DailyPass, DriveWatch, HeadWatch, Scrub
 from camdock.station.preshift import PreShift
 from camdock.station.publisher import Publisher
 from camdock.station.recorder import Recorder, StationEventFn
@@ -109,6 +109,7 @@ class Station:
                                       storage_back=self._storage_back)  # fmt: skip
         self.daily = DailyPass(self, self.clock, first=retention_first)
         self.scrub = Scrub(self, first=retention_first)
+        self.heads = HeadWatch(self, self.events, self.store)
         lost = self.drive_watch.changed  # a drive, or the state disk, went missing mid-offload
         self.docking = Docking(self, mounter, self.admission, spawn=self.spawn,
                                storage_lost=lost, read_bps=read_bps)  # fmt: skip
@@ -142,7 +143,7 @@ class Station:
                 # its own (it must not wait out a backoff).
                 tg.create_task(self._supervise("hotplug", self._hotplug_loop), name="hotplug")
                 tg.create_task(self.drive_watch.run(), name=self.drive_watch.name)
-                for job in (self.daily, self.scrub):
+                for job in (self.daily, self.scrub, self.heads):
                     tg.create_task(self._supervise(job.name, job.run), name=job.name)
                 tg.create_task(self._supervise("bays-file", self.bays_file.run), name="bays-file")
                 tg.create_task(self._supervise("control", self._control), name="control")
