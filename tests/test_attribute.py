@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from camdock import clock
-from camdock.catalog import custody, open_catalog, recordings
+from camdock.catalog import custody, open_catalog, recordings, refiles
 from camdock.core.attribution import Attribution
 from camdock.errors import ExitCode
 from camdock.services.attribute import finish_pending
@@ -82,32 +82,36 @@ def test_refusals_are_clear(tmp_path: Path) -> None:
 
 def test_an_interrupted_refiling_is_finished_or_undone(tmp_path: Path) -> None:
     """A crash after the new links, before the catalog: the links go. A crash after the catalog,
-    before the old names went: the old names go. Either way one complete, catalogued name."""
+    before the old names went: the old names go. Either way one complete, catalogued name. The
+    owner is a process of an earlier boot: gone."""
     d1, d2, catalog = _pool_offload(tmp_path)
+    gone = refiles.Owner("an-earlier-boot", os.getpid(), 1)
     db = open_catalog(catalog)
     try:
         first, second = (r.id for r in recordings.unattributed(db))
         planned = recordings.get(db, first)
         assert planned is not None
         new = "2026/11/28/new-name.mp4"
-        recordings.plan_refile(db, first, planned.relpath, new)
+        refiles.plan(db, first, planned.relpath, new, badge="b", owner=gone, actor="c")
         for d in (d1, d2):
             os.link(d / planned.relpath, d / new)  # linked, then the power went
         linked = recordings.get(db, second)
         assert linked is not None
-        refile = recordings.plan_refile(db, second, linked.relpath, "2026/11/28/later.mp4")
+        later = "2026/11/28/later.mp4"
+        refile = refiles.plan(db, second, linked.relpath, later, badge="b", owner=gone, actor="c")
         for d in (d1, d2):
-            os.link(d / linked.relpath, d / "2026/11/28/later.mp4")
-        recordings.record_attribution(
-            db, refile_id=refile, recording_id=second, officer={"name": "n", "badge": "b",
-            "unit": "u"}, relpath="2026/11/28/later.mp4", actor="c", details={},
+            os.link(d / linked.relpath, d / later)
+        refiles.record_attribution(
+            db, refile_id=refile, owner=gone, recording_id=second, old=linked.relpath,
+            officer={"name": "n", "badge": "b", "unit": "u"}, actor="c", details={},
         )  # fmt: skip
         assert finish_pending(db) == 2
+        assert refiles.pending(db) == []
     finally:
         db.close()
     for d in (d1, d2):
         assert not (d / new).exists() and (d / planned.relpath).is_file()
-        assert (d / "2026/11/28/later.mp4").is_file() and not (d / linked.relpath).exists()
+        assert (d / later).is_file() and not (d / linked.relpath).exists()
 
 
 def test_offload_with_the_station_config_files_as_the_station(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "CameraTimeout",
     "CatalogError",
     "ConfigError",
+    "Conflict",
     "ExitCode",
     "MountError",
     "OffloadRefused",
@@ -118,6 +119,11 @@ class Refused(CamdockError):
     released twice); nothing was changed."""
 
     exit_code = ExitCode.NOPERM
+
+
+class Conflict(Refused):
+    """Someone else changed it first (the second of two identical actions, or an action on a
+    state that moved on): the message says who and when; nothing was changed. HTTP 409."""
 
 
 class UnknownRecording(CamdockError):

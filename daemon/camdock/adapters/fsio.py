@@ -331,6 +331,34 @@ def link_no_clobber(temp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def add_name(existing: Path, new: Path, temp: Path) -> None:
+    """A second name for a file, never over an existing one (FileExistsError), durable; the
+    first name stays. Filesystems without hard links (exFAT, vfat) get a copy under ``temp``
+    first, given the new name only once it is whole; the caller reads the new name back."""
+    try:
+        os.link(existing, new, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        fd = create_temp(temp)
+        try:
+            with open(existing, "rb") as src:
+                while chunk := src.read(CHUNK_SIZE):
+                    write_all(fd, chunk)
+            os.fsync(fd)
+        except BaseException:
+            unlink_quietly(temp)
+            raise
+        finally:
+            os.close(fd)
+        try:
+            link_no_clobber(temp, new)
+        finally:
+            unlink_quietly(temp)
+        return
+    fsync_dir(new.parent)
+
+
 def evict(path: Path) -> None:
     """fsync ``path`` and drop its pages from the cache: the next read comes from the disk."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -5,7 +5,6 @@ journal entry, its custody entry and its event."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,8 +23,6 @@ __all__ = [
     "LiveCopy",
     "LiveRef",
     "Recording",
-    "Refile",
-    "RefileState",
     "Stored",
     "Unattributed",
     "by_content",
@@ -33,12 +30,8 @@ __all__ = [
     "copies",
     "get",
     "listing",
-    "pending_refiles",
     "plain_copy",
-    "plan_refile",
-    "record_attribution",
     "record_clear",
-    "refile_state",
     "relpath_taken",
     "search",
     "store",
@@ -131,29 +124,6 @@ class Unattributed(Row):
     ingested_at: str
     time_suspect: int
     time_note: str | None
-
-
-class RefileState(StrEnum):
-    """Where a re-filing is: planned before any link, linked once the catalog points at the new
-    name, done once the old names are gone."""
-
-    PLANNED = "planned"
-    LINKED = "linked"
-    DONE = "done"
-    ABANDONED = "abandoned"
-
-
-@dataclass(frozen=True)
-class Refile(Row):
-    """A re-filing a crash interrupted, with the recording's hash."""
-
-    id: int
-    recording_id: int
-    old_relpath: str
-    new_relpath: str
-    state: RefileState
-    time: str
-    sha256: str
 
 
 def by_source(
@@ -309,53 +279,6 @@ def unattributed(db: Database) -> list[Unattributed]:
         "time_suspect, time_note FROM recordings WHERE attribution = 'unattributed' "
         "AND destroyed_at IS NULL ORDER BY recorded_start, id",
     )
-
-
-def plan_refile(db: Database, recording_id: int, old: str, new: str) -> int:
-    """Journal a re-filing before any link is made (its own transaction)."""
-    with write_txn(db):
-        row = {"recording_id": recording_id, "old_relpath": old, "new_relpath": new,
-               "state": RefileState.PLANNED, "time": utcnow()}  # fmt: skip
-        return pk(db.table("refiles").insert(row).last_pk)
-
-
-def refile_state(db: Database, refile_id: int, state: RefileState) -> None:
-    """Move a re-filing on (planned → linked → done, or abandoned)."""
-    with write_txn(db):
-        db.execute("UPDATE refiles SET state = ? WHERE id = ?", (state, refile_id))
-
-
-def pending_refiles(db: Database) -> list[Refile]:
-    """Re-filings a crash interrupted, with the recording's hash."""
-    return rows_as(
-        Refile,
-        db,
-        "SELECT f.*, r.sha256 FROM refiles f JOIN recordings r ON r.id = f.recording_id "
-        "WHERE f.state IN ('planned', 'linked') ORDER BY f.id",
-    )
-
-
-def record_attribution(
-    db: Database,
-    *,
-    refile_id: int,
-    recording_id: int,
-    officer: dict[str, str],
-    relpath: str,
-    actor: str,
-    details: dict[str, Any],
-) -> None:
-    """The recording is filed under ``officer`` at ``relpath`` now: the row, its copies, the
-    refile journal and the 'attribute' custody entry (REG-7.1) in one transaction."""
-    with write_txn(db):
-        db.execute(
-            "UPDATE recordings SET officer_name = ?, officer_badge = ?, unit = ?, "
-            "attribution = 'manual', relpath = ? WHERE id = ?",
-            (officer["name"], officer["badge"], officer["unit"], relpath, recording_id),
-        )
-        db.execute("UPDATE copies SET relpath = ? WHERE recording_id = ?", (relpath, recording_id))
-        db.execute("UPDATE refiles SET state = 'linked' WHERE id = ?", (refile_id,))
-        custody.append(db, Action.ATTRIBUTE, recording_id, actor, details)
 
 
 def listing(db: Database, *, day: str | None = None, officer: str | None = None,

@@ -508,3 +508,23 @@ def m015_freezes(db: Database) -> None:
         not_null={"recording_id", "reason", "found_at"},
         foreign_keys=[("recording_id", "recordings", "id")],
     )
+
+
+@migrations()
+def m016_refile_owner(db: Database) -> None:
+    """A re-filing is owned (issue 26): recovery finishes only one whose process is gone. The
+    owner is the boot, the pid and the process's start time (pid reuse is not the owner); a row
+    from before has none and counts as a dead process's. At most one pending re-filing per
+    recording, and a pending one reserves its new name."""
+    refiles = db.table("refiles")
+    refiles.add_column("owner_boot", str)
+    refiles.add_column("owner_pid", int)
+    refiles.add_column("owner_start", int)
+    refiles.add_column("actor", str)  # who decided it: named to the second custodian
+    # Rows from before have no owner and may (rarely) repeat a recording: the indexes cover
+    # owned rows only, and planning checks every pending row in its transaction anyway.
+    for column in ("recording_id", "new_relpath"):
+        db.execute(
+            f"CREATE UNIQUE INDEX refiles_pending_{column} ON refiles ({column}) "
+            "WHERE state IN ('planned', 'linked') AND owner_pid IS NOT NULL"
+        )

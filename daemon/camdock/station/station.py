@@ -33,6 +33,7 @@ from camdock.core import bay as core
 from camdock.core.bay import BayState, Phase
 from camdock.core.indicators import NOTICES, pattern_for
 from camdock.events import EventType
+from camdock.services.attribute import finish_pending
 from camdock.station import control, rosters, rundir
 from camdock.station.admission import Admission
 from camdock.station.bays import BayRuntime, bay_state_json
@@ -132,6 +133,9 @@ class Station:
         notify("STATUS=starting")
         try:
             self._open_hardware()
+            # Re-filings a crash interrupted are finished before anyone can attribute again
+            # (only a dead process's: issue 26).
+            await self.store.call(finish_pending)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for b in self.bays.values():
