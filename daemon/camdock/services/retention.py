@@ -27,7 +27,7 @@ from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
 from camdock.core.retention import Candidate, Hold, HoldKind, Plan, Policy, plan, refusal
-from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
 from camdock.services import backup
@@ -148,20 +148,37 @@ def place_hold(
         "range_end": end.isoformat() if end else None,
         "review_by": review_by.isoformat() if review_by else None,
     }
-    return holds.place(db, row, by, keeping.topics)
+    try:
+        return holds.place(db, row, by, keeping.topics)
+    except Conflict as exc:
+        refused(db, by, "hold", exc, keeping.topics, {"case_ref": row["case_ref"]})
+        raise
 
 
 def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: str) -> None:
-    """Release a hold in force; a hold already released is refused (and says by whom)."""
+    """Release a hold in force; a hold already released (before, or by someone else at the same
+    moment) is a ``Conflict`` that says by whom and when, recorded as a refusal."""
     row = holds.get(db, hold_id)
     if row is None:
         raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
-    if row.released_at:
-        raise Refused(f"hold {hold_id} was released by {row.released_by} at "
-                      f"{row.released_at}")  # fmt: skip
     if not reason.strip():
         raise CamdockError("--reason: say why the hold is released", ExitCode.USAGE)
-    holds.release(db, hold_id, by, reason.strip(), keeping.topics)
+    try:
+        if row.released_at:
+            raise Conflict(f"hold {hold_id} is already released", row.released_by,
+                           row.released_at)  # fmt: skip
+        holds.release(db, hold_id, by, reason.strip(), keeping.topics)
+    except Conflict as exc:
+        refused(db, by, "release", exc, keeping.topics, {"hold": hold_id})
+        raise
+
+
+def refused(db: Database, by: str, action: str, exc: Conflict, topics: Topics | None,
+            extra: dict[str, Any]) -> None:  # fmt: skip
+    """A conflict (someone did it first) into the custody log as a refusal, once."""
+    requests.record_refusal(db, by, action, None, exc.what, topics,
+                            {**extra, "conflict": True, "first_by": exc.by,
+                             "first_at": exc.at})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from camdock.catalog import holds as hold_rows
 from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.core.retention import HoldKind
-from camdock.errors import CamdockError, ExitCode, Refused
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.model import Officer
 from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
@@ -186,6 +186,8 @@ class Control:
             result = entry.fn(Call(self, me, db, args))
         except BadRequest as exc:
             return _error(400, str(exc))
+        except Conflict as exc:  # someone else did it first (recorded): who, and when, here
+            return _error(409, exc.told(self.cfg.tz))
         except Refused as exc:  # the rules said no (and recorded it): say why
             return _error(403, str(exc))
         except CamdockError as exc:  # nothing to act on, or it could not be done: say why
