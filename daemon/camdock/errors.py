@@ -41,7 +41,7 @@ class ExitCode(IntEnum):
     CANTCREAT = 73  # EX_CANTCREAT: a destination cannot be written
     IOERR = 74  # EX_IOERR: reading or writing failed part-way
     TEMPFAIL = 75  # EX_TEMPFAIL: busy (another process offloads that camera); try again
-    NOPERM = 77  # EX_NOPERM: the person or the rules do not allow it (too early, held, released)
+    NOPERM = 77  # EX_NOPERM: the rules do not allow it, or someone did it first (Conflict)
     CONFIG = 78  # EX_CONFIG: the configuration is invalid; every problem is listed
 
 
