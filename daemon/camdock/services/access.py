@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -144,7 +145,12 @@ def record(
         exc, Conflict) else str(exc), topics, more)  # fmt: skip
 
 
-def _guarded(db: Database, who: Acting, action: str, now: datetime) -> Any:
+# A compare-and-set check: given the request's row inside the write transaction, it raises to
+# refuse (nothing is written).
+Guard = Callable[[AccessRequest], None]
+
+
+def _guarded(db: Database, who: Acting, action: str, now: datetime) -> Guard:
     """The compare-and-set of a step: the rules again, on the row inside its transaction."""
 
     def guard(fresh: AccessRequest) -> None:
@@ -249,7 +255,9 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
     return gone
 
 
-def _still(state: State) -> Any:
+def _still(state: State) -> Guard:
+    """Expiry's compare-and-set: the request is still in the state it was found in."""
+
     def guard(fresh: AccessRequest) -> None:
         if fresh.state != state:
             raise Conflict(f"request {fresh.number} is {fresh.state.value} now")
