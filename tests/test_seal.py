@@ -79,7 +79,7 @@ def test_a_day_sealed_opens_with_7z_and_the_password_only(tmp_path: Path) -> Non
     good = _seal(catalog, key, "confirm", DAY, "--by", "所長 林", "--json")
     assert good.returncode == 0, good.stderr
     again = _seal(catalog, key, "confirm", DAY, "--by", "所長 林")
-    assert again.returncode == ExitCode.NOPERM and "was confirmed by 所長 林" in again.stderr
+    assert again.returncode == ExitCode.NOPERM and "already confirmed by 所長 林" in again.stderr
     status = json.loads(_seal(catalog, key, "status", "--json").stdout)
     assert {(s["sealed_by"], s["confirmed_by"]) for s in status["seals"]} == {
         ("保管人 陳", "所長 林")

@@ -7,6 +7,7 @@ the cases apart (systemd's ``RestartPreventExitStatus=78`` stops a restart loop 
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from enum import IntEnum
 
 __all__ = [
@@ -40,7 +41,7 @@ class ExitCode(IntEnum):
     CANTCREAT = 73  # EX_CANTCREAT: a destination cannot be written
     IOERR = 74  # EX_IOERR: reading or writing failed part-way
     TEMPFAIL = 75  # EX_TEMPFAIL: busy (another process offloads that camera); try again
-    NOPERM = 77  # EX_NOPERM: the person or the rules do not allow it (too early, held, released)
+    NOPERM = 77  # EX_NOPERM: the rules do not allow it, or someone did it first (Conflict)
     CONFIG = 78  # EX_CONFIG: the configuration is invalid; every problem is listed
 
 
@@ -122,8 +123,29 @@ class Refused(CamdockError):
 
 
 class Conflict(Refused):
-    """Someone else changed it first (the second of two identical actions, or an action on a
-    state that moved on): the message says who and when; nothing was changed. HTTP 409."""
+    """Someone else changed it first: the state this action needed was gone when its write
+    transaction looked (two approvers at once, a hold released twice); nothing was changed.
+    Names who did it first and when (``by``, ``at``: ISO 8601 with offset) so the person can
+    see it; the console answers 409. Same exit code as any refusal."""
+
+    def __init__(self, what: str, by: str | None = None, at: str | None = None,
+                 tz: tzinfo | None = None) -> None:  # fmt: skip
+        self.what, self.by, self.at = what, by, at
+        super().__init__(self.told(tz))
+
+    def told(self, tz: tzinfo | None = None) -> str:
+        """The message, with the time in ``tz`` (None: the machine's zone): "request 2026-0001
+        is already approved by 王大同 (P1) at 10:02 (2026-11-28)"."""
+        text = self.what
+        if self.by:
+            text += f" by {self.by}"
+        if self.at:
+            try:
+                local = datetime.fromisoformat(self.at).astimezone(tz)
+                text += f" at {local:%H:%M} ({local:%Y-%m-%d})"
+            except ValueError:
+                text += f" at {self.at}"
+        return text
 
 
 class UnknownRecording(CamdockError):

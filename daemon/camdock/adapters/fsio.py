@@ -262,7 +262,10 @@ def remove_under(root: Path, rel: PurePosixPath, *, dry_run: bool = False) -> st
             raise CamdockError(f"{root / rel} is not a regular file; not removed", ExitCode.IOERR)
         if dry_run:
             return "present"
-        os.unlink(parts[-1], dir_fd=parent)
+        try:
+            os.unlink(parts[-1], dir_fd=parent)
+        except FileNotFoundError:  # another process removed it a moment ago
+            return "already missing"
         os.fsync(parent)
         try:
             os.lstat(parts[-1], dir_fd=parent)

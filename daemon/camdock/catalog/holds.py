@@ -12,15 +12,20 @@ from sqlite_utils import Database
 
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
-from camdock.catalog.db import Row, one_as, pk, rows_as, write_txn
+from camdock.catalog.db import Row, one, one_as, pk, rows_as, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.core.retention import Hold, HoldKind
+from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import EventType, Topics
 
 __all__ = ["PlacedHold", "active", "get", "listing", "place", "release"]
 
 SCOPE = ("recording_id", "officer_badge", "camera_id", "range_start", "range_end")
+# The same hold in force: kind, case and scope (SCOPE's columns, in order).
+_SAME = ("SELECT * FROM holds WHERE released_at IS NULL AND kind = ? AND case_ref = ? AND "
+         "recording_id IS ? AND officer_badge IS ? AND camera_id IS ? AND range_start IS ? "
+         "AND range_end IS ?")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,27 +50,43 @@ class PlacedHold(Row):
 
 
 def place(db: Database, hold: dict[str, Any], by: str, topics: Topics | None) -> int:
-    """Record a hold (kind, case_ref, reason, review_by and a scope); returns its id."""
+    """Record a hold (kind, case_ref, reason, review_by and a scope); returns its id. The same
+    hold (kind, case and scope) already in force is a ``Conflict`` naming who placed it, and a
+    recording destroyed meanwhile is unknown: both checked inside the transaction."""
     with write_txn(db):
+        rec = hold.get("recording_id")
+        if rec is not None and one(db, "SELECT id FROM recordings WHERE id = ? AND "
+                                   "destroyed_at IS NULL", (rec,)) is None:  # fmt: skip
+            raise UnknownRecording(f"no recording {rec} in the catalog (or destroyed)")
+        same = one_as(PlacedHold, db, _SAME, (hold["kind"], hold["case_ref"],
+                                               *(hold.get(k) for k in SCOPE)))  # fmt: skip
+        if same is not None:
+            raise Conflict(f"hold {same.id} (case {same.case_ref}) is already in force, placed",
+                           same.placed_by, same.placed_at)  # fmt: skip
         row = {**hold, "placed_by": by, "placed_at": utcnow()}
         hold_id = pk(db.table("holds").insert(row).last_pk)
         details = {"hold": hold_id, **{k: v for k, v in hold.items() if v is not None}}
-        custody.append(db, Action.HOLD, hold.get("recording_id"), by, details)
+        custody.append(db, Action.HOLD, rec, by, details)
         if topics is not None:
             record(db, topics, EventType.HOLD_PLACED, data={**details, "by": by})
     return hold_id
 
 
 def release(db: Database, hold_id: int, by: str, reason: str, topics: Topics | None) -> None:
-    """Release a hold in force (the caller checked it is one)."""
+    """Release a hold in force: compare-and-set on ``released_at IS NULL``, so of two releases
+    at once the second is a ``Conflict`` naming who released it and when (nothing written)."""
     with write_txn(db):
-        db.execute(
+        changed = db.execute(
             "UPDATE holds SET released_by = ?, released_at = ?, release_reason = ? "
             "WHERE id = ? AND released_at IS NULL",
             (by, utcnow(), reason, hold_id),
-        )
+        ).rowcount
         row = one_as(PlacedHold, db, "SELECT * FROM holds WHERE id = ?", (hold_id,))
-        assert row is not None
+        if row is None:
+            raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
+        if not changed:
+            raise Conflict(f"hold {hold_id} is already released", row.released_by,
+                           row.released_at)  # fmt: skip
         details = {"hold": hold_id, "case_ref": row.case_ref, "reason": reason}
         custody.append(db, Action.RELEASE, row.recording_id, by, details)
         if topics is not None:

@@ -4,6 +4,7 @@ transaction with its custody entry and its event; a refusal is recorded the same
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "get",
     "held_recordings",
     "listing",
+    "moved_by",
     "record_refusal",
     "recordings_of",
     "register_between",
@@ -146,10 +148,17 @@ def change(
     topics: Topics | None,
     register: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    guard: Callable[[AccessRequest], None] | None = None,
 ) -> None:
     """One step of a request (its fields, an Annex 3 line for a view or copy), with its custody
-    entry and event, in one transaction."""
+    entry and event, in one transaction. ``guard`` is the compare-and-set: it is given the row
+    as it is inside the transaction, and raises (nothing written) when the step no longer
+    applies to it, so the second of two approvals at once finds the first one's state."""
     with write_txn(db):
+        if guard is not None:
+            now = get(db, req.id)
+            assert now is not None  # requests are never deleted
+            guard(now)
         if fields:
             cols = ", ".join(f"{k} = ?" for k in fields)
             db.execute(
@@ -179,12 +188,32 @@ def change(
             )
 
 
+def moved_by(db: Database, number: str, state: State) -> tuple[str, str] | None:
+    """Who put request ``number`` into ``state``, and when (ISO 8601): the custody entry that
+    first recorded it there (a request's states only move forward)."""
+    found = one(
+        db,
+        "SELECT actor, time FROM custody_log WHERE action != 'refused' AND "
+        "json_extract(details, '$.request') = ? AND json_extract(details, '$.state') = ? "
+        "ORDER BY id LIMIT 1",
+        (number, state.value),
+    )
+    return (found["actor"], found["time"]) if found else None
+
+
 def record_refusal(
-    db: Database, by: str, action: str, number: str | None, reason: str, topics: Topics | None
+    db: Database,
+    by: str,
+    action: str,
+    number: str | None,
+    reason: str,
+    topics: Topics | None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """An attempt the rules refused: on the record too (REG-7.1)."""
+    """An attempt the rules refused: on the record too (REG-7.1). ``extra``: what else names
+    it (a hold, a day; for a conflict, who acted first and when)."""
     with write_txn(db):
-        details = {"attempted": action, "request": number, "reason": reason}
+        details = {"attempted": action, "request": number, "reason": reason, **(extra or {})}
         custody.append(db, Action.REFUSED, None, by, details)
         if topics is not None:
             record(db, topics, EventType.ACCESS_REFUSED, data={**details, "by": by})

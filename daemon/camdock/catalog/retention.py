@@ -5,6 +5,7 @@ recordings through partial indexes on their dates (schema m007), never the whole
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.core.retention import Candidate
+from camdock.errors import Conflict
 from camdock.events import EventType, Topics
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "candidate",
     "counts",
     "due",
+    "fate",
     "pending",
     "plan_destruction",
     "record_destroyed",
@@ -66,13 +69,34 @@ def counts(db: Database, today: date) -> tuple[int, int, int]:
     return int(destroyable), int(today_n), int(live)
 
 
-def plan_destruction(db: Database, recording_id: int, actor: str, authority: str,
-                     reason: str) -> int:  # fmt: skip
-    """Journal a destruction before any copy is removed (its own transaction)."""
+def plan_destruction(db: Database, recording_id: int, actor: str, authority: str, reason: str,
+                     guard: Callable[[], None] | None = None) -> int:  # fmt: skip
+    """Journal a destruction before any copy is removed (its own transaction). The
+    compare-and-set: a recording already destroyed, or with a destruction planned by someone
+    else, is a ``Conflict`` naming who and when; ``guard`` checks the rules (a hold placed a
+    moment ago) inside the same transaction, raising to refuse."""
     with write_txn(db):
+        if (first := fate(db, recording_id)) is not None:
+            raise Conflict(f"recording {recording_id} is already {first[0]}", *first[1:])
+        if guard is not None:
+            guard()
         row = {"recording_id": recording_id, "state": "planned", "actor": actor,
                "authority": authority, "reason": reason, "planned_at": utcnow()}  # fmt: skip
         return pk(db.table("destructions").insert(row).last_pk)
+
+
+def fate(db: Database, recording_id: int) -> tuple[str, str, str] | None:
+    """("destroyed" | "being destroyed", by whom, since when) for a recording destroyed or with a
+    destruction under way; None for one live and untouched (or unknown)."""
+    gone = one(db, "SELECT destroyed_by, destroyed_at FROM recordings WHERE id = ? AND "
+               "destroyed_at IS NOT NULL", (recording_id,))  # fmt: skip
+    if gone is not None:
+        return "destroyed", gone["destroyed_by"], gone["destroyed_at"]
+    going = one(db, "SELECT actor, planned_at FROM destructions WHERE recording_id = ? AND "
+                "state = 'planned' ORDER BY id LIMIT 1", (recording_id,))  # fmt: skip
+    if going is not None:
+        return "being destroyed", going["actor"], going["planned_at"]
+    return None
 
 
 def pending(db: Database) -> list[dict[str, Any]]:
@@ -112,14 +136,18 @@ def record_destroyed(
         "copies": removed,
     }
     with write_txn(db):
+        # The compare-and-set: only a planned destruction finishes, once (two processes may
+        # finish the same interrupted one).
+        if not db.execute("UPDATE destructions SET state = 'done', done_at = ? WHERE id = ? "
+                          "AND state = 'planned'", (now, destruction["id"])).rowcount:  # fmt: skip
+            first = fate(db, rec_id) or ("finished", None, None)
+            raise Conflict(f"recording {rec_id} is already {first[0]}", *first[1:])
         db.execute(
             "UPDATE recordings SET destroyed_at = ?, destroyed_by = ?, destroy_reason = ? "
             "WHERE id = ? AND destroyed_at IS NULL",
             (now, actor, destruction["reason"], rec_id),
         )
         db.execute("DELETE FROM copies WHERE recording_id = ?", (rec_id,))
-        db.execute("UPDATE destructions SET state = 'done', done_at = ? WHERE id = ?",
-                   (now, destruction["id"]))  # fmt: skip
         custody.append(db, Action.DESTROY, rec_id, actor, details)
         if topics is not None:
             record(db, topics, EventType.RECORDING_DESTROYED,

@@ -15,6 +15,7 @@ from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
+from camdock.errors import Conflict, Refused
 from camdock.events import EventType, Topics
 
 __all__ = [
@@ -151,18 +152,32 @@ def current(db: Database, day: date) -> list[dict[str, Any]]:
                 (day.isoformat(),))  # fmt: skip
 
 
-def confirm(db: Database, day: date, by: str, topics: Topics | None) -> None:
-    """The supervisor confirms the day's seal (REG-4.2.5)."""
-    now = utcnow()
+def confirm(db: Database, day: date, by: str, topics: Topics | None) -> int:
+    """The supervisor confirms the day's seal (REG-4.2.5); returns its generation. Checked
+    inside the transaction (compare-and-set on ``confirmed_at IS NULL``): a day not sealed or
+    changed since is refused, one already confirmed (a moment ago, by someone else at the same
+    time) is a ``Conflict`` naming who and when, and the custodian who sealed it may not."""
+    d = day.isoformat()
     with write_txn(db):
+        found = current(db, day)
+        if not found:
+            raise Refused(f"duty day {day} is not sealed: nothing to confirm")
+        if one(db, "SELECT day FROM seal_dirty WHERE day = ?", (d,)) is not None:
+            raise Refused(f"duty day {day} changed since it was sealed: seal it again first")
+        if found[0]["confirmed_at"]:
+            raise Conflict(f"duty day {day}'s seal is already confirmed",
+                           found[0]["confirmed_by"], found[0]["confirmed_at"])  # fmt: skip
+        if found[0]["sealed_by"] == by:
+            raise Refused(f"{by} sealed duty day {day}: the supervisor who confirms is someone "
+                          "else (REG-4.2.5)")  # fmt: skip
         db.execute("UPDATE seals SET confirmed_by = ?, confirmed_at = ? WHERE day = ? AND "
-                   "state = 'verified'", (by, now, day.isoformat()))  # fmt: skip
-        gen = one(db, "SELECT max(generation) AS g FROM seals WHERE day = ? AND state = "
-                  "'verified'", (day.isoformat(),))  # fmt: skip
-        details = {"day": day.isoformat(), "generation": gen["g"] if gen else None}
+                   "state = 'verified' AND confirmed_at IS NULL", (by, utcnow(), d))  # fmt: skip
+        gen = int(found[0]["generation"])
+        details = {"day": d, "generation": gen}
         custody.append(db, Action.CONFIRM, None, by, details)
         if topics is not None:
             record(db, topics, EventType.SEAL_CONFIRMED, data={**details, "by": by})
+    return gen
 
 
 def status(db: Database, since: date | None = None) -> list[dict[str, Any]]:

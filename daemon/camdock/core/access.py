@@ -18,6 +18,7 @@ __all__ = [
     "Role",
     "State",
     "needs_pr",
+    "overtaken",
     "refusal",
     "transition",
 ]
@@ -121,6 +122,20 @@ _NEXT: dict[str, tuple[frozenset[State], State | None]] = {
     "acknowledge": (frozenset({State.DONE}), State.ACKNOWLEDGED),
     "close": (frozenset({State.ACKNOWLEDGED, State.DENIED, State.EXPIRED}), State.CLOSED),
 }
+
+
+# How far along the workflow a state is: an action whose states are all behind the request's
+# was overtaken (someone else moved it on first), not asked too early.
+_STAGE = {State.DRAFT: 0, State.SUBMITTED: 1, State.APPROVED: 2, State.DENIED: 2,
+          State.SCHEDULED: 3, State.EXPIRED: 3, State.DONE: 4, State.ACKNOWLEDGED: 5,
+          State.CLOSED: 6}  # fmt: skip
+
+
+def overtaken(state: State, action: str) -> bool:
+    """Whether ``action`` no longer applies because the request moved past it (approved twice,
+    denied while being approved): a conflict, answered with who moved it and when."""
+    allowed, _ = _NEXT[action]
+    return state not in allowed and _STAGE[state] > max(_STAGE[s] for s in allowed)
 
 
 def transition(state: State, action: str) -> State:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -35,7 +36,7 @@ from camdock.clock import iso_utc
 from camdock.config import Config
 from camdock.core import access as core
 from camdock.core.access import NO_ROLES, Person, Role, State
-from camdock.errors import CamdockError, ExitCode, Refused
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.seal import Key
 
@@ -48,6 +49,8 @@ __all__ = [
     "expire",
     "identify",
     "new_request",
+    "objection",
+    "record",
     "select",
     "step",
 ]
@@ -103,13 +106,70 @@ def authorize(
     request: core.Request | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Refuse (recorded in the custody log, then raised) unless ``who`` may take ``action``."""
+    """Refuse (recorded in the custody log, then raised) unless ``who`` may take ``action``; an
+    action someone else's overtook (approved already) is a ``Conflict`` naming them."""
+    exc = objection(db, who, action, request, now)
+    if exc is not None:
+        record(db, who, action, request.number if request else None, exc, topics)
+        raise exc
+
+
+def objection(
+    db: Database,
+    who: Acting,
+    action: str,
+    request: core.Request | None,
+    now: datetime | None = None,
+) -> Refused | None:
+    """Why ``who`` may not take ``action`` (on ``request`` as it is now), or None: a
+    ``Conflict`` when the request has moved past the action, naming who moved it and when."""
     why = core.refusal(who.person, action, request, now)
-    if why is not None:
-        requests.record_refusal(
-            db, who.label, action, request.number if request else None, why, topics
-        )
-        raise Refused(why)
+    if why is None:
+        return None
+    if (request is not None and core.refusal(who.person, action) is None
+            and core.overtaken(request.state, action)):  # fmt: skip
+        by, at = requests.moved_by(db, request.number, request.state) or (None, None)
+        return Conflict(f"request {request.number} is already {request.state.value}", by, at)
+    return Refused(why)
+
+
+def record(
+    db: Database, who: Acting, action: str, number: str | None, exc: Refused,
+    topics: Topics | None, extra: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """A refused attempt into the custody log (REG-7.1), once; a conflict with who and when."""
+    more = dict(extra or {})
+    if isinstance(exc, Conflict):
+        more |= {"conflict": True, "first_by": exc.by, "first_at": exc.at}
+    requests.record_refusal(db, who.label, action, number, exc.what if isinstance(
+        exc, Conflict) else str(exc), topics, more)  # fmt: skip
+
+
+# A compare-and-set check: given the request's row inside the write transaction, it raises to
+# refuse (nothing is written).
+Guard = Callable[[AccessRequest], None]
+
+
+def _guarded(db: Database, who: Acting, action: str, now: datetime) -> Guard:
+    """The compare-and-set of a step: the rules again, on the row inside its transaction."""
+
+    def guard(fresh: AccessRequest) -> None:
+        if (exc := objection(db, who, action, _rules(fresh), now)) is not None:
+            raise exc
+
+    return guard
+
+
+def _change(db: Database, who: Acting, req: AccessRequest, action: str, now: datetime,
+            topics: Topics | None, fields: dict[str, Any], register: dict[str, Any] | None,
+            details: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """``requests.change`` under the step's guard; a step the guard refuses is recorded."""
+    try:
+        requests.change(db, req, Action(action), who.label, fields, topics, register, details,
+                        guard=_guarded(db, who, action, now))  # fmt: skip
+    except Refused as exc:
+        record(db, who, action, req.number, exc, topics)
+        raise
 
 
 def _rules(req: AccessRequest) -> core.Request:
@@ -186,9 +246,23 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
             and until
             and datetime.fromisoformat(until) < now
         ):
-            requests.change(db, req, Action.EXPIRE, "camdock", {"state": State.EXPIRED}, topics)
+            try:
+                requests.change(db, req, Action.EXPIRE, "camdock", {"state": State.EXPIRED},
+                                topics, guard=_still(req.state))  # fmt: skip
+            except Conflict:
+                continue  # another process expired it (or it moved on) meanwhile
             gone.append(req.number)
     return gone
+
+
+def _still(state: State) -> Guard:
+    """Expiry's compare-and-set: the request is still in the state it was found in."""
+
+    def guard(fresh: AccessRequest) -> None:
+        if fresh.state != state:
+            raise Conflict(f"request {fresh.number} is {fresh.state.value} now")
+
+    return guard
 
 
 def step(
@@ -248,7 +322,7 @@ def step(
         fields |= {"acknowledged_by": who.label, "acknowledged_at": iso_utc(now)}
     elif action == "close":
         fields |= {"closed_at": iso_utc(now)}
-    requests.change(db, req, Action(action), who.label, fields, topics, register)
+    _change(db, who, req, action, now, topics, fields, register)
     found = requests.get(db, req.id)
     assert found is not None
     return found
@@ -302,23 +376,10 @@ def copy(
     files = _export(db, recs, out, key)
     manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
     (out / "MANIFEST.sha256").write_text(manifest, encoding="utf-8")
+    keys = ("id", "sha256", "size", "camera_id", "officer_name", "officer_badge", "duty_slot",
+            "recorded_start", "recorded_end", "relpath")  # fmt: skip
     catalog_entries = [
-        {
-            k: getattr(r, k)
-            for k in (
-                "id",
-                "sha256",
-                "size",
-                "camera_id",
-                "officer_name",
-                "officer_badge",
-                "duty_slot",
-                "recorded_start",
-                "recorded_end",
-                "relpath",
-            )
-        }
-        | {"file": f["name"]}
+        {k: getattr(r, k) for k in keys} | {"file": f["name"]}
         for r, f in zip(recs, files, strict=True)
     ]
     meta = {
@@ -347,16 +408,8 @@ def copy(
         "manifest_sha256": manifest_sha,
     }
     fields = {"state": State.DONE.value} if req.state != State.DONE else {}
-    requests.change(
-        db,
-        req,
-        Action.COPY,
-        who.label,
-        fields,
-        topics,
-        register,
-        {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)},
-    )
+    made = {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)}
+    _change(db, who, req, "copy", now, topics, fields, register, made)
     return {
         "request": req.number,
         "folder": str(out),

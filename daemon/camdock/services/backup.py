@@ -11,8 +11,10 @@ then given its final name ``catalog-<UTC time>.sqlite`` beside a ``.sha256`` fil
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -20,7 +22,7 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import fsio, heads
 from camdock.catalog.backup import integrity, snapshot
-from camdock.errors import CamdockError, ExitCode
+from camdock.errors import CamdockError, Conflict, ExitCode
 
 __all__ = ["BACKUP_DIR", "Backup", "generations", "restore", "write"]
 
@@ -101,13 +103,31 @@ def restore(root: Path, target: Path, *, replace: bool = False) -> tuple[Backup,
     else:
         detail = "; ".join(passed) or "none found"
         raise CamdockError(f"no sound catalog backup under {root}: {detail}", ExitCode.NOINPUT)
-    if target.exists() and not replace:
-        raise CamdockError(
-            f"{target} exists: a restore never overwrites a catalog "
-            "(--replace keeps the old one beside it)",
-            ExitCode.CANTCREAT,
-        )
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Two restores at once queue on a lock beside the catalog; the check that the catalog is
+    # not there is made under it (the compare-and-set): the second finds the first's catalog.
+    lock = os.open(target.with_name(f".{target.name}.restore-lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # fmt: skip
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _refuse_existing(target, replace)
+        return _place(path, target), passed
+    finally:
+        os.close(lock)
+
+
+def _refuse_existing(target: Path, replace: bool) -> None:
+    if not target.exists() or replace:
+        return
+    when = datetime.fromtimestamp(target.stat().st_mtime, UTC).isoformat()
+    exc = Conflict(f"{target} exists: a restore never overwrites a catalog (--replace keeps "
+                   "the old one beside it); it was written", None, when)  # fmt: skip
+    exc.exit_code = ExitCode.CANTCREAT  # as before: the catalog cannot be created there
+    raise exc
+
+
+def _place(path: Path, target: Path) -> Backup:
+    """Copy generation ``path`` to ``target``, durably, the old catalog (if any) kept aside."""
     temp = target.with_name(f".{target.name}.restore")
     fsio.unlink_quietly(temp)
     with open(path, "rb") as src, open(temp, "xb") as dst:
@@ -116,7 +136,7 @@ def restore(root: Path, target: Path, *, replace: bool = False) -> tuple[Backup,
         dst.flush()
         os.fsync(dst.fileno())
     digest, size = fsio.disk_sha256(temp)
-    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
     for suffix in ("", "-wal", "-shm"):  # a dead card's WAL must not be replayed into it
         old = Path(f"{target}{suffix}")
         if old.exists():
@@ -125,4 +145,4 @@ def restore(root: Path, target: Path, *, replace: bool = False) -> tuple[Backup,
     fsio.fsync_dir(target.parent)
     with contextlib.suppress(OSError):
         os.chmod(target, 0o640)
-    return Backup(path, digest, size), passed
+    return Backup(path, digest, size)

@@ -27,7 +27,7 @@ from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
 from camdock.core.retention import Candidate, Hold, HoldKind, Plan, Policy, plan, refusal
-from camdock.errors import CamdockError, ExitCode, Refused, UnknownRecording
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
 from camdock.services import backup
@@ -148,20 +148,37 @@ def place_hold(
         "range_end": end.isoformat() if end else None,
         "review_by": review_by.isoformat() if review_by else None,
     }
-    return holds.place(db, row, by, keeping.topics)
+    try:
+        return holds.place(db, row, by, keeping.topics)
+    except Conflict as exc:
+        refused(db, by, "hold", exc, keeping.topics, {"case_ref": row["case_ref"]})
+        raise
 
 
 def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: str) -> None:
-    """Release a hold in force; a hold already released is refused (and says by whom)."""
+    """Release a hold in force; a hold already released (before, or by someone else at the same
+    moment) is a ``Conflict`` that says by whom and when, recorded as a refusal."""
     row = holds.get(db, hold_id)
     if row is None:
         raise CamdockError(f"no hold {hold_id}", ExitCode.NOINPUT)
-    if row.released_at:
-        raise Refused(f"hold {hold_id} was released by {row.released_by} at "
-                      f"{row.released_at}")  # fmt: skip
     if not reason.strip():
         raise CamdockError("--reason: say why the hold is released", ExitCode.USAGE)
-    holds.release(db, hold_id, by, reason.strip(), keeping.topics)
+    try:
+        if row.released_at:
+            raise Conflict(f"hold {hold_id} is already released", row.released_by,
+                           row.released_at)  # fmt: skip
+        holds.release(db, hold_id, by, reason.strip(), keeping.topics)
+    except Conflict as exc:
+        refused(db, by, "release", exc, keeping.topics, {"hold": hold_id})
+        raise
+
+
+def refused(db: Database, by: str, action: str, exc: Conflict, topics: Topics | None,
+            extra: dict[str, Any]) -> None:  # fmt: skip
+    """A conflict (someone did it first) into the custody log as a refusal, once."""
+    requests.record_refusal(db, by, action, None, exc.what, topics,
+                            {**extra, "conflict": True, "first_by": exc.by,
+                             "first_at": exc.at})  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,14 +217,7 @@ def destroy(
             c for c in plan_for(db, today).due if not refusal(c, today, active, keeping.policy)
         ]
     else:
-        targets = []
-        for rec_id in recordings:
-            c = catalog.candidate(db, rec_id)
-            if c is None:
-                raise UnknownRecording(f"no recording {rec_id} in the catalog (or destroyed)")
-            if why := refusal(c, today, active, keeping.policy):
-                raise Refused(f"recording {rec_id} may not be destroyed: {why}")
-            targets.append(c)
+        targets = [_allowed(db, keeping, today, rec_id, by, active) for rec_id in recordings]
     if recordings is None:  # the daily pass: a frozen recording waits for its auditor
         held_back = {f.recording_id for f in freezes.frozen(db, [c.id for c in targets])}
         targets = [c for c in targets if c.id not in held_back]
@@ -222,21 +232,56 @@ def destroy(
         prove_all(keeping.drives)  # the copies are removed from the drives they belong to
     for c in targets:
         _check_copies(db, keeping, c)
-        d_id = catalog.plan_destruction(db, c.id, by, authority, reason)
-        done.append(_finish(db, keeping, _pending_one(db, d_id)))
+        try:  # the compare-and-set: still live, nobody else destroying it, still allowed
+            d_id = catalog.plan_destruction(db, c.id, by, authority, reason,
+                                            _still_allowed(db, keeping, today, c.id))  # fmt: skip
+        except Conflict as exc:
+            if recordings is None:  # due today, and someone else is destroying it: theirs
+                continue
+            refused(db, by, "destroy", exc, keeping.topics, {"recording": c.id})
+            raise
+        planned = next((p for p in catalog.pending(db) if p["id"] == d_id), None)
+        if planned is None:  # another pass finished it a moment after it was planned: done
+            done.append(Destroyed(c.id, c.relpath, ()))
+        elif (made := _finish(db, keeping, planned, mine=True)) is not None:
+            done.append(made)
     for day in sealed:  # the archives go too: the day sealed again without them, verified
         assert keeping.reseal is not None
         keeping.reseal(db, day, by)
     return done
 
 
+def _allowed(db: Database, keeping: Keeping, today: date, rec_id: int, by: str,
+             active: list[Hold]) -> Candidate:  # fmt: skip
+    """Recording ``rec_id`` if the rules let it be destroyed; one already destroyed (or being
+    destroyed) by someone else is a ``Conflict`` naming them, recorded as a refusal."""
+    c = catalog.candidate(db, rec_id)
+    if c is None:
+        if (first := catalog.fate(db, rec_id)) is None:
+            raise UnknownRecording(f"no recording {rec_id} in the catalog (or destroyed)")
+        exc = Conflict(f"recording {rec_id} is already {first[0]}", *first[1:])
+        refused(db, by, "destroy", exc, keeping.topics, {"recording": rec_id})
+        raise exc
+    if why := refusal(c, today, active, keeping.policy):
+        raise Refused(f"recording {rec_id} may not be destroyed: {why}")
+    return c
+
+
+def _still_allowed(db: Database, keeping: Keeping, today: date, rec_id: int) -> Callable[[], None]:
+    """The rules once more, inside the transaction that plans the destruction: a hold placed
+    (or a request opened) since the check above refuses it."""
+
+    def guard() -> None:
+        c = catalog.candidate(db, rec_id)
+        if c is not None and (why := refusal(c, today, in_force(db), keeping.policy)):
+            raise Refused(f"recording {rec_id} may not be destroyed: {why}")
+
+    return guard
+
+
 def _day_of(c: Candidate) -> date:
     """The duty day a recording is filed under (its folder)."""
     return date.fromisoformat(c.relpath[:10].replace("/", "-"))
-
-
-def _pending_one(db: Database, destruction_id: int) -> dict[str, Any]:
-    return next(d for d in catalog.pending(db) if d["id"] == destruction_id)
 
 
 def _check_copies(db: Database, keeping: Keeping, c: Candidate) -> None:
@@ -259,14 +304,22 @@ def _path_of(keeping: Keeping, root: str, relpath: str) -> tuple[Path, PurePosix
     return Path(root), rel
 
 
-def _finish(db: Database, keeping: Keeping, d: dict[str, Any]) -> Destroyed:
+def _finish(db: Database, keeping: Keeping, d: dict[str, Any], *,
+            mine: bool = False) -> Destroyed | None:  # fmt: skip
+    """Remove every copy of planned destruction ``d`` and record it. Two processes may finish
+    the same one (an interrupted destruction, seen by two passes): only one records it; for the
+    other it is None, or, for the one that planned it (``mine``), done all the same."""
     removed = []
     for copy in d["copies"]:
         outcome = fsio.remove_under(*_path_of(keeping, copy["destination"], copy["relpath"]))
         removed.append({**copy, "outcome": outcome})
-    catalog.record_destroyed(db, d, removed, keeping.topics)
+    made = Destroyed(d["recording_id"], d["relpath"], tuple(c["destination"] for c in removed))
+    try:
+        catalog.record_destroyed(db, d, removed, keeping.topics)
+    except Conflict:
+        return made if mine else None
     log.info("recording %d destroyed by %s (%s)", d["recording_id"], d["actor"], d["reason"])
-    return Destroyed(d["recording_id"], d["relpath"], tuple(c["destination"] for c in removed))
+    return made
 
 
 def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroyed]:
@@ -286,7 +339,8 @@ def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroye
                         d["recording_id"])  # fmt: skip
             continue
         prove_all(keeping.drives)
-        done.append(_finish(db, keeping, d))
+        if (made := _finish(db, keeping, d)) is not None:
+            done.append(made)
     return done
 
 

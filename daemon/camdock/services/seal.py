@@ -36,12 +36,12 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import archive, fsio
 from camdock.adapters.drives import prove_all
-from camdock.catalog import freezes, seals
+from camdock.catalog import freezes, requests, seals
 from camdock.catalog.db import file_of
 from camdock.clock import iso_utc
 from camdock.config import Config, SealSettings
 from camdock.core import seal as core
-from camdock.errors import CamdockError, ExitCode, Refused
+from camdock.errors import CamdockError, Conflict, ExitCode
 from camdock.events import Topics
 from camdock.model import Drive
 
@@ -357,20 +357,16 @@ def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
 
 def confirm_day(db: Database, sealing: Sealing, day: date, by: str) -> dict[str, Any]:
     """The supervisor confirms the day's seal (REG-4.2.5); refused for a day not sealed (or
-    changed since), already confirmed, or confirmed by the custodian who sealed it."""
-    current = seals.current(db, day)
-    if not current:
-        raise Refused(f"duty day {day} is not sealed: nothing to confirm")
-    if day.isoformat() in seals.dirty(db):
-        raise Refused(f"duty day {day} changed since it was sealed: seal it again first")
-    if current[0]["confirmed_by"]:
-        raise Refused(f"duty day {day} was confirmed by {current[0]['confirmed_by']} at "
-                      f"{current[0]['confirmed_at']}")  # fmt: skip
-    if current[0]["sealed_by"] == by:
-        raise Refused(f"{by} sealed duty day {day}: the supervisor who confirms is someone "
-                      "else (REG-4.2.5)")  # fmt: skip
-    seals.confirm(db, day, by, sealing.topics)
-    return {"day": day.isoformat(), "generation": current[0]["generation"], "by": by}
+    changed since), or confirmed by the custodian who sealed it; one already confirmed is a
+    ``Conflict`` naming who and when, recorded as a refusal. All checked in the write."""
+    try:
+        gen = seals.confirm(db, day, by, sealing.topics)
+    except Conflict as exc:
+        requests.record_refusal(db, by, "confirm", None, exc.what, sealing.topics,
+                                {"day": day.isoformat(), "conflict": True, "first_by": exc.by,
+                                 "first_at": exc.at})  # fmt: skip
+        raise
+    return {"day": day.isoformat(), "generation": gen, "by": by}
 
 
 def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> list[str]:

@@ -186,8 +186,8 @@ class Control:
             result = entry.fn(Call(self, me, db, args))
         except BadRequest as exc:
             return _error(400, str(exc))
-        except Conflict as exc:  # someone did it first (recorded): who and when
-            return _error(409, str(exc))
+        except Conflict as exc:  # someone else did it first (recorded): who, and when, here
+            return _error(409, exc.told(self.cfg.tz))
         except Refused as exc:  # the rules said no (and recorded it): say why
             return _error(403, str(exc))
         except CamdockError as exc:  # nothing to act on, or it could not be done: say why
