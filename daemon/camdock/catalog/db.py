@@ -135,8 +135,17 @@ def _create(path: Path) -> None:
     try:
         with write_txn(db):
             migrations.apply(db)
-    finally:
-        db.close()  # the last connection: SQLite checkpoints the WAL into the file
+        # Into the file now, and checked: a checkpoint that fails on close (a full disk) would
+        # leave the schema only in the temp WAL, and a catalog linked without it is malformed.
+        busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise sqlite3.OperationalError("the new catalog could not be checkpointed")
+    except BaseException:
+        db.close()
+        for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+    db.close()
     with contextlib.suppress(FileExistsError):  # another process created it first: use that
         os.link(temp, path)
     temp.unlink()
