@@ -26,7 +26,7 @@ from datetime import date, datetime
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Self, TypeVar
 
-from camdock.core.access import Role
+from camdock.core.access import Purpose, Role
 from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError, ExitCode, Refused
 
@@ -42,6 +42,7 @@ __all__ = [
     "BadRequest",
     "ErrorKind",
     "Op",
+    "RequestKind",
     "kind_of",
     "parse",
 ]
@@ -335,6 +336,14 @@ class VideoOpen(Args):
 _ACT_ERRORS = frozenset({ErrorKind.FORBIDDEN, ErrorKind.NOT_FOUND, ErrorKind.CONFLICT})
 
 
+class RequestKind(StrEnum):
+    """What a request asks for (Annex 2)."""
+
+    VIEW = "view"
+    COPY = "copy"
+    BOTH = "both"
+
+
 @_op("request.new", write=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
 class RequestNew(Args):
@@ -342,10 +351,10 @@ class RequestNew(Args):
 
     begin: datetime = field(metadata=_FROM)  # local time in the station's zone
     end: datetime = field(metadata=_TO)
+    kind: RequestKind
+    purpose: Purpose
     duty_item: str = ""
-    kind: str = ""
     reason: str = ""
-    purpose: str = ""
     unit_supervisor: str = ""
     officer: str | None = None
     camera: str | None = None

@@ -348,8 +348,8 @@ def _video(c: Call, a: protocol.VideoOpen) -> int:
 
 @_handles(protocol.RequestNew)
 def _request_new(c: Call, a: protocol.RequestNew) -> Any:
-    form = {"duty_item": a.duty_item, "kind": a.kind, "reason": a.reason, "purpose": a.purpose,
-            "unit_supervisor": a.unit_supervisor}  # fmt: skip
+    form = {"duty_item": a.duty_item, "kind": a.kind.value, "reason": a.reason,
+            "purpose": a.purpose.value, "unit_supervisor": a.unit_supervisor}  # fmt: skip
     scope = (a.officer, a.camera, c.local(a.begin), c.local(a.end))
     req = access.new_request(c.db, c.cfg, c.who, form, scope, c.ctl.topics)
     return {"number": req.number}
