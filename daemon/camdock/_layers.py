@@ -35,6 +35,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "passwords": _BASE,
     "aio": _BASE,
     "camera": _BASE,
+    "protocol": _BASE | {"core"},  # the control protocol's declarations: values only
     "forms": _VALUES,
     "config": _VALUES,
     "catalog": _VALUES,
@@ -42,12 +43,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "offload": _VALUES | {"config", "catalog", "adapters"},
     "services": _VALUES | {"config", "camera", "catalog", "adapters", "forms", "offload"},
     "station": _VALUES
-    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services"},
+    | {"config", "camera", "catalog", "adapters", "forms", "offload", "services", "protocol"},
     "sim": _VALUES | {"config", "camera", "catalog", "adapters", "offload", "services", "station"},
     "commands": _VALUES
     | {"config", "camera", "catalog", "adapters", "forms", "offload", "services", "station"}
-    | {"sim", "web", "udev_rules"},  # for run, simulate, web and udev-rules
-    "web": _VALUES | {"config", "forms", "adapters", "services", "station"},
+    | {"sim", "web", "udev_rules", "protocol"},  # for run, simulate, web and udev-rules
+    "web": _VALUES | {"config", "forms", "adapters", "services", "station", "protocol"},
     "udev_rules": _BASE | {"config"},
     "cli": _BASE | {"adapters", "commands"},  # parsing and dispatch: commands/ runs them
     "__main__": frozenset({"cli"}),

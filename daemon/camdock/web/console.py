@@ -19,20 +19,24 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from camdock import protocol
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
-from camdock.station.control import SEES_CATALOG, SEES_SEALS, SESSION_SECONDS, SLOW_OPS, SOCKET
+from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, STATUS, ErrorKind
+from camdock.station.control import SESSION_SECONDS, SOCKET
 
 __all__ = ["SLOW_OPS", "Console", "DaemonRefused", "Me", "Page", "bilingual", "console", "needs"]
 
 
 class DaemonRefused(Exception):
-    """The daemon said no (and recorded it), or could not be asked."""
+    """The daemon said no (and recorded it), or could not be asked; ``status`` is the kind's
+    (protocol.STATUS)."""
 
-    def __init__(self, status: int, why: str) -> None:
+    def __init__(self, kind: ErrorKind, why: str) -> None:
         super().__init__(why)
-        self.status = status
+        self.kind = kind
+        self.status = STATUS[kind]
 
 
 @dataclass(frozen=True)
@@ -86,31 +90,41 @@ class Console:
         )
         return HTMLResponse(html, status_code=status)
 
-    async def ask(self, request: Request | None, op: str, **args: Any) -> Any:
+    async def ask(self, request: Request | None, args: protocol.Args) -> Any:
         """One operation by the daemon, as this session's staff member."""
-        reply, fd = await self.ask_fd(request, op, **args)
+        reply, fd = await self.ask_fd(request, args)
         if fd is not None:
             os.close(fd)
         return reply
 
-    async def ask_fd(self, request: Request | None, op: str, **args: Any) -> tuple[Any, int | None]:
+    async def ask_fd(self, request: Request | None, args: protocol.Args) -> tuple[Any, int | None]:
         """The same, with the descriptor the daemon passed (the caller closes it)."""
         token = request.session.get("token") if request is not None else None
-        timeout = None if op in SLOW_OPS else 60.0
+        timeout = None if args.op.slow else 60.0
         try:
-            ask = {"op": op, "token": token, "args": args}
+            ask = {"op": args.op.name, "token": token, "args": args.args()}
             doc, fd = await asyncio.to_thread(control.call, self.socket, ask, timeout)
         except TimeoutError:  # it is there, and busier than it should ever be: not "not running"
             raise DaemonRefused(
-                504, "站台程式忙碌，未及時回應 The station daemon did not answer in time"
+                ErrorKind.TIMEOUT,
+                "站台程式忙碌，未及時回應 The station daemon did not answer in time",
             ) from None
         except OSError:
             raise DaemonRefused(
-                503, "站台程式未執行，無法連線 The station daemon is not running"
+                ErrorKind.UNAVAILABLE, "站台程式未執行，無法連線 The station daemon is not running"
             ) from None
         if not doc.get("ok"):
-            raise DaemonRefused(int(doc.get("status", 500)), str(doc.get("error", "?")))
+            raise DaemonRefused(_kind(doc), str(doc.get("error", "?")))
         return doc.get("result"), fd
+
+
+def _kind(doc: dict[str, Any]) -> ErrorKind:
+    """An answer's error kind (by its status, were it from a daemon that names none)."""
+    try:
+        return ErrorKind(str(doc.get("kind")))
+    except ValueError:
+        by_status = {status: kind for kind, status in STATUS.items()}
+        return by_status.get(doc.get("status", 500), ErrorKind.INTERNAL)
 
 
 def console(request: Request) -> Console:
@@ -143,6 +157,8 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
             request.state.form = {k: str(v) for k, v in form.items()}
         try:
             result: Response = await fn(c, request, me)
+        except protocol.BadRequest as exc:  # the form or the URL cannot make a request
+            return c.page(request, "refused.html", STATUS[ErrorKind.BAD_REQUEST], why=str(exc))
         except DaemonRefused as exc:
             if exc.status == 401:  # the daemon ended the session (restart, expiry)
                 request.session.clear()

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from camdock import clock, forms
+from camdock import clock, forms, protocol
 from camdock.config import Config
 from camdock.web.console import Console, Me, needs
 
@@ -21,7 +21,7 @@ __all__ = ["audit_page", "duty_page", "register_page"]
 async def audit_page(c: Console, request: Request, me: Me) -> Response:
     """The audit report for the period, as a page or (``.pdf``) printed."""
     first, last = _days(request, c.cfg)
-    doc = await c.ask(request, "audit.report", **{"from": first, "to": last})
+    doc = await c.ask(request, protocol.AuditReport(first, last))
     if request.url.path.endswith(".pdf"):
         html = forms.report_html(doc, c.cfg.unit)
         return Response(await asyncio.to_thread(forms.pdf, html),
@@ -35,7 +35,7 @@ async def duty_page(c: Console, request: Request, me: Me) -> Response:
     """The duty log and the pre-shift tests of the period."""
     first, last = _days(request, c.cfg)
     start, end = _utc_bounds(first, last, c.cfg)
-    got = await c.ask(request, "duty.log", start=start, end=end)
+    got = await c.ask(request, protocol.DutyLog(start, end))
     return c.page(request, "duty.html", **got, start=first, end=last)
 
 
@@ -44,15 +44,15 @@ async def register_page(c: Console, request: Request, me: Me) -> Response:
     """The access/copy register of the period, as a page or (``.pdf``) printed."""
     first, last = _days(request, c.cfg)
     start, end = _utc_bounds(first, last, c.cfg)
-    lines = await c.ask(request, "register", start=start, end=end)
+    lines = await c.ask(request, protocol.Register(start, end))
     if request.url.path.endswith(".pdf"):
-        html = forms.register_html(lines, first, last, c.cfg.unit)
+        html = forms.register_html(lines, str(first), str(last), c.cfg.unit)
         return Response(await asyncio.to_thread(forms.pdf, html),
                         media_type="application/pdf")  # fmt: skip
     return c.page(request, "register.html", lines=lines, start=first, end=last)
 
 
-def _days(request: Request, cfg: Config) -> tuple[str, str]:
+def _days(request: Request, cfg: Config) -> tuple[date, date]:
     """?from=…&to=… (days), the last six months by default."""
     today = clock.now().astimezone(cfg.tz).date()
     try:
@@ -63,10 +63,10 @@ def _days(request: Request, cfg: Config) -> tuple[str, str]:
         last = date.fromisoformat(request.query_params.get("to") or "")
     except ValueError:
         last = today
-    return first.isoformat(), last.isoformat()
+    return first, last
 
 
-def _utc_bounds(first: str, last: str, cfg: Config) -> tuple[str, str]:
-    lo = datetime.combine(date.fromisoformat(first), datetime.min.time(), cfg.tz)
-    hi = datetime.combine(date.fromisoformat(last), datetime.max.time(), cfg.tz)
+def _utc_bounds(first: date, last: date, cfg: Config) -> tuple[str, str]:
+    lo = datetime.combine(first, datetime.min.time(), cfg.tz)
+    hi = datetime.combine(last, datetime.max.time(), cfg.tz)
     return lo.astimezone(UTC).isoformat(), hi.astimezone(UTC).isoformat()

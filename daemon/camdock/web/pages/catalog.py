@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from camdock import protocol
 from camdock.web.console import Console, Me, needs
 
 __all__ = ["catalog", "recording"]
@@ -15,13 +16,14 @@ __all__ = ["catalog", "recording"]
 async def catalog(c: Console, request: Request, me: Me) -> Response:
     """The recordings found by ?officer=, ?camera=, ?day=."""
     q = request.query_params
-    found = await c.ask(request, "catalog.search", officer=q.get("officer"),
-                        camera=q.get("camera"), day=q.get("day"))  # fmt: skip
+    ask = protocol.CatalogSearch(q.get("officer") or None, q.get("camera") or None,
+                                 q.get("day") or None)  # fmt: skip
+    found = await c.ask(request, ask)
     return c.page(request, "catalog.html", found=found, q=q)
 
 
 @needs
 async def recording(c: Console, request: Request, me: Me) -> Response:
     """One recording."""
-    got = await c.ask(request, "recording.get", id=request.path_params["id"])
+    got = await c.ask(request, protocol.RecordingGet.parse(request.path_params))
     return c.page(request, "recording.html", **got)

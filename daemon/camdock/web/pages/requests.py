@@ -11,7 +11,7 @@ import aiofiles
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from camdock import forms
+from camdock import forms, protocol
 from camdock.web.console import Console, Me, needs
 
 __all__ = ["request_action", "request_list", "request_new", "request_page", "request_pdf", "video"]
@@ -20,14 +20,14 @@ __all__ = ["request_action", "request_list", "request_new", "request_page", "req
 @needs
 async def request_list(c: Console, request: Request, me: Me) -> Response:
     """The requests this staff member may see, and the form for a new one."""
-    found = await c.ask(request, "requests.list")
+    found = await c.ask(request, protocol.RequestsList())
     return c.page(request, "requests.html", found=found)
 
 
 @needs
 async def request_page(c: Console, request: Request, me: Me) -> Response:
     """One request, its recordings, and the steps its state allows."""
-    got = await c.ask(request, "request.get", number=request.path_params["number"])
+    got = await c.ask(request, protocol.RequestGet(request.path_params["number"]))
     return c.page(request, "request.html", **got, message=request.query_params.get("m"))
 
 
@@ -37,7 +37,7 @@ async def request_new(c: Console, request: Request, me: Me) -> Response:
     f = request.state.form
     keys = ("duty_item", "kind", "reason", "purpose", "unit_supervisor", "officer", "camera",
             "from", "to")  # fmt: skip
-    done = await c.ask(request, "request.new", **{k: f.get(k, "") for k in keys})
+    done = await c.ask(request, protocol.RequestNew.parse({k: f.get(k, "") for k in keys}))
     return RedirectResponse(f"/requests/{done['number']}", 303)
 
 
@@ -47,12 +47,12 @@ async def request_action(c: Console, request: Request, me: Me) -> Response:
     number, action = request.path_params["number"], request.path_params["action"]
     f = request.state.form
     if action == "copy":
-        done = await c.ask(request, "request.copy", number=number, to=f.get("to", ""))
+        done = await c.ask(request, protocol.RequestCopy(number, f.get("to", "")))
         msg = f"已複製並驗證 copied and verified: {done['folder']}"
     else:
-        await c.ask(request, "request.step", number=number, action=action,
-                    reason=f.get("reason", ""), at=f.get("at", ""),
-                    minutes=f.get("minutes", ""))  # fmt: skip
+        step = {k: f.get(k, "") for k in ("reason", "at", "minutes")}
+        ask = protocol.RequestStep.parse({"number": number, "action": action, **step})
+        await c.ask(request, ask)
         msg = f"{action} ✔"
     return RedirectResponse(f"/requests/{number}?m={msg}", 303)
 
@@ -60,7 +60,7 @@ async def request_action(c: Console, request: Request, me: Me) -> Response:
 @needs
 async def request_pdf(c: Console, request: Request, me: Me) -> Response:
     """The request printed as Annex 2 (PDF)."""
-    got = await c.ask(request, "request.get", number=request.path_params["number"])
+    got = await c.ask(request, protocol.RequestGet(request.path_params["number"]))
     pdf = await asyncio.to_thread(forms.pdf, forms.request_html(got["req"], got["recs"]))
     return Response(pdf, media_type="application/pdf")
 
@@ -69,8 +69,7 @@ async def request_pdf(c: Console, request: Request, me: Me) -> Response:
 async def video(c: Console, request: Request, me: Me) -> Response:
     """A recording, streamed from the descriptor the daemon opened for an approved viewing
     (invariant 9); ranges so the player can seek."""
-    _, fd = await c.ask_fd(request, "video.open", number=request.path_params["number"],
-                           id=request.path_params["id"])  # fmt: skip
+    _, fd = await c.ask_fd(request, protocol.VideoOpen.parse(request.path_params))
     if fd is None:
         return c.page(request, "refused.html", 500, why="no descriptor")
     return await _stream(fd, request.headers.get("range"))

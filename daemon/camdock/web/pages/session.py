@@ -9,6 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from camdock import protocol
 from camdock.web.console import DaemonRefused, console
 
 __all__ = ["language", "login", "logout"]
@@ -24,8 +25,8 @@ async def login(request: Request) -> Response:
     if not secrets.compare_digest(str(form.get("csrf", "")), request.session.get("csrf", "-")):
         return c.page(request, "login.html", 403, error="表單已失效 The form expired")
     try:
-        done = await c.ask(None, "login", staff=str(form.get("staff", "")),
-                           password=str(form.get("password", "")))  # fmt: skip
+        login = protocol.Login(str(form.get("staff", "")), str(form.get("password", "")))
+        done = await c.ask(None, login)
     except DaemonRefused as exc:
         return c.page(request, "login.html", exc.status, error=str(exc))
     lang = request.session.get("lang", "zh")
@@ -38,7 +39,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """End the session here and at the daemon."""
     with contextlib.suppress(DaemonRefused):  # the daemon is away: the session ends all the same
-        await console(request).ask(request, "logout")
+        await console(request).ask(request, protocol.Logout())
     request.session.clear()
     return RedirectResponse("/login", 303)
 

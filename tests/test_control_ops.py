@@ -1,0 +1,146 @@
+"""Every operation of the control protocol (camdock/protocol.py), driven through the real socket
+against a real catalog: a role it allows gets an answer (or one of its declared error kinds), a
+role it does not is refused with 403 and the refusal recorded (REG-7.1), and a malformed argument
+is a 400 naming the field. The declarations, the daemon's handlers and the status table agree."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camdock import passwords, protocol
+from camdock.adapters.control import Server
+from camdock.config import Config, load
+from camdock.core.access import Role
+from camdock.station.control import HANDLERS, SOCKET, Control
+from conftest import offload, write_recording
+from stationcfg import write_config
+from test_access import STAFF
+from test_control import PASSWORD, ask, login, refusals
+
+DAY = "2026-11-28"
+SPAN = {"start": "2026-01-01T00:00:00+00:00", "end": "2027-01-01T00:00:00+00:00"}
+NEW = {"from": f"{DAY}T09:00", "to": f"{DAY}T10:00", "officer": "A12345", "kind": "view",
+       "purpose": "complaint", "reason": "a complaint", "unit_supervisor": "S1"}  # fmt: skip
+
+# op → (who asks, arguments it accepts, malformed arguments, the field the 400 names)
+CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
+    "login": (None, {"staff": "C1", "password": PASSWORD}, {"staff": 1, "password": "x"}, "staff"),
+    "logout": (None, {}, {"everything": True}, "everything"),
+    "catalog.search": ("C1", {"officer": "A12345"}, {"day": 5}, "day"),
+    "recording.get": ("C1", {"id": 1}, {"id": "x"}, "id"),
+    "requests.list": ("D1", {}, {"mine": "yes"}, "mine"),
+    "request.get": ("C1", {"number": "2026-0999"}, {"number": 5}, "number"),
+    "seals.list": ("S1", {}, {"day": DAY}, "day"),
+    "holds.list": ("C1", {}, {"id": 1}, "id"),
+    "retention.plan": ("C1", {}, {"today": DAY}, "today"),
+    "attribution.queue": ("C1", {}, {"officer": "A12345"}, "officer"),
+    "duty.log": ("C1", SPAN, {"start": 1, "end": "x"}, "start"),
+    "register": ("C1", SPAN, {"start": "x"}, "end"),
+    "audit.report": (
+        "S1",
+        {"from": "2026-01-01", "to": "2026-12-31"},
+        {"from": "yesterday", "to": "2026-12-31"},
+        "from",
+    ),
+    "video.open": ("C1", {"number": "2026-0999", "id": 1}, {"number": "n", "id": "x"}, "id"),
+    "request.new": ("D1", NEW, {**NEW, "purpose": "review"}, "purpose"),
+    "request.step": (
+        "D1",
+        {"number": "2026-0999", "action": "submit"},
+        {"number": "n", "action": "schedule", "minutes": "many"},
+        "minutes",
+    ),
+    "request.copy": ("C1", {"number": "2026-0999", "to": "/media/usb"}, {"number": "n"}, "to"),
+    "seal.confirm": ("S1", {"day": DAY}, {"day": "28/11/2026"}, "day"),
+    "hold.place": (
+        "S1",
+        {"kind": "investigation", "case": "115-7", "reason": "r", "recording": 1},
+        {"kind": "nonsense"},
+        "kind",
+    ),
+    "hold.release": ("P1", {"id": 999, "reason": "done"}, {"id": "one"}, "id"),
+    "retention.destroy": ("C1", {}, {"before": DAY}, "before"),
+    "attribute": (
+        "C1",
+        {"recording": 1, "officer": "A12345"},
+        {"recording": "r", "officer": "A12345"},
+        "recording",
+    ),
+}
+# Operations every role may call whose service still says no to an officer (and records it).
+SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm"}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, Path]]:
+    tmp = tmp_path_factory.mktemp("ops")
+    hashed = passwords.hash_password(PASSWORD)
+    cfg = load(
+        write_config(tmp, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\nroles = ["'))
+    )
+    write_recording(tmp / "cam/DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
+    assert offload(tmp / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
+    path = cfg.run_dir / SOCKET
+    server = Server(path, Control(cfg).handle, frozenset({0, os.geteuid()}), slow=protocol.SLOW_OPS)
+    server.start()
+    try:
+        yield cfg, path
+    finally:
+        server.close()
+
+
+def _ask(path: Path, name: str, who: str | None, args: dict[str, Any]) -> dict[str, Any]:
+    return ask(path, name, login(path, who) if who else None, **args)
+
+
+def test_declarations_handlers_and_statuses_agree() -> None:
+    assert set(HANDLERS) == {name for name, op in protocol.OPS.items() if op.session}
+    assert set(CASES) == set(protocol.OPS), "every operation has its case here"
+    assert set(protocol.STATUS) == set(protocol.ErrorKind)
+    assert all(op.args.op is op for op in protocol.OPS.values())
+    assert {"request.copy", "retention.destroy", "attribute", "audit.report"} == protocol.SLOW_OPS
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_an_allowed_role_is_answered(daemon: tuple[Config, Path], name: str) -> None:
+    _, path = daemon
+    who, good, _, _ = CASES[name]
+    doc = _ask(path, name, who, good)
+    declared = {protocol.STATUS[k] for k in protocol.OPS[name].errors}
+    assert doc["ok"] or (doc["status"] in declared and doc["kind"]), doc
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_malformed_argument_is_a_400_naming_the_field(
+    daemon: tuple[Config, Path], name: str
+) -> None:
+    _, path = daemon
+    who, _, bad, field = CASES[name]
+    doc = _ask(path, name, who, bad)
+    assert doc["status"] == 400 and doc["kind"] == "bad_request", doc
+    assert doc["error"].startswith(f"{field}: "), doc
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, op in protocol.OPS.items() if Role.OFFICER not in op.roles)
+    + sorted(SERVICE_REFUSES),
+)
+def test_a_role_not_allowed_is_refused_and_recorded(daemon: tuple[Config, Path], name: str) -> None:
+    cfg, path = daemon
+    before = len(refusals(cfg))
+    doc = _ask(path, name, "D1", CASES[name][1])  # an officer
+    assert doc["status"] == 403 and doc["kind"] == "forbidden", doc
+    found = refusals(cfg)
+    assert len(found) == before + 1 and found[-1]["actor"] == "周偵查員 (D1)"
+
+
+def test_wire_arguments_round_trip() -> None:
+    for name, (_, good, _, _) in CASES.items():
+        args = protocol.OPS[name].args.parse(good)
+        assert protocol.OPS[name].args.parse(args.args()) == args
