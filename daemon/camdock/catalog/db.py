@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from sqlite_utils import Database
 
-from camdock.catalog.schema import migrations
+from camdock.catalog.migrations import migrations
 from camdock.errors import CatalogError, ExitCode
 
 __all__ = [

@@ -19,6 +19,16 @@ def period(
 ) -> dict[str, Any]:
     """Every section's figures for the period [start, end] (UTC) / [day_start, day_end]."""
     between = (start, end)
+    return {
+        **_offloads(db, between),
+        "retention": _retention(db, between, today),
+        "seals": _seals(db, day_start, day_end),
+        **_access_and_fixity(db, between),
+    }
+
+
+def _offloads(db: Database, between: tuple[str, str]) -> dict[str, Any]:
+    """Self-tests, offload sessions, the duty log and the recordings taken in."""
     tests = rows(
         db,
         "SELECT officer_badge, officer_name, camera_id, count(*) AS tests, "
@@ -43,6 +53,16 @@ def period(
         "coalesce(sum(time_suspect), 0) FROM recordings WHERE ingested_at BETWEEN ? AND ?",
         between,
     ).fetchone()
+    return {
+        "selftests": tests,
+        "sessions": sessions,
+        "duty_log": duty_log,
+        "recordings": {"ingested": recs[0], "unattributed": recs[1], "time_suspect": recs[2]},
+    }
+
+
+def _retention(db: Database, between: tuple[str, str], today: str) -> dict[str, Any]:
+    """What was destroyed (and any too early), what is overdue, holds past their review."""
     early = rows(
         db,
         "SELECT id, relpath, destroyed_at, retain_until FROM recordings WHERE "
@@ -60,6 +80,16 @@ def period(
         "NULL AND review_by < ?",
         (today,),
     )
+    return {
+        "destroyed": destroyed,
+        "destroyed_early": early,
+        "overdue_now": overdue,
+        "holds_past_review": review,
+    }
+
+
+def _seals(db: Database, day_start: str, day_end: str) -> dict[str, Any]:
+    """The duty days with footage, and which were sealed and confirmed."""
     days = [
         r["d"]
         for r in rows(
@@ -79,6 +109,17 @@ def period(
             (day_start, day_end),
         )
     }
+    return {
+        "days": len(days),
+        "sealed": sum(d in sealed for d in days),
+        "confirmed": sum(bool(sealed.get(d, {}).get("confirmed_by")) for d in days),
+        "unsealed": [d for d in days if d not in sealed],
+        "unconfirmed": [d for d in days if d in sealed and not sealed[d]["confirmed_by"]],
+    }
+
+
+def _access_and_fixity(db: Database, between: tuple[str, str]) -> dict[str, Any]:
+    """The register and its custody entries, refusals, the scrub's findings, the audits."""
     register = db.execute(
         "SELECT kind, count(*) FROM register WHERE time BETWEEN ? AND ? GROUP BY kind", between
     ).fetchall()
@@ -106,23 +147,6 @@ def period(
         )
     ]
     return {
-        "selftests": tests,
-        "sessions": sessions,
-        "duty_log": duty_log,
-        "recordings": {"ingested": recs[0], "unattributed": recs[1], "time_suspect": recs[2]},
-        "retention": {
-            "destroyed": destroyed,
-            "destroyed_early": early,
-            "overdue_now": overdue,
-            "holds_past_review": review,
-        },
-        "seals": {
-            "days": len(days),
-            "sealed": sum(d in sealed for d in days),
-            "confirmed": sum(bool(sealed.get(d, {}).get("confirmed_by")) for d in days),
-            "unsealed": [d for d in days if d not in sealed],
-            "unconfirmed": [d for d in days if d in sealed and not sealed[d]["confirmed_by"]],
-        },
         "register": {
             "lines": dict(register),
             "custody_entries": dict(entries),

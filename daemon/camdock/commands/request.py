@@ -12,6 +12,8 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
 from camdock import clock, forms
 from camdock.catalog import requests
 from camdock.commands.common import Where, by_from, moment_arg, opened, output, seal_key, where_from
@@ -117,77 +119,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "register":
         return _export(args, where)
     if args.action in ("show", "list"):
-        with opened(where, write=False) as db:
-            if args.action == "list":
-                found = requests.listing(db)
-                return output(
-                    args,
-                    {"requests": found},
-                    lambda: [
-                        f"{r.number}  {r.state:<12} {r.kind:<5} {r.purpose:<13} "
-                        f"{r.applicant_name} ({r.applicant_id})"
-                        for r in found
-                    ],
-                )
-            got = requests.get(db, args.number)
-            if got is None:
-                raise CamdockError(f"no request {args.number}", ExitCode.NOINPUT)
-            shown = got.as_dict()
-            recs = requests.recordings_of(db, got.id)
-        if args.pdf is not None:
-            args.pdf.write_bytes(forms.pdf(forms.request_html(shown, [r.as_dict() for r in recs])))
-        return output(
-            args,
-            {"request": shown, "recordings": recs},
-            lambda: [
-                *(f"{k:<16} {v}" for k, v in shown.items() if v not in (None, "")),
-                *(f"  recording {r.id}: {r.relpath}" for r in recs),
-            ],
-        )
+        return _show(args, where)
     by = by_from(args)
     with opened(where, write=True) as db:
         who = service.identify(db, where.cfg, by, args.action, topics)
         note = None if who.checked else service.NO_ROLES
         if args.action == "new":
-            start = moment_arg(args.start, where, "--from")
-            end = moment_arg(args.end, where, "--to", end=True)
-            assert start is not None and end is not None
-            form = {
-                "duty_item": args.duty_item,
-                "kind": args.kind,
-                "reason": args.reason,
-                "purpose": args.purpose,
-                "unit_supervisor": args.unit_supervisor,
-                "applicant_unit": args.applicant_unit,
-                "applicant_title": args.applicant_title,
-                "viewing_at": (
-                    v.isoformat()
-                    if (v := moment_arg(args.viewing_at, where, "--viewing-at"))
-                    else None
-                ),
-            }
-            draft = service.new_request(
-                db, where.cfg, who, form, (args.officer, args.camera, start, end), topics
-            )
-            recs = requests.recordings_of(db, draft.id)
-            return output(
-                args,
-                {"ok": True, "request": draft, "recordings": recs, "note": note},
-                lambda: [
-                    f"request {draft.number} drafted by {who.label}: {len(recs)} recording(s)",
-                    *(f"  {r.id}: {r.relpath}" for r in recs),
-                ],
-            )
+            return _new(args, where, db, who, note, topics)
         if args.action == "copy":
-            done = service.copy(
-                db,
-                who,
-                args.number,
-                args.to,
-                seal_key(where, args.password_file),
-                topics,
-                medium=args.medium,
-            )
+            key = seal_key(where, args.password_file)
+            done = service.copy(db, who, args.number, args.to, key, topics, medium=args.medium)
             return output(
                 args,
                 {"ok": True, **done, "note": note},
@@ -196,22 +137,95 @@ def run(args: argparse.Namespace) -> int:
                     f"{done['folder']}, verified; manifest SHA-256 {done['manifest_sha256']}"
                 ],
             )
-        kw: dict[str, Any] = {}
-        if args.action == "approve":
-            kw = {"valid_days": args.valid_days, "note": args.note}
-        elif args.action == "deny":
-            kw = {"reason": args.reason}
-        elif args.action == "schedule":
-            start = moment_arg(args.at, where, "--at")
-            assert start is not None
-            kw = {"start": start, "end": start + timedelta(minutes=args.minutes)}
-        elif args.action == "view":
-            kw = {"remarks": args.remarks}
-        req = service.step(db, who, args.number, args.action, topics, clock.now(), **kw)
+        req = service.step(db, who, args.number, args.action, topics, clock.now(),
+                           **_step_args(args, where))  # fmt: skip
     return output(
         args,
         {"ok": True, "request": req, "note": note},
         lambda: [f"request {req.number}: {args.action} by {who.label}; now {req.state}"],
+    )
+
+
+def _step_args(args: argparse.Namespace, where: Where) -> dict[str, Any]:
+    """What each plain step takes from the command line."""
+    if args.action == "approve":
+        return {"valid_days": args.valid_days, "note": args.note}
+    if args.action == "deny":
+        return {"reason": args.reason}
+    if args.action == "schedule":
+        start = moment_arg(args.at, where, "--at")
+        assert start is not None
+        return {"start": start, "end": start + timedelta(minutes=args.minutes)}
+    if args.action == "view":
+        return {"remarks": args.remarks}
+    return {}
+
+
+def _show(args: argparse.Namespace, where: Where) -> int:
+    """``request list`` and ``request show`` (with its Annex 2 as PDF)."""
+    with opened(where, write=False) as db:
+        if args.action == "list":
+            found = requests.listing(db)
+            return output(
+                args,
+                {"requests": found},
+                lambda: [
+                    f"{r.number}  {r.state:<12} {r.kind:<5} {r.purpose:<13} "
+                    f"{r.applicant_name} ({r.applicant_id})"
+                    for r in found
+                ],
+            )
+        got = requests.get(db, args.number)
+        if got is None:
+            raise CamdockError(f"no request {args.number}", ExitCode.NOINPUT)
+        shown = got.as_dict()
+        recs = requests.recordings_of(db, got.id)
+    if args.pdf is not None:
+        args.pdf.write_bytes(forms.pdf(forms.request_html(shown, [r.as_dict() for r in recs])))
+    return output(
+        args,
+        {"request": shown, "recordings": recs},
+        lambda: [
+            *(f"{k:<16} {v}" for k, v in shown.items() if v not in (None, "")),
+            *(f"  recording {r.id}: {r.relpath}" for r in recs),
+        ],
+    )
+
+
+def _new(
+    args: argparse.Namespace,
+    where: Where,
+    db: Database,
+    who: service.Acting,
+    note: str | None,
+    topics: Topics | None,
+) -> int:
+    """``request new``: the draft, with the recordings its range selects."""
+    start = moment_arg(args.start, where, "--from")
+    end = moment_arg(args.end, where, "--to", end=True)
+    assert start is not None and end is not None
+    viewing = moment_arg(args.viewing_at, where, "--viewing-at")
+    form = {
+        "duty_item": args.duty_item,
+        "kind": args.kind,
+        "reason": args.reason,
+        "purpose": args.purpose,
+        "unit_supervisor": args.unit_supervisor,
+        "applicant_unit": args.applicant_unit,
+        "applicant_title": args.applicant_title,
+        "viewing_at": viewing.isoformat() if viewing else None,
+    }
+    draft = service.new_request(
+        db, where.cfg, who, form, (args.officer, args.camera, start, end), topics
+    )
+    recs = requests.recordings_of(db, draft.id)
+    return output(
+        args,
+        {"ok": True, "request": draft, "recordings": recs, "note": note},
+        lambda: [
+            f"request {draft.number} drafted by {who.label}: {len(recs)} recording(s)",
+            *(f"  {r.id}: {r.relpath}" for r in recs),
+        ],
     )
 
 

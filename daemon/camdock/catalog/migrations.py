@@ -1,0 +1,95 @@
+"""The catalog's schema from m011 on: the scrub's proofs, search indexes, the roster's roles,
+and issue 26's trust (rows chained with the custody log, freezes, owned re-filings). The first
+ten migrations are in ``schema``; this module adds to the same sequence, in order, and is what
+the catalog opens with.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from camdock.catalog.schema import migrations
+
+__all__ = ["migrations"]
+
+
+@migrations()
+def m011_scrub(db: Database) -> None:
+    """REG-7.2: when each copy was last proven by reading it back (the background scrub)."""
+    db.table("copies").add_column("proven_at", str)
+    db.execute("UPDATE copies SET proven_at = verified_at")
+    db.execute("CREATE INDEX copies_proven ON copies (proven_at)")
+
+
+@migrations()
+def m012_search(db: Database) -> None:
+    """The console's catalog search by officer or camera, newest first, without a scan."""
+    db.execute("CREATE INDEX recordings_officer ON recordings (officer_badge, id)")
+    db.execute("CREATE INDEX recordings_camera ON recordings (camera_id, id)")
+
+
+@migrations()
+def m013_roster_roles(db: Database) -> None:
+    """Roles the server's latest roster granted (REG-4.1.1), so commands check them too."""
+    db.table("roster_roles").create(
+        {
+            "badge": str,
+            "name": str,
+            "unit": str,
+            "roles": str,
+            "duty_day": str,
+            "received_at": str,
+        },
+        pk="badge",
+        not_null={"name", "roles", "duty_day", "received_at"},
+    )
+
+
+@migrations()
+def m014_rows_chained(db: Database) -> None:
+    """Issue 26: each custody entry carries the state of the rows its change left
+    (catalog/rowchain); the rows as they are now start the chain's account of them."""
+    from camdock.catalog import custody  # at run time: custody's module needs this one loaded
+
+    db.execute("ALTER TABLE custody_log ADD COLUMN rows TEXT")
+    custody.baseline(db)
+
+
+@migrations()
+def m015_freezes(db: Database) -> None:
+    """Issue 26: recordings the catalog and the custody chain disagree about, frozen until an
+    auditor resolves them (catalog/freezes)."""
+    db.table("freezes").create(
+        {
+            "id": int,
+            "recording_id": int,
+            "reason": str,
+            "found_at": str,
+            "resolved_by": str,
+            "resolved_at": str,
+            "resolution": str,
+        },
+        pk="id",
+        not_null={"recording_id", "reason", "found_at"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )
+
+
+@migrations()
+def m016_refile_owner(db: Database) -> None:
+    """A re-filing is owned (issue 26): recovery finishes only one whose process is gone. The
+    owner is the boot, the pid and the process's start time (pid reuse is not the owner); a row
+    from before has none and counts as a dead process's. At most one pending re-filing per
+    recording, and a pending one reserves its new name."""
+    refiles = db.table("refiles")
+    refiles.add_column("owner_boot", str)
+    refiles.add_column("owner_pid", int)
+    refiles.add_column("owner_start", int)
+    refiles.add_column("actor", str)  # who decided it: named to the second custodian
+    # Rows from before have no owner and may (rarely) repeat a recording: the indexes cover
+    # owned rows only, and planning checks every pending row in its transaction anyway.
+    for column in ("recording_id", "new_relpath"):
+        db.execute(
+            f"CREATE UNIQUE INDEX refiles_pending_{column} ON refiles ({column}) "
+            "WHERE state IN ('planned', 'linked') AND owner_pid IS NOT NULL"
+        )
