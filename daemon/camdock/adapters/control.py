@@ -49,6 +49,10 @@ SLOW_WORKERS = 2  # the slow operations' own workers (exports, attribution, dest
 MAX_OPEN = 512  # connections held at once; more wait in the kernel's accept queue
 BACKLOG = socket.SOMAXCONN  # that queue (the kernel caps it at net.core.somaxconn)
 REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may still send, and when
+# The socket's reading and writing thread runs below the copier's (nice 5; Linux nice is per
+# thread): a flood of console requests is answered more slowly, never at the offload's expense
+# (bench/control_bench). Not the workers: one holding the catalog's write lock must not starve.
+NICE = 10
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
@@ -122,6 +126,11 @@ def parse_request(line: bytes) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise ValueError("a request is a JSON object")
     return request
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 class _Conn:
@@ -258,6 +267,7 @@ class Server:
 
     def _loop(self) -> None:
         assert self._sock is not None
+        _lower_priority()
         sel = selectors.DefaultSelector()
         sel.register(self._sock, selectors.EVENT_READ, None)
         self._wake_r.setblocking(False)
