@@ -309,3 +309,19 @@ def test_a_long_operation_never_delays_a_quick_one(tmp_path: Path) -> None:
         assert not any(f.done() for f in exports)
         release.set()
         assert [f.result(timeout=60)[0]["result"] for f in exports] == ["export"] * waiting
+
+
+def test_any_json_object_is_answered_and_the_socket_lives_on(tmp_path: Path) -> None:
+    """An op that is a list, an object, a number or null (a hostile or broken console) is
+    answered by the handler like any other request; the socket keeps serving."""
+
+    def handle(request: dict[str, Any], uid: int) -> tuple[dict[str, Any], None]:
+        if not isinstance(request.get("op"), str):
+            return {"ok": False, "status": 400, "error": "op: a text is needed"}, None
+        return {"ok": True, "result": request["op"]}, None
+
+    with serving(tmp_path / "s.sock", handle, frozenset({"slow"})) as server:
+        for op in ([], {}, 1, None, [["x"]]):
+            assert call(server.path, {"op": op})[0]["status"] == 400
+        assert server.serving()
+        assert call(server.path, {"op": "still"})[0]["result"] == "still"

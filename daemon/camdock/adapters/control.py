@@ -53,6 +53,7 @@ REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may stil
 # thread): a flood of console requests is answered more slowly, never at the offload's expense
 # (bench/control_bench). Not the workers: one holding the catalog's write lock must not starve.
 NICE = 10
+ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
@@ -182,6 +183,7 @@ class Server:
         self._quick: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
         self._long: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._paused_until = 0.0  # accepting again after running out of descriptors
 
     def start(self) -> None:
         """Bind (replacing a stale socket file), restrict, listen, serve on threads."""
@@ -210,6 +212,10 @@ class Server:
         self._thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._thread.start()
         log.info("control socket at %s (uids %s)", self.path, sorted(self.allowed_uids))
+
+    def serving(self) -> bool:
+        """Whether the socket's thread is answering (it was started and has not died)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def close(self) -> None:
         """Stop serving; a request already with a worker is still answered by it."""
@@ -278,23 +284,25 @@ class Server:
             while not self._closed.is_set():
                 now = time.monotonic()
                 soonest = min((c.deadline for c in live if c.phase != "work"), default=now + 1)
+                if not listening:
+                    soonest = min(soonest, max(self._paused_until, now + 0.05))
                 for key, mask in sel.select(max(0.0, soonest - now)):
                     if key.data is None:
                         self._accept(sel, live)
                     elif key.data == "wake":
                         with contextlib.suppress(BlockingIOError):
                             self._wake_r.recv(4096)
-                    elif mask & selectors.EVENT_READ:
-                        self._readable(sel, live, key.data)
-                    elif mask & selectors.EVENT_WRITE:
-                        self._writable(sel, live, key.data)
+                    else:
+                        self._event(sel, live, key.data, mask)
                 self._collect(sel, live)
                 self._expire(sel, live)
-                # Past what is served at once, peers wait in the kernel's accept queue.
-                if listening and len(live) >= MAX_OPEN:
+                # Past what is served at once (or out of descriptors), peers wait in the
+                # kernel's accept queue.
+                want = len(live) < MAX_OPEN and time.monotonic() >= self._paused_until
+                if listening and not want:
                     sel.unregister(self._sock)
                     listening = False
-                elif not listening and len(live) < MAX_OPEN:
+                elif want and not listening:
                     sel.register(self._sock, selectors.EVENT_READ, None)
                     listening = True
         except Exception:
@@ -307,6 +315,17 @@ class Server:
             sel.close()
             self._sock.close()
             self._wake_r.close()
+
+    def _event(self, sel: _Selector, live: set[_Conn], conn: _Conn, mask: int) -> None:
+        """One connection's turn; a bulkhead: whatever goes wrong costs that connection only."""
+        try:
+            if mask & selectors.EVENT_READ:
+                self._readable(sel, live, conn)
+            elif mask & selectors.EVENT_WRITE:
+                self._writable(sel, live, conn)
+        except Exception:
+            log.exception("control: a connection failed; dropped")
+            self._drop(sel, live, conn)
 
     def _collect(self, sel: _Selector, live: set[_Conn]) -> None:
         """The workers' answers, to be written."""
@@ -335,8 +354,9 @@ class Server:
                 sock, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # out of descriptors: the rest wait in the queue
+            except OSError as exc:  # out of descriptors: the rest wait in the queue a while
                 log.warning("control: accept: %s", exc)
+                self._paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             try:
                 uid = _peer_uid(sock)
@@ -387,7 +407,8 @@ class Server:
             self._answer(sel, live, conn, {"ok": False, "status": 400, "error": str(exc)})
             return
         conn.phase, conn.buf = "work", bytearray()
-        (self._long if conn.request.get("op") in self.slow else self._quick).put(conn)
+        op = conn.request.get("op")  # any JSON: the handler says what is wrong with it
+        (self._long if isinstance(op, str) and op in self.slow else self._quick).put(conn)
 
     def _answer(self, sel: _Selector, live: set[_Conn], conn: _Conn, doc: dict[str, Any]) -> None:
         """An answer from the selector thread itself (a refusal, a bad request)."""

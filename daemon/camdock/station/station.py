@@ -212,7 +212,9 @@ class Station:
         server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:
-            await asyncio.Event().wait()
+            while server.serving():  # a socket whose thread died is restarted by _supervise
+                await asyncio.sleep(1.0)
+            raise RuntimeError("the control socket stopped serving")
         finally:
             server.close()
 
