@@ -16,9 +16,9 @@ from camdock import clock
 from camdock.catalog import custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.errors import ExitCode
+from camdock.errors import CamdockError, ExitCode
 from camdock.events import EventType, Topics
-from conftest import TZ, camdock_cmd, make_camera, offload, run
+from conftest import TZ, camdock_cmd, make_camera, offload, run, tree_hashes
 from mqttbroker import Broker
 from test_mqtt import (
     broker,  # noqa: F401 - the fixture
@@ -317,6 +317,65 @@ def test_a_forged_copy_with_a_forged_catalog_hash_leaves_the_genuine_copy_alone(
         db.close()
     assert forged_path.read_bytes() == genuine
     assert _audit(catalog, "--full").returncode == 0
+
+
+def _as_insider(catalog: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
+    conn = sqlite3.connect(catalog)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    for sql, params in statements:
+        conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+def test_camdock_never_chains_an_insiders_edit(tmp_path: Path) -> None:
+    """Issue 26 (review): a recording's dates edited in sqlite3, then the retention pass asked
+    to destroy what is due. The next change camdock would make to the row would chain the
+    forgery; it is refused instead, nothing is destroyed, and the audit still names it."""
+    d1, d2, catalog = _offloaded(tmp_path, files=2)
+    before = tree_hashes(d1), tree_hashes(d2)
+    _as_insider(
+        catalog,
+        (
+            "UPDATE recordings SET retain_until = '2026-11-29', destroy_by = "
+            "'2026-11-29', recorded_start = '2025-10-01T08:00:00+08:00'",
+            (),
+        ),
+    )
+    gone = run(camdock_cmd("retention", "destroy", "--catalog", str(catalog), "--by", "daily"))
+    assert gone.returncode != 0 and "changed outside camdock" in gone.stderr, gone
+    assert (tree_hashes(d1), tree_hashes(d2)) == before  # nothing destroyed
+    db = open_catalog(catalog)
+    try:
+        with pytest.raises(CamdockError, match="retain_until"), write_txn(db):
+            db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 1")
+    finally:
+        db.close()
+    found = _audit(catalog, "--json")
+    assert found.returncode == ExitCode.FAILED
+    assert any("retain_until" in p for p in json.loads(found.stdout)["chain_problems"])
+
+
+def test_a_copy_row_pointed_at_another_recording_is_never_repaired_over_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 26 (review): a copy's path edited to another recording's file. The scrub judges
+    the copy row by the chain: the other recording's file is left alone, this one frozen."""
+    from camdock.services.scrub import scrub_step
+
+    d1, d2, catalog = _offloaded(tmp_path, files=2)
+    first, second = sorted(str(p.relative_to(d1)) for p in d1.rglob("*.mp4"))
+    before = tree_hashes(d1), tree_hashes(d2)
+    _as_insider(catalog, ("UPDATE copies SET relpath = ? WHERE relpath = ? AND destination = ?",
+                          (second, first, str(d1))))  # fmt: skip
+    db = open_catalog(catalog)
+    try:
+        result = scrub_step(db, 1 << 30, TOPICS)
+    finally:
+        db.close()
+    assert not result.repaired and result.frozen, result
+    assert (tree_hashes(d1), tree_hashes(d2)) == before
 
 
 def test_the_six_monthly_report(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+BASELINE_ROWS = 200  # rows per baseline entry
 
 
 class Action(StrEnum):
@@ -106,7 +107,7 @@ def _append(
     if states:  # the rows this change left, chained with it (catalog/rowchain)
         entry["rows"] = states
     digest = _digest(prev, entry)
-    db.execute(
+    done = db.execute(
         "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
         "rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -120,6 +121,8 @@ def _append(
             json.dumps(states, sort_keys=True, ensure_ascii=False) if states else None,
         ),
     )
+    if states:
+        rowchain.index(db, int(done.lastrowid or 0), states)
     return digest
 
 
@@ -131,9 +134,12 @@ def chain_left_over(db: Database) -> None:
 
 
 def baseline(db: Database) -> None:
-    """Chain every covered row as it is (a catalog from before the chain covered rows)."""
-    if states := rowchain.snapshot_all(db):
-        _append(db, Action.STATE, None, "camdock", {"baseline": True}, states)
+    """Chain every covered row as it is (a catalog from before the chain covered rows), a few
+    hundred rows to an entry (one row's state is found by reading one entry)."""
+    states = rowchain.snapshot_all(db)
+    for i in range(0, len(states), BASELINE_ROWS):
+        _append(db, Action.STATE, None, "camdock", {"baseline": True},
+                states[i : i + BASELINE_ROWS])  # fmt: skip
 
 
 def verify(db: Database) -> list[str]:

@@ -103,6 +103,7 @@ def resolve(db: Database, recording_id: int, by: str, reason: str) -> list[str]:
         if open_one is None:
             raise Refused(f"recording {recording_id} is not frozen")
         restored = _restore(db, recording_id)
+        rowchain.settle_restored(db)  # back as the chain has them: nothing new to chain
         db.execute(
             "UPDATE freezes SET resolved_by = ?, resolved_at = ?, resolution = ? WHERE id = ?",
             (by, utcnow(), reason, open_one["id"]),

@@ -52,6 +52,9 @@ def m014_rows_chained(db: Database) -> None:
     from camdock.catalog import custody  # at run time: custody's module needs this one loaded
 
     db.execute("ALTER TABLE custody_log ADD COLUMN rows TEXT")
+    # Where each row's last chained state is: an accelerator, never trusted over the chain.
+    db.execute("CREATE TABLE chained_rows (tbl TEXT NOT NULL, k TEXT NOT NULL, "
+               "entry_id INTEGER NOT NULL, PRIMARY KEY (tbl, k))")  # fmt: skip
     custody.baseline(db)
 
 

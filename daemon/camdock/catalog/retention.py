@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog import custody
+from camdock.catalog import custody, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.catalog.outbox import record
@@ -80,6 +80,7 @@ def plan_destruction(db: Database, recording_id: int, actor: str, authority: str
             raise Conflict(f"recording {recording_id} is already {first[0]}", *first[1:])
         if guard is not None:
             guard()
+        rowchain.require_chained(db, recording_id)  # never on a forged date or path (issue 26)
         row = {"recording_id": recording_id, "state": "planned", "actor": actor,
                "authority": authority, "reason": reason, "planned_at": utcnow()}  # fmt: skip
         return pk(db.table("destructions").insert(row).last_pk)

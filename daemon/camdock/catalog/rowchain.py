@@ -22,8 +22,22 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog.db import rows
+from camdock.errors import CamdockError, ExitCode
 
-__all__ = ["COVERED", "State", "chained", "differences", "install", "snapshot_all", "take"]
+__all__ = [
+    "COVERED",
+    "State",
+    "Tampered",
+    "chained",
+    "differences",
+    "index",
+    "install",
+    "last_state",
+    "require_chained",
+    "settle_restored",
+    "snapshot_all",
+    "take",
+]
 
 # Each covered table: its key columns, and the columns that are bookkeeping, not custody
 # (left out, so the scrub's "last proven" does not write an entry per copy it reads).
@@ -47,6 +61,20 @@ State = dict[str, Any]
 _INSTALLED: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
+class Tampered(CamdockError):
+    """A row custody depends on is not what the chain last said of it: changed outside camdock.
+    Nothing camdock would do to it is done (that would chain the edit); the audit names it."""
+
+    exit_code = ExitCode.DATAERR
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the catalog was changed outside camdock; nothing done (camdock audit): "
+            + "; ".join(problems)
+        )
+
+
 def _columns(db: Database, table: str) -> list[str]:
     _keys, skip = COVERED[table]
     return [c[1] for c in db.execute(f"PRAGMA main.table_info({table})") if c[1] not in skip]
@@ -56,23 +84,40 @@ def _value(v: Any) -> Any:
     return {"hex": v.hex()} if isinstance(v, bytes) else v
 
 
+def _image(db: Database, table: str, row: str) -> str:
+    """SQL for a row's covered columns as a JSON object (``row``: OLD), BLOBs as their hex."""
+    _keys, skip = COVERED[table]
+    parts = []
+    for _cid, col, kind, *_rest in db.execute(f"PRAGMA main.table_info({table})"):
+        if col in skip:
+            continue
+        value = f"{row}.{col}"
+        if str(kind).upper() == "BLOB":
+            value = f"CASE WHEN {value} IS NULL THEN NULL ELSE lower(hex({value})) END"
+        parts.append(f"'{col}', {value}")
+    return "json_object(" + ", ".join(parts) + ")"
+
+
 def install(db: Database) -> None:
-    """Catch this connection's changes to the covered rows (call once the schema is current)."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS touched (tbl TEXT, k TEXT, PRIMARY KEY (tbl, k))")
+    """Catch this connection's changes to the covered rows (call once the schema is current):
+    which row, and the state it had before this transaction first changed it (NULL: new)."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS touched (tbl TEXT, k TEXT, before TEXT, "
+               "PRIMARY KEY (tbl, k))")  # fmt: skip
     for table, (keys, _skip) in COVERED.items():
         cols = _columns(db, table)
         if not cols:
             continue  # not in this catalog's schema (yet)
         new = "json_array(" + ", ".join(f"NEW.{k}" for k in keys) + ")"
         old = "json_array(" + ", ".join(f"OLD.{k}" for k in keys) + ")"
-        add = "INSERT OR IGNORE INTO touched VALUES ('{t}', {k});"
+        before = _image(db, table, "OLD")
+        add = "INSERT OR IGNORE INTO touched VALUES ('{t}', {k}, {b});"
         for op, body in (
-            ("INSERT", add.format(t=table, k=new)),
+            ("INSERT", add.format(t=table, k=new, b="NULL")),
             (
                 f"UPDATE OF {', '.join(cols)}",
-                add.format(t=table, k=old) + add.format(t=table, k=new),
+                add.format(t=table, k=old, b=before) + add.format(t=table, k=new, b=before),
             ),
-            ("DELETE", add.format(t=table, k=old)),
+            ("DELETE", add.format(t=table, k=old, b=before)),
         ):
             name = f"rowchain_{table}_{op.split()[0].lower()}"
             db.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {op} ON main.{table} "
@@ -96,14 +141,101 @@ def _state(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
 
 def take(db: Database) -> list[State]:
     """The states of the rows this transaction changed since the last entry, and forget them:
-    what the next custody entry carries."""
+    what the next custody entry carries. Each row must have been, before the change, the
+    state the chain last gave it: a row edited outside camdock is never chained by the next
+    change camdock makes to it (it would launder the edit); the change is refused instead."""
     if db not in _INSTALLED:
         return []
-    touched = db.execute("SELECT tbl, k FROM temp.touched ORDER BY tbl, k").fetchall()
+    touched = db.execute("SELECT tbl, k, before FROM temp.touched ORDER BY tbl, k").fetchall()
     if not touched:
         return []
+    problems = [p for t, k, b in touched if (p := _unchained(db, t, k, b))]
+    if problems:
+        raise Tampered(problems)
     db.execute("DELETE FROM temp.touched")
-    return [{"table": t, "key": k, "state": _state(db, t, json.loads(k))} for t, k in touched]
+    return [{"table": t, "key": k, "state": _state(db, t, json.loads(k))} for t, k, _b in touched]
+
+
+def require_chained(db: Database, recording_id: int) -> None:
+    """Refuse (``Tampered``) to act on a recording whose row, or a copy's row, is not what the
+    chain last gave it: call inside the transaction that decides something irreversible (a
+    destruction), before any file is touched."""
+    wanted = [("recordings", json.dumps([recording_id]))]
+    wanted += [("copies", json.dumps([recording_id, d], separators=(",", ":"), ensure_ascii=False))
+               for (d,) in db.execute("SELECT destination FROM copies WHERE recording_id = ?",
+                                      (recording_id,))]  # fmt: skip
+    problems = []
+    for table, key in wanted:
+        state = _state(db, table, json.loads(key))
+        before = None if state is None else json.dumps(state)
+        if before is not None and (why := _unchained(db, table, key, before)):
+            problems.append(why)
+    if problems:
+        raise Tampered(problems)
+
+
+def settle_restored(db: Database) -> list[str]:
+    """After rows were put back as the chain has them (``audit resolve``): forget the ones that
+    now are the chain's last state (nothing new to chain); the rest stay to be checked."""
+    settled = []
+    for t, k, _b in db.execute("SELECT tbl, k, before FROM temp.touched").fetchall():
+        last = last_state(db, t, k)
+        if last is not None and _norm(_state(db, t, json.loads(k))) == _norm(last[1]):
+            db.execute("DELETE FROM temp.touched WHERE tbl = ? AND k = ?", (t, k))
+            settled.append(f"{t} {k}")
+    return settled
+
+
+def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {c: (v["hex"] if isinstance(v, dict) and "hex" in v else v)
+            for c, v in state.items() if v is not None}  # fmt: skip
+
+
+def _unchained(db: Database, table: str, key: str, before: str | None) -> str | None:
+    """Why this row's state before the change is not the chain's last state of it, or None."""
+    last = last_state(db, table, key)
+    if before is None:  # a new row: the chain must not have it live
+        if last is not None and last[1] is not None:
+            return f"{table} {key}: in the chain, deleted from the catalog outside camdock"
+        return None
+    if last is None:
+        return f"{table} {key}: not in the custody chain (written outside camdock)"
+    here, there = _norm(json.loads(before)), _norm(last[1])
+    if here != there:
+        fields = sorted(f for f in set(here or {}) | set(there or {})
+                        if (here or {}).get(f) != (there or {}).get(f))  # fmt: skip
+        return f"{table} {key}: {', '.join(fields)} changed outside camdock"
+    return None
+
+
+def last_state(db: Database, table: str, key: str) -> tuple[int, dict[str, Any] | None] | None:
+    """The last entry that chained this row, and the state it gave it (None: deleted); None
+    when no entry has. ``chained_rows`` says where to look; an entry after it that names the
+    row as well (the index pointed back by hand) wins, so the index can only slow this down."""
+    canonical = _canonical_key(key)
+    found = db.execute("SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
+                       (table, canonical)).fetchone()  # fmt: skip
+    start = int(found[0]) if found else 0
+    needle = json.dumps({"key": canonical}, ensure_ascii=False)[1:-1]
+    best: tuple[int, dict[str, Any] | None] | None = None
+    for entry_id, states in db.execute(
+        "SELECT id, rows FROM custody_log WHERE id >= ? AND rows IS NOT NULL AND "
+        "instr(rows, ?) > 0 ORDER BY id", (start, needle)
+    ):  # fmt: skip
+        for s in json.loads(states):
+            if s["table"] == table and _canonical_key(s["key"]) == canonical:
+                best = (int(entry_id), s["state"])
+    return best
+
+
+def index(db: Database, entry_id: int, states: list[State]) -> None:
+    """Where each row's last chained state is (an accelerator the chain can always overrule)."""
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO chained_rows (tbl, k, entry_id) VALUES (?, ?, ?)",
+        [(s["table"], _canonical_key(s["key"]), entry_id) for s in states],
+    )
 
 
 def snapshot_all(db: Database) -> list[State]:

@@ -3,18 +3,27 @@ proven, and damage found and repaired, each with its custody entry and event."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from camdock.catalog import custody
+from camdock.catalog import custody, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import Row, rows_as, write_txn
 from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.events import EventType, Topics
 
-__all__ = ["DueCopy", "due", "proven", "record_damage", "record_repair", "totals"]
+__all__ = [
+    "DueCopy",
+    "chain_disagrees",
+    "due",
+    "proven",
+    "record_damage",
+    "record_repair",
+    "totals",
+]
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,21 @@ class DueCopy(Row):
         return (self.sha256, self.size) == (self.chained_sha256, self.chained_size) and (
             self.copy_sha256 == self.sha256
         )
+
+
+def chain_disagrees(db: Database, copy: DueCopy) -> str | None:
+    """Why the catalog's copy row is not the one the chain last gave it (its drive, path or
+    hash edited outside camdock), or None: a copy is repaired only where it agrees."""
+    key = json.dumps([copy.recording_id, copy.destination], separators=(",", ":"),
+                     ensure_ascii=False)  # fmt: skip
+    last = rowchain.last_state(db, "copies", key)
+    if last is None or last[1] is None:
+        return f"its copy on {copy.destination} is not in the custody chain"
+    said = last[1]
+    for field, here in (("relpath", copy.relpath), ("sha256", copy.copy_sha256)):
+        if said.get(field) != here:
+            return f"its copy on {copy.destination}: {field} differs from the custody chain"
+    return None
 
 
 def due(db: Database, limit: int) -> list[DueCopy]:

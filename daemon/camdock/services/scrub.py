@@ -71,7 +71,7 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
         root = copy.destination
         if (present is not None and root not in present) or not Path(root).is_dir():
             continue  # a drive that is away is the drive watcher's alarm, not damage
-        if not copy.agrees:  # judged by nothing, repaired from nothing: frozen (issue 26)
+        if not copy.agrees or catalog.chain_disagrees(db, copy):  # frozen (issue 26)
             _disagrees(db, copy, result)
             continue
         result.bytes += copy.size
@@ -89,6 +89,8 @@ def scrub_step(db: Database, budget: int, topics: Topics | None,
 def _disagrees(db: Database, copy: DueCopy, result: ScrubResult) -> None:
     if copy.chained_sha256 is None:
         why = "no 'store' entry in the custody chain"
+    elif differs := catalog.chain_disagrees(db, copy):
+        why = differs
     elif copy.copy_sha256 != copy.sha256:
         why = f"its copy on {copy.destination} is catalogued with another hash"
     else:
@@ -128,6 +130,9 @@ def _repair(copy: DueCopy, good: DueCopy) -> None:
     """Write the good copy beside the damaged one with the verified copier, read it back, then
     put it in place (the damaged bytes are not evidence: the hash the custody chain gave the
     recording is, and the catalog agrees with it, or nothing is repaired)."""
+    rel = PurePosixPath(copy.relpath)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise RuntimeError(f"{copy.relpath!r} is not a path inside the drive: not repaired")
     target = _path(copy)
     folder = fsio.make_dirs_durable(Path(copy.destination),
                                     PurePosixPath(copy.relpath).parent.parts)  # fmt: skip
