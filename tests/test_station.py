@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import sqlite3
 import time
 import unicodedata
@@ -368,7 +369,7 @@ async def test_destination_gone_faults_the_bay_and_keeps_the_footage(tmp_path: P
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=1000, seed=1, start=START)
     async with running(tmp_path) as h:
-        (tmp_path / "backup").rmdir()  # the backup drive is not there
+        shutil.rmtree(tmp_path / "backup")  # the backup drive is not there
         h.hot.dock("1-1", "SN0001", vol)
         await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
         assert "backup" in h.bay(1).state.message

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Protocol
 
 from camdock.adapters import fsio
-from camdock.adapters.drives import StorageMissing, prove_all, state_disk
+from camdock.adapters.drives import StorageMissing, prove, prove_all, state_disk
 from camdock.catalog import custody
 from camdock.catalog.db import Store, open_catalog
 from camdock.catalog.retention import alarm as record_alarm
@@ -278,8 +278,21 @@ class HeadWatch:
         while True:
             head = await self.store.call(custody.head)
             if head != self.published:
-                roots = [str(d.root) for d in self.host.cfg.drives]
-                await asyncio.to_thread(heads_to, roots, *head)
+                await asyncio.to_thread(heads_to, self._proven_roots(), *head)
                 self.events.record(EventType.CUSTODY_HEAD)
                 self.published = head
             await asyncio.sleep(HEAD_POLL)
+
+    def _proven_roots(self) -> list[str]:
+        """The drives a head may be written to: each proven to be its drive (REG-4.2.1), never
+        an empty mount point on the SD card; in development mode, the plain directories."""
+        cfg = self.host.cfg
+        roots = []
+        for d in cfg.drives:
+            if cfg.require_mounts:
+                try:
+                    prove(d)
+                except StorageMissing:
+                    continue  # the drive watch's alarm; the next head follows when it is back
+            roots.append(str(d.root))
+        return roots
