@@ -131,7 +131,7 @@ def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:
         raise UsageError("audit resolve needs --recording ID --by AUDITOR --reason TEXT")
     db = open_catalog(where.catalog)
     try:
-        auditor, _ = check_person(where.cfg, db, auditor, "audit")
+        auditor, _ = check_person(where.cfg, db, auditor, "resolve")
         restored = freezes.resolve(db, args.recording, auditor, args.reason.strip())
     finally:
         db.close()

@@ -48,6 +48,9 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "confirm": frozenset({Role.SUPERVISOR, Role.APPROVER}),
     "restore": frozenset({Role.CUSTODIAN}),
     "audit": frozenset({Role.AUDITOR, Role.SUPERVISOR}),
+    # Lifting a freeze puts a recording back as the chain has it: the auditor alone, never
+    # someone whose own approvals or confirmations the freeze may be about (issue 26).
+    "resolve": frozenset({Role.AUDITOR}),
     "request": frozenset(set(Role)),  # anyone on the staff may apply
     "submit": frozenset(set(Role)),  # the applicant, checked below
     "approve": frozenset({Role.APPROVER}),
