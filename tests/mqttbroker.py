@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -99,7 +100,10 @@ class Subscriber:
 
     def close(self) -> None:
         self.c.disconnect()
-        self.c.loop_stop()
+        # paho's network thread clears its own handle as it ends after the disconnect; between
+        # loop_stop's check and its join that is an AttributeError (seen on a loaded machine).
+        with contextlib.suppress(AttributeError):
+            self.c.loop_stop()
 
 
 def wait_for(pred: Any, timeout: float = 15, what: str = "condition") -> None:
