@@ -25,35 +25,14 @@ from zoneinfo import ZoneInfo
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from camdock import passwords  # noqa: E402
 from camdock.adapters.control import Server  # noqa: E402
 from camdock.config import load  # noqa: E402
 from camdock.core.naming import DutySlots  # noqa: E402
 from camdock.offload import OffloadEngine, OffloadRequest  # noqa: E402
 from camdock.station.control import SLOW_OPS, SOCKET, Control  # noqa: E402
 from offload_bench import drop_caches, machine, write_results  # noqa: E402
-
-CONFIG = """
-[station]
-id = "bench-01"
-unit = "Bench Precinct"
-timezone = "Asia/Taipei"
-state_dir = "{state}"
-run_dir = "{run}"
-
-[destinations]
-footage = "{footage}"
-backup = "{backup}"
-require_mounts = false
-
-[gpio]
-pin_factory = "mock"
-
-[[bays]]
-number = 1
-usb_port = "1-1"
-led = {{ red = 4, amber = 5, green = 6 }}
-button = 7
-"""
+from web_bench import CONFIG  # noqa: E402 - the same bench station
 
 
 def camera(root: Path, mib: int, files: int) -> None:
@@ -130,10 +109,11 @@ def main() -> None:
     try:
         cam = work / "cam"
         camera(cam, args.mib, args.files)
-        paths = {k: work / k for k in ("state", "run", "footage", "backup")}
-        for p in paths.values():
-            p.mkdir()
-        (work / "camdock.toml").write_text(CONFIG.format(**paths))
+        for k in ("state", "run", "footage", "backup"):
+            (work / k).mkdir()
+        (work / "camdock.toml").write_text(
+            CONFIG.format(root=work, hashed=passwords.hash_password("unused"))
+        )
         cfg = load(work / "camdock.toml")
         server = Server(cfg.run_dir / SOCKET, Control(cfg).handle, frozenset({os.geteuid()}),
                         slow=SLOW_OPS)  # fmt: skip

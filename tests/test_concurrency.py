@@ -101,15 +101,23 @@ def _submitted(cfg: Config, count: int) -> list[str]:
         db.close()
 
 
-def _step(cfg: Config, by: str, number: str, action: str, **kw: Any) -> Callable[[], Any]:
+def _on_catalog(cfg: Config, work: Callable[[Any], Any]) -> Callable[[], Any]:
+    """``work(db)`` on a connection of its own, as each person's process has."""
+
     def act() -> Any:
         db = open_catalog(cfg.catalog)
         try:
-            return access.step(db, access.acting(cfg, by, db), number, action, None, **kw)
+            return work(db)
         finally:
             db.close()
 
     return act
+
+
+def _step(cfg: Config, by: str, number: str, action: str, **kw: Any) -> Callable[[], Any]:
+    return _on_catalog(
+        cfg, lambda db: access.step(db, access.acting(cfg, by, db), number, action, None, **kw)
+    )
 
 
 def _local(at: str) -> str:
@@ -186,14 +194,7 @@ def test_a_hold_released_by_two_at_once_is_released_once(station: Config,
     both_before(holds, "release")
 
     def release(by: str) -> Callable[[], Any]:
-        def act() -> Any:
-            db = open_catalog(cfg.catalog)
-            try:
-                return retention.release_hold(db, keeping, hold_id, by, "結案")
-            finally:
-                db.close()
-
-        return act
+        return _on_catalog(cfg, lambda db: retention.release_hold(db, keeping, hold_id, by, "結案"))
 
     out = _race(release("林督導 (S1)"), release("王分局長 (P1)"))
     lost = [r for r in out if isinstance(r, Exception)]
@@ -213,14 +214,9 @@ def test_one_recording_destroyed_by_two_at_once_is_destroyed_once(
     later = date(2028, 1, 1)  # past every recording's retention window
 
     def destroy(by: str) -> Callable[[], Any]:
-        def act() -> Any:
-            db = open_catalog(cfg.catalog)
-            try:
-                return retention.destroy(db, retention.Keeping(), later, by, recordings=[2])
-            finally:
-                db.close()
-
-        return act
+        return _on_catalog(
+            cfg, lambda db: retention.destroy(db, retention.Keeping(), later, by, recordings=[2])
+        )
 
     out = _race(destroy("陳保管 (C1)"), destroy("林督導 (S1)"))
     lost = [r for r in out if isinstance(r, Exception)]
@@ -248,14 +244,7 @@ def test_a_seal_confirmed_by_two_at_once_is_confirmed_once(station: Config,
     both_before(seals, "confirm")
 
     def confirm(by: str) -> Callable[[], Any]:
-        def act() -> Any:
-            db = open_catalog(cfg.catalog)
-            try:
-                return confirm_day(db, Sealing(None), day, by)
-            finally:
-                db.close()
-
-        return act
+        return _on_catalog(cfg, lambda db: confirm_day(db, Sealing(None), day, by))
 
     out = _race(confirm("林督導 (S1)"), confirm("王分局長 (P1)"))
     lost = [r for r in out if isinstance(r, Exception)]
