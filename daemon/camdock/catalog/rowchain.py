@@ -195,11 +195,15 @@ def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _unchained(db: Database, table: str, key: str, before: str | None) -> str | None:
     """Why this row's state before the change is not the chain's last state of it, or None."""
-    last = last_state(db, table, key)
-    if before is None:  # a new row: the chain must not have it live
+    if before is None:  # a new row: the chain must not have it live (by its index: an insert
+        # is the offload's hot path, and scanning the chain for each would grow with it)
+        found = db.execute("SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
+                           (table, _canonical_key(key))).fetchone()  # fmt: skip
+        last = None if found is None else last_state(db, table, key)
         if last is not None and last[1] is not None:
             return f"{table} {key}: in the chain, deleted from the catalog outside camdock"
         return None
+    last = last_state(db, table, key)
     if last is None:
         return f"{table} {key}: not in the custody chain (written outside camdock)"
     here, there = _norm(json.loads(before)), _norm(last[1])
@@ -210,19 +214,23 @@ def _unchained(db: Database, table: str, key: str, before: str | None) -> str | 
     return None
 
 
-def last_state(db: Database, table: str, key: str) -> tuple[int, dict[str, Any] | None] | None:
+def last_state(
+    db: Database, table: str, key: str, *, follow: bool = True
+) -> tuple[int, dict[str, Any] | None] | None:
     """The last entry that chained this row, and the state it gave it (None: deleted); None
-    when no entry has. ``chained_rows`` says where to look; an entry after it that names the
-    row as well (the index pointed back by hand) wins, so the index can only slow this down."""
+    when no entry has. ``chained_rows`` says where to look; with ``follow``, an entry after it
+    that names the row as well (the index pointed back by hand) wins, so the index can only
+    slow this down. Without (the scrub, many rows a step), the indexed entry is read alone."""
     canonical = _canonical_key(key)
     found = db.execute("SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
                        (table, canonical)).fetchone()  # fmt: skip
     start = int(found[0]) if found else 0
     needle = json.dumps({"key": canonical}, ensure_ascii=False)[1:-1]
     best: tuple[int, dict[str, Any] | None] | None = None
+    upto = None if follow else start  # NULL: to the chain's end
     for entry_id, states in db.execute(
-        "SELECT id, rows FROM custody_log WHERE id >= ? AND rows IS NOT NULL AND "
-        "instr(rows, ?) > 0 ORDER BY id", (start, needle)
+        "SELECT id, rows FROM custody_log WHERE id >= ? AND (? IS NULL OR id <= ?) AND "
+        "rows IS NOT NULL AND instr(rows, ?) > 0 ORDER BY id", (start, upto, upto, needle)
     ):  # fmt: skip
         for s in json.loads(states):
             if s["table"] == table and _canonical_key(s["key"]) == canonical:

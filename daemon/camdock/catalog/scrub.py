@@ -54,7 +54,7 @@ def chain_disagrees(db: Database, copy: DueCopy) -> str | None:
     hash edited outside camdock), or None: a copy is repaired only where it agrees."""
     key = json.dumps([copy.recording_id, copy.destination], separators=(",", ":"),
                      ensure_ascii=False)  # fmt: skip
-    last = rowchain.last_state(db, "copies", key)
+    last = rowchain.last_state(db, "copies", key, follow=False)
     if last is None or last[1] is None:
         return f"its copy on {copy.destination} is not in the custody chain"
     said = last[1]
