@@ -368,3 +368,92 @@ def test_reading_a_seal_back_holds_a_block_not_a_recording(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 32, f"peak RSS grew by {done.stdout.strip()} MiB"
     assert sha_of(tmp_path / "out.mp4") == sha
+
+
+def _day_files(root: Path, count: int = 3, size: int = 1 << 20) -> list[tuple[Path, str]]:
+    made = []
+    for i in range(count):
+        f = root / "2026" / "11" / "28" / f"{i:02d}_王小明.mp4"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(os.urandom(size))
+        made.append((f, sha_of(f)))
+    return made
+
+
+def test_days_sealed_by_py7zr_before_the_change_still_read_back_and_extract(
+    tmp_path: Path,
+) -> None:
+    """The seal moved from py7zr to the 7-Zip program (issue 28): the format is the same, so an
+    archive py7zr wrote (AES-256, encrypted headers, stored) reads back, member by member, and
+    an archive the program writes opens in py7zr with the same (non-ASCII) password."""
+    import py7zr
+
+    from camdock.adapters import archive
+
+    files = _day_files(tmp_path)
+    old = tmp_path / "old.7z"
+    filters = [{"id": py7zr.FILTER_COPY}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
+    with py7zr.SevenZipFile(old, "w", password=PASSWORD, header_encryption=True,
+                            filters=filters) as z:  # fmt: skip
+        for f, _ in files:
+            z.write(f, f"28/{f.name}")
+    back = archive.read_back(old, PASSWORD)
+    assert back.members == {f"28/{f.name}": (sha, f.stat().st_size) for f, sha in files}
+    assert (back.sha256, back.size) == (sha_of(old), old.stat().st_size)
+    f, sha = files[1]
+    out = tmp_path / "out.mp4"
+    archive.extract(old, PASSWORD, {f"28/{f.name}": archive.Member("x", out, sha, 1 << 20)})
+    assert sha_of(out) == sha
+
+    new = tmp_path / "new.7z"
+    members = [archive.Member(f"28/{f.name}", f, sha, 1 << 20) for f, sha in files]
+    archive.write(new, members, PASSWORD)
+    with py7zr.SevenZipFile(new, "r", password=PASSWORD) as z:
+        assert sorted(z.getnames()) == sorted(m.name for m in members)
+        assert z.testzip() is None
+    with pytest.raises(archive.ArchiveError, match="wrong password"):
+        archive.read_back(new, "another password")
+
+
+def test_the_seal_password_never_shows_in_a_process_list(tmp_path: Path) -> None:
+    """7-Zip is given the password on its standard input, not its arguments (which every user
+    sees in /proc/PID/cmdline) nor its environment: watched while a seal is written and read."""
+    import threading
+
+    from camdock.adapters import archive
+
+    files = _day_files(tmp_path, count=4, size=16 << 20)
+    members = [archive.Member(f"a/{f.name}", f, sha, 16 << 20) for f, sha in files]
+    seen: list[str] = []
+    leaks: list[str] = []
+    done = threading.Event()
+    secret = PASSWORD.encode()
+
+    def watch() -> None:
+        while not done.is_set():
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    cmd = (proc / "cmdline").read_bytes()
+                    env = (proc / "environ").read_bytes()
+                except OSError:
+                    continue
+                if b"7z" in cmd:
+                    seen.append(cmd.decode(errors="replace"))
+                    if secret in cmd or secret in env:
+                        leaks.append(cmd.decode(errors="replace"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sealed = tmp_path / "day.7z"
+        archive.write(sealed, members, PASSWORD)  # member names differ: hard links staged
+        back = archive.read_back(sealed, PASSWORD)
+    finally:
+        done.set()
+        watcher.join()
+    assert back.members == {m.name: (m.sha256, m.size) for m in members}
+    assert not list(tmp_path.glob(".*.names")), "the staged names are removed"
+    assert seen, "the watcher saw 7-Zip run"
+    assert not leaks

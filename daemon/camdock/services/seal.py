@@ -176,7 +176,7 @@ def recover(db: Database) -> None:
     for s in stale:
         for rel in (s["temp_path"], s["path"]):
             if rel:
-                fsio.unlink_quietly(_file(s["destination"], rel))
+                archive.discard(_file(s["destination"], rel))
         day = date.fromisoformat(s["day"])
         shutil.rmtree(_file(s["destination"], _extract_dir(day, s["generation"])),
                       ignore_errors=True)  # fmt: skip
@@ -312,7 +312,7 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
     root, rel = Path(job["destination"]), PurePosixPath(job["path"])
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
-    fsio.unlink_quietly(temp)
+    archive.discard(temp)
     if old is not None:
         extracted = next(iter(old[1].values())).source.parent
         shutil.rmtree(extracted, ignore_errors=True)
@@ -323,7 +323,7 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
         shutil.rmtree(extracted, ignore_errors=True)
     back = archive.read_back(temp, key.password, pause)
     if problems := core.check(expected, back.members):
-        raise archive.ArchiveError(f"{temp} does not match the catalog: "
+        raise archive.ArchiveError(f"{temp} does not match the catalog, not sealed: "
                                    + "; ".join(problems[:5]))  # fmt: skip
     fsio.link_no_clobber(temp, folder / rel.name)
     return {"sha256": back.sha256, "size": back.size}
