@@ -457,3 +457,50 @@ def test_the_seal_password_never_shows_in_a_process_list(tmp_path: Path) -> None
     assert not list(tmp_path.glob(".*.names")), "the staged names are removed"
     assert seen, "the watcher saw 7-Zip run"
     assert not leaks
+
+
+def test_a_year_of_key_rotations_every_seal_reads_with_its_own_key_from_the_ring(
+    tmp_path: Path,
+) -> None:
+    """Key rotation (issue 28, REG-4.2.5): each quarter seals under a new key id; a day sealed
+    under an earlier key names the key it needs, and reads back (seal verify, audit --full)
+    with a root-only folder of ``<key id>.key`` files."""
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    days = ["2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15"]
+    cam = tmp_path / "cam"
+    for i, day in enumerate(days):
+        write_recording(cam / f"DCIM/100MEDIA/{day.replace('-', '')}_091000_{i:04d}.MP4",
+                        8192, i)  # fmt: skip
+    assert offload(cam, [d1, d2], catalog).ok
+    ring = tmp_path / "ring"
+    ring.mkdir(mode=0o700)
+    keys = {}
+    for i, day in enumerate(days):
+        kid = f"2026-{'ABCD'[i]}"
+        keys[kid] = key = ring / f"{kid}.key"
+        key.write_text(f"{PASSWORD} {kid}\n", encoding="utf-8")
+        key.chmod(0o600)
+        made = _seal(catalog, key, "create", day, "--by", "c", "--key-id", kid)
+        assert made.returncode == 0, made.stderr
+    latest = keys["2026-D"]
+    old = _seal(catalog, latest, "verify", days[0], "--key-id", "2026-D")
+    assert old.returncode == ExitCode.FAILED
+    assert "sealed under key 2026-A" in old.stdout and "key ring" in old.stdout
+    for day in days:
+        ok = _seal(catalog, latest, "verify", day, "--key-id", "2026-D", "--key-dir", str(ring))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    only_ring = run(camdock_cmd("seal", "verify", days[1], "--catalog", str(catalog),
+                                "--key-dir", str(ring)))  # fmt: skip
+    assert only_ring.returncode == 0, only_ring.stdout + only_ring.stderr
+    no_new = run(camdock_cmd("seal", "create", "2026-11-28", "--by", "c", "--catalog",
+                             str(catalog), "--key-dir", str(ring),
+                             "--key-id", "2026-E"))  # fmt: skip
+    assert no_new.returncode == ExitCode.NOINPUT and "current seal key 2026-E" in no_new.stderr
+    audit = run(camdock_cmd("audit", "--full", "--catalog", str(catalog), "--key-dir", str(ring),
+                            "--json"))  # fmt: skip
+    findings = json.loads(audit.stdout)["findings"]
+    assert not [f for f in findings if f["kind"] == "archive"], findings
+    ring.chmod(0o755)
+    loose = _seal(catalog, latest, "verify", days[0], "--key-dir", str(ring))
+    assert loose.returncode == ExitCode.NOINPUT and "chmod 700" in loose.stderr

@@ -57,11 +57,14 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
     a.add_argument("--password-file", type=Path, metavar="FILE",
                    help="the seal password: sealed members are checked too")  # fmt: skip
+    a.add_argument("--key-dir", type=Path, metavar="DIR",
+                   help="a root-only folder of <key id>.key files: every key the seals were "
+                   "made under")  # fmt: skip
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
 def _key(args: argparse.Namespace, where: Any) -> Key | None:
-    key: Key | None = seal_key(where, args.password_file)
+    key: Key | None = seal_key(where, args.password_file, args.key_dir)
     if key is None:
         print("camdock audit: no seal password; sealed archives are checked by their hash only",
               file=sys.stderr)  # fmt: skip

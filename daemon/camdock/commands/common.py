@@ -212,15 +212,16 @@ def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tupl
     return who.label, None if who.checked else NO_ROLES
 
 
-def seal_key(where: Where, password_file: Path | None) -> Any:
-    """The seal password for a command (services.seal.Key), or None: ``--password-file`` (its
-    problems are errors), else the station's credential or ``[seal] password_file`` if there."""
+def seal_key(where: Where, password_file: Path | None, key_dir: Path | None = None) -> Any:
+    """The seal password for a command (services.seal.Key), or None: ``--password-file`` or
+    ``--key-dir`` (their problems are errors), else the station's credential or ``[seal]
+    password_file`` (and ``key_dir``) if there."""
     from camdock.config import SealSettings
     from camdock.services.seal import SealKeyMissing, load_key
 
     settings = where.cfg.seal if where.cfg is not None else SealSettings()
-    if password_file is not None:
-        return load_key(settings, password_file)
+    if password_file is not None or key_dir is not None:
+        return load_key(settings, password_file, key_dir)
     if where.cfg is None:
         return None
     try:

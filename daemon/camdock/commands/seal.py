@@ -43,6 +43,9 @@ def add_parser(sub: Any) -> None:
             help="the seal password, in a file only root can read",
         )
         a.add_argument("--key-id", default=None, help="the password's key id (bare catalog)")
+        a.add_argument("--key-dir", type=Path, metavar="DIR",
+                       help="a root-only folder of <key id>.key files: the keys of days "
+                       "sealed before a rotation")  # fmt: skip
         a.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
         a.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
         a.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -50,11 +53,11 @@ def add_parser(sub: Any) -> None:
 
 def _sealing(args: argparse.Namespace, where: Where, *, key: bool) -> Sealing:
     if where.cfg is not None:
-        return Sealing.from_config(where.cfg, args.password_file)
+        return Sealing.from_config(where.cfg, args.password_file, args.key_dir)
     settings = SealSettings(key_id=args.key_id or SealSettings.key_id)
     if not key:
         return Sealing(None)
-    return Sealing(service.load_key(settings, args.password_file))
+    return Sealing(service.load_key(settings, args.password_file, args.key_dir))
 
 
 def run(args: argparse.Namespace) -> int:
