@@ -245,6 +245,12 @@ def period_report(db: Database, tz: tzinfo, first: date, last: date, today: date
     end = datetime.combine(last, time.max, tz).astimezone(UTC)
     doc = report.period(db, iso_utc(start), iso_utc(end), first.isoformat(), last.isoformat(),
                         today.isoformat())  # fmt: skip
+    retention = doc["retention"]
+    retention["destroyed_early"] = [  # REG-4.3.1 on the station's calendar day
+        r for r in retention["destroyed_early"]
+        if datetime.fromisoformat(r["destroyed_at"]).astimezone(tz).date()
+        < date.fromisoformat(r["retain_until"])
+    ]  # fmt: skip
     lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
     doc["register"]["complete"] = all(
         lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)
