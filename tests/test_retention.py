@@ -34,8 +34,10 @@ from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.retention import (
     Keeping,
+    covered_now,
     daily_pass,
     destroy,
+    in_force,
     place_hold,
     plan_for,
     release_hold,
@@ -666,3 +668,41 @@ def test_a_lawful_destruction_just_after_local_midnight_is_not_reported_early(
     db.close()
     assert doc["retention"]["destroyed"] == 1
     assert doc["retention"]["destroyed_early"] == []
+
+
+def test_a_hold_matches_recordings_by_their_own_span_and_cameras_by_one_identity(
+    tmp_path: Path,
+) -> None:
+    """Hold scopes (issue 28): a hold on CAM0002 08:00-12:00 keeps the 09:00 recording, not
+    the 15:00 one (a duty slot starting at 12:00 is not the recording's time); the camera
+    named by its USB serial is the same camera; an unknown badge or camera is refused; a hold
+    that matches nothing yet says so."""
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    cam = tmp_path / "cam"
+    write_recording(cam / "DCIM/100MEDIA/20261128_090000_0001.MP4", 4096, 1)
+    write_recording(cam / "DCIM/100MEDIA/20261128_150000_0002.MP4", 4096, 2)
+    assert offload(cam, [d1, d2], catalog, camera_id="CAM0002").ok
+    keep = Keeping(Policy(), roots=frozenset({str(d1), str(d2)}), topics=TOPICS,
+                   cameras={"SN0002": "CAM0002"}, badges=frozenset({"A12345"}))  # fmt: skip
+    db = open_catalog(catalog)
+    morning = (datetime(2026, 11, 28, 8, tzinfo=TZ), datetime(2026, 11, 28, 12, tzinfo=TZ))
+    hold = place_hold(db, keep, "detective-9", kind=HoldKind.INVESTIGATION, case="刑 1",
+                      reason="r", camera="SN0002", start=morning[0], end=morning[1])  # fmt: skip
+    [h] = [h for h in in_force(db) if h.id == hold]
+    assert h.camera_id == "CAM0002"
+    by_time = {r.recorded_start[11:16]: r.id for r in (recordings.get(db, i) for i in (1, 2)) if r}
+    year_on = date(2027, 11, 29)
+    result = plan_for(db, year_on)
+    assert [c.id for c, _ in result.held] == [by_time["09:00"]]
+    assert by_time["15:00"] in [c.id for c in result.due]
+    assert covered_now(db, hold) == 1
+    with pytest.raises(CamdockError, match="A99999X"):
+        place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r",
+                   officer="A99999X")  # fmt: skip
+    with pytest.raises(CamdockError, match="SN9999"):
+        place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r", camera="SN9999")
+    later = place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r",
+                       officer="A12345", start=datetime(2026, 12, 1, tzinfo=TZ))  # fmt: skip
+    assert covered_now(db, later) == 0
+    db.close()

@@ -116,8 +116,10 @@ class Hold:
     recordings: frozenset[int] = frozenset()  # an open request's recordings (kind REQUEST)
 
     def covers(self, c: Candidate) -> bool:
-        """Whether this hold keeps recording ``c``. A recording whose camera clock lied is
-        judged by both its recorded and its duty time: a hold errs on keeping."""
+        """Whether this hold keeps recording ``c``: a range holds the recordings whose own
+        time span (start to end) overlaps it, not those whose duty slot merely starts in it.
+        A recording whose camera clock is suspect is judged by its recorded and its duty time
+        alike: a hold errs on keeping."""
         if self.recordings:
             return c.id in self.recordings
         if self.recording_id is not None:
@@ -126,6 +128,11 @@ class Hold:
             return False
         if self.camera_id is not None and c.camera_id != self.camera_id:
             return False
+        if c.span is not None and not c.suspect:
+            first, last = c.span
+            return (self.end is None or first <= self.end) and (
+                self.start is None or last >= self.start
+            )
         return any(self._in_range(t) for t in c.times)
 
     def _in_range(self, t: datetime) -> bool:
@@ -143,6 +150,8 @@ class Candidate:
     officer_badge: str | None = None
     times: tuple[datetime, ...] = ()  # recorded start, duty slot start
     relpath: str = ""
+    span: tuple[datetime, datetime] | None = None  # recorded start and end (end: start if unknown)
+    suspect: bool = False  # the camera's clock was not believed (filed by the dock's time)
 
     def as_json(self) -> dict[str, object]:
         """The recording in ``retention plan --json``."""
