@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if summary is not None:
         if args.out is not None:
             unit = where.cfg.unit if where.cfg else ""
-            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit)))
+            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit, where.tz)))
         if args.json or args.out is None:
             print(json.dumps(summary, ensure_ascii=False, default=str))
         else:

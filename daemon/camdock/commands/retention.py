@@ -378,7 +378,7 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
         if args.out is None:
             raise UsageError("--format pdf needs --out FILE")
         unit = where.cfg.unit if where.cfg else ""
-        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit)))
+        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit, where.tz)))
         return output(
             args,
             {"ok": True, "pdf": str(args.out), "recordings": len(found)},

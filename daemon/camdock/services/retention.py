@@ -145,8 +145,10 @@ def place_hold(
     if recording is not None and catalog.candidate(db, recording) is None:
         raise UnknownRecording(f"no recording {recording} in the catalog (or destroyed)")
     camera = _camera_identity(db, keeping, camera)
-    if officer is not None and officer not in keeping.badges and not catalog.known(
-        db, officer=officer
+    if (
+        officer is not None
+        and officer not in keeping.badges
+        and not catalog.known(db, officer=officer)
     ):
         raise CamdockError(f"--officer {officer}: no such badge on the station's rolls or in "
                            "the catalog", ExitCode.NOINPUT)  # fmt: skip
