@@ -56,13 +56,7 @@ def default_catalog() -> Path:
 
 def station_tz(name: str | None) -> tzinfo:
     """The zone recordings are filed in: --tz, else the machine's /etc/localtime, else UTC."""
-    if name:
-        return ZoneInfo(name)
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return ZoneInfo("UTC")
+    return ZoneInfo(name) if name else clock.machine_zone()
 
 
 def tz_name(tz: tzinfo) -> str:
