@@ -85,6 +85,9 @@ def test_a_day_sealed_opens_with_7z_and_the_password_only(tmp_path: Path) -> Non
         ("保管人 陳", "所長 林")
     }
     assert status["unsealed_days"] == []
+    # Members are JSON objects, not a JSON string inside JSON (issue 29).
+    for s in status["seals"]:
+        assert len(s["members"]) == 3 and all(len(m["sha256"]) == 64 for m in s["members"])
     db = open_catalog(catalog)
     assert custody.verify(db) == []
     actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action LIKE 'seal%'")]

@@ -6,6 +6,7 @@ command line."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,13 @@ def run(args: argparse.Namespace) -> int:
         with opened(where, write=False) as db:
             found = seals.status(db, args.since)
             dirty = sorted(seals.dirty(db))
+        # Members as JSON, not a JSON string inside JSON (issue 29): [id, name, SHA-256, size].
+        doc = [{**s, "members": [dict(zip(("recording", "name", "sha256", "size"), m,
+                                           strict=True)) for m in json.loads(s["members"])]}
+               for s in found]  # fmt: skip
         return output(
             args,
-            {"seals": found, "unsealed_days": dirty},
+            {"seals": doc, "unsealed_days": dirty},
             lambda: [
                 *(
                     f"{s['day']} #{s['generation']}  {s['destination']}/{s['path']}  "
