@@ -239,7 +239,9 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
     numbers: set[int] = set()
     ports: set[str] = set()
     for i, raw in enumerate(r.list(top, "bays")):
-        path = f"bays[{i}]"
+        # People number bays from 1 (the label on the dock); the key path says both (issue 29).
+        n = raw.get("number") if isinstance(raw, dict) else None
+        path = f"bay {n} (bays[{i}])" if type(n) is int else f"bays[{i}]"
         b = r.table(raw, path, {"number", "usb_port", "id_path", "led", "button", "bus"})
         number = r.get(b, path, "number", int, check=lambda v: None if v >= 1 else "must be ≥ 1")
         port = r.get(b, path, "usb_port", str, required=False, check=nonempty)
