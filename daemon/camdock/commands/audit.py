@@ -17,6 +17,7 @@ from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
     check_person,
+    day_text,
     default_catalog,
     opened,
     output,
@@ -43,8 +44,10 @@ def add_parser(sub: Any) -> None:
                    help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
     a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
-    a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
-    a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
+    a.add_argument("--from", dest="start", type=day_text, metavar="YYYY-MM-DD",
+                   help="the report's first day")  # fmt: skip
+    a.add_argument("--to", dest="end", type=day_text, metavar="YYYY-MM-DD",
+                   help="the report's last day")  # fmt: skip
     a.add_argument("--out", type=Path, metavar="FILE", help="the report as PDF (else JSON)")
     a.add_argument("--catalog", type=Path, default=None, metavar="FILE",
                    help=f"catalog database (default {default_catalog()})")  # fmt: skip

@@ -16,7 +16,16 @@ from camdock import forms
 from camdock.catalog import custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
+from camdock.commands.common import (
+    Where,
+    act,
+    by_from,
+    day_text,
+    moment_arg,
+    opened,
+    output,
+    where_from,
+)
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
@@ -101,7 +110,7 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--to", type=Path, action="append", metavar="ROOT", help="this drive root")
     _common(b, by=False)
     ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
-    ex.add_argument("--day", metavar="YYYY-MM-DD", help="a duty day")
+    ex.add_argument("--day", type=day_text, metavar="YYYY-MM-DD", help="a duty day")
     ex.add_argument("--officer", metavar="BADGE", help="an officer (with --from/--to)")
     ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
     ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")

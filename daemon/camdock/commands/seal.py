@@ -69,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
             found = seals.status(db, args.since)
             dirty = sorted(seals.dirty(db))
         # Members as JSON, not a JSON string inside JSON (issue 29): [id, name, SHA-256, size].
-        doc = [{**s, "members": [dict(zip(("recording", "name", "sha256", "size"), m,
+        shown = [{**s, "members": [dict(zip(("recording", "name", "sha256", "size"), m,
                                            strict=True)) for m in json.loads(s["members"])]}
                for s in found]  # fmt: skip
         return output(
             args,
-            {"seals": doc, "unsealed_days": dirty},
+            {"seals": shown, "unsealed_days": dirty},
             lambda: [
                 *(
                     f"{s['day']} #{s['generation']}  {s['destination']}/{s['path']}  "
