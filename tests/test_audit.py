@@ -489,3 +489,60 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
     assert doc["fixity"]["scrub"] == {"damage": 1, "repair": 1}
     assert [a["actor"] for a in doc["fixity"]["audits"]] == ["稽核員"]
     assert len(doc["retention"]["holds_past_review"]) == 1 and doc["chain_problems"] == []
+
+
+def test_audit_resolve_inserts_again_the_rows_an_insider_deleted(tmp_path: Path) -> None:
+    """Issue 26 (item 2; REG-7.1, REG-4.3.1): an insider deletes in sqlite3 a recording's row,
+    its copies' rows, the hold on it and its request's link (and an officer's hold). The audit
+    names each row gone; ``audit resolve`` inserts them again as the chain last had them,
+    recorded with the auditor, and the audit is clean (the footage itself was never touched)."""
+    from camdock.catalog import holds, requests
+
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    db = open_catalog(catalog)
+    try:
+        hold = {"kind": "complaint", "case_ref": "C-1", "reason": "r", "recording_id": 1}
+        on_one = holds.place(db, hold, "督察 王", None)
+        officer = holds.place(db, {"kind": "complaint", "case_ref": "C-2", "reason": "r",
+                                   "officer_badge": "A12345"}, "督察 王", None)  # fmt: skip
+        req = requests.create(db, {"created_by": "P1", "kind": "view", "purpose": "complaint",
+                                   "reason": "r"}, [1, 2], "P1", None)  # fmt: skip
+        before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                  for t in ("recordings", "copies", "holds", "request_recordings")}  # fmt: skip
+    finally:
+        db.close()
+    assert _audit(catalog).returncode == 0
+    _as_insider(
+        catalog,
+        ("DELETE FROM copies WHERE recording_id = 1", ()),
+        ("DELETE FROM recordings WHERE id = 1", ()),
+        ("DELETE FROM holds", ()),
+        ("DELETE FROM request_recordings WHERE recording_id = 1", ()),
+    )
+    found = _audit(catalog, "--json")
+    problems = json.loads(found.stdout)["chain_problems"]
+    assert found.returncode == ExitCode.FAILED
+    for gone in ("recordings [1]", "copies [1,", f"holds [{on_one}]", f"holds [{officer}]",
+                 f"request_recordings [{req.id},1]"):  # fmt: skip
+        assert any(p.startswith(gone) and "gone from the catalog" in p for p in problems), gone
+    by = ("--by", "稽核員 林", "--reason", "rows deleted in sqlite3; the chain is right", "--json")
+    resolved = _audit(catalog, "resolve", "--recording", "1", *by)
+    assert resolved.returncode == 0, resolved.stderr
+    put_back = json.loads(resolved.stdout)["restored_from_chain"]
+    assert put_back[0] == "recordings [1]" and len(put_back) == 5, put_back  # 2 copies, hold, link
+    assert _audit(catalog, "resolve", "--recording", "1", *by).returncode != 0  # nothing left
+    held = _audit(catalog, "resolve", "--hold", str(officer), *by)
+    assert held.returncode == 0 and json.loads(held.stdout)["restored_from_chain"] == [
+        f"holds [{officer}]"
+    ]
+    db = open_catalog(catalog)
+    try:
+        after = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                 for t in before}  # fmt: skip
+        kinds = [r[0] for r in db.execute("SELECT actor FROM custody_log WHERE action = ?",
+                                          (Action.RESOLVE.value,))]  # fmt: skip
+    finally:
+        db.close()
+    assert after == before and kinds == ["稽核員 林", "稽核員 林"]
+    clean = _audit(catalog, "--full", "--json")
+    assert clean.returncode == 0, clean.stdout

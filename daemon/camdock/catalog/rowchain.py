@@ -29,11 +29,13 @@ __all__ = [
     "State",
     "Tampered",
     "chained",
+    "current",
     "differences",
     "index",
     "install",
     "last_state",
     "require_chained",
+    "same",
     "settle_restored",
     "snapshot_all",
     "take",
@@ -184,6 +186,16 @@ def settle_restored(db: Database) -> list[str]:
             db.execute("DELETE FROM temp.touched WHERE tbl = ? AND k = ?", (t, k))
             settled.append(f"{t} {k}")
     return settled
+
+
+def current(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+    """A covered row's state in the catalog now, as the chain would carry it (None: no row)."""
+    return _state(db, table, key)
+
+
+def same(here: dict[str, Any] | None, chained_state: dict[str, Any] | None) -> bool:
+    """Whether a row's state is the one the chain gave it."""
+    return _norm(here) == _norm(chained_state)
 
 
 def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -41,7 +41,11 @@ def add_parser(sub: Any) -> None:
     )
     a.add_argument("what", nargs="?", choices=["report", "resolve"],
                    help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
-    a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
+    a.add_argument("--recording", type=int, metavar="ID",
+                   help="resolve: the recording (frozen, or its rows edited or deleted)")
+    a.add_argument("--hold", type=int, metavar="ID", help="resolve: a hold edited or deleted")
+    a.add_argument("--request", type=int, metavar="ID",
+                   help="resolve: a request (or its recordings) edited or deleted")
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
     a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
     a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
@@ -127,20 +131,24 @@ def run(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:
     """An auditor resolves a frozen recording (issue 26): its rows as the chain has them."""
-    if auditor is None or args.recording is None or not (args.reason or "").strip():
-        raise UsageError("audit resolve needs --recording ID --by AUDITOR --reason TEXT")
+    chosen = [(k, v) for k in ("recording", "hold", "request")
+              if (v := getattr(args, k)) is not None]  # fmt: skip
+    if auditor is None or len(chosen) != 1 or not (args.reason or "").strip():
+        raise UsageError("audit resolve needs one of --recording/--hold/--request ID, "
+                         "--by AUDITOR and --reason TEXT")  # fmt: skip
+    kind, ident = chosen[0]
     db = open_catalog(where.catalog)
     try:
         auditor, _ = check_person(where.cfg, db, auditor, "resolve")
-        restored = freezes.resolve(db, args.recording, auditor, args.reason.strip())
+        restored = freezes.resolve(db, ident, auditor, args.reason.strip(), kind)
     finally:
         db.close()
-    doc = {"recording": args.recording, "by": auditor, "restored_from_chain": restored}
+    doc = {kind: ident, "by": auditor, "restored_from_chain": restored}
     output(
         args,
         doc,
         lambda: [
-            f"recording {args.recording}: resolved by {auditor}; put back "
+            f"{kind} {ident}: resolved by {auditor}; put back "
             f"as the custody chain has it: {', '.join(restored) or 'nothing'}"
         ],
     )
