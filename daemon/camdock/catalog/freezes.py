@@ -107,7 +107,8 @@ def _restore(db: Database, what: tuple[str, int]) -> list[str]:
     wanted = [
         (table, key, state)
         for (table, key), state in last.items()
-        if table in _ORDER and state is not None
+        if table in _ORDER
+        and state is not None
         and _concerns(table, json.loads(key), state, what, requests)
     ]
     wanted.sort(key=lambda w: _ORDER.index(w[0]))

@@ -41,11 +41,19 @@ def add_parser(sub: Any) -> None:
     )
     a.add_argument("what", nargs="?", choices=["report", "resolve"],
                    help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
-    a.add_argument("--recording", type=int, metavar="ID",
-                   help="resolve: the recording (frozen, or its rows edited or deleted)")
+    a.add_argument(
+        "--recording",
+        type=int,
+        metavar="ID",
+        help="resolve: the recording (frozen, or its rows edited or deleted)",
+    )
     a.add_argument("--hold", type=int, metavar="ID", help="resolve: a hold edited or deleted")
-    a.add_argument("--request", type=int, metavar="ID",
-                   help="resolve: a request (or its recordings) edited or deleted")
+    a.add_argument(
+        "--request",
+        type=int,
+        metavar="ID",
+        help="resolve: a request (or its recordings) edited or deleted",
+    )
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
     a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
     a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
