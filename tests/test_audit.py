@@ -546,3 +546,26 @@ def test_audit_resolve_inserts_again_the_rows_an_insider_deleted(tmp_path: Path)
     assert after == before and kinds == ["稽核員 林", "稽核員 林"]
     clean = _audit(catalog, "--full", "--json")
     assert clean.returncode == 0, clean.stdout
+
+
+def test_the_audit_names_rows_only_the_upgrades_baseline_chained(tmp_path: Path) -> None:
+    """Issue 26 (item 3; REG-7.1): migration m014 chained the rows it found at the upgrade as
+    they were (the trust boundary). The audit lists, as a note that does not fail it, each live
+    row whose only chained state is that baseline; a row an act has chained since is not."""
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    assert json.loads(_audit(catalog, "--json").stdout)["baseline_only"] == {}
+    db = open_catalog(catalog)
+    try:
+        with write_txn(db):  # what m014 did to a catalog from before it, rows and all
+            custody.baseline(db)
+        with write_txn(db):  # an act after the upgrade chains recording 1 again
+            db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 1")
+    finally:
+        db.close()
+    out = _audit(catalog, "--json")
+    assert out.returncode == 0, out.stdout
+    unproven = json.loads(out.stdout)["baseline_only"]
+    assert unproven["recordings"] == ["[2]"]
+    assert len(unproven["copies"]) == 4
+    text = _audit(catalog).stdout
+    assert "NOTE recordings: 1 row(s) chained only by the upgrade's baseline" in text, text

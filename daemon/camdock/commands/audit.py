@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, freezes, open_catalog
+from camdock.catalog import custody, freezes, open_catalog, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         station = where.cfg.station_id if where.cfg else None
         problems = service.chain(db, roots, args.witness, station)
         entries, recordings = custody.count(db)
+        unproven = rowchain.baseline_only(db)
         findings: list[service.Finding] = []
         proven = 0
         if args.full:
@@ -126,15 +127,25 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK if ok else ExitCode.FAILED
     doc = {"ok": ok, "custody_entries": entries, "recordings": recordings,
            "chain_problems": problems, "full": args.full, "copies_proven": proven,
-           "findings": [f.as_json() for f in findings], "by": auditor}  # fmt: skip
+           "findings": [f.as_json() for f in findings], "by": auditor,
+           "baseline_only": unproven}  # fmt: skip
     output(args, doc, lambda: [
         *(f"PROBLEM {p}" for p in problems), *(str(f) for f in findings),
         f"custody log: {entries} entries, {recordings} recordings: "
         + ("intact" if not problems else f"{len(problems)} problem(s)"),
         *([f"fixity: {proven} copies proven from disk, {len(findings)} finding(s)"]
           if args.full else []),
+        *_baseline_lines(unproven),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _baseline_lines(unproven: dict[str, list[str]]) -> list[str]:
+    """The rows only the upgrade's baseline chained: a note, not a failure (README, the trust
+    boundary): they were trusted as found when the chain began to cover rows (m014)."""
+    return [f"NOTE {table}: {len(keys)} row(s) chained only by the upgrade's baseline, never by "
+            f"an act since: {' '.join(keys[:20])}{' …' if len(keys) > 20 else ''}"
+            for table, keys in sorted(unproven.items())]  # fmt: skip
 
 
 def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:
