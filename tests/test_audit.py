@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from camdock import clock
-from camdock.catalog import custody, open_catalog
+from camdock.catalog import chainkey, custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.errors import CamdockError, ExitCode
@@ -569,3 +569,75 @@ def test_the_audit_names_rows_only_the_upgrades_baseline_chained(tmp_path: Path)
     assert len(unproven["copies"]) == 4
     text = _audit(catalog).stdout
     assert "NOTE recordings: 1 row(s) chained only by the upgrade's baseline" in text, text
+
+
+def _forge_state_entry(catalog: Path, mac: str | None) -> None:
+    """What an insider without the key does: edit a row in sqlite3 (triggers dropped), then
+    append a custody ``state`` entry of their own that "chains" the edit, hashed exactly as
+    camdock hashes, so the hash chain and the rows agree again."""
+    conn = sqlite3.connect(catalog)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("UPDATE recordings SET retain_until = '2026-11-30' WHERE id = 1")
+    cols = [c[1] for c in conn.execute("PRAGMA table_info(recordings)")]
+    row = conn.execute("SELECT * FROM recordings WHERE id = 1").fetchone()
+    state = {c: {"hex": v.hex()} if isinstance(v, bytes) else v  # as camdock writes a BLOB
+             for c, v in zip(cols, row, strict=True)}  # fmt: skip
+    states = [{"table": "recordings", "key": "[1]", "state": state}]
+    (prev,) = conn.execute("SELECT hash FROM custody_log ORDER BY id DESC LIMIT 1").fetchone()
+    entry = {"time": "2026-11-29T02:00:00+00:00", "action": "state", "recording_id": None,
+             "actor": "camdock", "details": {}, "rows": states}  # fmt: skip
+    if mac is not None:
+        entry["mac"] = mac
+    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+    conn.execute("INSERT INTO custody_log (time, action, recording_id, actor, details, "
+                 "prev_hash, hash, rows, mac) VALUES (?, 'state', NULL, 'camdock', '{}', ?, ?, "
+                 "?, ?)", (entry["time"], prev, digest, json.dumps(states), mac))  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("mac", [None, "ab" * 32], ids=["no-mac", "made-up-mac"])
+def test_an_entry_appended_without_the_chain_key_is_named(tmp_path: Path, mac: str | None) -> None:
+    """Issue 26 (item 4; REG-7.1, invariant 6): entries from before the key are unkeyed, not
+    failed; from the daemon's key on every entry carries a MAC. An insider who edits a row and
+    appends a re-hashed ``state`` entry that chains the edit passes the hash chain and the row
+    check, but not the key: the audit names the entry (with the key: its MAC fails; without
+    it, an entry without a MAC after keyed ones is named all the same)."""
+    _, _, catalog = _offloaded(tmp_path, files=2)  # written before the station had a key
+    key_file = tmp_path / "state" / "chain.key"
+    key = chainkey.load_or_create(key_file)
+    assert key_file.stat().st_mode & 0o777 == 0o400
+    assert chainkey.load_or_create(key_file) == key  # made once, then read
+    chainkey.use(key)
+    db = open_catalog(catalog)
+    try:
+        with write_txn(db):  # the daemon's acts from now on are keyed
+            db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 2")
+    finally:
+        db.close()
+        chainkey.use(None)
+    clean = _audit(catalog, "--chain-key", str(key_file), "--json")
+    assert clean.returncode == 0, clean.stdout
+    keys = json.loads(clean.stdout)["keys"]
+    assert keys["checked"] and keys["keyed"] == 1 and keys["unkeyed"] >= 4, keys
+    _forge_state_entry(catalog, mac)
+    (forged,) = sqlite3.connect(catalog).execute("SELECT max(id) FROM custody_log").fetchone()
+    found = _audit(catalog, "--chain-key", str(key_file), "--json")
+    problems = json.loads(found.stdout)["chain_problems"]
+    assert found.returncode == ExitCode.FAILED
+    why = "MAC fails" if mac else "no MAC"
+    assert (
+        [p for p in problems if p.startswith(f"entry {forged} ")]
+        == [p for p in problems if why in p]
+        != []
+    ), problems
+    assert not any("retain_until" in p for p in problems)  # the forgery did fool the row check
+    unkeyed = _audit(catalog, "--json")  # an auditor without the key
+    if mac is None:
+        assert unkeyed.returncode == ExitCode.FAILED
+        assert any(p.startswith(f"entry {forged} ") for p in json.loads(unkeyed.stdout)[
+            "chain_problems"])  # fmt: skip
+    else:
+        assert "MACs not checked" in _audit(catalog).stdout

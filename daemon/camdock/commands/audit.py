@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, freezes, open_catalog, rowchain
+from camdock.catalog import chainkey, custody, freezes, open_catalog, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
@@ -69,6 +69,9 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
     a.add_argument("--password-file", type=Path, metavar="FILE",
                    help="the seal password: sealed members are checked too")  # fmt: skip
+    a.add_argument("--chain-key", type=Path, metavar="FILE",
+                   help="an auditor's copy of the station's chain key: every entry's MAC is "
+                   "checked (default: the station's key file, when readable)")  # fmt: skip
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
@@ -95,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     with opened(where, write=False) as db:
         roots = [str(d.root) for d in where.cfg.drives] if where.cfg else service.roots_of(db)
         station = where.cfg.station_id if where.cfg else None
-        problems = service.chain(db, roots, args.witness, station)
+        key = _chain_key(args)
+        problems = service.chain(db, roots, args.witness, station, key)
+        keys = custody.verify_keys(db, key)[1]
         entries, recordings = custody.count(db)
         unproven = rowchain.baseline_only(db)
         findings: list[service.Finding] = []
@@ -128,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     doc = {"ok": ok, "custody_entries": entries, "recordings": recordings,
            "chain_problems": problems, "full": args.full, "copies_proven": proven,
            "findings": [f.as_json() for f in findings], "by": auditor,
-           "baseline_only": unproven}  # fmt: skip
+           "baseline_only": unproven, "keys": keys}  # fmt: skip
     output(args, doc, lambda: [
         *(f"PROBLEM {p}" for p in problems), *(str(f) for f in findings),
         f"custody log: {entries} entries, {recordings} recordings: "
@@ -136,8 +141,22 @@ def run(args: argparse.Namespace) -> int:
         *([f"fixity: {proven} copies proven from disk, {len(findings)} finding(s)"]
           if args.full else []),
         *_baseline_lines(unproven),
+        f"chain key: {keys['keyed']} entries keyed, {keys['unkeyed']} unkeyed from before the "
+        "key; " + ("every MAC checked" if keys["checked"] else "MACs not checked (no key: "
+                   "--chain-key FILE)"),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _chain_key(args: argparse.Namespace) -> bytes | None:
+    """The key the MACs are checked with: ``--chain-key``, else this process's (the station's
+    key file when readable, or CAMDOCK_CHAIN_KEY)."""
+    if args.chain_key is None:
+        return chainkey.current()
+    key = chainkey.load(args.chain_key)
+    if key is None:
+        raise UsageError(f"--chain-key {args.chain_key}: cannot be read")
+    return key
 
 
 def _baseline_lines(unproven: dict[str, list[str]]) -> list[str]:
