@@ -84,7 +84,7 @@ def test_two_custodians_attributing_at_once_in_two_browsers_lose_nothing(
         for _round in range(POOL // 2):
             for page in pages:
                 page.goto(f"{base}/attribution")
-            first, last = pages[0].locator("form"), pages[1].locator("form")
+            first, last = pages[0].locator("tbody form"), pages[1].locator("tbody form")
             # Different recordings: C1 the queue's first, C2 its last (both pages show both).
             picks = [first.first, last.last]
             for form, officer in zip(picks, ("A12345", "B23456"), strict=True):
