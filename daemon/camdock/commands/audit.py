@@ -72,11 +72,14 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--chain-key", type=Path, metavar="FILE",
                    help="an auditor's copy of the station's chain key: every entry's MAC is "
                    "checked (default: the station's key file, when readable)")  # fmt: skip
+    a.add_argument("--key-dir", type=Path, metavar="DIR",
+                   help="a root-only folder of <key id>.key files: every key the seals were "
+                   "made under")  # fmt: skip
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
 def _key(args: argparse.Namespace, where: Any) -> Key | None:
-    key: Key | None = seal_key(where, args.password_file)
+    key: Key | None = seal_key(where, args.password_file, args.key_dir)
     if key is None:
         print("camdock audit: no seal password; sealed archives are checked by their hash only",
               file=sys.stderr)  # fmt: skip
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if summary is not None:
         if args.out is not None:
             unit = where.cfg.unit if where.cfg else ""
-            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit)))
+            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit, where.tz)))
         if args.json or args.out is None:
             print(json.dumps(summary, ensure_ascii=False, default=str))
         else:

@@ -56,13 +56,7 @@ def default_catalog() -> Path:
 
 def station_tz(name: str | None) -> tzinfo:
     """The zone recordings are filed in: --tz, else the machine's /etc/localtime, else UTC."""
-    if name:
-        return ZoneInfo(name)
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return ZoneInfo("UTC")
+    return ZoneInfo(name) if name else clock.machine_zone()
 
 
 def tz_name(tz: tzinfo) -> str:
@@ -214,15 +208,16 @@ def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tupl
     return who.label, None if who.checked else NO_ROLES
 
 
-def seal_key(where: Where, password_file: Path | None) -> Any:
-    """The seal password for a command (services.seal.Key), or None: ``--password-file`` (its
-    problems are errors), else the station's credential or ``[seal] password_file`` if there."""
+def seal_key(where: Where, password_file: Path | None, key_dir: Path | None = None) -> Any:
+    """The seal password for a command (services.seal.Key), or None: ``--password-file`` or
+    ``--key-dir`` (their problems are errors), else the station's credential or ``[seal]
+    password_file`` (and ``key_dir``) if there."""
     from camdock.config import SealSettings
     from camdock.services.seal import SealKeyMissing, load_key
 
     settings = where.cfg.seal if where.cfg is not None else SealSettings()
-    if password_file is not None:
-        return load_key(settings, password_file)
+    if password_file is not None or key_dir is not None:
+        return load_key(settings, password_file, key_dir)
     if where.cfg is None:
         return None
     try:

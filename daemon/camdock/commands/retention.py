@@ -171,10 +171,13 @@ def _hold_place(args: argparse.Namespace, where: Where) -> int:
             today=where.today,
         )
         row = holds.get(db, hold_id)
+        now = service.covered_now(db, hold_id)
+    covers = (f"it covers {now} recording(s) now" if now else "it covers no recording yet: "
+              "footage of its scope docked later is held too")  # fmt: skip
     return output(
         args,
-        {"ok": True, "hold": row, "note": note},
-        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", note or ""],
+        {"ok": True, "hold": row, "covers_now": now, "note": note},
+        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case}); {covers}", note or ""],
     )
 
 
@@ -375,7 +378,7 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
         if args.out is None:
             raise UsageError("--format pdf needs --out FILE")
         unit = where.cfg.unit if where.cfg else ""
-        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit)))
+        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit, where.tz)))
         return output(
             args,
             {"ok": True, "pdf": str(args.out), "recordings": len(found)},
