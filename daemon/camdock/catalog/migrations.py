@@ -96,3 +96,10 @@ def m016_refile_owner(db: Database) -> None:
             f"CREATE UNIQUE INDEX refiles_pending_{column} ON refiles ({column}) "
             "WHERE state IN ('planned', 'linked') AND owner_pid IS NOT NULL"
         )
+
+
+@migrations()
+def m017_chain_mac(db: Database) -> None:
+    """Issue 26: each custody entry also carries an HMAC under the station's chain key, which
+    is never in the catalog (catalog/chainkey); entries from before have none (unkeyed)."""
+    db.execute("ALTER TABLE custody_log ADD COLUMN mac TEXT")

@@ -34,6 +34,7 @@ __all__ = [
     "Station",
     "bays",
     "cameras",
+    "custody",
     "destinations",
     "duty_slots",
     "mqtt",
@@ -483,3 +484,10 @@ def scrub(r: Reader, data: Any) -> int:
     """``[scrub]`` (REG-7.2): every stored copy is read back again within ``days``."""
     t = r.table(data, "scrub", {"days"})
     return r.get(t, "scrub", "days", int, default=30, check=between(1, 365, " days")) or 30
+
+
+def custody(r: Reader, data: Any) -> str | None:
+    """``[custody]``: the chain key's file (catalog/chainkey), made by the daemon at its first
+    start; default ``<state_dir>/chain.key``."""
+    t = r.table(data, "custody", {"key_file"})
+    return r.get(t, "custody", "key_file", str, required=False, check=absolute)

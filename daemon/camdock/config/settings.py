@@ -104,6 +104,7 @@ class Config:
     # bus, so the officers waiting are served shortest-first instead of all sharing the bus.
     offloads_per_bus: int = 0
     scrub_days: int = 30  # [scrub] days: every stored copy read back again within this (REG-7.2)
+    chain_key_file: Path | None = None  # [custody] key_file (None: <state_dir>/chain.key)
     staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
     password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's
     # False only on a development machine: destinations are then plain directories, and
@@ -125,6 +126,11 @@ class Config:
     def catalog(self) -> Path:
         """The catalog database."""
         return self.state_dir / "catalog.sqlite"
+
+    @property
+    def chain_key(self) -> Path:
+        """The station's chain key (catalog/chainkey): never in the catalog."""
+        return self.chain_key_file or self.state_dir / "chain.key"
 
     def bay_for(self, port: str | None, id_path: str | None) -> Bay | None:
         """The bay that owns a USB port, if any."""

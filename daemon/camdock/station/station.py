@@ -26,6 +26,7 @@ from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
+from camdock.catalog import chainkey
 from camdock.catalog.db import Store
 from camdock.clock import Clock, ProcessClock
 from camdock.config import Config
@@ -63,6 +64,17 @@ class Hotplug(Protocol):
         ...
 
 
+def _use_chain_key(cfg: Config) -> None:
+    """Every entry the daemon writes carries a MAC under the station's chain key, made at the
+    first start (catalog/chainkey). A key that cannot be made is an error in the log, never a
+    reason to stop taking footage in: entries are then unkeyed, and the audit names them."""
+    try:
+        chainkey.use(chainkey.load_or_create(cfg.chain_key))
+    except (OSError, chainkey.KeyFileError) as exc:
+        log.error("custody entries unkeyed: chain key %s: %s", cfg.chain_key, exc)
+        chainkey.use(None)
+
+
 class Station:
     """The daemon's station: bays, hotplug, publisher, jobs and watchdog, run until cancelled."""
 
@@ -97,6 +109,7 @@ class Station:
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.store = Store(cfg.catalog)
+        _use_chain_key(cfg)
         self.publisher: Publisher | None = None
         if cfg.mqtt is not None and publish:
             self.publisher = Publisher(cfg.mqtt, cfg.topics, self.store, self.apply_roster)
