@@ -16,6 +16,7 @@ from camdock.config import sections
 from camdock.config.reader import Reader, existing_file, topic_segment_problem
 from camdock.config.settings import (
     Config,
+    ConsoleSettings,
     MqttSettings,
     SealSettings,
     SelfTestSettings,
@@ -29,6 +30,7 @@ __all__ = [
     "Camera",
     "Config",
     "ConfigError",
+    "ConsoleSettings",
     "Led",
     "MqttSettings",
     "Officer",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal", "staff", "scrub"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff", "scrub", "console"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -89,6 +91,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     seal = sections.seal(r, top.get("seal", {}))
     staff, hashes = sections.staff(r, top, st.unit, officers)
     scrub_days = sections.scrub(r, top.get("scrub", {}))
+    console = sections.console(r, top.get("console", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -115,6 +118,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         offloads_per_bus=st.offloads_per_bus,
         scrub_days=scrub_days,
         password_hashes=hashes,
+        console=console,
         require_mounts=require_mounts,
         source=source,
     )
