@@ -29,6 +29,7 @@ from camdock.services.seal import Key, Sealing, seal_day
 from camdock.station.control import SOCKET, Control
 from camdock.web.app import CSP, make_app
 from conftest import TZ, offload, write_recording
+from staffotp import code, enrol
 from stationcfg import write_config
 from test_access import STAFF
 
@@ -52,9 +53,10 @@ class Station:
         c = TestClient(self.app, follow_redirects=False)
         if staff is not None:
             login = c.get("/login")
-            done = c.post(
-                "/login", data={"csrf": _csrf(login.text), "staff": staff, "password": PASSWORD}
-            )
+            form = {"csrf": _csrf(login.text), "staff": staff, "password": PASSWORD}
+            done = c.post("/login", data=form)
+            if done.status_code == 401 and "one-time code" in done.text:  # issue 27
+                done = c.post("/login", data={**form, "otp": code(self.cfg.catalog, staff)})
             assert (done.status_code, done.headers["location"]) == (303, "/"), done.text
         return c
 
@@ -103,6 +105,7 @@ def station(tmp_path: Path) -> Iterator[Station]:
             },
         )
     db.close()
+    enrol(cfg)
     server = Server(
         cfg.run_dir / SOCKET, Control(cfg, (tmp_path,)).handle, frozenset({os.geteuid()})
     )

@@ -429,6 +429,12 @@ def _fields(obj: Any) -> dict[str, Any]:
 # --- reading ---------------------------------------------------------------------------------
 
 
+@_handles(protocol.Session)
+def _session_check(c: Call, a: protocol.Session) -> Any:
+    """The person a live session is for (``handle`` answers it without opening the catalog)."""
+    return _person_json(c.me)
+
+
 @_handles(protocol.CatalogSearch)
 def _search(c: Call, a: protocol.CatalogSearch) -> Any:
     return recordings.search(c.db, a.officer, a.camera, a.day)
