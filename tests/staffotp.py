@@ -55,7 +55,7 @@ def code(where: Path, staff_id: str) -> str:
     totp = pyotp.TOTP(secret(staff_id))
     at = totp.timecode(clock.now())
     if at + 1 <= last:  # used up to the window's end: the station's clock moves on
-        running = clock._clock  # noqa: SLF001 - the test's own clock
+        running = clock._clock  # the test's own clock
         assert isinstance(running, clock.RunningClock | clock.FixedClock), running
         running.at += timedelta(seconds=30 * (last - at))
         at = totp.timecode(clock.now())

@@ -18,9 +18,9 @@ from camdock.config import Config, load
 from camdock.core.access import Role
 from camdock.station.control import HANDLERS, SOCKET, Control
 from conftest import offload, write_recording
+from staffotp import enrol
 from stationcfg import write_config
 from test_access import STAFF
-from staffotp import enrol
 from test_control import PASSWORD, ask, login, refusals
 
 DAY = "2026-11-28"
