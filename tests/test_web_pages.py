@@ -495,3 +495,94 @@ def _custody(cfg: Config) -> int:
         return int(db.execute("SELECT count(*) FROM custody_log").fetchone()[0])
     finally:
         db.close()
+
+
+# --- sessions in the daemon, the second factor, HSTS (issue 27) -----------------------------------
+
+
+def test_a_cookie_replayed_after_logout_opens_nothing(station: Station) -> None:
+    """Issue 27: the console's signed cookie alone opened `/` and `/bays/stream` after logout."""
+    c = station.client("C1")
+    kept = dict(c.cookies.items())
+    assert c.get("/").status_code == 200
+    assert c.post("/logout").status_code == 303
+    replay = station.client()
+    for k, v in kept.items():
+        replay.cookies.set(k, v)
+    for url in ("/", "/bays/stream", "/catalog"):
+        r = replay.get(url)
+        assert (r.status_code, r.headers["location"]) == (303, "/login"), url
+
+
+def test_an_idle_console_session_ends(station: Station) -> None:
+    """Issue 27: 15 minutes without a request end the session (the project's clock moves)."""
+    c = station.client("C1")
+    assert c.get("/").status_code == 200
+    running = clock._clock
+    assert isinstance(running, clock.RunningClock)
+    running.at += timedelta(minutes=10)
+    assert c.get("/").status_code == 200  # a request: the idle clock starts again
+    running.at += timedelta(minutes=16)
+    assert c.get("/").headers["location"] == "/login"
+
+
+def test_the_login_asks_an_approver_for_the_one_time_code(station: Station) -> None:
+    c = station.client()
+    form = {"csrf": _csrf(c.get("/login").text), "staff": "P1", "password": PASSWORD}
+    asked = c.post("/login", data=form)
+    assert asked.status_code == 401 and "one-time code" in asked.text
+    assert 'name="otp"' in asked.text and 'value="P1"' in asked.text
+    wrong = c.post("/login", data={**form, "otp": "000000"})
+    assert wrong.status_code == 401 and "Wrong staff id or password" in wrong.text
+    done = c.post("/login", data={**form, "otp": code(station.cfg.catalog, "P1")})
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert "王分局長" in c.get("/").text
+
+
+def test_hsts_over_https_only(station: Station) -> None:
+    plain = station.client()
+    assert "strict-transport-security" not in plain.get("/login").headers
+    tls = TestClient(make_app(station.cfg, secret=b"k", https=True), base_url="https://testserver")
+    assert tls.get("/login").headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_a_live_bays_stream_ends_when_its_session_does(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: the stream asks the daemon again while it runs; a logout elsewhere ends it."""
+    import base64
+
+    from camdock.adapters.control import call
+    from camdock.web.pages import bays as bays_page
+
+    monkeypatch.setattr(bays_page, "RECHECK", 0.0)
+    c = station.client("C1")
+    cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    signed = c.cookies["camdock"].split(".")[0]
+    token = json.loads(base64.b64decode(signed + "=" * (-len(signed) % 4)))["token"]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body") and len(sent) == 2:  # the first event: now log out elsewhere
+            await anyio.to_thread.run_sync(
+                lambda: call(station.cfg.run_dir / SOCKET, {"op": "logout", "token": token})
+            )
+
+    scope = {
+        "type": "http", "method": "GET", "path": "/bays/stream", "raw_path": b"",
+        "query_string": b"", "headers": [(b"cookie", cookie.encode())], "scheme": "http",
+        "server": ("testserver", 80), "client": ("127.0.0.1", 1), "root_path": "",
+        "http_version": "1.1", "asgi": {"version": "3.0"},
+    }  # fmt: skip
+
+    async def main() -> None:
+        with anyio.fail_after(30):
+            await station.app(scope, receive, send)
+
+    anyio.run(main)
+    assert sent[0]["status"] == 200 and sent[-1].get("more_body") is False

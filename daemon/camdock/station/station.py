@@ -208,7 +208,8 @@ class Station:
         """The console's way in (station/control.py): a Unix socket served on its own threads,
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
-        handle = control.Control(self.cfg).handle
+        # Built off the loop: it imports the staff into the catalog and makes a dummy hash.
+        handle = (await asyncio.to_thread(control.Control, self.cfg)).handle
         server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:
