@@ -5,9 +5,14 @@ The console is an unprivileged process: it renders pages, nothing more. Logging 
 catalog read and every action happen here, in the daemon, through the same service functions
 as the commands, so one set of rules decides and every refusal is recorded the same way:
 
-- ``login`` checks the password against the config's hash and answers a session token; five
-  failures in fifteen minutes lock the staff id out (recorded). Every other operation carries a
-  token and acts as the staff member it was issued to; a token ends at logout or after a shift.
+- ``login`` checks the password against the catalog's hash (the config's, imported: catalog/
+  staff) with the same work for an unknown id (a dummy hash), and a one-time code for
+  approvers, supervisors and auditors; ids and passwords are bounded and logins rate-limited
+  per client and for the station before anything is hashed; five failures in fifteen minutes
+  lock the staff id out, recorded once when the lockout begins (issue 27). It answers a
+  session token: every other operation carries it and acts as the staff member it was issued
+  to, as the catalog has them now. Sessions live here: a token ends at logout (with every
+  other of that person's), when their password changes, idle or too old ([console]).
 - each operation names the roles that may read what it returns; actions also go through the
   services' own ``authorize`` (which records refusals in the register and the custody log).
 
@@ -132,8 +137,8 @@ class Limits:
     """How logging in is bounded (issue 27): lockout of a staff id, failures per client and
     for the whole station, and how much of it is remembered."""
 
-    lockout_after: int = 5  # failures of one staff id within lockout_seconds lock it …
-    lockout_seconds: float = 15 * 60  # … for this long
+    lockout_after: int = LOCKOUT_AFTER  # failures of one id within lockout_seconds lock it …
+    lockout_seconds: float = LOCKOUT_SECONDS  # … for this long
     client_failures: int = 20  # failures from one client (uid + the console's client) …
     client_seconds: float = 5 * 60  # … within this, then that client waits
     global_failures: int = 120  # failures from everyone within global_seconds …

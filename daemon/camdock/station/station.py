@@ -26,6 +26,7 @@ from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
+from camdock.catalog import staff as staff_rows
 from camdock.catalog.db import Store
 from camdock.clock import Clock, ProcessClock
 from camdock.config import Config
@@ -136,6 +137,9 @@ class Station:
             # Re-filings a crash interrupted are finished before anyone can attribute again
             # (only a dead process's: issue 26).
             await self.store.call(finish_pending)
+            # The config's staff into the catalog (each change a custody entry) before anyone
+            # can act or a roster grant roles (catalog/staff; issue 27).
+            await self.store.call(staff_rows.sync, self.cfg.staff, self.cfg.password_hashes)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for b in self.bays.values():
