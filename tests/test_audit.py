@@ -145,8 +145,9 @@ def test_catalog_rows_changed_outside_camdock_are_found(tmp_path: Path) -> None:
          "AND destination = (SELECT min(destination) FROM copies)", "gone from the catalog"),
         ("DELETE FROM copies WHERE recording_id = 2 AND destination = "
          "(SELECT max(destination) FROM copies)", "gone from the catalog"),
-        ("INSERT INTO roster_roles VALUES ('Z1', 'z', 'u', '[\"auditor\"]', '2026-11-29', "
-         "'2026-11-29T00:00:00+00:00')", "not in the custody chain"),
+        ("INSERT INTO roster_roles (badge, name, unit, roles, duty_day, received_at) VALUES "
+         "('Z1', 'z', 'u', '[\"auditor\"]', '2026-11-29', '2026-11-29T00:00:00+00:00')",
+         "not in the custody chain"),
     ],
 )  # fmt: skip
 def test_an_insider_edit_with_the_triggers_dropped_is_named(

@@ -28,6 +28,7 @@ from camdock.adapters.control import MAX_REQUEST, READ_TIMEOUT, Server, call
 from camdock.config import Config, load
 from camdock.station.control import LOCKOUT_AFTER, SOCKET, Control
 from conftest import needs_root, offload, write_recording
+from staffotp import code, enrol
 from stationcfg import write_config
 from test_access import STAFF
 
@@ -43,6 +44,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Config, Path]]:
     write_recording(cam / "DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
     assert offload(cam, [cfg.footage, cfg.backup], cfg.catalog).ok
     path = cfg.run_dir / SOCKET
+    enrol(cfg)
     server = Server(path, Control(cfg).handle, frozenset({0, os.geteuid()}))
     server.start()
     try:
@@ -59,6 +61,8 @@ def ask(path: Path, op: str, token: str | None = None, **args: Any) -> dict[str,
 
 def login(path: Path, staff: str, password: str = PASSWORD) -> str:
     doc = ask(path, "login", staff=staff, password=password)
+    if doc.get("kind") == "otp_required":  # an approver, supervisor or auditor (issue 27)
+        doc = ask(path, "login", staff=staff, password=password, otp=code(path, staff))
     assert doc["ok"], doc
     return str(doc["result"]["token"])
 

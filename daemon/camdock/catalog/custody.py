@@ -72,6 +72,7 @@ class Action(StrEnum):
     REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)
     FREEZE = "freeze"  # the catalog and the chain disagree about a recording: nothing acts on it
     RESOLVE = "audit-resolve"  # an auditor resolved a freeze: the rows as the chain has them
+    STAFF = "staff"  # who may act changed: a person, a role, a password, a second factor
     # The state rows were left in by a change whose own entry came before it (catalog/rowchain)
     STATE = "state"
 

@@ -56,6 +56,10 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "assignments": (("id",), frozenset()),
     "loans": (("id",), frozenset()),
     "freezes": (("id",), frozenset()),
+    # Issue 27: who may act. Secrets stay out of the log; their SHA-256 columns are chained.
+    "staff": (("id",), frozenset({"password_hash"})),
+    "staff_totp": (("staff_id",), frozenset({"secret", "last_step"})),
+    "staff_recovery": (("id",), frozenset()),
 }
 
 # One covered row's state as chained: table, key (a JSON array), its columns (None: deleted).

@@ -16,6 +16,7 @@ from camdock.config import sections
 from camdock.config.reader import Reader, existing_file, topic_segment_problem
 from camdock.config.settings import (
     Config,
+    ConsoleSettings,
     MqttSettings,
     SealSettings,
     SelfTestSettings,
@@ -29,6 +30,7 @@ __all__ = [
     "Camera",
     "Config",
     "ConfigError",
+    "ConsoleSettings",
     "Led",
     "MqttSettings",
     "Officer",
@@ -42,8 +44,8 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal", "staff", "scrub",
-            "custody"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff", "scrub", "custody",
+            "console"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -91,6 +93,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     staff, hashes = sections.staff(r, top, st.unit, officers)
     scrub_days = sections.scrub(r, top.get("scrub", {}))
     key_file = sections.custody(r, top.get("custody", {}))
+    console = sections.console(r, top.get("console", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -118,6 +121,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         scrub_days=scrub_days,
         chain_key_file=Path(key_file) if key_file else None,
         password_hashes=hashes,
+        console=console,
         require_mounts=require_mounts,
         source=source,
     )

@@ -20,6 +20,7 @@ from camdock.config.reader import (
     topic_segment_problem,
 )
 from camdock.config.settings import (
+    ConsoleSettings,
     MqttSettings,
     SealSettings,
     SelfTestSettings,
@@ -491,3 +492,14 @@ def custody(r: Reader, data: Any) -> str | None:
     start; default ``<state_dir>/chain.key``."""
     t = r.table(data, "custody", {"key_file"})
     return r.get(t, "custody", "key_file", str, required=False, check=absolute)
+
+
+def console(r: Reader, data: Any) -> ConsoleSettings:
+    """``[console]`` (issue 27): a session's idle timeout and absolute lifetime."""
+    t = r.table(data, "console", {"idle_minutes", "absolute_hours"})
+    d = ConsoleSettings()
+    idle = r.get(t, "console", "idle_minutes", int, default=d.idle_minutes,
+                 check=between(1, 480, " minutes"))  # fmt: skip
+    absolute = r.get(t, "console", "absolute_hours", int, default=d.absolute_hours,
+                     check=between(1, 24, " hours"))  # fmt: skip
+    return ConsoleSettings(idle or d.idle_minutes, absolute or d.absolute_hours)

@@ -27,6 +27,7 @@ from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
 from camdock.catalog import chainkey
+from camdock.catalog import staff as staff_rows
 from camdock.catalog.db import Store
 from camdock.clock import Clock, ProcessClock
 from camdock.config import Config
@@ -149,6 +150,9 @@ class Station:
             # Re-filings a crash interrupted are finished before anyone can attribute again
             # (only a dead process's: issue 26).
             await self.store.call(finish_pending)
+            # The config's staff into the catalog (each change a custody entry) before anyone
+            # can act or a roster grant roles (catalog/staff; issue 27).
+            await self.store.call(staff_rows.sync, self.cfg.staff, self.cfg.password_hashes)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for b in self.bays.values():
@@ -221,7 +225,8 @@ class Station:
         """The console's way in (station/control.py): a Unix socket served on its own threads,
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
-        handle = control.Control(self.cfg).handle
+        # Built off the loop: it imports the staff into the catalog and makes a dummy hash.
+        handle = (await asyncio.to_thread(control.Control, self.cfg)).handle
         server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:
