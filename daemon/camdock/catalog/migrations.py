@@ -105,6 +105,7 @@ def m017_chain_mac(db: Database) -> None:
     db.execute("ALTER TABLE custody_log ADD COLUMN mac TEXT")
 
 
+@migrations()
 def m017_staff(db: Database) -> None:
     """Issue 27: the station's staff, their roles and console password hashes live in the
     catalog (imported from the config, every change a custody entry: catalog/staff), so every
