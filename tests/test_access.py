@@ -16,6 +16,7 @@ from camdock.errors import ExitCode
 from camdock.services.retention import plan_for
 from conftest import camdock_cmd, make_camera, offload, run
 from stationcfg import write_config
+from stationd import acting
 from test_mqtt import message_for, validator
 
 STAFF = """
@@ -64,6 +65,9 @@ def _station(tmp_path: Path) -> Path:
 
 
 def _cmd(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command on the station: an acting one (``--by``) authenticated through the daemon."""
+    if "--by" in args:
+        return acting(cfg, *args, export_roots=(cfg.parent,))
     return run(camdock_cmd(*args, "--config", str(cfg)))
 
 
@@ -92,7 +96,9 @@ def test_one_request_from_draft_to_acknowledged_with_a_verified_copy(tmp_path: P
     _refused(_cmd(cfg, "request", "approve", n, "--by", "P1"), "needs it submitted")
     assert _cmd(cfg, "request", "submit", n, "--by", "D1").returncode == 0
     _refused(_cmd(cfg, "request", "approve", n, "--by", "C1"), "needs the role approver")
-    _refused(_cmd(cfg, "request", "approve", n, "--by", "X9"), "not on station test-01's staff")
+    # Nobody not on the staff logs in: the daemon answers 401 (REG-4.1.1; issue 27).
+    unknown = _cmd(cfg, "request", "approve", n, "--by", "X9")
+    assert unknown.returncode == ExitCode.NOUSER and "Wrong staff id" in unknown.stderr
     assert _cmd(cfg, "request", "approve", n, "--by", "P1", "--note", "依規定核准").returncode == 0
     export = tmp_path / "usb"
     export.mkdir()
@@ -124,7 +130,7 @@ def test_one_request_from_draft_to_acknowledged_with_a_verified_copy(tmp_path: P
     assert custody.verify(db) == []
     actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action NOT IN "
                                         "('store', 'clear') ORDER BY id")]  # fmt: skip
-    assert actions.count("refused") == 6
+    assert actions.count("refused") == 5
     assert [a for a in actions if a != "refused"] == ["request", "submit", "approve", "schedule",
                                                       "copy", "acknowledge", "close"]  # fmt: skip
     refusals = [

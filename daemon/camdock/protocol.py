@@ -1,7 +1,8 @@
 """The control protocol, declared once: every operation the console may ask of the daemon, its
 arguments as a typed request, who may call it, what it does, and the kinds of error it answers.
 
-On the wire a request is ``{"op", "token", "args"}`` and an answer ``{"ok", "result"}`` or
+On the wire a request is ``{"op", "token", "args", "channel"}`` (``channel``: ``console``, the
+default, or ``cli`` for ``camdock``'s acting commands; named in every custody entry) and an answer ``{"ok", "result"}`` or
 ``{"ok": false, "status", "kind", "error"}`` (adapters/control.py carries them). Here:
 
 - each operation is a frozen dataclass of its arguments, registered by ``@_op`` with its name,
@@ -13,7 +14,8 @@ On the wire a request is ``{"op", "token", "args"}`` and an answer ``{"ok", "res
   by the daemon when it answers and by the console when it turns an answer into a page;
   ``kind_of`` maps camdock's exceptions to kinds, in one place.
 
-The daemon's handlers (station/control.py) take these requests; the console (web/) builds them.
+The daemon's handlers (station/control.py) take these requests; the console (web/) and the
+acting commands (commands/remote.py) build them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ __all__ = [
     "SLOW_OPS",
     "STATUS",
     "Args",
+    "CHANNELS",
+    "EXIT",
     "BadRequest",
     "ErrorKind",
     "Op",
@@ -51,6 +55,8 @@ SEES_CATALOG = frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER, Role.A
 SEES_SEALS = frozenset({Role.SUPERVISOR, Role.APPROVER, Role.CUSTODIAN})
 SEES_AUDIT = frozenset({Role.AUDITOR, Role.SUPERVISOR, Role.APPROVER})
 EVERYONE = frozenset(Role)
+# Who may name themselves as the channel of a request: the daemon's own acts are never asked.
+CHANNELS = ("console", "cli")
 
 
 class ErrorKind(StrEnum):
@@ -58,6 +64,7 @@ class ErrorKind(StrEnum):
 
     BAD_REQUEST = "bad_request"  # a missing, unknown or malformed argument
     UNAUTHENTICATED = "unauthenticated"  # no session, or it ended
+    OTP_REQUIRED = "otp_required"  # the password was right; the role needs its one-time code
     FORBIDDEN = "forbidden"  # the role or the rules say no (recorded)
     NOT_FOUND = "not_found"  # no such operation, recording, request
     CONFLICT = "conflict"  # it cannot be done in the state things are in
@@ -71,6 +78,7 @@ class ErrorKind(StrEnum):
 STATUS: dict[ErrorKind, int] = {
     ErrorKind.BAD_REQUEST: 400,
     ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.OTP_REQUIRED: 401,
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
@@ -78,6 +86,22 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.INTERNAL: 500,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.TIMEOUT: 504,
+}
+
+
+# The one table from an error's kind to the exit code of a command that asked the daemon
+# (commands/remote.py; README, "Exit codes").
+EXIT: dict[ErrorKind, ExitCode] = {
+    ErrorKind.BAD_REQUEST: ExitCode.USAGE,
+    ErrorKind.UNAUTHENTICATED: ExitCode.NOUSER,
+    ErrorKind.OTP_REQUIRED: ExitCode.NOUSER,
+    ErrorKind.FORBIDDEN: ExitCode.NOPERM,  # refused, and recorded by the daemon
+    ErrorKind.NOT_FOUND: ExitCode.NOINPUT,
+    ErrorKind.CONFLICT: ExitCode.NOPERM,  # someone did it first: the message names who, when
+    ErrorKind.TOO_MANY: ExitCode.TEMPFAIL,
+    ErrorKind.INTERNAL: ExitCode.SOFTWARE,
+    ErrorKind.UNAVAILABLE: ExitCode.UNAVAILABLE,
+    ErrorKind.TIMEOUT: ExitCode.TEMPFAIL,
 }
 
 
@@ -218,13 +242,16 @@ def parse(cls: type[A], raw: Any) -> A:
 # --- the session -----------------------------------------------------------------------------
 
 
-@_op("login", session=False, errors=frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.TOO_MANY}))
+@_op("login", session=False,
+     errors=frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.OTP_REQUIRED, ErrorKind.TOO_MANY}))
 @dataclass(frozen=True)
 class Login(Args):
-    """Log in: answers ``{"token", "person"}``."""
+    """Log in: answers ``{"token", "person"}``; ``otp_required`` asks for ``otp`` as well
+    (approvers, supervisors, auditors)."""
 
     staff: str
     password: str
+    otp: str | None = None
 
 
 @_op("logout", session=False)
@@ -360,6 +387,9 @@ class RequestNew(Args):
     unit_supervisor: str = ""
     officer: str | None = None
     camera: str | None = None
+    viewing_at: datetime | None = None  # the viewing asked for, local time
+    applicant_unit: str = ""
+    applicant_title: str = ""
 
 
 @_op("request.step", write=True, errors=_ACT_ERRORS)
@@ -372,6 +402,9 @@ class RequestStep(Args):
     reason: str = ""
     at: datetime | None = None  # local time in the station's zone
     minutes: int | None = None  # the viewing's length; 120 when not given
+    valid_days: int | None = None  # approve: the approval's lifetime; 30 when not given
+    note: str = ""  # approve: the handling unit's review
+    remarks: str = ""  # view: what the register notes
 
 
 @_op("request.copy", write=True, slow=True, errors=_ACT_ERRORS)
@@ -381,6 +414,15 @@ class RequestCopy(Args):
 
     number: str
     to: str
+    medium: str = ""  # how the medium is recorded (label, serial)
+
+
+@_op("seal.create", write=True, slow=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class SealCreate(Args):
+    """Seal a duty day by hand (the daemon seals by itself too), with the station's key."""
+
+    day: date
 
 
 @_op("seal.confirm", write=True, errors=_ACT_ERRORS)
@@ -401,6 +443,10 @@ class HoldPlace(Args):
     reason: str = ""
     recording: int | None = None
     officer: str | None = None
+    camera: str | None = None
+    begin: datetime | None = field(default=None, metadata=_FROM)  # local time, the scope's
+    end: datetime | None = field(default=None, metadata=_TO)
+    review_by: date | None = None
 
 
 @_op("hold.release", write=True, errors=_ACT_ERRORS)
@@ -415,7 +461,12 @@ class HoldRelease(Args):
 @_op("retention.destroy", write=True, slow=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
 class RetentionDestroy(Args):
-    """Destroy what is due and not held: answers how many recordings."""
+    """Destroy what is due and not held (or the recordings named, comma-separated): answers
+    how many recordings, or with ``detail`` = 1 each destruction."""
+
+    recordings: str = ""
+    reason: str = ""
+    detail: int = 0
 
 
 @_op("attribute", write=True, slow=True, errors=_ACT_ERRORS)
@@ -425,6 +476,27 @@ class Attribute(Args):
 
     recording: int
     officer: str
+
+
+@_op("audit.resolve", frozenset({Role.AUDITOR}), write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class AuditResolve(Args):
+    """An auditor resolves a frozen recording: its rows as the chain has them (issue 26)."""
+
+    recording: int
+    reason: str
+
+
+@_op("audit.record", SEES_AUDIT, write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class AuditRecord(Args):
+    """An audit ran (REG-7.2): the custody entry naming the auditor, with what it found."""
+
+    problems: int
+    findings: int = 0
+    copies_proven: int = 0
+    full: int = 0  # 1: every stored copy was re-hashed
+    witness: str = ""
 
 
 SLOW_OPS = frozenset(name for name, op in OPS.items() if op.slow)

@@ -6,12 +6,20 @@ editing, deleting or reordering any entry breaks the chain from there on; ``veri
 Entries are appended inside the same transaction as the change they record (a recording stored
 and verified, a camera copy cleared), under SQLite's write lock, so concurrent bays still form
 one chain.
+
+Each entry from m021 on also names the channel the act came through (``CHANNELS``: the console,
+the command line through the daemon, or the daemon's own automatic acts); the channel is part of
+the entry's hash, and an entry from before carries none, so old entries verify as they were.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
@@ -22,9 +30,12 @@ from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
 __all__ = [
+    "CHANNELS",
     "GENESIS",
     "Action",
     "append",
+    "channel",
+    "through",
     "baseline",
     "chain_left_over",
     "count",
@@ -36,6 +47,41 @@ __all__ = [
 
 GENESIS = "0" * 64
 BASELINE_ROWS = 200  # rows per baseline entry
+CHANNELS = ("console", "cli", "daemon")
+
+# The channel this thread's (or task's) acts come through: the control socket sets it per
+# request (station/control.py); anything else a process does by itself is the daemon's own.
+_CHANNEL: ContextVar[str] = ContextVar("custody_channel", default="daemon")
+# Catalog connections whose custody_log has the channel column (m021 ran): asked once each.
+_HAS_CHANNEL: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
+
+
+def channel() -> str:
+    """The channel entries written now name."""
+    return _CHANNEL.get()
+
+
+@contextmanager
+def through(name: str) -> Iterator[None]:
+    """Entries written inside name ``name`` as their channel (one of ``CHANNELS``)."""
+    if name not in CHANNELS:
+        raise ValueError(f"no channel {name!r}")
+    token = _CHANNEL.set(name)
+    try:
+        yield
+    finally:
+        _CHANNEL.reset(token)
+
+
+def _channel_column(db: Database) -> bool:
+    known = _HAS_CHANNEL.get(db)
+    if known:
+        return True
+    # A migration before m021 may append entries: then there is no column to fill yet.
+    has = any(c[1] == "channel" for c in db.execute("PRAGMA table_info(custody_log)"))
+    if has:
+        _HAS_CHANNEL[db] = True
+    return has
 
 
 class Action(StrEnum):
@@ -106,10 +152,15 @@ def _append(
     }
     if states:  # the rows this change left, chained with it (catalog/rowchain)
         entry["rows"] = states
+    values: tuple[Any, ...] = ()
+    if _channel_column(db):  # hashed with the entry; entries from before m021 have none
+        entry["channel"] = channel()
+        values = (entry["channel"],)
     digest = _digest(prev, entry)
     done = db.execute(
         "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
-        "rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"rows{', channel' if values else ''}) VALUES (?, ?, ?, ?, ?, ?, ?, ?"
+        f"{', ?' if values else ''})",
         (
             entry["time"],
             action.value,
@@ -119,6 +170,7 @@ def _append(
             prev,
             digest,
             json.dumps(states, sort_keys=True, ensure_ascii=False) if states else None,
+            *values,
         ),
     )
     if states:
@@ -156,6 +208,8 @@ def verify(db: Database) -> list[str]:
         }
         if r["rows"] is not None:
             entry["rows"] = json.loads(r["rows"])
+        if r.get("channel") is not None:
+            entry["channel"] = r["channel"]
         if r["prev_hash"] != prev:
             problems.append(
                 f"entry {r['id']}: does not follow the entry before it "
@@ -198,8 +252,9 @@ def count(db: Database) -> tuple[int, int]:
 
 def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
     """One recording's entries, oldest first: what a recording's page shows."""
-    return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
-                "ORDER BY id", (recording_id,))  # fmt: skip
+    channel = ", channel" if _channel_column(db) else ""
+    return rows(db, f"SELECT time, action, actor{channel}, details FROM custody_log WHERE "
+                "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
 
 
 def head(db: Database) -> tuple[int, str]:

@@ -96,3 +96,10 @@ def m016_refile_owner(db: Database) -> None:
             f"CREATE UNIQUE INDEX refiles_pending_{column} ON refiles ({column}) "
             "WHERE state IN ('planned', 'linked') AND owner_pid IS NOT NULL"
         )
+
+
+@migrations()
+def m021_channel(db: Database) -> None:
+    """Issue 27: each custody entry names the channel its act came through (console, cli,
+    daemon) and hashes it with the rest; entries from before keep none and verify as before."""
+    db.execute("ALTER TABLE custody_log ADD COLUMN channel TEXT")

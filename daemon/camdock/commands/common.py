@@ -33,6 +33,8 @@ __all__ = [
     "broker_address",
     "by_from",
     "check_person",
+    "direct",
+    "through_daemon",
     "default_catalog",
     "load_or_report",
     "moment_arg",
@@ -201,15 +203,35 @@ def act(
 
 
 def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tuple[str, str | None]:
-    """``by`` on the station's staff, with a role that may take ``action`` (REG-4.1.1). A
-    refusal is recorded in the custody log, then raised. Returns how the custody log names
-    them, and the note to print when no role could be checked (no staff list)."""
-    from camdock.services.access import authorize, identify
+    """``by`` acting directly on a development catalog (``direct``), with the rules' check of
+    ``action``. Returns how the custody log names them ("… (unverified actor)") and the note
+    every output carries."""
+    from camdock.services.access import authorize
 
-    topics = cfg.topics if cfg else None
-    who = identify(db, cfg, by, action, topics)
-    authorize(db, who, action, topics)
+    who = direct(cfg, db, by, action)
+    authorize(db, who, action, cfg.topics if cfg else None)
     return who.label, None if who.checked else NO_ROLES
+
+
+def direct(cfg: Config | None, db: Database, by: str, action: str) -> Any:
+    """Who acts on a catalog opened by the command itself (services.access.Acting): on a
+    station (staff in its config or its catalog) nobody — acting goes through the daemon, and
+    the attempt is refused and recorded (REG-4.1.1, REG-7.1); on a development catalog ``by``,
+    as an unverified actor."""
+    from camdock.commands.remote import is_station, refuse_direct
+    from camdock.services.access import identify
+
+    if is_station(cfg, db):
+        raise refuse_direct(db, cfg, by, action)
+    return identify(db, cfg, by, action, cfg.topics if cfg else None)
+
+
+def through_daemon(where: Where) -> Config | None:
+    """The station's config when acting must go through its daemon (it names staff), else
+    None: a development catalog, acted on directly."""
+    from camdock.commands.remote import is_station
+
+    return where.cfg if is_station(where.cfg, None) else None
 
 
 def seal_key(where: Where, password_file: Path | None) -> Any:

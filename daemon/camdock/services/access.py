@@ -40,6 +40,7 @@ from camdock.services.seal import Key
 
 __all__ = [
     "NO_ROLES",
+    "UNVERIFIED",
     "Acting",
     "acting",
     "authorize",
@@ -54,13 +55,17 @@ __all__ = [
 ]
 
 
+UNVERIFIED = "unverified actor"  # how a development catalog's custody entries name a person
+
+
 @dataclass(frozen=True)
 class Acting:
-    """Who acts: the staff member (None: no staff list to check against) and how the custody
-    log names them."""
+    """Who acts: the staff member (None: no staff list to check against), how the custody
+    log names them, and the channel they act through (console, cli, daemon: issue 27)."""
 
     person: Person | None
     label: str
+    channel: str = "daemon"
 
     @property
     def checked(self) -> bool:
@@ -71,8 +76,8 @@ class Acting:
 def acting(cfg: Config | None, by: str, db: Database | None = None) -> Acting:
     """The person ``--by`` names: on a station with a staff list, one of its members (by id),
     with the roles the server's latest roster granted them added (catalog ``roster_roles``)."""
-    if cfg is None or not cfg.has_roles:
-        return Acting(None, by)
+    if cfg is None or not cfg.has_roles:  # a development catalog: nobody proved who this is
+        return Acting(None, f"{by} ({UNVERIFIED})", "cli")
     person = cfg.staff.get(by)
     grant = assignments.granted(db, by) if db is not None else None
     if grant is not None:
