@@ -56,8 +56,12 @@ def control_server(cfg_path: Path, export_roots: tuple[Path, ...] | None = None
         server.close()
 
 
-def acting(cfg_path: Path, *args: str, password: str = PASSWORD,
-           export_roots: tuple[Path, ...] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def acting(
+    cfg_path: Path,
+    *args: str,
+    password: str = PASSWORD,
+    export_roots: tuple[Path, ...] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``camdock ARGS --config CFG`` with a control server answering for the station and the
     person's password in a 0600 file: an acting command, authenticated through the daemon."""
     pw = password_file(cfg_path.parent, password)

@@ -2,8 +2,9 @@
 arguments as a typed request, who may call it, what it does, and the kinds of error it answers.
 
 On the wire a request is ``{"op", "token", "args", "channel"}`` (``channel``: ``console``, the
-default, or ``cli`` for ``camdock``'s acting commands; named in every custody entry) and an answer ``{"ok", "result"}`` or
-``{"ok": false, "status", "kind", "error"}`` (adapters/control.py carries them). Here:
+default, or ``cli`` for ``camdock``'s acting commands; named in every custody entry) and an
+answer ``{"ok", "result"}`` or ``{"ok": false, "status", "kind", "error"}`` (adapters/control.py
+carries them). Here:
 
 - each operation is a frozen dataclass of its arguments, registered by ``@_op`` with its name,
   the roles that may call it, whether it writes, passes a descriptor or is slow (its own
@@ -33,7 +34,9 @@ from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 
 __all__ = [
+    "CHANNELS",
     "EVERYONE",
+    "EXIT",
     "OPS",
     "SEES_AUDIT",
     "SEES_CATALOG",
@@ -41,8 +44,6 @@ __all__ = [
     "SLOW_OPS",
     "STATUS",
     "Args",
-    "CHANNELS",
-    "EXIT",
     "BadRequest",
     "ErrorKind",
     "Op",
@@ -242,8 +243,11 @@ def parse(cls: type[A], raw: Any) -> A:
 # --- the session -----------------------------------------------------------------------------
 
 
-@_op("login", session=False,
-     errors=frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.OTP_REQUIRED, ErrorKind.TOO_MANY}))
+@_op(
+    "login",
+    session=False,
+    errors=frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.OTP_REQUIRED, ErrorKind.TOO_MANY}),
+)
 @dataclass(frozen=True)
 class Login(Args):
     """Log in: answers ``{"token", "person"}``; ``otp_required`` asks for ``otp`` as well

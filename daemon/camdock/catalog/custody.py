@@ -34,13 +34,13 @@ __all__ = [
     "GENESIS",
     "Action",
     "append",
-    "channel",
-    "through",
     "baseline",
     "chain_left_over",
+    "channel",
     "count",
     "head",
     "history",
+    "through",
     "verify",
     "verify_heads",
 ]
@@ -133,6 +133,13 @@ def append(
     return _append(db, action, recording_id, actor, details, rowchain.take(db))
 
 
+_INSERT = ("INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, "
+           "hash, rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
+_INSERT_CHANNEL = ("INSERT INTO custody_log (time, action, recording_id, actor, details, "
+                   "prev_hash, hash, rows, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   )  # fmt: skip
+
+
 def _append(
     db: Database,
     action: Action,
@@ -158,9 +165,7 @@ def _append(
         values = (entry["channel"],)
     digest = _digest(prev, entry)
     done = db.execute(
-        "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
-        f"rows{', channel' if values else ''}) VALUES (?, ?, ?, ?, ?, ?, ?, ?"
-        f"{', ?' if values else ''})",
+        _INSERT_CHANNEL if values else _INSERT,
         (
             entry["time"],
             action.value,
@@ -252,9 +257,11 @@ def count(db: Database) -> tuple[int, int]:
 
 def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
     """One recording's entries, oldest first: what a recording's page shows."""
-    channel = ", channel" if _channel_column(db) else ""
-    return rows(db, f"SELECT time, action, actor{channel}, details FROM custody_log WHERE "
-                "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
+    if _channel_column(db):
+        return rows(db, "SELECT time, action, actor, channel, details FROM custody_log WHERE "
+                    "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
+    return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
+                "ORDER BY id", (recording_id,))  # fmt: skip
 
 
 def head(db: Database) -> tuple[int, str]:

@@ -11,10 +11,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from camdock import forms
+from camdock import forms, protocol
 from camdock.catalog import custody, freezes, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
+from camdock.commands import remote
 from camdock.commands.common import (
     check_person,
     default_catalog,
@@ -22,8 +23,10 @@ from camdock.commands.common import (
     output,
     person,
     seal_key,
+    through_daemon,
     where_from,
 )
+from camdock.config import Config
 from camdock.errors import ExitCode, UsageError
 from camdock.services import audit as service
 from camdock.services.seal import Key
@@ -55,8 +58,10 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--witness", type=Path, metavar="FILE",
                    help="the heads the station server saw (camdock monitor --witness)")  # fmt: skip
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
+    remote.add_credentials(a, password_file=False)
     a.add_argument("--password-file", type=Path, metavar="FILE",
-                   help="the seal password: sealed members are checked too")  # fmt: skip
+                   help="the seal password: sealed members are checked too; on a station, with "
+                   "--by (or --as): your own password, to record the audit")  # fmt: skip
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
@@ -77,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     """Audit; exit 0 when everything is intact, 1 otherwise (a CamdockError is reported by
     cli.main)."""
     where = where_from(args)
-    auditor = person(args.by) if args.by else None
+    auditor = person(args.by or args.as_) if (args.by or args.as_) else None
+    cfg = through_daemon(where)
+    if args.what == "resolve" and cfg is not None:
+        return _remote_resolve(args, cfg)
     if args.what == "resolve":
         return _resolve(args, where, auditor)
     with opened(where, write=False) as db:
@@ -87,11 +95,16 @@ def run(args: argparse.Namespace) -> int:
         entries, recordings = custody.count(db)
         findings: list[service.Finding] = []
         proven = 0
-        if args.full:
-            findings, proven = service.fixity(db, roots, _key(args, where), _progress)
+        if args.full:  # on a station --password-file is the auditor's own: no seal key then
+            key = _key(args, where) if cfg is None or auditor is None else None
+            findings, proven = service.fixity(db, roots, key, _progress)
     ok = not problems and not findings
     summary = _report(args, where, problems, findings, auditor) if args.what == "report" else None
-    if auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
+    if auditor is not None and cfg is not None:  # REG-7.2, issue 27: as who logged in
+        ran = protocol.AuditRecord(len(problems), len(findings), proven, int(args.full),
+                                   str(args.witness or ""))  # fmt: skip
+        _, auditor = remote.ask(cfg, args, ran)
+    elif auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
         db = open_catalog(where.catalog)
         try:
             auditor, _ = check_person(where.cfg, db, auditor, "audit")
@@ -123,6 +136,21 @@ def run(args: argparse.Namespace) -> int:
           if args.full else []),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _remote_resolve(args: argparse.Namespace, cfg: Config) -> int:
+    """Issue 26/27: the station's daemon resolves the freeze as the authenticated auditor."""
+    if args.recording is None or not (args.reason or "").strip():
+        raise UsageError("audit resolve needs --recording ID --as AUDITOR --reason TEXT")
+    done, auditor = remote.ask(cfg, args, protocol.AuditResolve(args.recording,
+                                                                args.reason.strip()))  # fmt: skip
+    restored = done["restored_from_chain"]
+    doc = {"recording": args.recording, "by": auditor, "restored_from_chain": restored,
+           "channel": remote.CHANNEL}  # fmt: skip
+    output(args, doc, lambda: [
+        f"recording {args.recording}: resolved by {auditor}; put back as the custody chain has "
+        f"it: {', '.join(restored) or 'nothing'}"])  # fmt: skip
+    return ExitCode.OK
 
 
 def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:

@@ -33,9 +33,8 @@ __all__ = [
     "broker_address",
     "by_from",
     "check_person",
-    "direct",
-    "through_daemon",
     "default_catalog",
+    "direct",
     "load_or_report",
     "moment_arg",
     "opened",
@@ -43,6 +42,7 @@ __all__ = [
     "person",
     "seal_key",
     "station_tz",
+    "through_daemon",
     "tz_name",
     "where_from",
 ]
@@ -152,9 +152,10 @@ def opened(where: Where, *, write: bool) -> Iterator[Database]:
 
 def by_from(args: argparse.Namespace) -> str:
     """``--by STAFF``, required and printable: every manual action names its person."""
-    if not args.by:
+    by = args.by or getattr(args, "as_", None)
+    if not by:
         raise UsageError("--by STAFF: name who does this (recorded in the custody log)")
-    return person(args.by)
+    return person(by)
 
 
 def output(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:

@@ -15,7 +15,9 @@ every custody entry it writes says "unverified actor" (``UNVERIFIED``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import json
 import os
 import stat
 import sys
@@ -54,7 +56,7 @@ def add_credentials(p: argparse.ArgumentParser, *, password_file: bool = True) -
     """``--as STAFF`` and, where the command has none of its own, ``--password-file FILE``;
     ``--otp-file FILE`` for the one-time code."""
     p.add_argument("--as", dest="as_", metavar="STAFF",
-                   help="your staff id: the daemon asks for your password (same as --by ID)")  # fmt: skip
+                   help="your staff id; the daemon asks your password (as --by ID)")  # fmt: skip
     if password_file:
         p.add_argument("--password-file", type=Path, metavar="FILE",
                        help="your password, its first line (for scripts; mode 0600)")  # fmt: skip
@@ -78,17 +80,17 @@ def is_station(cfg: Config | None, db: Database | None) -> bool:
     if db is None:
         return False
     tables = set(db.table_names())
-    for table in ("staff", "roster_roles"):
-        if table in tables and db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():  # noqa: S608
+    for table, query in (("staff", "SELECT 1 FROM staff LIMIT 1"),
+                         ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1")):  # fmt: skip
+        if table in tables and db.execute(query).fetchone():
             return True
     columns = {c[1] for c in db.execute("PRAGMA table_info(custody_log)")}
     if "channel" not in columns:
         return False
-    acts = ", ".join(f"'{a}'" for a in PERSON_ACTS)
     authenticated = db.execute(
         "SELECT 1 FROM custody_log WHERE channel IN ('console', 'cli') AND actor NOT LIKE ? "
-        f"AND action IN ({acts}) LIMIT 1",  # noqa: S608 - our own constants
-        (f"%({UNVERIFIED})",),
+        "AND action IN (SELECT value FROM json_each(?)) LIMIT 1",
+        (f"%({UNVERIFIED})", json.dumps(PERSON_ACTS)),
     ).fetchone()
     return authenticated is not None
 
@@ -195,10 +197,8 @@ def ask(cfg: Config, args: argparse.Namespace, request: protocol.Args) -> tuple[
         done = _send(path, {"op": request.op.name, "token": token, "args": request.args()},
                      timeout)  # fmt: skip
     finally:
-        try:
+        with contextlib.suppress(CamdockError):  # else it ends with the daemon's session limit
             _send(path, {"op": "logout", "token": token, "args": {}}, 10.0)
-        except CamdockError:
-            pass  # the session ends with the daemon's session limit anyway
     if not done.get("ok"):
         raise _failed(done)
     return done.get("result"), label

@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock import clock, forms
+from camdock import clock, forms, protocol
 from camdock.catalog import requests
-from camdock import protocol
 from camdock.commands import remote
 from camdock.commands.common import (
     Where,
@@ -182,8 +181,14 @@ def _remote(args: argparse.Namespace, where: Where, cfg: Config) -> int:
         recs = made["recordings"]
         return output(
             args,
-            {"ok": True, "request": made["request"], "recordings": recs, "note": None,
-             "by": by, "channel": remote.CHANNEL},  # fmt: skip
+            {
+                "ok": True,
+                "request": made["request"],
+                "recordings": recs,
+                "note": None,
+                "by": by,
+                "channel": remote.CHANNEL,
+            },
             lambda: [
                 f"request {made['number']} drafted by {by}: {len(recs)} recording(s)",
                 *(f"  {r['id']}: {r['relpath']}" for r in recs),

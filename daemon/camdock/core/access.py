@@ -24,8 +24,10 @@ __all__ = [
 ]
 
 
-NO_ROLES = ("unverified actor: no role was checked (a development catalog: no station config "
-            "with a staff list, no staff in the catalog)")
+NO_ROLES = (
+    "unverified actor: no role was checked (a development catalog: no station config "
+    "with a staff list, no staff in the catalog)"
+)
 
 
 class Role(StrEnum):
