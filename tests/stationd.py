@@ -40,11 +40,14 @@ def password_file(where: Path, password: str = PASSWORD, mode: int = 0o600) -> P
 
 
 @contextmanager
-def control_server(cfg_path: Path, export_roots: tuple[Path, ...] | None = None
-                   ) -> Iterator[Config]:  # fmt: skip
+def control_server(cfg_path: Path, export_roots: tuple[Path, ...] | None = None,
+                   seal_key: Path | None = None) -> Iterator[Config]:  # fmt: skip
     """The station's control socket answered by a ``Control`` in this process (the daemon's
-    side of every acting command), while the block runs."""
+    side of every acting command), while the block runs; ``seal_key``: the daemon's seal
+    password file."""
     cfg = with_passwords(load(cfg_path))
+    if seal_key is not None:
+        cfg = dataclasses.replace(cfg, seal=dataclasses.replace(cfg.seal, password_file=seal_key))
     roots = export_roots if export_roots is not None else (cfg_path.parent,)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     server = Server(cfg.run_dir / SOCKET, Control(cfg, roots).handle,
@@ -61,10 +64,11 @@ def acting(
     *args: str,
     password: str = PASSWORD,
     export_roots: tuple[Path, ...] | None = None,
+    seal_key: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``camdock ARGS --config CFG`` with a control server answering for the station and the
     person's password in a 0600 file: an acting command, authenticated through the daemon."""
     pw = password_file(cfg_path.parent, password)
     extra = ["--config", str(cfg_path), "--password-file", str(pw)]
-    with control_server(cfg_path, export_roots):
+    with control_server(cfg_path, export_roots, seal_key):
         return run(camdock_cmd(*args, *extra))

@@ -206,8 +206,9 @@ def test_a_copy_out_of_a_sealed_day_whose_plain_files_are_gone(tmp_path: Path) -
     assert nokey.returncode == ExitCode.NOINPUT and "seal password" in nokey.stderr
     export2 = tmp_path / "usb2"
     export2.mkdir()
-    done = _cmd(cfg, "request", "copy", n, "--to", str(export2), "--by", "C1", "--password-file",
-                str(key), "--json")  # fmt: skip
+    # Through the daemon, the station's own seal key opens the seal (issue 27).
+    done = acting(cfg, "request", "copy", n, "--to", str(export2), "--by", "C1", "--json",
+                  export_roots=(tmp_path,), seal_key=key)  # fmt: skip
     assert done.returncode == 0, done.stderr
     folder = Path(json.loads(done.stdout)["folder"])
     assert run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=folder).returncode == 0
@@ -314,11 +315,13 @@ def test_the_roster_can_grant_a_role_for_the_day(tmp_path: Path) -> None:
     cfg = _station(tmp_path)
     n = _new(cfg, "D1")
     assert _cmd(cfg, "request", "submit", n, "--by", "D1").returncode == 0
-    _refused(_cmd(cfg, "request", "approve", n, "--by", "B77"), "not on station")
+    unknown = _cmd(cfg, "request", "approve", n, "--by", "B77")
+    assert unknown.returncode == ExitCode.NOUSER, unknown.stderr
     db = open_catalog(load(cfg).catalog)
     with write_txn(db):
         assignments.record_roles(db, "2026-11-29", {"B77": ("代理分局長", "", ["approver"])})
     db.close()
+    # Issue 27: a grant alone proves nobody: B77 has no password on the staff, so the daemon
+    # logs nobody in as B77 (grants to people not on the staff are refused, item 7).
     ok = _cmd(cfg, "request", "approve", n, "--by", "B77", "--json")
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["request"]["approved_by"] == "代理分局長 (B77)"
+    assert ok.returncode == ExitCode.NOUSER and json.loads(ok.stdout)["ok"] is False

@@ -118,4 +118,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     run = _RUN.get(args.command)
     if run is None:  # pragma: no cover - argparse requires a command
         return ExitCode.USAGE
-    return run(args)
+    if args.command in _DAEMONS:  # its own acts are the daemon's: the default channel
+        return run(args)
+    from camdock.catalog import custody
+
+    with custody.through("cli"):  # issue 27: what a command writes itself says so
+        return run(args)
+
+
+# The commands that run a station: what they write by themselves is channel "daemon".
+_DAEMONS = frozenset({"run", "simulate"})
