@@ -167,6 +167,23 @@ def _send(path: Path, doc: dict[str, Any], timeout: float | None) -> dict[str, A
     return answer
 
 
+def _record(cfg: Config, by: str, action: str, number: str | None, why: str) -> None:
+    """An attempt without credentials into the station's custody log (REG-7.1), when this
+    process may write the catalog (root on the station); else the refusal stands unrecorded."""
+    from camdock.catalog import open_catalog
+
+    try:
+        db = open_catalog(cfg.catalog)
+    except Exception:  # noqa: BLE001 - not writable here: nothing to record it in
+        return
+    try:
+        requests.record_refusal(db, by, action, number, why, cfg.topics, {"channel": CHANNEL})
+    except Exception as exc:  # noqa: BLE001 - a refusal is still a refusal
+        print(f"camdock: the refusal could not be recorded: {exc}", file=sys.stderr)
+    finally:
+        db.close()
+
+
 def _failed(answer: dict[str, Any]) -> CamdockError:
     """The daemon's refusal as the exit code its kind maps to (protocol.EXIT)."""
     try:
@@ -181,8 +198,14 @@ def ask(cfg: Config, args: argparse.Namespace, request: protocol.Args) -> tuple[
     how the daemon names the person, or its refusal as a ``CamdockError`` with the exit code of
     its kind."""
     path = socket_path(cfg)
-    staff = _staff(args)
-    password = _secret(getattr(args, "password_file", None), "password: ", "--password-file")
+    try:
+        staff = _staff(args)
+        password = _secret(getattr(args, "password_file", None), "password: ", "--password-file")
+    except NotAuthenticated as exc:  # no credentials at all: refused, and on the record
+        action = str(getattr(request, "action", request.op.name))
+        number = getattr(request, "number", None)
+        _record(cfg, getattr(args, "by", None) or "?", action, number, str(exc))
+        raise
     login = protocol.Login(staff, password)
     answer = _send(path, {"op": "login", "token": None, "args": login.args()}, 60.0)
     if not answer.get("ok") and answer.get("kind") == ErrorKind.OTP_REQUIRED:
