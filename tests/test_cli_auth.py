@@ -59,7 +59,7 @@ def test_an_approval_through_the_daemon_names_the_person_and_the_channel(tmp_pat
 
 def test_a_bare_catalog_approval_on_a_station_is_refused_and_recorded(tmp_path: Path) -> None:
     """The issue's first symptom: `request approve --catalog <station's> --by "王大同 (P1)"`."""
-    cfg, catalog, n = _submitted(tmp_path)
+    _, catalog, n = _submitted(tmp_path)
     bare = run(camdock_cmd("request", "approve", n, "--catalog", str(catalog), "--by",
                            "王大同 (P1)", "--json"))  # fmt: skip
     assert bare.returncode == ExitCode.NOUSER, bare.stderr
@@ -89,7 +89,7 @@ def test_an_unauthenticated_cli_approval_is_refused_and_recorded(tmp_path: Path)
 
 def test_a_wrong_password_is_refused(tmp_path: Path) -> None:
     cfg, catalog, n = _submitted(tmp_path)
-    wrong = acting(cfg, "request", "approve", n, "--by", "P1", password="not the password")
+    wrong = acting(cfg, "request", "approve", n, "--by", "P1", password="not the password")  # noqa: S106
     assert wrong.returncode == ExitCode.NOUSER and "Wrong staff id or password" in wrong.stderr
     assert _entries(catalog, "approve") == []
 
@@ -156,7 +156,8 @@ def test_a_one_time_code_is_asked_when_the_daemon_wants_it(tmp_path: Path) -> No
     ops = [(r["op"], r["args"].get("otp"), r.get("channel")) for r in seen[-4:]]
     assert ops == [("login", None, "cli"), ("login", "123456", "cli"),
                    ("seal.confirm", None, "cli"), ("logout", None, "cli")]  # fmt: skip
-    assert seen[-2]["token"] == "t" and seen[-2]["args"] == {"day": "2026-11-28"}
+    assert seen[-2]["token"] == "t"  # noqa: S105 - the fake daemon's token
+    assert seen[-2]["args"] == {"day": "2026-11-28"}
 
 
 def test_a_development_catalog_says_unverified_actor(tmp_path: Path) -> None:
@@ -166,8 +167,8 @@ def test_a_development_catalog_says_unverified_actor(tmp_path: Path) -> None:
     (tmp_path / "d1").mkdir()
     (tmp_path / "d2").mkdir()
     assert offload(tmp_path / "cam", [tmp_path / "d1", tmp_path / "d2"], catalog).ok
-    text = run(camdock_cmd("hold", "place", "--kind", "complaint", "--case", "c", "--reason",
-                           "r", "--recording", "1", "--catalog", str(catalog), "--by", "督察 王"))  # fmt: skip
+    place = ["hold", "place", "--kind", "complaint", "--case", "c", "--reason", "r"]
+    text = run(camdock_cmd(*place, "--recording", "1", "--catalog", str(catalog), "--by", "督察 王"))
     assert text.returncode == 0, text.stderr
     assert all("unverified actor" in line for line in text.stdout.strip().splitlines()[:1])
     doc = run(camdock_cmd("hold", "release", "1", "--reason", "done", "--catalog", str(catalog),
