@@ -168,7 +168,9 @@ def test_a_development_catalog_says_unverified_actor(tmp_path: Path) -> None:
     (tmp_path / "d2").mkdir()
     assert offload(tmp_path / "cam", [tmp_path / "d1", tmp_path / "d2"], catalog).ok
     place = ["hold", "place", "--kind", "complaint", "--case", "c", "--reason", "r"]
-    text = run(camdock_cmd(*place, "--recording", "1", "--catalog", str(catalog), "--by", "督察 王"))
+    text = run(
+        camdock_cmd(*place, "--recording", "1", "--catalog", str(catalog), "--by", "督察 王")
+    )
     assert text.returncode == 0, text.stderr
     assert all("unverified actor" in line for line in text.stdout.strip().splitlines()[:1])
     doc = run(camdock_cmd("hold", "release", "1", "--reason", "done", "--catalog", str(catalog),
@@ -181,6 +183,9 @@ def test_a_development_catalog_says_unverified_actor(tmp_path: Path) -> None:
     for action in ("hold-place", "hold-release"):
         [entry] = _entries(catalog, action)
         assert entry["actor"] == "督察 王 (unverified actor)" and entry["channel"] == "cli"
+    history = run(camdock_cmd("audit", "history", "--recording", "1", "--catalog", str(catalog)))
+    assert history.returncode == 0, history.stderr
+    assert "hold-place     督察 王 (unverified actor)  [cli]" in history.stdout
     audit = run(camdock_cmd("audit", "--catalog", str(catalog), "--json"))
     assert audit.returncode == 0 and json.loads(audit.stdout)["ok"] is True
     db = open_catalog(catalog)

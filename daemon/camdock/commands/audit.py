@@ -42,9 +42,11 @@ def add_parser(sub: Any) -> None:
         "'audit report' writes the six-monthly report (REG-7.2); 'audit resolve' lifts a "
         "freeze, putting the recording back as the custody chain has it",
     )
-    a.add_argument("what", nargs="?", choices=["report", "resolve"],
-                   help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
-    a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
+    a.add_argument("what", nargs="?", choices=["report", "resolve", "history"],
+                   help="the six-monthly report, resolving a frozen recording, or one "
+                   "recording's custody history (who, through which channel)")  # fmt: skip
+    a.add_argument("--recording", type=int, metavar="ID",
+                   help="resolve: the frozen recording; history: the recording")  # fmt: skip
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
     a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
     a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     cli.main)."""
     where = where_from(args)
     auditor = person(args.by or args.as_) if (args.by or args.as_) else None
+    if args.what == "history":
+        return _history(args, where)
     cfg = through_daemon(where)
     if args.what == "resolve" and cfg is not None:
         return _remote_resolve(args, cfg)
@@ -136,6 +140,20 @@ def run(args: argparse.Namespace) -> int:
           if args.full else []),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
+
+
+def _history(args: argparse.Namespace, where: Any) -> int:
+    """One recording's custody entries, oldest first: when, what, who and the channel it came
+    through (console, cli, daemon; none for entries from before m021)."""
+    if args.recording is None:
+        raise UsageError("audit history needs --recording ID")
+    with opened(where, write=False) as db:
+        entries = custody.history(db, args.recording)
+    for e in entries:
+        e["details"] = json.loads(e["details"])
+    return output(args, {"recording": args.recording, "history": entries}, lambda: [
+        f"{e['time']}  {e['action']:<14} {e['actor']}  [{e.get('channel') or '-'}]"
+        for e in entries])  # fmt: skip
 
 
 def _remote_resolve(args: argparse.Namespace, cfg: Config) -> int:
