@@ -193,3 +193,45 @@ def test_a_development_catalog_says_unverified_actor(tmp_path: Path) -> None:
         assert custody.verify(db) == []
     finally:
         db.close()
+
+
+def test_a_custodians_day_through_the_daemon(tmp_path: Path) -> None:
+    """Holds, a destruction pass, a seal made and confirmed, an audit recorded: each act by the
+    person who logged in, through channel cli (REG-4.2.5, REG-4.3.1, REG-7.2; issue 27)."""
+    cfg = _station(tmp_path)
+    catalog = load(cfg).catalog
+    key = tmp_path / "seal.key"
+    key.write_text("a seal password for the test")
+    key.chmod(0o600)
+    placed = acting(cfg, "hold", "place", "--kind", "investigation", "--case", "115-7",
+                    "--reason", "傷害案", "--recording", "1", "--as", "S1", "--json")  # fmt: skip
+    assert placed.returncode == 0, placed.stderr
+    hold = json.loads(placed.stdout)
+    assert hold["by"] == "林督導 (S1)" and hold["hold"]["placed_by"] == "林督導 (S1)"
+    wrong_role = acting(cfg, "hold", "release", str(hold["hold"]["id"]), "--reason", "r",
+                        "--as", "D1")  # fmt: skip
+    assert wrong_role.returncode == ExitCode.NOPERM, wrong_role.stderr
+    assert acting(cfg, "hold", "release", str(hold["hold"]["id"]), "--reason", "結案",
+                  "--as", "S1").returncode == 0  # fmt: skip
+    destroyed = acting(cfg, "retention", "destroy", "--as", "C1", "--json")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(destroyed.stdout)["destroyed"] == []  # nothing is a month old yet
+    sealed = acting(cfg, "seal", "create", "2026-11-28", "--as", "C1", "--json", seal_key=key)
+    assert sealed.returncode == 0, sealed.stderr
+    assert json.loads(sealed.stdout)["seal"]["members"] == 3
+    own = acting(cfg, "seal", "confirm", "2026-11-28", "--as", "C1")
+    assert own.returncode == ExitCode.NOPERM, own.stderr
+    confirmed = acting(cfg, "seal", "confirm", "2026-11-28", "--as", "S1")
+    assert confirmed.returncode == 0 and "confirmed by 林督導 (S1)" in confirmed.stdout
+    audited = acting(cfg, "audit", "--as", "S1", "--json")
+    assert audited.returncode == 0, audited.stderr
+    assert json.loads(audited.stdout)["by"] == "林督導 (S1)"
+    for action, actor in (("hold-place", "林督導 (S1)"), ("hold-release", "林督導 (S1)"),
+                          ("seal", "陳保管 (C1)"), ("seal-confirm", "林督導 (S1)"),
+                          ("audit", "林督導 (S1)")):  # fmt: skip
+        entries = _entries(catalog, action)
+        assert entries and (entries[-1]["actor"], entries[-1]["channel"]) == (actor, "cli")
+    refused = [e for e in _entries(catalog, "refused") if e["channel"] == "cli"]
+    assert {e["actor"] for e in refused} >= {"周偵查員 (D1)", "陳保管 (C1)"}
+    history = run(camdock_cmd("audit", "history", "--recording", "1", "--config", str(cfg)))
+    assert "hold-place     林督導 (S1)  [cli]" in history.stdout, history.stdout
