@@ -235,3 +235,30 @@ def test_a_custodians_day_through_the_daemon(tmp_path: Path) -> None:
     assert {e["actor"] for e in refused} >= {"周偵查員 (D1)", "陳保管 (C1)"}
     history = run(camdock_cmd("audit", "history", "--recording", "1", "--config", str(cfg)))
     assert "hold-place     林督導 (S1)  [cli]" in history.stdout, history.stdout
+
+
+def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path) -> None:
+    """REG-4.3.2 with the daemon stopped: the config's password hash proves who restores."""
+    from camdock import passwords
+    from stationcfg import write_config
+    from test_access import STAFF
+
+    hashed = passwords.hash_password(PASSWORD)
+    cfg_path = write_config(tmp_path, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\n'
+                                                                  'roles = ["'))  # fmt: skip
+    cfg = load(cfg_path)
+    make_camera(tmp_path / "cam", 2, size=8 * 1024, seed=5)
+    assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
+    backed = run(camdock_cmd("catalog", "backup", "--config", str(cfg_path)))
+    assert backed.returncode == 0, backed.stderr
+    restore = ["catalog", "restore", "--from", str(cfg.footage), "--replace", "--config",
+               str(cfg_path), "--as", "C1"]  # fmt: skip
+    none = run(camdock_cmd(*restore), stdin=subprocess.DEVNULL)
+    assert none.returncode == ExitCode.NOUSER, none.stderr
+    wrong = run(camdock_cmd(*restore, "--password-file", str(password_file(tmp_path, "nope"))))
+    assert wrong.returncode == ExitCode.NOUSER and "wrong staff id or password" in wrong.stderr
+    done = run(camdock_cmd(*restore, "--password-file", str(password_file(tmp_path)), "--json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["by"] == "陳保管 (C1)"
+    [entry] = _entries(cfg.catalog, "catalog-restore")
+    assert (entry["actor"], entry["channel"]) == ("陳保管 (C1)", "cli")

@@ -42,6 +42,7 @@ __all__ = [
     "password_from",
     "refuse_direct",
     "socket_path",
+    "verify_locally",
 ]
 
 CHANNEL = "cli"
@@ -182,6 +183,19 @@ def _record(cfg: Config, by: str, action: str, number: str | None, why: str) -> 
         print(f"camdock: the refusal could not be recorded: {exc}", file=sys.stderr)
     finally:
         db.close()
+
+
+def verify_locally(cfg: Config, args: argparse.Namespace, action: str) -> str:
+    """The staff id the command names, proven by their password against the config's hash:
+    only for what is done while the daemon is stopped (restoring its catalog). Returns the id."""
+    from camdock import passwords
+
+    staff = _staff(args)
+    password = _secret(getattr(args, "password_file", None), "password: ", "--password-file")
+    stored = cfg.password_hashes.get(staff)
+    if stored is None or not passwords.verify(password, stored):
+        raise NotAuthenticated(f"{action}: wrong staff id or password")
+    return staff
 
 
 def _failed(answer: dict[str, Any]) -> CamdockError:

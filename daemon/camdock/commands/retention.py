@@ -137,7 +137,7 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="replace an existing catalog (kept beside it as .replaced-…)",
     )
-    _common(rest, login=False)  # the daemon is stopped to restore its catalog
+    _common(rest)  # the daemon is stopped to restore its catalog: the config's hash proves who
 
 
 def _keeping(where: Where, password_file: Path | None = None) -> Keeping:
@@ -365,7 +365,10 @@ def _restore(args: argparse.Namespace) -> int:
     from camdock.core.access import refusal
     from camdock.services.access import acting
 
-    if where.cfg is not None and where.cfg.has_roles:  # the catalog is gone: the config decides
+    if where.cfg is not None and remote.is_station(where.cfg, None):
+        # The catalog is gone and the daemon stopped: the config decides, and the person proves
+        # who they are with their password against its hash (issue 27).
+        by = remote.verify_locally(where.cfg, args, "restore")
         who = acting(where.cfg, by)
         if why := refusal(who.person, "restore"):
             raise Refused(why)
