@@ -29,6 +29,7 @@ from sqlite_utils import Database
 from camdock import protocol
 from camdock.adapters.control import call
 from camdock.catalog import requests
+from camdock.catalog.db import DatabaseError
 from camdock.config import Config
 from camdock.errors import CamdockError, ExitCode, NotAuthenticated, UsageError
 from camdock.protocol import EXIT, ErrorKind
@@ -104,7 +105,7 @@ def refuse_direct(db: Database, cfg: Config | None, by: str, action: str) -> Not
     try:
         requests.record_refusal(db, by, action, None, why, cfg.topics if cfg else None,
                                 {"channel": CHANNEL, "direct": True})  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - read-only catalog: the refusal still stands
+    except (DatabaseError, CamdockError, OSError) as exc:  # read-only: the refusal stands
         print(f"camdock: the refusal could not be recorded: {exc}", file=sys.stderr)
     return NotAuthenticated(why)
 
@@ -175,11 +176,11 @@ def _record(cfg: Config, by: str, action: str, number: str | None, why: str) -> 
 
     try:
         db = open_catalog(cfg.catalog)
-    except Exception:  # noqa: BLE001 - not writable here: nothing to record it in
+    except (DatabaseError, CamdockError, OSError):  # not writable here: nothing to record in
         return
     try:
         requests.record_refusal(db, by, action, number, why, cfg.topics, {"channel": CHANNEL})
-    except Exception as exc:  # noqa: BLE001 - a refusal is still a refusal
+    except (DatabaseError, CamdockError, OSError) as exc:  # a refusal is still a refusal
         print(f"camdock: the refusal could not be recorded: {exc}", file=sys.stderr)
     finally:
         db.close()
