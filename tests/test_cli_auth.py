@@ -262,3 +262,31 @@ def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path)
     assert json.loads(done.stdout)["by"] == "陳保管 (C1)"
     [entry] = _entries(cfg.catalog, "catalog-restore")
     assert (entry["actor"], entry["channel"]) == ("陳保管 (C1)", "cli")
+
+
+def test_a_station_without_staff_lets_no_officer_act_as_anyone(tmp_path: Path) -> None:
+    """The issue's second symptom: a config with officers and no ``[[staff]]`` (the Ansible
+    template's) is still a station: `--by` proves nothing, so nothing acts without logging in."""
+    from stationcfg import write_config
+
+    cfg_path = write_config(tmp_path, "")
+    cfg = load(cfg_path)
+    make_camera(tmp_path / "cam", 1, size=8 * 1024, seed=9)
+    assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
+    args = ["request", "new", "--officer", "A12345", "--from", "2026-11-28", "--to", "2026-11-28",
+            "--kind", "copy", "--reason", "r", "--purpose", "media", "--by", "A12345"]  # fmt: skip
+    mine = run(camdock_cmd(*args, "--config", str(cfg_path)), stdin=subprocess.DEVNULL)
+    assert mine.returncode == ExitCode.NOUSER, mine.stderr
+    assert [e["actor"] for e in _entries(cfg.catalog, "refused")] == ["A12345"]
+    # Staff kept in the catalog (the table issue 27 item 1 adds) make a bare --catalog a
+    # station's too, before anyone has acted through the daemon.
+    db = open_catalog(cfg.catalog)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS staff (id TEXT PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO staff (id, name) VALUES ('A12345', '王小明')")
+        db.conn.commit()
+    finally:
+        db.close()
+    bare = run(camdock_cmd(*args, "--catalog", str(cfg.catalog)))
+    assert bare.returncode == ExitCode.NOUSER, bare.stderr
+    assert [e["actor"] for e in _entries(cfg.catalog, "refused")] == ["A12345", "A12345"]
