@@ -50,6 +50,8 @@ def test_an_approval_through_the_daemon_names_the_person_and_the_channel(tmp_pat
     approve = _entries(catalog, "approve")
     assert [(e["actor"], e["channel"]) for e in approve] == [("王分局長 (P1)", "cli")]
     assert [e["channel"] for e in _entries(catalog, "request")] == ["cli"]
+    # What a station does by itself (here: the offload) is channel daemon.
+    assert {e["channel"] for e in _entries(catalog, "store")} == {"daemon"}
     db = open_readonly(catalog)
     try:
         assert custody.verify(db) == []
