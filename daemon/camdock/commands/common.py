@@ -24,7 +24,7 @@ from camdock.catalog.db import DatabaseError, Row, catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.core.access import NO_ROLES
-from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.errors import CamdockError, ExitCode, NotAuthenticated, UsageError
 
 __all__ = [
     "NO_ROLES",
@@ -141,13 +141,38 @@ def opened(where: Where, *, write: bool) -> Iterator[Database]:
     """The catalog, migrated for writing or read-only; SQLite errors in words."""
     if not where.catalog.is_file():
         raise CamdockError(f"no catalog at {where.catalog}", ExitCode.NOINPUT)
-    db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    try:
+        db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    except (DatabaseError, CamdockError, OSError):
+        if write and _a_station(where):  # issue 27: what matters is who, not file modes
+            raise NotAuthenticated(
+                "not authenticated: on a station every acting command goes through the "
+                "running daemon (--config FILE --as STAFF); this catalog is not writable here, "
+                "so the attempt is not recorded"
+            ) from None
+        raise
     try:
         yield db
     except DatabaseError as exc:
         raise catalog_error(where.catalog, exc) from exc
     finally:
         db.close()
+
+
+def _a_station(where: Where) -> bool:
+    """Whether the catalog (read-only) or the config say this is a station's (issue 27)."""
+    from camdock.commands.remote import is_station
+
+    try:
+        ro = open_readonly(where.catalog)
+    except (DatabaseError, CamdockError, OSError):
+        return is_station(where.cfg, None)
+    try:
+        return is_station(where.cfg, ro)
+    except DatabaseError:
+        return is_station(where.cfg, None)
+    finally:
+        ro.close()
 
 
 def by_from(args: argparse.Namespace) -> str:
