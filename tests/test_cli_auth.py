@@ -292,4 +292,3 @@ def test_a_station_without_staff_lets_no_officer_act_as_anyone(tmp_path: Path) -
     bare = run(camdock_cmd(*args, "--catalog", str(cfg.catalog)))
     assert bare.returncode == ExitCode.NOUSER, bare.stderr
     assert [e["actor"] for e in _entries(cfg.catalog, "refused")] == ["A12345", "A12345"]
-
