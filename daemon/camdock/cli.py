@@ -12,6 +12,7 @@ from camdock import __version__
 from camdock.adapters import fsio
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import audit as audit_cmd
+from camdock.commands import common
 from camdock.commands import daemon as daemon_cmd
 from camdock.commands import monitor as monitor_cmd
 from camdock.commands import offload as offload_cmd
@@ -120,9 +121,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     if args.command in _DAEMONS:  # its own acts are the daemon's: the default channel
         return run(args)
-    from camdock.catalog import custody
-
-    with custody.through("cli"):  # issue 27: what a command writes itself says so
+    with common.through_cli():  # issue 27: what a command writes itself says so
         return run(args)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "chain_left_over",
     "channel",
     "count",
+    "has_staff_marks",
     "head",
     "history",
     "through",
@@ -181,6 +182,25 @@ def _append(
     if states:
         rowchain.index(db, int(done.lastrowid or 0), states)
     return digest
+
+
+def has_staff_marks(db: Database, acts: tuple[str, ...], unverified: str) -> bool:
+    """Whether the catalog is a station's (issue 27): staff kept in it (a ``staff`` table with
+    rows, roster roles), or one of ``acts`` recorded through the console or the daemon's CLI
+    channel by an actor not named ``… unverified``."""
+    tables = set(db.table_names())
+    for table, query in (("staff", "SELECT 1 FROM staff LIMIT 1"),
+                         ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1")):  # fmt: skip
+        if table in tables and db.execute(query).fetchone():
+            return True
+    if not _channel_column(db):
+        return False
+    found = db.execute(
+        "SELECT 1 FROM custody_log WHERE channel IN ('console', 'cli') AND actor NOT LIKE ? "
+        "AND action IN (SELECT value FROM json_each(?)) LIMIT 1",
+        (f"%{unverified}", json.dumps(acts)),
+    ).fetchone()
+    return found is not None
 
 
 def chain_left_over(db: Database) -> None:

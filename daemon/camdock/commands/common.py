@@ -9,7 +9,7 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "person",
     "seal_key",
     "station_tz",
+    "through_cli",
     "through_daemon",
     "tz_name",
     "where_from",
@@ -250,6 +251,13 @@ def direct(cfg: Config | None, db: Database, by: str, action: str) -> Any:
     if is_station(cfg, db):
         raise refuse_direct(db, cfg, by, action)
     return identify(db, cfg, by, action, cfg.topics if cfg else None)
+
+
+def through_cli() -> AbstractContextManager[None]:
+    """What this command writes by itself names the channel ``cli`` (issue 27)."""
+    from camdock.catalog import custody
+
+    return custody.through("cli")
 
 
 def through_daemon(where: Where) -> Config | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import json
 import os
 import stat
 import sys
@@ -28,7 +27,7 @@ from sqlite_utils import Database
 
 from camdock import protocol
 from camdock.adapters.control import call
-from camdock.catalog import requests
+from camdock.catalog import custody, requests
 from camdock.catalog.db import DatabaseError
 from camdock.config import Config
 from camdock.errors import CamdockError, ExitCode, NotAuthenticated, UsageError
@@ -79,22 +78,7 @@ def is_station(cfg: Config | None, db: Database | None) -> bool:
     authenticated person through the console or the daemon's CLI channel)."""
     if cfg is not None and cfg.staff:
         return True
-    if db is None:
-        return False
-    tables = set(db.table_names())
-    for table, query in (("staff", "SELECT 1 FROM staff LIMIT 1"),
-                         ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1")):  # fmt: skip
-        if table in tables and db.execute(query).fetchone():
-            return True
-    columns = {c[1] for c in db.execute("PRAGMA table_info(custody_log)")}
-    if "channel" not in columns:
-        return False
-    authenticated = db.execute(
-        "SELECT 1 FROM custody_log WHERE channel IN ('console', 'cli') AND actor NOT LIKE ? "
-        "AND action IN (SELECT value FROM json_each(?)) LIMIT 1",
-        (f"%({UNVERIFIED})", json.dumps(PERSON_ACTS)),
-    ).fetchone()
-    return authenticated is not None
+    return db is not None and custody.has_staff_marks(db, PERSON_ACTS, f"({UNVERIFIED})")
 
 
 def refuse_direct(db: Database, cfg: Config | None, by: str, action: str) -> NotAuthenticated:
