@@ -32,6 +32,7 @@ from camdock.errors import Conflict, ExitCode
 from camdock.services import access, retention
 from camdock.services.seal import Sealing, confirm_day
 from conftest import camdock_cmd
+from stationd import control_server, password_file
 from test_access import _station
 from test_control import ask, daemon, login  # noqa: F401 - daemon is the fixture
 
@@ -300,11 +301,14 @@ def test_two_approvers_running_camdock_at_once_approve_each_request_once(
     cfg = station
     numbers = _submitted(cfg, 10)
     config = str(tmp_path / "camdock.toml")
-    procs = {(n, by): subprocess.Popen(
-                 camdock_cmd("request", "approve", n, "--by", by, "--config", config),
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for n in numbers for by in ("P1", "P2")}  # fmt: skip
-    results = {k: (p.wait(120), p.communicate()[1]) for k, p in procs.items()}
+    pw = str(password_file(tmp_path))  # issue 27: each approver authenticated by the daemon
+    with control_server(Path(config)):
+        procs = {(n, by): subprocess.Popen(
+                     camdock_cmd("request", "approve", n, "--by", by, "--config", config,
+                                 "--password-file", pw),
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in numbers for by in ("P1", "P2")}  # fmt: skip
+        results = {k: (p.wait(120), p.communicate()[1]) for k, p in procs.items()}
     for n in numbers:
         codes = sorted(results[(n, by)][0] for by in ("P1", "P2"))
         assert codes == [0, ExitCode.NOPERM], (n, results)

@@ -73,9 +73,20 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         {"recording": "r", "officer": "A12345"},
         "recording",
     ),
+    # Issue 27: what the acting commands ask (commands/remote.py).
+    "seal.create": ("C1", {"day": DAY}, {"day": "yesterday"}, "day"),
+    "audit.resolve": ("A1", {"recording": 1, "reason": "r"}, {"recording": "one"}, "recording"),
+    "audit.record": ("A1", {"problems": 0, "full": 1}, {"problems": "none"}, "problems"),
 }
+AUDITOR = """
+[[staff]]
+id = "A1"
+name = "吳稽核"
+roles = ["auditor"]
+"""
 # Operations every role may call whose service still says no to an officer (and records it).
-SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm"}
+SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm",
+                   "seal.create"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +94,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, P
     tmp = tmp_path_factory.mktemp("ops")
     hashed = passwords.hash_password(PASSWORD)
     cfg = load(
-        write_config(tmp, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\nroles = ["'))
+        write_config(
+            tmp, (STAFF + AUDITOR).replace('roles = ["', f'password_hash = "{hashed}"\nroles = ["')
+        )
     )
     write_recording(tmp / "cam/DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
     assert offload(tmp / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
@@ -106,7 +119,8 @@ def test_declarations_handlers_and_statuses_agree() -> None:
     assert set(CASES) == set(protocol.OPS), "every operation has its case here"
     assert set(protocol.STATUS) == set(protocol.ErrorKind)
     assert all(op.args.op is op for op in protocol.OPS.values())
-    assert {"request.copy", "retention.destroy", "attribute", "audit.report"} == protocol.SLOW_OPS
+    assert {"request.copy", "retention.destroy", "attribute", "audit.report",
+            "seal.create"} == protocol.SLOW_OPS  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -147,3 +161,32 @@ def test_wire_arguments_round_trip() -> None:
     for name, (_, good, _, _) in CASES.items():
         args = protocol.OPS[name].args.parse(good)
         assert protocol.OPS[name].args.parse(args.args()) == args
+
+
+def test_each_custody_entry_names_its_channel(daemon: tuple[Config, Path]) -> None:
+    """Issue 27: the console's acts are channel console (the default), the CLI's say cli, a
+    channel the daemon keeps for itself cannot be claimed; the channel is in the entry's hash."""
+    from camdock.adapters.control import call
+    from camdock.catalog import custody, open_readonly
+
+    cfg, path = daemon
+    token = login(path, "A1")
+    doc, _ = call(path, {"op": "audit.record", "token": token, "args": {"problems": 0},
+                         "channel": "cli"})  # fmt: skip
+    assert doc["ok"], doc
+    assert ask(path, "audit.record", token, problems=1)["ok"]
+    claimed, _ = call(path, {"op": "audit.record", "token": token, "args": {"problems": 2},
+                             "channel": "daemon"})  # fmt: skip
+    assert claimed["status"] == 400 and claimed["error"].startswith("channel")
+    db = open_readonly(cfg.catalog)
+    try:
+        got = db.execute("SELECT actor, channel, details FROM custody_log WHERE action = 'audit' "
+                         "ORDER BY id").fetchall()  # fmt: skip
+        assert [(a, c) for a, c, _ in got][-2:] == [
+            ("吳稽核 (A1)", "cli"),
+            ("吳稽核 (A1)", "console"),
+        ]
+        assert '"problems":2' not in "".join(d.replace(" ", "") for _, _, d in got)
+        assert custody.verify(db) == []
+    finally:
+        db.close()

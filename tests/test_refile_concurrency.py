@@ -215,7 +215,7 @@ def test_the_second_attribute_command_is_refused_with_who_and_when(tmp_path: Pat
     assert first.returncode == 0, first.stderr
     second = run(camdock_cmd(*args, "--by", "custodian-2"))
     assert second.returncode == ExitCode.NOPERM, second.stderr
-    assert "already attributed to A12345 by custodian-1 at " in second.stderr
+    assert "already attributed to A12345 by custodian-1 (unverified actor) at " in second.stderr
     assert "Traceback" not in second.stderr
     [refusal] = _refusals(catalog)
     assert refusal["recording"] == ids[0] and refusal["attempted"] == "attribute"

@@ -368,7 +368,9 @@ def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:
     )
     assert held.returncode == 0, held.stderr
     hold = json.loads(held.stdout)
-    assert hold["hold"]["placed_by"] == "偵查員 林" and "no role was checked" in hold["note"]
+    # A bare catalog without staff: acted on directly, by an unverified actor (issue 27).
+    assert hold["hold"]["placed_by"] == "偵查員 林 (unverified actor)"
+    assert "unverified actor" in hold["note"]
     expired = run(camdock_cmd("hold", "place", "--recording", str(a0), "--kind", "complaint",
                               "--case", "c", "--reason", "r", "--review-by", "2020-01-01",
                               "--by", "s", *base))  # fmt: skip
@@ -398,7 +400,7 @@ def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:
     gone = run(camdock_cmd("retention", "destroy", "--by", "保管人 陳", "--json", *base))
     assert gone.returncode == 0, gone.stderr
     out = json.loads(gone.stdout)
-    assert len(out["destroyed"]) == 5 and out["by"] == "保管人 陳"
+    assert len(out["destroyed"]) == 5 and out["by"] == "保管人 陳 (unverified actor)"
     assert all(not (d / x["path"]).exists() for x in out["destroyed"] for d in (d1, d2))
     listed = json.loads(run(camdock_cmd("hold", "list", "--json", *base)).stdout)
     assert [h["id"] for h in listed["holds"]] == [hold["hold"]["id"]]
@@ -413,7 +415,8 @@ def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:
             "hold", "release", str(hold["hold"]["id"]), "--reason", "x", "--by", "s2", *base
         )
     )
-    assert again.returncode == ExitCode.NOPERM and "released by s2" in again.stderr
+    assert again.returncode == ExitCode.NOPERM
+    assert "released by s2 (unverified actor)" in again.stderr
     assert run(camdock_cmd("audit", "--catalog", str(catalog))).returncode == 0
     for r in (young, nobody, unknown, noscope, again, expired):
         assert "Traceback" not in r.stderr
@@ -545,7 +548,7 @@ def test_the_sd_card_dies_and_the_catalog_comes_back_from_a_drive(tmp_path: Path
     db = open_catalog(catalog)
     assert db.execute("SELECT id, sha256, relpath FROM recordings ORDER BY id").fetchall() == before
     [(actor,)] = db.execute("SELECT actor FROM custody_log WHERE action = 'catalog-restore'")
-    assert actor == "技術員 張"
+    assert actor == "技術員 張 (unverified actor)"  # a bare catalog (issue 27)
     assert db.execute("SELECT count(*) FROM custody_log").fetchone()[0] == custody_before + 1
     db.close()
     # The restored station goes on: a recording from before the card died can be destroyed.

@@ -82,7 +82,7 @@ def test_a_day_sealed_opens_with_7z_and_the_password_only(tmp_path: Path) -> Non
     assert again.returncode == ExitCode.NOPERM and "already confirmed by 所長 林" in again.stderr
     status = json.loads(_seal(catalog, key, "status", "--json").stdout)
     assert {(s["sealed_by"], s["confirmed_by"]) for s in status["seals"]} == {
-        ("保管人 陳", "所長 林")
+        ("保管人 陳 (unverified actor)", "所長 林 (unverified actor)")  # a bare catalog: issue 27
     }
     assert status["unsealed_days"] == []
     # Members are JSON objects, not a JSON string inside JSON (issue 29).

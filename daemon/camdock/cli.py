@@ -13,6 +13,7 @@ from camdock import __version__
 from camdock.adapters import fsio
 from camdock.commands import attribute as attribute_cmd
 from camdock.commands import audit as audit_cmd
+from camdock.commands import common
 from camdock.commands import daemon as daemon_cmd
 from camdock.commands import monitor as monitor_cmd
 from camdock.commands import offload as offload_cmd
@@ -132,4 +133,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     run = _RUN.get(args.command)
     if run is None:  # pragma: no cover - argparse requires a command
         return ExitCode.USAGE
-    return run(args)
+    if args.command in _DAEMONS:  # its own acts are the daemon's: the default channel
+        return run(args)
+    with common.through_cli():  # issue 27: what a command writes itself says so
+        return run(args)
+
+
+# The commands that run a station: what they write by themselves is channel "daemon".
+_DAEMONS = frozenset({"run", "simulate"})

@@ -20,6 +20,7 @@ __all__ = [
     "Conflict",
     "ExitCode",
     "MountError",
+    "NotAuthenticated",
     "OffloadRefused",
     "Refused",
     "RosterError",
@@ -36,7 +37,8 @@ class ExitCode(IntEnum):
     USAGE = 64  # EX_USAGE: the command line asks for something impossible or unsafe
     DATAERR = 65  # EX_DATAERR: input data is malformed (a roster, a form)
     NOINPUT = 66  # EX_NOINPUT: a source or catalog does not exist or is unreadable
-    UNAVAILABLE = 69  # EX_UNAVAILABLE: a device (camera port, GPIO) is not there
+    NOUSER = 67  # EX_NOUSER: not authenticated (no credentials, a wrong password or code)
+    UNAVAILABLE = 69  # EX_UNAVAILABLE: a device (camera port, GPIO) or the daemon is not there
     SOFTWARE = 70  # EX_SOFTWARE: an internal error (a bug); the message says what
     CANTCREAT = 73  # EX_CANTCREAT: a destination cannot be written
     IOERR = 74  # EX_IOERR: reading or writing failed part-way
@@ -146,6 +148,13 @@ class Conflict(Refused):
             except ValueError:
                 text += f" at {self.at}"
         return text
+
+
+class NotAuthenticated(CamdockError):
+    """Nobody proved who acts: no credentials, a wrong password or one-time code, or an acting
+    command on a station catalog that did not go through the daemon (REG-4.1.1)."""
+
+    exit_code = ExitCode.NOUSER
 
 
 class UnknownRecording(CamdockError):

@@ -1,8 +1,10 @@
 """The control protocol, declared once: every operation the console may ask of the daemon, its
 arguments as a typed request, who may call it, what it does, and the kinds of error it answers.
 
-On the wire a request is ``{"op", "token", "args"}`` and an answer ``{"ok", "result"}`` or
-``{"ok": false, "status", "kind", "error"}`` (adapters/control.py carries them). Here:
+On the wire a request is ``{"op", "token", "args", "channel"}`` (``channel``: ``console``, the
+default, or ``cli`` for ``camdock``'s acting commands; named in every custody entry) and an
+answer ``{"ok", "result"}`` or ``{"ok": false, "status", "kind", "error"}`` (adapters/control.py
+carries them). Here:
 
 - each operation is a frozen dataclass of its arguments, registered by ``@_op`` with its name,
   the roles that may call it, whether it writes, passes a descriptor or is slow (its own
@@ -13,7 +15,8 @@ On the wire a request is ``{"op", "token", "args"}`` and an answer ``{"ok", "res
   by the daemon when it answers and by the console when it turns an answer into a page;
   ``kind_of`` maps camdock's exceptions to kinds, in one place.
 
-The daemon's handlers (station/control.py) take these requests; the console (web/) builds them.
+The daemon's handlers (station/control.py) take these requests; the console (web/) and the
+acting commands (commands/remote.py) build them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 
 __all__ = [
+    "CHANNELS",
     "EVERYONE",
+    "EXIT",
     "OPS",
     "SEES_AUDIT",
     "SEES_CATALOG",
@@ -51,6 +56,8 @@ SEES_CATALOG = frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER, Role.A
 SEES_SEALS = frozenset({Role.SUPERVISOR, Role.APPROVER, Role.CUSTODIAN})
 SEES_AUDIT = frozenset({Role.AUDITOR, Role.SUPERVISOR, Role.APPROVER})
 EVERYONE = frozenset(Role)
+# Who may name themselves as the channel of a request: the daemon's own acts are never asked.
+CHANNELS = ("console", "cli")
 
 
 class ErrorKind(StrEnum):
@@ -58,11 +65,11 @@ class ErrorKind(StrEnum):
 
     BAD_REQUEST = "bad_request"  # a missing, unknown or malformed argument
     UNAUTHENTICATED = "unauthenticated"  # no session, or it ended
+    OTP_REQUIRED = "otp_required"  # the password was right; the role needs its one-time code
     FORBIDDEN = "forbidden"  # the role or the rules say no (recorded)
     NOT_FOUND = "not_found"  # no such operation, recording, request
     CONFLICT = "conflict"  # it cannot be done in the state things are in
     TOO_MANY = "too_many"  # locked out after repeated failures, or too many attempts
-    OTP_REQUIRED = "otp_required"  # the password was right; the role needs its one-time code
     INTERNAL = "internal"  # a bug in the daemon
     UNAVAILABLE = "unavailable"  # the daemon is not running
     TIMEOUT = "timeout"  # the daemon did not answer in time
@@ -72,14 +79,30 @@ class ErrorKind(StrEnum):
 STATUS: dict[ErrorKind, int] = {
     ErrorKind.BAD_REQUEST: 400,
     ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.OTP_REQUIRED: 401,
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_MANY: 429,
-    ErrorKind.OTP_REQUIRED: 401,
     ErrorKind.INTERNAL: 500,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.TIMEOUT: 504,
+}
+
+
+# The one table from an error's kind to the exit code of a command that asked the daemon
+# (commands/remote.py; README, "Exit codes").
+EXIT: dict[ErrorKind, ExitCode] = {
+    ErrorKind.BAD_REQUEST: ExitCode.USAGE,
+    ErrorKind.UNAUTHENTICATED: ExitCode.NOUSER,
+    ErrorKind.OTP_REQUIRED: ExitCode.NOUSER,
+    ErrorKind.FORBIDDEN: ExitCode.NOPERM,  # refused, and recorded by the daemon
+    ErrorKind.NOT_FOUND: ExitCode.NOINPUT,
+    ErrorKind.CONFLICT: ExitCode.NOPERM,  # someone did it first: the message names who, when
+    ErrorKind.TOO_MANY: ExitCode.TEMPFAIL,
+    ErrorKind.INTERNAL: ExitCode.SOFTWARE,
+    ErrorKind.UNAVAILABLE: ExitCode.UNAVAILABLE,
+    ErrorKind.TIMEOUT: ExitCode.TEMPFAIL,
 }
 
 
@@ -381,6 +404,9 @@ class RequestNew(Args):
     unit_supervisor: str = ""
     officer: str | None = None
     camera: str | None = None
+    viewing_at: datetime | None = None  # the viewing asked for, local time
+    applicant_unit: str = ""
+    applicant_title: str = ""
 
 
 @_op("request.step", write=True, errors=_ACT_ERRORS)
@@ -393,6 +419,9 @@ class RequestStep(Args):
     reason: str = ""
     at: datetime | None = None  # local time in the station's zone
     minutes: int | None = None  # the viewing's length; 120 when not given
+    valid_days: int | None = None  # approve: the approval's lifetime; 30 when not given
+    note: str = ""  # approve: the handling unit's review
+    remarks: str = ""  # view: what the register notes
 
 
 @_op("request.copy", write=True, slow=True, errors=_ACT_ERRORS)
@@ -402,6 +431,15 @@ class RequestCopy(Args):
 
     number: str
     to: str
+    medium: str = ""  # how the medium is recorded (label, serial)
+
+
+@_op("seal.create", write=True, slow=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class SealCreate(Args):
+    """Seal a duty day by hand (the daemon seals by itself too), with the station's key."""
+
+    day: date
 
 
 @_op("seal.confirm", write=True, errors=_ACT_ERRORS)
@@ -422,6 +460,10 @@ class HoldPlace(Args):
     reason: str = ""
     recording: int | None = None
     officer: str | None = None
+    camera: str | None = None
+    begin: datetime | None = field(default=None, metadata=_FROM)  # local time, the scope's
+    end: datetime | None = field(default=None, metadata=_TO)
+    review_by: date | None = None
 
 
 @_op("hold.release", write=True, errors=_ACT_ERRORS)
@@ -436,7 +478,12 @@ class HoldRelease(Args):
 @_op("retention.destroy", write=True, slow=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
 class RetentionDestroy(Args):
-    """Destroy what is due and not held: answers how many recordings."""
+    """Destroy what is due and not held (or the recordings named, comma-separated): answers
+    how many recordings, or with ``detail`` = 1 each destruction."""
+
+    recordings: str = ""
+    reason: str = ""
+    detail: int = 0
 
 
 @_op("attribute", write=True, slow=True, errors=_ACT_ERRORS)
@@ -446,6 +493,30 @@ class Attribute(Args):
 
     recording: int
     officer: str
+
+
+@_op("audit.resolve", frozenset({Role.AUDITOR}), write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class AuditResolve(Args):
+    """An auditor resolves a frozen recording, or a hold or request edited or deleted outside
+    camdock: its rows as the chain has them (issue 26). Exactly one of the three."""
+
+    recording: int | None
+    reason: str
+    hold: int | None = None
+    request: int | None = None
+
+
+@_op("audit.record", SEES_AUDIT, write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class AuditRecord(Args):
+    """An audit ran (REG-7.2): the custody entry naming the auditor, with what it found."""
+
+    problems: int
+    findings: int = 0
+    copies_proven: int = 0
+    full: int = 0  # 1: every stored copy was re-hashed
+    witness: str = ""
 
 
 SLOW_OPS = frozenset(name for name, op in OPS.items() if op.slow)

@@ -6,6 +6,10 @@ editing, deleting or reordering any entry breaks the chain from there on; ``veri
 Entries are appended inside the same transaction as the change they record (a recording stored
 and verified, a camera copy cleared), under SQLite's write lock, so concurrent bays still form
 one chain.
+
+Each entry from m021 on also names the channel the act came through (``CHANNELS``: the console,
+the command line through the daemon, or the daemon's own automatic acts); the channel is part of
+the entry's hash, and an entry from before carries none, so old entries verify as they were.
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
@@ -23,14 +31,18 @@ from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
 __all__ = [
+    "CHANNELS",
     "GENESIS",
     "Action",
     "append",
     "baseline",
     "chain_left_over",
+    "channel",
     "count",
+    "has_staff_marks",
     "head",
     "history",
+    "through",
     "verify",
     "verify_heads",
     "verify_keys",
@@ -38,6 +50,41 @@ __all__ = [
 
 GENESIS = "0" * 64
 BASELINE_ROWS = 200  # rows per baseline entry
+CHANNELS = ("console", "cli", "daemon")
+
+# The channel this thread's (or task's) acts come through: the control socket sets it per
+# request (station/control.py); anything else a process does by itself is the daemon's own.
+_CHANNEL: ContextVar[str] = ContextVar("custody_channel", default="daemon")
+# Catalog connections whose custody_log has the channel column (m021 ran): asked once each.
+_HAS_CHANNEL: weakref.WeakKeyDictionary[Database, bool] = weakref.WeakKeyDictionary()
+
+
+def channel() -> str:
+    """The channel entries written now name."""
+    return _CHANNEL.get()
+
+
+@contextmanager
+def through(name: str) -> Iterator[None]:
+    """Entries written inside name ``name`` as their channel (one of ``CHANNELS``)."""
+    if name not in CHANNELS:
+        raise ValueError(f"no channel {name!r}")
+    token = _CHANNEL.set(name)
+    try:
+        yield
+    finally:
+        _CHANNEL.reset(token)
+
+
+def _channel_column(db: Database) -> bool:
+    known = _HAS_CHANNEL.get(db)
+    if known:
+        return True
+    # A migration before m021 may append entries: then there is no column to fill yet.
+    has = any(c[1] == "channel" for c in db.execute("PRAGMA table_info(custody_log)"))
+    if has:
+        _HAS_CHANNEL[db] = True
+    return has
 
 
 class Action(StrEnum):
@@ -94,6 +141,13 @@ def append(
     return _append(db, action, recording_id, actor, details, rowchain.take(db))
 
 
+_INSERT = ("INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, "
+           "hash, rows, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
+_INSERT_CHANNEL = ("INSERT INTO custody_log (time, action, recording_id, actor, details, "
+                   "prev_hash, hash, rows, mac, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   )  # fmt: skip
+
+
 def _append(
     db: Database,
     action: Action,
@@ -113,12 +167,13 @@ def _append(
     }
     if states:  # the rows this change left, chained with it (catalog/rowchain)
         entry["rows"] = states
+    if _channel_column(db):  # hashed with the entry; entries from before m021 have none
+        entry["channel"] = channel()
     if (key := chainkey.current()) is not None:  # what an appender without the key cannot make
         entry["mac"] = chainkey.mac(key, _message(prev, entry))
     digest = _digest(prev, entry)
     done = db.execute(
-        "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
-        "rows, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _INSERT_CHANNEL if "channel" in entry else _INSERT,
         (
             entry["time"],
             action.value,
@@ -129,11 +184,31 @@ def _append(
             digest,
             json.dumps(states, sort_keys=True, ensure_ascii=False) if states else None,
             entry.get("mac"),
+            *((entry["channel"],) if "channel" in entry else ()),
         ),
     )
     if states:
         rowchain.index(db, int(done.lastrowid or 0), states)
     return digest
+
+
+def has_staff_marks(db: Database, acts: tuple[str, ...], unverified: str) -> bool:
+    """Whether the catalog is a station's (issue 27): staff kept in it (a ``staff`` table with
+    rows, roster roles), or one of ``acts`` recorded through the console or the daemon's CLI
+    channel by an actor not named ``… unverified``."""
+    tables = set(db.table_names())
+    for table, query in (("staff", "SELECT 1 FROM staff LIMIT 1"),
+                         ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1")):  # fmt: skip
+        if table in tables and db.execute(query).fetchone():
+            return True
+    if not _channel_column(db):
+        return False
+    found = db.execute(
+        "SELECT 1 FROM custody_log WHERE channel IN ('console', 'cli') AND actor NOT LIKE ? "
+        "AND action IN (SELECT value FROM json_each(?)) LIMIT 1",
+        (f"%{unverified}", json.dumps(acts)),
+    ).fetchone()
+    return found is not None
 
 
 def chain_left_over(db: Database) -> None:
@@ -166,6 +241,8 @@ def verify(db: Database) -> list[str]:
         }
         if r["rows"] is not None:
             entry["rows"] = json.loads(r["rows"])
+        if r.get("channel") is not None:
+            entry["channel"] = r["channel"]
         if r["mac"] is not None:
             entry["mac"] = r["mac"]
         if r["prev_hash"] != prev:
@@ -210,6 +287,9 @@ def count(db: Database) -> tuple[int, int]:
 
 def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
     """One recording's entries, oldest first: what a recording's page shows."""
+    if _channel_column(db):
+        return rows(db, "SELECT time, action, actor, channel, details FROM custody_log WHERE "
+                    "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
     return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
                 "ORDER BY id", (recording_id,))  # fmt: skip
 
@@ -302,6 +382,8 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, A
                  "actor": r["actor"], "details": json.loads(r["details"])}  # fmt: skip
         if r["rows"] is not None:
             entry["rows"] = json.loads(r["rows"])
+        if r.get("channel") is not None:  # in the entry before its MAC was made (_append)
+            entry["channel"] = r["channel"]
         if not hmac.compare_digest(chainkey.mac(key, _message(r["prev_hash"], entry)), r["mac"]):
             problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
                             "the station's chain key (not written by camdock: forged)")  # fmt: skip

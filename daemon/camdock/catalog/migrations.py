@@ -149,3 +149,10 @@ def m018_totp(db: Database) -> None:
         foreign_keys=[("staff_id", "staff", "id")],
     )
     db.execute("CREATE INDEX staff_recovery_staff ON staff_recovery (staff_id, code_sha)")
+
+
+@migrations()
+def m021_channel(db: Database) -> None:
+    """Issue 27: each custody entry names the channel its act came through (console, cli,
+    daemon) and hashes it with the rest; entries from before keep none and verify as before."""
+    db.execute("ALTER TABLE custody_log ADD COLUMN channel TEXT")

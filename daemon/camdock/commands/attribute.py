@@ -9,9 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from camdock import protocol
 from camdock.catalog import open_catalog, open_readonly, recordings
 from camdock.catalog.db import DatabaseError, catalog_error
+from camdock.commands import remote
 from camdock.commands.common import check_person, default_catalog, load_or_report, person
+from camdock.config import Config
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.model import Officer
 from camdock.services.attribute import attribute_recording
@@ -35,6 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--name", metavar="NAME", help="the officer's name (without --config)")
     p.add_argument("--unit", default="", metavar="UNIT", help="the officer's unit")
     p.add_argument("--by", metavar="STAFF", help="who decides this (recorded in the custody log)")
+    remote.add_credentials(p)
     p.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
     p.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -59,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
         finally:
             ro.close()
         return _list(queue, args.json)
+    by_given = args.by or args.as_
+    if args.recording is None or not args.officer or not by_given:
+        raise UsageError("give RECORDING --officer BADGE --by STAFF (or --list)")
+    if remote.is_station(cfg, None) and cfg is not None:  # issue 27: through the daemon
+        return _remote(args, cfg)
     db = open_catalog(catalog)
     try:
-        if args.recording is None or not args.officer or not args.by:
-            raise UsageError("give RECORDING --officer BADGE --by STAFF (or --list)")
-        by, note = check_person(cfg, db, person(args.by), "attribute")
+        by, note = check_person(cfg, db, person(by_given), "attribute")
         if cfg is not None:
             officer = cfg.officers.get(args.officer)
             if officer is None:
@@ -83,6 +90,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"recording {done.recording} → {done.new_relpath} ({officer.name}, {officer.badge})")
         print(f"recorded in the custody log as decided by {by}" + (f"; {note}" if note else ""))
+    return 0
+
+
+def _remote(args: argparse.Namespace, cfg: Config) -> int:
+    """REG-4.2.4: the station's daemon re-files the recording, deciding as who logged in."""
+    done, by = remote.ask(cfg, args, protocol.Attribute(args.recording, args.officer))
+    officer = done["officer"]
+    if args.json:
+        print(json.dumps({**done, "by": by, "note": None, "channel": remote.CHANNEL},
+                         ensure_ascii=False))  # fmt: skip
+    else:
+        print(f"recording {done['recording']} → {done['new_path']} ({officer['name']}, "
+              f"{officer['badge']})")  # fmt: skip
+        print(f"recorded in the custody log as decided by {by}")
     return 0
 
 

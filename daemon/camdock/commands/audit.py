@@ -11,10 +11,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from camdock import forms
+from camdock import forms, protocol
 from camdock.catalog import chainkey, custody, freezes, open_catalog, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
+from camdock.commands import remote
 from camdock.commands.common import (
     check_person,
     day_text,
@@ -23,8 +24,10 @@ from camdock.commands.common import (
     output,
     person,
     seal_key,
+    through_daemon,
     where_from,
 )
+from camdock.config import Config
 from camdock.errors import ExitCode, UsageError
 from camdock.services import audit as service
 from camdock.services.seal import Key
@@ -40,13 +43,15 @@ def add_parser(sub: Any) -> None:
         "'audit report' writes the six-monthly report (REG-7.2); 'audit resolve' lifts a "
         "freeze, putting the recording back as the custody chain has it",
     )
-    a.add_argument("what", nargs="?", choices=["report", "resolve"],
-                   help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
+    a.add_argument("what", nargs="?", choices=["report", "resolve", "history"],
+                   help="the six-monthly report, resolving a frozen recording, or one "
+                   "recording's custody history (who, through which channel)")  # fmt: skip
     a.add_argument(
         "--recording",
         type=int,
         metavar="ID",
-        help="resolve: the recording (frozen, or its rows edited or deleted)",
+        help="resolve: the recording (frozen, or its rows edited or deleted); history: the "
+        "recording",
     )
     a.add_argument("--hold", type=int, metavar="ID", help="resolve: a hold edited or deleted")
     a.add_argument(
@@ -70,8 +75,10 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--witness", type=Path, metavar="FILE",
                    help="the heads the station server saw (camdock monitor --witness)")  # fmt: skip
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
+    remote.add_credentials(a, password_file=False)
     a.add_argument("--password-file", type=Path, metavar="FILE",
-                   help="the seal password: sealed members are checked too")  # fmt: skip
+                   help="the seal password: sealed members are checked too; on a station, with "
+                   "--by (or --as): your own password, to record the audit")  # fmt: skip
     a.add_argument("--chain-key", type=Path, metavar="FILE",
                    help="an auditor's copy of the station's chain key: every entry's MAC is "
                    "checked (default: the station's key file, when readable)")  # fmt: skip
@@ -98,24 +105,35 @@ def run(args: argparse.Namespace) -> int:
     """Audit; exit 0 when everything is intact, 1 otherwise (a CamdockError is reported by
     cli.main)."""
     where = where_from(args)
-    auditor = person(args.by) if args.by else None
+    auditor = person(args.by or args.as_) if (args.by or args.as_) else None
+    if args.what == "history":
+        return _history(args, where)
+    cfg = through_daemon(where)
+    if args.what == "resolve" and cfg is not None:
+        return _remote_resolve(args, cfg)
     if args.what == "resolve":
         return _resolve(args, where, auditor)
     with opened(where, write=False) as db:
         roots = [str(d.root) for d in where.cfg.drives] if where.cfg else service.roots_of(db)
         station = where.cfg.station_id if where.cfg else None
-        key = _chain_key(args)
-        problems = service.chain(db, roots, args.witness, station, key)
-        keys = custody.verify_keys(db, key)[1]
+        chain_key = _chain_key(args)
+        problems = service.chain(db, roots, args.witness, station, chain_key)
+        keys = custody.verify_keys(db, chain_key)[1]
         entries, recordings = custody.count(db)
         unproven = rowchain.baseline_only(db)
         findings: list[service.Finding] = []
         proven = 0
-        if args.full:
-            findings, proven = service.fixity(db, roots, _key(args, where), _progress)
+        if args.full:  # on a station --password-file is the auditor's own: seals by --key-dir
+            seal = (_key(args, where) if cfg is None or auditor is None
+                    else seal_key(where, None, args.key_dir))  # fmt: skip
+            findings, proven = service.fixity(db, roots, seal, _progress)
     ok = not problems and not findings
     summary = _report(args, where, problems, findings, auditor) if args.what == "report" else None
-    if auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
+    if auditor is not None and cfg is not None:  # REG-7.2, issue 27: as who logged in
+        ran = protocol.AuditRecord(len(problems), len(findings), proven, int(args.full),
+                                   str(args.witness or ""))  # fmt: skip
+        _, auditor = remote.ask(cfg, args, ran)
+    elif auditor is not None:  # REG-7.2: the audit itself is on the record, naming the auditor
         db = open_catalog(where.catalog)
         try:
             auditor, _ = check_person(where.cfg, db, auditor, "audit")
@@ -171,6 +189,39 @@ def _baseline_lines(unproven: dict[str, list[str]]) -> list[str]:
     return [f"NOTE {table}: {len(keys)} row(s) chained only by the upgrade's baseline, never by "
             f"an act since: {' '.join(keys[:20])}{' …' if len(keys) > 20 else ''}"
             for table, keys in sorted(unproven.items())]  # fmt: skip
+
+
+def _history(args: argparse.Namespace, where: Any) -> int:
+    """One recording's custody entries, oldest first: when, what, who and the channel it came
+    through (console, cli, daemon; none for entries from before m021)."""
+    if args.recording is None:
+        raise UsageError("audit history needs --recording ID")
+    with opened(where, write=False) as db:
+        entries = custody.history(db, args.recording)
+    for e in entries:
+        e["details"] = json.loads(e["details"])
+    return output(args, {"recording": args.recording, "history": entries}, lambda: [
+        f"{e['time']}  {e['action']:<14} {e['actor']}  [{e.get('channel') or '-'}]"
+        for e in entries])  # fmt: skip
+
+
+def _remote_resolve(args: argparse.Namespace, cfg: Config) -> int:
+    """Issue 26/27: the station's daemon resolves it as the authenticated auditor."""
+    chosen = [(k, v) for k in ("recording", "hold", "request")
+              if (v := getattr(args, k)) is not None]  # fmt: skip
+    if len(chosen) != 1 or not (args.reason or "").strip():
+        raise UsageError("audit resolve needs one of --recording/--hold/--request ID, "
+                         "--as AUDITOR and --reason TEXT")  # fmt: skip
+    kind, ident = chosen[0]
+    done, auditor = remote.ask(cfg, args, protocol.AuditResolve(
+        args.recording, args.reason.strip(), args.hold, args.request))  # fmt: skip
+    restored = done["restored_from_chain"]
+    doc = {kind: ident, "by": auditor, "restored_from_chain": restored,
+           "channel": remote.CHANNEL}  # fmt: skip
+    output(args, doc, lambda: [
+        f"{kind} {ident}: resolved by {auditor}; put back as the custody chain has "
+        f"it: {', '.join(restored) or 'nothing'}"])  # fmt: skip
+    return ExitCode.OK
 
 
 def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:

@@ -9,7 +9,7 @@ import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
@@ -24,7 +24,7 @@ from camdock.catalog.db import DatabaseError, Row, catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
 from camdock.core.access import NO_ROLES
-from camdock.errors import CamdockError, ExitCode, UsageError
+from camdock.errors import CamdockError, ExitCode, NotAuthenticated, UsageError
 
 __all__ = [
     "NO_ROLES",
@@ -36,6 +36,7 @@ __all__ = [
     "day_arg",
     "day_text",
     "default_catalog",
+    "direct",
     "load_or_report",
     "moment_arg",
     "opened",
@@ -44,6 +45,8 @@ __all__ = [
     "seal_key",
     "slot_minutes_arg",
     "station_tz",
+    "through_cli",
+    "through_daemon",
     "tz_name",
     "where_from",
 ]
@@ -138,7 +141,16 @@ def opened(where: Where, *, write: bool) -> Iterator[Database]:
     """The catalog, migrated for writing or read-only; SQLite errors in words."""
     if not where.catalog.is_file():
         raise CamdockError(f"no catalog at {where.catalog}", ExitCode.NOINPUT)
-    db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    try:
+        db = open_catalog(where.catalog) if write else open_readonly(where.catalog)
+    except (DatabaseError, CamdockError, OSError):
+        if write and _a_station(where):  # issue 27: what matters is who, not file modes
+            raise NotAuthenticated(
+                "not authenticated: on a station every acting command goes through the "
+                "running daemon (--config FILE --as STAFF); this catalog is not writable here, "
+                "so the attempt is not recorded"
+            ) from None
+        raise
     try:
         yield db
     except DatabaseError as exc:
@@ -147,11 +159,28 @@ def opened(where: Where, *, write: bool) -> Iterator[Database]:
         db.close()
 
 
+def _a_station(where: Where) -> bool:
+    """Whether the catalog (read-only) or the config say this is a station's (issue 27)."""
+    from camdock.commands.remote import is_station
+
+    try:
+        ro = open_readonly(where.catalog)
+    except (DatabaseError, CamdockError, OSError):
+        return is_station(where.cfg, None)
+    try:
+        return is_station(where.cfg, ro)
+    except DatabaseError:
+        return is_station(where.cfg, None)
+    finally:
+        ro.close()
+
+
 def by_from(args: argparse.Namespace) -> str:
     """``--by STAFF``, required and printable: every manual action names its person."""
-    if not args.by:
+    by = args.by or getattr(args, "as_", None)
+    if not by:
         raise UsageError("--by STAFF: name who does this (recorded in the custody log)")
-    return person(args.by)
+    return person(by)
 
 
 def output(args: argparse.Namespace, doc: dict[str, Any], text: Callable[[], list[str]]) -> int:
@@ -222,15 +251,42 @@ def act(
 
 
 def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tuple[str, str | None]:
-    """``by`` on the station's staff, with a role that may take ``action`` (REG-4.1.1). A
-    refusal is recorded in the custody log, then raised. Returns how the custody log names
-    them, and the note to print when no role could be checked (no staff list)."""
-    from camdock.services.access import authorize, identify
+    """``by`` acting directly on a development catalog (``direct``), with the rules' check of
+    ``action``. Returns how the custody log names them ("… (unverified actor)") and the note
+    every output carries."""
+    from camdock.services.access import authorize
 
-    topics = cfg.topics if cfg else None
-    who = identify(db, cfg, by, action, topics)
-    authorize(db, who, action, topics)
+    who = direct(cfg, db, by, action)
+    authorize(db, who, action, cfg.topics if cfg else None)
     return who.label, None if who.checked else NO_ROLES
+
+
+def direct(cfg: Config | None, db: Database, by: str, action: str) -> Any:
+    """Who acts on a catalog opened by the command itself (services.access.Acting): on a
+    station (staff in its config or its catalog) nobody — acting goes through the daemon, and
+    the attempt is refused and recorded (REG-4.1.1, REG-7.1); on a development catalog ``by``,
+    as an unverified actor."""
+    from camdock.commands.remote import is_station, refuse_direct
+    from camdock.services.access import identify
+
+    if is_station(cfg, db):
+        raise refuse_direct(db, cfg, by, action)
+    return identify(db, cfg, by, action, cfg.topics if cfg else None)
+
+
+def through_cli() -> AbstractContextManager[None]:
+    """What this command writes by itself names the channel ``cli`` (issue 27)."""
+    from camdock.catalog import custody
+
+    return custody.through("cli")
+
+
+def through_daemon(where: Where) -> Config | None:
+    """The station's config when acting must go through its daemon (it names staff), else
+    None: a development catalog, acted on directly."""
+    from camdock.commands.remote import is_station
+
+    return where.cfg if is_station(where.cfg, None) else None
 
 
 def seal_key(where: Where, password_file: Path | None, key_dir: Path | None = None) -> Any:

@@ -8,15 +8,27 @@ import argparse
 import csv
 import io
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock import clock, forms
+from camdock import clock, forms, protocol
 from camdock.catalog import requests
-from camdock.commands.common import Where, by_from, moment_arg, opened, output, seal_key, where_from
+from camdock.commands import remote
+from camdock.commands.common import (
+    Where,
+    by_from,
+    direct,
+    moment_arg,
+    opened,
+    output,
+    seal_key,
+    through_daemon,
+    where_from,
+)
+from camdock.config import Config
 from camdock.core.access import Purpose
 from camdock.errors import CamdockError, ExitCode, UsageError
 from camdock.events import Topics
@@ -27,9 +39,10 @@ __all__ = ["add_parsers", "run"]
 STEPS = ("submit", "consult", "approve", "deny", "schedule", "view", "acknowledge", "close")
 
 
-def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, by: bool = True, password_file: bool = True) -> None:
     if by:
         p.add_argument("--by", metavar="STAFF", help="who acts: a staff id of the station")
+        remote.add_credentials(p, password_file=password_file)
     p.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
     p.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -88,9 +101,10 @@ def add_parsers(sub: Any) -> None:
         "--password-file",
         type=Path,
         metavar="FILE",
-        help="the seal password, for recordings whose plain files are gone",
+        help="on a station: your password (the daemon uses the station's seal key); on a "
+        "development catalog: the seal password, for recordings whose plain files are gone",
     )
-    _common(c)
+    _common(c, password_file=False)
     show = rs.add_parser("show", help="one request, field by field, with its recordings")
     show.add_argument("number", metavar="REQUEST")
     show.add_argument("--pdf", type=Path, metavar="FILE", help="also the printed Annex 2 form")
@@ -120,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
         return _export(args, where)
     if args.action in ("show", "list"):
         return _show(args, where)
-    by = by_from(args)
+    if (cfg := through_daemon(where)) is not None:
+        return _remote(args, where, cfg)
+    by = by_from(args) if not getattr(args, "as_", None) else args.as_
     with opened(where, write=True) as db:
-        who = service.identify(db, where.cfg, by, args.action, topics)
+        who = direct(where.cfg, db, by, args.action)
         note = None if who.checked else service.NO_ROLES
         if args.action == "new":
             return _new(args, where, db, who, note, topics)
@@ -143,6 +159,65 @@ def run(args: argparse.Namespace) -> int:
         args,
         {"ok": True, "request": req, "note": note},
         lambda: [f"request {req.number}: {args.action} by {who.label}; now {req.state}"],
+    )
+
+
+def _local(moment: datetime | None, where: Where) -> datetime | None:
+    """A moment as the protocol carries it: local time in the station's zone, no offset."""
+    return moment.astimezone(where.tz).replace(tzinfo=None) if moment else None
+
+
+def _remote(args: argparse.Namespace, where: Where, cfg: Config) -> int:
+    """A step asked of the station's daemon as the authenticated person (issue 27)."""
+    if args.action == "new":
+        start = _local(moment_arg(args.start, where, "--from"), where)
+        end = _local(moment_arg(args.end, where, "--to", end=True), where)
+        assert start is not None and end is not None
+        made, by = remote.ask(cfg, args, protocol.RequestNew(
+            start, end, protocol.RequestKind(args.kind), Purpose(args.purpose), args.duty_item,
+            args.reason, args.unit_supervisor, args.officer, args.camera,
+            _local(moment_arg(args.viewing_at, where, "--viewing-at"), where),
+            args.applicant_unit, args.applicant_title))  # fmt: skip
+        recs = made["recordings"]
+        return output(
+            args,
+            {
+                "ok": True,
+                "request": made["request"],
+                "recordings": recs,
+                "note": None,
+                "by": by,
+                "channel": remote.CHANNEL,
+            },
+            lambda: [
+                f"request {made['number']} drafted by {by}: {len(recs)} recording(s)",
+                *(f"  {r['id']}: {r['relpath']}" for r in recs),
+            ],
+        )
+    if args.action == "copy":
+        done, by = remote.ask(cfg, args, protocol.RequestCopy(
+            args.number, str(args.to.absolute()), args.medium or ""))  # fmt: skip
+        return output(
+            args,
+            {"ok": True, **done, "note": None, "by": by, "channel": remote.CHANNEL},
+            lambda: [
+                f"request {done['request']}: {len(done['files'])} file(s) copied to "
+                f"{done['folder']}, verified; manifest SHA-256 {done['manifest_sha256']}"
+            ],
+        )
+    kw = _step_args(args, where)
+    at = kw.get("start")
+    step = protocol.RequestStep(
+        args.number, args.action, reason=kw.get("reason") or "", at=_local(at, where),
+        minutes=args.minutes if args.action == "schedule" else None,
+        valid_days=kw.get("valid_days"), note=kw.get("note") or "",
+        remarks=kw.get("remarks") or "")  # fmt: skip
+    got, by = remote.ask(cfg, args, step)
+    req = got["request"]
+    return output(
+        args,
+        {"ok": True, "request": req, "note": None, "by": by, "channel": remote.CHANNEL},
+        lambda: [f"request {req['number']}: {args.action} by {by}; now {req['state']}"],
     )
 
 

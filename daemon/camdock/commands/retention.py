@@ -9,13 +9,15 @@ import csv
 import io
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from camdock import forms
+from camdock import forms, protocol
 from camdock.catalog import custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
+from camdock.commands import remote
 from camdock.commands.common import (
     Where,
     act,
@@ -24,6 +26,7 @@ from camdock.commands.common import (
     moment_arg,
     opened,
     output,
+    through_daemon,
     where_from,
 )
 from camdock.config import SealSettings
@@ -37,9 +40,12 @@ from camdock.services.seal import Sealing, load_key, seal_day
 __all__ = ["add_parsers", "run"]
 
 
-def _common(p: argparse.ArgumentParser, *, by: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, by: bool = True, login: bool = True,
+            password_file: bool = True) -> None:  # fmt: skip
     if by:
         p.add_argument("--by", metavar="STAFF", help="who acts (recorded in the custody log)")
+        if login:
+            remote.add_credentials(p, password_file=password_file)
     p.add_argument(
         "--config",
         type=Path,
@@ -100,9 +106,10 @@ def add_parsers(sub: Any) -> None:
         "--password-file",
         type=Path,
         metavar="FILE",
-        help="the seal password (root-only file): a sealed day is re-sealed",
+        help="on a station: your password (the daemon re-seals with the station's key); on a "
+        "development catalog: the seal password (root-only file), a sealed day is re-sealed",
     )
-    _common(destroy)
+    _common(destroy, password_file=False)
 
     c = sub.add_parser("catalog", help="back up or restore the catalog (REG-4.3.2)")
     cs = c.add_subparsers(dest="action", required=True)
@@ -131,7 +138,7 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="replace an existing catalog (kept beside it as .replaced-…)",
     )
-    _common(rest)
+    _common(rest)  # the daemon is stopped to restore its catalog: the config's hash proves who
 
 
 def _keeping(where: Where, password_file: Path | None = None) -> Keeping:
@@ -160,8 +167,28 @@ def run(args: argparse.Namespace) -> int:
     return handlers[(args.command, args.action)](args, where)
 
 
+def _local(moment: datetime | None, where: Where) -> datetime | None:
+    return moment.astimezone(where.tz).replace(tzinfo=None) if moment else None
+
+
 def _hold_place(args: argparse.Namespace, where: Where) -> int:
     review = moment_arg(args.review_by, where, "--review-by")
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        hold_id, by = remote.ask(cfg, args, protocol.HoldPlace(
+            HoldKind(args.kind), args.case, args.reason, args.recording, args.officer,
+            args.camera, _local(moment_arg(args.start, where, "--from"), where),
+            _local(moment_arg(args.end, where, "--to", end=True), where),
+            review.date() if review else None))  # fmt: skip
+        with opened(where, write=False) as db:
+            row = holds.get(db, hold_id)
+            now = service.covered_now(db, hold_id)
+        return output(
+            args,
+            {"ok": True, "hold": row, "covers_now": now, "note": None, "by": by,
+             "channel": remote.CHANNEL},
+            lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case}); "
+                     + _covers(now)],
+        )  # fmt: skip
     with opened(where, write=True) as db:
         by, note = act(where, db, args, "hold")
         hold_id = service.place_hold(
@@ -181,16 +208,31 @@ def _hold_place(args: argparse.Namespace, where: Where) -> int:
         )
         row = holds.get(db, hold_id)
         now = service.covered_now(db, hold_id)
-    covers = (f"it covers {now} recording(s) now" if now else "it covers no recording yet: "
-              "footage of its scope docked later is held too")  # fmt: skip
     return output(
         args,
         {"ok": True, "hold": row, "covers_now": now, "note": note},
-        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case}); {covers}", note or ""],
-    )
+        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case}); {_covers(now)}",
+                 note or ""],
+    )  # fmt: skip
+
+
+def _covers(now: int) -> str:
+    """What a hold keeps today: said, and nothing is an answer too (issue 28)."""
+    if now:
+        return f"it covers {now} recording(s) now"
+    return "it covers no recording yet: footage of its scope docked later is held too"
 
 
 def _hold_release(args: argparse.Namespace, where: Where) -> int:
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        _, by = remote.ask(cfg, args, protocol.HoldRelease(args.hold, args.reason))
+        with opened(where, write=False) as db:
+            row = holds.get(db, args.hold)
+        return output(
+            args,
+            {"ok": True, "hold": row, "note": None, "by": by, "channel": remote.CHANNEL},
+            lambda: [f"hold {args.hold} released by {by}"],
+        )
     with opened(where, write=True) as db:
         by, note = act(where, db, args, "release")
         service.release_hold(db, _keeping(where), args.hold, by, args.reason)
@@ -272,6 +314,21 @@ def _plan(args: argparse.Namespace, where: Where) -> int:
 
 
 def _destroy(args: argparse.Namespace, where: Where) -> int:
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        chosen = ",".join(str(n) for n in args.recording or ())
+        done, by = remote.ask(cfg, args, protocol.RetentionDestroy(chosen, args.reason, 1))
+        return output(
+            args,
+            {"ok": True, "by": by, "destroyed": done, "note": None, "channel": remote.CHANNEL},
+            lambda: [
+                *(
+                    f"destroyed recording {d['recording']} ({d['path']}): "
+                    f"{len(d['copies'])} cop(ies) removed"
+                    for d in done
+                ),
+                f"{len(done)} recording(s) destroyed by {by}",
+            ],
+        )
     with opened(where, write=True) as db:
         by, note = act(where, db, args, "destroy")
         done = service.destroy(
@@ -318,14 +375,19 @@ def _backup(args: argparse.Namespace, where: Where) -> int:
 def _restore(args: argparse.Namespace) -> int:
     where = where_from(args)
     by = by_from(args)
-    if where.cfg is not None and where.cfg.has_roles:  # the catalog is gone: the config decides
-        from camdock.core.access import refusal
-        from camdock.services.access import acting
+    from camdock.core.access import refusal
+    from camdock.services.access import acting
 
+    if where.cfg is not None and remote.is_station(where.cfg, None):
+        # The catalog is gone and the daemon stopped: the config decides, and the person proves
+        # who they are with their password against its hash (issue 27).
+        by = remote.verify_locally(where.cfg, args, "restore")
         who = acting(where.cfg, by)
         if why := refusal(who.person, "restore"):
             raise Refused(why)
         by = who.label
+    else:  # nobody could check who this is (issue 27)
+        by = acting(None, by).label
     made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
     db = open_catalog(where.catalog)
     try:

@@ -10,9 +10,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from camdock import protocol
 from camdock.catalog import seals
-from camdock.commands.common import Where, act, day_arg, opened, output, where_from
-from camdock.config import SealSettings
+from camdock.commands import remote
+from camdock.commands.common import (
+    Where,
+    act,
+    day_arg,
+    opened,
+    output,
+    through_daemon,
+    where_from,
+)
+from camdock.config import Config, SealSettings
 from camdock.errors import ExitCode
 from camdock.services import seal as service
 from camdock.services.seal import Sealing
@@ -37,11 +47,17 @@ def add_parser(sub: Any) -> None:
             a.add_argument("--since", type=day_arg, metavar="DAY", help="from this day on")
         if by:
             a.add_argument("--by", metavar="STAFF", help="who acts (recorded in the custody log)")
+            remote.add_credentials(a, password_file=False)
         a.add_argument(
             "--password-file",
             type=Path,
             metavar="FILE",
-            help="the seal password, in a file only root can read",
+            help="the seal password, in a file only root can read"
+            + (
+                "; on a station: your own password (the daemon seals with the station's key)"
+                if by
+                else ""
+            ),
         )
         a.add_argument("--key-id", default=None, help="the password's key id (bare catalog)")
         a.add_argument("--key-dir", type=Path, metavar="DIR",
@@ -89,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                 f"days waiting for a seal: {', '.join(dirty) or 'none'}",
             ],
         )
+    if args.action in ("create", "confirm") and (cfg := through_daemon(where)) is not None:
+        return _remote(args, cfg)
     sealing = _sealing(args, where, key=args.action != "confirm")
     if args.action == "create":
         with opened(where, write=True) as db:
@@ -133,4 +151,34 @@ def run(args: argparse.Namespace) -> int:
         args,
         {"ok": True, **done, "note": note},
         lambda: [f"duty day {args.day}'s seal confirmed by {by}", note or ""],
+    )
+
+
+def _remote(args: argparse.Namespace, cfg: Config) -> int:
+    """A seal made or confirmed by the station's daemon as the authenticated person (issue 27):
+    the daemon's key seals; the supervisor who confirms is who logged in."""
+    if args.action == "create":
+        made, by = remote.ask(cfg, args, protocol.SealCreate(args.day))
+        return output(
+            args,
+            {"ok": True, "by": by, "seal": made, "note": None, "channel": remote.CHANNEL},
+            lambda: [
+                f"duty day {args.day} sealed by {by}: "
+                + (
+                    f"generation {made['generation']}, {made['members']} recording(s), "
+                    f"{len(made['archives'])} archive(s)"
+                    if made
+                    else "no recordings left, the old seal retired"
+                ),
+                *(
+                    f"  {a['destination']}/{a['path']}  SHA-256 {a['sha256']}"
+                    for a in (made["archives"] if made else ())
+                ),
+            ],
+        )
+    done, by = remote.ask(cfg, args, protocol.SealConfirm(args.day))
+    return output(
+        args,
+        {"ok": True, **done, "note": None, "channel": remote.CHANNEL},
+        lambda: [f"duty day {args.day}'s seal confirmed by {by}"],
     )

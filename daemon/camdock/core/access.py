@@ -24,7 +24,10 @@ __all__ = [
 ]
 
 
-NO_ROLES = "no role was checked: no station config with a staff list ([[staff]])"
+NO_ROLES = (
+    "unverified actor: no role was checked (a development catalog: no station config "
+    "with a staff list, no staff in the catalog)"
+)
 
 
 class Role(StrEnum):

@@ -41,6 +41,7 @@ from camdock.services.seal import Key
 
 __all__ = [
     "NO_ROLES",
+    "UNVERIFIED",
     "Acting",
     "acting",
     "authorize",
@@ -55,13 +56,17 @@ __all__ = [
 ]
 
 
+UNVERIFIED = "unverified actor"  # how a development catalog's custody entries name a person
+
+
 @dataclass(frozen=True)
 class Acting:
-    """Who acts: the staff member (None: no staff list to check against) and how the custody
-    log names them."""
+    """Who acts: the staff member (None: no staff list to check against), how the custody
+    log names them, and the channel they act through (console, cli, daemon: issue 27)."""
 
     person: Person | None
     label: str
+    channel: str = "daemon"
 
     @property
     def checked(self) -> bool:
@@ -81,8 +86,8 @@ def acting(cfg: Config | None, by: str, db: Database | None = None) -> Acting:
             where = f"station {cfg.station_id}'s" if cfg is not None else "the catalog's"
             raise Refused(f"{by!r} is not on {where} staff (an active [[staff]] id)")
         return Acting(person, person.label)
-    if cfg is None or not cfg.has_roles:
-        return Acting(None, by)
+    if cfg is None or not cfg.has_roles:  # a development catalog: nobody proved who this is
+        return Acting(None, f"{by} ({UNVERIFIED})", "cli")
     person = cfg.staff.get(by)
     if person is None:
         raise Refused(f"{by!r} is not on station {cfg.station_id}'s staff ([[staff]] ids)")

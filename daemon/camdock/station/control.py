@@ -41,6 +41,7 @@ from camdock import clock, passwords, protocol
 from camdock.adapters.control import Reply
 from camdock.catalog import (
     custody,
+    freezes,
     open_catalog,
     open_readonly,
     recordings,
@@ -50,6 +51,7 @@ from camdock.catalog import (
 )
 from camdock.catalog import holds as hold_rows
 from camdock.catalog import staff as staff_rows
+from camdock.catalog.db import write_txn
 from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.errors import CamdockError, Conflict, ExitCode
@@ -57,7 +59,7 @@ from camdock.model import Officer
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, ErrorKind
 from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
-from camdock.services.seal import Sealing, confirm_day
+from camdock.services.seal import Sealing, confirm_day, seal_day
 
 __all__ = [
     "HANDLERS",
@@ -96,6 +98,7 @@ class Call:
     ctl: Control
     me: Person
     db: Database
+    channel: str = "console"  # what the request came through: console or cli (issue 27)
 
     @property
     def cfg(self) -> Config:
@@ -105,7 +108,7 @@ class Call:
     @property
     def who(self) -> access.Acting:
         """The staff member as the services name them."""
-        return access.Acting(self.me, self.me.label)
+        return access.Acting(self.me, self.me.label, self.channel)
 
     def local(self, moment: datetime) -> datetime:
         """A local date and time (YYYY-MM-DDTHH:MM) in the station's zone."""
@@ -210,7 +213,15 @@ class Control:
 
     def handle(self, request: dict[str, Any], uid: int) -> Reply:
         """Answer one request: ``{"op", "token", "args"}`` → ``{"ok", "result" | "error"}``.
-        Who asks and whether their role may is settled before the arguments are read."""
+        Who asks and whether their role may is settled before the arguments are read; every
+        custody entry the request writes (refusals too) names its channel (issue 27)."""
+        channel = request.get("channel", "console")
+        if channel not in protocol.CHANNELS:
+            return _error(ErrorKind.BAD_REQUEST, f"channel: one of {', '.join(protocol.CHANNELS)}")
+        with custody.through(str(channel)):
+            return self._handle(request, str(channel), uid)
+
+    def _handle(self, request: dict[str, Any], channel: str, uid: int) -> Reply:
         raw, token = request.get("args"), request.get("token")
         if not isinstance(raw, dict | None):
             return _error(ErrorKind.BAD_REQUEST, "args must be an object")
@@ -235,7 +246,7 @@ class Control:
             return _error(ErrorKind.BAD_REQUEST, str(exc))
         if isinstance(args, protocol.Session):  # a live session, asked often: no catalog
             return {"ok": True, "result": _person_json(me)}, None
-        return self._run(op, me, args)
+        return self._run(op, me, args, channel)
 
     def _session(self, op: protocol.Op, raw: dict[str, Any] | None, token: Any,
                  uid: int) -> dict[str, Any]:  # fmt: skip
@@ -253,10 +264,10 @@ class Control:
                     del self._sessions[t]
         return {"ok": True, "result": None}
 
-    def _run(self, op: protocol.Op, me: Person, args: protocol.Args) -> Reply:
+    def _run(self, op: protocol.Op, me: Person, args: protocol.Args, channel: str) -> Reply:
         db = open_catalog(self.cfg.catalog) if op.write else open_readonly(self.cfg.catalog)
         try:
-            result = HANDLERS[op.name](Call(self, me, db), args)
+            result = HANDLERS[op.name](Call(self, me, db, channel), args)
         except Conflict as exc:  # someone else did it first (recorded): who, and when, here
             return _error(ErrorKind.CONFLICT, exc.told(self.cfg.tz))
         except CamdockError as exc:  # the rules said no (recorded), nothing to act on, …: why
@@ -542,10 +553,13 @@ def _video(c: Call, a: protocol.VideoOpen) -> int:
 @_handles(protocol.RequestNew)
 def _request_new(c: Call, a: protocol.RequestNew) -> Any:
     form = {"duty_item": a.duty_item, "kind": a.kind.value, "reason": a.reason,
-            "purpose": a.purpose.value, "unit_supervisor": a.unit_supervisor}  # fmt: skip
+            "purpose": a.purpose.value, "unit_supervisor": a.unit_supervisor,
+            "applicant_unit": a.applicant_unit, "applicant_title": a.applicant_title,
+            "viewing_at": c.local(a.viewing_at).isoformat() if a.viewing_at else None}  # fmt: skip
     scope = (a.officer, a.camera, c.local(a.begin), c.local(a.end))
     req = access.new_request(c.db, c.cfg, c.who, form, scope, c.ctl.topics)
-    return {"number": req.number}
+    return {"number": req.number, "request": req,
+            "recordings": requests.recordings_of(c.db, req.id)}  # fmt: skip
 
 
 @_handles(protocol.RequestStep)
@@ -558,8 +572,12 @@ def _request_step(c: Call, a: protocol.RequestStep) -> Any:
             raise BadRequest("a time YYYY-MM-DDTHH:MM is needed", "at")
         start = c.local(a.at)
         kw |= {"start": start, "end": start + timedelta(minutes=a.minutes or 120)}
-    access.step(c.db, c.who, a.number, a.action, c.ctl.topics, clock.now(), **kw)
-    return None
+    if a.action == "approve":
+        kw |= {"valid_days": a.valid_days, "note": a.note or None}
+    if a.action == "view":
+        kw["remarks"] = a.remarks or None
+    req = access.step(c.db, c.who, a.number, a.action, c.ctl.topics, clock.now(), **kw)
+    return {"request": req}
 
 
 @_handles(protocol.RequestCopy)
@@ -571,15 +589,23 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
             f"匯出位置須在 {roots} 之下 the copy goes onto export media: under {roots}", "to"
         )
     sealing = Sealing.from_config(c.cfg)
-    done = access.copy(c.db, c.who, a.number, to, sealing.key, c.ctl.topics)
-    return {"folder": str(done["folder"])}
+    done = access.copy(c.db, c.who, a.number, to, sealing.key, c.ctl.topics,
+                       medium=a.medium or None)  # fmt: skip
+    return {**done, "folder": str(done["folder"])}
+
+
+@_handles(protocol.SealCreate)
+def _seal_create(c: Call, a: protocol.SealCreate) -> Any:
+    """REG-4.2.5: a duty day sealed by hand, with the station's own key, naming who did it."""
+    access.authorize(c.db, c.who, "seal", c.ctl.topics)
+    made = seal_day(c.db, Sealing.from_config(c.cfg), a.day, c.me.label)
+    return made.as_json() if made else None
 
 
 @_handles(protocol.SealConfirm)
 def _seal_confirm(c: Call, a: protocol.SealConfirm) -> Any:
     access.authorize(c.db, c.who, "confirm", c.ctl.topics)
-    confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label)
-    return None
+    return confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label)
 
 
 @_handles(protocol.HoldPlace)
@@ -588,7 +614,9 @@ def _hold_place(c: Call, a: protocol.HoldPlace) -> Any:
     try:
         return retention.place_hold(
             c.db, retention.Keeping.from_config(c.cfg), c.me.label, kind=a.kind, case=a.case,
-            reason=a.reason, recording=a.recording, officer=a.officer, today=c.today())  # fmt: skip
+            reason=a.reason, recording=a.recording, officer=a.officer, camera=a.camera,
+            start=c.local(a.begin) if a.begin else None, end=c.local(a.end) if a.end else None,
+            review_by=a.review_by, today=c.today())  # fmt: skip
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -604,8 +632,14 @@ def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
 @_handles(protocol.RetentionDestroy)
 def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
     access.authorize(c.db, c.who, "destroy", c.ctl.topics)
-    return len(retention.destroy(c.db, retention.Keeping.from_config(c.cfg), c.today(),
-                                 c.me.label))  # fmt: skip
+    try:
+        chosen = [int(n) for n in a.recordings.split(",") if n.strip()] or None
+    except ValueError:
+        raise BadRequest("recording ids, comma-separated", "recordings") from None
+    kw = {"reason": a.reason} if a.reason else {}
+    done = retention.destroy(c.db, retention.Keeping.from_config(c.cfg), c.today(), c.me.label,
+                             recordings=chosen, **kw)  # fmt: skip
+    return [d.as_json() for d in done] if a.detail else len(done)
 
 
 @_handles(protocol.Attribute)
@@ -618,3 +652,29 @@ def _attribute(c: Call, a: protocol.Attribute) -> Any:
     drives = c.cfg.drives if c.cfg.require_mounts else ()
     done = attribute_recording(c.db, a.recording, officer, c.me.label, drives)
     return done.as_json()
+
+
+@_handles(protocol.AuditResolve)
+def _audit_resolve(c: Call, a: protocol.AuditResolve) -> Any:
+    """Issue 26: an auditor puts a frozen recording back as the custody chain has it."""
+    access.authorize(c.db, c.who, "resolve", c.ctl.topics)
+    if not a.reason.strip():
+        raise BadRequest("say what the auditor found", "reason")
+    chosen = [(k, v) for k in ("recording", "hold", "request") if (v := getattr(a, k)) is not None]
+    if len(chosen) != 1:
+        raise BadRequest("name one recording, hold or request", "recording")
+    kind, ident = chosen[0]
+    restored = freezes.resolve(c.db, ident, c.me.label, a.reason.strip(), kind)
+    return {kind: ident, "restored_from_chain": restored}
+
+
+@_handles(protocol.AuditRecord)
+def _audit_record(c: Call, a: protocol.AuditRecord) -> Any:
+    """REG-7.2: the audit itself on the record, naming the auditor, with what it found."""
+    access.authorize(c.db, c.who, "audit", c.ctl.topics)
+    with write_txn(c.db):
+        custody.append(c.db, custody.Action.AUDIT, None, c.me.label, {
+            "full": bool(a.full), "problems": a.problems, "findings": a.findings,
+            "copies_proven": a.copies_proven, "witness": a.witness})  # fmt: skip
+    audit.publish_head(c.db, [str(d.root) for d in c.cfg.drives])
+    return None
