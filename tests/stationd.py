@@ -70,5 +70,31 @@ def acting(
     person's password in a 0600 file: an acting command, authenticated through the daemon."""
     pw = password_file(cfg_path.parent, password)
     extra = ["--config", str(cfg_path), "--password-file", str(pw)]
-    with control_server(cfg_path, export_roots, seal_key):
+    with control_server(cfg_path, export_roots, seal_key) as cfg:
+        extra += _second_factor(cfg, cfg_path.parent, args)
         return run(camdock_cmd(*args, *extra))
+
+
+def _second_factor(cfg: Config, where: Path, args: tuple[str, ...]) -> list[str]:
+    """Approvers, supervisors and auditors log in with a one-time code (issue 27): each such
+    member of the station's staff enrolled once, and the acting person's code for now in a
+    0600 file for ``--otp-file``."""
+    from camdock.catalog import open_catalog
+    from camdock.catalog import staff as staff_rows
+    from staffotp import code, secret
+
+    db = open_catalog(cfg.catalog)
+    try:
+        for p in cfg.staff.values():  # a roster may grant anyone a role that needs one
+            if staff_rows.totp_of(db, p.id) is None:
+                staff_rows.enrol_totp(db, p.id, secret(p.id), [], "test")
+    finally:
+        db.close()
+    who = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--by", "--as")), None)
+    person = cfg.staff.get(who or "")
+    if person is None:
+        return []
+    otp = where / f"otp-{person.id}"
+    otp.write_text(code(cfg.catalog, person.id) + "\n", encoding="utf-8")
+    otp.chmod(0o600)
+    return ["--otp-file", str(otp)]

@@ -545,7 +545,8 @@ def test_audit_resolve_inserts_again_the_rows_an_insider_deleted(tmp_path: Path)
                                           (Action.RESOLVE.value,))]  # fmt: skip
     finally:
         db.close()
-    assert after == before and kinds == ["稽核員 林", "稽核員 林"]
+    assert after == before, (after, before)
+    assert kinds == ["稽核員 林 (unverified actor)"] * 2, kinds
     clean = _audit(catalog, "--full", "--json")
     assert clean.returncode == 0, clean.stdout
 

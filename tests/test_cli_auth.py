@@ -282,11 +282,11 @@ def test_a_station_without_staff_lets_no_officer_act_as_anyone(tmp_path: Path) -
     assert [e["actor"] for e in _entries(cfg.catalog, "refused")] == ["A12345"]
     # Staff kept in the catalog (the table issue 27 item 1 adds) make a bare --catalog a
     # station's too, before anyone has acted through the daemon.
+    from camdock.catalog import staff as staff_rows
+
     db = open_catalog(cfg.catalog)
-    try:
-        db.execute("CREATE TABLE IF NOT EXISTS staff (id TEXT PRIMARY KEY, name TEXT)")
-        db.execute("INSERT INTO staff (id, name) VALUES ('A12345', '王小明')")
-        db.conn.commit()
+    try:  # as the daemon imports them at start (catalog/staff)
+        assert staff_rows.sync(db, cfg.staff, cfg.password_hashes)
     finally:
         db.close()
     bare = run(camdock_cmd(*args, "--catalog", str(cfg.catalog)))
