@@ -64,7 +64,9 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         "kind",
     ),
     "hold.release": ("P1", {"id": 999, "reason": "done"}, {"id": "one"}, "id"),
-    "retention.destroy": ("C1", {}, {"before": DAY}, "before"),
+    "retention.destroy": ("C1", {"list": 1}, {"list": "all"}, "list"),
+    "retention.propose": ("C1", {}, {"everything": True}, "everything"),
+    "retention.approve": ("P1", {"list": 999}, {"list": "x"}, "list"),
     "attribute": (
         "C1",
         {"recording": 1, "officer": "A12345"},
@@ -73,7 +75,8 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     ),
 }
 # Operations every role may call whose service still says no to an officer (and records it).
-SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm"}
+SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm",
+                   "retention.propose", "retention.approve"}
 
 
 @pytest.fixture(scope="module")

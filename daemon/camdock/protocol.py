@@ -412,10 +412,27 @@ class HoldRelease(Args):
     reason: str = ""
 
 
+@_op("retention.propose", write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionPropose(Args):
+    """A custodian proposes the list of what is due and not held: answers its number."""
+
+
+@_op("retention.approve", write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionApprove(Args):
+    """An approver (not its proposer) approves a destruction list (REG-4.3.1)."""
+
+    list: int
+
+
 @_op("retention.destroy", write=True, slow=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
 class RetentionDestroy(Args):
-    """Destroy what is due and not held: answers how many recordings."""
+    """Execute an approved destruction list: answers how many recordings were destroyed.
+    Without a list: refused and recorded (issue 27)."""
+
+    list: int | None = None
 
 
 @_op("attribute", write=True, slow=True, errors=_ACT_ERRORS)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, holds, open_catalog, recordings
+from camdock.catalog import custody, destruction, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
 from camdock.config import SealSettings
+from camdock.core.access import NO_ROLES
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
 from camdock.services import backup
@@ -78,22 +79,43 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("retention", help="the retention plan, and destruction (REG-4.3.1)")
     rs = r.add_subparsers(dest="action", required=True)
     _common(rs.add_parser("plan", help="what is due, held, overdue today"), by=False)
-    destroy = rs.add_parser("destroy", help="destroy due footage (or given recordings)")
-    destroy.add_argument(
+    # Destruction only with approval (REG-4.3.1; issue 27): propose → approve → execute.
+    propose = rs.add_parser("propose", help="a custodian proposes a destruction list")
+    propose.add_argument(
         "--recording",
         type=int,
         action="append",
         metavar="ID",
-        help="this recording (past its minimum, not held); repeatable",
+        help="this recording (past its minimum, not held); repeatable; default: all due",
     )
-    destroy.add_argument("--reason", default="retention period ended (REG-4.3.1)")
-    destroy.add_argument(
-        "--password-file",
-        type=Path,
-        metavar="FILE",
-        help="the seal password (root-only file): a sealed day is re-sealed",
-    )
-    _common(destroy)
+    propose.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    _common(propose)
+    approve = rs.add_parser("approve", help="an approver (not the proposer) approves a list")
+    approve.add_argument("list", type=int, metavar="LIST")
+    _common(approve)
+    lists = rs.add_parser("lists", help="the destruction lists and the standing authorisations")
+    _common(lists, by=False)
+    for name, text in (("execute", "execute an approved destruction list"),
+                       ("destroy", "the same as execute (a list is needed)")):  # fmt: skip
+        destroy = rs.add_parser(name, help=text)
+        destroy.add_argument("--list", type=int, metavar="LIST", help="the approved list")
+        destroy.add_argument("--resume", action="store_true",
+                             help="take up a list whose execution was interrupted")  # fmt: skip
+        destroy.add_argument("--recording", type=int, action="append", metavar="ID",
+                             help=argparse.SUPPRESS)  # refused: a list is needed  # fmt: skip
+        destroy.add_argument(
+            "--password-file",
+            type=Path,
+            metavar="FILE",
+            help="the seal password (root-only file): a sealed day is re-sealed",
+        )
+        _common(destroy)
+    auth = rs.add_parser("authorise", help="an approver's standing authorisation for the daemon")
+    auth.add_argument("--ref", required=True, help="the written authorisation's reference number")
+    auth.add_argument("--custodian", required=True, metavar="STAFF",
+                      help="under whose name the daemon's destructions are recorded")  # fmt: skip
+    auth.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="its last day")
+    _common(auth)
 
     c = sub.add_parser("catalog", help="back up or restore the catalog (REG-4.3.2)")
     cs = c.add_subparsers(dest="action", required=True)
@@ -145,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
         ("hold", "list"): _hold_list,
         ("retention", "plan"): _plan,
         ("retention", "destroy"): _destroy,
+        ("retention", "execute"): _destroy,
+        ("retention", "propose"): _propose,
+        ("retention", "approve"): _approve,
+        ("retention", "lists"): _lists,
+        ("retention", "authorise"): _authorise,
         ("catalog", "backup"): _backup,
         ("catalog", "export"): _catalog_export,
     }
@@ -241,10 +268,10 @@ def _plan_json(p: Plan) -> dict[str, Any]:
 def _plan(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=False) as db:
         p = service.plan_for(db, where.today)
-    auto = _keeping(where).policy.standing_authorisation
+        auto = destruction.live_authorisation(db, where.today)
     return output(
         args,
-        {**_plan_json(p), "standing_authorisation": auto},
+        {**_plan_json(p), "standing_authorisation": auto.ref if auto else None},
         lambda: [
             f"retention plan for {p.today} ({p.live} recordings kept):",
             f"  due for destruction: {len(p.due)}"
@@ -252,33 +279,138 @@ def _plan(args: argparse.Namespace, where: Where) -> int:
             f"  held although due:   {len(p.held)}",
             f"  destroyable on request: {p.destroyable} ({p.becomes_destroyable} from today)",
             *(f"  ALARM {a}" for a in p.alarms),
-            f"  destroyed automatically under the standing authorisation of {auto}"
+            f"  destroyed automatically under standing authorisation {auto.ref} "
+            f"(approved by {auto.approved_by}, until {auto.expires})"
             if auto
-            else "  due footage waits for: camdock retention destroy --by STAFF",
+            else "  due footage waits for: camdock retention propose, approve, execute",
+        ],
+    )
+
+
+def _acting(
+    where: Where, db: Any, args: argparse.Namespace, action: str
+) -> tuple[str, str, str | None]:
+    """(how the custody log names them, their staff id, the no-roles note): duties are
+    separated by staff id (issue 27); without a staff list the name given is all there is."""
+    from camdock.services.access import authorize, identify
+
+    topics = where.cfg.topics if where.cfg else None
+    who = identify(db, where.cfg, by_from(args), action, topics)
+    authorize(db, who, action, topics)
+    ident = who.person.id if who.person is not None else who.label
+    return who.label, ident, None if who.checked else NO_ROLES
+
+
+def _propose(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=True) as db:
+        by, by_id, note = _acting(where, db, args, "destroy-propose")
+        list_id = service.propose_list(db, _keeping(where), where.today, by, by_id,
+                                       recordings=args.recording, reason=args.reason)  # fmt: skip
+        doc = destruction.as_json(_found(db, list_id), destruction.items(db, list_id))
+    return output(
+        args,
+        {"ok": True, "list": doc, "note": note},
+        lambda: [
+            f"destruction list {list_id} proposed by {by}: {len(doc['recordings'])} "
+            "recording(s); it waits for an approver",
+            note or "",
+        ],
+    )
+
+
+def _approve(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=True) as db:
+        by, by_id, note = _acting(where, db, args, "destroy-approve")
+        service.approve_list(db, args.list, by, by_id, _keeping(where).topics)
+        doc = destruction.as_json(_found(db, args.list), destruction.items(db, args.list))
+    return output(
+        args,
+        {"ok": True, "list": doc, "note": note},
+        lambda: [f"destruction list {args.list} approved by {by}", note or ""],
+    )
+
+
+def _found(db: Any, list_id: int) -> destruction.DestructionList:
+    found = destruction.get(db, list_id)
+    assert found is not None
+    return found
+
+
+def _lists(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=False) as db:
+        found = [destruction.as_json(d, destruction.items(db, d.id))
+                 for d in destruction.listing(db)]  # fmt: skip
+        auth = destruction.live_authorisation(db, where.today)
+    return output(
+        args,
+        {"lists": found, "standing_authorisation": auth},
+        lambda: [
+            *(
+                f"{d['id']:>4}  {d['state']:<9} {len(d['recordings'])} recording(s)  proposed by "
+                f"{d['proposed_by']}"
+                + (f", approved by {d['approved_by']}" if d["approved_by"] else "")
+                for d in found
+            ),
+            f"standing authorisation {auth.ref} by {auth.approved_by} until {auth.expires}"
+            if auth
+            else "no standing authorisation in force",
+        ],
+    )
+
+
+def _authorise(args: argparse.Namespace, where: Where) -> int:
+    until = moment_arg(args.until, where, "--until")
+    assert until is not None
+    with opened(where, write=True) as db:
+        by, by_id, note = _acting(where, db, args, "authorise")
+        auth_id = service.authorise(db, args.ref, args.custodian, until.date(), by, by_id,
+                                    where.today)  # fmt: skip
+    return output(
+        args,
+        {
+            "ok": True,
+            "authorisation": auth_id,
+            "ref": args.ref,
+            "until": until.date().isoformat(),
+            "by": by,
+            "note": note,
+        },
+        lambda: [
+            f"standing authorisation {args.ref} recorded by {by}, until {until.date()}",
+            note or "",
         ],
     )
 
 
 def _destroy(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=True) as db:
-        by, note = act(where, db, args, "destroy")
-        done = service.destroy(
-            db,
-            _keeping(where, args.password_file),
-            where.today,
-            by,
-            recordings=args.recording,
-            reason=args.reason,
-        )
+        by, by_id, note = _acting(where, db, args, "destroy")
+        if args.list is None:  # destruction without an approved list: refused, recorded
+            raise service.refuse_unapproved(db, by, _keeping(where).topics, args.recording)
+        done = service.execute_list(db, _keeping(where, args.password_file), where.today,
+                                    args.list, by, by_id, resume=args.resume)  # fmt: skip
+        doc = destruction.as_json(_found(db, args.list), destruction.items(db, args.list))
     return output(
         args,
-        {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": note},
+        {
+            "ok": True,
+            "by": by,
+            "destroyed": [d.as_json() for d in done],
+            "list": doc,
+            "note": note,
+        },
         lambda: [
             *(
                 f"destroyed recording {d.recording} ({d.path}): {len(d.copies)} cop(ies) removed"
                 for d in done
             ),
-            f"{len(done)} recording(s) destroyed by {by}" + (f"; {note}" if note else ""),
+            *(
+                f"skipped recording {i['recording_id']}: {i['outcome']}"
+                for i in doc["recordings"]
+                if i["outcome"] != "destroyed"
+            ),
+            f"{len(done)} recording(s) destroyed by {by} under list {args.list}"
+            + (f"; {note}" if note else ""),
         ],
     )
 

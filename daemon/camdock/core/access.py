@@ -43,7 +43,10 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "attribute": frozenset({Role.CUSTODIAN}),
     "hold": frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER}),
     "release": frozenset({Role.SUPERVISOR, Role.APPROVER}),
-    "destroy": frozenset({Role.CUSTODIAN}),
+    "destroy": frozenset({Role.CUSTODIAN}),  # executes an approved list (issue 27)
+    "destroy-propose": frozenset({Role.CUSTODIAN}),  # proposes a destruction list
+    "destroy-approve": frozenset({Role.APPROVER}),  # approves someone else's list (REG-4.3.1)
+    "authorise": frozenset({Role.APPROVER}),  # a standing authorisation to destroy what is due
     "seal": frozenset({Role.CUSTODIAN}),
     "confirm": frozenset({Role.SUPERVISOR, Role.APPROVER}),
     "restore": frozenset({Role.CUSTODIAN}),

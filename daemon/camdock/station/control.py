@@ -34,6 +34,7 @@ from camdock import clock, passwords, protocol
 from camdock.adapters.control import Reply
 from camdock.catalog import (
     custody,
+    destruction,
     open_catalog,
     open_readonly,
     recordings,
@@ -299,8 +300,10 @@ def _holds(c: Call, a: protocol.HoldsList) -> Any:
 @_handles(protocol.RetentionPlan)
 def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
     plan = retention.plan_for(c.db, c.today())
-    return {"plan": {**_fields(plan), "alarms": plan.alarms},
-            "auto": c.cfg.retention.standing_authorisation}  # fmt: skip
+    lists = [destruction.as_json(d, destruction.items(c.db, d.id))
+             for d in destruction.listing(c.db)[:20]]  # fmt: skip
+    return {"plan": {**_fields(plan), "alarms": plan.alarms}, "lists": lists,
+            "auto": destruction.live_authorisation(c.db, c.today())}  # fmt: skip
 
 
 @_handles(protocol.AttributionQueue)
@@ -410,11 +413,28 @@ def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
     return None
 
 
+@_handles(protocol.RetentionPropose)
+def _propose(c: Call, a: protocol.RetentionPropose) -> Any:
+    access.authorize(c.db, c.who, "destroy-propose", c.ctl.topics)
+    return retention.propose_list(c.db, retention.Keeping.from_config(c.cfg), c.today(),
+                                  c.me.label, c.me.id)  # fmt: skip
+
+
+@_handles(protocol.RetentionApprove)
+def _approve_list(c: Call, a: protocol.RetentionApprove) -> Any:
+    access.authorize(c.db, c.who, "destroy-approve", c.ctl.topics)
+    retention.approve_list(c.db, a.list, c.me.label, c.me.id, c.ctl.topics)
+    return None
+
+
 @_handles(protocol.RetentionDestroy)
 def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
+    """Destruction only under an approved list (REG-4.3.1; issue 27)."""
     access.authorize(c.db, c.who, "destroy", c.ctl.topics)
-    return len(retention.destroy(c.db, retention.Keeping.from_config(c.cfg), c.today(),
-                                 c.me.label))  # fmt: skip
+    if a.list is None:
+        raise retention.refuse_unapproved(c.db, c.me.label, c.ctl.topics)
+    return len(retention.execute_list(c.db, retention.Keeping.from_config(c.cfg), c.today(),
+                                      a.list, c.me.label, c.me.id))  # fmt: skip
 
 
 @_handles(protocol.Attribute)
