@@ -48,6 +48,7 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         "from",
     ),
     "video.open": ("C1", {"number": "2026-0999", "id": 1}, {"number": "n", "id": "x"}, "id"),
+    "video.done": ("C1", {"viewing": 999, "sent": 0}, {"viewing": "x", "sent": 0}, "viewing"),
     "request.new": ("D1", NEW, {**NEW, "purpose": "review"}, "purpose"),
     "request.step": (
         "D1",

@@ -148,10 +148,12 @@ def test_approve_and_execute_at_once_never_execute_an_unapproved_list(
 
         monkeypatch.setattr(destruction_rows, name, waiting)
     out = _race(
-        _on_catalog(cfg, lambda db: retention.approve_list(db, list_id, "王分局長 (P1)", "P1",
-                                                           None)),  # fmt: skip
-        _on_catalog(cfg, lambda db: retention.execute_list(db, KEEP, LATER, list_id,
-                                                           "陳保管 (C1)", "C1")),  # fmt: skip
+        _on_catalog(
+            cfg, lambda db: retention.approve_list(db, list_id, "王分局長 (P1)", "P1", None)
+        ),  # fmt: skip
+        _on_catalog(
+            cfg, lambda db: retention.execute_list(db, KEEP, LATER, list_id, "陳保管 (C1)", "C1")
+        ),  # fmt: skip
     )
     assert not isinstance(out[0], Exception), out  # the approval stands either way
     if isinstance(out[1], Exception):  # the execution looked first: refused, recorded, nothing
@@ -215,3 +217,40 @@ def test_the_commands_on_a_station_check_roles_and_record_refusals(tmp_path: Pat
     assert [d["state"] for d in lists["lists"]] == ["approved"]
     attempted = [r["attempted"] for r in _entries(cfg, "refused")]
     assert attempted == ["destroy", "destroy-propose", "destroy-approve", "authorise"]
+
+
+def test_the_register_records_destruction_and_the_report_finds_a_missing_line(
+    station: Config,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from camdock.services import audit
+
+    cfg = station
+    list_id = _proposed(cfg)
+    db = open_catalog(cfg.catalog)
+    try:
+        retention.approve_list(db, list_id, "王分局長 (P1)", "P1", None)
+        retention.execute_list(db, KEEP, LATER, list_id, "陳保管 (C1)", "C1")
+
+        def report() -> dict[str, Any]:
+            return audit.period_report(db, ZoneInfo("Asia/Taipei"), date(2026, 1, 1),
+                                       date(2026, 12, 31), date(2026, 11, 29), [], [], "A",
+                                       False)["register"]  # fmt: skip
+
+        assert report()["complete"] and report()["missing"] == []
+        lines = db.execute("SELECT kind, recordings, actor FROM register_acts").fetchall()
+        assert sorted(lines) == [("destroy", f"[{i}]", "陳保管 (C1)") for i in (1, 2, 3)]
+    finally:
+        db.close()
+    con = sqlite3.connect(cfg.catalog)  # one line removed with another tool
+    con.execute("DELETE FROM register_acts WHERE recordings = '[2]'")
+    con.commit()
+    con.close()
+    db = open_catalog(cfg.catalog)
+    try:
+        assert not report()["complete"]
+        assert report()["missing"] == ["recording 2: destroyed, no destruction line in the "
+                                       "register"]  # fmt: skip
+    finally:
+        db.close()

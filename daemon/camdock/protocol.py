@@ -327,10 +327,21 @@ _VIEW_ERRORS = frozenset({ErrorKind.NOT_FOUND, ErrorKind.FORBIDDEN})
 @_op("video.open", write=True, passes_fd=True, errors=_VIEW_ERRORS)
 @dataclass(frozen=True)
 class VideoOpen(Args):
-    """A recording of an approved request, opened for its supervised viewing (invariant 9)."""
+    """A recording of an approved request, opened for its supervised viewing (invariant 9):
+    answers ``{"viewing"}`` with the descriptor; the stream log starts here."""
 
     number: str
     id: int
+
+
+@_op("video.done", write=True, errors=frozenset({ErrorKind.NOT_FOUND, ErrorKind.CONFLICT}))
+@dataclass(frozen=True)
+class VideoDone(Args):
+    """A viewing's stream ended (played out, or the client went away): its register line and
+    custody entry, with the bytes sent (REG-5.3, REG-7.1)."""
+
+    viewing: int
+    sent: int
 
 
 # --- acting ----------------------------------------------------------------------------------

@@ -189,5 +189,6 @@ def m020_register_viewings_identity(db: Database) -> None:
         foreign_keys=[("request_id", "requests", "id"), ("recording_id", "recordings", "id")],
     )
     db.execute("CREATE INDEX viewings_started ON viewings (started_at)")
+    db.table("register").add_column("viewing_id", int)  # the streamed viewing a line records
     db.table("requests").add_column("approved_by_id", str)
     db.table("seals").add_column("sealed_by_id", str)

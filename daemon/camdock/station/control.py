@@ -41,10 +41,11 @@ from camdock.catalog import (
     requests,
     seals,
     selftests,
+    viewings,
 )
 from camdock.catalog import holds as hold_rows
 from camdock.config import Config
-from camdock.core.access import Person, Role
+from camdock.core.access import Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode
 from camdock.model import Officer
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, ErrorKind
@@ -176,9 +177,9 @@ class Control:
             return _error(protocol.kind_of(exc), str(exc))
         finally:
             db.close()
-        if op.passes_fd:
-            fd: int | None = result
-            return {"ok": True, "result": None}, fd
+        if op.passes_fd:  # the descriptor, and what the console needs to know of it
+            fd, about = result
+            return {"ok": True, "result": about}, fd
         return {"ok": True, "result": result}, None
 
     def _person(self, token: Any) -> Person | None:
@@ -218,9 +219,14 @@ class Control:
         return {"ok": True, "result": {"token": token, "person": _person_json(person)}}
 
     def _refuse(self, by: str, action: str, why: str) -> None:
+        self.refuse(by, action, why)
+
+    def refuse(self, by: str, action: str, why: str, number: str | None = None,
+               extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Record a refusal on a connection of its own (a reading operation's is read-only)."""
         db = open_catalog(self.cfg.catalog)
         try:
-            requests.record_refusal(db, by, action, None, why, self.topics)
+            requests.record_refusal(db, by, action, number, why, self.topics, extra)
         finally:
             db.close()
 
@@ -280,8 +286,15 @@ def _requests(c: Call, a: protocol.RequestsList) -> Any:
 def _request(c: Call, a: protocol.RequestGet) -> Any:
     req = requests.get(c.db, a.number)
     if req is None or (c.me.roles == {Role.OFFICER} and req.applicant_id != c.me.id):
+        # Answered as not found, and on the record: who tried what (REG-7.1; issue 27).
+        why = "no such request" if req is None else "another officer's request"
+        c.ctl.refuse(c.me.label, "request.get", why, a.number)
         raise CamdockError("沒有這份申請書 No such request", ExitCode.NOINPUT)
-    return {"req": req, "recs": requests.recordings_of(c.db, req.id)}
+    recs = requests.recordings_of(c.db, req.id)
+    if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
+        # Before approval an officer sees only their own footage in it (issue 27, item 8).
+        recs = [r for r in recs if r.officer_badge == c.me.id]
+    return {"req": req, "recs": recs}
 
 
 @_handles(protocol.SealsList)
@@ -335,17 +348,32 @@ def _audit(c: Call, a: protocol.AuditReport) -> Any:
 
 
 @_handles(protocol.VideoOpen)
-def _video(c: Call, a: protocol.VideoOpen) -> int:
+def _video(c: Call, a: protocol.VideoOpen) -> tuple[int, dict[str, int]]:
     """A recording, opened only for a supervised viewing: an approved request that covers it,
     in its window, for its custodian (invariant 9). The descriptor goes to the console."""
     req = requests.get(c.db, a.number)
     if req is None or not any(r.id == a.id for r in requests.recordings_of(c.db, req.id)):
+        # A recording outside a request: not found, and on the record (REG-7.1; issue 27).
+        c.ctl.refuse(c.me.label, "view", f"recording {a.id} is not in request {a.number}",
+                     a.number, {"recording": a.id})  # fmt: skip
         raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
     access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
     path = recordings.plain_copy(c.db, a.id)
     if path is None:
         raise CamdockError("此檔案僅存於封存檔 Only in its seal", ExitCode.NOINPUT)
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:  # the stream log: its register line and custody entry come when it ends (video.done)
+        viewing = viewings.open_viewing(c.db, req.id, req.number, a.id, c.me.label, c.me.id)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, {"viewing": viewing}
+
+
+@_handles(protocol.VideoDone)
+def _video_done(c: Call, a: protocol.VideoDone) -> Any:
+    """The console's stream of a viewing ended: its register line and custody entry (REG-5.3)."""
+    return viewings.close(c.db, a.viewing, c.me.id, a.sent)
 
 
 # --- acting ----------------------------------------------------------------------------------
