@@ -76,8 +76,15 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     ),
 }
 # Operations every role may call whose service still says no to an officer (and records it).
-SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm",
-                   "retention.propose", "retention.approve"}
+SERVICE_REFUSES = {
+    "hold.place",
+    "hold.release",
+    "retention.destroy",
+    "attribute",
+    "seal.confirm",
+    "retention.propose",
+    "retention.approve",
+}
 
 
 @pytest.fixture(scope="module")

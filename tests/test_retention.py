@@ -33,8 +33,8 @@ from camdock.core.retention import (
 from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.retention import (
-    authorise,
     Keeping,
+    authorise,
     daily_pass,
     destroy,
     place_hold,

@@ -25,7 +25,7 @@ from test_web_pages import TZ, Station, _approved, _new_request, _refused, stati
 CLIP = Path(__file__).parent / "data" / "testsrc.mp4"
 
 
-def _rows(station: Station, sql: str) -> list[Any]:
+def _rows(station: Station, sql: str) -> list[Any]:  # noqa: F811
     con = sqlite3.connect(station.cfg.catalog)
     try:
         return con.execute(sql).fetchall()
@@ -33,19 +33,19 @@ def _rows(station: Station, sql: str) -> list[Any]:
         con.close()
 
 
-def _views(station: Station) -> list[dict[str, Any]]:
+def _views(station: Station) -> list[dict[str, Any]]:  # noqa: F811
     found = _rows(station, "SELECT actor, recording_id, details FROM custody_log WHERE action = "
                   "'view' ORDER BY id")  # fmt: skip
     return [{"actor": a, "recording": r, **json.loads(d)} for a, r, d in found]
 
 
-def _refusals(station: Station) -> list[dict[str, Any]]:
+def _refusals(station: Station) -> list[dict[str, Any]]:  # noqa: F811
     found = _rows(station, "SELECT actor, details FROM custody_log WHERE action = 'refused' "
                   "ORDER BY id")  # fmt: skip
     return [{"actor": a, **json.loads(d)} for a, d in found]
 
 
-def _report(station: Station) -> dict[str, Any]:
+def _report(station: Station) -> dict[str, Any]:  # noqa: F811
     db = open_catalog(station.cfg.catalog)
     try:
         return audit.period_report(db, TZ, date(2026, 1, 1), date(2026, 12, 31),
@@ -54,7 +54,7 @@ def _report(station: Station) -> dict[str, Any]:
         db.close()
 
 
-def test_a_streamed_viewing_leaves_its_register_line_and_custody_entry(station: Station) -> None:
+def test_a_streamed_viewing_leaves_its_register_line_and_custody_entry(station: Station) -> None:  # noqa: F811
     number, custodian = _approved(station)
     size = len(CLIP.read_bytes())
     assert custodian.get(f"/requests/{number}/video/1").status_code == 200
@@ -74,7 +74,7 @@ def test_a_streamed_viewing_leaves_its_register_line_and_custody_entry(station: 
     assert report["lines"]["view"] == report["custody_entries"]["view"] == 2
 
 
-def test_the_report_finds_a_viewing_without_its_register_line(station: Station) -> None:
+def test_the_report_finds_a_viewing_without_its_register_line(station: Station) -> None:  # noqa: F811
     number, custodian = _approved(station)
     assert custodian.get(f"/requests/{number}/video/1").status_code == 200
     assert _report(station)["register"]["complete"]
@@ -109,7 +109,7 @@ def test_a_client_that_goes_away_mid_stream_still_leaves_the_record(
     assert told == [200]
 
 
-def test_every_not_found_is_recorded_as_a_refusal(station: Station) -> None:
+def test_every_not_found_is_recorded_as_a_refusal(station: Station) -> None:  # noqa: F811
     custodian = station.client("C1")
     theirs = _new_request(custodian)  # the custodian's own request
     officer = station.client("D1")
