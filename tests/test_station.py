@@ -595,6 +595,9 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
                       and h.station.daily.last_pass.plan.today.year == 2027)  # fmt: skip
         status = h.station.status_line()
     destroyed = h.catalog("SELECT destroyed_by FROM recordings WHERE destroyed_at IS NOT NULL")
+    # Issue 27: the daemon seals as the station, not as the custodian [seal] sealed_by names.
+    sealers = h.catalog("SELECT DISTINCT sealed_by, sealed_by_id FROM seals")
+    assert sealers == [("station:test-01", "station:test-01")]
     if standing:
         assert destroyed == [("保管人 陳",)] * 2 and not any(p.exists() for p in footage)
         assert "ALARM" not in status  # nothing late; the seal nobody confirmed is retired

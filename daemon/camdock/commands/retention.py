@@ -16,9 +16,17 @@ from camdock import forms
 from camdock.catalog import custody, destruction, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
+from camdock.commands.common import (
+    Where,
+    act,
+    act_as,
+    by_from,
+    moment_arg,
+    opened,
+    output,
+    where_from,
+)
 from camdock.config import SealSettings
-from camdock.core.access import NO_ROLES
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
 from camdock.services import backup
@@ -287,23 +295,9 @@ def _plan(args: argparse.Namespace, where: Where) -> int:
     )
 
 
-def _acting(
-    where: Where, db: Any, args: argparse.Namespace, action: str
-) -> tuple[str, str, str | None]:
-    """(how the custody log names them, their staff id, the no-roles note): duties are
-    separated by staff id (issue 27); without a staff list the name given is all there is."""
-    from camdock.services.access import authorize, identify
-
-    topics = where.cfg.topics if where.cfg else None
-    who = identify(db, where.cfg, by_from(args), action, topics)
-    authorize(db, who, action, topics)
-    ident = who.person.id if who.person is not None else who.label
-    return who.label, ident, None if who.checked else NO_ROLES
-
-
 def _propose(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=True) as db:
-        by, by_id, note = _acting(where, db, args, "destroy-propose")
+        by, by_id, note = act_as(where, db, args, "destroy-propose")
         list_id = service.propose_list(db, _keeping(where), where.today, by, by_id,
                                        recordings=args.recording, reason=args.reason)  # fmt: skip
         doc = destruction.as_json(_found(db, list_id), destruction.items(db, list_id))
@@ -320,7 +314,7 @@ def _propose(args: argparse.Namespace, where: Where) -> int:
 
 def _approve(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=True) as db:
-        by, by_id, note = _acting(where, db, args, "destroy-approve")
+        by, by_id, note = act_as(where, db, args, "destroy-approve")
         service.approve_list(db, args.list, by, by_id, _keeping(where).topics)
         doc = destruction.as_json(_found(db, args.list), destruction.items(db, args.list))
     return output(
@@ -362,7 +356,7 @@ def _authorise(args: argparse.Namespace, where: Where) -> int:
     until = moment_arg(args.until, where, "--until")
     assert until is not None
     with opened(where, write=True) as db:
-        by, by_id, note = _acting(where, db, args, "authorise")
+        by, by_id, note = act_as(where, db, args, "authorise")
         auth_id = service.authorise(db, args.ref, args.custodian, until.date(), by, by_id,
                                     where.today)  # fmt: skip
     return output(
@@ -384,7 +378,7 @@ def _authorise(args: argparse.Namespace, where: Where) -> int:
 
 def _destroy(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=True) as db:
-        by, by_id, note = _acting(where, db, args, "destroy")
+        by, by_id, note = act_as(where, db, args, "destroy")
         if args.list is None:  # destruction without an approved list: refused, recorded
             raise service.refuse_unapproved(db, by, _keeping(where).topics, args.recording)
         done = service.execute_list(db, _keeping(where, args.password_file), where.today,

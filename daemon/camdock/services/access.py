@@ -186,6 +186,7 @@ def _rules(req: AccessRequest) -> core.Request:
         bool(req.pr_consulted_by),
         when(req.window_start),
         when(req.window_end),
+        req.approved_by_id,
     )
 
 
@@ -292,6 +293,7 @@ def step(
         until = now + timedelta(days=30 if valid is None else int(valid))
         fields |= {
             "approved_by": who.label,
+            "approved_by_id": who.person.id if who.person is not None else None,
             "approved_at": iso_utc(now),
             "approved_until": until.isoformat(),
             "handling_review": kw.get("note"),

@@ -418,7 +418,7 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
 @_handles(protocol.SealConfirm)
 def _seal_confirm(c: Call, a: protocol.SealConfirm) -> Any:
     access.authorize(c.db, c.who, "confirm", c.ctl.topics)
-    confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label)
+    confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label, c.me.id)
     return None
 
 

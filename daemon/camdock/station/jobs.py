@@ -198,7 +198,9 @@ class DailyPass:
             result = (PassResult(plan_for(db, today)) if seal_only else
                       daily_pass(db, cfg.catalog, keeping, today))  # fmt: skip
             if cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
-                by = cfg.seal.sealed_by or f"camdock@{cfg.station_id}"
+                # Made as the station, a fixed identity no staff member has (issue 27): any
+                # supervisor confirms it, nobody's name is borrowed.
+                by = f"station:{cfg.station_id}"
                 sealing = replace(Sealing.from_config(cfg), pause=self.host.busy)
                 self._seal_paused = False
                 sealed, alarms = seal_pass(db, sealing, today, by, cfg.seal.alarm_after_days,
