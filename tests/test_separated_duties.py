@@ -68,8 +68,9 @@ def _scheduled(cfg: Config, applicant: str, approver: str, scheduler: str) -> st
         db.close()
 
 
-def test_the_approver_neither_supervises_the_viewing_nor_copies(cfg: Config,
-                                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_the_approver_neither_supervises_the_viewing_nor_copies(
+    cfg: Config, tmp_path: Path
+) -> None:
     number = _scheduled(cfg, "D1", "X1", "C1")
     db = open_catalog(cfg.catalog)
     try:
