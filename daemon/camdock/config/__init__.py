@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal", "staff", "scrub"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff", "scrub", "access"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -89,6 +89,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     seal = sections.seal(r, top.get("seal", {}))
     staff, hashes = sections.staff(r, top, st.unit, officers)
     scrub_days = sections.scrub(r, top.get("scrub", {}))
+    draft_days = sections.access(r, top.get("access", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -114,6 +115,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         staff=staff,
         offloads_per_bus=st.offloads_per_bus,
         scrub_days=scrub_days,
+        draft_days=draft_days,
         password_hashes=hashes,
         require_mounts=require_mounts,
         source=source,

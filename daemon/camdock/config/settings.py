@@ -101,6 +101,8 @@ class Config:
     # bus, so the officers waiting are served shortest-first instead of all sharing the bus.
     offloads_per_bus: int = 0
     scrub_days: int = 30  # [scrub] days: every stored copy read back again within this (REG-7.2)
+    # [access] draft_days: an unsubmitted request expires after this and holds no footage.
+    draft_days: int = 7
     staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
     password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's
     # False only on a development machine: destinations are then plain directories, and

@@ -45,6 +45,7 @@ __all__ = [
     "authorize",
     "copy",
     "expire",
+    "expire_drafts",
     "identify",
     "new_request",
     "objection",
@@ -251,6 +252,25 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
             except Conflict:
                 continue  # another process expired it (or it moved on) meanwhile
             gone.append(req.number)
+    return gone
+
+
+def expire_drafts(db: Database, now: datetime, draft_days: int,
+                  topics: Topics | None) -> list[str]:  # fmt: skip
+    """Requests never submitted within ``draft_days`` (``[access] draft_days``) expire and stop
+    holding the footage they selected (issue 27); each expiry is a custody entry."""
+    cutoff = iso_utc(now - timedelta(days=draft_days))
+    gone = []
+    for req in requests.listing(db):
+        if req.state != State.DRAFT or req.created_at > cutoff:
+            continue
+        try:
+            requests.change(db, req, Action.DRAFT_EXPIRE, "camdock", {"state": State.EXPIRED},
+                            topics, details={"draft_days": draft_days},
+                            guard=_still(req.state))  # fmt: skip
+        except Conflict:
+            continue  # submitted (or expired by another pass) meanwhile
+        gone.append(req.number)
     return gone
 
 
