@@ -89,3 +89,41 @@ def test_draft_days_defaults_to_a_week_and_is_bounded() -> None:
     assert parse(base).draft_days == 7
     with pytest.raises(ConfigError, match="draft_days"):
         parse({**base, "access": {"draft_days": 0}})
+
+
+def test_a_draft_submitted_as_it_expires_is_one_or_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from test_concurrency import _on_catalog, _race
+
+    cfg = load(write_config(tmp_path, STAFF))
+    make_camera(tmp_path / "cam", 1, size=8 * 1024, seed=2)
+    assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
+    number = _draft(cfg)
+    barrier = threading.Barrier(2, timeout=60)  # both have read the draft; neither has written
+    original = requests.change
+
+    def waiting(*args: Any, **kw: Any) -> None:
+        barrier.wait()
+        original(*args, **kw)
+
+    monkeypatch.setattr(requests, "change", waiting)
+    later = clock.now() + timedelta(days=8)
+    out = _race(
+        _on_catalog(
+            cfg, lambda db: access.step(db, access.acting(cfg, "D1", db), number, "submit", None)
+        ),
+        _on_catalog(cfg, lambda db: access.expire_drafts(db, later, cfg.draft_days, None)),
+    )
+    db = open_catalog(cfg.catalog)
+    try:
+        found = requests.get(db, number)
+    finally:
+        db.close()
+    assert found is not None
+    if isinstance(out[0], Exception):  # expired first: the submission is refused, recorded
+        assert found.state == "expired" and out[1] == [number]
+    else:
+        assert found.state == "submitted" and out[1] == []

@@ -127,3 +127,39 @@ def test_every_not_found_is_recorded_as_a_refusal(station: Station) -> None:  # 
         ("周偵查員 (D1)", "request.get", "2026-0999", None),
         ("陳保管 (C1)", "view", number, 2),
     ]
+
+
+def test_a_viewing_closed_twice_at_once_is_registered_once(station: Station) -> None:  # noqa: F811
+    import threading
+
+    from camdock.catalog import viewings
+    from camdock.errors import Conflict
+
+    number, _custodian = _approved(station)
+    db = open_catalog(station.cfg.catalog)
+    try:
+        req_id = db.execute("SELECT id FROM requests WHERE number = ?", (number,)).fetchone()[0]
+        viewing = viewings.open_viewing(db, req_id, number, 1, "陳保管 (C1)", "C1")
+    finally:
+        db.close()
+    barrier = threading.Barrier(2, timeout=60)
+    out: list[Any] = []
+
+    def close() -> None:
+        conn = open_catalog(station.cfg.catalog)
+        try:
+            barrier.wait()
+            out.append(viewings.close(conn, viewing, "C1", 100))
+        except Conflict as exc:
+            out.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(type(o).__name__ for o in out) == ["Conflict", "dict"]
+    lines = _rows(station, "SELECT viewing_id FROM register")
+    assert lines == [(viewing,)]
