@@ -195,8 +195,11 @@ def test_the_daily_pass_destroys_only_under_a_live_standing_authorisation(
 
 
 def test_the_commands_on_a_station_check_roles_and_record_refusals(tmp_path: Path) -> None:
+    from test_retention import _age
+
     cfg_path = _station(tmp_path)
     cfg = load(cfg_path)
+    _age(cfg.catalog)  # a year on: every recording is due
     base = ["--config", str(cfg_path), "--json"]
     unlisted = run(camdock_cmd("retention", "destroy", "--by", "C1", *base))
     assert unlisted.returncode == ExitCode.NOPERM, unlisted.stderr
