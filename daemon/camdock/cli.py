@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from camdock import __version__
 from camdock.adapters import fsio
@@ -51,10 +52,15 @@ _RUN: dict[str, Run] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument exits 64 (EX_USAGE, the README's table), not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="camdock", description="Docking station for police body-worn cameras."
-    )
+    p = _Parser(prog="camdock", description="Docking station for police body-worn cameras.")
     p.add_argument("--version", action="version", version=f"camdock {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,12 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _text_arguments(args)
         return _dispatch(args)
+    except OverflowError as exc:  # a number or a date no catalog or calendar holds (issue 29)
+        return _failed(args, CamdockError(f"a number or a date out of range ({exc})",
+                                          ExitCode.USAGE))  # fmt: skip
     except CamdockError as exc:
-        print(f"camdock {args.command}: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
-            print(json.dumps(error, ensure_ascii=False))
-        return exc.exit_code
+        return _failed(args, exc)
+
+
+def _failed(args: argparse.Namespace, exc: CamdockError) -> int:
+    """One line on stderr (and with --json one JSON document on stdout); the exit code."""
+    print(f"camdock {args.command}: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
+        print(json.dumps(error, ensure_ascii=False))
+    return exc.exit_code
 
 
 def _text_arguments(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ change they report, and drained in order by the MQTT publisher after the broker'
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +12,20 @@ from sqlite_utils import Database
 
 from camdock import clock
 from camdock.catalog import custody
-from camdock.catalog.db import rows, write_txn
+from camdock.catalog.db import Row, rows_as, write_txn
 from camdock.clock import iso_utc, utcnow
 from camdock.events import EventContext, EventType, Topics, uuid7
 
-__all__ = ["BATCH", "in_context", "mark_delivered", "pending", "prune", "record", "undelivered"]
+__all__ = [
+    "BATCH",
+    "Pending",
+    "in_context",
+    "mark_delivered",
+    "pending",
+    "prune",
+    "record",
+    "undelivered",
+]
 
 BATCH = 200  # outbox rows in flight at once; PUBACKs come back in order
 
@@ -68,9 +78,19 @@ def in_context(db: Database, ctx: EventContext | None, kind: EventType, **data: 
         record(db, ctx.topics, kind, bay=ctx.bay, camera=ctx.camera, officer=ctx.officer, data=data)
 
 
-def pending(db: Database, limit: int = BATCH) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Pending(Row):
+    """An event waiting for the broker: its row id (the sequence), topic and JSON payload."""
+
+    id: int
+    topic: str
+    payload: str
+
+
+def pending(db: Database, limit: int = BATCH) -> list[Pending]:
     """The oldest undelivered events, in sequence order."""
-    return rows(
+    return rows_as(
+        Pending,
         db,
         "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?",
         (limit,),

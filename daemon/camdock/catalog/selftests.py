@@ -4,14 +4,19 @@ spares lent to officers (whose footage is filed under the borrower until returne
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import one, pk, rows
+from camdock.catalog.db import Row, one, one_as, pk, rows, rows_as
 from camdock.clock import utcnow
 
 __all__ = [
+    "DutyEntry",
+    "DutyTest",
+    "LastTest",
+    "Loan",
     "add_duty_log",
     "add_loan",
     "add_selftest",
@@ -46,18 +51,68 @@ def add_loan(db: Database, spare_camera_id: str, badge: str, name: str, duty_slo
     )
 
 
-def last_selftest(db: Database, camera_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class LastTest(Row):
+    """A camera's latest function test, as the spare-lending check reads it."""
+
+    passed: int
+    battery: int | None
+    time: str  # UTC ISO 8601
+
+
+@dataclass(frozen=True)
+class Loan(Row):
+    """Who holds a spare camera not yet returned."""
+
+    officer_badge: str
+    officer_name: str
+
+
+@dataclass(frozen=True)
+class DutyTest(Row):
+    """One pre-shift function test on the duty-log page (REG-3.2); ``failed`` names the checks
+    that did not pass."""
+
+    id: int
+    time: str
+    bay: int | None
+    camera_id: str
+    officer_badge: str | None
+    officer_name: str | None
+    passed: int
+    drift_before: float | None
+    drift_after: float | None
+    battery: int | None
+    failed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DutyEntry(Row):
+    """One duty-log entry (員警工作紀錄簿): a failed test, a spare lent."""
+
+    time: str
+    officer_badge: str | None
+    officer_name: str | None
+    camera_id: str | None
+    entry: str
+    spare_camera_id: str | None
+    selftest_id: int | None
+
+
+def last_selftest(db: Database, camera_id: str) -> LastTest | None:
     """The camera's latest function test: passed, battery and time."""
-    return one(
+    return one_as(
+        LastTest,
         db,
         "SELECT passed, battery, time FROM selftests WHERE camera_id = ? ORDER BY id DESC LIMIT 1",
         (camera_id,),
     )
 
 
-def open_loan(db: Database, spare_camera_id: str) -> dict[str, Any] | None:
+def open_loan(db: Database, spare_camera_id: str) -> Loan | None:
     """The borrower of a spare not yet returned, if any."""
-    return one(
+    return one_as(
+        Loan,
         db,
         "SELECT officer_badge, officer_name FROM loans WHERE "
         "spare_camera_id = ? AND returned_at IS NULL ORDER BY id DESC LIMIT 1",
@@ -86,17 +141,19 @@ def last_drift(db: Database, camera_id: str) -> float | None:
 
 def history(
     db: Database, start: str, end: str, limit: int = 1000
-) -> dict[str, list[dict[str, Any]]]:
+) -> tuple[list[DutyTest], list[DutyEntry]]:
     """The pre-shift tests and the duty-log entries between ``start`` and ``end`` (UTC ISO),
     newest first: what the console's duty-log page shows (REG-3.2)."""
     tests = rows(db, "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
                  "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
                  "time <= ? ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
-    entries = rows(db, "SELECT time, officer_badge, officer_name, camera_id, entry, "
+    entries = rows_as(DutyEntry, db, "SELECT time, officer_badge, officer_name, camera_id, entry, "
                    "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
                    "ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
-    for t in tests:
-        t["failed"] = [
-            c.get("name") for c in json.loads(t.pop("checks") or "[]") if not c.get("ok")
-        ]
-    return {"tests": tests, "entries": entries}
+    return [_duty_test(t) for t in tests], entries
+
+
+def _duty_test(row: dict[str, Any]) -> DutyTest:
+    checks = json.loads(row["checks"] or "[]")
+    failed = tuple(str(c.get("name")) for c in checks if not c.get("ok"))
+    return DutyTest.from_row({**row, "failed": failed})

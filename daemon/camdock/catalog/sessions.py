@@ -4,14 +4,17 @@ name the session may have created."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import pk, rows, write_txn
+from camdock.catalog.db import Row, pk, rows, rows_as, write_txn
 from camdock.clock import utcnow
 
 __all__ = [
+    "Running",
+    "Uncleared",
     "begin",
     "confirm_clear",
     "finish",
@@ -22,6 +25,24 @@ __all__ = [
     "running",
     "unconfirmed_clears",
 ]
+
+
+@dataclass(frozen=True)
+class Running(Row):
+    """A session recorded as running: alive, or killed mid-way (its lock tells which)."""
+
+    id: int
+    uid: str
+
+
+@dataclass(frozen=True)
+class Uncleared(Row):
+    """A camera file an interrupted session catalogued and was told to clear, not recorded as
+    cleared."""
+
+    id: int
+    source_relpath: bytes
+    recording_id: int
 
 
 def begin(db: Database, session: dict[str, Any]) -> int:
@@ -68,9 +89,9 @@ def finish(db: Database, session_id: int, status: str, counts: dict[str, int]) -
     )
 
 
-def running(db: Database) -> list[dict[str, Any]]:
+def running(db: Database) -> list[Running]:
     """Sessions recorded as running (alive, or killed mid-way)."""
-    return rows(db, "SELECT id, uid FROM offload_sessions WHERE status = 'running'")
+    return rows_as(Running, db, "SELECT id, uid FROM offload_sessions WHERE status = 'running'")
 
 
 def planned_temps(db: Database, session_id: int) -> list[str]:
@@ -99,9 +120,10 @@ def mark_interrupted(db: Database, session_id: int) -> None:
         )
 
 
-def unconfirmed_clears(db: Database, camera_id: str) -> list[dict[str, Any]]:
+def unconfirmed_clears(db: Database, camera_id: str) -> list[Uncleared]:
     """Files an interrupted session catalogued and was told to clear, not recorded as cleared."""
-    return rows(
+    return rows_as(
+        Uncleared,
         db,
         "SELECT f.id, f.source_relpath, f.recording_id FROM offload_files f "
         "JOIN offload_sessions s ON s.id = f.session_id "

@@ -367,22 +367,22 @@ class OffloadEngine:
         'not cleared' for a file that is gone; record it now that the camera shows it gone."""
         present = {f.raw for f in files}
         pending = sessions.unconfirmed_clears(db, self.req.camera_id)
-        gone = [p for p in pending if bytes(p["source_relpath"]) not in present]
+        gone = [p for p in pending if bytes(p.source_relpath) not in present]
         if not gone:
             return
         now = utcnow()
         with write_txn(db):
             for p in gone:
-                sessions.confirm_clear(db, p["id"], p["recording_id"], now)
+                sessions.confirm_clear(db, p.id, p.recording_id, now)
                 custody.append(
                     db,
                     Action.CLEAR,
-                    p["recording_id"],
+                    p.recording_id,
                     self._actor,
                     {
                         "camera": self.req.camera_id,
                         "confirmed_on_rerun": True,
-                        "source": fsio.display(bytes(p["source_relpath"])),
+                        "source": fsio.display(bytes(p.source_relpath)),
                     },
                 )
         log.info("recorded %d camera files as cleared by an interrupted session", len(gone))

@@ -44,17 +44,17 @@ def recover_interrupted(db: Database, locks: Path) -> int:
     and mark them interrupted. A session whose lock is still held is alive and left alone."""
     count = 0
     for s in sessions.running(db):
-        lock = locks / f"session-{s['uid']}.lock"
+        lock = locks / f"session-{s.uid}.lock"
         with flock(lock) as free:
             if not free:
                 continue
-            for temps in sessions.planned_temps(db, s["id"]):
+            for temps in sessions.planned_temps(db, s.id):
                 for p in json.loads(temps):
                     path = Path(p)
                     # Only ever delete our own temp names, whatever the journal says.
                     if is_temp_name(path.name):
                         fsio.unlink_quietly(path)
-            sessions.mark_interrupted(db, s["id"])
+            sessions.mark_interrupted(db, s.id)
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
         count += 1

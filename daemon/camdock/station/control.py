@@ -328,7 +328,8 @@ def _queue(c: Call, a: protocol.AttributionQueue) -> Any:
 @_handles(protocol.DutyLog)
 def _duty_log(c: Call, a: protocol.DutyLog) -> Any:
     """REG-3.2: the pre-shift tests and the duty-log entries of a period."""
-    return selftests.history(c.db, a.start, a.end)
+    tests, entries = selftests.history(c.db, a.start, a.end)
+    return {"tests": tests, "entries": entries}
 
 
 @_handles(protocol.Register)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlite_utils import Database
 
@@ -290,9 +290,9 @@ class Docking:
         loan = facts.loan
         if loan is not None:
             # A lent spare: its footage is the borrower's (REG-4.2.4).
-            known = cfg.officers.get(loan["officer_badge"])
+            known = cfg.officers.get(loan.officer_badge)
             officer = Officer(
-                loan["officer_badge"], loan["officer_name"], known.unit if known else cfg.unit
+                loan.officer_badge, loan.officer_name, known.unit if known else cfg.unit
             )
             officer_json = officer.as_json()
         request = OffloadRequest(
@@ -455,7 +455,7 @@ class Docking:
 class _DockFacts:
     """What the catalog says about a docked camera: an open loan, its assignment history."""
 
-    loan: dict[str, Any] | None
+    loan: selftests.Loan | None
     attribution: Attribution
 
 

@@ -198,11 +198,6 @@ class PreShift:
             if b.state.phase not in (Phase.DONE, Phase.TEST_PASSED):
                 continue
             last = await self.st.store.call(selftests.last_selftest, camera.id)
-            if (
-                last
-                and last["passed"]
-                and (last["battery"] or 0) >= least
-                and last["time"] >= since
-            ):
+            if last and last.passed and (last.battery or 0) >= least and last.time >= since:
                 return b
         return None

@@ -182,12 +182,12 @@ class Publisher:
             if batch:
                 # Published in sequence order; paho sends them in call order, PUBACKs follow.
                 results = await asyncio.gather(
-                    *(client.publish(r["topic"], r["payload"], qos=1, timeout=30) for r in batch),
+                    *(client.publish(r.topic, r.payload, qos=1, timeout=30) for r in batch),
                     return_exceptions=True,  # retrieve every failure, not just the first
                 )
                 if errors := [e for e in results if isinstance(e, BaseException)]:
                     raise errors[0]  # nothing of this batch is marked; all of it is resent
-                await self.store.call(outbox.mark_delivered, [r["id"] for r in batch])
+                await self.store.call(outbox.mark_delivered, [r.id for r in batch])
                 self.delivered += len(batch)
                 continue
             await wait_event(self._wake, 30)
