@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from camdock import clock
+from camdock.catalog import chainkey
 from camdock.core.naming import DutySlots
 from camdock.offload import OffloadEngine, OffloadReport, OffloadRequest
 from stationtime import FAKETIME_LIB, STATION_NOW, at_station_time
@@ -40,6 +41,14 @@ def station_clock() -> Iterator[clock.RunningClock]:
     """The station's clock in this process, running from STATION_NOW."""
     with clock.using(clock.RunningClock(STATION_NOW)) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def no_chain_key() -> Iterator[None]:
+    """A station built in this process keys the entries it writes (catalog/chainkey): with its
+    key, never the next test's."""
+    yield
+    chainkey.use(None)
 
 
 def write_recording(path: Path, size: int, seed: int) -> str:

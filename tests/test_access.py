@@ -14,7 +14,7 @@ from camdock.catalog import custody, open_catalog
 from camdock.config import load
 from camdock.errors import ExitCode
 from camdock.services.retention import plan_for
-from conftest import camdock_cmd, make_camera, offload, run
+from conftest import TZ, camdock_cmd, make_camera, offload, run
 from stationcfg import write_config
 from test_mqtt import message_for, validator
 
@@ -309,10 +309,19 @@ def test_the_roster_can_grant_a_role_for_the_day(tmp_path: Path) -> None:
     n = _new(cfg, "D1")
     assert _cmd(cfg, "request", "submit", n, "--by", "D1").returncode == 0
     _refused(_cmd(cfg, "request", "approve", n, "--by", "B77"), "not on station")
+    _refused(_cmd(cfg, "request", "approve", n, "--by", "R1"), "approve")
     db = open_catalog(load(cfg).catalog)
-    with write_txn(db):
-        assignments.record_roles(db, "2026-11-29", {"B77": ("代理分局長", "", ["approver"])})
+    with write_txn(db):  # as the daemon keeps a roster's grants (station/rosters.py)
+        assignments.record_roles(
+            db,
+            "2026-11-29",
+            {"B77": ("代理分局長", "", ["approver"]), "R1": ("李公關", "", ["approver"])},
+            TZ,
+        )
     db.close()
-    ok = _cmd(cfg, "request", "approve", n, "--by", "B77", "--json")
+    # Issue 27: a roster grants no role to someone on no staff list …
+    _refused(_cmd(cfg, "request", "approve", n, "--by", "B77"), "not on station")
+    # … and to the staff for the duty day it names (tests/test_identity.py: not the day after).
+    ok = _cmd(cfg, "request", "approve", n, "--by", "R1", "--json")
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["request"]["approved_by"] == "代理分局長 (B77)"
+    assert json.loads(ok.stdout)["request"]["approved_by"] == "李公關 (R1)"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from camdock import clock
-from camdock.catalog import custody, open_catalog
+from camdock.catalog import chainkey, custody, open_catalog
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.errors import CamdockError, ExitCode
@@ -145,8 +145,9 @@ def test_catalog_rows_changed_outside_camdock_are_found(tmp_path: Path) -> None:
          "AND destination = (SELECT min(destination) FROM copies)", "gone from the catalog"),
         ("DELETE FROM copies WHERE recording_id = 2 AND destination = "
          "(SELECT max(destination) FROM copies)", "gone from the catalog"),
-        ("INSERT INTO roster_roles VALUES ('Z1', 'z', 'u', '[\"auditor\"]', '2026-11-29', "
-         "'2026-11-29T00:00:00+00:00')", "not in the custody chain"),
+        ("INSERT INTO roster_roles (badge, name, unit, roles, duty_day, received_at) VALUES "
+         "('Z1', 'z', 'u', '[\"auditor\"]', '2026-11-29', '2026-11-29T00:00:00+00:00')",
+         "not in the custody chain"),
     ],
 )  # fmt: skip
 def test_an_insider_edit_with_the_triggers_dropped_is_named(
@@ -494,3 +495,155 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
     assert doc["fixity"]["scrub"] == {"damage": 1, "repair": 1}
     assert [a["actor"] for a in doc["fixity"]["audits"]] == ["稽核員"]
     assert len(doc["retention"]["holds_past_review"]) == 1 and doc["chain_problems"] == []
+
+
+def test_audit_resolve_inserts_again_the_rows_an_insider_deleted(tmp_path: Path) -> None:
+    """Issue 26 (item 2; REG-7.1, REG-4.3.1): an insider deletes in sqlite3 a recording's row,
+    its copies' rows, the hold on it and its request's link (and an officer's hold). The audit
+    names each row gone; ``audit resolve`` inserts them again as the chain last had them,
+    recorded with the auditor, and the audit is clean (the footage itself was never touched)."""
+    from camdock.catalog import holds, requests
+
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    db = open_catalog(catalog)
+    try:
+        hold = {"kind": "complaint", "case_ref": "C-1", "reason": "r", "recording_id": 1}
+        on_one = holds.place(db, hold, "督察 王", None)
+        officer = holds.place(db, {"kind": "complaint", "case_ref": "C-2", "reason": "r",
+                                   "officer_badge": "A12345"}, "督察 王", None)  # fmt: skip
+        req = requests.create(db, {"created_by": "P1", "kind": "view", "purpose": "complaint",
+                                   "reason": "r"}, [1, 2], "P1", None)  # fmt: skip
+        before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                  for t in ("recordings", "copies", "holds", "request_recordings")}  # fmt: skip
+    finally:
+        db.close()
+    assert _audit(catalog).returncode == 0
+    _as_insider(
+        catalog,
+        ("DELETE FROM copies WHERE recording_id = 1", ()),
+        ("DELETE FROM recordings WHERE id = 1", ()),
+        ("DELETE FROM holds", ()),
+        ("DELETE FROM request_recordings WHERE recording_id = 1", ()),
+    )
+    found = _audit(catalog, "--json")
+    problems = json.loads(found.stdout)["chain_problems"]
+    assert found.returncode == ExitCode.FAILED
+    for gone in ("recordings [1]", "copies [1,", f"holds [{on_one}]", f"holds [{officer}]",
+                 f"request_recordings [{req.id},1]"):  # fmt: skip
+        assert any(p.startswith(gone) and "gone from the catalog" in p for p in problems), gone
+    by = ("--by", "稽核員 林", "--reason", "rows deleted in sqlite3; the chain is right", "--json")
+    resolved = _audit(catalog, "resolve", "--recording", "1", *by)
+    assert resolved.returncode == 0, resolved.stderr
+    put_back = json.loads(resolved.stdout)["restored_from_chain"]
+    assert put_back[0] == "recordings [1]" and len(put_back) == 5, put_back  # 2 copies, hold, link
+    assert _audit(catalog, "resolve", "--recording", "1", *by).returncode != 0  # nothing left
+    held = _audit(catalog, "resolve", "--hold", str(officer), *by)
+    assert held.returncode == 0 and json.loads(held.stdout)["restored_from_chain"] == [
+        f"holds [{officer}]"
+    ]
+    db = open_catalog(catalog)
+    try:
+        after = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()  # noqa: S608
+                 for t in before}  # fmt: skip
+        kinds = [r[0] for r in db.execute("SELECT actor FROM custody_log WHERE action = ?",
+                                          (Action.RESOLVE.value,))]  # fmt: skip
+    finally:
+        db.close()
+    assert after == before and kinds == ["稽核員 林", "稽核員 林"]
+    clean = _audit(catalog, "--full", "--json")
+    assert clean.returncode == 0, clean.stdout
+
+
+def test_the_audit_names_rows_only_the_upgrades_baseline_chained(tmp_path: Path) -> None:
+    """Issue 26 (item 3; REG-7.1): migration m014 chained the rows it found at the upgrade as
+    they were (the trust boundary). The audit lists, as a note that does not fail it, each live
+    row whose only chained state is that baseline; a row an act has chained since is not."""
+    _, _, catalog = _offloaded(tmp_path, files=2)
+    assert json.loads(_audit(catalog, "--json").stdout)["baseline_only"] == {}
+    db = open_catalog(catalog)
+    try:
+        with write_txn(db):  # what m014 did to a catalog from before it, rows and all
+            custody.baseline(db)
+        with write_txn(db):  # an act after the upgrade chains recording 1 again
+            db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 1")
+    finally:
+        db.close()
+    out = _audit(catalog, "--json")
+    assert out.returncode == 0, out.stdout
+    unproven = json.loads(out.stdout)["baseline_only"]
+    assert unproven["recordings"] == ["[2]"]
+    assert len(unproven["copies"]) == 4
+    text = _audit(catalog).stdout
+    assert "NOTE recordings: 1 row(s) chained only by the upgrade's baseline" in text, text
+
+
+def _forge_state_entry(catalog: Path, mac: str | None) -> None:
+    """What an insider without the key does: edit a row in sqlite3 (triggers dropped), then
+    append a custody ``state`` entry of their own that "chains" the edit, hashed exactly as
+    camdock hashes, so the hash chain and the rows agree again."""
+    conn = sqlite3.connect(catalog)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("UPDATE recordings SET retain_until = '2026-11-30' WHERE id = 1")
+    cols = [c[1] for c in conn.execute("PRAGMA table_info(recordings)")]
+    row = conn.execute("SELECT * FROM recordings WHERE id = 1").fetchone()
+    state = {c: {"hex": v.hex()} if isinstance(v, bytes) else v  # as camdock writes a BLOB
+             for c, v in zip(cols, row, strict=True)}  # fmt: skip
+    states = [{"table": "recordings", "key": "[1]", "state": state}]
+    (prev,) = conn.execute("SELECT hash FROM custody_log ORDER BY id DESC LIMIT 1").fetchone()
+    entry = {"time": "2026-11-29T02:00:00+00:00", "action": "state", "recording_id": None,
+             "actor": "camdock", "details": {}, "rows": states}  # fmt: skip
+    if mac is not None:
+        entry["mac"] = mac
+    canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+    conn.execute("INSERT INTO custody_log (time, action, recording_id, actor, details, "
+                 "prev_hash, hash, rows, mac) VALUES (?, 'state', NULL, 'camdock', '{}', ?, ?, "
+                 "?, ?)", (entry["time"], prev, digest, json.dumps(states), mac))  # fmt: skip
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("mac", [None, "ab" * 32], ids=["no-mac", "made-up-mac"])
+def test_an_entry_appended_without_the_chain_key_is_named(tmp_path: Path, mac: str | None) -> None:
+    """Issue 26 (item 4; REG-7.1, invariant 6): entries from before the key are unkeyed, not
+    failed; from the daemon's key on every entry carries a MAC. An insider who edits a row and
+    appends a re-hashed ``state`` entry that chains the edit passes the hash chain and the row
+    check, but not the key: the audit names the entry (with the key: its MAC fails; without
+    it, an entry without a MAC after keyed ones is named all the same)."""
+    _, _, catalog = _offloaded(tmp_path, files=2)  # written before the station had a key
+    key_file = tmp_path / "state" / "chain.key"
+    key = chainkey.load_or_create(key_file)
+    assert key_file.stat().st_mode & 0o777 == 0o400
+    assert chainkey.load_or_create(key_file) == key  # made once, then read
+    chainkey.use(key)
+    db = open_catalog(catalog)
+    try:
+        with write_txn(db):  # the daemon's acts from now on are keyed
+            db.execute("UPDATE recordings SET hold_reason = 'x' WHERE id = 2")
+    finally:
+        db.close()
+        chainkey.use(None)
+    clean = _audit(catalog, "--chain-key", str(key_file), "--json")
+    assert clean.returncode == 0, clean.stdout
+    keys = json.loads(clean.stdout)["keys"]
+    assert keys["checked"] and keys["keyed"] == 1 and keys["unkeyed"] >= 4, keys
+    _forge_state_entry(catalog, mac)
+    (forged,) = sqlite3.connect(catalog).execute("SELECT max(id) FROM custody_log").fetchone()
+    found = _audit(catalog, "--chain-key", str(key_file), "--json")
+    problems = json.loads(found.stdout)["chain_problems"]
+    assert found.returncode == ExitCode.FAILED
+    why = "MAC fails" if mac else "no MAC"
+    assert (
+        [p for p in problems if p.startswith(f"entry {forged} ")]
+        == [p for p in problems if why in p]
+        != []
+    ), problems
+    assert not any("retain_until" in p for p in problems)  # the forgery did fool the row check
+    unkeyed = _audit(catalog, "--json")  # an auditor without the key
+    if mac is None:
+        assert unkeyed.returncode == ExitCode.FAILED
+        assert any(p.startswith(f"entry {forged} ") for p in json.loads(unkeyed.stdout)[
+            "chain_problems"])  # fmt: skip
+    else:
+        assert "MACs not checked" in _audit(catalog).stdout

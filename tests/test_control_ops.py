@@ -18,6 +18,7 @@ from camdock.config import Config, load
 from camdock.core.access import Role
 from camdock.station.control import HANDLERS, SOCKET, Control
 from conftest import offload, write_recording
+from staffotp import enrol
 from stationcfg import write_config
 from test_access import STAFF
 from test_control import PASSWORD, ask, login, refusals
@@ -31,6 +32,7 @@ NEW = {"from": f"{DAY}T09:00", "to": f"{DAY}T10:00", "officer": "A12345", "kind"
 CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     "login": (None, {"staff": "C1", "password": PASSWORD}, {"staff": 1, "password": "x"}, "staff"),
     "logout": (None, {}, {"everything": True}, "everything"),
+    "session": ("D1", {"active": 0}, {"active": "many"}, "active"),
     "catalog.search": ("C1", {"officer": "A12345"}, {"day": 5}, "day"),
     "recording.get": ("C1", {"id": 1}, {"id": "x"}, "id"),
     "requests.list": ("D1", {}, {"mine": "yes"}, "mine"),
@@ -97,6 +99,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, P
     write_recording(tmp / "cam/DCIM/100MEDIA/20261128_091000_0001.MP4", 8192, 3)
     assert offload(tmp / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
     path = cfg.run_dir / SOCKET
+    enrol(cfg)
     server = Server(path, Control(cfg).handle, frozenset({0, os.geteuid()}), slow=protocol.SLOW_OPS)
     server.start()
     try:

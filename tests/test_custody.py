@@ -65,10 +65,14 @@ def test_a_reader_opens_the_catalog_without_migrating_or_writing(tmp_path: Path)
     with pytest.raises(CatalogError, match="no catalog"):
         open_readonly(tmp_path / "none.db")
     bare = tmp_path / "bare.db"
-    sqlite3.connect(bare).close()  # an empty SQLite file: nothing migrated
-    ro = open_readonly(bare)
+    sqlite3.connect(bare).close()  # an empty SQLite file: not a catalog, and left so (issue 29)
+    with pytest.raises(CatalogError, match="empty file"):
+        open_readonly(bare)
+    assert bare.stat().st_size == 0
+    made = tmp_path / "made.db"
+    open_catalog(made).close()
+    ro = open_readonly(made)
     try:
-        assert ro.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             ro.execute("CREATE TABLE x (y)")
     finally:

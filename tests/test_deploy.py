@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "camdock.service"
 ANSIBLE = ROOT / "ansible"
 VENV_BIN = Path(sys.executable).parent
-# Measured: 2.4 (README, "Deployment"). The bound catches any loosening of the hardening.
+# Measured: 2.5 (README, "Deployment"). The bound catches any loosening of the hardening.
 EXPOSURE_BOUND = 2.5
 CACHE = Path(os.environ.get("CAMDOCK_TEST_CACHE", "/var/cache/camdock-tests"))
 TRIES = 4  # a one-off network error (debootstrap, pip download) is retried, with backoff

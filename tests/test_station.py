@@ -141,6 +141,11 @@ async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
     assert len(tree_hashes(tmp_path / "footage")) == 3 == len(tree_hashes(tmp_path / "backup"))
     assert h.catalog("SELECT count(*) FROM recordings WHERE cleared_at IS NOT NULL") == [(3,)]
     assert h.catalog("SELECT DISTINCT officer_name FROM recordings") == [("王小明",)]
+    # Issue 26: the daemon made the chain key at its first start (never in the catalog, the
+    # daemon's user's alone) and every entry it wrote carries a MAC under it.
+    assert h.cfg.chain_key.stat().st_mode & 0o777 == 0o400
+    assert h.catalog("SELECT count(*) FROM custody_log WHERE mac IS NULL") == [(0,)]
+    assert h.catalog("SELECT count(*) FROM custody_log WHERE action = 'store'") == [(3,)]
     kinds = [k for k, _, _ in h.events]
     assert kinds.index("camera-docked") < kinds.index("offload-started")
     assert kinds.index("offload-started") < kinds.index("offload-completed")

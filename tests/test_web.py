@@ -25,6 +25,7 @@ from camdock.core.attribution import Attribution
 from camdock.services.seal import Key, Sealing, seal_day
 from camdock.station.control import SOCKET, Control
 from conftest import TZ, camdock_cmd, offload, write_recording
+from staffotp import code, enrol
 from stationcfg import write_config
 from test_access import STAFF
 
@@ -72,6 +73,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "selftest_id": test_id})  # fmt: skip
     db.close()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    enrol(cfg)
     # The daemon's side of the control socket, as `camdock run` serves it: the console asks it
     # for every page and every action (it has no catalog connection of its own).
     daemon = Control(cfg, export_roots=(tmp_path,))
@@ -104,10 +106,13 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.close()
 
 
-def _login(page: Any, base: str, staff: str) -> None:
+def _login(page: Any, base: str, staff: str, catalog: Path | None = None) -> None:
+    """Log in; with ``catalog``, the one-time code too (approvers, supervisors, auditors)."""
     page.goto(f"{base}/login")
     page.get_by_label("員工編號").fill(staff)
     page.get_by_label("密碼").fill(PASSWORD)
+    if catalog is not None:
+        page.get_by_label("一次性驗證碼").fill(code(catalog, staff))
     page.get_by_role("button", name="登入").click()
     page.wait_for_url(f"{base}/")
 
@@ -158,7 +163,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.get_by_role("button", name="核准").click()  # an officer cannot approve
         assert "needs the role approver" in page.content()
         _logout(page, base)
-        _login(page, base, "P1")
+        _login(page, base, "P1", cfg.catalog)
         page.goto(f"{base}/requests/{number}")
         page.get_by_role("button", name="核准").click()
         assert "approved" in page.locator("#state").text_content()
@@ -204,7 +209,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
                  "陳保管 (C1)")  # fmt: skip
         db.close()
         _logout(page, base)
-        _login(page, base, "S1")
+        _login(page, base, "S1", cfg.catalog)
         page.goto(f"{base}/seals")
         page.get_by_role("button", name="確認").click()
         assert "已確認" in page.content() and "林督導 (S1)" in page.content()
@@ -241,7 +246,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.get_by_role("link", name="中文").click()
         _logout(page, base)
         # The supervisor reads the audit report (REG-7.2) as a page and as a PDF.
-        _login(page, base, "S1")
+        _login(page, base, "S1", cfg.catalog)
         page.goto(f"{base}/audit?from=2026-01-01&to=2030-12-31")
         assert "查核報告" in page.content() and "每日加密封存" in page.content()
         page.screenshot(path=str(shots / "console-audit.png"), full_page=True)

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -29,6 +29,7 @@ from camdock.services.seal import Key, Sealing, seal_day
 from camdock.station.control import SOCKET, Control
 from camdock.web.app import CSP, make_app
 from conftest import TZ, offload, write_recording
+from staffotp import code, enrol
 from stationcfg import write_config
 from test_access import STAFF
 
@@ -52,9 +53,10 @@ class Station:
         c = TestClient(self.app, follow_redirects=False)
         if staff is not None:
             login = c.get("/login")
-            done = c.post(
-                "/login", data={"csrf": _csrf(login.text), "staff": staff, "password": PASSWORD}
-            )
+            form = {"csrf": _csrf(login.text), "staff": staff, "password": PASSWORD}
+            done = c.post("/login", data=form)
+            if done.status_code == 401 and "one-time code" in done.text:  # issue 27
+                done = c.post("/login", data={**form, "otp": code(self.cfg.catalog, staff)})
             assert (done.status_code, done.headers["location"]) == (303, "/"), done.text
         return c
 
@@ -103,6 +105,7 @@ def station(tmp_path: Path) -> Iterator[Station]:
             },
         )
     db.close()
+    enrol(cfg)
     server = Server(
         cfg.run_dir / SOCKET, Control(cfg, (tmp_path,)).handle, frozenset({os.geteuid()})
     )
@@ -499,21 +502,111 @@ def _custody(cfg: Config) -> int:
 def test_the_bays_page_tells_when_the_daemon_stopped(station: Station) -> None:
     """Issue 29: the daemon writes the bays with a heartbeat; three missed beats and the page
     says when it stopped, instead of the last progress it wrote ("offloading 35 %")."""
-    from datetime import datetime
-
-    from camdock import clock
     from camdock.station.rundir import HEARTBEAT
 
-    beat = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # 09:00 in Taipei
-    doc = {"heartbeat": beat.isoformat(), "pid": 1, "bays": [
+    running = clock._clock
+    assert isinstance(running, clock.RunningClock)
+    beat = running.now()
+    doc = {"heartbeat": clock.iso_utc(beat), "pid": 1, "bays": [
         {"bay": 1, "phase": "offloading", "camera": "CAM0001", "officer": "王小明",
          "bytes_total": 100, "bytes_done": 35, "message": ""}]}  # fmt: skip
     station.cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (station.cfg.run_dir / "bays.json").write_text(json.dumps(doc), encoding="utf-8")
     c = station.client("C1")
-    with clock.using(clock.FixedClock(beat + timedelta(seconds=HEARTBEAT))):
-        alive = c.get("/").text
+    alive = c.get("/").text
     assert "offloading" in alive and "停止" not in alive
-    with clock.using(clock.FixedClock(beat + timedelta(seconds=4 * HEARTBEAT))):
-        stopped = c.get("/").text
-    assert "the daemon stopped at 2026-11-29 09:00" in stopped and "offloading" not in stopped
+    running.at += timedelta(seconds=4 * HEARTBEAT)
+    stopped = c.get("/").text
+    when = clock.local_text(beat, station.cfg.tz)
+    assert f"the daemon stopped at {when}" in stopped and "offloading" not in stopped
+
+
+# --- sessions in the daemon, the second factor, HSTS (issue 27) -----------------------------------
+
+
+def test_a_cookie_replayed_after_logout_opens_nothing(station: Station) -> None:
+    """Issue 27: the console's signed cookie alone opened `/` and `/bays/stream` after logout."""
+    c = station.client("C1")
+    kept = dict(c.cookies.items())
+    assert c.get("/").status_code == 200
+    assert c.post("/logout").status_code == 303
+    replay = station.client()
+    for k, v in kept.items():
+        replay.cookies.set(k, v)
+    for url in ("/", "/bays/stream", "/catalog"):
+        r = replay.get(url)
+        assert (r.status_code, r.headers["location"]) == (303, "/login"), url
+
+
+def test_an_idle_console_session_ends(station: Station) -> None:
+    """Issue 27: 15 minutes without a request end the session (the project's clock moves)."""
+    c = station.client("C1")
+    assert c.get("/").status_code == 200
+    running = clock._clock
+    assert isinstance(running, clock.RunningClock)
+    running.at += timedelta(minutes=10)
+    assert c.get("/").status_code == 200  # a request: the idle clock starts again
+    running.at += timedelta(minutes=16)
+    assert c.get("/").headers["location"] == "/login"
+
+
+def test_the_login_asks_an_approver_for_the_one_time_code(station: Station) -> None:
+    c = station.client()
+    form = {"csrf": _csrf(c.get("/login").text), "staff": "P1", "password": PASSWORD}
+    asked = c.post("/login", data=form)
+    assert asked.status_code == 401 and "one-time code" in asked.text
+    assert 'name="otp"' in asked.text and 'value="P1"' in asked.text
+    wrong = c.post("/login", data={**form, "otp": "000000"})
+    assert wrong.status_code == 401 and "Wrong staff id or password" in wrong.text
+    done = c.post("/login", data={**form, "otp": code(station.cfg.catalog, "P1")})
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert "王分局長" in c.get("/").text
+
+
+def test_hsts_over_https_only(station: Station) -> None:
+    plain = station.client()
+    assert "strict-transport-security" not in plain.get("/login").headers
+    tls = TestClient(make_app(station.cfg, secret=b"k", https=True), base_url="https://testserver")
+    assert tls.get("/login").headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_a_live_bays_stream_ends_when_its_session_does(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: the stream asks the daemon again while it runs; a logout elsewhere ends it."""
+    import base64
+
+    from camdock.adapters.control import call
+    from camdock.web.pages import bays as bays_page
+
+    monkeypatch.setattr(bays_page, "RECHECK", 0.0)
+    c = station.client("C1")
+    cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    signed = c.cookies["camdock"].split(".")[0]
+    token = json.loads(base64.b64decode(signed + "=" * (-len(signed) % 4)))["token"]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body") and len(sent) == 2:  # the first event: now log out elsewhere
+            await anyio.to_thread.run_sync(
+                lambda: call(station.cfg.run_dir / SOCKET, {"op": "logout", "token": token})
+            )
+
+    scope = {
+        "type": "http", "method": "GET", "path": "/bays/stream", "raw_path": b"",
+        "query_string": b"", "headers": [(b"cookie", cookie.encode())], "scheme": "http",
+        "server": ("testserver", 80), "client": ("127.0.0.1", 1), "root_path": "",
+        "http_version": "1.1", "asgi": {"version": "3.0"},
+    }  # fmt: skip
+
+    async def main() -> None:
+        with anyio.fail_after(30):
+            await station.app(scope, receive, send)
+
+    anyio.run(main)
+    assert sent[0]["status"] == 200 and sent[-1].get("more_body") is False

@@ -61,7 +61,8 @@ class ErrorKind(StrEnum):
     FORBIDDEN = "forbidden"  # the role or the rules say no (recorded)
     NOT_FOUND = "not_found"  # no such operation, recording, request
     CONFLICT = "conflict"  # it cannot be done in the state things are in
-    TOO_MANY = "too_many"  # locked out after repeated failures
+    TOO_MANY = "too_many"  # locked out after repeated failures, or too many attempts
+    OTP_REQUIRED = "otp_required"  # the password was right; the role needs its one-time code
     INTERNAL = "internal"  # a bug in the daemon
     UNAVAILABLE = "unavailable"  # the daemon is not running
     TIMEOUT = "timeout"  # the daemon did not answer in time
@@ -75,6 +76,7 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_MANY: 429,
+    ErrorKind.OTP_REQUIRED: 401,
     ErrorKind.INTERNAL: 500,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.TIMEOUT: 504,
@@ -218,13 +220,32 @@ def parse(cls: type[A], raw: Any) -> A:
 # --- the session -----------------------------------------------------------------------------
 
 
-@_op("login", session=False, errors=frozenset({ErrorKind.UNAUTHENTICATED, ErrorKind.TOO_MANY}))
+_LOGIN_ERRORS = frozenset(
+    {ErrorKind.UNAUTHENTICATED, ErrorKind.TOO_MANY, ErrorKind.OTP_REQUIRED, ErrorKind.FORBIDDEN}
+)
+
+
+@_op("login", session=False, errors=_LOGIN_ERRORS)
 @dataclass(frozen=True)
 class Login(Args):
-    """Log in: answers ``{"token", "person"}``."""
+    """Log in: answers ``{"token", "person"}``. ``otp``: the one-time code (or a recovery
+    code) approvers, supervisors and auditors need (without it: ``otp_required``); ``client``:
+    who the console serves (its client's address), for the per-client limit."""
 
     staff: str
     password: str
+    otp: str | None = None
+    client: str | None = None
+
+
+@_op("session")
+@dataclass(frozen=True)
+class Session(Args):
+    """Whether this token's session is live: answers the person, as at login. ``active`` 0:
+    a check that is not the person's doing (a live page's re-check) and leaves the idle clock
+    as it is."""
+
+    active: int = 1
 
 
 @_op("logout", session=False)

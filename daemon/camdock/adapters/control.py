@@ -53,6 +53,7 @@ REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may stil
 # thread): a flood of console requests is answered more slowly, never at the offload's expense
 # (bench/control_bench). Not the workers: one holding the catalog's write lock must not starve.
 NICE = 10
+IDLE_CLASS = True  # SCHED_IDLE for that thread (bench/control_bench measures both)
 ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 
@@ -130,8 +131,17 @@ def parse_request(line: bytes) -> dict[str, Any]:
 
 
 def _lower_priority() -> None:
+    """The selector thread below the copier: SCHED_IDLE where allowed (CFS gives it CPU only
+    what normal threads leave, weight 3 against 1024, yet never nothing), else nice 10."""
+    tid = threading.get_native_id()
+    if IDLE_CLASS:
+        try:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (OSError, AttributeError):
+            pass  # not Linux, or a seccomp filter without it: nice is the next best
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        os.setpriority(os.PRIO_PROCESS, tid, NICE)
 
 
 class _Conn:

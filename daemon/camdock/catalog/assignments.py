@@ -4,12 +4,12 @@ on, and the loans of spares, as the attribution of a recording needs them."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from sqlite_utils import Database
 
 from camdock.catalog.db import one, rows
-from camdock.clock import utcnow
+from camdock.clock import iso_utc, utcnow
 from camdock.core.attribution import Assignment, Loan, Source
 from camdock.model import Officer
 
@@ -65,18 +65,25 @@ def loans(db: Database, camera_id: str, unit: str) -> list[Loan]:
     ]
 
 
-def record_roles(db: Database, duty_day: str, granted: dict[str, tuple[str, str, list[str]]]
-                 ) -> None:  # fmt: skip
+def record_roles(db: Database, duty_day: str, granted: dict[str, tuple[str, str, list[str]]],
+                 tz: tzinfo = UTC) -> None:  # fmt: skip
     """The latest roster's role grants replace the previous ones (inside the caller's
-    transaction): badge → (name, unit, roles)."""
+    transaction): badge → (name, unit, roles). Each lasts the duty day it names, midnight to
+    midnight in the station's zone ``tz`` (issue 27: a one-day grant is not for six weeks)."""
+    start = datetime.combine(date.fromisoformat(duty_day), time(0), tz)
+    end = datetime.combine(date.fromisoformat(duty_day) + timedelta(days=1), time(0), tz)
     db.execute("DELETE FROM roster_roles")
     for badge, (name, unit, roles) in granted.items():
         row = {"badge": badge, "name": name, "unit": unit, "roles": json.dumps(sorted(roles)),
-               "duty_day": duty_day, "received_at": utcnow()}  # fmt: skip
+               "duty_day": duty_day, "received_at": utcnow(), "valid_from": iso_utc(start),
+               "valid_until": iso_utc(end)}  # fmt: skip
         db.table("roster_roles").insert(row)
 
 
-def granted(db: Database, badge: str) -> tuple[str, str, list[str]] | None:
-    """The roles the latest roster granted ``badge``: (name, unit, roles), or None."""
-    r = one(db, "SELECT name, unit, roles FROM roster_roles WHERE badge = ?", (badge,))
+def granted(db: Database, badge: str, now: datetime) -> tuple[str, str, list[str]] | None:
+    """The roles the latest roster granted ``badge`` for the duty day ``now`` is in: (name,
+    unit, roles), or None (none, or the day it named is over or not yet begun)."""
+    at = iso_utc(now)
+    r = one(db, "SELECT name, unit, roles FROM roster_roles WHERE badge = ? AND valid_from <= ? "
+            "AND ? < valid_until", (badge, at, at))  # fmt: skip
     return (r["name"], r["unit"] or "", json.loads(r["roles"])) if r else None

@@ -11,13 +11,14 @@ one chain.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from enum import StrEnum
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog import rowchain
+from camdock.catalog import chainkey, rowchain
 from camdock.catalog.db import one, rows
 from camdock.clock import utcnow
 
@@ -32,6 +33,7 @@ __all__ = [
     "history",
     "verify",
     "verify_heads",
+    "verify_keys",
 ]
 
 GENESIS = "0" * 64
@@ -76,13 +78,18 @@ class Action(StrEnum):
     REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)
     FREEZE = "freeze"  # the catalog and the chain disagree about a recording: nothing acts on it
     RESOLVE = "audit-resolve"  # an auditor resolved a freeze: the rows as the chain has them
+    STAFF = "staff"  # who may act changed: a person, a role, a password, a second factor
     # The state rows were left in by a change whose own entry came before it (catalog/rowchain)
     STATE = "state"
 
 
-def _digest(prev: str, entry: dict[str, Any]) -> str:
+def _message(prev: str, entry: dict[str, Any]) -> str:
     canonical = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{prev}\n{canonical}".encode()).hexdigest()
+    return f"{prev}\n{canonical}"
+
+
+def _digest(prev: str, entry: dict[str, Any]) -> str:
+    return hashlib.sha256(_message(prev, entry).encode()).hexdigest()
 
 
 def append(
@@ -112,10 +119,12 @@ def _append(
     }
     if states:  # the rows this change left, chained with it (catalog/rowchain)
         entry["rows"] = states
+    if (key := chainkey.current()) is not None:  # what an appender without the key cannot make
+        entry["mac"] = chainkey.mac(key, _message(prev, entry))
     digest = _digest(prev, entry)
     done = db.execute(
         "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, hash, "
-        "rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "rows, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry["time"],
             action.value,
@@ -125,6 +134,7 @@ def _append(
             prev,
             digest,
             json.dumps(states, sort_keys=True, ensure_ascii=False) if states else None,
+            entry.get("mac"),
         ),
     )
     if states:
@@ -162,6 +172,8 @@ def verify(db: Database) -> list[str]:
         }
         if r["rows"] is not None:
             entry["rows"] = json.loads(r["rows"])
+        if r["mac"] is not None:
+            entry["mac"] = r["mac"]
         if r["prev_hash"] != prev:
             problems.append(
                 f"entry {r['id']}: does not follow the entry before it "
@@ -269,3 +281,34 @@ def verify_heads(db: Database, heads: list[tuple[int, str]], source: str) -> lis
                     f"after {good} and at most {seq}"]  # fmt: skip
         good = seq
     return []
+
+
+def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, Any]]:
+    """Every entry's MAC under the station's chain key (catalog/chainkey): the problems (a MAC
+    that fails; an entry without one after the chain became keyed) and the counts. Entries from
+    before the first keyed one are unkeyed, not failed. Without the key only the latter is
+    checked."""
+    problems: list[str] = []
+    first_keyed: int | None = None
+    unkeyed = keyed = 0
+    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+        if r["mac"] is None:
+            if first_keyed is None:
+                unkeyed += 1
+            else:
+                problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): no MAC, though "
+                                f"the chain is keyed from entry {first_keyed} on (appended "
+                                "without the station's chain key)")  # fmt: skip
+            continue
+        keyed += 1
+        first_keyed = first_keyed or int(r["id"])
+        if key is None:
+            continue
+        entry = {"time": r["time"], "action": r["action"], "recording_id": r["recording_id"],
+                 "actor": r["actor"], "details": json.loads(r["details"])}  # fmt: skip
+        if r["rows"] is not None:
+            entry["rows"] = json.loads(r["rows"])
+        if not hmac.compare_digest(chainkey.mac(key, _message(r["prev_hash"], entry)), r["mac"]):
+            problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
+                            "the station's chain key (not written by camdock: forged)")  # fmt: skip
+    return problems, {"keyed": keyed, "unkeyed": unkeyed, "checked": key is not None}

@@ -70,44 +70,90 @@ def refuse_frozen(db: Database, recording_ids: list[int], what: str) -> None:
                       f"(camdock audit resolve): {names}")  # fmt: skip
 
 
-def _restore(db: Database, recording_id: int) -> list[str]:
-    """Put the recording's row and its copies' rows back to the chain's last state of them."""
+# The rows a resolution puts back, parents before children (a deleted recording's row before
+# its copies', a request before its links).
+_ORDER = ("recordings", "copies", "holds", "requests", "request_recordings")
+
+
+def _concerns(table: str, key: list[Any], state: dict[str, Any], what: tuple[str, int],
+              requests: set[int]) -> bool:  # fmt: skip
+    """Whether a chained row is one of the rows a resolution of ``what`` puts back."""
+    kind, ident = what
+    if kind == "recording":
+        return (
+            (table == "recordings" and key == [ident])
+            or (table == "copies" and key[0] == ident)
+            or (table == "holds" and state.get("recording_id") == ident)
+            or (table == "request_recordings" and key[1] == ident)
+            or (table == "requests" and key[0] in requests)
+        )
+    if kind == "hold":
+        return table == "holds" and key == [ident]
+    return (table == "requests" and key == [ident]) or (
+        table == "request_recordings" and key[0] == ident
+    )
+
+
+def _restore(db: Database, what: tuple[str, int]) -> list[str]:
+    """Put the rows of ``what`` (a recording with its copies, the holds on it alone and the
+    requests that name it; a hold; a request with its links) back to the chain's last state of
+    them: an edited row is set back, a row deleted outside camdock is inserted again."""
     last = rowchain.chained(db)
+    requests = {
+        json.loads(k)[0]
+        for (t, k), state in last.items()
+        if t == "request_recordings" and state is not None and json.loads(k)[1] == what[1]
+    } if what[0] == "recording" else set()  # fmt: skip
+    wanted = [
+        (table, key, state)
+        for (table, key), state in last.items()
+        if table in _ORDER
+        and state is not None
+        and _concerns(table, json.loads(key), state, what, requests)
+    ]
+    wanted.sort(key=lambda w: _ORDER.index(w[0]))
     restored = []
-    for (table, key), state in last.items():
-        k = json.loads(key)
-        if state is None or not (
-            (table == "recordings" and k == [recording_id])
-            or (table == "copies" and k[0] == recording_id)
-        ):
-            continue
+    for table, key, state in wanted:
         keys, _skip = rowchain.COVERED[table]
-        cols = [c for c in state if c not in keys]
-        values: list[Any] = [
-            bytes.fromhex(v["hex"]) if isinstance(v, dict) else v for v in (state[c] for c in cols)
-        ]
-        where = " AND ".join(f"{c} = ?" for c in keys)
-        sets = ", ".join(f"{c} = ?" for c in cols)
-        done = db.execute(f"UPDATE {table} SET {sets} WHERE {where}", [*values, *k])  # noqa: S608
-        if done.rowcount:
-            restored.append(f"{table} {key}")
+        k = json.loads(key)
+        values = {c: bytes.fromhex(v["hex"]) if isinstance(v, dict) else v
+                  for c, v in state.items()}  # fmt: skip
+        here = rowchain.current(db, table, k)
+        if here is not None and rowchain.same(here, state):
+            continue  # already as the chain has it
+        cols = [c for c in values if here is None or c not in keys]
+        if here is None:  # deleted outside camdock: inserted again as the chain has it
+            db.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "  # noqa: S608
+                       f"({', '.join('?' for _ in cols)})", [values[c] for c in cols])  # fmt: skip
+        else:
+            where = " AND ".join(f"{c} = ?" for c in keys)
+            db.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} "  # noqa: S608
+                       f"WHERE {where}", [*(values[c] for c in cols), *k])  # fmt: skip
+        restored.append(f"{table} {key}")
     return restored
 
 
-def resolve(db: Database, recording_id: int, by: str, reason: str) -> list[str]:
-    """An auditor resolves a freeze: the recording's rows as the chain has them, the freeze
-    closed, a custody entry naming the auditor. Returns the rows put back."""
+def resolve(db: Database, ident: int, by: str, reason: str, kind: str = "recording") -> list[str]:
+    """An auditor resolves a recording (frozen, or with rows edited or deleted outside camdock),
+    a hold or a request (``kind``): its rows as the chain has them, an open freeze closed, a
+    custody entry naming the auditor. Returns the rows put back."""
     with write_txn(db):
-        open_one = one(db, "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at IS "
-                       "NULL", (recording_id,))  # fmt: skip
-        if open_one is None:
-            raise Refused(f"recording {recording_id} is not frozen")
-        restored = _restore(db, recording_id)
+        open_one = None
+        if kind == "recording":
+            open_one = one(db, "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at "
+                           "IS NULL", (ident,))  # fmt: skip
+        restored = _restore(db, (kind, ident))
+        if open_one is None and not restored:
+            raise Refused(f"{kind} {ident} is not frozen and its rows are as the custody chain "
+                          "has them: nothing to resolve")  # fmt: skip
         rowchain.settle_restored(db)  # back as the chain has them: nothing new to chain
-        db.execute(
-            "UPDATE freezes SET resolved_by = ?, resolved_at = ?, resolution = ? WHERE id = ?",
-            (by, utcnow(), reason, open_one["id"]),
-        )
-        custody.append(db, Action.RESOLVE, recording_id, by,
-                       {"reason": reason, "restored_from_chain": restored})  # fmt: skip
+        if open_one is not None:
+            db.execute(
+                "UPDATE freezes SET resolved_by = ?, resolved_at = ?, resolution = ? WHERE id = ?",
+                (by, utcnow(), reason, open_one["id"]),
+            )
+        details: dict[str, Any] = {"reason": reason, "restored_from_chain": restored}
+        if kind != "recording":
+            details[kind] = ident
+        custody.append(db, Action.RESOLVE, ident if kind == "recording" else None, by, details)
     return restored

@@ -99,6 +99,59 @@ def m016_refile_owner(db: Database) -> None:
 
 
 @migrations()
+def m017_chain_mac(db: Database) -> None:
+    """Issue 26: each custody entry also carries an HMAC under the station's chain key, which
+    is never in the catalog (catalog/chainkey); entries from before have none (unkeyed)."""
+    db.execute("ALTER TABLE custody_log ADD COLUMN mac TEXT")
+
+
+@migrations()
+def m017_staff(db: Database) -> None:
+    """Issue 27: the station's staff, their roles and console password hashes live in the
+    catalog (imported from the config, every change a custody entry: catalog/staff), so every
+    path applies the same rules. A person taken off the staff is marked inactive, never deleted.
+    The hash itself is left out of the chain (it would put it in the log); its SHA-256 is in."""
+    db.table("staff").create(
+        {
+            "id": str,
+            "name": str,
+            "title": str,
+            "unit": str,
+            "roles": str,  # a JSON list, sorted
+            "password_hash": str,
+            "password_sha": str,
+            "active": int,
+        },
+        pk="id",
+        not_null={"name", "roles", "active"},
+    )
+    # A roster's grant lasts the duty day it names (issue 27, item 7): from and until, UTC.
+    roster = db.table("roster_roles")
+    roster.add_column("valid_from", str)
+    roster.add_column("valid_until", str)
+
+
+@migrations()
+def m018_totp(db: Database) -> None:
+    """Issue 27: the second factor (RFC 6238) of approvers, supervisors and auditors. The
+    secret is left out of the chain (its SHA-256 is in), and so is the last time step used (a
+    login is not a custody event); recovery codes are kept hashed, each usable once."""
+    db.table("staff_totp").create(
+        {"staff_id": str, "secret": str, "secret_sha": str, "enrolled_at": str, "last_step": int},
+        pk="staff_id",
+        not_null={"secret", "secret_sha", "enrolled_at"},
+        foreign_keys=[("staff_id", "staff", "id")],
+    )
+    db.table("staff_recovery").create(
+        {"id": int, "staff_id": str, "code_sha": str, "made_at": str, "used_at": str},
+        pk="id",
+        not_null={"staff_id", "code_sha", "made_at"},
+        foreign_keys=[("staff_id", "staff", "id")],
+    )
+    db.execute("CREATE INDEX staff_recovery_staff ON staff_recovery (staff_id, code_sha)")
+
+
+@migrations()
 def m019_destruction_lists(db: Database) -> None:
     """Issue 27: destruction only with approval (REG-4.3.1, REG-7.1). A custodian proposes a
     list of due recordings, an approver (someone else) approves it, and only an approved list

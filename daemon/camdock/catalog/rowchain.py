@@ -29,12 +29,15 @@ __all__ = [
     "COVERED",
     "State",
     "Tampered",
+    "baseline_only",
     "chained",
+    "current",
     "differences",
     "index",
     "install",
     "last_state",
     "require_chained",
+    "same",
     "settle_restored",
     "snapshot_all",
     "take",
@@ -54,6 +57,10 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "assignments": (("id",), frozenset()),
     "loans": (("id",), frozenset()),
     "freezes": (("id",), frozenset()),
+    # Issue 27: who may act. Secrets stay out of the log; their SHA-256 columns are chained.
+    "staff": (("id",), frozenset({"password_hash"})),
+    "staff_totp": (("staff_id",), frozenset({"secret", "last_step"})),
+    "staff_recovery": (("id",), frozenset()),
     "destruction_lists": (("id",), frozenset()),
     "destruction_list_items": (("list_id", "recording_id"), frozenset()),
     "standing_authorisations": (("id",), frozenset()),
@@ -191,6 +198,16 @@ def settle_restored(db: Database) -> list[str]:
     return settled
 
 
+def current(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+    """A covered row's state in the catalog now, as the chain would carry it (None: no row)."""
+    return _state(db, table, key)
+
+
+def same(here: dict[str, Any] | None, chained_state: dict[str, Any] | None) -> bool:
+    """Whether a row's state is the one the chain gave it."""
+    return _norm(here) == _norm(chained_state)
+
+
 def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:
     if state is None:
         return None
@@ -267,11 +284,29 @@ def snapshot_all(db: Database) -> list[State]:
 
 def chained(db: Database) -> dict[tuple[str, str], dict[str, Any] | None]:
     """The last state the chain gave each covered row (None: deleted)."""
-    last: dict[tuple[str, str], dict[str, Any] | None] = {}
-    for r in rows(db, "SELECT rows FROM custody_log WHERE rows IS NOT NULL ORDER BY id"):
+    return {where: state for where, (state, _b) in _chained_by(db).items()}
+
+
+def _chained_by(db: Database) -> dict[tuple[str, str], tuple[dict[str, Any] | None, bool]]:
+    """Each covered row's last chained state, and whether the upgrade's baseline gave it."""
+    last: dict[tuple[str, str], tuple[dict[str, Any] | None, bool]] = {}
+    for r in rows(db, "SELECT rows, json_extract(details, '$.baseline') AS b FROM custody_log "
+                  "WHERE rows IS NOT NULL ORDER BY id"):  # fmt: skip
         for s in json.loads(r["rows"]):
-            last[(s["table"], _canonical_key(s["key"]))] = s["state"]
+            last[(s["table"], _canonical_key(s["key"]))] = (s["state"], bool(r["b"]))
     return last
+
+
+def baseline_only(db: Database) -> dict[str, list[str]]:
+    """The live rows whose last chained state is the one migration m014's baseline gave them at
+    the upgrade, by table: the chain has trusted them as they were found, and no act of
+    camdock's has chained them since (the trust boundary, README "The audit")."""
+    live = {(s["table"], _canonical_key(s["key"])) for s in snapshot_all(db)}
+    out: dict[str, list[str]] = {}
+    for (table, key), (state, base) in _chained_by(db).items():
+        if base and state is not None and (table, key) in live:
+            out.setdefault(table, []).append(key)
+    return out
 
 
 def _canonical_key(key: str) -> str:

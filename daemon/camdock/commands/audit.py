@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms
-from camdock.catalog import custody, freezes, open_catalog
+from camdock.catalog import chainkey, custody, freezes, open_catalog, rowchain
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
@@ -42,7 +42,19 @@ def add_parser(sub: Any) -> None:
     )
     a.add_argument("what", nargs="?", choices=["report", "resolve"],
                    help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
-    a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
+    a.add_argument(
+        "--recording",
+        type=int,
+        metavar="ID",
+        help="resolve: the recording (frozen, or its rows edited or deleted)",
+    )
+    a.add_argument("--hold", type=int, metavar="ID", help="resolve: a hold edited or deleted")
+    a.add_argument(
+        "--request",
+        type=int,
+        metavar="ID",
+        help="resolve: a request (or its recordings) edited or deleted",
+    )
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
     a.add_argument("--from", dest="start", type=day_text, metavar="YYYY-MM-DD",
                    help="the report's first day")  # fmt: skip
@@ -60,6 +72,9 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
     a.add_argument("--password-file", type=Path, metavar="FILE",
                    help="the seal password: sealed members are checked too")  # fmt: skip
+    a.add_argument("--chain-key", type=Path, metavar="FILE",
+                   help="an auditor's copy of the station's chain key: every entry's MAC is "
+                   "checked (default: the station's key file, when readable)")  # fmt: skip
     a.add_argument("--key-dir", type=Path, metavar="DIR",
                    help="a root-only folder of <key id>.key files: every key the seals were "
                    "made under")  # fmt: skip
@@ -89,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
     with opened(where, write=False) as db:
         roots = [str(d.root) for d in where.cfg.drives] if where.cfg else service.roots_of(db)
         station = where.cfg.station_id if where.cfg else None
-        problems = service.chain(db, roots, args.witness, station)
+        key = _chain_key(args)
+        problems = service.chain(db, roots, args.witness, station, key)
+        keys = custody.verify_keys(db, key)[1]
         entries, recordings = custody.count(db)
+        unproven = rowchain.baseline_only(db)
         findings: list[service.Finding] = []
         proven = 0
         if args.full:
@@ -120,33 +138,61 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK if ok else ExitCode.FAILED
     doc = {"ok": ok, "custody_entries": entries, "recordings": recordings,
            "chain_problems": problems, "full": args.full, "copies_proven": proven,
-           "findings": [f.as_json() for f in findings], "by": auditor}  # fmt: skip
+           "findings": [f.as_json() for f in findings], "by": auditor,
+           "baseline_only": unproven, "keys": keys}  # fmt: skip
     output(args, doc, lambda: [
         *(f"PROBLEM {p}" for p in problems), *(str(f) for f in findings),
         f"custody log: {entries} entries, {recordings} recordings: "
         + ("intact" if not problems else f"{len(problems)} problem(s)"),
         *([f"fixity: {proven} copies proven from disk, {len(findings)} finding(s)"]
           if args.full else []),
+        *_baseline_lines(unproven),
+        f"chain key: {keys['keyed']} entries keyed, {keys['unkeyed']} unkeyed from before the "
+        "key; " + ("every MAC checked" if keys["checked"] else "MACs not checked (no key: "
+                   "--chain-key FILE)"),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
 
 
+def _chain_key(args: argparse.Namespace) -> bytes | None:
+    """The key the MACs are checked with: ``--chain-key``, else this process's (the station's
+    key file when readable, or CAMDOCK_CHAIN_KEY)."""
+    if args.chain_key is None:
+        return chainkey.current()
+    key = chainkey.load(args.chain_key)
+    if key is None:
+        raise UsageError(f"--chain-key {args.chain_key}: cannot be read")
+    return key
+
+
+def _baseline_lines(unproven: dict[str, list[str]]) -> list[str]:
+    """The rows only the upgrade's baseline chained: a note, not a failure (README, the trust
+    boundary): they were trusted as found when the chain began to cover rows (m014)."""
+    return [f"NOTE {table}: {len(keys)} row(s) chained only by the upgrade's baseline, never by "
+            f"an act since: {' '.join(keys[:20])}{' …' if len(keys) > 20 else ''}"
+            for table, keys in sorted(unproven.items())]  # fmt: skip
+
+
 def _resolve(args: argparse.Namespace, where: Any, auditor: str | None) -> int:
     """An auditor resolves a frozen recording (issue 26): its rows as the chain has them."""
-    if auditor is None or args.recording is None or not (args.reason or "").strip():
-        raise UsageError("audit resolve needs --recording ID --by AUDITOR --reason TEXT")
+    chosen = [(k, v) for k in ("recording", "hold", "request")
+              if (v := getattr(args, k)) is not None]  # fmt: skip
+    if auditor is None or len(chosen) != 1 or not (args.reason or "").strip():
+        raise UsageError("audit resolve needs one of --recording/--hold/--request ID, "
+                         "--by AUDITOR and --reason TEXT")  # fmt: skip
+    kind, ident = chosen[0]
     db = open_catalog(where.catalog)
     try:
         auditor, _ = check_person(where.cfg, db, auditor, "resolve")
-        restored = freezes.resolve(db, args.recording, auditor, args.reason.strip())
+        restored = freezes.resolve(db, ident, auditor, args.reason.strip(), kind)
     finally:
         db.close()
-    doc = {"recording": args.recording, "by": auditor, "restored_from_chain": restored}
+    doc = {kind: ident, "by": auditor, "restored_from_chain": restored}
     output(
         args,
         doc,
         lambda: [
-            f"recording {args.recording}: resolved by {auditor}; put back "
+            f"{kind} {ident}: resolved by {auditor}; put back "
             f"as the custody chain has it: {', '.join(restored) or 'nothing'}"
         ],
     )

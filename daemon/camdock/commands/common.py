@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from camdock import clock
-from camdock.catalog import open_catalog, open_readonly
+from camdock.catalog import chainkey, open_catalog, open_readonly
 from camdock.catalog.db import DatabaseError, Row, catalog_error
 from camdock.config import Config, ConfigError, file_problems
 from camdock.config import load as load_config
@@ -128,6 +128,8 @@ def where_from(args: argparse.Namespace) -> Where:
         if cfg is None:
             raise CamdockError(f"invalid configuration {path}", ExitCode.CONFIG)
     catalog = args.catalog or (cfg.catalog if cfg else default_catalog())
+    if cfg is not None and (key := chainkey.load(cfg.chain_key)) is not None:
+        chainkey.use(key)  # run as the daemon's user: this command's entries are keyed too
     tz = cfg.tz if cfg else station_tz(None)
     return Where(cfg, catalog, tz, clock.now().astimezone(tz).date())
 

@@ -1,15 +1,21 @@
-"""``camdock staff``: the station's people and their roles (REG-4.1.1), and the console
-password hash for the config (read from standard input, never the command line)."""
+"""``camdock staff``: the station's people and their roles (REG-4.1.1), the console password
+hash for the config (read from standard input, never the command line), the config's staff
+imported into the catalog (``sync``), and a second factor enrolled (``totp``, issue 27)."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
+import pwd
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 from camdock import passwords
+from camdock.catalog import open_catalog
+from camdock.catalog import staff as staff_rows
 from camdock.commands.common import load_or_report, output
 from camdock.errors import CamdockError, ExitCode, UsageError
 
@@ -25,10 +31,94 @@ def add_parser(sub: Any) -> None:
     lst = ps.add_parser("list", help="who is on the staff, with which roles")
     lst.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"))
     lst.add_argument("--json", action="store_true")
+    sy = ps.add_parser("sync", help="import the config's staff into the catalog (recorded)")
+    sy.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"))
+    sy.add_argument("--json", action="store_true")
+    t = ps.add_parser("totp", help="enrol a person's one-time codes (shown once: a QR code, "
+                      "the otpauth URI and recovery codes)")  # fmt: skip
+    t.add_argument("id", help="the staff id")
+    t.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"))
+    t.add_argument("--codes", type=int, default=RECOVERY_CODES, help="recovery codes to make")
+    t.add_argument("--json", action="store_true")
+
+
+RECOVERY_CODES = 10
+ISSUER = "camdock"
+
+
+def _operator() -> str:
+    """Who ran the command, as the custody entry names them (the shell's user)."""
+    uid = os.getuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid}, camdock staff)"
+    except KeyError:
+        return f"uid {uid} (camdock staff)"
+
+
+def _recovery_code() -> str:
+    """80 random bits in base32, as four groups of four."""
+    text = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(16))
+    return "-".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    cfg = load_or_report(args.config)
+    if cfg is None:
+        raise CamdockError(f"invalid configuration {args.config}", ExitCode.CONFIG)
+    db = open_catalog(cfg.catalog)
+    try:
+        changes = staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
+    finally:
+        db.close()
+    return output(args, {"changes": changes},
+                  lambda: [str(c) for c in changes] or ["no change"])  # fmt: skip
+
+
+def _totp(args: argparse.Namespace) -> int:
+    """Enrol ``args.id``: the secret into the catalog (recorded, never logged), shown once."""
+    import pyotp
+    import segno
+
+    cfg = load_or_report(args.config)
+    if cfg is None:
+        raise CamdockError(f"invalid configuration {args.config}", ExitCode.CONFIG)
+    if not 1 <= args.codes <= 50:
+        raise UsageError("--codes: between 1 and 50")
+    db = open_catalog(cfg.catalog)
+    try:
+        staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
+        who = staff_rows.get(db, args.id)
+        if who is None or not who.active:
+            raise CamdockError(f"{args.id!r} is not on station {cfg.station_id}'s staff",
+                               ExitCode.NOINPUT)  # fmt: skip
+        secret = pyotp.random_base32(32)
+        codes = [_recovery_code() for _ in range(args.codes)]
+        staff_rows.enrol_totp(db, who.id, secret, codes, _operator())
+    finally:
+        db.close()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=f"{who.id}@{cfg.station_id}",
+                                               issuer_name=ISSUER)  # fmt: skip
+    doc = {"staff": who.id, "uri": uri, "secret": secret, "recovery_codes": codes}
+    if args.json:
+        return output(args, doc, list)
+    qr = segno.make(uri, error="m")
+    qr.terminal(out=sys.stdout, compact=True)
+    lines = [
+        f"{who.name} ({who.id}): scan the code above with an authenticator app, or enter",
+        f"  {uri}",
+        "Shown once: it is not kept anywhere it can be shown again. Re-enrolling replaces it.",
+        f"Recovery codes (each works once, in place of a one-time code; {len(codes)}):",
+        *(f"  {c}" for c in codes),
+    ]
+    return output(args, doc, lambda: lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print a hash, or the staff list."""
+    """Print a hash, or the staff list; import the staff; enrol a second factor."""
+    if args.action == "sync":
+        return _sync(args)
+    if args.action == "totp":
+        return _totp(args)
     if args.action == "hash-password":
         text = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
         password = text.rstrip("\r\n")

@@ -16,6 +16,7 @@ from camdock.config import sections
 from camdock.config.reader import Reader, existing_file, topic_segment_problem
 from camdock.config.settings import (
     Config,
+    ConsoleSettings,
     MqttSettings,
     SealSettings,
     SelfTestSettings,
@@ -29,6 +30,7 @@ __all__ = [
     "Camera",
     "Config",
     "ConfigError",
+    "ConsoleSettings",
     "Led",
     "MqttSettings",
     "Officer",
@@ -42,7 +44,8 @@ __all__ = [
 ]
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
-            "mqtt", "selftest", "retention", "seal", "staff", "scrub", "access"}  # fmt: skip
+            "mqtt", "selftest", "retention", "seal", "staff", "scrub", "custody",
+            "console", "access"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -89,6 +92,8 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     seal = sections.seal(r, top.get("seal", {}))
     staff, hashes = sections.staff(r, top, st.unit, officers)
     scrub_days = sections.scrub(r, top.get("scrub", {}))
+    key_file = sections.custody(r, top.get("custody", {}))
+    console = sections.console(r, top.get("console", {}))
     draft_days = sections.access(r, top.get("access", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
@@ -115,8 +120,10 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         staff=staff,
         offloads_per_bus=st.offloads_per_bus,
         scrub_days=scrub_days,
+        chain_key_file=Path(key_file) if key_file else None,
         draft_days=draft_days,
         password_hashes=hashes,
+        console=console,
         require_mounts=require_mounts,
         source=source,
     )

@@ -20,6 +20,7 @@ from camdock.config.reader import (
     topic_segment_problem,
 )
 from camdock.config.settings import (
+    ConsoleSettings,
     MqttSettings,
     SealSettings,
     SelfTestSettings,
@@ -35,6 +36,7 @@ __all__ = [
     "access",
     "bays",
     "cameras",
+    "custody",
     "destinations",
     "duty_slots",
     "mqtt",
@@ -491,3 +493,21 @@ def scrub(r: Reader, data: Any) -> int:
     """``[scrub]`` (REG-7.2): every stored copy is read back again within ``days``."""
     t = r.table(data, "scrub", {"days"})
     return r.get(t, "scrub", "days", int, default=30, check=between(1, 365, " days")) or 30
+
+
+def custody(r: Reader, data: Any) -> str | None:
+    """``[custody]``: the chain key's file (catalog/chainkey), made by the daemon at its first
+    start; default ``<state_dir>/chain.key``."""
+    t = r.table(data, "custody", {"key_file"})
+    return r.get(t, "custody", "key_file", str, required=False, check=absolute)
+
+
+def console(r: Reader, data: Any) -> ConsoleSettings:
+    """``[console]`` (issue 27): a session's idle timeout and absolute lifetime."""
+    t = r.table(data, "console", {"idle_minutes", "absolute_hours"})
+    d = ConsoleSettings()
+    idle = r.get(t, "console", "idle_minutes", int, default=d.idle_minutes,
+                 check=between(1, 480, " minutes"))  # fmt: skip
+    absolute = r.get(t, "console", "absolute_hours", int, default=d.absolute_hours,
+                     check=between(1, 24, " hours"))  # fmt: skip
+    return ConsoleSettings(idle or d.idle_minutes, absolute or d.absolute_hours)

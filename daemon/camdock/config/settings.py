@@ -80,6 +80,15 @@ class SealSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """``[console]``: how long a console session lives (issue 27). Idle: since the last request
+    the staff member made; absolute: since the login, whatever they did."""
+
+    idle_minutes: int = 15
+    absolute_hours: int = 8  # a shift; then log in again
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated station configuration."""
 
@@ -104,10 +113,12 @@ class Config:
     # bus, so the officers waiting are served shortest-first instead of all sharing the bus.
     offloads_per_bus: int = 0
     scrub_days: int = 30  # [scrub] days: every stored copy read back again within this (REG-7.2)
+    chain_key_file: Path | None = None  # [custody] key_file (None: <state_dir>/chain.key)
     # [access] draft_days: an unsubmitted request expires after this and holds no footage.
     draft_days: int = 7
     staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
     password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     # False only on a development machine: destinations are then plain directories, and
     # --clear after copies on one filesystem is allowed (said loudly at start-up).
     require_mounts: bool = True
@@ -127,6 +138,11 @@ class Config:
     def catalog(self) -> Path:
         """The catalog database."""
         return self.state_dir / "catalog.sqlite"
+
+    @property
+    def chain_key(self) -> Path:
+        """The station's chain key (catalog/chainkey): never in the catalog."""
+        return self.chain_key_file or self.state_dir / "chain.key"
 
     def bay_for(self, port: str | None, id_path: str | None) -> Bay | None:
         """The bay that owns a USB port, if any."""
@@ -161,12 +177,7 @@ class Config:
         for camera_id, badge in roster.assignments.items():
             cam = by_id[camera_id]
             cameras[cam.serial] = replace(cam, officer=badge)
-        staff = dict(self.staff)
-        for o in roster.officers:
-            known = staff.get(o.badge)
-            granted = frozenset(Role(r) for r in roster.roles.get(o.badge, ()))
-            staff[o.badge] = Person(o.badge, o.name, granted | {Role.OFFICER} |
-                                    (known.roles if known else frozenset()),
-                                    known.title if known else "", o.unit)  # fmt: skip
-        return replace(self, officers=officers, cameras=cameras, staff=staff,
+        # The staff stays the config's: a roster's officers are not staff, and the roles it
+        # grants last its duty day (the catalog's roster_roles), never the daemon's lifetime.
+        return replace(self, officers=officers, cameras=cameras,
                        slots=roster.slots or self.slots)  # fmt: skip

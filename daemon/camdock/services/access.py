@@ -27,6 +27,7 @@ from sqlite_utils import Database
 from camdock import clock
 from camdock.adapters import fsio
 from camdock.catalog import assignments, freezes, recordings, requests
+from camdock.catalog import staff as staff_rows
 from camdock.catalog.custody import Action
 from camdock.catalog.requests import AccessRequest
 from camdock.clock import iso_utc
@@ -70,20 +71,27 @@ class Acting:
 
 
 def acting(cfg: Config | None, by: str, db: Database | None = None) -> Acting:
-    """The person ``--by`` names: on a station with a staff list, one of its members (by id),
-    with the roles the server's latest roster granted them added (catalog ``roster_roles``)."""
+    """The person ``--by`` names. When the catalog holds a staff list (the daemon imports the
+    config's, catalog/staff), it decides, so ``--config`` and a bare ``--catalog`` apply the
+    same rules: an active member, with the roles the roster grants them for today's duty day.
+    Otherwise the config's staff list, with the same roster grants; no list, no check."""
+    now = clock.now()
+    if db is not None and staff_rows.has_roles(db):
+        person = staff_rows.person(db, by, now)
+        if person is None:
+            where = f"station {cfg.station_id}'s" if cfg is not None else "the catalog's"
+            raise Refused(f"{by!r} is not on {where} staff (an active [[staff]] id)")
+        return Acting(person, person.label)
     if cfg is None or not cfg.has_roles:
         return Acting(None, by)
     person = cfg.staff.get(by)
-    grant = assignments.granted(db, by) if db is not None else None
-    if grant is not None:
-        name, unit, roles = grant
-        extra = frozenset(Role(r) for r in roles) | {Role.OFFICER}
-        person = (Person(by, name, extra, "", unit) if person is None else
-                  Person(person.id, person.name, person.roles | extra, person.title,
-                         person.unit))  # fmt: skip
     if person is None:
         raise Refused(f"{by!r} is not on station {cfg.station_id}'s staff ([[staff]] ids)")
+    # A roster's grant lasts its duty day and goes only to people on the staff (issue 27).
+    grant = assignments.granted(db, by, now) if db is not None else None
+    if grant is not None:
+        extra = frozenset(Role(r) for r in grant[2] if r in set(Role))
+        person = Person(person.id, person.name, person.roles | extra, person.title, person.unit)
     return Acting(person, person.label)
 
 

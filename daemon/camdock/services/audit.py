@@ -23,7 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads
-from camdock.catalog import custody, freezes, recordings, report, seals
+from camdock.catalog import chainkey, custody, freezes, recordings, report, seals
 from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
 from camdock.services.seal import Key, SealKeyMissing
@@ -83,10 +83,12 @@ def witness_heads(path: Path, station: str | None) -> tuple[list[tuple[int, str]
 
 
 def chain(db: Database, roots: list[str], witness: Path | None = None,
-          station: str | None = None) -> list[str]:  # fmt: skip
-    """Every problem with the custody chain, the catalog against it, and the chain against the
-    heads on the drives and in the witness."""
+          station: str | None = None, key: bytes | None = None) -> list[str]:  # fmt: skip
+    """Every problem with the custody chain, its MACs (under ``key``, else this process's chain
+    key when it has one), the catalog against it, and the chain against the heads on the
+    drives and in the witness."""
     problems = custody.verify(db)
+    problems += custody.verify_keys(db, key or chainkey.current())[0]
     problems += [f"recording {f.recording_id}: frozen since {f.found_at}: {f.reason} (camdock "
                  f"audit resolve --recording {f.recording_id} --by AUDITOR --reason …)"
                  for f in freezes.open_freezes(db)]  # fmt: skip

@@ -5,9 +5,14 @@ The console is an unprivileged process: it renders pages, nothing more. Logging 
 catalog read and every action happen here, in the daemon, through the same service functions
 as the commands, so one set of rules decides and every refusal is recorded the same way:
 
-- ``login`` checks the password against the config's hash and answers a session token; five
-  failures in fifteen minutes lock the staff id out (recorded). Every other operation carries a
-  token and acts as the staff member it was issued to; a token ends at logout or after a shift.
+- ``login`` checks the password against the catalog's hash (the config's, imported: catalog/
+  staff) with the same work for an unknown id (a dummy hash), and a one-time code for
+  approvers, supervisors and auditors; ids and passwords are bounded and logins rate-limited
+  per client and for the station before anything is hashed; five failures in fifteen minutes
+  lock the staff id out, recorded once when the lockout begins (issue 27). It answers a
+  session token: every other operation carries it and acts as the staff member it was issued
+  to, as the catalog has them now. Sessions live here: a token ends at logout (with every
+  other of that person's), when their password changes, idle or too old ([console]).
 - each operation names the roles that may read what it returns; actions also go through the
   services' own ``authorize`` (which records refusals in the register and the custody log).
 
@@ -16,18 +21,20 @@ Each request runs on a control thread with its own catalog connection.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import pwd
 import secrets
 import threading
-import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyotp
 from sqlite_utils import Database
 
 from camdock import clock, passwords, protocol
@@ -44,6 +51,7 @@ from camdock.catalog import (
     viewings,
 )
 from camdock.catalog import holds as hold_rows
+from camdock.catalog import staff as staff_rows
 from camdock.config import Config
 from camdock.core.access import Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode
@@ -55,6 +63,8 @@ from camdock.services.seal import Sealing, confirm_day
 
 __all__ = [
     "HANDLERS",
+    "LOCKOUT_AFTER",
+    "NEEDS_OTP",
     "SEES_CATALOG",
     "SEES_SEALS",
     "SESSION_SECONDS",
@@ -63,6 +73,7 @@ __all__ = [
     "WEB_USER",
     "Call",
     "Control",
+    "Limits",
     "peers",
 ]
 
@@ -70,10 +81,14 @@ log = logging.getLogger(__name__)
 
 SOCKET = "control.sock"  # in the run directory
 WEB_USER = "camdock-web"  # the console's system user (systemd/camdock-web.service, ansible)
-SESSION_SECONDS = 8 * 3600  # a shift; then log in again
+SESSION_SECONDS = 8 * 3600  # a shift; then log in again (the default of [console])
 # Where the console may have the daemon (root) write a verified copy: export media only.
 EXPORT_ROOTS = (Path("/media"), Path("/mnt"))
 LOCKOUT_AFTER, LOCKOUT_SECONDS = 5, 15 * 60
+# Bounded before anything is hashed or remembered (issue 27): longer is never a login.
+MAX_STAFF_ID, MAX_PASSWORD, MAX_CLIENT, MAX_OTP = 64, 1024, 64, 64
+# Roles whose login needs a second factor (ARCHITECTURE, invariant 13).
+NEEDS_OTP = frozenset({Role.APPROVER, Role.SUPERVISOR, Role.AUDITOR})
 
 
 @dataclass(frozen=True)
@@ -119,16 +134,81 @@ def _handles(args: type[A]) -> Callable[[Callable[[Call, A], Any]], Callable[[Ca
     return register
 
 
-class Control:
-    """The daemon's side of the control socket: sessions, lockout, and the operations."""
+@dataclass(frozen=True)
+class Limits:
+    """How logging in is bounded (issue 27): lockout of a staff id, failures per client and
+    for the whole station, and how much of it is remembered."""
 
-    def __init__(self, cfg: Config, export_roots: tuple[Path, ...] = EXPORT_ROOTS) -> None:
+    lockout_after: int = LOCKOUT_AFTER  # failures of one id within lockout_seconds lock it …
+    lockout_seconds: float = LOCKOUT_SECONDS  # … for this long
+    client_failures: int = 20  # failures from one client (uid + the console's client) …
+    client_seconds: float = 5 * 60  # … within this, then that client waits
+    global_failures: int = 120  # failures from everyone within global_seconds …
+    global_seconds: float = 60  # … then every login waits (an id spray is throttled)
+    tracked: int = 4096  # ids and clients remembered at most (the oldest forgotten first)
+    sessions: int = 1024  # sessions at most (the longest idle ended first)
+
+
+@dataclass
+class _Session:
+    staff: str
+    started: float
+    seen: float
+    password_sha: str | None  # a password change ends every session made with the old one
+
+
+class _Window:
+    """Failure times per key within a window, for at most ``size`` keys: the bookkeeping of
+    lockout and rate limits stays bounded whatever ids or clients are tried."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.times: OrderedDict[str, list[float]] = OrderedDict()
+
+    def count(self, key: str, now: float, window: float) -> int:
+        kept = [t for t in self.times.get(key, ()) if now - t < window]
+        if kept:
+            self.times[key] = kept
+        else:
+            self.times.pop(key, None)
+        return len(kept)
+
+    def add(self, key: str, now: float, limit: int) -> None:
+        self.times.setdefault(key, []).append(now)
+        self.times.move_to_end(key)
+        del self.times[key][:-limit]  # more than the limit says nothing more
+        while len(self.times) > self.size:
+            self.times.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self.times.pop(key, None)
+
+
+class Control:
+    """The daemon's side of the control socket: sessions, logging in, and the operations."""
+
+    def __init__(self, cfg: Config, export_roots: tuple[Path, ...] = EXPORT_ROOTS,
+                 limits: Limits | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.topics = cfg.topics
         self.export_roots = export_roots
+        self.limits = limits or Limits()
+        self.idle = cfg.console.idle_minutes * 60.0
+        self.lifetime = cfg.console.absolute_hours * 3600.0
         self._lock = threading.Lock()
-        self._sessions: dict[str, tuple[str, float]] = {}  # token → (staff id, started)
-        self._failures: dict[str, list[float]] = {}
+        self._sessions: dict[str, _Session] = {}  # token → session
+        self._failures = _Window(self.limits.tracked)  # staff id → failure times
+        self._clients = _Window(self.limits.tracked)  # client → failure times
+        self._everyone: list[float] = []
+        self._locked: OrderedDict[str, float] = OrderedDict()  # staff id → locked until
+        # Unknown ids cost what known ones do (issue 27: ids must not be listed by timing).
+        self._dummy = passwords.hash_password(secrets.token_urlsafe(24))
+        db = open_catalog(cfg.catalog)
+        try:  # the config's staff into the catalog, each change on the record (catalog/staff)
+            for change in staff_rows.sync(db, cfg.staff, cfg.password_hashes):
+                log.info("staff: %s", change)
+        finally:
+            db.close()
 
     def handle(self, request: dict[str, Any], uid: int) -> Reply:
         """Answer one request: ``{"op", "token", "args"}`` → ``{"ok", "result" | "error"}``.
@@ -138,8 +218,10 @@ class Control:
             return _error(ErrorKind.BAD_REQUEST, "args must be an object")
         op = protocol.OPS.get(str(request.get("op")))
         if op is not None and not op.session:
-            return self._session(op, raw, token), None
-        me = self._person(token)
+            return self._session(op, raw, token, uid), None
+        touch = not (op is protocol.Session.op and isinstance(raw, dict)
+                     and raw.get("active") in (0, "0"))  # fmt: skip
+        me = self._person(token, touch)
         if me is None:
             return _error(ErrorKind.UNAUTHENTICATED, "not logged in, or the session ended")
         if op is None:
@@ -153,18 +235,24 @@ class Control:
             args = op.args.parse(raw)
         except BadRequest as exc:
             return _error(ErrorKind.BAD_REQUEST, str(exc))
+        if isinstance(args, protocol.Session):  # a live session, asked often: no catalog
+            return {"ok": True, "result": _person_json(me)}, None
         return self._run(op, me, args)
 
-    def _session(self, op: protocol.Op, raw: dict[str, Any] | None, token: Any) -> dict[str, Any]:
-        """Log in, or out."""
+    def _session(self, op: protocol.Op, raw: dict[str, Any] | None, token: Any,
+                 uid: int) -> dict[str, Any]:  # fmt: skip
+        """Log in, or out (every session of that person: logout revokes them all)."""
         try:
             args = op.args.parse(raw)
         except BadRequest as exc:
             return _error(ErrorKind.BAD_REQUEST, str(exc))[0]
         if isinstance(args, protocol.Login):
-            return self._login(args)
+            return self._login(args, uid)
         with self._lock:
-            self._sessions.pop(str(token), None)
+            ended = self._sessions.pop(str(token), None)
+            if ended is not None:
+                for t in [t for t, s in self._sessions.items() if s.staff == ended.staff]:
+                    del self._sessions[t]
         return {"ok": True, "result": None}
 
     def _run(self, op: protocol.Op, me: Person, args: protocol.Args) -> Reply:
@@ -182,41 +270,137 @@ class Control:
             return {"ok": True, "result": about}, fd
         return {"ok": True, "result": result}, None
 
-    def _person(self, token: Any) -> Person | None:
+    @staticmethod
+    def _now() -> float:
+        return clock.now().timestamp()  # the project's clock: tests move it, never wait
+
+    def _person(self, token: Any, touch: bool = True) -> Person | None:
+        """The person a live session is for, as the catalog has them now (roles, today's
+        roster grants); None when the session is unknown, idle too long, too old, or its
+        person has left the staff or changed their password since."""
         if not isinstance(token, str):
             return None
+        now = self._now()
         with self._lock:
             found = self._sessions.get(token)
             if found is None:
                 return None
-            if time.monotonic() - found[1] > SESSION_SECONDS:
+            if now - found.seen > self.idle or now - found.started > self.lifetime:
                 del self._sessions[token]
                 return None
-        return self.cfg.staff.get(found[0])
-
-    def _login(self, args: protocol.Login) -> dict[str, Any]:
-        sid, password = args.staff.strip(), args.password
-        now = time.monotonic()
+        db = open_readonly(self.cfg.catalog)
+        try:
+            row = staff_rows.get(db, found.staff)
+            me = staff_rows.person(db, found.staff, clock.now())
+        finally:
+            db.close()
         with self._lock:
-            recent = [t for t in self._failures.get(sid, []) if now - t < LOCKOUT_SECONDS]
-            locked = len(recent) >= LOCKOUT_AFTER
-        if locked:
-            self._refuse(sid or "?", "login", "locked out after repeated failures")
-            return _error(
-                ErrorKind.TOO_MANY, "嘗試次數過多，請稍後再試 Too many attempts: try again later"
-            )[0]
-        stored = self.cfg.password_hashes.get(sid)
-        person = self.cfg.staff.get(sid)
-        if stored is None or person is None or not passwords.verify(password, stored):
-            with self._lock:
-                self._failures[sid] = [*recent, now]
-            return _error(ErrorKind.UNAUTHENTICATED, "帳號或密碼錯誤 Wrong staff id or password")[0]
+            if me is None or row is None or row.password_sha != found.password_sha:
+                self._sessions.pop(token, None)
+                return None
+            if touch:
+                found.seen = max(found.seen, now)
+        return me
+
+    def _login(self, args: protocol.Login, uid: int) -> dict[str, Any]:
+        """Check a password (and a second factor) with the same work for every bounded id,
+        known or not; bounded and rate-limited before any hashing; a lockout is recorded once,
+        when it begins."""
+        lim, now = self.limits, self._now()
+        sid, password = args.staff.strip(), args.password
+        client = f"{uid}:{(args.client or '')[:MAX_CLIENT]}"
+        wrong = _error(ErrorKind.UNAUTHENTICATED, "帳號或密碼錯誤 Wrong staff id or password")[0]
+        with self._lock:
+            busy = (self._clients.count(client, now, lim.client_seconds) >= lim.client_failures
+                    or self._global(now) >= lim.global_failures)  # fmt: skip
+            locked = self._locked.get(sid, 0.0) > now
+        if busy or locked:  # nothing hashed, nothing written: an attempt costs nothing here
+            why = "嘗試次數過多，請稍後再試 Too many attempts: try again later"
+            return _error(ErrorKind.TOO_MANY, why)[0]
+        if not sid or len(sid) > MAX_STAFF_ID or len(password.encode()) > MAX_PASSWORD:
+            with self._lock:  # never a staff id: counted for the client, no id remembered
+                self._clients.add(client, now, lim.client_failures)
+                self._everyone.append(now)
+            return wrong
+        db = open_readonly(self.cfg.catalog)
+        try:
+            row = staff_rows.get(db, sid)
+            person = staff_rows.person(db, sid, clock.now())
+        finally:
+            db.close()
+        usable = row is not None and person is not None and row.password_hash is not None
+        stored = row.password_hash if usable and row is not None else None
+        if not passwords.verify(password, stored or self._dummy) or stored is None:
+            return self._failed(sid, client, now, wrong)
+        assert person is not None and row is not None
+        if person.roles & NEEDS_OTP:
+            second = self._second_factor(person, args.otp)
+            if second is False:
+                return self._failed(sid, client, now, wrong)
+            if second is not True:
+                return second
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._failures.pop(sid, None)
-            self._sessions[token] = (sid, now)
+            self._failures.forget(sid)
+            self._sessions[token] = _Session(sid, now, now, row.password_sha)
+            while len(self._sessions) > lim.sessions:  # the longest idle goes first
+                del self._sessions[min(self._sessions, key=lambda t: self._sessions[t].seen)]
         log.info("console: %s logged in", person.label)
         return {"ok": True, "result": {"token": token, "person": _person_json(person)}}
+
+    def _global(self, now: float) -> int:
+        window = self.limits.global_seconds
+        self._everyone = [t for t in self._everyone if now - t < window]
+        return len(self._everyone)
+
+    def _failed(self, sid: str, client: str, now: float, wrong: dict[str, Any]) -> dict[str, Any]:
+        lim = self.limits
+        with self._lock:
+            self._clients.add(client, now, lim.client_failures)
+            self._everyone.append(now)
+            self._failures.add(sid, now, lim.lockout_after)
+            locks = self._failures.count(sid, now, lim.lockout_seconds) >= lim.lockout_after
+            if locks:
+                self._failures.forget(sid)
+                self._locked[sid] = now + lim.lockout_seconds
+                self._locked.move_to_end(sid)
+                while len(self._locked) > lim.tracked:
+                    self._locked.popitem(last=False)
+        if locks:  # once per lockout: one custody entry and one event, not one per attempt
+            self._refuse(sid, "login", f"locked out for {lim.lockout_seconds / 60:.0f} minutes "
+                         f"after {lim.lockout_after} failures")  # fmt: skip
+        return wrong
+
+    def _second_factor(self, person: Person, otp: str | None) -> bool | dict[str, Any]:
+        """True: the one-time code (or an unused recovery code) is right and not replayed;
+        False: it is wrong (a failure); otherwise the answer to give (not enrolled, no code)."""
+        db = open_catalog(self.cfg.catalog)
+        try:
+            enrolled = staff_rows.totp_of(db, person.id)
+            if enrolled is None:
+                roles = ", ".join(sorted(r.value for r in person.roles & NEEDS_OTP))
+                self._refuse(person.label, "login", f"no second factor enrolled ({roles})")
+                return _error(ErrorKind.FORBIDDEN,
+                              f"您的角色（{roles}）須使用一次性驗證碼，請先註冊 The role {roles} "
+                              f"needs a one-time code: enrol first (camdock staff totp "
+                              f"{person.id}, on the station, by its administrator)")[0]  # fmt: skip
+            code = "".join((otp or "").split())
+            if not code:
+                return _error(ErrorKind.OTP_REQUIRED,
+                              "請輸入一次性驗證碼 Enter the one-time code from your "
+                              "authenticator app")[0]  # fmt: skip
+            if len(code) > MAX_OTP:
+                return False
+            if code.isdigit():
+                totp = pyotp.TOTP(enrolled.secret)
+                at = totp.timecode(clock.now())
+                for step in (at - 1, at, at + 1):  # one step of clock drift either way
+                    if hmac.compare_digest(totp.generate_otp(step), code):
+                        return staff_rows.use_step(db, person.id, step)
+                return False
+            return staff_rows.use_recovery(db, person.id, code.upper(), person.label)
+        finally:
+            db.close()
 
     def _refuse(self, by: str, action: str, why: str) -> None:
         self.refuse(by, action, why)
@@ -255,6 +439,12 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 
 # --- reading ---------------------------------------------------------------------------------
+
+
+@_handles(protocol.Session)
+def _session_check(c: Call, a: protocol.Session) -> Any:
+    """The person a live session is for (``handle`` answers it without opening the catalog)."""
+    return _person_json(c.me)
 
 
 @_handles(protocol.CatalogSearch)

@@ -26,6 +26,8 @@ from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
 from camdock.camera.driver import DriverFactory
+from camdock.catalog import chainkey
+from camdock.catalog import staff as staff_rows
 from camdock.catalog.db import Store
 from camdock.clock import Clock, ProcessClock
 from camdock.config import Config
@@ -63,6 +65,17 @@ class Hotplug(Protocol):
         ...
 
 
+def _use_chain_key(cfg: Config) -> None:
+    """Every entry the daemon writes carries a MAC under the station's chain key, made at the
+    first start (catalog/chainkey). A key that cannot be made is an error in the log, never a
+    reason to stop taking footage in: entries are then unkeyed, and the audit names them."""
+    try:
+        chainkey.use(chainkey.load_or_create(cfg.chain_key))
+    except (OSError, chainkey.KeyFileError) as exc:
+        log.error("custody entries unkeyed: chain key %s: %s", cfg.chain_key, exc)
+        chainkey.use(None)
+
+
 class Station:
     """The daemon's station: bays, hotplug, publisher, jobs and watchdog, run until cancelled."""
 
@@ -97,6 +110,7 @@ class Station:
         # Events are recorded whether or not a broker is configured (REG-7.1); with [mqtt] (and
         # publish=True) a publisher delivers them.
         self.store = Store(cfg.catalog)
+        _use_chain_key(cfg)
         self.publisher: Publisher | None = None
         if cfg.mqtt is not None and publish:
             self.publisher = Publisher(cfg.mqtt, cfg.topics, self.store, self.apply_roster)
@@ -136,6 +150,9 @@ class Station:
             # Re-filings a crash interrupted are finished before anyone can attribute again
             # (only a dead process's: issue 26).
             await self.store.call(finish_pending)
+            # The config's staff into the catalog (each change a custody entry) before anyone
+            # can act or a roster grant roles (catalog/staff; issue 27).
+            await self.store.call(staff_rows.sync, self.cfg.staff, self.cfg.password_hashes)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for b in self.bays.values():
@@ -208,7 +225,8 @@ class Station:
         """The console's way in (station/control.py): a Unix socket served on its own threads,
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
-        handle = control.Control(self.cfg).handle
+        # Built off the loop: it imports the staff into the catalog and makes a dummy hash.
+        handle = (await asyncio.to_thread(control.Control, self.cfg)).handle
         server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:

@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from camdock.config import Config
 from camdock.station.bays import BAYS_FILE
-from camdock.station.control import SESSION_SECONDS
 from camdock.web.console import Console
 from camdock.web.pages import (
     attribution,
@@ -46,7 +45,7 @@ from camdock.web.pages import (
     session,
 )
 
-__all__ = ["BAYS_FILE", "CSP", "ROUTES", "make_app"]
+__all__ = ["BAYS_FILE", "CSP", "HSTS", "ROUTES", "make_app"]
 
 
 CSP = (
@@ -54,6 +53,7 @@ CSP = (
     "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+HSTS = "max-age=31536000"  # a year: the console is never served in clear beyond loopback
 STATIC = Path(__file__).parent / "static"
 
 # Order matters where patterns overlap: /requests/new before /requests/{number}.
@@ -94,8 +94,9 @@ ROUTES = [
 class _Headers:
     """Security headers on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
         self.app = app
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Any) -> None:
@@ -109,6 +110,8 @@ class _Headers:
                     ("cache-control", "no-store"),
                 ):
                     headers.append((k.encode(), v.encode()))
+                if self.https or scope.get("scheme") == "https":  # served over TLS: only TLS
+                    headers.append((b"strict-transport-security", HSTS.encode()))
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -120,12 +123,12 @@ def make_app(
     """The console for the station ``cfg``, asking the daemon at ``socket_path`` (default: the
     run directory's control socket); ``https``: the session cookie is only sent over TLS."""
     middleware = [
-        Middleware(_Headers),
+        Middleware(_Headers, https=https),
         Middleware(
             SessionMiddleware,
             secret_key=(secret or secrets.token_bytes(32)).hex(),
             session_cookie="camdock",
-            max_age=SESSION_SECONDS,
+            max_age=cfg.console.absolute_hours * 3600,  # the daemon ends it anyway
             same_site="strict",
             https_only=https,
         ),

@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,19 @@ from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, STATUS, ErrorKind
-from camdock.station.control import SESSION_SECONDS, SOCKET
+from camdock.station.control import SOCKET
 
-__all__ = ["SLOW_OPS", "Console", "DaemonRefused", "Me", "Page", "bilingual", "console", "needs"]
+__all__ = [
+    "SLOW_OPS",
+    "Console",
+    "DaemonRefused",
+    "Me",
+    "Page",
+    "bilingual",
+    "console",
+    "needs",
+    "person_of",
+]
 
 
 class DaemonRefused(Exception):
@@ -72,12 +81,23 @@ class Console:
         self.env.globals["zone"] = clock.zone_label(cfg.tz)
 
     def me(self, request: Request) -> Me | None:
-        """The logged-in staff member, if the session is valid and not expired."""
-        who, at = request.session.get("me"), request.session.get("at", 0)
-        if not isinstance(who, dict) or time.time() - at > SESSION_SECONDS:
+        """The logged-in staff member as the daemon said this request (``needs`` asks it);
+        None on a page without a session. The cookie holds only the session's token."""
+        found: Me | None = getattr(request.state, "me", None)
+        return found
+
+    async def live(self, request: Request, active: bool = True) -> Me | None:
+        """Whether this session's token is live at the daemon (the daemon's store decides:
+        logout, a password change, idle and absolute limits end it there), and for whom."""
+        if not isinstance(request.session.get("token"), str):
             return None
-        roles = frozenset(Role(r) for r in who.get("roles", []) if r in Role.__members__.values())
-        return Me(str(who["id"]), str(who["name"]), roles, str(who["label"]))
+        try:
+            who = await self.ask(request, protocol.Session(active=1 if active else 0))
+        except DaemonRefused as exc:
+            if exc.status == 401:
+                return None
+            raise
+        return person_of(who)
 
     def page(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         """A template rendered for this session, in its language."""
@@ -123,6 +143,12 @@ class Console:
         return doc.get("result"), fd
 
 
+def person_of(who: dict[str, Any]) -> Me:
+    """The staff member as the daemon describes them."""
+    roles = frozenset(Role(r) for r in who.get("roles", []) if r in Role.__members__.values())
+    return Me(str(who["id"]), str(who["name"]), roles, str(who["label"]))
+
+
 def _kind(doc: dict[str, Any]) -> ErrorKind:
     """An answer's error kind (by its status, were it from a daemon that names none)."""
     try:
@@ -149,9 +175,14 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
 
     async def handler(request: Request) -> Response:
         c = console(request)
-        me = c.me(request)
-        if me is None:
+        try:
+            me = await c.live(request)
+        except DaemonRefused as exc:
+            return c.page(request, "refused.html", exc.status, why=str(exc))
+        if me is None:  # no session, or the daemon ended it: the cookie alone opens nothing
+            request.session.pop("token", None)
             return RedirectResponse("/login", 303)
+        request.state.me = me
         if request.method == "POST":
             form = await request.form()
             if not secrets.compare_digest(

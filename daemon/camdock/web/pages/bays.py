@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -15,9 +16,11 @@ from camdock import clock
 from camdock.config import Config
 from camdock.station.bays import BAYS_FILE
 from camdock.station.rundir import HEARTBEAT
-from camdock.web.console import Console, Me, needs
+from camdock.web.console import Console, DaemonRefused, Me, needs
 
-__all__ = ["bays", "bays_stream"]
+__all__ = ["RECHECK", "bays", "bays_stream"]
+
+RECHECK = 5.0  # seconds between a live stream's checks that its session still is
 
 
 @needs
@@ -32,7 +35,15 @@ async def bays_stream(c: Console, request: Request, me: Me) -> Response:
 
     async def changes() -> AsyncIterator[str]:
         last = None
+        checked = time.monotonic()
         while not await request.is_disconnected():
+            if time.monotonic() - checked > RECHECK:  # a logout or a timeout ends the stream
+                checked = time.monotonic()
+                try:
+                    if await c.live(request, active=False) is None:
+                        return
+                except DaemonRefused:
+                    return
             now = json.dumps(_bays(c.cfg), ensure_ascii=False)
             if now != last:
                 last = now

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from camdock import protocol
+from camdock.protocol import ErrorKind
 from camdock.web.console import DaemonRefused, console
 
 __all__ = ["language", "login", "logout"]
@@ -24,15 +24,19 @@ async def login(request: Request) -> Response:
     form = await request.form()
     if not secrets.compare_digest(str(form.get("csrf", "")), request.session.get("csrf", "-")):
         return c.page(request, "login.html", 403, error="表單已失效 The form expired")
+    staff = str(form.get("staff", ""))
+    client = request.client.host if request.client else None  # the per-client limit's key
     try:
-        login = protocol.Login(str(form.get("staff", "")), str(form.get("password", "")))
+        login = protocol.Login(staff, str(form.get("password", "")),
+                               str(form.get("otp", "")) or None, client)  # fmt: skip
         done = await c.ask(None, login)
-    except DaemonRefused as exc:
-        return c.page(request, "login.html", exc.status, error=str(exc))
+    except DaemonRefused as exc:  # otp_required: the same form, asking for the code
+        otp = exc.kind == ErrorKind.OTP_REQUIRED
+        return c.page(request, "login.html", exc.status, error=str(exc), staff=staff, otp=otp)
     lang = request.session.get("lang", "zh")
-    request.session.clear()
-    request.session.update({"token": done["token"], "me": done["person"], "at": time.time(),
-                            "csrf": secrets.token_urlsafe(24), "lang": lang})  # fmt: skip
+    request.session.clear()  # only the token: who it is for, the daemon says at each request
+    request.session.update({"token": done["token"], "csrf": secrets.token_urlsafe(24),
+                            "lang": lang})  # fmt: skip
     return RedirectResponse("/", 303)
 
 
