@@ -345,7 +345,11 @@ def test_camdock_never_chains_an_insiders_edit(tmp_path: Path) -> None:
             (),
         ),
     )
-    gone = run(camdock_cmd("retention", "destroy", "--catalog", str(catalog), "--by", "daily"))
+    from test_retention import _approved_list
+
+    list_id = _approved_list(["--catalog", str(catalog)], "daily", "approver")
+    gone = run(camdock_cmd("retention", "execute", "--list", str(list_id), "--catalog",
+                           str(catalog), "--by", "daily"))  # fmt: skip
     assert gone.returncode != 0 and "changed outside camdock" in gone.stderr, gone
     assert (tree_hashes(d1), tree_hashes(d2)) == before  # nothing destroyed
     db = open_catalog(catalog)

@@ -56,7 +56,9 @@ HUGE = str(2**70)
             "x",
         ],
         ["hold", "release", HUGE, "--reason", "r", "--by", "x"],
-        ["retention", "destroy", "--recording", HUGE, "--by", "x"],
+        ["retention", "propose", "--recording", HUGE, "--by", "x"],
+        ["retention", "execute", "--list", HUGE, "--by", "x"],
+        ["retention", "approve", HUGE, "--by", "x"],
         ["request", "schedule", "2026-0001", "--at", "9999-12-31T23:00", "--by", "x"],
         ["catalog", "export", "--day", "0001-01-01"],
         [

@@ -50,6 +50,7 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         "from",
     ),
     "video.open": ("C1", {"number": "2026-0999", "id": 1}, {"number": "n", "id": "x"}, "id"),
+    "video.done": ("C1", {"viewing": 999, "sent": 0}, {"viewing": "x", "sent": 0}, "viewing"),
     "request.new": ("D1", NEW, {**NEW, "purpose": "review"}, "purpose"),
     "request.step": (
         "D1",
@@ -66,7 +67,9 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         "kind",
     ),
     "hold.release": ("P1", {"id": 999, "reason": "done"}, {"id": "one"}, "id"),
-    "retention.destroy": ("C1", {}, {"before": DAY}, "before"),
+    "retention.destroy": ("C1", {"list": 1}, {"list": "all"}, "list"),
+    "retention.propose": ("C1", {}, {"everything": True}, "everything"),
+    "retention.approve": ("P1", {"list": 999}, {"list": "x"}, "list"),
     "attribute": (
         "C1",
         {"recording": 1, "officer": "A12345"},
@@ -85,8 +88,17 @@ name = "吳稽核"
 roles = ["auditor"]
 """
 # Operations every role may call whose service still says no to an officer (and records it).
-SERVICE_REFUSES = {"hold.place", "hold.release", "retention.destroy", "attribute", "seal.confirm",
-                   "seal.create"}  # fmt: skip
+SERVICE_REFUSES = {
+    "hold.place",
+    "hold.release",
+    "retention.destroy",
+    "attribute",
+    "seal.confirm",
+    "seal.create",
+    "retention.propose",
+    "retention.approve",
+    "retention.authorise",
+}
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.retention import (
     Keeping,
+    authorise,
     covered_now,
     daily_pass,
     destroy,
@@ -219,6 +220,9 @@ def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> 
     ).ok
     late_id = db.execute("SELECT max(id) FROM recordings").fetchone()[0]
     before = {d: _files(d) for d in (d1, d2)}
+    # Issue 27: the daemon destroys by itself only under a standing authorisation recorded
+    # in the catalog by its approver (reference, scope, expiry).
+    authorise(db, "保-7", "custodian-1", date(2028, 6, 30), "分局長 (P1)", "P1", date(2026, 11, 29))
 
     destroyed_on: dict[int, date] = {}
     alarms_on: dict[date, list[str]] = {}
@@ -336,17 +340,30 @@ def _age(catalog: Path, years: int = 1) -> None:
     db.close()
 
 
+def _approved_list(base: list[str], by: str, approver: str, *more: str) -> int:
+    """A destruction list proposed by ``by`` and approved by ``approver`` (issue 27); ``more``:
+    e.g. ``--recording ID``. Its proposer may not approve it (recorded)."""
+    made = run(camdock_cmd("retention", "propose", "--by", by, "--json", *more, *base))
+    assert made.returncode == 0, made.stderr
+    list_id = int(json.loads(made.stdout)["list"]["id"])
+    own = run(camdock_cmd("retention", "approve", str(list_id), "--by", by, *base))
+    assert own.returncode == ExitCode.NOPERM and "they proposed" in own.stderr
+    ok = run(camdock_cmd("retention", "approve", str(list_id), "--by", approver, *base))
+    assert ok.returncode == 0, ok.stderr
+    return list_id
+
+
 def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:
     d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
     d1.mkdir(), d2.mkdir()
     ids = _ingest(tmp_path, d1, d2, catalog)
     base = ["--catalog", str(catalog)]
     a0 = ids["CAM0001"][0]
-    young = run(camdock_cmd("retention", "destroy", "--recording", str(a0), "--by", "c1", *base))
+    young = run(camdock_cmd("retention", "propose", "--recording", str(a0), "--by", "c1", *base))
     assert young.returncode == ExitCode.NOPERM and "kept until" in young.stderr
     nobody = run(camdock_cmd("retention", "destroy", *base))
     assert nobody.returncode == ExitCode.USAGE and "--by" in nobody.stderr
-    unknown = run(camdock_cmd("retention", "destroy", "--recording", "999", "--by", "c", *base))
+    unknown = run(camdock_cmd("retention", "propose", "--recording", "999", "--by", "c", *base))
     assert unknown.returncode == ExitCode.NOINPUT
     held = run(
         camdock_cmd(
@@ -397,10 +414,27 @@ def test_commands_hold_plan_destroy_from_a_bare_catalog(tmp_path: Path) -> None:
     p = json.loads(planned.stdout)
     assert len(p["due"]) == 5 and [h["recording"] for h in p["held"]] == [a0]
     assert p["overdue"] and any("past their destruction date" in a for a in p["alarms"])
-    gone = run(camdock_cmd("retention", "destroy", "--by", "保管人 陳", "--json", *base))
+    # REG-4.3.1, issue 27: no destruction without an approved list; the attempt is recorded.
+    unlisted = run(camdock_cmd("retention", "destroy", "--by", "保管人 陳", *base))
+    assert unlisted.returncode == ExitCode.NOPERM and "approved destruction list" in unlisted.stderr
+    listed_id = _approved_list(base, "保管人 陳", "分局長 王")
+    gone = run(camdock_cmd("retention", "execute", "--list", str(listed_id), "--by", "保管人 陳",
+                           "--json", *base))  # fmt: skip
     assert gone.returncode == 0, gone.stderr
     out = json.loads(gone.stdout)
     assert len(out["destroyed"]) == 5 and out["by"] == "保管人 陳 (unverified actor)"
+    assert (
+        out["list"]["state"] == "executed"
+        and out["list"]["approved_by"] == "分局長 王 (unverified actor)"
+    )
+    again_list = run(camdock_cmd("retention", "execute", "--list", str(listed_id), "--by",
+                                 "保管人 陳", *base))  # fmt: skip
+    assert again_list.returncode == ExitCode.NOPERM and "already executed" in again_list.stderr
+    conn = sqlite3.connect(catalog)
+    said = [json.loads(d) for (d,) in conn.execute(
+        "SELECT details FROM custody_log WHERE action = 'refused' ORDER BY id")]  # fmt: skip
+    conn.close()
+    assert [d["attempted"] for d in said].count("destroy") == 2  # unlisted, executed twice
     assert all(not (d / x["path"]).exists() for x in out["destroyed"] for d in (d1, d2))
     listed = json.loads(run(camdock_cmd("hold", "list", "--json", *base)).stdout)
     assert [h["id"] for h in listed["holds"]] == [hold["hold"]["id"]]
@@ -435,7 +469,9 @@ def test_sigkill_during_destruction_leaves_nothing_half_recorded(tmp_path: Path)
     assert offload(cam, [d1, d2], catalog).ok
     _age(catalog)
     rng = random.Random(7)
-    args = ("retention", "destroy", "--by", "custodian-1", "--catalog", str(catalog))
+    list_id = _approved_list(["--catalog", str(catalog)], "custodian-1", "approver-1")
+    args = ("retention", "execute", "--list", str(list_id), "--resume", "--by", "custodian-1",
+            "--catalog", str(catalog))  # fmt: skip
     kills, midway = 0, 0
     for _ in range(8):
         # Killed once it has destroyed some (read from the catalog as it goes), at a random

@@ -158,7 +158,7 @@ def test_a_changed_day_is_sealed_again_and_the_old_archive_goes(tmp_path: Path) 
 
 @needs_7z
 def test_destroying_footage_of_a_sealed_day_seals_it_again_without_it(tmp_path: Path) -> None:
-    from test_retention import _age
+    from test_retention import _age, _approved_list
 
     d1, d2, catalog, key = _station(tmp_path)
     assert _seal(catalog, key, "create", DAY, "--by", "c").returncode == 0
@@ -166,7 +166,9 @@ def test_destroying_footage_of_a_sealed_day_seals_it_again_without_it(tmp_path: 
     db = open_catalog(catalog)
     rec, rel = db.execute("SELECT id, relpath FROM recordings ORDER BY id").fetchone()
     db.close()
-    base = ["retention", "destroy", "--recording", str(rec), "--by", "保管人 陳",
+    list_id = _approved_list(["--catalog", str(catalog)], "保管人 陳", "分局長 王",
+                             "--recording", str(rec))  # fmt: skip
+    base = ["retention", "execute", "--list", str(list_id), "--by", "保管人 陳",
             "--catalog", str(catalog)]  # fmt: skip
     nokey = run(camdock_cmd(*base))
     assert nokey.returncode == ExitCode.NOPERM and "sealed" in nokey.stderr
@@ -262,7 +264,7 @@ def test_plain_files_go_after_a_confirmed_seal_and_footage_lives_on_in_the_archi
 ) -> None:
     from camdock.services.attribute import attribute_recording
     from camdock.services.seal import Key, Sealing, confirm_day, remove_plain, seal_day
-    from test_retention import _age
+    from test_retention import _age, _approved_list
 
     d1, d2, catalog, key = _station(tmp_path)
     before = _plain(d1)
@@ -301,7 +303,8 @@ def test_plain_files_go_after_a_confirmed_seal_and_footage_lives_on_in_the_archi
     db.close()
     # A year on, one recording destroyed: the day sealed again without it, from the archive.
     _age(catalog)
-    done = run(camdock_cmd("retention", "destroy", "--recording", str(rec), "--by", "c",
+    list_id = _approved_list(["--catalog", str(catalog)], "c", "p", "--recording", str(rec))
+    done = run(camdock_cmd("retention", "execute", "--list", str(list_id), "--by", "c",
                            "--catalog", str(catalog), "--password-file", str(key)))  # fmt: skip
     assert done.returncode == 0, done.stderr
     db = open_catalog(catalog)

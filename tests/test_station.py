@@ -12,7 +12,7 @@ import sqlite3
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -578,8 +578,14 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
     key.write_text("a seal password for the test station")
     key.chmod(0o600)
     extra = f'[seal]\npassword_file = "{key}"\nsealed_by = "保管人 陳"\n'
-    if standing:
-        extra += '[retention]\nstanding_authorisation = "保管人 陳"\n'
+    if standing:  # issue 27: an approver's record in the catalog, not a line in the config
+        from camdock.catalog import open_catalog
+        from camdock.services.retention import authorise
+
+        db = open_catalog(load(write_config(tmp_path, extra)).catalog)
+        authorise(db, "保-7", "保管人 陳", date(2028, 6, 30), "分局長 王 (P1)", "P1",
+                  date(2026, 11, 29))  # fmt: skip
+        db.close()
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=3, start=START)
     async with running(tmp_path, config_extra=extra, clock=clock, retention_first=0) as h:
@@ -600,6 +606,9 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
                       and h.station.daily.last_pass.plan.today.year == 2027)  # fmt: skip
         status = h.station.status_line()
     destroyed = h.catalog("SELECT destroyed_by FROM recordings WHERE destroyed_at IS NOT NULL")
+    # Issue 27: the daemon seals as the station, not as the custodian [seal] sealed_by names.
+    sealers = h.catalog("SELECT DISTINCT sealed_by, sealed_by_id FROM seals")
+    assert sealers == [("station:test-01", "station:test-01")]
     if standing:
         assert destroyed == [("保管人 陳",)] * 2 and not any(p.exists() for p in footage)
         assert "ALARM" not in status  # nothing late; the seal nobody confirmed is retired

@@ -288,6 +288,8 @@ POSTS = [
     "/holds/new",
     "/holds/1/release",
     "/retention/destroy",
+    "/retention/propose",
+    "/retention/lists/1/approve",
     "/attribution",
 ]
 
@@ -396,10 +398,10 @@ def test_holds_are_placed_and_released(station: Station) -> None:
     assert (done.status_code, _to(done)) == (303, "/holds?m=已解除 released")
 
 
-def test_retention_destroys_what_is_due(station: Station) -> None:
+def test_retention_destroys_only_an_approved_list(station: Station) -> None:
     custodian = station.client("C1")
     r = custodian.post("/retention/destroy", data={"csrf": _token(custodian)})
-    assert (r.status_code, _to(r)) == (303, "/retention?m=已銷毀 destroyed: 0")
+    _refused(r, 403, "needs an approved destruction list")  # REG-4.3.1, issue 27
     supervisor = station.client("S1")
     refused = supervisor.post("/retention/destroy", data={"csrf": _token(supervisor)})
     _refused(refused, 403, "may not destroy: that needs the role custodian")

@@ -371,10 +371,21 @@ _VIEW_ERRORS = frozenset({ErrorKind.NOT_FOUND, ErrorKind.FORBIDDEN})
 @_op("video.open", write=True, passes_fd=True, errors=_VIEW_ERRORS)
 @dataclass(frozen=True)
 class VideoOpen(Args):
-    """A recording of an approved request, opened for its supervised viewing (invariant 9)."""
+    """A recording of an approved request, opened for its supervised viewing (invariant 9):
+    answers ``{"viewing"}`` with the descriptor; the stream log starts here."""
 
     number: str
     id: int
+
+
+@_op("video.done", write=True, errors=frozenset({ErrorKind.NOT_FOUND, ErrorKind.CONFLICT}))
+@dataclass(frozen=True)
+class VideoDone(Args):
+    """A viewing's stream ended (played out, or the client went away): its register line and
+    custody entry, with the bytes sent (REG-5.3, REG-7.1)."""
+
+    viewing: int
+    sent: int
 
 
 # --- acting ----------------------------------------------------------------------------------
@@ -475,14 +486,43 @@ class HoldRelease(Args):
     reason: str = ""
 
 
-@_op("retention.destroy", write=True, slow=True, errors=_ACT_ERRORS)
+@_op("retention.propose", write=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
-class RetentionDestroy(Args):
-    """Destroy what is due and not held (or the recordings named, comma-separated): answers
-    how many recordings, or with ``detail`` = 1 each destruction."""
+class RetentionPropose(Args):
+    """A custodian proposes the list of what is due and not held (or of the recordings named,
+    comma-separated): answers its number."""
 
     recordings: str = ""
     reason: str = ""
+
+
+@_op("retention.authorise", frozenset({Role.APPROVER}), write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionAuthorise(Args):
+    """An approver's standing authorisation for the daemon to destroy what is due (a record:
+    reference, custodian, last day): answers its number."""
+
+    ref: str
+    custodian: str
+    until: date
+
+
+@_op("retention.approve", write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionApprove(Args):
+    """An approver (not its proposer) approves a destruction list (REG-4.3.1)."""
+
+    list: int
+
+
+@_op("retention.destroy", write=True, slow=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionDestroy(Args):
+    """Execute an approved destruction list: answers how many recordings were destroyed (with
+    ``detail`` = 1, each destruction). Without a list: refused and recorded (issue 27)."""
+
+    list: int | None = None
+    resume: int = 0  # take up a list whose execution was interrupted
     detail: int = 0
 
 

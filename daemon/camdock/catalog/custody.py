@@ -116,6 +116,12 @@ class Action(StrEnum):
     ACKNOWLEDGE = "acknowledge"  # the applicant signed for it
     CLOSE = "close"
     EXPIRE = "expire"
+    DESTROY_PROPOSE = "destroy-propose"  # a custodian's list of recordings due (issue 27)
+    DESTROY_APPROVE = "destroy-approve"  # an approver (someone else) approved it
+    DESTROY_EXECUTE = "destroy-execute"  # an approved list executed: what each recording became
+    AUTHORISE = "destroy-authorise"  # a standing authorisation recorded by its approver
+    VIEW_START = "view-start"  # a streamed viewing opened (its register line comes at its end)
+    DRAFT_EXPIRE = "draft-expire"  # an unsubmitted draft expired, its footage no longer held
     REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)
     FREEZE = "freeze"  # the catalog and the chain disagree about a recording: nothing acts on it
     RESOLVE = "audit-resolve"  # an auditor resolved a freeze: the rows as the chain has them

@@ -152,6 +152,102 @@ def m018_totp(db: Database) -> None:
 
 
 @migrations()
+def m019_destruction_lists(db: Database) -> None:
+    """Issue 27: destruction only with approval (REG-4.3.1, REG-7.1). A custodian proposes a
+    list of due recordings, an approver (someone else) approves it, and only an approved list
+    is executed; a standing authorisation is an approver's record too (reference, scope,
+    expiry), and the daemon destroys by itself only under a live one."""
+    db.table("destruction_lists").create(
+        {
+            "id": int,
+            "state": str,  # proposed | approved | executing | executed
+            "reason": str,
+            "proposed_by": str,
+            "proposed_by_id": str,  # staff id: duties are separated by identity
+            "proposed_at": str,
+            "approved_by": str,
+            "approved_by_id": str,
+            "approved_at": str,
+            "executed_by": str,
+            "executed_by_id": str,
+            "executed_at": str,
+            "done_at": str,
+        },
+        pk="id",
+        not_null={"state", "reason", "proposed_by", "proposed_by_id", "proposed_at"},
+    )
+    db.table("destruction_list_items").create(
+        {"list_id": int, "recording_id": int, "outcome": str},
+        pk=("list_id", "recording_id"),
+        foreign_keys=[("list_id", "destruction_lists", "id"), ("recording_id", "recordings", "id")],
+    )
+    db.table("standing_authorisations").create(
+        {
+            "id": int,
+            "ref": str,  # the written authorisation's reference number
+            "scope": str,  # "due": recordings past their destruction date, not held
+            "custodian": str,  # under whose name the daemon's destructions are recorded
+            "approved_by": str,
+            "approved_by_id": str,
+            "approved_at": str,
+            "expires": str,  # the last day it is in force (station's zone)
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={
+            "ref",
+            "scope",
+            "custodian",
+            "approved_by",
+            "approved_by_id",
+            "approved_at",
+            "expires",
+        },
+    )
+
+
+@migrations()
+def m020_register_viewings_identity(db: Database) -> None:
+    """Issue 27: the register (紀錄清冊, REG-7.1) also records keeping and destruction; each
+    streamed viewing is logged when it opens and closes (the report compares the two); who
+    approved a request and who sealed a day are kept by staff id, never by a name string."""
+    db.table("register_acts").create(
+        {
+            "id": int,
+            "time": str,
+            "kind": str,  # keep | destroy
+            "recordings": str,  # JSON list of catalog ids
+            "actor": str,
+            "actor_id": str,
+            "authority": str,  # the approved destruction list or standing authorisation
+            "remarks": str,
+        },
+        pk="id",
+        not_null={"time", "kind", "recordings", "actor"},
+    )
+    db.execute("CREATE INDEX register_acts_time ON register_acts (time)")
+    db.table("viewings").create(
+        {
+            "id": int,
+            "request_id": int,
+            "recording_id": int,
+            "viewer": str,
+            "viewer_id": str,
+            "started_at": str,
+            "ended_at": str,
+            "bytes": int,
+        },
+        pk="id",
+        not_null={"request_id", "recording_id", "viewer", "viewer_id", "started_at"},
+        foreign_keys=[("request_id", "requests", "id"), ("recording_id", "recordings", "id")],
+    )
+    db.execute("CREATE INDEX viewings_started ON viewings (started_at)")
+    db.table("register").add_column("viewing_id", int)  # the streamed viewing a line records
+    db.table("requests").add_column("approved_by_id", str)
+    db.table("seals").add_column("sealed_by_id", str)
+
+
+@migrations()
 def m021_channel(db: Database) -> None:
     """Issue 27: each custody entry names the channel its act came through (console, cli,
     daemon) and hashes it with the rest; entries from before keep none and verify as before."""

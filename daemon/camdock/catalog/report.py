@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock.catalog import viewings
 from camdock.catalog.db import rows
 
 __all__ = ["period"]
@@ -120,6 +121,25 @@ def _seals(db: Database, day_start: str, day_end: str) -> dict[str, Any]:
     }
 
 
+def _destructions_missing(db: Database, between: tuple[str, str]) -> list[str]:
+    """The register's destruction lines (REG-7.1) against two sources written apart from it:
+    the custody log's destruction entries and the catalog's tombstones. A recording destroyed in
+    the period that one of them has and the register does not is named."""
+
+    def ids(sql: str) -> set[int]:
+        return {int(r["i"]) for r in rows(db, sql, between)}
+
+    lines: set[int] = set()
+    for r in rows(db, "SELECT recordings FROM register_acts WHERE kind = 'destroy' AND time "
+                  "BETWEEN ? AND ?", between):  # fmt: skip
+        lines |= set(json.loads(r["recordings"]))
+    entries = ids("SELECT recording_id AS i FROM custody_log WHERE action = 'destroy' AND time "
+                  "BETWEEN ? AND ?")  # fmt: skip
+    tombs = ids("SELECT id AS i FROM recordings WHERE destroyed_at BETWEEN ? AND ?")
+    return [f"recording {i}: destroyed, no destruction line in the register"
+            for i in sorted((entries | tombs) - lines)]  # fmt: skip
+
+
 def _access_and_fixity(db: Database, between: tuple[str, str]) -> dict[str, Any]:
     """The register and its custody entries, refusals, the scrub's findings, the audits."""
     register = db.execute(
@@ -153,6 +173,7 @@ def _access_and_fixity(db: Database, between: tuple[str, str]) -> dict[str, Any]
             "lines": dict(register),
             "custody_entries": dict(entries),
             "refusals": refused,
+            "missing": viewings.unregistered(db, *between) + _destructions_missing(db, between),
         },
         "fixity": {"scrub": dict(damage), "audits": audits},
     }

@@ -72,6 +72,7 @@ class AccessRequest(Row):
     acknowledged_by: str | None
     acknowledged_at: str | None
     closed_at: str | None
+    approved_by_id: str | None = None  # staff id (m020): separated duties by identity
 
 
 def _number(db: Database) -> str:

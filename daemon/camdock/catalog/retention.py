@@ -173,6 +173,11 @@ def record_destroyed(
             (now, actor, destruction["reason"], rec_id),
         )
         db.execute("DELETE FROM copies WHERE recording_id = ?", (rec_id,))
+        # The register (紀錄清冊) records destruction too (REG-7.1; issue 27).
+        db.table("register_acts").insert({"time": now, "kind": "destroy",
+                                          "recordings": json.dumps([rec_id]), "actor": actor,
+                                          "authority": destruction["authority"],
+                                          "remarks": destruction["reason"]})  # fmt: skip
         custody.append(db, Action.DESTROY, rec_id, actor, details)
         if topics is not None:
             record(db, topics, EventType.RECORDING_DESTROYED,

@@ -1,10 +1,11 @@
 """The custody chain covers the rows custody depends on (invariant 6; issue 26).
 
 A recording's hash, size, times, officer, camera, duty day, retention dates and path; each
-copy's drive and path; holds, destructions, seals, access requests and their recordings;
-the roster's roles and the cameras' assignments and loans. Every change camdock makes to one of
-these rows is caught on its own connection (temporary triggers, which exist only for the
-connection that made them, never for a ``sqlite3`` shell opened on the file), and the state
+copy's drive and path; holds, destructions, destruction lists and standing authorisations,
+seals, access requests, their recordings and their streamed viewings; the roster's roles and
+the cameras' assignments and loans. Every change camdock makes to one of these rows is caught
+on its own connection (temporary triggers, which exist only for the connection that made them,
+never for a ``sqlite3`` shell opened on the file), and the state
 the change left is written into the custody entry of the same transaction: the change's own
 entry when it comes after, or a ``state`` entry at commit for what changed after it.
 
@@ -60,6 +61,10 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "staff": (("id",), frozenset({"password_hash"})),
     "staff_totp": (("staff_id",), frozenset({"secret", "last_step"})),
     "staff_recovery": (("id",), frozenset()),
+    "destruction_lists": (("id",), frozenset()),
+    "destruction_list_items": (("list_id", "recording_id"), frozenset()),
+    "standing_authorisations": (("id",), frozenset()),
+    "viewings": (("id",), frozenset()),
 }
 
 # One covered row's state as chained: table, key (a JSON array), its columns (None: deleted).

@@ -152,7 +152,8 @@ def current(db: Database, day: date) -> list[dict[str, Any]]:
                 (day.isoformat(),))  # fmt: skip
 
 
-def confirm(db: Database, day: date, by: str, topics: Topics | None) -> int:
+def confirm(db: Database, day: date, by: str, topics: Topics | None,
+            by_id: str | None = None) -> int:  # fmt: skip
     """The supervisor confirms the day's seal (REG-4.2.5); returns its generation. Checked
     inside the transaction (compare-and-set on ``confirmed_at IS NULL``): a day not sealed or
     changed since is refused, one already confirmed (a moment ago, by someone else at the same
@@ -167,7 +168,10 @@ def confirm(db: Database, day: date, by: str, topics: Topics | None) -> int:
         if found[0]["confirmed_at"]:
             raise Conflict(f"duty day {day}'s seal is already confirmed",
                            found[0]["confirmed_by"], found[0]["confirmed_at"])  # fmt: skip
-        if found[0]["sealed_by"] == by:
+        # Identity, never a name (issue 27): the staff id (or the station's) the seal was made
+        # under; a seal from before m020 has only its name.
+        sealer = found[0].get("sealed_by_id") or found[0]["sealed_by"]
+        if sealer == (by_id or by):
             raise Refused(f"{by} sealed duty day {day}: the supervisor who confirms is someone "
                           "else (REG-4.2.5)")  # fmt: skip
         db.execute("UPDATE seals SET confirmed_by = ?, confirmed_at = ? WHERE day = ? AND "

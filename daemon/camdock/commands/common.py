@@ -30,6 +30,7 @@ __all__ = [
     "NO_ROLES",
     "Where",
     "act",
+    "act_as",
     "broker_address",
     "by_from",
     "check_person",
@@ -248,6 +249,20 @@ def act(
 ) -> tuple[str, str | None]:
     """The person ``--by`` names, checked (``check_person``)."""
     return check_person(where.cfg, db, by_from(args), action)
+
+
+def act_as(
+    where: Where, db: Database, args: argparse.Namespace, action: str
+) -> tuple[str, str, str | None]:
+    """``act``, with the person's staff id: duties are separated by identity, never by a name
+    (issue 27); without a staff list the name given is all there is, and serves as both."""
+    from camdock.services.access import authorize
+
+    topics = where.cfg.topics if where.cfg else None
+    who = direct(where.cfg, db, by_from(args), action)  # a station's acts go through its daemon
+    authorize(db, who, action, topics)
+    ident = who.person.id if who.person is not None else who.label
+    return who.label, ident, None if who.checked else NO_ROLES
 
 
 def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tuple[str, str | None]:

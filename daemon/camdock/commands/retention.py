@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms, protocol
-from camdock.catalog import custody, holds, open_catalog, recordings
+from camdock.catalog import custody, destruction, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands import remote
 from camdock.commands.common import (
     Where,
     act,
+    act_as,
     by_from,
     day_text,
     moment_arg,
@@ -93,23 +94,45 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("retention", help="the retention plan, and destruction (REG-4.3.1)")
     rs = r.add_subparsers(dest="action", required=True)
     _common(rs.add_parser("plan", help="what is due, held, overdue today"), by=False)
-    destroy = rs.add_parser("destroy", help="destroy due footage (or given recordings)")
-    destroy.add_argument(
+    # Destruction only with approval (REG-4.3.1; issue 27): propose → approve → execute.
+    propose = rs.add_parser("propose", help="a custodian proposes a destruction list")
+    propose.add_argument(
         "--recording",
         type=int,
         action="append",
         metavar="ID",
-        help="this recording (past its minimum, not held); repeatable",
+        help="this recording (past its minimum, not held); repeatable; default: all due",
     )
-    destroy.add_argument("--reason", default="retention period ended (REG-4.3.1)")
-    destroy.add_argument(
-        "--password-file",
-        type=Path,
-        metavar="FILE",
-        help="on a station: your password (the daemon re-seals with the station's key); on a "
-        "development catalog: the seal password (root-only file), a sealed day is re-sealed",
-    )
-    _common(destroy, password_file=False)
+    propose.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    _common(propose)
+    approve = rs.add_parser("approve", help="an approver (not the proposer) approves a list")
+    approve.add_argument("list", type=int, metavar="LIST")
+    _common(approve)
+    lists = rs.add_parser("lists", help="the destruction lists and the standing authorisations")
+    _common(lists, by=False)
+    for name, text in (("execute", "execute an approved destruction list"),
+                       ("destroy", "the same as execute (a list is needed)")):  # fmt: skip
+        destroy = rs.add_parser(name, help=text)
+        destroy.add_argument("--list", type=int, metavar="LIST", help="the approved list")
+        destroy.add_argument("--resume", action="store_true",
+                             help="take up a list whose execution was interrupted")  # fmt: skip
+        destroy.add_argument("--recording", type=int, action="append", metavar="ID",
+                             help=argparse.SUPPRESS)  # refused: a list is needed  # fmt: skip
+        destroy.add_argument(
+            "--password-file",
+            type=Path,
+            metavar="FILE",
+            help="on a station: your password (the daemon re-seals with the station's key); "
+            "on a development catalog: the seal password (root-only file), a sealed day is "
+            "re-sealed",
+        )
+        _common(destroy, password_file=False)
+    auth = rs.add_parser("authorise", help="an approver's standing authorisation for the daemon")
+    auth.add_argument("--ref", required=True, help="the written authorisation's reference number")
+    auth.add_argument("--custodian", required=True, metavar="STAFF",
+                      help="under whose name the daemon's destructions are recorded")  # fmt: skip
+    auth.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="its last day")
+    _common(auth)
 
     c = sub.add_parser("catalog", help="back up or restore the catalog (REG-4.3.2)")
     cs = c.add_subparsers(dest="action", required=True)
@@ -161,6 +184,11 @@ def run(args: argparse.Namespace) -> int:
         ("hold", "list"): _hold_list,
         ("retention", "plan"): _plan,
         ("retention", "destroy"): _destroy,
+        ("retention", "execute"): _destroy,
+        ("retention", "propose"): _propose,
+        ("retention", "approve"): _approve,
+        ("retention", "lists"): _lists,
+        ("retention", "authorise"): _authorise,
         ("catalog", "backup"): _backup,
         ("catalog", "export"): _catalog_export,
     }
@@ -295,10 +323,10 @@ def _plan_json(p: Plan) -> dict[str, Any]:
 def _plan(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=False) as db:
         p = service.plan_for(db, where.today)
-    auto = _keeping(where).policy.standing_authorisation
+        auto = destruction.live_authorisation(db, where.today)
     return output(
         args,
-        {**_plan_json(p), "standing_authorisation": auto},
+        {**_plan_json(p), "standing_authorisation": auto.ref if auto else None},
         lambda: [
             f"retention plan for {p.today} ({p.live} recordings kept):",
             f"  due for destruction: {len(p.due)}"
@@ -306,17 +334,127 @@ def _plan(args: argparse.Namespace, where: Where) -> int:
             f"  held although due:   {len(p.held)}",
             f"  destroyable on request: {p.destroyable} ({p.becomes_destroyable} from today)",
             *(f"  ALARM {a}" for a in p.alarms),
-            f"  destroyed automatically under the standing authorisation of {auto}"
+            f"  destroyed automatically under standing authorisation {auto.ref} "
+            f"(approved by {auto.approved_by}, until {auto.expires})"
             if auto
-            else "  due footage waits for: camdock retention destroy --by STAFF",
+            else "  due footage waits for: camdock retention propose, approve, execute",
+        ],
+    )
+
+
+def _propose(args: argparse.Namespace, where: Where) -> int:
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        chosen = ",".join(str(n) for n in args.recording or ())
+        list_id, by = remote.ask(cfg, args, protocol.RetentionPropose(chosen, args.reason))
+        return _list_out(args, where, int(list_id), by, f"proposed by {by}", None)
+    with opened(where, write=True) as db:
+        by, by_id, note = act_as(where, db, args, "destroy-propose")
+        list_id = service.propose_list(db, _keeping(where), where.today, by, by_id,
+                                       recordings=args.recording, reason=args.reason)  # fmt: skip
+        doc = destruction.as_json(_found(db, list_id), destruction.items(db, list_id))
+    return output(
+        args,
+        {"ok": True, "list": doc, "note": note},
+        lambda: [
+            f"destruction list {list_id} proposed by {by}: {len(doc['recordings'])} "
+            "recording(s); it waits for an approver",
+            note or "",
+        ],
+    )
+
+
+def _list_out(args: argparse.Namespace, where: Where, list_id: int, by: str, what: str,
+              note: str | None) -> int:  # fmt: skip
+    """A destruction list as the daemon left it, after an act through it."""
+    with opened(where, write=False) as db:
+        doc = destruction.as_json(_found(db, list_id), destruction.items(db, list_id))
+    return output(
+        args,
+        {"ok": True, "list": doc, "by": by, "note": note, "channel": remote.CHANNEL},
+        lambda: [f"destruction list {list_id} {what}: {len(doc['recordings'])} recording(s)"],
+    )
+
+
+def _approve(args: argparse.Namespace, where: Where) -> int:
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        _, by = remote.ask(cfg, args, protocol.RetentionApprove(args.list))
+        return _list_out(args, where, args.list, by, f"approved by {by}", None)
+    with opened(where, write=True) as db:
+        by, by_id, note = act_as(where, db, args, "destroy-approve")
+        service.approve_list(db, args.list, by, by_id, _keeping(where).topics)
+        doc = destruction.as_json(_found(db, args.list), destruction.items(db, args.list))
+    return output(
+        args,
+        {"ok": True, "list": doc, "note": note},
+        lambda: [f"destruction list {args.list} approved by {by}", note or ""],
+    )
+
+
+def _found(db: Any, list_id: int) -> destruction.DestructionList:
+    found = destruction.get(db, list_id)
+    assert found is not None
+    return found
+
+
+def _lists(args: argparse.Namespace, where: Where) -> int:
+    with opened(where, write=False) as db:
+        found = [destruction.as_json(d, destruction.items(db, d.id))
+                 for d in destruction.listing(db)]  # fmt: skip
+        auth = destruction.live_authorisation(db, where.today)
+    return output(
+        args,
+        {"lists": found, "standing_authorisation": auth},
+        lambda: [
+            *(
+                f"{d['id']:>4}  {d['state']:<9} {len(d['recordings'])} recording(s)  proposed by "
+                f"{d['proposed_by']}"
+                + (f", approved by {d['approved_by']}" if d["approved_by"] else "")
+                for d in found
+            ),
+            f"standing authorisation {auth.ref} by {auth.approved_by} until {auth.expires}"
+            if auth
+            else "no standing authorisation in force",
+        ],
+    )
+
+
+def _authorise(args: argparse.Namespace, where: Where) -> int:
+    until = moment_arg(args.until, where, "--until")
+    assert until is not None
+    if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
+        auth_id, by = remote.ask(cfg, args, protocol.RetentionAuthorise(
+            args.ref, args.custodian, until.date()))  # fmt: skip
+        return output(
+            args,
+            {"ok": True, "authorisation": auth_id, "ref": args.ref,
+             "until": until.date().isoformat(), "by": by, "note": None,
+             "channel": remote.CHANNEL},
+            lambda: [f"standing authorisation {args.ref} recorded by {by}, until {until.date()}"],
+        )  # fmt: skip
+    with opened(where, write=True) as db:
+        by, by_id, note = act_as(where, db, args, "authorise")
+        auth_id = service.authorise(db, args.ref, args.custodian, until.date(), by, by_id,
+                                    where.today)  # fmt: skip
+    return output(
+        args,
+        {
+            "ok": True,
+            "authorisation": auth_id,
+            "ref": args.ref,
+            "until": until.date().isoformat(),
+            "by": by,
+            "note": note,
+        },
+        lambda: [
+            f"standing authorisation {args.ref} recorded by {by}, until {until.date()}",
+            note or "",
         ],
     )
 
 
 def _destroy(args: argparse.Namespace, where: Where) -> int:
     if (cfg := through_daemon(where)) is not None:  # issue 27: as the authenticated person
-        chosen = ",".join(str(n) for n in args.recording or ())
-        done, by = remote.ask(cfg, args, protocol.RetentionDestroy(chosen, args.reason, 1))
+        done, by = remote.ask(cfg, args, protocol.RetentionDestroy(args.list, int(args.resume), 1))
         return output(
             args,
             {"ok": True, "by": by, "destroyed": done, "note": None, "channel": remote.CHANNEL},
@@ -330,24 +468,33 @@ def _destroy(args: argparse.Namespace, where: Where) -> int:
             ],
         )
     with opened(where, write=True) as db:
-        by, note = act(where, db, args, "destroy")
-        done = service.destroy(
-            db,
-            _keeping(where, args.password_file),
-            where.today,
-            by,
-            recordings=args.recording,
-            reason=args.reason,
-        )
+        by, by_id, note = act_as(where, db, args, "destroy")
+        if args.list is None:  # destruction without an approved list: refused, recorded
+            raise service.refuse_unapproved(db, by, _keeping(where).topics, args.recording)
+        done = service.execute_list(db, _keeping(where, args.password_file), where.today,
+                                    args.list, by, by_id, resume=args.resume)  # fmt: skip
+        doc = destruction.as_json(_found(db, args.list), destruction.items(db, args.list))
     return output(
         args,
-        {"ok": True, "by": by, "destroyed": [d.as_json() for d in done], "note": note},
+        {
+            "ok": True,
+            "by": by,
+            "destroyed": [d.as_json() for d in done],
+            "list": doc,
+            "note": note,
+        },
         lambda: [
             *(
                 f"destroyed recording {d.recording} ({d.path}): {len(d.copies)} cop(ies) removed"
                 for d in done
             ),
-            f"{len(done)} recording(s) destroyed by {by}" + (f"; {note}" if note else ""),
+            *(
+                f"skipped recording {i['recording_id']}: {i['outcome']}"
+                for i in doc["recordings"]
+                if i["outcome"] != "destroyed"
+            ),
+            f"{len(done)} recording(s) destroyed by {by} under list {args.list}"
+            + (f"; {note}" if note else ""),
         ],
     )
 

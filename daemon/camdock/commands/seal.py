@@ -15,7 +15,7 @@ from camdock.catalog import seals
 from camdock.commands import remote
 from camdock.commands.common import (
     Where,
-    act,
+    act_as,
     day_arg,
     opened,
     output,
@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     sealing = _sealing(args, where, key=args.action != "confirm")
     if args.action == "create":
         with opened(where, write=True) as db:
-            by, note = act(where, db, args, "seal")
-            made = service.seal_day(db, sealing, args.day, by)
+            by, by_id, note = act_as(where, db, args, "seal")
+            made = service.seal_day(db, sealing, args.day, by, by_id)
         doc = {"ok": True, "by": by, "seal": made.as_json() if made else None, "note": note}
         return output(
             args,
@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK if not problems else ExitCode.FAILED
     with opened(where, write=True) as db:
-        by, note = act(where, db, args, "confirm")
-        done = service.confirm_day(db, sealing, args.day, by)
+        by, by_id, note = act_as(where, db, args, "confirm")
+        done = service.confirm_day(db, sealing, args.day, by, by_id)
     return output(
         args,
         {"ok": True, **done, "note": note},

@@ -45,7 +45,7 @@ __all__ = [
 
 SECTIONS = {"station", "destinations", "duty_slots", "gpio", "bays", "cameras", "officers",
             "mqtt", "selftest", "retention", "seal", "staff", "scrub", "custody",
-            "console"}  # fmt: skip
+            "console", "access"}  # fmt: skip
 
 
 def load(path: Path) -> Config:
@@ -94,6 +94,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
     scrub_days = sections.scrub(r, top.get("scrub", {}))
     key_file = sections.custody(r, top.get("custody", {}))
     console = sections.console(r, top.get("console", {}))
+    draft_days = sections.access(r, top.get("access", {}))
     if r.problems:
         raise ConfigError(source, r.problems)
     assert len(drives) == 2 and st.state_dir and st.run_dir and st.max_concurrent_offloads
@@ -120,6 +121,7 @@ def parse(data: dict[str, Any], source: str = "<memory>") -> Config:
         offloads_per_bus=st.offloads_per_bus,
         scrub_days=scrub_days,
         chain_key_file=Path(key_file) if key_file else None,
+        draft_days=draft_days,
         password_hashes=hashes,
         console=console,
         require_mounts=require_mounts,

@@ -33,6 +33,7 @@ from camdock.model import Bay, Camera, Drive, Led, Officer, usb_device_path
 
 __all__ = [
     "Station",
+    "access",
     "bays",
     "cameras",
     "custody",
@@ -479,6 +480,13 @@ def staff(r: Reader, top: dict[str, Any], unit: str, officers: dict[str, Officer
         if pw:
             hashes[sid] = pw
     return people, hashes
+
+
+def access(r: Reader, data: Any) -> int:
+    """``[access]`` (issue 27): ``draft_days``, after which an unsubmitted request expires and
+    stops holding the footage it selected."""
+    t = r.table(data, "access", {"draft_days"})
+    return r.get(t, "access", "draft_days", int, default=7, check=between(1, 90, " days")) or 7
 
 
 def scrub(r: Reader, data: Any) -> int:

@@ -114,6 +114,8 @@ class Config:
     offloads_per_bus: int = 0
     scrub_days: int = 30  # [scrub] days: every stored copy read back again within this (REG-7.2)
     chain_key_file: Path | None = None  # [custody] key_file (None: <state_dir>/chain.key)
+    # [access] draft_days: an unsubmitted request expires after this and holds no footage.
+    draft_days: int = 7
     staff: dict[str, Person] = field(default_factory=dict)  # by id (officers by badge)
     password_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # the console's
     console: ConsoleSettings = field(default_factory=ConsoleSettings)

@@ -46,7 +46,10 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "attribute": frozenset({Role.CUSTODIAN}),
     "hold": frozenset({Role.CUSTODIAN, Role.SUPERVISOR, Role.APPROVER}),
     "release": frozenset({Role.SUPERVISOR, Role.APPROVER}),
-    "destroy": frozenset({Role.CUSTODIAN}),
+    "destroy": frozenset({Role.CUSTODIAN}),  # executes an approved list (issue 27)
+    "destroy-propose": frozenset({Role.CUSTODIAN}),  # proposes a destruction list
+    "destroy-approve": frozenset({Role.APPROVER}),  # approves someone else's list (REG-4.3.1)
+    "authorise": frozenset({Role.APPROVER}),  # a standing authorisation to destroy what is due
     "seal": frozenset({Role.CUSTODIAN}),
     "confirm": frozenset({Role.SUPERVISOR, Role.APPROVER}),
     "restore": frozenset({Role.CUSTODIAN}),
@@ -168,6 +171,7 @@ class Request:
     pr_consulted: bool = False
     window_start: datetime | None = None  # the scheduled viewing/copy time
     window_end: datetime | None = None
+    approved_by_id: str | None = None  # staff id: duties are separated by identity (issue 27)
 
 
 def refusal(person: Person | None, action: str, request: Request | None = None,
@@ -194,6 +198,10 @@ def refusal(person: Person | None, action: str, request: Request | None = None,
         return f"request {request.number}: only its applicant submits it"
     if action == "acknowledge" and who is not None and who != request.applicant:
         return f"request {request.number}: only the applicant signs for it"
+    if action in ("view", "copy") and who is not None and who in (
+            request.applicant, request.created_by, request.approved_by_id):  # fmt: skip
+        return (f"request {request.number}: nobody supervises a viewing of, or copies, a "
+                "request they applied for or approved (separated duties, REG-5.1)")  # fmt: skip
     if action in ("view", "copy"):
         if request.kind not in ("both", action):
             return f"request {request.number} approves a {request.kind}, not a {action}"

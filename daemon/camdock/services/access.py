@@ -47,6 +47,7 @@ __all__ = [
     "authorize",
     "copy",
     "expire",
+    "expire_drafts",
     "identify",
     "new_request",
     "objection",
@@ -199,6 +200,7 @@ def _rules(req: AccessRequest) -> core.Request:
         bool(req.pr_consulted_by),
         when(req.window_start),
         when(req.window_end),
+        req.approved_by_id,
     )
 
 
@@ -266,6 +268,25 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
     return gone
 
 
+def expire_drafts(db: Database, now: datetime, draft_days: int,
+                  topics: Topics | None) -> list[str]:  # fmt: skip
+    """Requests never submitted within ``draft_days`` (``[access] draft_days``) expire and stop
+    holding the footage they selected (issue 27); each expiry is a custody entry."""
+    cutoff = iso_utc(now - timedelta(days=draft_days))
+    gone = []
+    for req in requests.listing(db):
+        if req.state != State.DRAFT or req.created_at > cutoff:
+            continue
+        try:
+            requests.change(db, req, Action.DRAFT_EXPIRE, "camdock", {"state": State.EXPIRED},
+                            topics, details={"draft_days": draft_days},
+                            guard=_still(req.state))  # fmt: skip
+        except Conflict:
+            continue  # submitted (or expired by another pass) meanwhile
+        gone.append(req.number)
+    return gone
+
+
 def _still(state: State) -> Guard:
     """Expiry's compare-and-set: the request is still in the state it was found in."""
 
@@ -305,6 +326,7 @@ def step(
         until = now + timedelta(days=30 if valid is None else int(valid))
         fields |= {
             "approved_by": who.label,
+            "approved_by_id": who.person.id if who.person is not None else None,
             "approved_at": iso_utc(now),
             "approved_until": until.isoformat(),
             "handling_review": kw.get("note"),

@@ -254,7 +254,9 @@ def period_report(db: Database, tz: tzinfo, first: date, last: date, today: date
         < date.fromisoformat(r["retain_until"])
     ]  # fmt: skip
     lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
-    doc["register"]["complete"] = all(
+    # Independent sources (issue 27): the lines against the custody entries, and against the
+    # stream log and the destructions (written apart from the register; ``missing``).
+    doc["register"]["complete"] = not doc["register"]["missing"] and all(
         lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)
     )
     doc["fixity"]["findings"] = [str(f) for f in findings]

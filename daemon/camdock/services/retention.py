@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import freezes, holds, recordings, requests, seals
+from camdock.catalog import destruction, freezes, holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
@@ -37,12 +37,17 @@ from camdock.services.seal import Sealing, seal_day
 __all__ = [
     "Keeping",
     "PassResult",
+    "approve_list",
+    "authorise",
     "covered_now",
     "daily_pass",
     "destroy",
+    "execute_list",
     "finish_pending",
     "place_hold",
     "plan_for",
+    "propose_list",
+    "refuse_unapproved",
     "release_hold",
 ]
 
@@ -315,6 +320,8 @@ def _still_allowed(db: Database, keeping: Keeping, today: date, rec_id: int) -> 
         c = catalog.candidate(db, rec_id)
         if c is not None and (why := refusal(c, today, in_force(db), keeping.policy)):
             raise Refused(f"recording {rec_id} may not be destroyed: {why}")
+        if freezes.frozen(db, [rec_id]):  # frozen since the check before (issue 26)
+            raise Refused(f"recording {rec_id} may not be destroyed: frozen for its auditor")
 
     return guard
 
@@ -400,26 +407,28 @@ class PassResult:
 
 
 def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date) -> PassResult:
-    """Finish interrupted destructions, destroy what is due under the standing authorisation
-    (if the config gives one), raise today's alarms, and back the catalog up to both drives."""
+    """Finish interrupted destructions, destroy what is due under a live standing
+    authorisation (an approver's record in the catalog, issue 27), raise today's alarms, and
+    back the catalog up to both drives."""
     result = PassResult(plan_for(db, today))
-    policy = keeping.policy
+    auth = destruction.live_authorisation(db, today)
     try:
         result.destroyed = finish_pending(db, keeping, today)
-        if policy.standing_authorisation and result.plan.due:
-            reason = "retention period ended (REG-4.3.1), standing authorisation"
-            if policy.authorisation_ref:
-                reason += f" {policy.authorisation_ref}"
-            result.destroyed += destroy(db, keeping, today, policy.standing_authorisation,
-                                        authority="standing", reason=reason)  # fmt: skip
+        if auth is not None and result.plan.due:
+            reason = (f"retention period ended (REG-4.3.1), standing authorisation {auth.ref} "
+                      f"approved by {auth.approved_by}")  # fmt: skip
+            result.destroyed += destroy(db, keeping, today, auth.custodian,
+                                        authority="standing",
+                                        reason=reason)  # fmt: skip
     except CamdockError as exc:
         result.alarms.append(f"destruction could not run: {exc}")
     after = plan_for(db, today)
     result.plan = after
     result.alarms = after.alarms + result.alarms
-    if not policy.standing_authorisation and after.due:
-        result.alarms.append(f"{len(after.due)} recording(s) due for destruction today: "
-                             "camdock retention destroy --by STAFF")  # fmt: skip
+    if auth is None and after.due:
+        result.alarms.append(f"{len(after.due)} recording(s) due for destruction today and no "
+                             "standing authorisation in force: camdock retention propose --by "
+                             "CUSTODIAN, then approve --by APPROVER")  # fmt: skip
     if result.alarms:
         log.warning("retention: %s", "; ".join(result.alarms))
         catalog.alarm(db, keeping.topics, EventType.RETENTION_ALARM, {
@@ -428,6 +437,105 @@ def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date) 
             "review_due": [h.id for h in after.review_due]})  # fmt: skip
     result.backups = backup_everywhere(db, catalog_path, keeping, result.alarms)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Destruction lists and standing authorisations (issue 27: destruction only with approval)
+
+
+def propose_list(db: Database, keeping: Keeping, today: date, by: str, by_id: str, *,
+                 recordings: list[int] | None = None,
+                 reason: str = "retention period ended (REG-4.3.1)") -> int:  # fmt: skip
+    """A custodian proposes a destruction list: the recordings due today and not held (the
+    retention plan's), or those named, each of which the rules must allow today."""
+    active = in_force(db)
+    if recordings is None:
+        ids = [c.id for c in plan_for(db, today).due]
+    else:
+        ids = []
+        for rec_id in recordings:
+            c = catalog.candidate(db, rec_id)
+            if c is None:
+                raise UnknownRecording(f"no recording {rec_id} in the catalog (or destroyed)")
+            if why := refusal(c, today, active, keeping.policy):
+                raise Refused(f"recording {rec_id} may not be destroyed: {why}")
+            ids.append(rec_id)
+    return destruction.propose(db, ids, by, by_id, reason)
+
+
+def approve_list(db: Database, list_id: int, by: str, by_id: str,
+                 topics: Topics | None) -> None:  # fmt: skip
+    """An approver (not the proposer) approves a list; a refusal or a conflict is recorded."""
+    try:
+        destruction.approve(db, list_id, by, by_id)
+    except Conflict as exc:
+        refused(db, by, "destroy-approve", exc, topics, {"list": list_id})
+        raise
+    except Refused as exc:
+        requests.record_refusal(db, by, "destroy-approve", None, str(exc), topics,
+                                {"list": list_id})  # fmt: skip
+        raise
+
+
+def execute_list(db: Database, keeping: Keeping, today: date, list_id: int, by: str,
+                 by_id: str, *, resume: bool = False) -> list[Destroyed]:  # fmt: skip
+    """Execute an approved list, once: each recording checked again by the rules inside the
+    transaction that plans its destruction (a hold, a freeze, its retention date, destroyed
+    already); one no longer allowed is skipped with the reason, never destroyed."""
+    named = [c for i in destruction.recordings_of(db, list_id)
+             if (c := catalog.candidate(db, i)) is not None]  # fmt: skip
+    sealed = sorted({d for c in named if seals.current(db, d := _day_of(c))})
+    if sealed and keeping.reseal is None:  # refused before the list is taken: it stays approved
+        raise Refused(f"duty day(s) {', '.join(map(str, sealed))} are sealed: destroying "
+                      "their footage re-seals them, which needs the seal password "
+                      "(--password-file, or the station's credential)")  # fmt: skip
+    try:
+        taken = destruction.start(db, list_id, by, by_id, resume=resume)
+    except Conflict as exc:
+        refused(db, by, "destroy", exc, keeping.topics, {"list": list_id})
+        raise
+    except Refused as exc:
+        requests.record_refusal(db, by, "destroy", None, str(exc), keeping.topics,
+                                {"list": list_id})  # fmt: skip
+        raise
+    # The event's contract names the authority manual or standing; the list is in the reason.
+    reason = f"{taken.reason}; destruction list {list_id} approved by {taken.approved_by}"
+    done: list[Destroyed] = []
+    done_before = {i["recording_id"] for i in destruction.items(db, list_id) if i["outcome"]}
+    for rec_id in destruction.recordings_of(db, list_id):
+        if rec_id in done_before:  # a resumed list: what the interrupted run finished
+            continue
+        first = catalog.fate(db, rec_id)
+        if first is not None and first[0] == "destroyed":  # by the run a crash interrupted
+            destruction.note_outcome(db, list_id, rec_id, f"destroyed by {first[1]} at {first[2]}")
+            continue
+        try:
+            made = destroy(db, keeping, today, by, recordings=[rec_id], reason=reason)  # fmt: skip
+        except Refused as exc:
+            destruction.note_outcome(db, list_id, rec_id, f"skipped: {exc}")
+            continue
+        destruction.note_outcome(db, list_id, rec_id, "destroyed")
+        done += made
+    destruction.finish(db, list_id, by)
+    return done
+
+
+def refuse_unapproved(db: Database, by: str, topics: Topics | None,
+                      recordings: list[int] | None = None) -> Refused:  # fmt: skip
+    """A destruction asked for without an approved list: refused, and the attempt recorded."""
+    exc = Refused("destruction needs an approved destruction list (REG-4.3.1): camdock "
+                  "retention propose, approve (another person), execute --list N")  # fmt: skip
+    requests.record_refusal(db, by, "destroy", None, str(exc), topics,
+                            {"recordings": recordings})  # fmt: skip
+    return exc
+
+
+def authorise(db: Database, ref: str, custodian: str, expires: date, by: str, by_id: str,
+              today: date) -> int:  # fmt: skip
+    """An approver's standing authorisation for the daemon to destroy what is due."""
+    if expires < today:
+        raise CamdockError(f"--until {expires}: already past", ExitCode.USAGE)
+    return destruction.authorise(db, ref, "due", custodian, expires, by, by_id)
 
 
 def backup_everywhere(db: Database, catalog_path: Path, keeping: Keeping,

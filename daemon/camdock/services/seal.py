@@ -41,7 +41,7 @@ from camdock.catalog.db import file_of
 from camdock.clock import iso_utc
 from camdock.config import Config, SealSettings
 from camdock.core import seal as core
-from camdock.errors import CamdockError, Conflict, ExitCode
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.model import Drive
 
@@ -253,14 +253,17 @@ class Sealed:
                 "members": self.members, "archives": list(self.archives)}  # fmt: skip
 
 
-def seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
+def seal_day(db: Database, sealing: Sealing, day: date, by: str,
+             by_id: str | None = None) -> Sealed | None:  # fmt: skip
     """Seal ``day`` in every destination (a new generation if it was sealed before); None when
-    the day has no recordings left and its old seal was retired."""
+    the day has no recordings left and its old seal was retired. ``by_id``: the identity the
+    seal is made under (a staff id, or ``station:<id>`` for the daemon's), which the
+    confirming supervisor may not have; None: ``by``."""
     with _sealing_lock(db):
-        return _seal_day(db, sealing, day, by)
+        return _seal_day(db, sealing, day, by, by_id or by)
 
 
-def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
+def _seal_day(db: Database, sealing: Sealing, day: date, by: str, by_id: str) -> Sealed | None:
     key = sealing.need_key()
     if not key.password:  # a key ring alone reads seals; sealing needs the current key
         raise SealKeyMissing(f"no password for the current seal key {key.id}: a key ring reads "
@@ -289,7 +292,8 @@ def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | No
         rel, temp_rel = f"{day:%Y/%m}/{name}", f"{day:%Y/%m}/.{name}.tmp"
         seal_id = seals.begin(db, {"day": day.isoformat(), "generation": gen,
                                    "destination": root, "path": rel, "temp_path": temp_rel,
-                                   "key_id": key.id, "sealed_by": by})  # fmt: skip
+                                   "key_id": key.id, "sealed_by": by,
+                                   "sealed_by_id": by_id})  # fmt: skip
         jobs.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
                      "key_id": key.id})  # fmt: skip
     work = []
@@ -411,13 +415,18 @@ def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
     return problems
 
 
-def confirm_day(db: Database, sealing: Sealing, day: date, by: str) -> dict[str, Any]:
+def confirm_day(db: Database, sealing: Sealing, day: date, by: str,
+                by_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The supervisor confirms the day's seal (REG-4.2.5); refused for a day not sealed (or
     changed since), or confirmed by the custodian who sealed it; one already confirmed is a
     ``Conflict`` naming who and when, recorded as a refusal. All checked in the write."""
     try:
-        gen = seals.confirm(db, day, by, sealing.topics)
-    except Conflict as exc:
+        gen = seals.confirm(db, day, by, sealing.topics, by_id)
+    except Refused as exc:
+        if not isinstance(exc, Conflict):  # their own seal, a day not sealed: recorded too
+            requests.record_refusal(db, by, "confirm", None, str(exc), sealing.topics,
+                                    {"day": day.isoformat()})  # fmt: skip
+            raise
         requests.record_refusal(db, by, "confirm", None, exc.what, sealing.topics,
                                 {"day": day.isoformat(), "conflict": True, "first_by": exc.by,
                                  "first_at": exc.at})  # fmt: skip

@@ -41,6 +41,7 @@ from camdock import clock, passwords, protocol
 from camdock.adapters.control import Reply
 from camdock.catalog import (
     custody,
+    destruction,
     freezes,
     open_catalog,
     open_readonly,
@@ -48,12 +49,13 @@ from camdock.catalog import (
     requests,
     seals,
     selftests,
+    viewings,
 )
 from camdock.catalog import holds as hold_rows
 from camdock.catalog import staff as staff_rows
 from camdock.catalog.db import write_txn
 from camdock.config import Config
-from camdock.core.access import Person, Role
+from camdock.core.access import Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode
 from camdock.model import Officer
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, ErrorKind
@@ -274,9 +276,9 @@ class Control:
             return _error(protocol.kind_of(exc), str(exc))
         finally:
             db.close()
-        if op.passes_fd:
-            fd: int | None = result
-            return {"ok": True, "result": None}, fd
+        if op.passes_fd:  # the descriptor, and what the console needs to know of it
+            fd, about = result
+            return {"ok": True, "result": about}, fd
         return {"ok": True, "result": result}, None
 
     @staticmethod
@@ -412,9 +414,14 @@ class Control:
             db.close()
 
     def _refuse(self, by: str, action: str, why: str) -> None:
+        self.refuse(by, action, why)
+
+    def refuse(self, by: str, action: str, why: str, number: str | None = None,
+               extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Record a refusal on a connection of its own (a reading operation's is read-only)."""
         db = open_catalog(self.cfg.catalog)
         try:
-            requests.record_refusal(db, by, action, None, why, self.topics)
+            requests.record_refusal(db, by, action, number, why, self.topics, extra)
         finally:
             db.close()
 
@@ -480,8 +487,15 @@ def _requests(c: Call, a: protocol.RequestsList) -> Any:
 def _request(c: Call, a: protocol.RequestGet) -> Any:
     req = requests.get(c.db, a.number)
     if req is None or (c.me.roles == {Role.OFFICER} and req.applicant_id != c.me.id):
+        # Answered as not found, and on the record: who tried what (REG-7.1; issue 27).
+        why = "no such request" if req is None else "another officer's request"
+        c.ctl.refuse(c.me.label, "request.get", why, a.number)
         raise CamdockError("沒有這份申請書 No such request", ExitCode.NOINPUT)
-    return {"req": req, "recs": requests.recordings_of(c.db, req.id)}
+    recs = requests.recordings_of(c.db, req.id)
+    if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
+        # Before approval an officer sees only their own footage in it (issue 27, item 8).
+        recs = [r for r in recs if r.officer_badge == c.me.id]
+    return {"req": req, "recs": recs}
 
 
 @_handles(protocol.SealsList)
@@ -500,8 +514,10 @@ def _holds(c: Call, a: protocol.HoldsList) -> Any:
 @_handles(protocol.RetentionPlan)
 def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
     plan = retention.plan_for(c.db, c.today())
-    return {"plan": {**_fields(plan), "alarms": plan.alarms},
-            "auto": c.cfg.retention.standing_authorisation}  # fmt: skip
+    lists = [destruction.as_json(d, destruction.items(c.db, d.id))
+             for d in destruction.listing(c.db)[:20]]  # fmt: skip
+    return {"plan": {**_fields(plan), "alarms": plan.alarms}, "lists": lists,
+            "auto": destruction.live_authorisation(c.db, c.today())}  # fmt: skip
 
 
 @_handles(protocol.AttributionQueue)
@@ -534,17 +550,32 @@ def _audit(c: Call, a: protocol.AuditReport) -> Any:
 
 
 @_handles(protocol.VideoOpen)
-def _video(c: Call, a: protocol.VideoOpen) -> int:
+def _video(c: Call, a: protocol.VideoOpen) -> tuple[int, dict[str, int]]:
     """A recording, opened only for a supervised viewing: an approved request that covers it,
     in its window, for its custodian (invariant 9). The descriptor goes to the console."""
     req = requests.get(c.db, a.number)
     if req is None or not any(r.id == a.id for r in requests.recordings_of(c.db, req.id)):
+        # A recording outside a request: not found, and on the record (REG-7.1; issue 27).
+        c.ctl.refuse(c.me.label, "view", f"recording {a.id} is not in request {a.number}",
+                     a.number, {"recording": a.id})  # fmt: skip
         raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
     access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
     path = recordings.plain_copy(c.db, a.id)
     if path is None:
         raise CamdockError("此檔案僅存於封存檔 Only in its seal", ExitCode.NOINPUT)
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:  # the stream log: its register line and custody entry come when it ends (video.done)
+        viewing = viewings.open_viewing(c.db, req.id, req.number, a.id, c.me.label, c.me.id)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, {"viewing": viewing}
+
+
+@_handles(protocol.VideoDone)
+def _video_done(c: Call, a: protocol.VideoDone) -> Any:
+    """The console's stream of a viewing ended: its register line and custody entry (REG-5.3)."""
+    return viewings.close(c.db, a.viewing, c.me.id, a.sent)
 
 
 # --- acting ----------------------------------------------------------------------------------
@@ -598,14 +629,14 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
 def _seal_create(c: Call, a: protocol.SealCreate) -> Any:
     """REG-4.2.5: a duty day sealed by hand, with the station's own key, naming who did it."""
     access.authorize(c.db, c.who, "seal", c.ctl.topics)
-    made = seal_day(c.db, Sealing.from_config(c.cfg), a.day, c.me.label)
+    made = seal_day(c.db, Sealing.from_config(c.cfg), a.day, c.me.label, c.me.id)
     return made.as_json() if made else None
 
 
 @_handles(protocol.SealConfirm)
 def _seal_confirm(c: Call, a: protocol.SealConfirm) -> Any:
     access.authorize(c.db, c.who, "confirm", c.ctl.topics)
-    return confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label)
+    return confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label, c.me.id)
 
 
 @_handles(protocol.HoldPlace)
@@ -629,16 +660,41 @@ def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
     return None
 
 
-@_handles(protocol.RetentionDestroy)
-def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
-    access.authorize(c.db, c.who, "destroy", c.ctl.topics)
+@_handles(protocol.RetentionPropose)
+def _propose(c: Call, a: protocol.RetentionPropose) -> Any:
+    access.authorize(c.db, c.who, "destroy-propose", c.ctl.topics)
     try:
         chosen = [int(n) for n in a.recordings.split(",") if n.strip()] or None
     except ValueError:
         raise BadRequest("recording ids, comma-separated", "recordings") from None
-    kw = {"reason": a.reason} if a.reason else {}
-    done = retention.destroy(c.db, retention.Keeping.from_config(c.cfg), c.today(), c.me.label,
-                             recordings=chosen, **kw)  # fmt: skip
+    kw = {"reason": a.reason} if a.reason.strip() else {}
+    return retention.propose_list(c.db, retention.Keeping.from_config(c.cfg), c.today(),
+                                  c.me.label, c.me.id, recordings=chosen, **kw)  # fmt: skip
+
+
+@_handles(protocol.RetentionAuthorise)
+def _authorise(c: Call, a: protocol.RetentionAuthorise) -> Any:
+    """An approver's standing authorisation, a record in the catalog (issue 27)."""
+    access.authorize(c.db, c.who, "authorise", c.ctl.topics)
+    return retention.authorise(c.db, a.ref, a.custodian, a.until, c.me.label, c.me.id,
+                               c.today())  # fmt: skip
+
+
+@_handles(protocol.RetentionApprove)
+def _approve_list(c: Call, a: protocol.RetentionApprove) -> Any:
+    access.authorize(c.db, c.who, "destroy-approve", c.ctl.topics)
+    retention.approve_list(c.db, a.list, c.me.label, c.me.id, c.ctl.topics)
+    return None
+
+
+@_handles(protocol.RetentionDestroy)
+def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
+    """Destruction only under an approved list (REG-4.3.1; issue 27)."""
+    access.authorize(c.db, c.who, "destroy", c.ctl.topics)
+    if a.list is None:
+        raise retention.refuse_unapproved(c.db, c.me.label, c.ctl.topics)
+    done = retention.execute_list(c.db, retention.Keeping.from_config(c.cfg), c.today(), a.list,
+                                  c.me.label, c.me.id, resume=bool(a.resume))  # fmt: skip
     return [d.as_json() for d in done] if a.detail else len(done)
 
 

@@ -78,6 +78,8 @@ ROUTES = [
     Route("/holds/{id:int}/release", holds.hold_release, methods=["POST"]),
     Route("/retention", retention.retention_page),
     Route("/retention/destroy", retention.destroy_due, methods=["POST"]),
+    Route("/retention/propose", retention.propose_list, methods=["POST"]),
+    Route("/retention/lists/{list:int}/approve", retention.approve_list, methods=["POST"]),
     Route("/attribution", attribution.attribution_page),
     Route("/attribution", attribution.attribute, methods=["POST"]),
     Route("/audit", audit.audit_page),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiofiles
+import anyio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -69,15 +70,28 @@ async def request_pdf(c: Console, request: Request, me: Me) -> Response:
 async def video(c: Console, request: Request, me: Me) -> Response:
     """A recording, streamed from the descriptor the daemon opened for an approved viewing
     (invariant 9); ranges so the player can seek."""
-    _, fd = await c.ask_fd(request, protocol.VideoOpen.parse(request.path_params))
+    about, fd = await c.ask_fd(request, protocol.VideoOpen.parse(request.path_params))
     if fd is None:
         return c.page(request, "refused.html", 500, why="no descriptor")
-    return await _stream(fd, request.headers.get("range"))
+    viewing = int(about["viewing"])
+
+    async def ended(sent: int) -> None:
+        # The register line and the custody entry of this viewing (REG-5.3, REG-7.1), also
+        # when the client went away mid-stream: shielded from the cancellation that ends it.
+        with anyio.CancelScope(shield=True):
+            await c.ask(request, protocol.VideoDone(viewing, sent))
+
+    return await _stream(fd, request.headers.get("range"), ended)
 
 
-async def _stream(fd: int, ranged: str | None) -> Response:
+CHUNK = 1 << 20  # what one read of the recording hands to the client
+
+
+async def _stream(fd: int, ranged: str | None,
+                  ended: Callable[[int], Awaitable[None]] | None = None) -> Response:  # fmt: skip
     """The file behind ``fd`` as video/mp4, honouring one byte range; read with aiofiles so the
-    event loop never waits on the drive."""
+    event loop never waits on the drive. ``ended`` is told the bytes sent when the stream ends,
+    however it ends."""
     size = os.fstat(fd).st_size
     first, last, status = 0, size - 1, 200
     if ranged and ranged.startswith("bytes="):
@@ -89,22 +103,29 @@ async def _stream(fd: int, ranged: str | None) -> Response:
             first, last = 0, size - 1
         if first > last or first >= size:
             os.close(fd)
+            if ended is not None:
+                await ended(0)
             return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
         status = 206
     f = await aiofiles.open(fd, "rb")
 
     async def body() -> AsyncIterator[bytes]:
+        sent = 0
         try:
             await f.seek(first)
             left = last - first + 1
             while left > 0:
-                chunk = await f.read(min(left, 1 << 20))
+                chunk = await f.read(min(left, CHUNK))
                 if not chunk:
                     break
                 left -= len(chunk)
+                sent += len(chunk)  # handed to the server for the client
                 yield chunk
         finally:
-            await f.close()
+            with anyio.CancelScope(shield=True):
+                await f.close()
+                if ended is not None:
+                    await ended(sent)
 
     headers = {"accept-ranges": "bytes", "content-length": str(last - first + 1)}
     if status == 206:

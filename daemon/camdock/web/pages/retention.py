@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from camdock import protocol
 from camdock.web.console import Console, Me, needs
 
-__all__ = ["destroy_due", "retention_page"]
+__all__ = ["approve_list", "destroy_due", "propose_list", "retention_page"]
 
 
 @needs
@@ -19,7 +19,23 @@ async def retention_page(c: Console, request: Request, me: Me) -> Response:
 
 
 @needs
+async def propose_list(c: Console, request: Request, me: Me) -> Response:
+    """A custodian proposes the destruction list of what is due (REG-4.3.1)."""
+    done = await c.ask(request, protocol.RetentionPropose())
+    return RedirectResponse(f"/retention?m=已提出銷毀清單 list proposed: {done}", 303)
+
+
+@needs
+async def approve_list(c: Console, request: Request, me: Me) -> Response:
+    """An approver (not its proposer) approves a destruction list."""
+    list_id = request.path_params["list"]
+    await c.ask(request, protocol.RetentionApprove(list_id))
+    return RedirectResponse(f"/retention?m=已核准 approved: {list_id}", 303)
+
+
+@needs
 async def destroy_due(c: Console, request: Request, me: Me) -> Response:
-    """Destroy what is due and not held."""
-    done = await c.ask(request, protocol.RetentionDestroy())
+    """Execute an approved destruction list (without one: refused, recorded)."""
+    ask = protocol.RetentionDestroy.parse({"list": request.state.form.get("list", "")})
+    done = await c.ask(request, ask)
     return RedirectResponse(f"/retention?m=已銷毀 destroyed: {done}", 303)

@@ -1,0 +1,221 @@
+"""Destruction only with approval (REG-4.3.1, REG-7.1; issue 27): destruction lists (proposed
+by a custodian, approved by someone else, executed once) and standing authorisations (an
+approver's record, with its reference number, scope and expiry). Every change is one
+transaction with its custody entry; each state change checks its precondition inside it
+(compare-and-set), so two approvers at once approve a list once, and an execution never
+starts on a list that is not approved when its transaction looks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock.catalog import custody
+from camdock.catalog.custody import Action
+from camdock.catalog.db import Row, one, one_as, pk, rows, rows_as, write_txn
+from camdock.clock import utcnow
+from camdock.errors import CamdockError, Conflict, ExitCode, Refused
+
+__all__ = [
+    "Authorisation",
+    "DestructionList",
+    "approve",
+    "authorise",
+    "finish",
+    "get",
+    "items",
+    "listing",
+    "live_authorisation",
+    "note_outcome",
+    "propose",
+    "start",
+]
+
+
+@dataclass(frozen=True)
+class DestructionList(Row):
+    """A list of recordings to destroy, and where it is (proposed → approved → executed)."""
+
+    id: int
+    state: str
+    reason: str
+    proposed_by: str
+    proposed_by_id: str
+    proposed_at: str
+    approved_by: str | None
+    approved_by_id: str | None
+    approved_at: str | None
+    executed_by: str | None
+    executed_by_id: str | None
+    executed_at: str | None
+    done_at: str | None
+
+
+@dataclass(frozen=True)
+class Authorisation(Row):
+    """A standing authorisation to destroy what is due (an approver's record)."""
+
+    id: int
+    ref: str
+    scope: str
+    custodian: str
+    approved_by: str
+    approved_by_id: str
+    approved_at: str
+    expires: str
+    revoked_at: str | None
+
+
+def propose(db: Database, recording_ids: list[int], by: str, by_id: str, reason: str) -> int:
+    """A custodian's list of recordings to destroy; returns its number."""
+    if not recording_ids:
+        raise CamdockError("nothing is due for destruction: no list proposed", ExitCode.NOINPUT)
+    with write_txn(db):
+        row = {"state": "proposed", "reason": reason, "proposed_by": by,
+               "proposed_by_id": by_id, "proposed_at": utcnow()}  # fmt: skip
+        list_id = pk(db.table("destruction_lists").insert(row).last_pk)
+        db.conn.executemany(
+            "INSERT INTO destruction_list_items (list_id, recording_id) VALUES (?, ?)",
+            [(list_id, r) for r in recording_ids],
+        )
+        details = {"list": list_id, "recordings": recording_ids, "reason": reason,
+                   "state": "proposed"}  # fmt: skip
+        custody.append(db, Action.DESTROY_PROPOSE, None, by, details)
+    return list_id
+
+
+def get(db: Database, list_id: int) -> DestructionList | None:
+    """One list by its number."""
+    return one_as(DestructionList, db, "SELECT * FROM destruction_lists WHERE id = ?",
+                  (list_id,))  # fmt: skip
+
+
+def listing(db: Database) -> list[DestructionList]:
+    """Every list, newest first."""
+    return rows_as(DestructionList, db, "SELECT * FROM destruction_lists ORDER BY id DESC")
+
+
+def items(db: Database, list_id: int) -> list[dict[str, Any]]:
+    """A list's recordings and, once executed, what became of each."""
+    return rows(db, "SELECT recording_id, outcome FROM destruction_list_items WHERE list_id = ? "
+                "ORDER BY recording_id", (list_id,))  # fmt: skip
+
+
+def _fresh(db: Database, list_id: int) -> DestructionList:
+    found = get(db, list_id)
+    if found is None:
+        raise CamdockError(f"no destruction list {list_id}", ExitCode.NOINPUT)
+    return found
+
+
+def approve(db: Database, list_id: int, by: str, by_id: str) -> None:
+    """An approver approves a proposed list: checked inside the write (compare-and-set on its
+    state), so of two approvers at once one approves and the other is told who did; nobody
+    approves a list they proposed (checked by staff id)."""
+    with write_txn(db):
+        found = _fresh(db, list_id)
+        if found.state != "proposed":
+            raise Conflict(f"destruction list {list_id} is already {found.state}",
+                           found.approved_by, found.approved_at)  # fmt: skip
+        if found.proposed_by_id == by_id:
+            raise Refused(f"destruction list {list_id}: nobody approves a list they proposed "
+                          "(REG-4.3.1: an approver other than the custodian)")  # fmt: skip
+        now = utcnow()
+        db.execute("UPDATE destruction_lists SET state = 'approved', approved_by = ?, "
+                   "approved_by_id = ?, approved_at = ? WHERE id = ? AND state = 'proposed'",
+                   (by, by_id, now, list_id))  # fmt: skip
+        details = {"list": list_id, "state": "approved"}
+        custody.append(db, Action.DESTROY_APPROVE, None, by, details)
+
+
+def start(
+    db: Database, list_id: int, by: str, by_id: str, *, resume: bool = False
+) -> DestructionList:
+    """Take an approved list for execution (compare-and-set: approved → executing), once; a
+    list not approved (yet) is refused, one taken already a ``Conflict`` naming who.
+    ``resume``: also take up a list whose execution was interrupted (a crash): each recording
+    is destroyed once all the same (destruction's own compare-and-set)."""
+    with write_txn(db):
+        found = _fresh(db, list_id)
+        if found.state == "executing" and resume:
+            custody.append(db, Action.DESTROY_EXECUTE, None, by,
+                           {"list": list_id, "state": "executing", "resumed": True})  # fmt: skip
+            return found
+        if found.state in ("executing", "executed"):
+            raise Conflict(f"destruction list {list_id} is already {found.state}",
+                           found.executed_by, found.executed_at)  # fmt: skip
+        if found.state != "approved":
+            raise Refused(f"destruction list {list_id} is {found.state}: only an approved list "
+                          "is executed (REG-4.3.1)")  # fmt: skip
+        db.execute("UPDATE destruction_lists SET state = 'executing', executed_by = ?, "
+                   "executed_by_id = ?, executed_at = ? WHERE id = ? AND state = 'approved'",
+                   (by, by_id, utcnow(), list_id))  # fmt: skip
+        custody.append(db, Action.DESTROY_EXECUTE, None, by,
+                       {"list": list_id, "state": "executing"})  # fmt: skip
+    return _fresh(db, list_id)
+
+
+def note_outcome(db: Database, list_id: int, recording_id: int, outcome: str) -> None:
+    """What became of one recording of a list being executed."""
+    with write_txn(db):
+        db.execute("UPDATE destruction_list_items SET outcome = ? WHERE list_id = ? AND "
+                   "recording_id = ?", (outcome, list_id, recording_id))  # fmt: skip
+        custody.append(db, Action.STATE, recording_id, "camdock",
+                       {"list": list_id, "outcome": outcome})  # fmt: skip
+
+
+def finish(db: Database, list_id: int, by: str) -> None:
+    """The list executed: every recording destroyed or skipped with the reason."""
+    with write_txn(db):
+        db.execute("UPDATE destruction_lists SET state = 'executed', done_at = ? WHERE id = ? "
+                   "AND state = 'executing'", (utcnow(), list_id))  # fmt: skip
+        outcomes = {str(i["recording_id"]): i["outcome"] for i in items(db, list_id)}
+        details = {"list": list_id, "state": "executed", "outcomes": outcomes}
+        custody.append(db, Action.DESTROY_EXECUTE, None, by, details)
+
+
+def authorise(db: Database, ref: str, scope: str, custodian: str, expires: date, by: str,
+              by_id: str) -> int:  # fmt: skip
+    """An approver's standing authorisation: the daemon destroys what is due (``scope``) under
+    ``custodian``'s name until ``expires`` (inclusive)."""
+    if not ref.strip():
+        raise CamdockError("--ref: the written authorisation's reference number", ExitCode.USAGE)
+    with write_txn(db):
+        row = {"ref": ref.strip(), "scope": scope, "custodian": custodian, "approved_by": by,
+               "approved_by_id": by_id, "approved_at": utcnow(),
+               "expires": expires.isoformat()}  # fmt: skip
+        auth_id = pk(db.table("standing_authorisations").insert(row).last_pk)
+        details = {"authorisation": auth_id, **row}
+        custody.append(db, Action.AUTHORISE, None, by, details)
+    return auth_id
+
+
+def live_authorisation(db: Database, today: date) -> Authorisation | None:
+    """The standing authorisation in force today (the latest approved), or None."""
+    return one_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE revoked_at IS "
+                  "NULL AND expires >= ? AND scope = 'due' ORDER BY id DESC LIMIT 1",
+                  (today.isoformat(),))  # fmt: skip
+
+
+def recordings_of(db: Database, list_id: int) -> list[int]:
+    """The recordings a list names."""
+    return [int(i["recording_id"]) for i in items(db, list_id)]
+
+
+def as_json(found: DestructionList, its: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list and its recordings for ``--json`` and the console."""
+    return {**{k: getattr(found, k) for k in found.__dataclass_fields__}, "recordings": its}
+
+
+def last_entry(db: Database, list_id: int) -> dict[str, Any] | None:
+    """The list's latest custody entry (for a page's history)."""
+    found = one(db, "SELECT time, action, actor, details FROM custody_log WHERE "
+                "json_extract(details, '$.list') = ? ORDER BY id DESC LIMIT 1",
+                (list_id,))  # fmt: skip
+    if found is not None:
+        found["details"] = json.loads(found["details"])
+    return found
