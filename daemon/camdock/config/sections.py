@@ -246,6 +246,8 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
         id_path = r.get(b, path, "id_path", str, required=False, check=nonempty)
         if (port is None) == (id_path is None):
             r.problem(path, "give exactly one of usb_port or id_path")
+        if id_path is not None and (why := _interface_glob(id_path)) is not None:
+            r.problem(f"{path}.id_path", why)
         for key in (port, id_path):
             if key is not None:
                 if key in ports:
@@ -273,6 +275,25 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
         r.problem("bays", "at least one [[bays]] entry is needed")
     _overlapping_globs(r, found)
     return tuple(sorted(found, key=lambda b: b.number))
+
+
+_USB_DEVICE = re.compile(r"-usb-\d+:[^:]*")
+
+
+def _interface_glob(id_path: str) -> str | None:
+    """Why an id_path glob can never match, or None. Bays are matched by USB device (the
+    camera's storage and serial-port interfaces both), so an ID_PATH is cut after the device's
+    port path; a literal interface (``:1.0``) is cut away, but a glob over the interface
+    (``…-usb-0:1:*``) survives the cut and then compares with no device at all."""
+    device = usb_device_path(id_path)
+    m = _USB_DEVICE.search(device)
+    if m is None or m.end() == len(device):
+        return None
+    return (
+        f"{id_path!r} names the USB interface ({device[m.end():]!r} after the port path), "
+        f"but bays are matched by USB device, so it never matches a camera: write "
+        f"{device[: m.end()]!r}"
+    )
 
 
 def _overlapping_globs(r: Reader, bays: list[Bay]) -> None:
