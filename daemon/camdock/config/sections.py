@@ -290,7 +290,7 @@ def _interface_glob(id_path: str) -> str | None:
     if m is None or m.end() == len(device):
         return None
     return (
-        f"{id_path!r} names the USB interface ({device[m.end():]!r} after the port path), "
+        f"{id_path!r} names the USB interface ({device[m.end() :]!r} after the port path), "
         f"but bays are matched by USB device, so it never matches a camera: write "
         f"{device[: m.end()]!r}"
     )
