@@ -91,6 +91,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
             print(json.dumps(error, ensure_ascii=False))
         return exc.exit_code
+    finally:
+        _wake_daemon(args)
+
+
+def _wake_daemon(args: argparse.Namespace) -> None:
+    """Events this command committed to the station's outbox go out now: the running daemon
+    is told over its control socket (in the config's run directory, else /run/camdock)."""
+    outbox = sys.modules.get("camdock.catalog.outbox")
+    if args.command == "run" or not getattr(outbox, "recorded_here", False):
+        return
+    from pathlib import Path
+
+    from camdock.adapters.control import wake
+
+    run_dir = Path("/run/camdock")
+    config = getattr(args, "config", None)
+    if isinstance(config, Path):
+        import tomllib
+
+        try:  # only where the daemon listens: the command itself has checked the rest
+            with config.open("rb") as f:
+                run_dir = Path(tomllib.load(f)["station"]["run_dir"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    wake(run_dir / "control.sock")
 
 
 def _text_arguments(args: argparse.Namespace) -> None:

@@ -31,10 +31,12 @@ __all__ = [
     "MAX_REQUEST",
     "Handler",
     "Reply",
+    "WAKE",
     "Server",
     "call",
     "jsonable",
     "parse_request",
+    "wake",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may stil
 NICE = 10
 ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
+WAKE = "wake"  # the one request without a session: "events wait in the outbox" (station.py)
+WAKE_TIMEOUT = 2.0
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
 Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
@@ -471,6 +475,20 @@ def call(path: Path, request: dict[str, Any], timeout: float | None = 60.0) -> R
                 os.close(fd)
             raise
         return doc, (fds[0] if fds else None)
+
+
+def wake(path: Path) -> bool:
+    """Tell the daemon on ``path`` that this process committed events to the outbox, so its
+    publisher drains them now instead of at its next poll; False when no daemon took it (none
+    running, or this user may not connect): the events still go out, only later."""
+    try:
+        doc, fd = call(path, {"op": WAKE}, timeout=WAKE_TIMEOUT)
+    except (OSError, ValueError) as exc:  # TimeoutError is an OSError; ValueError: bad JSON
+        log.debug("no daemon woken at %s: %s", path, exc)
+        return False
+    if fd is not None:
+        os.close(fd)
+    return bool(doc.get("ok"))
 
 
 def _connect(sock: socket.socket, path: Path, deadline: float | None) -> None:

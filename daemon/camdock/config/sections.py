@@ -335,14 +335,29 @@ def _led(r: Reader, data: Any, path: str) -> Led | None:
 def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
     """``[mqtt]``: broker, topics, TLS and credentials, outbox bounds."""
     d = MqttSettings(host="")
-    keys = {"host", "port", "topic_prefix", "client_id", "username", "password_file", "ca_file",
-            "cert_file", "key_file", "keepalive", "outbox_limit", "retention_days"}  # fmt: skip
+    keys = {"host", "hosts", "port", "topic_prefix", "client_id", "username", "password_file",
+            "ca_file", "cert_file", "key_file", "keepalive", "protocol", "outbox_limit",
+            "retention_days"}  # fmt: skip
     m = r.table(data, "mqtt", keys)
-    host = r.get(m, "mqtt", "host", str, check=nonempty)
     port = r.get(
         m, "mqtt", "port", int, default=MqttSettings.TLS_PORT if "ca_file" in m else d.port,
         check=lambda v: None if 0 < v < 65536 else "not a TCP port",
     )  # fmt: skip
+    hosts: list[tuple[str, int]] = []
+    if "hosts" in m:
+        if "host" in m:
+            r.problem("mqtt", "give host or hosts, not both")
+        listed = r.get(m, "mqtt", "hosts", list, check=lambda v: None if v else "empty")
+        for i, entry in enumerate(listed or []):
+            if not isinstance(entry, str) or (broker := _broker(entry, port or d.port)) is None:
+                r.problem(f"mqtt.hosts[{i}]", f"not HOST or HOST:PORT: {entry!r}")
+            else:
+                hosts.append(broker)
+        host = hosts[0][0] if hosts else None
+    else:
+        host = r.get(m, "mqtt", "host", str, check=nonempty)
+    protocol = r.get(m, "mqtt", "protocol", str, default=d.protocol,
+                     check=lambda v: None if v in ("5", "3.1.1") else '"5" or "3.1.1"')  # fmt: skip
     prefix = r.get(
         m, "mqtt", "topic_prefix", str, default=d.prefix,
         check=lambda v: (
@@ -378,9 +393,21 @@ def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
         cert_file=files["cert_file"],
         key_file=files["key_file"],
         keepalive=keepalive or d.keepalive,
+        protocol=protocol or d.protocol,
+        hosts=tuple(hosts),
         outbox_limit=limit or d.outbox_limit,
         retention_days=days or d.retention_days,
     )
+
+
+def _broker(text: str, port: int) -> tuple[str, int] | None:
+    """HOST, HOST:PORT or [IPv6]:PORT → (host, port); None when malformed."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([^\s:\[\]/]+)(?::(\d{1,5}))?", text)
+    if m is None:
+        return None
+    host, number = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    found = int(number) if number else port
+    return (host, found) if 0 < found < 65536 else None
 
 
 def selftest(r: Reader, data: Any) -> SelfTestSettings:
