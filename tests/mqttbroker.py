@@ -189,7 +189,9 @@ class RabbitMQ:
         if not self.SERVER.exists():
             pytest.skip("rabbitmq-server not installed (make test as root installs it)")
         if os.geteuid() != 0:
-            pytest.skip("rabbitmq-server writes its Erlang cookie as the user it runs as: root here")
+            pytest.skip(
+                "rabbitmq-server writes its Erlang cookie as the user it runs as: root here"
+            )
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port, amqp, dist, epmd = (free_port() for _ in range(4))

@@ -53,7 +53,9 @@ def _record(catalog: Path, topics: Topics, n: int) -> None:
     db.close()
 
 
-async def _publish_then_stop(settings: MqttSettings, catalog: Path, topics: Topics, n: int) -> Publisher:
+async def _publish_then_stop(
+    settings: MqttSettings, catalog: Path, topics: Topics, n: int
+) -> Publisher:
     """A publisher on the outbox until ``n`` events are delivered (20 s at most), then a clean
     stop (cancelled, as the daemon's SIGTERM does)."""
     store = Store(catalog)

@@ -47,7 +47,7 @@ def record(
 
     The sequence number is the row id, so it is assigned here and written into the payload in
     the same statement pair, still inside the transaction."""
-    global recorded_here  # noqa: PLW0603 - one flag per process, read once at exit
+    global recorded_here
     recorded_here = True
     event_id = uuid7()
     now = utcnow()
