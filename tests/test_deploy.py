@@ -442,13 +442,13 @@ def _day_one_pieces(r: Path) -> None:
     # The custodian logs in: the provisioned hash, read through the station's own config
     # loader, accepts the custodian's password (the console asks the daemon exactly this).
     probe = (
-        "import sys\nfrom camdock.config import load\nfrom camdock import passwords\n"
-        "cfg = load('/etc/camdock/camdock.toml')\n"
+        "import sys\nfrom pathlib import Path\nfrom camdock.config import load\n"
+        "from camdock import passwords\ncfg = load(Path('/etc/camdock/camdock.toml'))\n"
         "print(passwords.verify(sys.stdin.read(), cfg.password_hashes['C1']),"
-        " passwords.verify('wrong', cfg.password_hashes['C1']), cfg.seal is not None)"
+        " passwords.verify('wrong', cfg.password_hashes['C1']), cfg.seal.credential)"
     )
     login = _inside(r, "/opt/camdock/venv/bin/python", "-c", probe, stdin=CUSTODIAN_PASSWORD)
-    assert login.stdout.split() == ["True", "False", "True"], login.stdout + login.stderr
+    assert login.stdout.split() == ["True", "False", "camdock-seal"], login.stdout + login.stderr
     # The seal password: encrypted with the root's host key, and what systemd hands the daemon
     # (LoadCredentialEncrypted) decrypts to the vault's password.
     cred = r / "etc/credstore.encrypted/camdock-seal"
@@ -471,9 +471,9 @@ def _day_one_pieces(r: Path) -> None:
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.MULTILINE))
     frozen = _inside(r, "/opt/camdock/venv/bin/python", "-m", "pip", "list", "--format=freeze")
     got = dict(line.split("==", 1) for line in frozen.stdout.split() if "==" in line)
-    norm = {k.lower().replace("_", "-"): v for k, v in got.items()}
+    norm = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in got.items()}  # PEP 503 names
     wrong = {n: (v, norm.get(n.lower())) for n, v in pins.items()
-             if n != "brotlicffi" and norm.get(n.lower()) != v}  # fmt: skip
+             if n != "brotlicffi" and norm.get(re.sub(r"[-_.]+", "-", n).lower()) != v}  # fmt: skip
     assert not wrong, wrong
     factory = _inside(r, "/opt/camdock/venv/bin/python", "-c", "import gpiozero.pins.lgpio")
     assert factory.returncode == 0, factory.stderr
