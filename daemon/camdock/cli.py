@@ -99,7 +99,7 @@ def _wake_daemon(args: argparse.Namespace) -> None:
     """Events this command committed to the station's outbox go out now: the running daemon
     is told over its control socket (in the config's run directory, else /run/camdock)."""
     outbox = sys.modules.get("camdock.catalog.outbox")
-    if args.command == "run" or not getattr(outbox, "recorded_here", False):
+    if args.command in ("run", "simulate") or not getattr(outbox, "recorded_here", False):
         return
     from pathlib import Path
 
@@ -115,7 +115,7 @@ def _wake_daemon(args: argparse.Namespace) -> None:
                 run_dir = Path(tomllib.load(f)["station"]["run_dir"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    wake(run_dir / "control.sock")
+    wake(run_dir / "control.sock")  # station/control.py's SOCKET (not imported: it is heavy)
 
 
 def _text_arguments(args: argparse.Namespace) -> None:
