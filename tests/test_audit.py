@@ -339,7 +339,8 @@ def test_camdock_never_chains_an_insiders_edit(tmp_path: Path) -> None:
         catalog,
         (
             "UPDATE recordings SET retain_until = '2026-11-29', destroy_by = "
-            "'2026-11-29', recorded_start = '2025-10-01T08:00:00+08:00'",
+            "'2026-11-29', recorded_start = '2025-10-01T08:00:00+08:00', "
+            "duty_slot_start = '2025-10-01T08:00:00+08:00'",
             (),
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,67 @@ def test_version_and_one_command_load_only_what_they_need() -> None:
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     loaded = {m.removeprefix("camdock.commands.") for m in eval(out.splitlines()[-1])}  # noqa: S307
     assert loaded & set(cli._RUN.values()) == {"udev"}, out
+
+
+HUGE = str(2**70)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["request", "show", HUGE],
+        ["register", "export", "--from", "0001-01-01", "--to", "2026-12-31"],
+        ["audit", "report", "--from", "0001-01-01", "--to", "0001-12-31"],
+        ["catalog", "export", "--day", "2026-02-30"],
+        [
+            "hold",
+            "place",
+            "--recording",
+            HUGE,
+            "--kind",
+            "complaint",
+            "--case",
+            "c",
+            "--reason",
+            "r",
+            "--by",
+            "x",
+        ],
+        ["hold", "release", HUGE, "--reason", "r", "--by", "x"],
+        ["retention", "destroy", "--recording", HUGE, "--by", "x"],
+        ["request", "schedule", "2026-0001", "--at", "9999-12-31T23:00", "--by", "x"],
+        ["catalog", "export", "--day", "0001-01-01"],
+        [
+            "hold",
+            "place",
+            "--officer",
+            "A1",
+            "--from",
+            "0001-01-01",
+            "--kind",
+            "complaint",
+            "--case",
+            "c",
+            "--reason",
+            "r",
+            "--by",
+            "x",
+        ],
+    ],
+)
+def test_bad_input_is_one_line_and_a_usage_or_data_exit(tmp_path: Path, argv: list[str]) -> None:
+    """Issue 29: extreme numbers and dates are answered with one line on stderr and exit
+    64/65/66, never a traceback, nothing changed."""
+    from conftest import camdock_cmd, make_camera, offload, run
+
+    d1, d2, catalog = tmp_path / "d1", tmp_path / "d2", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    make_camera(tmp_path / "cam", 1)
+    assert offload(tmp_path / "cam", [d1, d2], catalog).ok
+    before = catalog.read_bytes()
+    res = run(camdock_cmd(*argv, "--catalog", str(catalog)))
+    assert res.returncode in (64, 65, 66), (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("usage:")]
+    assert len(lines) == 1, res.stderr
+    assert catalog.read_bytes() == before

@@ -39,14 +39,14 @@ def test_every_problem_is_listed_with_its_key_path(tmp_path: Path) -> None:
     for expected in (
         "station.timezone: unknown time zone 'Mars/Olympus'",
         "destinations.backup: must be an absolute path",
-        "bays[1].button: GPIO 4 is also used by bays[0].led",
+        "bay 2 (bays[1]).button: GPIO 4 is also used by bay 1 (bays[0]).led",
         "cameras[1].officer: badge 'Z99999' is not in [[officers]]",
         "station.max_concurrent_offloads: must be int",
-        "bays[2].number: bay 1 is defined twice",
-        "bays[2]: USB port '1-1' belongs to another bay too",
-        "bays[2].led.red: GPIO 60 is not a pin",
-        "bays[2].colour: unknown key (typo?)",
-        "bays[2].button: missing",
+        "bay 1 (bays[2]).number: bay 1 is defined twice",
+        "bay 1 (bays[2]): USB port '1-1' belongs to another bay too",
+        "bay 1 (bays[2]).led.red: GPIO 60 is not a pin",
+        "bay 1 (bays[2]).colour: unknown key (typo?)",
+        "bay 1 (bays[2]).button: missing",
     ):
         assert expected in problems, problems
     assert len(err.value.problems) >= 10
@@ -88,7 +88,7 @@ def test_check_config_command(tmp_path: Path) -> None:
     bad.write_text(good.read_text().replace("button = 7", "button = -1"))
     res = run(camdock_cmd("check-config", str(bad)))
     assert res.returncode == ExitCode.CONFIG == 78
-    assert "bays[0].button: GPIO -1 is not a pin" in res.stderr
+    assert "bay 1 (bays[0]).button: GPIO -1 is not a pin" in res.stderr
     assert "Traceback" not in res.stderr
     res = run(camdock_cmd("run", "--config", str(tmp_path / "missing.toml")))
     assert res.returncode == 78 and "cannot read" in res.stderr
@@ -101,7 +101,7 @@ def test_run_refuses_pins_the_board_does_not_have(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("button = 11", "button = 50"))
     res = run(camdock_cmd("run", "--config", str(path)))
     assert res.returncode == ExitCode.CONFIG
-    assert "bays[1].button: GPIO 50 is not a pin on this board (CM3)" in res.stderr
+    assert "bay 2.button: GPIO 50 is not a pin on this board (CM3)" in res.stderr
     assert "Traceback" not in res.stderr
 
 
@@ -261,7 +261,7 @@ def test_an_interface_level_glob_is_refused_with_the_device_to_write(tmp_path: P
     path.write_text(text)
     res = run(camdock_cmd("check-config", str(path)))
     assert res.returncode == ExitCode.CONFIG, res.stdout
-    assert "bays[0].id_path: 'platform-xhci-hcd.0-usb-0:1:*' names the USB interface" in res.stderr
+    assert "bay 1 (bays[0]).id_path: 'platform-xhci-hcd.0-usb-0:1:*' names the USB" in res.stderr
     assert "write 'platform-xhci-hcd.0-usb-0:1'" in res.stderr
     path.write_text(text.replace("usb-0:1:*", "usb-0:1"))  # the device itself: accepted
     assert run(camdock_cmd("check-config", str(path))).returncode == 0

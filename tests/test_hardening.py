@@ -85,11 +85,20 @@ def test_catalogs_that_are_not_usable_are_named_plainly(tmp_path: Path) -> None:
     make_camera(cam, 1)
     junk = tmp_path / "junk.db"
     junk.write_text("not sqlite\n")
+    empty = tmp_path / "empty.db"  # issue 29: never silently made into a new catalog
+    empty.touch()
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    con.commit()
+    con.close()
     (tmp_path / "dir.db").mkdir()
     with tmpfs(tmp_path / "ro", "1m", "ro") as ro:
         cases = [
             (tmp_path / "dir.db", ExitCode.NOINPUT, "is a directory"),
             (junk, ExitCode.DATAERR, "not a camdock catalog"),
+            (empty, ExitCode.DATAERR, "an empty file"),
+            (foreign, ExitCode.DATAERR, "not a camdock catalog (tables: invoices)"),
             (ro / "c.db", ExitCode.CANTCREAT, "Read-only"),
         ]
         for catalog, code, words in cases:
@@ -100,6 +109,10 @@ def test_catalogs_that_are_not_usable_are_named_plainly(tmp_path: Path) -> None:
                 audit = run(camdock_cmd("audit", "--catalog", str(catalog)))
                 assert audit.returncode == code and "Traceback" not in audit.stderr
     assert len(tree_hashes(cam)) == 1 and tree_hashes(d1) == {}
+    assert empty.stat().st_size == 0
+    con = sqlite3.connect(foreign)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+    con.close()
 
 
 def test_names_that_cannot_be_filed_are_refused(tmp_path: Path) -> None:

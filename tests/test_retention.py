@@ -34,8 +34,10 @@ from camdock.errors import CamdockError, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.retention import (
     Keeping,
+    covered_now,
     daily_pass,
     destroy,
+    in_force,
     place_hold,
     plan_for,
     release_hold,
@@ -596,3 +598,111 @@ def test_a_full_backup_drive_is_the_backup_s_problem_not_the_catalog_s(tmp_path:
         assert str(full) in doc["problems"][0] and "full" in doc["problems"][0]
         assert not [p for p in full.rglob("*.sqlite*") if p.is_file()]  # (the heads file fits)
     assert run(camdock_cmd("audit", "--catalog", str(catalog))).returncode == 0
+
+
+def test_a_month_counts_from_when_the_recording_was_made_not_its_duty_day(
+    tmp_path: Path,
+) -> None:
+    """REG-4.3.1 by the calendar (issue 28): a recording made at 01:30 on 1 March in a
+    22:00-06:00 slot is filed under 28 February, but its month counts from 1 March: kept until
+    1 April, and destroying it on 30 or 31 March is refused."""
+    from camdock.core.naming import DutySlots
+
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    cam = tmp_path / "cam"
+    write_recording(cam / "DCIM/100MEDIA/20260301_013000_0001.MP4", 8192, 1)
+    night = DutySlots.parse("06:00,14:00,22:00")
+    assert offload(cam, [d1, d2], catalog, slots=night).ok
+    db = open_catalog(catalog)
+    [rec] = [r for r in (recordings.get(db, i) for i in range(1, 3)) if r]
+    assert rec.relpath.startswith("2026/02/28/"), "filed under the duty day (REG-4.2.3)"
+    assert (rec.retain_until, rec.destroy_by) == ("2026-04-01", "2027-03-01")
+    keep = Keeping(Policy(), roots=frozenset({str(d1), str(d2)}), topics=TOPICS)
+    for early in (date(2026, 3, 30), date(2026, 3, 31)):
+        with pytest.raises(Refused, match="2026-04-01"):
+            destroy(db, keep, early, "custodian-1", recordings=[rec.id])
+    [done] = destroy(db, keep, date(2026, 4, 1), "custodian-1", recordings=[rec.id])
+    assert done.recording == rec.id
+    db.close()
+
+
+def test_the_calendar_rule_at_month_ends_never_keeps_less_than_a_month_or_more_than_a_year() -> (
+    None
+):
+    """Where the later month has no such day the minimum rounds up, the maximum down
+    (core/retention.py): 31 Jan is kept until 1 Mar (30 days would be 2 Mar: the policy's days
+    keep longer), 29 Feb 2028 at most until 28 Feb 2029."""
+    assert add_months(date(2026, 1, 31), 1, round_up=True) == date(2026, 3, 1)
+    assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+    assert add_months(date(2028, 2, 29), 12) == date(2029, 2, 28)
+    assert Policy(min_days=30).window(date(2026, 3, 1)) == (date(2026, 4, 1), date(2027, 3, 1))
+    assert Policy(min_days=30).window(date(2026, 1, 30)) == (date(2026, 3, 1), date(2027, 1, 30))
+    assert Policy(min_days=30).window(date(2028, 2, 29))[1] == date(2029, 2, 28)
+    for day in (date(2026, 1, d) for d in range(1, 32)):
+        keep, due = Policy().window(day)
+        assert add_months(day, 1, round_up=True) <= keep and due <= add_months(day, 12)
+
+
+def test_a_lawful_destruction_just_after_local_midnight_is_not_reported_early(
+    tmp_path: Path,
+) -> None:
+    """The six-monthly report compares days in the station's zone (issue 28): a recording made
+    on 1 Mar may go from 1 Apr; destroyed at 00:10 Taipei on 1 Apr (16:10 UTC on 31 Mar) it was
+    not destroyed early."""
+    from camdock import clock
+    from camdock.services.audit import period_report
+
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    cam = tmp_path / "cam"
+    write_recording(cam / "DCIM/100MEDIA/20260301_101000_0001.MP4", 8192, 1)
+    assert offload(cam, [d1, d2], catalog).ok
+    db = open_catalog(catalog)
+    keep = Keeping(Policy(), roots=frozenset({str(d1), str(d2)}), topics=TOPICS)
+    assert recordings.get(db, 1).retain_until == "2026-04-01"  # type: ignore[union-attr]
+    with clock.using(clock.FixedClock(datetime(2026, 4, 1, 0, 10, tzinfo=TZ))):
+        destroy(db, keep, date(2026, 4, 1), "custodian-1", recordings=[1])
+    doc = period_report(db, TZ, date(2026, 1, 1), date(2026, 6, 30), date(2026, 7, 1), [], [],
+                        None, False)  # fmt: skip
+    db.close()
+    assert doc["retention"]["destroyed"] == 1
+    assert doc["retention"]["destroyed_early"] == []
+
+
+def test_a_hold_matches_recordings_by_their_own_span_and_cameras_by_one_identity(
+    tmp_path: Path,
+) -> None:
+    """Hold scopes (issue 28): a hold on CAM0002 08:00-12:00 keeps the 09:00 recording, not
+    the 15:00 one (a duty slot starting at 12:00 is not the recording's time); the camera
+    named by its USB serial is the same camera; an unknown badge or camera is refused; a hold
+    that matches nothing yet says so."""
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    cam = tmp_path / "cam"
+    write_recording(cam / "DCIM/100MEDIA/20261128_090000_0001.MP4", 4096, 1)
+    write_recording(cam / "DCIM/100MEDIA/20261128_150000_0002.MP4", 4096, 2)
+    assert offload(cam, [d1, d2], catalog, camera_id="CAM0002").ok
+    keep = Keeping(Policy(), roots=frozenset({str(d1), str(d2)}), topics=TOPICS,
+                   cameras={"SN0002": "CAM0002"}, badges=frozenset({"A12345"}))  # fmt: skip
+    db = open_catalog(catalog)
+    morning = (datetime(2026, 11, 28, 8, tzinfo=TZ), datetime(2026, 11, 28, 12, tzinfo=TZ))
+    hold = place_hold(db, keep, "detective-9", kind=HoldKind.INVESTIGATION, case="刑 1",
+                      reason="r", camera="SN0002", start=morning[0], end=morning[1])  # fmt: skip
+    [h] = [h for h in in_force(db) if h.id == hold]
+    assert h.camera_id == "CAM0002"
+    by_time = {r.recorded_start[11:16]: r.id for r in (recordings.get(db, i) for i in (1, 2)) if r}
+    year_on = date(2027, 11, 29)
+    result = plan_for(db, year_on)
+    assert [c.id for c, _ in result.held] == [by_time["09:00"]]
+    assert by_time["15:00"] in [c.id for c in result.due]
+    assert covered_now(db, hold) == 1
+    with pytest.raises(CamdockError, match="A99999X"):
+        place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r",
+                   officer="A99999X")  # fmt: skip
+    with pytest.raises(CamdockError, match="SN9999"):
+        place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r", camera="SN9999")
+    later = place_hold(db, keep, "s", kind=HoldKind.COMPLAINT, case="c", reason="r",
+                       officer="A12345", start=datetime(2026, 12, 1, tzinfo=TZ))  # fmt: skip
+    assert covered_now(db, later) == 0
+    db.close()

@@ -60,7 +60,7 @@ async def test_on_one_bus_the_short_camera_is_done_first_and_waits_with_an_eta(
 
         async def watch() -> None:
             while h.bay(2).state.phase is not Phase.DONE:
-                bays = json.loads((h.cfg.run_dir / "bays.json").read_text())
+                bays = json.loads((h.cfg.run_dir / "bays.json").read_text())["bays"]
                 seen.append(bays[1].get("eta_seconds"))
                 await asyncio.sleep(0.05)
 

@@ -85,6 +85,9 @@ def test_a_day_sealed_opens_with_7z_and_the_password_only(tmp_path: Path) -> Non
         ("保管人 陳", "所長 林")
     }
     assert status["unsealed_days"] == []
+    # Members are JSON objects, not a JSON string inside JSON (issue 29).
+    for s in status["seals"]:
+        assert len(s["members"]) == 3 and all(len(m["sha256"]) == 64 for m in s["members"])
     db = open_catalog(catalog)
     assert custody.verify(db) == []
     actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action LIKE 'seal%'")]
@@ -368,3 +371,139 @@ def test_reading_a_seal_back_holds_a_block_not_a_recording(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) < 32, f"peak RSS grew by {done.stdout.strip()} MiB"
     assert sha_of(tmp_path / "out.mp4") == sha
+
+
+def _day_files(root: Path, count: int = 3, size: int = 1 << 20) -> list[tuple[Path, str]]:
+    made = []
+    for i in range(count):
+        f = root / "2026" / "11" / "28" / f"{i:02d}_王小明.mp4"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(os.urandom(size))
+        made.append((f, sha_of(f)))
+    return made
+
+
+def test_days_sealed_by_py7zr_before_the_change_still_read_back_and_extract(
+    tmp_path: Path,
+) -> None:
+    """The seal moved from py7zr to the 7-Zip program (issue 28): the format is the same, so an
+    archive py7zr wrote (AES-256, encrypted headers, stored) reads back, member by member, and
+    an archive the program writes opens in py7zr with the same (non-ASCII) password."""
+    import py7zr
+
+    from camdock.adapters import archive
+
+    files = _day_files(tmp_path)
+    old = tmp_path / "old.7z"
+    filters = [{"id": py7zr.FILTER_COPY}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
+    with py7zr.SevenZipFile(old, "w", password=PASSWORD, header_encryption=True,
+                            filters=filters) as z:  # fmt: skip
+        for f, _ in files:
+            z.write(f, f"28/{f.name}")
+    back = archive.read_back(old, PASSWORD)
+    assert back.members == {f"28/{f.name}": (sha, f.stat().st_size) for f, sha in files}
+    assert (back.sha256, back.size) == (sha_of(old), old.stat().st_size)
+    f, sha = files[1]
+    out = tmp_path / "out.mp4"
+    archive.extract(old, PASSWORD, {f"28/{f.name}": archive.Member("x", out, sha, 1 << 20)})
+    assert sha_of(out) == sha
+
+    new = tmp_path / "new.7z"
+    members = [archive.Member(f"28/{f.name}", f, sha, 1 << 20) for f, sha in files]
+    archive.write(new, members, PASSWORD)
+    with py7zr.SevenZipFile(new, "r", password=PASSWORD) as z:
+        assert sorted(z.getnames()) == sorted(m.name for m in members)
+        assert z.testzip() is None
+    with pytest.raises(archive.ArchiveError, match="wrong password"):
+        archive.read_back(new, "another password")
+
+
+def test_the_seal_password_never_shows_in_a_process_list(tmp_path: Path) -> None:
+    """7-Zip is given the password on its standard input, not its arguments (which every user
+    sees in /proc/PID/cmdline) nor its environment: watched while a seal is written and read."""
+    import threading
+
+    from camdock.adapters import archive
+
+    files = _day_files(tmp_path, count=4, size=16 << 20)
+    members = [archive.Member(f"a/{f.name}", f, sha, 16 << 20) for f, sha in files]
+    seen: list[str] = []
+    leaks: list[str] = []
+    done = threading.Event()
+    secret = PASSWORD.encode()
+
+    def watch() -> None:
+        while not done.is_set():
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    cmd = (proc / "cmdline").read_bytes()
+                    env = (proc / "environ").read_bytes()
+                except OSError:
+                    continue
+                if b"7z" in cmd:
+                    seen.append(cmd.decode(errors="replace"))
+                    if secret in cmd or secret in env:
+                        leaks.append(cmd.decode(errors="replace"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        sealed = tmp_path / "day.7z"
+        archive.write(sealed, members, PASSWORD)  # member names differ: hard links staged
+        back = archive.read_back(sealed, PASSWORD)
+    finally:
+        done.set()
+        watcher.join()
+    assert back.members == {m.name: (m.sha256, m.size) for m in members}
+    assert not list(tmp_path.glob(".*.names")), "the staged names are removed"
+    assert seen, "the watcher saw 7-Zip run"
+    assert not leaks
+
+
+def test_a_year_of_key_rotations_every_seal_reads_with_its_own_key_from_the_ring(
+    tmp_path: Path,
+) -> None:
+    """Key rotation (issue 28, REG-4.2.5): each quarter seals under a new key id; a day sealed
+    under an earlier key names the key it needs, and reads back (seal verify, audit --full)
+    with a root-only folder of ``<key id>.key`` files."""
+    d1, d2, catalog = tmp_path / "footage", tmp_path / "backup", tmp_path / "c.db"
+    d1.mkdir(), d2.mkdir()
+    days = ["2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15"]
+    cam = tmp_path / "cam"
+    for i, day in enumerate(days):
+        write_recording(cam / f"DCIM/100MEDIA/{day.replace('-', '')}_091000_{i:04d}.MP4",
+                        8192, i)  # fmt: skip
+    assert offload(cam, [d1, d2], catalog).ok
+    ring = tmp_path / "ring"
+    ring.mkdir(mode=0o700)
+    keys = {}
+    for i, day in enumerate(days):
+        kid = f"2026-{'ABCD'[i]}"
+        keys[kid] = key = ring / f"{kid}.key"
+        key.write_text(f"{PASSWORD} {kid}\n", encoding="utf-8")
+        key.chmod(0o600)
+        made = _seal(catalog, key, "create", day, "--by", "c", "--key-id", kid)
+        assert made.returncode == 0, made.stderr
+    latest = keys["2026-D"]
+    old = _seal(catalog, latest, "verify", days[0], "--key-id", "2026-D")
+    assert old.returncode == ExitCode.FAILED
+    assert "sealed under key 2026-A" in old.stdout and "key ring" in old.stdout
+    for day in days:
+        ok = _seal(catalog, latest, "verify", day, "--key-id", "2026-D", "--key-dir", str(ring))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    only_ring = run(camdock_cmd("seal", "verify", days[1], "--catalog", str(catalog),
+                                "--key-dir", str(ring)))  # fmt: skip
+    assert only_ring.returncode == 0, only_ring.stdout + only_ring.stderr
+    no_new = run(camdock_cmd("seal", "create", "2026-11-28", "--by", "c", "--catalog",
+                             str(catalog), "--key-dir", str(ring),
+                             "--key-id", "2026-E"))  # fmt: skip
+    assert no_new.returncode == ExitCode.NOINPUT and "current seal key 2026-E" in no_new.stderr
+    audit = run(camdock_cmd("audit", "--full", "--catalog", str(catalog), "--key-dir", str(ring),
+                            "--json"))  # fmt: skip
+    findings = json.loads(audit.stdout)["findings"]
+    assert not [f for f in findings if f["kind"] == "archive"], findings
+    ring.chmod(0o755)
+    loose = _seal(catalog, latest, "verify", days[0], "--key-dir", str(ring))
+    assert loose.returncode == ExitCode.NOINPUT and "chmod 700" in loose.stderr

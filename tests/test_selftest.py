@@ -27,7 +27,7 @@ from camdock.camera.protocol import (
 )
 from camdock.core.bay import Phase
 from camdock.core.selftest import Answers, Policy, verdict
-from camdock.errors import CameraError, CameraTimeout
+from camdock.errors import CameraError, CameraTimeout, ExitCode
 from camdock.model import Identity
 from camdock.services.selftest import run_function_test
 from camdock.sim.cameras import CameraState, SimCamera
@@ -339,7 +339,8 @@ def test_selftest_command_on_any_machine(tmp_path: Path) -> None:
     failed = {c["name"]: c["reason"] for c in out["checks"] if not c["ok"]}
     assert failed == {"offloaded": "dock for offload first"}
     gone = run(camdock_cmd("selftest", "--port", str(tmp_path / "no-such-tty")))
-    assert gone.returncode == 1 and "cannot open" in gone.stdout
+    assert gone.returncode == ExitCode.UNAVAILABLE == 69  # the README's table (issue 29)
+    assert gone.stderr.count("no camera at") == 1 and gone.stdout == ""
 
 
 async def test_camera_pulled_mid_test_is_interrupted_not_logged(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
 
         def shows_done() -> bool:
             with contextlib.suppress(OSError, ValueError):
-                bays = json.loads(bays_file.read_text())
+                bays = json.loads(bays_file.read_text())["bays"]
                 return [(b["bay"], b["phase"]) for b in bays] == [(1, "done"), (2, "empty")]
             return False
 
@@ -166,6 +166,12 @@ async def test_device_on_a_port_no_bay_owns_is_ignored(tmp_path: Path) -> None:
     vol = tmp_path / "cam"
     fill_camera(vol, files=1, size=1000, seed=1, start=START)
     async with running(tmp_path) as h:
+        # Written at start with a heartbeat, before any bay changes (issue 29): the console
+        # shows idle bays, not "the daemon is not running".
+        bays_file = h.cfg.run_dir / "bays.json"
+        await h.until(bays_file.exists, timeout=5)
+        doc = json.loads(bays_file.read_text())
+        assert doc["heartbeat"] and {b["phase"] for b in doc["bays"]} == {"empty"}
         h.hot.dock("2-4", "SN0001", vol)
         await asyncio.sleep(0.3)
         assert set(h.phases().values()) == {Phase.EMPTY}

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -492,3 +492,26 @@ def _custody(cfg: Config) -> int:
         return int(db.execute("SELECT count(*) FROM custody_log").fetchone()[0])
     finally:
         db.close()
+
+
+def test_the_bays_page_tells_when_the_daemon_stopped(station: Station) -> None:
+    """Issue 29: the daemon writes the bays with a heartbeat; three missed beats and the page
+    says when it stopped, instead of the last progress it wrote ("offloading 35 %")."""
+    from datetime import datetime
+
+    from camdock import clock
+    from camdock.station.rundir import HEARTBEAT
+
+    beat = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # 09:00 in Taipei
+    doc = {"heartbeat": beat.isoformat(), "pid": 1, "bays": [
+        {"bay": 1, "phase": "offloading", "camera": "CAM0001", "officer": "王小明",
+         "bytes_total": 100, "bytes_done": 35, "message": ""}]}  # fmt: skip
+    station.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    (station.cfg.run_dir / "bays.json").write_text(json.dumps(doc), encoding="utf-8")
+    c = station.client("C1")
+    with clock.using(clock.FixedClock(beat + timedelta(seconds=HEARTBEAT))):
+        alive = c.get("/").text
+    assert "offloading" in alive and "停止" not in alive
+    with clock.using(clock.FixedClock(beat + timedelta(seconds=4 * HEARTBEAT))):
+        stopped = c.get("/").text
+    assert "the daemon stopped at 2026-11-29 09:00" in stopped and "offloading" not in stopped

@@ -7,6 +7,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from camdock import __version__
 from camdock.errors import CamdockError, ExitCode
@@ -40,6 +41,13 @@ _RUN: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument exits 64 (EX_USAGE, the README's table), not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _module(name: str) -> object:
     return importlib.import_module(f"camdock.commands.{name}")
 
@@ -52,9 +60,7 @@ def _command_word(argv: Sequence[str]) -> str | None:
 def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a known command, only that command's module is loaded
     (``--version`` alone loads none; ``--help`` or an unknown command, all of them)."""
-    p = argparse.ArgumentParser(
-        prog="camdock", description="Docking station for police body-worn cameras."
-    )
+    p = _Parser(prog="camdock", description="Docking station for police body-worn cameras.")
     p.add_argument("--version", action="version", version=f"camdock {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,14 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _text_arguments(args)
         return _dispatch(args)
+    except OverflowError as exc:  # a number or a date no catalog or calendar holds (issue 29)
+        return _failed(args, CamdockError(f"a number or a date out of range ({exc})",
+                                          ExitCode.USAGE))  # fmt: skip
     except CamdockError as exc:
-        print(f"camdock {args.command}: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
-            print(json.dumps(error, ensure_ascii=False))
-        return exc.exit_code
+        return _failed(args, exc)
     finally:
         _wake_daemon(args)
+
+
+def _failed(args: argparse.Namespace, exc: CamdockError) -> int:
+    """One line on stderr (and with --json one JSON document on stdout); the exit code."""
+    print(f"camdock {args.command}: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
+        print(json.dumps(error, ensure_ascii=False))
+    return exc.exit_code
 
 
 def _wake_daemon(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 __all__ = [
@@ -19,10 +19,16 @@ __all__ = [
     "ProcessClock",
     "RunningClock",
     "SystemClock",
+    "as_moment",
+    "iso_local",
     "iso_utc",
+    "local_day",
+    "local_text",
+    "machine_zone",
     "now",
     "using",
     "utcnow",
+    "zone_label",
 ]
 
 
@@ -108,3 +114,57 @@ def iso_utc(moment: datetime) -> str:
 def utcnow() -> str:
     """The current time as the catalog writes it."""
     return iso_utc(now())
+
+
+# --- time as people read it ------------------------------------------------------------------
+# One formatter for every form, page, PDF and CLI line: the station's zone, ``YYYY-MM-DD HH:MM``
+# (seconds where a record needs them), the zone named once per document (``zone_label``).
+# Machines (CSV, JSON) get ISO 8601 with the offset (``iso_local``), never a bare UTC date.
+
+
+def as_moment(value: str | datetime) -> datetime:
+    """A catalog time (ISO 8601, ``Z`` or an offset) as an aware datetime; a naive one is UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def local_text(value: str | datetime | None, tz: tzinfo, *, seconds: bool = False) -> str:
+    """``2026-12-03 05:39`` (with ``seconds``, ``05:39:07``) in the station's zone; None → ""."""
+    if value is None or value == "":
+        return ""
+    return f"{as_moment(value).astimezone(tz):%Y-%m-%d %H:%M{':%S' if seconds else ''}}"
+
+
+def local_day(value: str | datetime | None, tz: tzinfo) -> str:
+    """The station's day of a moment (``2026-12-03``); a bare day stays as it is."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str) and len(value) == 10:
+        return value
+    return f"{as_moment(value).astimezone(tz):%Y-%m-%d}"
+
+
+def iso_local(value: str | datetime | None, tz: tzinfo) -> str | None:
+    """ISO 8601 with the station's offset, to the second (``2026-12-03T05:39:07+08:00``)."""
+    if value is None or value == "":
+        return None
+    return as_moment(value).astimezone(tz).isoformat(timespec="seconds")
+
+
+def zone_label(tz: tzinfo, at: datetime | None = None) -> str:
+    """The zone as a document names it once: ``Asia/Taipei (UTC+08:00)``."""
+    moment = (at or now()).astimezone(tz)
+    offset = moment.strftime("%z")
+    name = getattr(tz, "key", None) or moment.tzname() or "UTC"
+    return f"{name} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def machine_zone() -> tzinfo:
+    """The machine's zone (/etc/localtime), else UTC: where no station config names one."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError):
+        return UTC

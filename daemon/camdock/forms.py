@@ -9,9 +9,13 @@ in page.html), escaped as they render; a value that is None prints as nothing.""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import tzinfo
 from typing import Any, Protocol
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
+
+from camdock import clock
 
 __all__ = [
     "Annex1Line",
@@ -45,18 +49,47 @@ _ENV = Environment(
 _ENV.globals |= {"PURPOSES": PURPOSES, "KINDS": KINDS}
 
 
-def _render(name: str, **ctx: Any) -> str:
-    return _ENV.get_template(name).render(**ctx)
+# Times on a form are the station's (clock.local_text): ``|local`` a date and time, ``|localsec``
+# with seconds, ``|localday`` the day, ``|clocktime`` the time of day with seconds.
+@pass_context
+def _local(ctx: Context, value: Any) -> str:
+    return clock.local_text(value, ctx["tz"])
 
 
-def request_html(req: dict[str, Any], recordings: list[dict[str, Any]]) -> str:
-    """Annex 2, field by field (調閱／複製申請書)."""
-    return _render("request.html", req=req, recordings=recordings)
+@pass_context
+def _localsec(ctx: Context, value: Any) -> str:
+    return clock.local_text(value, ctx["tz"], seconds=True)
 
 
-def register_html(lines: list[dict[str, Any]], start: str, end: str, unit: str) -> str:
+@pass_context
+def _localday(ctx: Context, value: Any) -> str:
+    return clock.local_day(value, ctx["tz"])
+
+
+@pass_context
+def _clocktime(ctx: Context, value: Any) -> str:
+    return clock.local_text(value, ctx["tz"], seconds=True)[11:]
+
+
+_ENV.filters |= {"local": _local, "localsec": _localsec, "localday": _localday,
+                 "clocktime": _clocktime}  # fmt: skip
+
+
+def _render(name: str, tz: tzinfo | None = None, **ctx: Any) -> str:
+    zone = tz or clock.machine_zone()
+    return _ENV.get_template(name).render(tz=zone, zone=clock.zone_label(zone), **ctx)
+
+
+def request_html(req: dict[str, Any], recordings: list[dict[str, Any]],
+                 tz: tzinfo | None = None) -> str:  # fmt: skip
+    """Annex 2, field by field (調閱／複製申請書), times in ``tz`` (the station's zone)."""
+    return _render("request.html", tz, req=req, recordings=recordings)
+
+
+def register_html(lines: list[dict[str, Any]], start: str, end: str, unit: str,
+                  tz: tzinfo | None = None) -> str:  # fmt: skip
     """Annex 3, the access/copy register (調閱／複製紀錄清冊) for a period."""
-    return _render("register.html", lines=lines, start=start, end=end, unit=unit, wide=True)
+    return _render("register.html", tz, lines=lines, start=start, end=end, unit=unit, wide=True)
 
 
 class Annex1Line(Protocol):
@@ -98,9 +131,11 @@ class Annex1Line(Protocol):
     def destroyed_by(self) -> str | None: ...
 
 
-def catalog_html(recordings: Iterable[Annex1Line], what: str, unit: str) -> str:
+def catalog_html(recordings: Iterable[Annex1Line], what: str, unit: str,
+                 tz: tzinfo | None = None) -> str:  # fmt: skip
     """Annex 1, the catalog (目錄清冊) for a day or an officer."""
-    return _render("catalog.html", recordings=list(recordings), what=what, unit=unit, wide=True)
+    return _render("catalog.html", tz, recordings=list(recordings), what=what, unit=unit,
+                   wide=True)  # fmt: skip
 
 
 def pdf(html: str) -> bytes:
@@ -114,11 +149,11 @@ def pdf(html: str) -> bytes:
     return bytes(HTML(string=html).write_pdf())
 
 
-def report_html(doc: dict[str, Any], unit: str) -> str:
+def report_html(doc: dict[str, Any], unit: str, tz: tzinfo | None = None) -> str:
     """The six-monthly audit report (REG-7.2, REG-7.3) as a printable page."""
-    return _render("report.html", doc=doc, unit=unit)
+    return _render("report.html", tz, doc=doc, unit=unit)
 
 
-def report_body(doc: dict[str, Any], unit: str) -> str:
+def report_body(doc: dict[str, Any], unit: str, tz: tzinfo | None = None) -> str:
     """The report's content, section by section (the console shows it as a page too)."""
-    return _render("report_body.html", doc=doc, unit=unit)
+    return _render("report_body.html", tz, doc=doc, unit=unit)

@@ -1,15 +1,16 @@
 """The daily seal's archive (REG-4.2.5): a 7z archive, AES-256 with encrypted headers, written
-and read back through py7zr.
+and read back by the 7-Zip program (adapters/_sevenzip.py: why the program, how it is driven).
 
 Why 7z rather than an AES zip: the custodian's ordinary tools open it with the password (7-Zip
-on Windows, ``7z x -p`` on Linux), and with encrypted headers the member names — which carry
+on Windows, ``7z x`` on Linux), and with encrypted headers the member names — which carry
 officers' names (REG-4.2.4), personal data — are encrypted too; an AES zip leaves every name
 readable to whoever unplugs the drive. Footage does not compress, so members are stored
-(the COPY filter) and then encrypted: streamed in chunks, memory bounded by py7zr's block size.
+(``-mx=0``) and then encrypted, in a few MiB of memory whatever the day's size.
 
-Each member is hashed as it is read into the archive and must equal the catalog's SHA-256 (a
-damaged plain copy is never sealed); reading back, the archive is fsynced and dropped from the
-page cache, hashed as it is on disk, then every member is decrypted and hashed again.
+Only regular files of the catalog's size are archived; reading back, the archive is fsynced
+and dropped from the page cache, hashed as it is on disk, then every member is decrypted and
+hashed, and services/seal.py names the archive only when each equals the catalog's SHA-256 (a
+damaged plain copy is never sealed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from pathlib import Path
 
 from camdock.errors import CamdockError, ExitCode
 
-__all__ = ["ArchiveError", "ArchivePaused", "Member", "ReadBack", "extract", "read_back", "write"]
+__all__ = [
+    "ArchiveError",
+    "ArchivePaused",
+    "Member",
+    "ReadBack",
+    "discard",
+    "extract",
+    "read_back",
+    "write",
+]
 
 
 class ArchiveError(CamdockError):
@@ -52,8 +62,8 @@ class ReadBack:
     members: dict[str, tuple[str, int]]  # name → (SHA-256, size)
 
 
-# py7zr (and the crypto and codecs it loads) is imported only when an archive is written or
-# read: every camdock command would otherwise pay for it at start (bench/cpu_bench.py).
+# The driver is imported only when an archive is written or read: commands start faster
+# (bench/cpu_bench.py).
 
 
 def write(path: Path, members: list[Member], password: str,
@@ -73,6 +83,14 @@ def read_back(path: Path, password: str, pause: Callable[[], bool] | None = None
     from camdock.adapters import _sevenzip
 
     return _sevenzip.read_back(path, password, pause)
+
+
+def discard(path: Path) -> None:
+    """Remove what writing the archive at ``path`` (a temp name) may have left: the file and
+    the folder of names beside it. Recovery calls it for every seal a crash left unfinished."""
+    from camdock.adapters import _sevenzip
+
+    _sevenzip.discard(path)
 
 
 def extract(path: Path, password: str, targets: dict[str, Member]) -> None:

@@ -48,7 +48,7 @@ MOCK_BOARD = "a020a0"  # Compute Module 3
 def pin_problems(cfg: Config, factory: PinFactory) -> list[str]:
     """Configured pins that this board does not have, with their key paths."""
     problems = []
-    for i, bay in enumerate(cfg.bays):
+    for bay in cfg.bays:
         named = [("led." + k, getattr(bay.led, k)) for k in ("red", "amber", "green", "blue")]
         for key, pin in [*named, ("button", bay.button)]:
             if pin is None:
@@ -57,7 +57,7 @@ def pin_problems(cfg: Config, factory: PinFactory) -> list[str]:
                 factory.board_info.to_gpio(pin)
             except PinInvalidPin:
                 problems.append(
-                    f"bays[{i}].{key}: GPIO {pin} is not a pin on this board "
+                    f"bay {bay.number}.{key}: GPIO {pin} is not a pin on this board "
                     f"({factory.board_info.model})"
                 )
     return problems

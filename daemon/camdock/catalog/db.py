@@ -74,7 +74,16 @@ def open_catalog(path: Path | str) -> Database:
             raise CatalogError(f"catalog {path} is a directory, not a catalog file", 66)
         if not path.exists():
             _create(path)
+        elif path.stat().st_size == 0:
+            raise CatalogError(f"catalog {path} is an empty file, not a camdock catalog: nothing "
+                               "was written; remove it, or name the station's catalog",
+                               ExitCode.DATAERR)  # fmt: skip
         db = _setup(_connect(str(path), uri_mode=False))
+        try:
+            _ours(db, path)
+        except BaseException:
+            db.close()
+            raise
         with _LOCKS_LOCK:
             _LOCK_OF[db] = _WRITE_LOCKS.setdefault(str(path.resolve()), threading.Lock())
         try:
@@ -95,6 +104,16 @@ def open_catalog(path: Path | str) -> Database:
     except OSError as exc:
         raise CatalogError(f"catalog {path}: {exc.strerror or exc}", ExitCode.CANTCREAT) from exc
     return db
+
+
+def _ours(db: Database, path: Path) -> None:
+    """A SQLite file with tables but none of camdock's migrations is someone else's database:
+    never migrated into a catalog (issue 29: a foreign file is never turned into a catalog)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and "_sqlite_migrations" not in tables:
+        raise CatalogError(f"catalog {path} is a SQLite database but not a camdock catalog "
+                           f"(tables: {', '.join(sorted(tables)[:5])}): nothing was written",
+                           ExitCode.DATAERR)  # fmt: skip
 
 
 def catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:
@@ -161,7 +180,22 @@ def open_readonly(path: Path | str) -> Database:
     path = Path(path).resolve()
     if not path.is_file():
         raise CatalogError(f"no catalog at {path}", ExitCode.NOINPUT)
-    return _connect(f"file:{path}?mode=ro", uri_mode=True)
+    if path.stat().st_size == 0:
+        raise CatalogError(f"catalog {path} is an empty file, not a camdock catalog",
+                           ExitCode.DATAERR)  # fmt: skip
+    db = _connect(f"file:{path}?mode=ro", uri_mode=True)
+    try:
+        _ours(db, path)
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'recordings'").fetchone():
+            raise CatalogError(f"catalog {path} is not a camdock catalog (no recordings table)",
+                               ExitCode.DATAERR)  # fmt: skip
+    except sqlite3.Error as exc:
+        db.close()
+        raise catalog_error(path, exc) from exc
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 @contextlib.contextmanager

@@ -63,10 +63,12 @@ def _offloads(db: Database, between: tuple[str, str]) -> dict[str, Any]:
 
 def _retention(db: Database, between: tuple[str, str], today: str) -> dict[str, Any]:
     """What was destroyed (and any too early), what is overdue, holds past their review."""
+    # Candidates: destroyed before the day after retain_until in UTC. Whether the destruction
+    # was early is decided on the station's day (services/audit.py), not on a UTC date.
     early = rows(
         db,
         "SELECT id, relpath, destroyed_at, retain_until FROM recordings WHERE "
-        "destroyed_at IS NOT NULL AND substr(destroyed_at, 1, 10) < retain_until",
+        "destroyed_at IS NOT NULL AND destroyed_at < date(retain_until, '+1 day')",
     )
     overdue = db.execute(
         "SELECT count(*) FROM recordings WHERE destroyed_at IS NULL AND destroy_by < ?", (today,)

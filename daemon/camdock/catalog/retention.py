@@ -27,6 +27,8 @@ __all__ = [
     "counts",
     "due",
     "fate",
+    "known",
+    "live_in_scope",
     "pending",
     "plan_destruction",
     "record_destroyed",
@@ -34,15 +36,37 @@ __all__ = [
 
 # The columns retention reads: a constant, never input (hence the noqa on the queries).
 _COLUMNS = ("id, retain_until, destroy_by, camera_id, officer_badge, recorded_start, "
-            "duty_slot_start, relpath")  # fmt: skip
+            "duty_slot_start, relpath, recorded_end, time_suspect")  # fmt: skip
 
 
 def _candidate(r: dict[str, Any]) -> Candidate:
     times = tuple(datetime.fromisoformat(t) for t in (r["recorded_start"], r["duty_slot_start"])
                   if t)  # fmt: skip
+    span = None
+    if r["recorded_start"]:
+        first = datetime.fromisoformat(r["recorded_start"])
+        span = (first, datetime.fromisoformat(r["recorded_end"]) if r["recorded_end"] else first)
     return Candidate(r["id"], date.fromisoformat(r["retain_until"]),
                      date.fromisoformat(r["destroy_by"]), r["camera_id"], r["officer_badge"],
-                     times, r["relpath"])  # fmt: skip
+                     times, r["relpath"], span, bool(r["time_suspect"]))  # fmt: skip
+
+
+def live_in_scope(db: Database, camera: str | None, officer: str | None) -> list[Candidate]:
+    """Live recordings of a camera and/or an officer (what a range hold may cover now)."""
+    sql = f"SELECT {_COLUMNS} FROM recordings WHERE destroyed_at IS NULL"  # noqa: S608
+    params: list[str] = []
+    for column, value in (("camera_id", camera), ("officer_badge", officer)):
+        if value is not None:
+            sql += f" AND {column} = ?"  # a constant column name
+            params.append(value)
+    return [_candidate(r) for r in rows(db, sql, params)]
+
+
+def known(db: Database, *, camera: str | None = None, officer: str | None = None) -> bool:
+    """Whether the catalog has ever filed footage of this camera (agency id) or officer."""
+    column, value = ("camera_id", camera) if camera is not None else ("officer_badge", officer)
+    sql = f"SELECT 1 FROM recordings WHERE {column} = ? LIMIT 1"  # noqa: S608 - a constant
+    return db.execute(sql, (value,)).fetchone() is not None
 
 
 def due(db: Database, today: date) -> list[Candidate]:

@@ -17,6 +17,7 @@ from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands.common import (
     check_person,
+    day_text,
     default_catalog,
     opened,
     output,
@@ -43,8 +44,10 @@ def add_parser(sub: Any) -> None:
                    help="the six-monthly report, or resolving a frozen recording")  # fmt: skip
     a.add_argument("--recording", type=int, metavar="ID", help="resolve: the frozen recording")
     a.add_argument("--reason", metavar="TEXT", help="resolve: what the auditor found")
-    a.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the report's first day")
-    a.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the report's last day")
+    a.add_argument("--from", dest="start", type=day_text, metavar="YYYY-MM-DD",
+                   help="the report's first day")  # fmt: skip
+    a.add_argument("--to", dest="end", type=day_text, metavar="YYYY-MM-DD",
+                   help="the report's last day")  # fmt: skip
     a.add_argument("--out", type=Path, metavar="FILE", help="the report as PDF (else JSON)")
     a.add_argument("--catalog", type=Path, default=None, metavar="FILE",
                    help=f"catalog database (default {default_catalog()})")  # fmt: skip
@@ -57,11 +60,14 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--by", metavar="AUDITOR", help="record this audit in the custody log")
     a.add_argument("--password-file", type=Path, metavar="FILE",
                    help="the seal password: sealed members are checked too")  # fmt: skip
+    a.add_argument("--key-dir", type=Path, metavar="DIR",
+                   help="a root-only folder of <key id>.key files: every key the seals were "
+                   "made under")  # fmt: skip
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
 
 def _key(args: argparse.Namespace, where: Any) -> Key | None:
-    key: Key | None = seal_key(where, args.password_file)
+    key: Key | None = seal_key(where, args.password_file, args.key_dir)
     if key is None:
         print("camdock audit: no seal password; sealed archives are checked by their hash only",
               file=sys.stderr)  # fmt: skip
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if summary is not None:
         if args.out is not None:
             unit = where.cfg.unit if where.cfg else ""
-            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit)))
+            args.out.write_bytes(forms.pdf(forms.report_html(summary, unit, where.tz)))
         if args.json or args.out is None:
             print(json.dumps(summary, ensure_ascii=False, default=str))
         else:

@@ -33,6 +33,8 @@ __all__ = [
     "broker_address",
     "by_from",
     "check_person",
+    "day_arg",
+    "day_text",
     "default_catalog",
     "load_or_report",
     "moment_arg",
@@ -40,6 +42,7 @@ __all__ = [
     "output",
     "person",
     "seal_key",
+    "slot_minutes_arg",
     "station_tz",
     "tz_name",
     "where_from",
@@ -56,13 +59,7 @@ def default_catalog() -> Path:
 
 def station_tz(name: str | None) -> tzinfo:
     """The zone recordings are filed in: --tz, else the machine's /etc/localtime, else UTC."""
-    if name:
-        return ZoneInfo(name)
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return ZoneInfo("UTC")
+    return ZoneInfo(name) if name else clock.machine_zone()
 
 
 def tz_name(tz: tzinfo) -> str:
@@ -182,15 +179,37 @@ def moment_arg(text: str | None, where: Where, what: str, *, end: bool = False
             moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{what}: {text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if not 2000 <= moment.year <= 9998:  # year 1 or 9999 overflow on the way to UTC
+        raise UsageError(f"{what}: {text!r}: a time between the years 2000 and 9998")
     return moment if moment.tzinfo else moment.replace(tzinfo=where.tz)
 
 
 def day_arg(text: str) -> date:
-    """A duty day on the command line: YYYY-MM-DD."""
+    """A duty day on the command line: YYYY-MM-DD, a day that exists, in years camdock can
+    reach (2000-9998: a UTC conversion of year 1 or 9999 overflows)."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+    if not 2000 <= day.year <= 9998:
+        raise argparse.ArgumentTypeError(f"{text!r}: a day between 2000 and 9998")
+    return day
+
+
+def day_text(text: str) -> str:
+    """``day_arg`` as the catalog's text (YYYY-MM-DD)."""
+    return day_arg(text).isoformat()
+
+
+def slot_minutes_arg(text: str) -> int:
+    """A duty slot's length in minutes: 1 to 1440 and a divisor of a day."""
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not 1 <= minutes <= 24 * 60 or (24 * 60) % minutes:
+        raise argparse.ArgumentTypeError(f"{minutes}: minutes that divide a day (240, 480 …)")
+    return minutes
 
 
 def act(
@@ -212,15 +231,16 @@ def check_person(cfg: Config | None, db: Database, by: str, action: str) -> tupl
     return who.label, None if who.checked else NO_ROLES
 
 
-def seal_key(where: Where, password_file: Path | None) -> Any:
-    """The seal password for a command (services.seal.Key), or None: ``--password-file`` (its
-    problems are errors), else the station's credential or ``[seal] password_file`` if there."""
+def seal_key(where: Where, password_file: Path | None, key_dir: Path | None = None) -> Any:
+    """The seal password for a command (services.seal.Key), or None: ``--password-file`` or
+    ``--key-dir`` (their problems are errors), else the station's credential or ``[seal]
+    password_file`` (and ``key_dir``) if there."""
     from camdock.config import SealSettings
     from camdock.services.seal import SealKeyMissing, load_key
 
     settings = where.cfg.seal if where.cfg is not None else SealSettings()
-    if password_file is not None:
-        return load_key(settings, password_file)
+    if password_file is not None or key_dir is not None:
+        return load_key(settings, password_file, key_dir)
     if where.cfg is None:
         return None
     try:

@@ -22,7 +22,13 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from camdock.adapters.drives import abort_stalled
 from camdock.catalog import open_catalog
-from camdock.commands.common import default_catalog, load_or_report, station_tz, tz_name
+from camdock.commands.common import (
+    default_catalog,
+    load_or_report,
+    slot_minutes_arg,
+    station_tz,
+    tz_name,
+)
 from camdock.config import Config, topic_segment_problem
 from camdock.core.naming import DutySlots, name_text
 from camdock.errors import CamdockError, ExitCode, UsageError
@@ -112,7 +118,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--slot-minutes",
-        type=int,
+        type=slot_minutes_arg,
         default=None,
         metavar="N",
         help="length of a duty slot when --slots is not given",

@@ -181,7 +181,9 @@ def _show(args: argparse.Namespace, where: Where) -> int:
         shown = got.as_dict()
         recs = requests.recordings_of(db, got.id)
     if args.pdf is not None:
-        args.pdf.write_bytes(forms.pdf(forms.request_html(shown, [r.as_dict() for r in recs])))
+        args.pdf.write_bytes(
+            forms.pdf(forms.request_html(shown, [r.as_dict() for r in recs], where.tz))
+        )
     return output(
         args,
         {"request": shown, "recordings": recs},
@@ -241,12 +243,20 @@ def _export(args: argparse.Namespace, where: Where) -> int:
         if args.out is None:
             raise UsageError("--format pdf needs --out FILE")
         unit = where.cfg.unit if where.cfg else ""
-        args.out.write_bytes(forms.pdf(forms.register_html(lines, args.start, args.end, unit)))
+        args.out.write_bytes(
+            forms.pdf(forms.register_html(lines, args.start, args.end, unit, where.tz))
+        )
         return output(
             args,
             {"ok": True, "pdf": str(args.out), "lines": len(lines)},
             lambda: [f"register ({len(lines)} line(s)) written to {args.out}"],
         )
+    # Machines read ISO 8601 with the station's offset, never a bare UTC time (issue 29).
+    lines = [
+        {k: clock.iso_local(v, where.tz) if k == "time" or k.endswith("_at") else v
+         for k, v in line.items()}
+        for line in lines
+    ]  # fmt: skip
     if args.format == "json" or args.json:
         print(json.dumps({"register": lines}, ensure_ascii=False))
         return ExitCode.OK

@@ -16,7 +16,16 @@ from camdock import forms
 from camdock.catalog import custody, holds, open_catalog, recordings
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
-from camdock.commands.common import Where, act, by_from, moment_arg, opened, output, where_from
+from camdock.commands.common import (
+    Where,
+    act,
+    by_from,
+    day_text,
+    moment_arg,
+    opened,
+    output,
+    where_from,
+)
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
@@ -101,7 +110,7 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--to", type=Path, action="append", metavar="ROOT", help="this drive root")
     _common(b, by=False)
     ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
-    ex.add_argument("--day", metavar="YYYY-MM-DD", help="a duty day")
+    ex.add_argument("--day", type=day_text, metavar="YYYY-MM-DD", help="a duty day")
     ex.add_argument("--officer", metavar="BADGE", help="an officer (with --from/--to)")
     ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
     ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
@@ -171,10 +180,13 @@ def _hold_place(args: argparse.Namespace, where: Where) -> int:
             today=where.today,
         )
         row = holds.get(db, hold_id)
+        now = service.covered_now(db, hold_id)
+    covers = (f"it covers {now} recording(s) now" if now else "it covers no recording yet: "
+              "footage of its scope docked later is held too")  # fmt: skip
     return output(
         args,
-        {"ok": True, "hold": row, "note": note},
-        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case})", note or ""],
+        {"ok": True, "hold": row, "covers_now": now, "note": note},
+        lambda: [f"hold {hold_id} placed by {by} ({args.kind}, {args.case}); {covers}", note or ""],
     )
 
 
@@ -375,7 +387,7 @@ def _catalog_export(args: argparse.Namespace, where: Where) -> int:
         if args.out is None:
             raise UsageError("--format pdf needs --out FILE")
         unit = where.cfg.unit if where.cfg else ""
-        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit)))
+        args.out.write_bytes(forms.pdf(forms.catalog_html(found, what, unit, where.tz)))
         return output(
             args,
             {"ok": True, "pdf": str(args.out), "recordings": len(found)},

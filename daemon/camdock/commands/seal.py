@@ -6,6 +6,7 @@ command line."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def add_parser(sub: Any) -> None:
             help="the seal password, in a file only root can read",
         )
         a.add_argument("--key-id", default=None, help="the password's key id (bare catalog)")
+        a.add_argument("--key-dir", type=Path, metavar="DIR",
+                       help="a root-only folder of <key id>.key files: the keys of days "
+                       "sealed before a rotation")  # fmt: skip
         a.add_argument("--config", type=Path, metavar="FILE", help="the station's config")
         a.add_argument("--catalog", type=Path, metavar="FILE", help="a catalog without a config")
         a.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -50,11 +54,11 @@ def add_parser(sub: Any) -> None:
 
 def _sealing(args: argparse.Namespace, where: Where, *, key: bool) -> Sealing:
     if where.cfg is not None:
-        return Sealing.from_config(where.cfg, args.password_file)
+        return Sealing.from_config(where.cfg, args.password_file, args.key_dir)
     settings = SealSettings(key_id=args.key_id or SealSettings.key_id)
     if not key:
         return Sealing(None)
-    return Sealing(service.load_key(settings, args.password_file))
+    return Sealing(service.load_key(settings, args.password_file, args.key_dir))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +68,13 @@ def run(args: argparse.Namespace) -> int:
         with opened(where, write=False) as db:
             found = seals.status(db, args.since)
             dirty = sorted(seals.dirty(db))
+        # Members as JSON, not a JSON string inside JSON (issue 29): [id, name, SHA-256, size].
+        shown = [{**s, "members": [dict(zip(("recording", "name", "sha256", "size"), m,
+                                           strict=True)) for m in json.loads(s["members"])]}
+               for s in found]  # fmt: skip
         return output(
             args,
-            {"seals": found, "unsealed_days": dirty},
+            {"seals": shown, "unsealed_days": dirty},
             lambda: [
                 *(
                     f"{s['day']} #{s['generation']}  {s['destination']}/{s['path']}  "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
             return ExitCode.CONFIG
         policy = policy_for(cfg)
         registered = cfg.cameras.__contains__
+
+    port = Path(args.port)
+    if not port.exists():  # one clear line and 69, not six repeated errors and 1 (issue 29)
+        print(f"camdock selftest: no camera at {port}: is it plugged in?", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
 
     async def main() -> int:
         driver = driver_for(args.port)

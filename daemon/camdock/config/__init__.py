@@ -1,9 +1,9 @@
 """Station configuration: one TOML file, validated in one pass into frozen dataclasses.
 
-Every problem is collected with its key path (``bays[2].led.red: pin 17 is also used by
-bays[1].button``) and reported together; the daemon then exits with 78 (EX_CONFIG) so systemd
-does not restart-loop on a bad file. Each section has its parser in ``sections``; the defaults
-are declared once, on the dataclasses in ``settings``.
+Every problem is collected with its key path (``bay 3 (bays[2]).led.red: GPIO 17 is also used
+by bay 2 (bays[1]).button``) and reported together; the daemon then exits with 78 (EX_CONFIG) so
+systemd does not restart-loop on a bad file. Each section has its parser in ``sections``; the
+defaults are declared once, on the dataclasses in ``settings``.
 """
 
 from __future__ import annotations

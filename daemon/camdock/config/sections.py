@@ -239,7 +239,9 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
     numbers: set[int] = set()
     ports: set[str] = set()
     for i, raw in enumerate(r.list(top, "bays")):
-        path = f"bays[{i}]"
+        # People number bays from 1 (the label on the dock); the key path says both (issue 29).
+        n = raw.get("number") if isinstance(raw, dict) else None
+        path = f"bay {n} (bays[{i}])" if type(n) is int else f"bays[{i}]"
         b = r.table(raw, path, {"number", "usb_port", "id_path", "led", "button", "bus"})
         number = r.get(b, path, "number", int, check=lambda v: None if v >= 1 else "must be ≥ 1")
         port = r.get(b, path, "usb_port", str, required=False, check=nonempty)
@@ -462,7 +464,7 @@ def seal(r: Reader, data: Any) -> SealSettings:
     """``[seal]`` (REG-4.2.5): where the password comes from (never the password itself)."""
     d = SealSettings()
     keys = {"key_id", "credential", "password_file", "sealed_by", "alarm_after_days",
-            "automatic", "password", "keep_plain_days"}  # fmt: skip
+            "automatic", "password", "keep_plain_days", "key_dir"}  # fmt: skip
     t = r.table(data, "seal", keys)
     if "password" in t:
         r.problem("seal.password", "the password never goes in the config: use password_file "
@@ -472,15 +474,19 @@ def seal(r: Reader, data: Any) -> SealSettings:
                  check=lambda v: None if re.fullmatch(r"[A-Za-z0-9_.-]+", v) else
                  "letters, digits, '_', '.', '-' (a systemd credential name)")  # fmt: skip
     pwfile = r.get(t, "seal", "password_file", str, required=False, check=absolute)
+    ring = r.get(t, "seal", "key_dir", str, required=False, check=absolute)
     who = r.get(t, "seal", "sealed_by", str, required=False, check=nonempty)
     days = r.get(t, "seal", "alarm_after_days", int, default=d.alarm_after_days,
                  check=between(1, 60, " days"))  # fmt: skip
     auto = r.get(t, "seal", "automatic", bool, default=d.automatic)
     keep = r.get(t, "seal", "keep_plain_days", int, required=False, check=between(0, 3650,
                  " days"))  # fmt: skip
-    return SealSettings(key_id or d.key_id, cred or d.credential,
-                        Path(pwfile) if pwfile else None, who, days or d.alarm_after_days,
-                        d.automatic if auto is None else auto, keep)  # fmt: skip
+    return SealSettings(key_id=key_id or d.key_id, credential=cred or d.credential,
+                        password_file=Path(pwfile) if pwfile else None,
+                        key_dir=Path(ring) if ring else None, sealed_by=who,
+                        alarm_after_days=days or d.alarm_after_days,
+                        automatic=d.automatic if auto is None else auto,
+                        keep_plain_days=keep)  # fmt: skip
 
 
 def staff(r: Reader, top: dict[str, Any], unit: str, officers: dict[str, Officer]

@@ -75,6 +75,9 @@ class SealSettings:
     key_id: str = "1"  # recorded with each seal, so keys can rotate
     credential: str = "camdock-seal"
     password_file: Path | None = None
+    # A root-only folder of ``<key id>.key`` files: the passwords of earlier keys, for days
+    # sealed before a rotation (read, verified, copied out; never sealed with).
+    key_dir: Path | None = None
     sealed_by: str | None = None  # the custodian the daemon's own seals name
     alarm_after_days: int = 2  # a day unsealed or unconfirmed this long after it ended: alarm
     automatic: bool = True  # the daemon seals each past duty day once its bays are idle

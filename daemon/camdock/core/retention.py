@@ -7,6 +7,14 @@ latest one year after it was made. The station's ``[retention]`` policy may keep
 than the minimum and destroy it sooner than the maximum, never the other way: the window is the
 policy's days, clamped by the calendar month and year of the regulation (30 days after 1 March is
 31 March, one day short of "one month").
+
+The calendar rule, kept everywhere: months count from the day the recording was **made** (its
+start in the station's zone), never from the duty day it is filed under (a recording at 01:30
+on 1 March in a night slot that began on 28 February counts from 1 March). One month after
+1 March is 1 April: the first day it may be destroyed. Where the later month has no such day
+(31 January + one month), the minimum rounds **up** to the first of the next month (1 March:
+never less than a month kept) and the maximum rounds **down** to the month's last day (29
+February 2028 + one year = 28 February 2029: never more than a year kept).
 """
 
 from __future__ import annotations
@@ -37,11 +45,15 @@ MAX_RETENTION_MONTHS = 12
 MIN_DAYS, MAX_DAYS = 30, 365  # the bounds a config may choose within (check-config enforces)
 
 
-def add_months(day: date, months: int) -> date:
-    """``day`` plus whole calendar months, clamped to the month's end (31 Jan + 1 → 28/29 Feb)."""
+def add_months(day: date, months: int, *, round_up: bool = False) -> date:
+    """``day`` plus whole calendar months. A month without that day: its last day (31 Jan + 1
+    → 28/29 Feb), or with ``round_up`` the first of the month after (31 Jan + 1 → 1 Mar)."""
     total = day.month - 1 + months
     year, month = day.year + total // 12, total % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    last = calendar.monthrange(year, month)[1]
+    if day.day > last and round_up:
+        return date(year, month, last) + timedelta(days=1)
+    return date(year, month, min(day.day, last))
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,9 @@ class Policy:
 
     def window(self, recorded: date) -> tuple[date, date]:
         """(retain_until, destroy_by): the first day destruction is allowed, and the day by
-        which it is due, for footage of duty day ``recorded``."""
+        which it is due, for footage made on ``recorded`` (the station's zone)."""
         earliest = max(recorded + timedelta(days=self.min_days),
-                       add_months(recorded, MIN_RETENTION_MONTHS))  # fmt: skip
+                       add_months(recorded, MIN_RETENTION_MONTHS, round_up=True))  # fmt: skip
         latest = min(recorded + timedelta(days=self.max_days),
                      add_months(recorded, MAX_RETENTION_MONTHS))  # fmt: skip
         return earliest, max(latest, earliest)
@@ -104,8 +116,10 @@ class Hold:
     recordings: frozenset[int] = frozenset()  # an open request's recordings (kind REQUEST)
 
     def covers(self, c: Candidate) -> bool:
-        """Whether this hold keeps recording ``c``. A recording whose camera clock lied is
-        judged by both its recorded and its duty time: a hold errs on keeping."""
+        """Whether this hold keeps recording ``c``: a range holds the recordings whose own
+        time span (start to end) overlaps it, not those whose duty slot merely starts in it.
+        A recording whose camera clock is suspect is judged by its recorded and its duty time
+        alike: a hold errs on keeping."""
         if self.recordings:
             return c.id in self.recordings
         if self.recording_id is not None:
@@ -114,6 +128,11 @@ class Hold:
             return False
         if self.camera_id is not None and c.camera_id != self.camera_id:
             return False
+        if c.span is not None and not c.suspect:
+            first, last = c.span
+            return (self.end is None or first <= self.end) and (
+                self.start is None or last >= self.start
+            )
         return any(self._in_range(t) for t in c.times)
 
     def _in_range(self, t: datetime) -> bool:
@@ -131,6 +150,8 @@ class Candidate:
     officer_badge: str | None = None
     times: tuple[datetime, ...] = ()  # recorded start, duty slot start
     relpath: str = ""
+    span: tuple[datetime, datetime] | None = None  # recorded start and end (end: start if unknown)
+    suspect: bool = False  # the camera's clock was not believed (filed by the dock's time)
 
     def as_json(self) -> dict[str, object]:
         """The recording in ``retention plan --json``."""
@@ -147,7 +168,9 @@ def covering(holds: Iterable[Hold], c: Candidate) -> list[Hold]:
 def refusal(c: Candidate, today: date, holds: Iterable[Hold], policy: Policy) -> str | None:
     """Why ``c`` may not be destroyed today (invariant 8), or None when it may. The window is
     checked twice: as catalogued, and as the policy computes it from the recording's day now."""
-    day = min(t.date() for t in c.times) if c.times else c.retain_until
+    # The later of the recording's own day and its duty day: a camera clock gone back to 1970
+    # must not make footage due at once (the dock's day is the floor).
+    day = max(t.date() for t in c.times) if c.times else c.retain_until
     earliest = max(c.retain_until, policy.window(day)[0] if c.times else c.retain_until)
     if today < earliest:
         return f"kept until {earliest.isoformat()} at least (REG-4.3.1: one month minimum)"

@@ -136,9 +136,14 @@ class Filer:
     ) -> recordings.Stored:
         when, slot = item.placement.when, item.placement.slot
         officer = item.attributed.officer
-        # REG-4.3.1 from the duty day: a camera whose clock says 1970 must not make a recording
-        # filed today due for destruction at once (the duty day is the dock's for those).
-        retain_until, destroy_by = self.req.retention.window(slot.start.date())
+        # REG-4.3.1 from the day it was made, in the station's zone (core/retention.py: the
+        # calendar rule), not the duty day it is filed under. A time the camera's clock makes
+        # suspect counts from the duty day instead, and never from before it: a clock that says
+        # 1970 must not make footage filed today due for destruction at once.
+        made = when.start.astimezone(slot.start.tzinfo).date()
+        if item.placement.suspect is not None:
+            made = slot.start.date()
+        retain_until, destroy_by = self.req.retention.window(max(made, slot.start.date()))
         return recordings.Stored(
             session_id=self.ctx.session_id,
             seq=item.seq,

@@ -26,7 +26,7 @@ from camdock.adapters import archive, fsio, heads
 from camdock.catalog import custody, freezes, recordings, report, seals
 from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
-from camdock.services.seal import Key
+from camdock.services.seal import Key, SealKeyMissing
 
 __all__ = [
     "Finding",
@@ -189,13 +189,14 @@ def _check_archive(seal: dict[str, Any], members: list[LiveCopy], key: Key | Non
             digest, size = fsio.disk_sha256(path)
             found: dict[str, tuple[str, int]] = {}
         else:
-            back = archive.read_back(path, key.password)
+            back = archive.read_back(path, key.for_seal(seal["key_id"]))
             digest, size, found = back.sha256, back.size, back.members
     except FileNotFoundError:
         findings.append(Finding("missing", str(path), None, f"the seal of {seal['day']}"))
         return 0
-    except (OSError, archive.ArchiveError) as exc:
-        findings.append(Finding("archive", str(path), None, str(exc)))
+    except (OSError, archive.ArchiveError, SealKeyMissing) as exc:
+        why = str(exc) if isinstance(exc, SealKeyMissing) else f"{exc} (key {seal['key_id']})"
+        findings.append(Finding("archive", str(path), None, why))
         return 0
     if (digest, size) != (seal["sha256"], seal["size"]):
         findings.append(Finding("archive", str(path), None, f"SHA-256 {digest} ({size} bytes), "
@@ -244,6 +245,12 @@ def period_report(db: Database, tz: tzinfo, first: date, last: date, today: date
     end = datetime.combine(last, time.max, tz).astimezone(UTC)
     doc = report.period(db, iso_utc(start), iso_utc(end), first.isoformat(), last.isoformat(),
                         today.isoformat())  # fmt: skip
+    retention = doc["retention"]
+    retention["destroyed_early"] = [  # REG-4.3.1 on the station's calendar day
+        r for r in retention["destroyed_early"]
+        if datetime.fromisoformat(r["destroyed_at"]).astimezone(tz).date()
+        < date.fromisoformat(r["retain_until"])
+    ]  # fmt: skip
     lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
     doc["register"]["complete"] = all(
         lines.get(k, 0) == entries.get(k, 0) for k in set(lines) | set(entries)

@@ -113,7 +113,7 @@ def _from_seal(db: Database, r: Recording, out: Path, key: Key | None) -> Path:
             member = archive.Member(r.relpath, target, r.sha256, r.size)
             archive.extract(
                 Path(seal["destination"], *PurePosixPath(seal["path"]).parts),
-                key.password,
+                key.for_seal(seal["key_id"]),
                 {names[r.id]: member},
             )
             return target

@@ -12,7 +12,7 @@ removed nothing and is no longer allowed (a hold placed meanwhile) is abandoned 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
@@ -37,6 +37,7 @@ from camdock.services.seal import Sealing, seal_day
 __all__ = [
     "Keeping",
     "PassResult",
+    "covered_now",
     "daily_pass",
     "destroy",
     "finish_pending",
@@ -61,10 +62,14 @@ class Keeping:
     # Seals a day again without what was destroyed (REG-4.2.5): (db, day, who). None: no seal
     # key here, so footage of a sealed day is not destroyed.
     reseal: Callable[[Database, date, str], object] | None = None
+    # The station's registry, for a hold's scope: each camera's USB serial → its agency id
+    # (one identity, as `offload --camera` takes either), and the badges on its rolls.
+    cameras: Mapping[str, str] = field(default_factory=dict)
+    badges: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, cfg: Config, password_file: Path | None = None) -> Keeping:
-        """The station's rules, drives, topics and seal key."""
+        """The station's rules, drives, topics, seal key and registry."""
         sealing = Sealing.from_config(cfg, password_file)
         return cls(
             cfg.retention,
@@ -72,6 +77,8 @@ class Keeping:
             frozenset(str(d.root) for d in cfg.drives),
             cfg.topics,
             _resealer(sealing) if sealing.key is not None else None,
+            {c.serial: c.id for c in cfg.cameras.values()},
+            frozenset(cfg.officers) | frozenset(cfg.staff),
         )
 
 
@@ -137,6 +144,14 @@ def place_hold(
                            ExitCode.USAGE)  # fmt: skip
     if recording is not None and catalog.candidate(db, recording) is None:
         raise UnknownRecording(f"no recording {recording} in the catalog (or destroyed)")
+    camera = _camera_identity(db, keeping, camera)
+    if (
+        officer is not None
+        and officer not in keeping.badges
+        and not catalog.known(db, officer=officer)
+    ):
+        raise CamdockError(f"--officer {officer}: no such badge on the station's rolls or in "
+                           "the catalog", ExitCode.NOINPUT)  # fmt: skip
     row = {
         "kind": kind.value,
         "case_ref": case.strip(),
@@ -153,6 +168,31 @@ def place_hold(
     except Conflict as exc:
         refused(db, by, "hold", exc, keeping.topics, {"case_ref": row["case_ref"]})
         raise
+
+
+def _camera_identity(db: Database, keeping: Keeping, camera: str | None) -> str | None:
+    """A camera named by its agency id or its USB serial, as the agency id (what recordings
+    carry); one neither registered nor in the catalog is refused."""
+    if camera is None:
+        return None
+    if camera in keeping.cameras:
+        return keeping.cameras[camera]
+    if camera in keeping.cameras.values() or catalog.known(db, camera=camera):
+        return camera
+    raise CamdockError(f"--camera {camera}: no such camera (agency id or USB serial) on the "
+                       "station's registry or in the catalog", ExitCode.NOINPUT)  # fmt: skip
+
+
+def covered_now(db: Database, hold_id: int) -> int:
+    """How many live recordings a hold keeps today (a range hold also keeps footage docked
+    later: zero now is said, not an error)."""
+    found = next((h for h in holds.active(db) if h.id == hold_id), None)
+    if found is None:
+        return 0
+    if found.recording_id is not None:
+        return 1
+    scope = catalog.live_in_scope(db, found.camera_id, found.officer_badge)
+    return sum(1 for c in scope if found.covers(c))
 
 
 def release_hold(db: Database, keeping: Keeping, hold_id: int, by: str, reason: str) -> None:

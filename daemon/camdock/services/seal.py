@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -51,7 +51,9 @@ __all__ = [
     "Sealed",
     "Sealing",
     "confirm_day",
+    "load_current",
     "load_key",
+    "read_ring",
     "recover",
     "remove_plain",
     "seal_day",
@@ -70,10 +72,39 @@ class SealKeyMissing(CamdockError):
 
 @dataclass(frozen=True)
 class Key:
-    """A seal password and its id. The password is never printed, logged or recorded."""
+    """A seal password and its id, with the key ring: the passwords of earlier keys by id (a
+    day sealed before a rotation needs the key it was sealed under). Passwords are never
+    printed, logged or recorded; a seal records only its key's id."""
 
     id: str
     password: str = field(repr=False)
+    ring: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def for_seal(self, key_id: str | None) -> str:
+        """The password of the key ``key_id`` (a seal's; None: sealed before ids were kept),
+        or SealKeyMissing naming the key the seal needs."""
+        if key_id is not None and key_id in self.ring:
+            return self.ring[key_id]
+        if (key_id is None or key_id == self.id) and self.password:
+            return self.password
+        raise SealKeyMissing(f"sealed under key {key_id}: its password is not here (put "
+                             f"{key_id}.key in the key ring folder, [seal] key_dir or "
+                             "--key-dir)")  # fmt: skip
+
+
+def read_ring(folder: Path) -> dict[str, str]:
+    """Every ``<key id>.key`` in ``folder`` (root-only, as each file): id → password."""
+    try:
+        st = os.stat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            raise SealKeyMissing(f"seal key ring {folder} is not a folder")
+        if st.st_mode & 0o077 or st.st_uid not in (0, os.geteuid()):
+            raise SealKeyMissing(f"seal key ring {folder} must be for root only (mode "
+                                 f"{stat.S_IMODE(st.st_mode):o}): chmod 700")  # fmt: skip
+        files = sorted(folder.glob("*.key"))
+    except OSError as exc:
+        raise SealKeyMissing(f"seal key ring {folder}: {exc.strerror}") from exc
+    return {f.stem: _read_secret(f, private=True) for f in files}
 
 
 def _read_secret(path: Path, *, private: bool) -> str:
@@ -94,7 +125,22 @@ def _read_secret(path: Path, *, private: bool) -> str:
     return text
 
 
-def load_key(settings: SealSettings, password_file: Path | None = None) -> Key:
+def load_key(settings: SealSettings, password_file: Path | None = None,
+             key_dir: Path | None = None) -> Key:  # fmt: skip
+    """The seal password (``load_current``) with the key ring of ``key_dir`` (else ``[seal]
+    key_dir``). With a ring and no current password, the ring alone (reading seals only)."""
+    folder = key_dir or settings.key_dir
+    ring = read_ring(folder) if folder is not None else {}
+    try:
+        key = load_current(settings, password_file)
+    except SealKeyMissing:
+        if not ring:
+            raise
+        return Key(settings.key_id, ring.get(settings.key_id, ""), ring)
+    return Key(key.id, key.password, ring)
+
+
+def load_current(settings: SealSettings, password_file: Path | None = None) -> Key:
     """The seal password: ``--password-file``, else the systemd credential (LoadCredential
     Encrypted=, in $CREDENTIALS_DIRECTORY), else the root-only ``[seal] password_file``."""
     if password_file is not None:
@@ -126,11 +172,12 @@ class Sealing:
     pause: Callable[[], bool] | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config, password_file: Path | None = None) -> Sealing:
-        """The station's roots, drives, topics and key (if it can be found)."""
+    def from_config(cls, cfg: Config, password_file: Path | None = None,
+                    key_dir: Path | None = None) -> Sealing:  # fmt: skip
+        """The station's roots, drives, topics and key (if it can be found), with its ring."""
         key, missing = None, None
         try:
-            key = load_key(cfg.seal, password_file)
+            key = load_key(cfg.seal, password_file, key_dir)
         except SealKeyMissing as exc:
             missing = str(exc)
         return cls(key, tuple(str(d.root) for d in cfg.drives),
@@ -176,7 +223,7 @@ def recover(db: Database) -> None:
     for s in stale:
         for rel in (s["temp_path"], s["path"]):
             if rel:
-                fsio.unlink_quietly(_file(s["destination"], rel))
+                archive.discard(_file(s["destination"], rel))
         day = date.fromisoformat(s["day"])
         shutil.rmtree(_file(s["destination"], _extract_dir(day, s["generation"])),
                       ignore_errors=True)  # fmt: skip
@@ -215,6 +262,9 @@ def seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | Non
 
 def _seal_day(db: Database, sealing: Sealing, day: date, by: str) -> Sealed | None:
     key = sealing.need_key()
+    if not key.password:  # a key ring alone reads seals; sealing needs the current key
+        raise SealKeyMissing(f"no password for the current seal key {key.id}: a key ring reads "
+                             "seals made before, it does not make new ones")  # fmt: skip
     recover(db)
     changes = seals.dirty(db).get(day.isoformat())
     members = seals.members_of(db, day)
@@ -273,8 +323,11 @@ def _members(members: list[dict[str, Any]], root: str) -> list[archive.Member]:
             for m in members]  # fmt: skip
 
 
+_Old = tuple[Path, dict[str, "archive.Member"], str | None]  # archive, targets, its key id
+
+
 def _from_archive(db: Database, day: date, members: list[dict[str, Any]], root: str,
-                  gen: int) -> tuple[Path, dict[str, archive.Member]] | None:  # fmt: skip
+                  gen: int) -> _Old | None:  # fmt: skip
     """For recordings whose plain file on ``root`` was removed after sealing: the archive in
     force there and, by its member names, where each is extracted to (a folder next to it).
     None when every plain file is there."""
@@ -295,7 +348,7 @@ def _from_archive(db: Database, day: date, members: list[dict[str, Any]], root: 
                                        f"plain file on {root} nor in its seal")  # fmt: skip
         targets[names[m["id"]]] = archive.Member(m["relpath"], folder / str(m["id"]),
                                                  m["sha256"], m["size"])  # fmt: skip
-    return _file(root, seal["path"]), targets
+    return _file(root, seal["path"]), targets, seal["key_id"]
 
 
 def _extract_dir(day: date, gen: int) -> str:
@@ -303,7 +356,7 @@ def _extract_dir(day: date, gen: int) -> str:
 
 
 def _one_archive(job: dict[str, Any], members: list[archive.Member],
-                 old: tuple[Path, dict[str, archive.Member]] | None,
+                 old: _Old | None,
                  expected: dict[str, tuple[str, int]], key: Key,
                  pause: Callable[[], bool] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write one drive's archive under its temp name (taking recordings whose plain file is
@@ -312,18 +365,18 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
     root, rel = Path(job["destination"]), PurePosixPath(job["path"])
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
-    fsio.unlink_quietly(temp)
+    archive.discard(temp)
     if old is not None:
         extracted = next(iter(old[1].values())).source.parent
         shutil.rmtree(extracted, ignore_errors=True)
         extracted.mkdir(mode=0o700)
-        archive.extract(old[0], key.password, old[1])
+        archive.extract(old[0], key.for_seal(old[2]), old[1])
     archive.write(temp, members, key.password, pause=pause)
     if old is not None:
         shutil.rmtree(extracted, ignore_errors=True)
     back = archive.read_back(temp, key.password, pause)
     if problems := core.check(expected, back.members):
-        raise archive.ArchiveError(f"{temp} does not match the catalog: "
+        raise archive.ArchiveError(f"{temp} does not match the catalog, not sealed: "
                                    + "; ".join(problems[:5]))  # fmt: skip
     fsio.link_no_clobber(temp, folder / rel.name)
     return {"sha256": back.sha256, "size": back.size}
@@ -341,9 +394,12 @@ def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
     for s in current:
         path = _file(s["destination"], s["path"])
         try:
-            back = archive.read_back(path, key.password)
+            back = archive.read_back(path, key.for_seal(s["key_id"]))
         except archive.ArchiveError as exc:
-            problems.append(str(exc))
+            problems.append(f"{exc} (sealed under key {s['key_id']})")
+            continue
+        except SealKeyMissing as exc:
+            problems.append(f"{path}: {exc}")
             continue
         if (back.sha256, back.size) != (s["sha256"], s["size"]):
             problems.append(f"{path}: SHA-256 {back.sha256} ({back.size} bytes), sealed as "
@@ -385,7 +441,8 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
                 prove_all(tuple(d for d in sealing.drives if str(d.root) == root))
                 members = [m for m in seals.members_of(db, day) if root not in m["plain_removed"]]
                 names = {i: (name, sha, size) for i, name, sha, size in json.loads(seal["members"])}
-                back = archive.read_back(_file(root, seal["path"]), key.password, sealing.pause)
+                back = archive.read_back(_file(root, seal["path"]),
+                                         key.for_seal(seal["key_id"]), sealing.pause)  # fmt: skip
                 for m in members:
                     name, sha, size = names.get(m["id"], (None, None, None))
                     if (sha, size) != (m["sha256"], m["size"]) or back.members.get(

@@ -8,6 +8,7 @@ loop: a file write can block for long while eight offloads fill the disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,15 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from camdock.clock import utcnow
 from camdock.config import Config
 from camdock.station import control
 from camdock.station.bays import BAYS_FILE
 
-__all__ = ["BAYS_EVERY", "BaysFile", "prepare"]
+__all__ = ["BAYS_EVERY", "HEARTBEAT", "BaysFile", "prepare"]
 
 log = logging.getLogger(__name__)
 
 BAYS_EVERY = 0.3  # seconds: the bays' states are written at most this often
+# Seconds between writes when nothing changes: the file's ``heartbeat`` tells the console the
+# daemon is alive; three missed beats and the console says when it stopped (web/pages/bays.py).
+HEARTBEAT = 10.0
 
 
 def prepare(cfg: Config) -> None:
@@ -34,23 +39,28 @@ def prepare(cfg: Config) -> None:
 
 
 class BaysFile:
-    """Every bay's state in the run directory, for the console."""
+    """Every bay's state in the run directory, for the console: ``{"heartbeat": UTC ISO,
+    "pid", "bays": [...]}``, written at start, on every change and on a heartbeat."""
 
     def __init__(self, run_dir: Path, states: Callable[[], list[Any]]) -> None:
         self.path = run_dir / BAYS_FILE
         self._states = states  # each bay's state, as JSON values
         self._dirty = asyncio.Event()
+        self._dirty.set()  # at start: the console sees idle bays, not "not running"
 
     def changed(self) -> None:
         """A bay's state changed: write them all soon (coalesced)."""
         self._dirty.set()
 
     async def run(self) -> None:
-        """Write the states when they change, at most every ``BAYS_EVERY``, in a thread."""
+        """Write the states when they change (at most every ``BAYS_EVERY``) or a heartbeat
+        passes, in a thread."""
         while True:
-            await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), HEARTBEAT)
             self._dirty.clear()
-            await asyncio.to_thread(_write_json, self.path, self._states())
+            doc = {"heartbeat": utcnow(), "pid": os.getpid(), "bays": self._states()}
+            await asyncio.to_thread(_write_json, self.path, doc)
             await asyncio.sleep(BAYS_EVERY)
 
 

@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from camdock import protocol
+from camdock import clock, protocol
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
@@ -65,6 +65,11 @@ class Console:
             loader=PackageLoader("camdock.web", "templates"), autoescape=select_autoescape(["html"])
         )
         self.env.filters["bi"] = bilingual
+        # Times as people read them: the station's zone, to the minute (clock.local_text).
+        self.env.filters["local"] = lambda v: clock.local_text(v, cfg.tz)
+        self.env.filters["localsec"] = lambda v: clock.local_text(v, cfg.tz, seconds=True)
+        self.env.filters["localday"] = lambda v: clock.local_day(v, cfg.tz)
+        self.env.globals["zone"] = clock.zone_label(cfg.tz)
 
     def me(self, request: Request) -> Me | None:
         """The logged-in staff member, if the session is valid and not expired."""

@@ -23,11 +23,11 @@ async def audit_page(c: Console, request: Request, me: Me) -> Response:
     first, last = _days(request, c.cfg)
     doc = await c.ask(request, protocol.AuditReport(first, last))
     if request.url.path.endswith(".pdf"):
-        html = forms.report_html(doc, c.cfg.unit)
+        html = forms.report_html(doc, c.cfg.unit, c.cfg.tz)
         return Response(await asyncio.to_thread(forms.pdf, html),
                         media_type="application/pdf")  # fmt: skip
-    return c.page(request, "audit.html", body=forms.report_body(doc, c.cfg.unit), start=first,
-                  end=last)  # fmt: skip
+    body = forms.report_body(doc, c.cfg.unit, c.cfg.tz)
+    return c.page(request, "audit.html", body=body, start=first, end=last)
 
 
 @needs
@@ -46,7 +46,7 @@ async def register_page(c: Console, request: Request, me: Me) -> Response:
     start, end = _utc_bounds(first, last, c.cfg)
     lines = await c.ask(request, protocol.Register(start, end))
     if request.url.path.endswith(".pdf"):
-        html = forms.register_html(lines, str(first), str(last), c.cfg.unit)
+        html = forms.register_html(lines, str(first), str(last), c.cfg.unit, c.cfg.tz)
         return Response(await asyncio.to_thread(forms.pdf, html),
                         media_type="application/pdf")  # fmt: skip
     return c.page(request, "register.html", lines=lines, start=first, end=last)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from camdock import clock
 from camdock.config import Config
 from camdock.station.bays import BAYS_FILE
+from camdock.station.rundir import HEARTBEAT
 from camdock.web.console import Console, Me, needs
 
 __all__ = ["bays", "bays_stream"]
@@ -40,20 +43,23 @@ async def bays_stream(c: Console, request: Request, me: Me) -> Response:
 
 
 def _bays(cfg: Config) -> list[dict[str, Any]]:
-    """The bays as the daemon last wrote them (run directory), else empty ones."""
+    """The bays as the daemon last wrote them (run directory). A heartbeat three beats old
+    means the daemon stopped: then every bay is "unknown", with when it stopped, never the
+    last progress it wrote (issue 29)."""
+    message = "站台程式未執行 the daemon is not running"
     try:
         found = json.loads((cfg.run_dir / BAYS_FILE).read_text(encoding="utf-8"))
-        if isinstance(found, list):
+        if isinstance(found, list):  # written before heartbeats were
             return found
-    except (OSError, ValueError):
+        if isinstance(found, dict) and isinstance(found.get("bays"), list):
+            beat = clock.as_moment(str(found["heartbeat"]))
+            if clock.now() - beat <= timedelta(seconds=3 * HEARTBEAT):
+                return list(found["bays"])
+            when = clock.local_text(beat, cfg.tz)
+            message = f"站台程式已於 {when} 停止 the daemon stopped at {when}"
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     return [
-        {
-            "bay": b.number,
-            "phase": "unknown",
-            "camera": None,
-            "officer": None,
-            "message": "站台程式未執行 the daemon is not running",
-        }
+        {"bay": b.number, "phase": "unknown", "camera": None, "officer": None, "message": message}
         for b in cfg.bays
     ]

@@ -61,7 +61,7 @@ async def request_action(c: Console, request: Request, me: Me) -> Response:
 async def request_pdf(c: Console, request: Request, me: Me) -> Response:
     """The request printed as Annex 2 (PDF)."""
     got = await c.ask(request, protocol.RequestGet(request.path_params["number"]))
-    pdf = await asyncio.to_thread(forms.pdf, forms.request_html(got["req"], got["recs"]))
+    pdf = await asyncio.to_thread(forms.pdf, forms.request_html(got["req"], got["recs"], c.cfg.tz))
     return Response(pdf, media_type="application/pdf")
 
 
