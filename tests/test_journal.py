@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from camdock import logs
+from camdock.adapters import logs
 from conftest import camdock_cmd
 from mqttbroker import free_port
 from stationcfg import write_config

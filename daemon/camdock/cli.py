@@ -83,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     one line on stderr (and, with --json, one JSON document on stdout), never a traceback."""
     words = sys.argv[1:] if argv is None else list(argv)
     args = _parser(words).parse_args(words)
-    from camdock import logs
-    from camdock.adapters import fsio
+    from camdock.adapters import fsio, logs
 
     fsio.bound_malloc()
     logs.setup(verbose=args.verbose)
