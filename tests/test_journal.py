@@ -99,11 +99,16 @@ def test_a_stream_is_the_journal_only_when_device_and_inode_match(tmp_path: Path
 
 def test_third_party_info_is_off() -> None:
     """WeasyPrint and fontTools say INFO on every PDF; only their warnings are kept."""
-    handler = logs.setup(stream=io.StringIO())
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in logs.QUIET})
+    logs.setup(stream=io.StringIO())
     try:
         for name in ("weasyprint", "fontTools.subset", "fontTools.ttLib"):
             assert not logging.getLogger(name).isEnabledFor(logging.INFO)
             assert logging.getLogger(name).isEnabledFor(logging.WARNING)
         assert logging.getLogger("camdock.x").isEnabledFor(logging.INFO)
-    finally:
-        logging.getLogger().removeHandler(handler)
+    finally:  # the rest of this pytest process logs as before (pytest's own handlers too)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
