@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-shifted test-fast check demo bench wheel clean
+.PHONY: setup test test-shifted test-fast check demo bench wheel lock wheelhouse clean
 
 setup:
 	@scripts/setup
@@ -40,6 +40,19 @@ bench: setup
 # The wheel the Ansible role installs on a station (ansible/README.md).
 wheel: setup
 	$(PY) -m pip wheel -q --no-deps -w dist .
+
+# The hash-pinned lock of every dependency, for every platform at once (uv's universal
+# resolution; `uv` is in the dev extra). Run after changing pyproject.toml's dependencies.
+lock: setup
+	$(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --no-header \
+		--annotation-style line --index-url https://pypi.org/simple pyproject.toml \
+		-o requirements/pi.lock
+
+# Wheels for the Pi's platforms from the lock (hash-checked), so a station installs with no
+# index: wheelhouse/<arch>/ (ansible/README.md). WHEELHOUSE_ARCH=x86_64 for a PC or the CI root.
+WHEELHOUSE_ARCH ?= aarch64 armv7l
+wheelhouse: setup
+	$(PY) scripts/wheelhouse $(WHEELHOUSE_ARCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -120,8 +120,9 @@ class V311OnlyFront:
     "unacceptable protocol version" (CONNACK return code 1) and the connection is closed; a
     3.1.1 CONNECT is passed through to the real broker, and the rest of the session with it."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, hang_up: bool = False) -> None:
         self.upstream_port = upstream_port
+        self.hang_up = hang_up  # close without any CONNACK, as RabbitMQ 3.10 does to MQTT 5
         self.levels: list[int] = []  # the protocol level of every CONNECT seen
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -151,6 +152,8 @@ class V311OnlyFront:
             name_len = int.from_bytes(body[:2], "big")
             level = body[2 + name_len]
             self.levels.append(level)
+            if level != 4 and self.hang_up:
+                return
             if level != 4:
                 writer.write(b"\x20\x02\x00\x01")  # CONNACK, 3.1.1: unacceptable protocol
                 await writer.drain()
@@ -173,3 +176,89 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.close()
+
+
+class RabbitMQ:
+    """Debian's rabbitmq-server (3.10 on bookworm) with its MQTT plugin, on loopback only: its
+    own node name, data directory and ports, the Erlang distribution and epmd on 127.0.0.1, so
+    it touches no system instance. Anonymous MQTT maps to guest, allowed from loopback."""
+
+    SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+    def __init__(self, workdir: Path) -> None:
+        if not self.SERVER.exists():
+            pytest.skip("rabbitmq-server not installed (make test as root installs it)")
+        if os.geteuid() != 0:
+            pytest.skip(
+                "rabbitmq-server writes its Erlang cookie as the user it runs as: root here"
+            )
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port, amqp, dist, epmd = (free_port() for _ in range(4))
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.1 = 127.0.0.1:{amqp}\n"
+            f"mqtt.listeners.tcp.1 = 127.0.0.1:{self.port}\n"
+            "mqtt.allow_anonymous = true\nloopback_users.guest = true\n"
+        )
+        (self.dir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        self.env = {
+            **os.environ,
+            "HOME": str(self.dir),  # the Erlang cookie
+            "RABBITMQ_NODENAME": f"camdock{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_DIST_PORT": str(dist),
+            "ERL_EPMD_PORT": str(epmd),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_LOGS": str(self.dir / "rabbit.log"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(self.dir / "pid"),
+        }
+        self.epmd_port = epmd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.epmd: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        """Start it and wait for the MQTT listener (Erlang boots in 10-30 s on a busy VM)."""
+        # Our own epmd in the foreground (the node would start one with -daemon, which outlives
+        # the test): on loopback, on this test's port.
+        self.epmd = subprocess.Popen(
+            ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.proc = subprocess.Popen(
+            [str(self.SERVER)], env=self.env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited: {self.log()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"rabbitmq-server did not listen in {timeout} s: {self.log()[-2000:]}")
+
+    def stop(self) -> None:
+        """Stop the node and the epmd it started (its own process group)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(10)
+        if self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.terminate()
+            self.epmd.wait(10)
+
+    def log(self) -> str:
+        path = self.dir / "rabbit.log"
+        return path.read_text(errors="replace") if path.exists() else ""

@@ -251,3 +251,42 @@ def test_overlapping_bays_are_refused(tmp_path: Path) -> None:
     path.write_text(text)
     res = run(camdock_cmd("check-config", str(path)))
     assert res.returncode == ExitCode.CONFIG and "one camera in two bays" in res.stderr
+
+
+def test_an_interface_level_glob_is_refused_with_the_device_to_write(tmp_path: Path) -> None:
+    """Issue 30: ``…-usb-0:1:*`` passed check-config but never matched (bays own USB devices,
+    and a glob over the interface survives the cut to the device): refused, with the fix."""
+    path = write_config(tmp_path)
+    text = path.read_text().replace('usb_port = "1-1"', 'id_path = "platform-xhci-hcd.0-usb-0:1:*"')
+    path.write_text(text)
+    res = run(camdock_cmd("check-config", str(path)))
+    assert res.returncode == ExitCode.CONFIG, res.stdout
+    assert "bay 1 (bays[0]).id_path: 'platform-xhci-hcd.0-usb-0:1:*' names the USB" in res.stderr
+    assert "write 'platform-xhci-hcd.0-usb-0:1'" in res.stderr
+    path.write_text(text.replace("usb-0:1:*", "usb-0:1"))  # the device itself: accepted
+    assert run(camdock_cmd("check-config", str(path))).returncode == 0
+
+
+def test_check_config_loads_the_pin_factory_as_run_would(tmp_path: Path) -> None:
+    """Issue 30: the role's config said lgpio, the venv had no lgpio; check-config passed and
+    run exited 78. Now the factory's library is imported by check-config too: RPi.GPIO is not
+    installed here (no wheel outside a Pi), so rpigpio fails in both, with the same cause."""
+    pytest.importorskip("lgpio")  # a dependency wherever PyPI has a wheel (not armv7l)
+    path = write_config(tmp_path)
+    text = path.read_text()
+    assert 'pin_factory = "mock"' in text
+    path.write_text(text.replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
+    assert run(camdock_cmd("check-config", str(path))).returncode == 0
+    try:
+        __import__("RPi.GPIO")
+        pytest.skip("RPi.GPIO is installed here: no unloadable factory to try")
+    except ImportError:
+        pass
+    path.write_text(text.replace('pin_factory = "mock"', 'pin_factory = "rpigpio"'))
+    checked = run(camdock_cmd("check-config", str(path)))
+    assert checked.returncode == ExitCode.CONFIG
+    assert "gpio.pin_factory: pin factory 'rpigpio' cannot be loaded: No module named 'RPi'" in (
+        checked.stderr
+    )
+    started = run(camdock_cmd("run", "--config", str(path)))
+    assert started.returncode == ExitCode.CONFIG and "No module named 'RPi'" in started.stderr

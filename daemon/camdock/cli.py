@@ -3,53 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from camdock import __version__
-from camdock.adapters import fsio
-from camdock.commands import attribute as attribute_cmd
-from camdock.commands import audit as audit_cmd
-from camdock.commands import common
-from camdock.commands import daemon as daemon_cmd
-from camdock.commands import monitor as monitor_cmd
-from camdock.commands import offload as offload_cmd
-from camdock.commands import request as request_cmd
-from camdock.commands import retention as retention_cmd
-from camdock.commands import seal as seal_cmd
-from camdock.commands import selftest as selftest_cmd
-from camdock.commands import simulate as simulate_cmd
-from camdock.commands import staff as staff_cmd
-from camdock.commands import udev as udev_cmd
-from camdock.commands import web as web_cmd
 from camdock.errors import CamdockError, ExitCode
 
 __all__ = ["main"]
 
 Run = Callable[[argparse.Namespace], int]
 
-# Each command and the module that runs it (commands/: one module per command group).
-_RUN: dict[str, Run] = {
-    "offload": offload_cmd.run,
-    "attribute": attribute_cmd.run,
-    "hold": retention_cmd.run,
-    "retention": retention_cmd.run,
-    "catalog": retention_cmd.run,
-    "seal": seal_cmd.run,
-    "request": request_cmd.run,
-    "register": request_cmd.run,
-    "staff": staff_cmd.run,
-    "run": daemon_cmd.run,
-    "check-config": daemon_cmd.run,
-    "simulate": simulate_cmd.run,
-    "selftest": selftest_cmd.run,
-    "audit": audit_cmd.run,
-    "web": web_cmd.run,
-    "udev-rules": udev_cmd.run,
-    "monitor": monitor_cmd.run,
+# Each command and the module under commands/ that parses and runs it (one module per command
+# group), in the order ``camdock --help`` lists them. A module is imported only when its command
+# is asked for: importing all of them (the catalog, the offload engine, the console, MQTT) cost
+# ~0.4 s of CPU on every start, ~3x that on a Pi 4 (issue 30; bench/cli_startup.py).
+_RUN: dict[str, str] = {
+    "offload": "offload",
+    "attribute": "attribute",
+    "hold": "retention",
+    "retention": "retention",
+    "catalog": "retention",
+    "seal": "seal",
+    "request": "request",
+    "register": "request",
+    "staff": "staff",
+    "run": "daemon",
+    "check-config": "daemon",
+    "simulate": "simulate",
+    "selftest": "selftest",
+    "audit": "audit",
+    "web": "web",
+    "udev-rules": "udev",
+    "monitor": "monitor",
 }
 
 
@@ -60,38 +48,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _module(name: str) -> object:
+    return importlib.import_module(f"camdock.commands.{name}")
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command named on the line (the global options take no values), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` naming a known command, only that command's module is loaded
+    (``--version`` alone loads none; ``--help`` or an unknown command, all of them)."""
     p = _Parser(prog="camdock", description="Docking station for police body-worn cameras.")
     p.add_argument("--version", action="version", version=f"camdock {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True)
-    # In the order ``camdock --help`` lists them.
-    offload_cmd.add_parser(sub)
-    attribute_cmd.add_parser(sub)
-    retention_cmd.add_parsers(sub)
-    seal_cmd.add_parser(sub)
-    request_cmd.add_parsers(sub)
-    staff_cmd.add_parser(sub)
-    daemon_cmd.add_parsers(sub)
-    simulate_cmd.add_parser(sub)
-    selftest_cmd.add_parser(sub)
-    audit_cmd.add_parser(sub)
-    web_cmd.add_parser(sub)
-    udev_cmd.add_parser(sub)
-    monitor_cmd.add_parser(sub)
+    modules = list(dict.fromkeys(_RUN.values()))
+    if argv is not None:
+        word = _command_word(argv)
+        if word in _RUN:
+            modules = [_RUN[word]]
+        elif word is None and "--version" in argv and not {"-h", "--help"} & set(argv):
+            modules = []
+    for name in modules:
+        module = _module(name)
+        add = getattr(module, "add_parsers", None) or module.add_parser  # type: ignore[attr-defined]
+        add(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``camdock`` command; returns its exit code (errors.ExitCode). A CamdockError is
     one line on stderr (and, with --json, one JSON document on stdout), never a traceback."""
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(words).parse_args(words)
+    from camdock.adapters import fsio, logs
+
     fsio.bound_malloc()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.setup(verbose=args.verbose)
     try:
         _text_arguments(args)
         return _dispatch(args)
@@ -100,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           ExitCode.USAGE))  # fmt: skip
     except CamdockError as exc:
         return _failed(args, exc)
+    finally:
+        _wake_daemon(args)
 
 
 def _failed(args: argparse.Namespace, exc: CamdockError) -> int:
@@ -109,6 +106,29 @@ def _failed(args: argparse.Namespace, exc: CamdockError) -> int:
         error = {"ok": False, "error": str(exc), "exit_code": int(exc.exit_code)}
         print(json.dumps(error, ensure_ascii=False))
     return exc.exit_code
+
+
+def _wake_daemon(args: argparse.Namespace) -> None:
+    """Events this command committed to the station's outbox go out now: the running daemon
+    is told over its control socket (in the config's run directory, else /run/camdock)."""
+    outbox = sys.modules.get("camdock.catalog.outbox")
+    if args.command in ("run", "simulate") or not getattr(outbox, "recorded_here", False):
+        return
+    from pathlib import Path
+
+    from camdock.adapters.control import wake
+
+    run_dir = Path("/run/camdock")
+    config = getattr(args, "config", None)
+    if isinstance(config, Path):
+        import tomllib
+
+        try:  # only where the daemon listens: the command itself has checked the rest
+            with config.open("rb") as f:
+                run_dir = Path(tomllib.load(f)["station"]["run_dir"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    wake(run_dir / "control.sock")  # station/control.py's SOCKET (not imported: it is heavy)
 
 
 def _text_arguments(args: argparse.Namespace) -> None:
@@ -130,11 +150,14 @@ def _text_arguments(args: argparse.Namespace) -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    run = _RUN.get(args.command)
-    if run is None:  # pragma: no cover - argparse requires a command
+    name = _RUN.get(args.command)
+    if name is None:  # pragma: no cover - argparse requires a command
         return ExitCode.USAGE
+    run: Run = _module(name).run  # type: ignore[attr-defined]
     if args.command in _DAEMONS:  # its own acts are the daemon's: the default channel
         return run(args)
+    from camdock.commands import common
+
     with common.through_cli():  # issue 27: what a command writes itself says so
         return run(args)
 

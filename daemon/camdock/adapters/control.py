@@ -29,12 +29,14 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LINE",
     "MAX_REQUEST",
+    "WAKE",
     "Handler",
     "Reply",
     "Server",
     "call",
     "jsonable",
     "parse_request",
+    "wake",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ NICE = 10
 IDLE_CLASS = True  # SCHED_IDLE for that thread (bench/control_bench measures both)
 ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
+WAKE = "wake"  # the one request without a session: "events wait in the outbox" (station.py)
+WAKE_TIMEOUT = 2.0
 
 Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
 Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
@@ -481,6 +485,20 @@ def call(path: Path, request: dict[str, Any], timeout: float | None = 60.0) -> R
                 os.close(fd)
             raise
         return doc, (fds[0] if fds else None)
+
+
+def wake(path: Path) -> bool:
+    """Tell the daemon on ``path`` that this process committed events to the outbox, so its
+    publisher drains them now instead of at its next poll; False when no daemon took it (none
+    running, or this user may not connect): the events still go out, only later."""
+    try:
+        doc, fd = call(path, {"op": WAKE}, timeout=WAKE_TIMEOUT)
+    except (OSError, ValueError) as exc:  # TimeoutError is an OSError; ValueError: bad JSON
+        log.debug("no daemon woken at %s: %s", path, exc)
+        return False
+    if fd is not None:
+        os.close(fd)
+    return bool(doc.get("ok"))
 
 
 def _connect(sock: socket.socket, path: Path, deadline: float | None) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "DeviceClosed",
     "PatternPlayer",
     "PinFactory",
+    "factory_problem",
     "make_pin_factory",
     "pin_problems",
 ]
@@ -60,6 +61,27 @@ def pin_problems(cfg: Config, factory: PinFactory) -> list[str]:
                     f"({factory.board_info.model})"
                 )
     return problems
+
+
+# The module each pin factory lives in, and the one it needs (lgpio: the PyPI wheel on aarch64
+# and x86_64, Raspberry Pi OS's python3-lgpio on armv7l; rpigpio: RPi.GPIO).
+FACTORY_MODULES = {
+    "lgpio": "gpiozero.pins.lgpio",
+    "rpigpio": "gpiozero.pins.rpigpio",
+    "mock": "gpiozero.pins.mock",
+}
+
+
+def factory_problem(name: str) -> str | None:
+    """Why the pin factory ``name`` cannot even be loaded here (its module or the library it
+    wraps is missing), or None. Opening the chip is left to ``run``: that needs the board."""
+    import importlib
+
+    try:
+        importlib.import_module(FACTORY_MODULES[name])
+    except ImportError as exc:
+        return f"pin factory {name!r} cannot be loaded: {exc}"
+    return None
 
 
 def make_pin_factory(name: str) -> PinFactory:

@@ -13,7 +13,12 @@ from typing import Any
 
 import aiomqtt
 
-__all__ = ["Client", "read_password", "tls_params"]
+__all__ = ["Client", "ClosedBeforeConnack", "read_password", "tls_params"]
+
+
+class ClosedBeforeConnack(aiomqtt.MqttError):
+    """The broker closed the connection without answering CONNECT (RabbitMQ 3.10's MQTT plugin
+    does so to an MQTT 5 CONNECT, where a broker that knows 5 would answer a reason code)."""
 
 
 class Client(aiomqtt.Client):
@@ -58,6 +63,18 @@ class Client(aiomqtt.Client):
         fd = sock.fileno()
         if fd >= 0:
             self._soon(self._loop.remove_writer, fd)
+
+    def _on_disconnect(self, client: Any, userdata: Any, *args: Any, **kwargs: Any) -> None:
+        # aiomqtt ignores a disconnect before CONNACK, so CONNECT only times out (15 s); say
+        # at once that the broker hung up, so the publisher can try MQTT 3.1.1 or another host.
+        if not self._connected.done():
+            self._connected.set_exception(
+                ClosedBeforeConnack(
+                    f"{self._hostname}:{self._port} closed the connection without a CONNACK"
+                )
+            )
+            return
+        super()._on_disconnect(client, userdata, *args, **kwargs)
 
     def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
         self._on_socket_unregister_write(client, userdata, sock)

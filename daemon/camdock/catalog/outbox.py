@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 BATCH = 200  # outbox rows in flight at once; PUBACKs come back in order
+# Whether this process has recorded an event: a command that did wakes the daemon's publisher
+# when it ends (cli.py, "wake" on the control socket) instead of leaving the events to its poll.
+recorded_here = False
 
 
 def record(
@@ -44,6 +47,8 @@ def record(
 
     The sequence number is the row id, so it is assigned here and written into the payload in
     the same statement pair, still inside the transaction."""
+    global recorded_here
+    recorded_here = True
     event_id = uuid7()
     now = utcnow()
     cur = db.execute(

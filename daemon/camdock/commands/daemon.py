@@ -45,6 +45,14 @@ def _check_config(path: Path, files: bool = True) -> int:
     cfg = load_or_report(path, files=files)
     if cfg is None:
         return ExitCode.CONFIG
+    from camdock.adapters.gpio import factory_problem
+
+    # The pin factory's library is loaded as `run` would load it (a missing lgpio fails here,
+    # not only at start-up); opening the chip needs the board and is left to `run`.
+    if (problem := factory_problem(cfg.pin_factory)) is not None:
+        print(f"camdock: invalid configuration {cfg.source}:", file=sys.stderr)
+        print(f"  gpio.pin_factory: {problem}", file=sys.stderr)
+        return ExitCode.CONFIG
     print(
         f"{path}: ok — station {cfg.station_id}, {len(cfg.bays)} bays, "
         f"{len(cfg.cameras)} cameras, {len(cfg.officers)} officers"

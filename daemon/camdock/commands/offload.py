@@ -58,7 +58,8 @@ def add_parser(sub: Any) -> None:
         help="copy a camera volume to every destination, verify by read-back, catalog, clear",
         description=(
             "Offload every recording from SOURCE (a mounted camera volume) to each --to "
-            "destination, verify each copy by SHA-256 read back from disk, file it as "
+            "destination (SHA-256 of the camera's bytes, read once), verify each copy by reading "
+            "it back from disk (XXH3-128 against the same stream), file it as "
             "YYYY/MM/DD/<date>_<slot>_<officer>_<badge>_<camera>_<time>.<ext>, record it in the "
             "catalog, and with --clear delete it from the camera only after all of that."
         ),

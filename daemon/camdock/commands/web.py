@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         print("camdock web: nobody can log in: no [[staff]] password_hash in the config "
               "(camdock staff hash-password)", file=sys.stderr)  # fmt: skip
     app = make_app(cfg, https=args.cert is not None)
-    uvicorn.run(app, host=host, port=port, log_level="warning",
+    # log_config=None: uvicorn's records go through camdock.adapters.logs (journald priorities), not
+    # through handlers of its own with their own format.
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None,
                 ssl_certfile=str(args.cert) if args.cert else None,
                 ssl_keyfile=str(args.key) if args.key else None)  # fmt: skip
     return 0

@@ -251,6 +251,8 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
         id_path = r.get(b, path, "id_path", str, required=False, check=nonempty)
         if (port is None) == (id_path is None):
             r.problem(path, "give exactly one of usb_port or id_path")
+        if id_path is not None and (why := _interface_glob(id_path)) is not None:
+            r.problem(f"{path}.id_path", why)
         for key in (port, id_path):
             if key is not None:
                 if key in ports:
@@ -278,6 +280,25 @@ def bays(r: Reader, top: dict[str, Any]) -> tuple[Bay, ...]:
         r.problem("bays", "at least one [[bays]] entry is needed")
     _overlapping_globs(r, found)
     return tuple(sorted(found, key=lambda b: b.number))
+
+
+_USB_DEVICE = re.compile(r"-usb-\d+:[^:]*")
+
+
+def _interface_glob(id_path: str) -> str | None:
+    """Why an id_path glob can never match, or None. Bays are matched by USB device (the
+    camera's storage and serial-port interfaces both), so an ID_PATH is cut after the device's
+    port path; a literal interface (``:1.0``) is cut away, but a glob over the interface
+    (``…-usb-0:1:*``) survives the cut and then compares with no device at all."""
+    device = usb_device_path(id_path)
+    m = _USB_DEVICE.search(device)
+    if m is None or m.end() == len(device):
+        return None
+    return (
+        f"{id_path!r} names the USB interface ({device[m.end() :]!r} after the port path), "
+        f"but bays are matched by USB device, so it never matches a camera: write "
+        f"{device[: m.end()]!r}"
+    )
 
 
 def _overlapping_globs(r: Reader, bays: list[Bay]) -> None:
@@ -319,14 +340,29 @@ def _led(r: Reader, data: Any, path: str) -> Led | None:
 def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
     """``[mqtt]``: broker, topics, TLS and credentials, outbox bounds."""
     d = MqttSettings(host="")
-    keys = {"host", "port", "topic_prefix", "client_id", "username", "password_file", "ca_file",
-            "cert_file", "key_file", "keepalive", "outbox_limit", "retention_days"}  # fmt: skip
+    keys = {"host", "hosts", "port", "topic_prefix", "client_id", "username", "password_file",
+            "ca_file", "cert_file", "key_file", "keepalive", "protocol", "outbox_limit",
+            "retention_days"}  # fmt: skip
     m = r.table(data, "mqtt", keys)
-    host = r.get(m, "mqtt", "host", str, check=nonempty)
     port = r.get(
         m, "mqtt", "port", int, default=MqttSettings.TLS_PORT if "ca_file" in m else d.port,
         check=lambda v: None if 0 < v < 65536 else "not a TCP port",
     )  # fmt: skip
+    hosts: list[tuple[str, int]] = []
+    if "hosts" in m:
+        if "host" in m:
+            r.problem("mqtt", "give host or hosts, not both")
+        listed = r.get(m, "mqtt", "hosts", list, check=lambda v: None if v else "empty")
+        for i, entry in enumerate(listed or []):
+            if not isinstance(entry, str) or (broker := _broker(entry, port or d.port)) is None:
+                r.problem(f"mqtt.hosts[{i}]", f"not HOST or HOST:PORT: {entry!r}")
+            else:
+                hosts.append(broker)
+        host = hosts[0][0] if hosts else None
+    else:
+        host = r.get(m, "mqtt", "host", str, check=nonempty)
+    protocol = r.get(m, "mqtt", "protocol", str, default=d.protocol,
+                     check=lambda v: None if v in ("5", "3.1.1") else '"5" or "3.1.1"')  # fmt: skip
     prefix = r.get(
         m, "mqtt", "topic_prefix", str, default=d.prefix,
         check=lambda v: (
@@ -362,9 +398,21 @@ def mqtt(r: Reader, data: Any, station_id: str) -> MqttSettings | None:
         cert_file=files["cert_file"],
         key_file=files["key_file"],
         keepalive=keepalive or d.keepalive,
+        protocol=protocol or d.protocol,
+        hosts=tuple(hosts),
         outbox_limit=limit or d.outbox_limit,
         retention_days=days or d.retention_days,
     )
+
+
+def _broker(text: str, port: int) -> tuple[str, int] | None:
+    """HOST, HOST:PORT or [IPv6]:PORT → (host, port); None when malformed."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([^\s:\[\]/]+)(?::(\d{1,5}))?", text)
+    if m is None:
+        return None
+    host, number = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    found = int(number) if number else port
+    return (host, found) if 0 < found < 65536 else None
 
 
 def selftest(r: Reader, data: Any) -> SelfTestSettings:

@@ -43,10 +43,17 @@ class MqttSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive: int = 30
+    protocol: str = "5"  # or "3.1.1"; with "5", a broker that hangs up on CONNECT gets 3.1.1
+    # Brokers tried in turn (``hosts``): (host, port) each; empty means ``host``/``port`` alone.
+    hosts: tuple[tuple[str, int], ...] = ()
     outbox_limit: int = 100_000  # undelivered events; beyond it the station takes no new offloads
     retention_days: int = 30  # delivered events are pruned after this
 
     TLS_PORT = 8883
+
+    def brokers(self) -> tuple[tuple[str, int], ...]:
+        """Every broker to try, in order: ``hosts``, else ``host`` and ``port``."""
+        return self.hosts or ((self.host, self.port),)
 
 
 @dataclass(frozen=True)

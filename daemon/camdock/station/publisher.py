@@ -5,9 +5,12 @@ publisher drains ``outbox`` in sequence order and marks rows delivered only afte
 PUBACK (aiomqtt's QoS 1 ``publish`` returns then). A broker outage of any length, or a daemon
 restart, only delays delivery; duplicates after a reconnect are identifiable by event id.
 
-The connection: MQTT 5 (3.1.1 when the broker refuses 5), a persistent session, the retained
-``online`` status published after every (re)connect with ``offline`` as the Last Will, TLS and
-credentials from config, reconnects with exponential backoff and jitter. aiomqtt 2.x notices a
+The connection: MQTT 5 (3.1.1 when configured, or when the broker refuses 5 — with a return
+code, or as RabbitMQ 3.10 does, by closing the socket without a CONNACK), a persistent session,
+the retained ``online`` status published after every (re)connect with ``offline`` as the Last
+Will for an unclean drop and published by the station itself on a clean stop, TLS and
+credentials from config, the configured brokers tried in turn, reconnects with exponential
+backoff and jitter. aiomqtt 2.x notices a
 lost connection only through its message iterator, so one task reads messages (the roster)
 while another publishes; either failing ends the connection and the loop reconnects.
 """
@@ -25,7 +28,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from camdock.adapters.mqtt import Client, read_password, tls_params
+from camdock.adapters.mqtt import Client, ClosedBeforeConnack, read_password, tls_params
 from camdock.aio import wait_event
 from camdock.catalog import outbox
 from camdock.catalog.db import Store
@@ -40,6 +43,7 @@ BATCH = outbox.BATCH
 SESSION_EXPIRY = 7 * 24 * 3600  # MQTT 5: the broker keeps our session (and subscriptions) a week
 MAX_ROSTER_BYTES = 256 * 1024
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 60.0
+OFFLINE_TIMEOUT = 3.0  # a clean stop waits this long for the broker's PUBACK of "offline"
 
 
 class Publisher:
@@ -62,7 +66,12 @@ class Publisher:
         self._alarm: str | None = None
         self._alarm_dirty = False
         self._dirty: set[int] = set()
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._protocol = (
+            aiomqtt.ProtocolVersion.V311
+            if settings.protocol == "3.1.1"
+            else aiomqtt.ProtocolVersion.V5
+        )
+        self._broker = 0  # index into settings.brokers(): the one tried next
         self.delivered = 0
 
     def notify(self) -> None:
@@ -82,7 +91,7 @@ class Publisher:
         self._dirty.add(bay)
         self._wake.set()
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self, host: str, port: int) -> aiomqtt.Client:
         s = self.settings
         password = read_password(s.password_file)
         tls = tls_params(s.ca_file, s.cert_file, s.key_file)
@@ -95,8 +104,8 @@ class Publisher:
         else:
             session = {"clean_session": False}
         client = Client(
-            s.host,
-            s.port,
+            host,
+            port,
             identifier=s.client_id or f"camdock-{self.topics.station}",
             username=s.username,
             password=password,
@@ -111,19 +120,28 @@ class Publisher:
         return client
 
     async def run(self) -> None:
-        """Connect, publish, reconnect with backoff; runs until cancelled."""
+        """Connect, publish, reconnect with backoff; runs until cancelled. Each failure moves
+        on to the next configured broker; the backoff grows once every broker has failed."""
         delay = BACKOFF_FIRST
-        where = f"{self.settings.host}:{self.settings.port}"
+        brokers = self.settings.brokers()
         while True:
+            host, port = brokers[self._broker]
+            where = f"{host}:{port}"
             try:
                 log.info("connecting to MQTT broker %s (%s)", where, self._protocol.name)
-                async with self._client() as client:
+                async with self._client(host, port) as client:
                     log.info("connected to MQTT broker %s", where)
                     delay = BACKOFF_FIRST
                     await self._session(client)
             except aiomqtt.MqttCodeError as exc:
-                if self._protocol == aiomqtt.ProtocolVersion.V5 and exc.rc in (1, 132):
+                if self._v5() and exc.rc in (1, 132):
                     log.warning("broker %s refuses MQTT 5; using 3.1.1", where)
+                    self._protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                log.warning("MQTT broker %s: %s", where, exc)
+            except ClosedBeforeConnack as exc:
+                if self._v5():
+                    log.warning("%s (MQTT 5 not understood?); using 3.1.1", exc)
                     self._protocol = aiomqtt.ProtocolVersion.V311
                     continue
                 log.warning("MQTT broker %s: %s", where, exc)
@@ -131,9 +149,16 @@ class Publisher:
                 log.warning("MQTT broker %s: %s", where, exc)
             finally:
                 self.connected.clear()
+            self._broker = (self._broker + 1) % len(brokers)
+            if self._broker != 0:
+                continue  # the next broker at once; the backoff is per round
             # Jitter keeps a fleet of stations from reconnecting in lockstep after an outage.
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - not crypto
             delay = min(delay * 2, BACKOFF_MAX)
+
+    def _v5(self) -> bool:
+        """Whether MQTT 5 is being tried and 3.1.1 may still be (``protocol = "5"``)."""
+        return self._protocol == aiomqtt.ProtocolVersion.V5
 
     async def _session(self, client: aiomqtt.Client) -> None:
         # After every (re)connect: a broker restart published our will ("offline").
@@ -148,12 +173,28 @@ class Publisher:
                 tg.create_task(self._watch(client), name="mqtt.watch")
                 tg.create_task(self._flush(client), name="mqtt.flush")
                 tg.create_task(self._housekeeping(), name="mqtt.housekeeping")
+        except asyncio.CancelledError:
+            await self._offline(client)
+            raise
         except BaseExceptionGroup as group:
             # A lost connection surfaces in one task; hand the plain error to run()'s retry.
             first = _first(group)
             if isinstance(first, aiomqtt.MqttError | OSError):
                 raise first from None
             raise
+
+    async def _offline(self, client: aiomqtt.Client) -> None:
+        """A clean stop: the retained status says ``offline`` before we disconnect (the Last
+        Will covers only an unclean drop; a DISCONNECT discards it). Bounded: a broker that does
+        not answer must not hold up the stop (systemd's TimeoutStopSec)."""
+        try:
+            await asyncio.wait_for(
+                client.publish(self.topics.status, b"offline", qos=1, retain=True),
+                OFFLINE_TIMEOUT,
+            )
+            log.info("published offline status")
+        except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+            log.warning("could not publish the offline status: %s", exc)
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         """Reads inbound messages; also the only way aiomqtt 2.x reports a lost connection."""

@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Protocol
 
-from camdock.adapters.control import Server
+from camdock.adapters.control import WAKE, Reply, Server
 from camdock.adapters.gpio import BayButton, BayLight, PatternPlayer
 from camdock.adapters.systemd import notify, watchdog_interval
 from camdock.adapters.udev import HotplugEvent
@@ -226,7 +226,19 @@ class Station:
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
         # Built off the loop: it imports the staff into the catalog and makes a dummy hash.
-        handle = (await asyncio.to_thread(control.Control, self.cfg)).handle
+        answer = (await asyncio.to_thread(control.Control, self.cfg)).handle
+        loop = asyncio.get_running_loop()
+
+        def handle(request: dict[str, Any], uid: int) -> Reply:
+            # "wake": a command has committed events; the publisher drains the outbox now, not
+            # at its next poll. It needs no session: it only makes the daemon look at its own
+            # outbox, and the socket admits only root and the station's users anyway.
+            if request.get("op") == WAKE:
+                if self.publisher is not None:
+                    loop.call_soon_threadsafe(self.publisher.notify)  # from a control thread
+                return {"ok": True, "result": None}, None
+            return answer(request, uid)
+
         server = Server(self.cfg.run_dir / control.SOCKET, handle, uids, group, control.SLOW_OPS)
         server.start()
         try:
