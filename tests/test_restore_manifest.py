@@ -183,7 +183,7 @@ def _week(tmp_path: Path, seed: int) -> tuple[Path, list[Path], Path, int]:
     return catalog, drives, tmp_path, kill_after
 
 
-@pytest.mark.parametrize("seed", [1, 7])
+@pytest.mark.parametrize("seed", [4, 9, 13])  # killed after a docking, a hold, a hold
 def test_a_week_comes_back_whole_after_the_card_dies(tmp_path: Path, seed: int) -> None:
     """REG-4.3.2: every recording on the drives, every hold, back in the catalog; nothing
     missing or extra for the audit; a second run changes nothing."""
@@ -192,6 +192,7 @@ def test_a_week_comes_back_whole_after_the_card_dies(tmp_path: Path, seed: int) 
     _kill_card(catalog)
     doc = _restore(catalog, drives[1])
     assert doc["reconciled"]["not_restored"] == [], doc
+    assert doc["reconciled"]["recordings"] or doc["reconciled"]["acts"]  # the backup was behind
     assert doc["problems"] == [], doc["problems"]
     recs2, held2, copies2 = _facts(catalog)
     assert recs2 == recs
@@ -256,9 +257,10 @@ def test_a_sigkill_mid_offload_then_the_card_dies(tmp_path: Path) -> None:
     cam = tmp_path / "cam"
     for n in range(40):
         name = f"DCIM/100MEDIA/20261127_{9 + n // 60:02d}{n % 60:02d}00_{n:04d}.MP4"
-        write_recording(cam / name, 400_000, 500 + n)
+        write_recording(cam / name, 1_500_000, 500 + n)
     args = [str(cam), *[a for d in drives for a in ("--to", str(d))], "--camera", "CAM0002",
-            "--officer", "王小明", "--badge", "A12345", "--catalog", str(catalog)]  # fmt: skip
+            "--officer", "王小明", "--badge", "A12345", "--catalog", str(catalog), "--clear",
+            "--allow-one-filesystem"]  # fmt: skip
     proc = subprocess.Popen(camdock_cmd("offload", *args), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     day = drives[1] / "2026/11/27" / manifest.HISTORY
@@ -269,7 +271,7 @@ def test_a_sigkill_mid_offload_then_the_card_dies(tmp_path: Path) -> None:
             break
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the offload ended before it could be killed"
     _kill_card(catalog)
     doc = _restore(catalog, drives[0])
     assert doc["reconciled"]["not_restored"] == [], doc["reconciled"]
