@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import camdock_cmd, offload, write_recording
 
 from camdock.adapters import manifest
 from camdock.catalog import journal, open_catalog
@@ -24,13 +23,21 @@ from camdock.core.retention import HoldKind
 from camdock.services import backup
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
+from conftest import camdock_cmd, offload, write_recording
 
 SHA = "a" * 64
 
 
 def _line(root: Path, rel: str, sha: str = SHA, rec: int = 1) -> None:
-    manifest.record_stored(root, rel, sha256=sha, xxh3_128="b" * 32, recording_id=rec,
-                           recording={"size": 3, "camera_id": "CAM0001"}, head=(4, "c" * 64))  # fmt: skip
+    manifest.record_stored(
+        root,
+        rel,
+        sha256=sha,
+        xxh3_128="b" * 32,
+        recording_id=rec,
+        recording={"size": 3, "camera_id": "CAM0001"},
+        head=(4, "c" * 64),
+    )
 
 
 # --- the manifest format ---------------------------------------------------------------------
@@ -42,8 +49,9 @@ def test_manifest_is_checked_by_sha256sum(tmp_path: Path) -> None:
     sha = write_recording(tmp_path / rel, 1000, 1)
     _line(tmp_path, rel, sha)
     day = tmp_path / "2026/11/28"
-    done = subprocess.run(["sha256sum", "-c", manifest.SUMS], cwd=day, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["sha256sum", "-c", manifest.SUMS], cwd=day, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     line = json.loads((day / manifest.HISTORY).read_text().splitlines()[0])
     assert line["head"] == [4, "c" * 64] and line["xxh3_128"] == "b" * 32
@@ -66,10 +74,17 @@ def test_a_torn_last_line_is_ignored_and_the_next_append_parses(tmp_path: Path) 
 def test_a_destroyed_file_leaves_a_tombstone_not_a_gap(tmp_path: Path) -> None:
     """REG-4.3.1: history is kept; the sums file lists only what is in place."""
     _line(tmp_path, "2026/11/28/a.mp4")
-    assert manifest.ensure_removed(tmp_path, "2026/11/28/a.mp4", reason="destroyed",
-                                   recording_id=1, head=(9, "d" * 64), by="保管人 陳")  # fmt: skip
-    assert not manifest.ensure_removed(tmp_path, "2026/11/28/a.mp4", reason="destroyed",
-                                       recording_id=1, head=None)  # a re-run: said once
+    assert manifest.ensure_removed(
+        tmp_path,
+        "2026/11/28/a.mp4",
+        reason="destroyed",
+        recording_id=1,
+        head=(9, "d" * 64),
+        by="保管人 陳",
+    )
+    assert not manifest.ensure_removed(
+        tmp_path, "2026/11/28/a.mp4", reason="destroyed", recording_id=1, head=None
+    )  # a re-run: said once
     m = manifest.read(tmp_path)
     assert [ln.data["op"] for ln in m.lines] == ["store", "remove"]
     assert m.live() == {} and m.removed()["2026/11/28/a.mp4"].data["by"] == "保管人 陳"
@@ -79,8 +94,16 @@ def test_a_destroyed_file_leaves_a_tombstone_not_a_gap(tmp_path: Path) -> None:
 def test_a_refiling_moves_the_line_between_folders(tmp_path: Path) -> None:
     old, new = "2026/11/28/unattributed/a.mp4", "2026/11/28/b.mp4"
     _line(tmp_path, old)
-    manifest.ensure_stored(tmp_path, new, sha256=SHA, xxh3_128=None, recording_id=1,
-                           recording={}, head=None, refiled_from=old)  # fmt: skip
+    manifest.ensure_stored(
+        tmp_path,
+        new,
+        sha256=SHA,
+        xxh3_128=None,
+        recording_id=1,
+        recording={},
+        head=None,
+        refiled_from=old,
+    )
     manifest.record_removed(tmp_path, old, reason="refiled", recording_id=1, head=None, to=new)
     live = manifest.read(tmp_path).live()
     assert list(live) == [new] and live[new].data["from"] == old
@@ -103,14 +126,35 @@ RecordingFacts = tuple[Any, ...]
 def _facts(catalog: Path) -> tuple[dict[int, RecordingFacts], list[RecordingFacts], set[Any]]:
     db = open_catalog(catalog)
     try:
-        recs = {r["id"]: (r["sha256"], r["size"], r["officer_name"], r["officer_badge"],
-                          r["camera_id"], r["recorded_start"], r["recorded_end"], r["relpath"],
-                          r["duty_slot"], r["retain_until"], r["destroy_by"])
-                for r in rows(db, "SELECT * FROM recordings")}  # fmt: skip
-        held = [(h["id"], h["kind"], h["case_ref"] if "case_ref" in h else h.get("case"),
-                 h["released_at"]) for h in rows(db, "SELECT * FROM holds ORDER BY id")]  # fmt: skip
-        copies = {(c["recording_id"], c["destination"], c["relpath"])
-                  for c in rows(db, "SELECT * FROM copies")}  # fmt: skip
+        recs = {
+            r["id"]: (
+                r["sha256"],
+                r["size"],
+                r["officer_name"],
+                r["officer_badge"],
+                r["camera_id"],
+                r["recorded_start"],
+                r["recorded_end"],
+                r["relpath"],
+                r["duty_slot"],
+                r["retain_until"],
+                r["destroy_by"],
+            )
+            for r in rows(db, "SELECT * FROM recordings")
+        }
+        held = [
+            (
+                h["id"],
+                h["kind"],
+                h["case_ref"] if "case_ref" in h else h.get("case"),
+                h["released_at"],
+            )
+            for h in rows(db, "SELECT * FROM holds ORDER BY id")
+        ]
+        copies = {
+            (c["recording_id"], c["destination"], c["relpath"])
+            for c in rows(db, "SELECT * FROM copies")
+        }
     finally:
         db.close()
     return recs, held, copies
@@ -123,17 +167,35 @@ def _kill_card(catalog: Path) -> None:
 
 def _restore(catalog: Path, drive: Path, *extra: str) -> dict[str, Any]:
     done = subprocess.run(
-        camdock_cmd("catalog", "restore", "--from", str(drive), "--catalog", str(catalog),
-                    "--by", "技術員 張", "--json", *extra),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        camdock_cmd(
+            "catalog",
+            "restore",
+            "--from",
+            str(drive),
+            "--catalog",
+            str(catalog),
+            "--by",
+            "技術員 張",
+            "--json",
+            *extra,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.stdout, done.stderr
     return dict(json.loads(done.stdout))
 
 
 def _audit(catalog: Path) -> list[dict[str, Any]]:
-    done = subprocess.run(camdock_cmd("audit", "--catalog", str(catalog), "--full", "--json"),
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        camdock_cmd("audit", "--catalog", str(catalog), "--full", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return list(json.loads(done.stdout)["findings"])
 
 
@@ -159,11 +221,19 @@ def _week(tmp_path: Path, seed: int) -> tuple[Path, list[Path], Path, int]:
             db = open_catalog(catalog)
             try:
                 newest = max(r["id"] for r in rows(db, "SELECT id FROM recordings"))
-                service.place_hold(db, keeping, "偵查員 林", kind=HoldKind.INVESTIGATION,
-                                   case=f"刑案 {day}", reason="assault", recording=newest)  # fmt: skip
+                service.place_hold(
+                    db,
+                    keeping,
+                    "偵查員 林",
+                    kind=HoldKind.INVESTIGATION,
+                    case=f"刑案 {day}",
+                    reason="assault",
+                    recording=newest,
+                )
                 if day % 2:
-                    first = min(h["id"] for h in rows(db, "SELECT id FROM holds "
-                                                      "WHERE released_at IS NULL"))  # fmt: skip
+                    first = min(
+                        h["id"] for h in rows(db, "SELECT id FROM holds WHERE released_at IS NULL")
+                    )
                     service.release_hold(db, keeping, first, "督察 王", "case closed")
             finally:
                 db.close()
@@ -200,8 +270,14 @@ def test_a_week_comes_back_whole_after_the_card_dies(tmp_path: Path, seed: int) 
     assert copies2 == copies
     assert [f for f in _audit(catalog) if f["kind"] in ("missing", "extra")] == []
     again = _restore(catalog, drives[0], "--reconcile-only")
-    assert again["reconciled"] == {"recordings": [], "copies": [], "acts": [], "register": [],
-                                   "not_restored": [], "ignored": []}  # fmt: skip
+    assert again["reconciled"] == {
+        "recordings": [],
+        "copies": [],
+        "acts": [],
+        "register": [],
+        "not_restored": [],
+        "ignored": [],
+    }
     assert _facts(catalog) == (recs, held, copies)
 
 
@@ -258,11 +334,23 @@ def test_a_sigkill_mid_offload_then_the_card_dies(tmp_path: Path) -> None:
     for n in range(40):
         name = f"DCIM/100MEDIA/20261127_{9 + n // 60:02d}{n % 60:02d}00_{n:04d}.MP4"
         write_recording(cam / name, 1_500_000, 500 + n)
-    args = [str(cam), *[a for d in drives for a in ("--to", str(d))], "--camera", "CAM0002",
-            "--officer", "王小明", "--badge", "A12345", "--catalog", str(catalog), "--clear",
-            "--allow-one-filesystem"]  # fmt: skip
-    proc = subprocess.Popen(camdock_cmd("offload", *args), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    args = [
+        str(cam),
+        *[a for d in drives for a in ("--to", str(d))],
+        "--camera",
+        "CAM0002",
+        "--officer",
+        "王小明",
+        "--badge",
+        "A12345",
+        "--catalog",
+        str(catalog),
+        "--clear",
+        "--allow-one-filesystem",
+    ]
+    proc = subprocess.Popen(
+        camdock_cmd("offload", *args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     day = drives[1] / "2026/11/27" / manifest.HISTORY
     deadline = time.monotonic() + 60
     want = random.Random(11).randrange(3, 15)
@@ -296,8 +384,15 @@ def test_a_hold_is_journaled_on_both_drives(tmp_path: Path) -> None:
     offload(tmp_path / "cam", drives, catalog)
     db = open_catalog(catalog)
     try:
-        service.place_hold(db, Keeping(), "偵查員 林", kind=HoldKind.COMPLAINT, case="陳情 1",
-                           reason="r", recording=1)  # fmt: skip
+        service.place_hold(
+            db,
+            Keeping(),
+            "偵查員 林",
+            kind=HoldKind.COMPLAINT,
+            case="陳情 1",
+            reason="r",
+            recording=1,
+        )
     finally:
         db.close()
     for d in drives:

@@ -55,11 +55,25 @@ VERSION = 1
 
 # What a 'store' line says of its recording (the catalog's column names), beside path and hashes.
 RECORDING_FIELDS = (
-    "size", "camera_id", "officer_name", "officer_badge", "unit", "attribution", "duty_slot",
-    "duty_slot_start", "recorded_start", "recorded_end", "time_source", "time_suspect",
-    "time_note", "original_name", "original_name_raw", "source_mtime_ns", "retain_until",
+    "size",
+    "camera_id",
+    "officer_name",
+    "officer_badge",
+    "unit",
+    "attribution",
+    "duty_slot",
+    "duty_slot_start",
+    "recorded_start",
+    "recorded_end",
+    "time_source",
+    "time_suspect",
+    "time_note",
+    "original_name",
+    "original_name_raw",
+    "source_mtime_ns",
+    "retain_until",
     "destroy_by",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -178,8 +192,13 @@ def record_removed(
 ) -> None:
     """Say in ``relpath``'s day manifest on ``root`` that the name is gone (a tombstone: the
     history keeps the 'store' line before it)."""
-    data: dict[str, Any] = {"v": VERSION, "op": "remove", "relpath": relpath, "reason": reason,
-                            "recording": recording_id}  # fmt: skip
+    data: dict[str, Any] = {
+        "v": VERSION,
+        "op": "remove",
+        "relpath": relpath,
+        "reason": reason,
+        "recording": recording_id,
+    }
     if to is not None:
         data["to"] = to
     if by is not None:
@@ -195,8 +214,7 @@ def _append(root: Path, relpath: str, data: dict[str, Any], head: tuple[int, str
     path = folder / HISTORY
     created = not path.exists()
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o640)  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
         # A line before ours that a crash tore is ended first, so ours parses on its own.
         if not created and os.fstat(fd).st_size and not _ends_in_newline(path):
@@ -272,4 +290,6 @@ def read(root: Path) -> Manifest:
 
 def day_folders(root: Path) -> Iterable[Path]:
     """The drive's ``YYYY/MM/DD`` folders that hold a manifest."""
-    return sorted(p.parent for p in root.glob(f"[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/{HISTORY}"))
+    return sorted(
+        p.parent for p in root.glob(f"[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/{HISTORY}")
+    )

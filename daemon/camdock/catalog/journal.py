@@ -35,8 +35,23 @@ FOLDER = "camdock-catalog"  # beside the catalog's backups and the custody heads
 NAME = "journal.jsonl"
 VERSION = 1
 # The acts a journal line is written for, and the tables whose rows it brings back.
-ACTS = frozenset({"hold-place", "hold-release", "request", "submit", "consult", "approve",
-                  "deny", "schedule", "view", "copy", "acknowledge", "close", "expire"})  # fmt: skip
+ACTS = frozenset(
+    {
+        "hold-place",
+        "hold-release",
+        "request",
+        "submit",
+        "consult",
+        "approve",
+        "deny",
+        "schedule",
+        "view",
+        "copy",
+        "acknowledge",
+        "close",
+        "expire",
+    }
+)
 TABLES = frozenset({"holds", "requests", "request_recordings"})
 _YEAR = re.compile(r"^\d{4}$")
 
@@ -71,9 +86,19 @@ def collect(db: Database, since: Mark) -> dict[str, Any] | None:
         chained = json.loads(states) if states else []
         if action not in ACTS and not any(s["table"] in TABLES for s in chained):
             continue
-        entries.append({"seq": seq, "hash": digest, "prev": prev, "time": time,
-                        "action": action, "recording_id": rec, "actor": actor,
-                        "details": json.loads(details), "rows": chained})  # fmt: skip
+        entries.append(
+            {
+                "seq": seq,
+                "hash": digest,
+                "prev": prev,
+                "time": time,
+                "action": action,
+                "recording_id": rec,
+                "actor": actor,
+                "details": json.loads(details),
+                "rows": chained,
+            }
+        )
     register = []
     if entries:
         cur = db.execute("SELECT * FROM register WHERE id > ? ORDER BY id", (since.register,))

@@ -29,14 +29,17 @@ __all__ = [
 
 def copies_known(db: Database) -> set[tuple[str, str]]:
     """Every catalogued copy: (destination root, relpath)."""
-    return {(r["destination"], r["relpath"])
-            for r in rows(db, "SELECT destination, relpath FROM copies")}  # fmt: skip
+    return {
+        (r["destination"], r["relpath"])
+        for r in rows(db, "SELECT destination, relpath FROM copies")
+    }
 
 
 def by_relpath(db: Database, relpath: str) -> dict[str, Any] | None:
     """The recording filed under ``relpath`` (destroyed ones too), or None."""
-    return one(db, "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?",
-               (relpath,))  # fmt: skip
+    return one(
+        db, "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?", (relpath,)
+    )
 
 
 def insert_recording(db: Database, row: dict[str, Any], want_id: int | None) -> int:
@@ -46,17 +49,22 @@ def insert_recording(db: Database, row: dict[str, Any], want_id: int | None) -> 
     values = dict(row) if want_id is None else {"id": want_id, **row}
     cols = ", ".join(values)
     marks = ", ".join("?" for _ in values)
-    cur = db.execute(f"INSERT INTO recordings ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
-                     list(values.values()))  # fmt: skip
+    cur = db.execute(
+        f"INSERT INTO recordings ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
+        list(values.values()),
+    )
     return int(cur.lastrowid or 0)
 
 
-def add_copy(db: Database, recording_id: int, root: str, relpath: str, sha256: str,
-             when: str) -> None:  # fmt: skip
+def add_copy(
+    db: Database, recording_id: int, root: str, relpath: str, sha256: str, when: str
+) -> None:
     """A copy found on a drive and verified now."""
-    db.execute("INSERT INTO copies (recording_id, destination, relpath, sha256, verified_at, "
-               "proven_at) VALUES (?, ?, ?, ?, ?, ?)",
-               (recording_id, root, relpath, sha256, when, when))  # fmt: skip
+    db.execute(
+        "INSERT INTO copies (recording_id, destination, relpath, sha256, verified_at, "
+        "proven_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (recording_id, root, relpath, sha256, when, when),
+    )
 
 
 def chain_hashes(db: Database) -> set[str]:
@@ -72,8 +80,10 @@ def head(db: Database) -> list[Any]:
 
 def last_restore(db: Database) -> dict[str, Any] | None:
     """The details of the last 'catalog-restore' entry (which backup, its chain head)."""
-    found = one(db, "SELECT details FROM custody_log WHERE action = 'catalog-restore' "
-                "ORDER BY id DESC LIMIT 1")  # fmt: skip
+    found = one(
+        db,
+        "SELECT details FROM custody_log WHERE action = 'catalog-restore' ORDER BY id DESC LIMIT 1",
+    )
     return None if found is None else dict(json.loads(found["details"]))
 
 
@@ -107,12 +117,16 @@ def put_state(db: Database, table: str, key: list[Any], state: dict[str, Any] | 
     elif now is None:
         cols = ", ".join(wanted)
         marks = ", ".join("?" for _ in wanted)
-        db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
-                   list(wanted.values()))  # fmt: skip
+        db.execute(
+            f"INSERT INTO {table} ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
+            list(wanted.values()),
+        )
     else:
         sets = ", ".join(f"{c} = ?" for c in wanted)
-        db.execute(f"UPDATE {table} SET {sets} WHERE {where}",  # noqa: S608 - names ours
-                   [*wanted.values(), *key])  # fmt: skip
+        db.execute(
+            f"UPDATE {table} SET {sets} WHERE {where}",  # noqa: S608 - names ours
+            [*wanted.values(), *key],
+        )
     return True
 
 
@@ -127,6 +141,8 @@ def put_register(db: Database, line: dict[str, Any]) -> tuple[bool, str | None]:
         return False, f"register line {line['id']}: its request {line['request_id']} is not here"
     cols = ", ".join(line)
     marks = ", ".join("?" for _ in line)
-    db.execute(f"INSERT INTO register ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
-               list(line.values()))  # fmt: skip
+    db.execute(
+        f"INSERT INTO register ({cols}) VALUES ({marks})",  # noqa: S608 - names ours
+        list(line.values()),
+    )
     return True, None

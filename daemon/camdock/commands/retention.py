@@ -338,8 +338,12 @@ def _restore(args: argparse.Namespace) -> int:
                     Action.RESTORE,
                     None,
                     by,
-                    {"from": str(made.path), "sha256": made.sha256, "passed_over": passed,
-                     "backup_head": backup_head},  # fmt: skip
+                    {
+                        "from": str(made.path),
+                        "sha256": made.sha256,
+                        "passed_over": passed,
+                        "backup_head": backup_head,
+                    },
                 )
             source, since = str(made.path), str(backup_head[2]) or None
         else:

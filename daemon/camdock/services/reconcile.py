@@ -73,7 +73,7 @@ class Reconciled:
 
 def _footage(root: Path) -> list[str]:
     """Every footage file on a drive (relpaths), leaving out temps and manifests."""
-    found = []
+    found: list[str] = []
     if not root.is_dir():
         return found
     for year in sorted(p for p in root.iterdir() if _YEAR.match(p.name) and p.is_dir()):
@@ -88,8 +88,9 @@ def _footage(root: Path) -> list[str]:
     return sorted(found)
 
 
-def reconcile(db: Database, roots: list[Path], backup: str, by: str,
-              since: str | None = None) -> Reconciled:  # fmt: skip
+def reconcile(
+    db: Database, roots: list[Path], backup: str, by: str, since: str | None = None
+) -> Reconciled:
     """Bring back into ``db`` what the drives ``roots`` show happened after ``backup`` (the
     restored generation; ``since``: its chain head's time, for the journal)."""
     out = Reconciled()
@@ -98,8 +99,7 @@ def reconcile(db: Database, roots: list[Path], backup: str, by: str,
     return out
 
 
-def _footage_back(db: Database, roots: list[Path], backup: str, by: str,
-                  out: Reconciled) -> None:  # fmt: skip
+def _footage_back(db: Database, roots: list[Path], backup: str, by: str, out: Reconciled) -> None:
     lives: dict[Path, dict[str, manifest.Line]] = {}
     for root in roots:
         m = manifest.read(root)
@@ -125,9 +125,11 @@ def _footage_back(db: Database, roots: list[Path], backup: str, by: str,
         for r in where:
             have, got = fsio.disk_sha256(r / rel)
             if have != want or (size is not None and got != size):
-                out.not_restored.append(f"{r / rel}: its bytes match no manifest line "
-                                        f"({have[:12]}…, {got} bytes; {line.where} says "
-                                        f"{want[:12]}…, {size} bytes)")  # fmt: skip
+                out.not_restored.append(
+                    f"{r / rel}: its bytes match no manifest line "
+                    f"({have[:12]}…, {got} bytes; {line.where} says "
+                    f"{want[:12]}…, {size} bytes)"
+                )
             else:
                 good.append(r)
         if good:
@@ -136,56 +138,77 @@ def _footage_back(db: Database, roots: list[Path], backup: str, by: str,
     known = restored.copies_known(db)
     for root in roots:
         for rel, line in sorted(lives[root].items()):
-            if any(rel in on_disk[r] for r in roots) or any(
-                (str(r), rel) in known for r in roots
-            ):
+            if any(rel in on_disk[r] for r in roots) or any((str(r), rel) in known for r in roots):
                 continue
             if restored.by_relpath(db, rel) is None:
                 out.not_restored.append(f"{root}/{line.where}: {rel} is on no drive")
 
 
-def _bring_back(db: Database, rel: str, line: manifest.Line, good: list[Path], backup: str,
-                by: str, out: Reconciled) -> None:  # fmt: skip
+def _bring_back(
+    db: Database,
+    rel: str,
+    line: manifest.Line,
+    good: list[Path],
+    backup: str,
+    by: str,
+    out: Reconciled,
+) -> None:
     data = line.data
     now = utcnow()
     with write_txn(db):
         rec = restored.by_relpath(db, rel)
         if rec is not None and (rec["sha256"] != data["sha256"] or rec["destroyed_at"]):
-            out.not_restored.append(f"{rel}: the catalog files another or a destroyed "
-                                    f"recording ({rec['id']}) under this name")  # fmt: skip
+            out.not_restored.append(
+                f"{rel}: the catalog files another or a destroyed "
+                f"recording ({rec['id']}) under this name"
+            )
             return
         fresh = rec is None
         if rec is None:
             row = {k: data.get(k) for k in manifest.RECORDING_FIELDS}
             raw = row.get("original_name_raw")
             row["original_name_raw"] = bytes.fromhex(raw["hex"]) if isinstance(raw, dict) else raw
-            row.update(sha256=data["sha256"], relpath=rel, ingested_at=data.get("time") or now,
-                       hold=0)  # fmt: skip
+            row.update(
+                sha256=data["sha256"], relpath=rel, ingested_at=data.get("time") or now, hold=0
+            )
             rec_id = restored.insert_recording(db, row, data.get("recording"))
         else:
             rec_id = int(rec["id"])
         for r in good:
             restored.add_copy(db, rec_id, str(r), rel, data["sha256"], now)
-        custody.append(db, Action.STORE, rec_id, by, {
-            "restored": "from manifest",
-            "backup": backup,
-            "manifest": f"{good[0]}/{line.where}",
-            "sha256": data["sha256"],
-            "size": data.get("size"),
-            "path": rel,
-            "destinations": [str(r) for r in good],
-            "camera": data.get("camera_id"),
-            "officer": data.get("officer_badge"),
-        })  # fmt: skip
+        custody.append(
+            db,
+            Action.STORE,
+            rec_id,
+            by,
+            {
+                "restored": "from manifest",
+                "backup": backup,
+                "manifest": f"{good[0]}/{line.where}",
+                "sha256": data["sha256"],
+                "size": data.get("size"),
+                "path": rel,
+                "destinations": [str(r) for r in good],
+                "camera": data.get("camera_id"),
+                "officer": data.get("officer_badge"),
+            },
+        )
     if fresh:
-        out.recordings.append({"id": rec_id, "path": rel, "drives": [str(r) for r in good],
-                               "manifest": f"{good[0]}/{line.where}"})  # fmt: skip
+        out.recordings.append(
+            {
+                "id": rec_id,
+                "path": rel,
+                "drives": [str(r) for r in good],
+                "manifest": f"{good[0]}/{line.where}",
+            }
+        )
     else:
         out.copies += [f"{r}:{rel}" for r in good]
 
 
-def _journal_back(db: Database, roots: list[Path], backup: str, by: str, since: str | None,
-                  out: Reconciled) -> None:  # fmt: skip
+def _journal_back(
+    db: Database, roots: list[Path], backup: str, by: str, since: str | None, out: Reconciled
+) -> None:
     seen: dict[str, journal.Read] = {}
     for root in roots:
         lines, ignored = journal.read(root)
@@ -195,11 +218,15 @@ def _journal_back(db: Database, roots: list[Path], backup: str, by: str, since: 
             ident = entries[0]["hash"] if entries else repr(line.data.get("register"))
             seen.setdefault(ident, line)
     chained = restored.chain_hashes(db)
-    ordered = sorted(seen.values(), key=lambda r: min((e["time"] for e in r.data["entries"]),
-                                                      default=""))  # fmt: skip
+    ordered = sorted(
+        seen.values(), key=lambda r: min((e["time"] for e in r.data["entries"]), default="")
+    )
     for line in ordered:
-        entries = [e for e in line.data["entries"] if e["hash"] not in chained
-                   and (since is None or e["time"] > since)]  # fmt: skip
+        entries = [
+            e
+            for e in line.data["entries"]
+            if e["hash"] not in chained and (since is None or e["time"] > since)
+        ]
         if not entries:
             continue
         with write_txn(db):
@@ -209,10 +236,15 @@ def _journal_back(db: Database, roots: list[Path], backup: str, by: str, since: 
                     if s["table"] not in journal.TABLES:
                         continue
                     key = _key(s["key"])
-                    if s["table"] == "request_recordings" and s["state"] is not None and \
-                            restored.state_of(db, "recordings", [key[1]]) is None:
-                        problems.append(f"{line.where}: request {key[0]} names recording "
-                                        f"{key[1]}, which is not here")  # fmt: skip
+                    if (
+                        s["table"] == "request_recordings"
+                        and s["state"] is not None
+                        and restored.state_of(db, "recordings", [key[1]]) is None
+                    ):
+                        problems.append(
+                            f"{line.where}: request {key[0]} names recording "
+                            f"{key[1]}, which is not here"
+                        )
                         continue
                     changed |= restored.put_state(db, s["table"], key, s["state"])
             for reg in line.data.get("register") or []:
@@ -230,13 +262,21 @@ def _journal_back(db: Database, roots: list[Path], backup: str, by: str, since: 
                 action = Action(first["action"])
             except ValueError:
                 action = Action.STATE
-            custody.append(db, action, first.get("recording_id"), by, {
-                "restored": "from journal",
-                "backup": backup,
-                "journal": line.where,
-                "original": [{k: e[k] for k in ("seq", "hash", "time", "action", "actor",
-                                                 "details")} for e in entries],
-            })  # fmt: skip
+            custody.append(
+                db,
+                action,
+                first.get("recording_id"),
+                by,
+                {
+                    "restored": "from journal",
+                    "backup": backup,
+                    "journal": line.where,
+                    "original": [
+                        {k: e[k] for k in ("seq", "hash", "time", "action", "actor", "details")}
+                        for e in entries
+                    ],
+                },
+            )
             out.acts.append(f"{line.where}: {', '.join(e['action'] for e in entries)}")
 
 
