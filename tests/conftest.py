@@ -98,13 +98,15 @@ def sha_of(path: Path) -> str:
 
 def tree_hashes(root: Path) -> dict[str, str]:
     """Relative path → SHA-256 of every regular file under root (symlinks not followed), but
-    camdock's own records on a drive (camdock-catalog/: catalog backups, custody heads)."""
+    camdock's own records on a drive (camdock-catalog/: catalog backups, custody heads; the day
+    folders' manifests)."""
     out = {}
     for p in root.rglob("*"):
         if (
             p.is_file()
             and not p.is_symlink()
             and "camdock-catalog" not in p.relative_to(root).parts
+            and p.name not in ("manifest.jsonl", "manifest-sha256.txt")
         ):
             out[str(p.relative_to(root))] = sha_of(p)
     return out

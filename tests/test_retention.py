@@ -168,7 +168,10 @@ def _ingest(tmp_path: Path, d1: Path, d2: Path, catalog: Path) -> dict[str, list
 
 
 def _files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    """The footage on a drive (not camdock's own records: manifests, journal, backups)."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+            and p.name not in ("manifest.jsonl", "manifest-sha256.txt")
+            and "camdock-catalog" not in p.relative_to(root).parts}  # fmt: skip
 
 
 def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> None:

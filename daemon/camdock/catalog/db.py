@@ -212,17 +212,36 @@ def write_txn(db: Database) -> Iterator[Database]:
     try:
         db.execute("BEGIN IMMEDIATE")
         try:
+            since = _journal_mark(db)
             yield db
             _chain_left_over(db)
+            line = _journal_collect(db, since)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         else:
             db.execute("COMMIT")
+            if line is not None:  # after the commit: never a line for an act rolled back
+                from camdock.catalog import journal
+
+                journal.write(db, line)
     finally:
         if held:
             assert lock is not None
             lock.release()
+
+
+def _journal_mark(db: Database) -> Any:
+    """Where this transaction began, for the drives' journal (catalog/journal.py)."""
+    from camdock.catalog import journal, rowchain
+
+    return journal.mark(db) if rowchain.installed(db) else None
+
+
+def _journal_collect(db: Database, since: Any) -> dict[str, Any] | None:
+    from camdock.catalog import journal
+
+    return None if since is None else journal.collect(db, since)
 
 
 def _chain_left_over(db: Database) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms, protocol
-from camdock.catalog import custody, destruction, holds, open_catalog, recordings
+from camdock.catalog import custody, destruction, holds, open_catalog, recordings, restored
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands import remote
@@ -33,7 +33,7 @@ from camdock.commands.common import (
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
 from camdock.errors import ExitCode, Refused, UsageError
-from camdock.services import backup
+from camdock.services import backup, reconcile
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
 from camdock.services.seal import Sealing, load_key, seal_day
@@ -160,6 +160,11 @@ def add_parsers(sub: Any) -> None:
         "--replace",
         action="store_true",
         help="replace an existing catalog (kept beside it as .replaced-…)",
+    )
+    rest.add_argument(
+        "--reconcile-only",
+        action="store_true",
+        help="no backup: bring what the drives' manifests and journal show into this catalog",
     )
     _common(rest)  # the daemon is stopped to restore its catalog: the config's hash proves who
 
@@ -535,44 +540,85 @@ def _restore(args: argparse.Namespace) -> int:
         by = who.label
     else:  # nobody could check who this is (issue 27)
         by = acting(None, by).label
-    made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
+    passed: list[str] = []
+    made: backup.Backup | None = None
+    if not args.reconcile_only:
+        made, passed = backup.restore(args.source, where.catalog, replace=args.replace)
+    elif not where.catalog.is_file():
+        raise UsageError(f"--reconcile-only: no catalog at {where.catalog}")
     db = open_catalog(where.catalog)
     try:
-        with write_txn(db):
-            custody.append(
-                db,
-                Action.RESTORE,
-                None,
-                by,
-                {"from": str(made.path), "sha256": made.sha256, "passed_over": passed},
-            )
+        if made is not None:
+            backup_head = restored.head(db)
+            with write_txn(db):
+                custody.append(
+                    db,
+                    Action.RESTORE,
+                    None,
+                    by,
+                    {
+                        "from": str(made.path),
+                        "sha256": made.sha256,
+                        "passed_over": passed,
+                        "backup_head": backup_head,
+                    },
+                )
+            source, since = str(made.path), str(backup_head[2]) or None
+        else:
+            last = restored.last_restore(db) or {}
+            source = str(last.get("from", "(no restore recorded)"))
+            since = (last.get("backup_head") or [0, "", None])[2] or None
+        # Issue 28: what happened after the backup comes back from the drives.
+        back = reconcile.reconcile(db, _restore_roots(args.source, where, db), source, by, since)
         problems = custody.verify(db)
         entries, recordings = custody.count(db)
     finally:
         db.close()
     doc = {
-        "ok": not problems,
-        "restored_from": str(made.path),
-        "sha256": made.sha256,
+        "ok": not problems and not back.not_restored,
+        "restored_from": source,
+        "sha256": made.sha256 if made else None,
         "catalog": str(where.catalog),
         "passed_over": passed,
         "custody_entries": entries,
         "recordings": recordings,
         "problems": problems,
         "by": by,
+        "reconciled": back.as_json(),
     }
     output(
         args,
         doc,
         lambda: [
-            f"catalog {where.catalog} restored from {made.path} by {by}",
+            f"catalog {where.catalog} restored from {source} by {by}"
+            if made
+            else f"catalog {where.catalog} reconciled with the drives by {by}",
             *(f"  passed over {p}" for p in passed),
+            f"brought back from the manifests: {len(back.recordings)} recording(s), "
+            f"{len(back.copies)} more cop(ies); from the journal: {len(back.acts)} act(s), "
+            f"{len(back.register)} register line(s)",
+            *(f"  recording {r['id']}: {r['path']} ({r['manifest']})" for r in back.recordings),
+            *(f"  {a}" for a in back.acts),
+            *(f"  cannot come back: {n}" for n in back.not_restored),
+            *(f"  ignored: {n}" for n in back.ignored),
             f"custody log: {entries} entries, {recordings} recordings: "
             + ("intact" if not problems else f"{len(problems)} problem(s)"),
-            "footage offloaded after this backup is on the drives but not in this catalog",
         ],
     )
-    return ExitCode.OK if not problems else ExitCode.FAILED
+    return ExitCode.OK if not problems and not back.not_restored else ExitCode.FAILED
+
+
+def _restore_roots(source: Path, where: Where, db: Any) -> list[Path]:
+    """The drives to reconcile with: the one restored from, the config's, the catalog's."""
+    src = source.parent if source.name == backup.BACKUP_DIR else source
+    # Each drive once, under the name the catalog's copies give it (they are matched by it).
+    named = [Path(r) for r in recordings.destinations(db)]
+    named += [Path(d.root) for d in where.cfg.drives] if where.cfg is not None else []
+    found: dict[Path, Path] = {}
+    for p in [*named, src]:
+        if p.is_dir():
+            found.setdefault(p.resolve(), p)
+    return sorted(found.values())
 
 
 ANNEX1 = ["id", "duty_slot_start", "duty_slot", "officer_name", "officer_badge", "unit",

@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 
 from sqlite_utils import Database
 
-from camdock.adapters import fsio
+from camdock.adapters import fsio, manifest
 from camdock.adapters.copier import Copied, Destination, VerifiedCopier, discard_temps, reason_of
-from camdock.catalog import recordings, sessions
+from camdock.catalog import custody, recordings, sessions
 from camdock.core.naming import Filing, footage_relpath, safe_extension, unattributed
 from camdock.events import FileCleared, FileVerified, Progress
 from camdock.offload.types import OffloadRequest, PlannedFile
@@ -106,11 +106,37 @@ class Filer:
             sessions.journal(db, self.ctx.session_id, item.seq, "failed", sha256=c.sha256,
                              error=r.error)  # fmt: skip
             return
+        self._manifest(db, rel, c, rec_id, item, existing, new)
         r.status = "verified" if existing is None else "already-catalogued"
         r.relpath, r.roots = str(rel), self._roots
         self.ctx.emit(FileVerified(r.source, c.sha256, str(rel)))
         if self.req.clear:
             self._clear(db, item, rec_id)
+
+    def _manifest(
+        self,
+        db: Database,
+        rel: PurePosixPath,
+        c: Copied,
+        rec_id: int,
+        item: PlannedFile,
+        existing: recordings.Recording | None,
+        new: list[Destination],
+    ) -> None:
+        """The day's manifest on each drive says the file is there (issue 28): after the commit,
+        before the camera is cleared, so a crash between leaves the camera's copy to dock again
+        (and the re-run, finding the file catalogued, writes the line it finds missing)."""
+        stored = self._stored(item, c, existing, rel, new).recording
+        if existing is not None:
+            stored = {k: getattr(existing, k, None) for k in manifest.RECORDING_FIELDS}
+        head = custody.head(db)
+        for dest in self.ctx.destinations:
+            try:
+                manifest.ensure_stored(dest.root, str(rel), sha256=c.sha256, xxh3_128=c.fast,
+                                       recording_id=rec_id, recording=stored,
+                                       head=head)  # fmt: skip
+            except OSError as exc:  # catalogued and verified: the file stays; the gap is said
+                log.error("%s: manifest on %s not written: %s", rel, dest.key, reason_of(exc))
 
     def _check_stored(self, c: Copied, have: dict[str, recordings.Copy]) -> list[str]:
         """Already stored (a re-run, or the same content twice on the camera): the camera copy

@@ -30,9 +30,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.adapters import fsio, process
+from camdock.adapters import fsio, manifest, process
 from camdock.adapters.drives import prove_all
-from camdock.catalog import assignments, recordings, refiles
+from camdock.catalog import assignments, custody, recordings, refiles
 from camdock.catalog.recordings import Recording
 from camdock.catalog.refiles import Owner, Refile, RefileState
 from camdock.config import Config
@@ -117,7 +117,7 @@ def attribute_recording(
         _undo(db, refile, owner, roots, old, new, rec)
         raise
     for root in roots:
-        _forward(root, old, new, rec.sha256, rec.size, refile)
+        _forward(root, old, new, rec.sha256, rec.size, refile, db, recording_id)
     refiles.advance(db, refile, owner, RefileState.LINKED, RefileState.DONE)
     log.info("recording %d attributed to %s by %s: %s", recording_id, officer.badge, by, new)
     return Refiled(recording_id, officer, rec.relpath, str(new), tuple(sorted(copies)))
@@ -211,13 +211,33 @@ def _drop(root: Path, name: PurePosixPath, sha256: str) -> None:
 
 
 def _forward(root: Path, old: PurePosixPath, new: PurePosixPath, sha256: str, size: int,
-             refile: int) -> None:  # fmt: skip
+             refile: int, db: Database | None = None, rec_id: int = 0) -> None:  # fmt: skip
     """The catalog points at ``new``: make sure it holds the recording, then the old name
-    goes."""
+    goes (the day manifests say so in between: the new name first, the old one's removal
+    before it goes, so a manifest never claims a name that is not there)."""
     if old != new:
         if not _holds(root / new, sha256, size):
             _add_verified(root, old, new, sha256, size, refile)
+        if db is not None:
+            _manifest_moved(db, root, old, new, rec_id)
         _drop(root, old, sha256)
+
+
+def _manifest_moved(db: Database, root: Path, old: PurePosixPath, new: PurePosixPath,
+                    rec_id: int) -> None:  # fmt: skip
+    """The re-filing in the day manifests on ``root`` (issue 28): a 'store' line for the new
+    name (its officer now), a 'remove' line for the old one."""
+    rec = recordings.get(db, rec_id)
+    if rec is None:
+        return
+    before = manifest.read_folder(root / manifest.day_of(str(old))[0], root).live()
+    fast = before[str(old)].data.get("xxh3_128") if str(old) in before else None
+    head = custody.head(db)
+    fields = {k: getattr(rec, k, None) for k in manifest.RECORDING_FIELDS}
+    manifest.ensure_stored(root, str(new), sha256=rec.sha256, xxh3_128=fast, recording_id=rec.id,
+                           recording=fields, head=head, refiled_from=str(old))  # fmt: skip
+    manifest.record_removed(root, str(old), reason="refiled", recording_id=rec.id, head=head,
+                            to=str(new))  # fmt: skip
 
 
 def _back(root: Path, old: PurePosixPath, new: PurePosixPath, sha256: str, size: int,
@@ -278,7 +298,7 @@ def _finish(db: Database, f: Refile, owner: Owner) -> None:
         if f.destroyed_at:  # destroyed meanwhile: only the uncatalogued name is left to go
             _drop(root, old if linked else new, f.sha256)
         elif linked:
-            _forward(root, old, new, f.sha256, f.size, f.id)
+            _forward(root, old, new, f.sha256, f.size, f.id, db, f.recording_id)
         else:
             _back(root, old, new, f.sha256, f.size, f.id)
     done = RefileState.DONE if linked else RefileState.ABANDONED

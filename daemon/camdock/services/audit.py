@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.adapters import archive, fsio, heads
+from camdock.adapters import archive, fsio, heads, manifest
 from camdock.catalog import chainkey, custody, freezes, recordings, report, seals
 from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
@@ -232,6 +232,8 @@ def _extra(root: str, known: set[str], archives: set[str]) -> list[Finding]:
                 rel = str(Path(dirpath, name).relative_to(base))
                 if name.startswith(".") and (name.endswith((".tmp", ".part"))):
                     continue  # an offload or seal in progress, or a crash's leftover
+                if name in manifest.NAMES:
+                    continue  # the day's manifest (adapters/manifest.py), not footage
                 if rel not in known and rel not in archives:
                     findings.append(Finding("extra", str(Path(dirpath, name)), None,
                                             "on the drive, not in the catalog"))  # fmt: skip

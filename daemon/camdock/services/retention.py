@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.adapters import fsio
+from camdock.adapters import fsio, manifest
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import destruction, freezes, holds, recordings, requests, seals
+from camdock.catalog import custody, destruction, freezes, holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
 from camdock.config import Config
 from camdock.core.access import OPEN
@@ -358,7 +358,11 @@ def _finish(db: Database, keeping: Keeping, d: dict[str, Any], *,
     other it is None, or, for the one that planned it (``mine``), done all the same."""
     removed = []
     for copy in d["copies"]:
-        outcome = fsio.remove_under(*_path_of(keeping, copy["destination"], copy["relpath"]))
+        root, rel = _path_of(keeping, copy["destination"], copy["relpath"])
+        # The day manifest's tombstone first: it never claims a file that is gone (issue 28).
+        manifest.ensure_removed(root, str(rel), reason="destroyed", by=d["actor"],
+                                recording_id=d["recording_id"], head=custody.head(db))  # fmt: skip
+        outcome = fsio.remove_under(root, rel)
         removed.append({**copy, "outcome": outcome})
     made = Destroyed(d["recording_id"], d["relpath"], tuple(c["destination"] for c in removed))
     try:
