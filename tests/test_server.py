@@ -199,3 +199,23 @@ async def test_status_alarms_and_a_reused_seq(dsn: str) -> None:
     assert kinds == ["seq-reused", "station"]
     await ingest(dsn, [msg("camdock/v1/st1/alarm", b"")])
     assert query(dsn, "SELECT alarm FROM stations") == [(None,)]
+
+
+async def test_a_value_the_index_cannot_hold_is_rejected_alone(pg: Postgres) -> None:
+    """A seq beyond 64 bits is valid JSON Schema but no bigint: the batch falls back to one
+    message at a time, the hostile one is rejected and counted, the others are kept."""
+    from camdock.server.config import ServerConfig
+    from camdock.server.consumer import Server
+
+    url = fresh_db(pg)
+    migrate(url)
+    st = SimStation("st1", [])
+    good = [msg(t, p) for t, p in shift_change(st, bays=1, files=1)]
+    t, p = st.event("custody-head", {})
+    bad = msg(t, json.dumps({**json.loads(p), "seq": 10**30}).encode())
+    server = Server(ServerConfig(dsn=url))
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        result = await server._write(conn, [*good[:2], bad, *good[2:]])
+    assert result.inserted == len(good)
+    assert list(result.rejected) == ["refused by the index"]
+    assert query(url, "SELECT count(*) FROM rejected") == [(1,)]

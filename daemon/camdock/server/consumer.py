@@ -28,8 +28,8 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from camdock import clock
 from camdock.server.config import ServerConfig
-from camdock.server.contract import Message, classify
-from camdock.server.ingest import sweep_gaps, write_batch
+from camdock.server.contract import Message, Rejected, classify
+from camdock.server.ingest import BatchResult, sweep_gaps, write_batch
 from camdock.server.schema import migrate
 
 __all__ = ["DELIVERY_LIMIT", "Server", "Stats", "declare"]
@@ -112,6 +112,8 @@ class Server:
             except (OSError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
                     psycopg.OperationalError, ConnectionError, TimeoutError) as exc:  # fmt: skip
                 log.warning("consumer %d on %s: %s", n, where, exc or type(exc).__name__)
+            except Exception:  # bulkhead: one consumer's failure must not end the others
+                log.exception("consumer %d on %s failed; reconnecting", n, where)
             finally:
                 self._consuming.discard(n)
                 self.ready.clear()
@@ -138,7 +140,7 @@ class Server:
                     key = m.routing_key or ""
                     items.append((key, classify(self.cfg.prefix, key, m.body,
                                                 self.cfg.max_message_bytes)))  # fmt: skip
-                result = await write_batch(db, items, clock.now())
+                result = await self._write(db, items)
                 await batch[-1].ack(multiple=True)
                 s = self.stats
                 s.inserted += result.inserted
@@ -148,6 +150,34 @@ class Server:
         finally:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
+
+    async def _write(self, db: psycopg.AsyncConnection[Any],
+                     items: list[tuple[str, Message]]) -> BatchResult:  # fmt: skip
+        """The batch in one transaction; if the index refuses it (a value valid by the contract
+        but not for a column: a seq beyond 64 bits), each message alone, and the one refused
+        is rejected and counted, so one hostile message never holds back its batch."""
+        try:
+            return await write_batch(db, items, clock.now())
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            pass
+        total = BatchResult()
+        for key, message in items:
+            try:
+                one = await write_batch(db, [(key, message)], clock.now())
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                station = getattr(message, "station", None)
+                size = getattr(message, "size", 0)
+                reason = f"refused by the index: {str(exc).splitlines()[0][:200]}"
+                one = await write_batch(db, [(key, Rejected(station, reason, size))],
+                                        clock.now())  # fmt: skip
+            total.inserted += one.inserted
+            total.duplicates += one.duplicates
+            total.rejected.update(one.rejected)
+        return total
 
     async def _take(self, inbox: asyncio.Queue[AbstractIncomingMessage],
                     connection: aio_pika.abc.AbstractConnection) -> list[AbstractIncomingMessage]:  # fmt: skip

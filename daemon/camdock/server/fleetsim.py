@@ -58,6 +58,7 @@ class SimStation:
         self._mids: dict[int, int] = {}  # paho mid -> seq
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
+        self._healing = threading.Lock()
         self.connects = 0
 
     # -- events ------------------------------------------------------------------------------
@@ -135,11 +136,11 @@ class SimStation:
             return
         self.connects += 1
         client.publish(f"{self.prefix}/v1/{self.station}/status", b"online", qos=1, retain=True)
+        self._connected.set()  # first: an event put in the outbox from now on is sent too
         with self._lock:
             again = sorted(self._unacked.items())
         for seq, (topic, payload) in again:  # the outbox, resent in order after a reconnect
             self._send(client, seq, topic, payload)
-        self._connected.set()
 
     def _on_disconnect(self, *_args: Any) -> None:
         self._connected.clear()
@@ -181,12 +182,13 @@ class SimStation:
 
     def heal(self) -> None:
         """If the connection is lost, move to the next host and resend the outbox."""
-        client = self._client
-        if client is not None and client.is_connected():
-            return
-        self._close()
-        self.host_index += 1
-        self.connect()
+        with self._healing:
+            client = self._client
+            if client is not None and client.is_connected():
+                return
+            self._close()
+            self.host_index += 1
+            self.connect()
 
     def drain(self, timeout: float) -> None:
         """Until the broker acknowledged every event, moving hosts when one dies."""
