@@ -37,7 +37,7 @@ def fresh_db(pg: Postgres) -> str:
 def query(dsn: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """Rows of one query."""
     with psycopg.connect(dsn) as conn:
-        return list(conn.execute(sql, args).fetchall())  # type: ignore[arg-type]
+        return list(conn.execute(sql, args or None).fetchall())  # type: ignore[arg-type]
 
 
 async def until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -183,8 +183,10 @@ class Server:
                     connection: aio_pika.abc.AbstractConnection) -> list[AbstractIncomingMessage]:  # fmt: skip
         """The next batch: wait for one message, then take what else comes within 50 ms."""
         while True:
-            if connection.is_closed:
-                raise ConnectionError("the broker closed the connection")
+            # A node that dies closes the connection under us; aio-pika clears ``connected``
+            # (is_closed says only whether close() was called).
+            if connection.is_closed or not connection.connected.is_set():
+                raise ConnectionError("the connection to the broker is lost")
             try:
                 first = await asyncio.wait_for(inbox.get(), 1.0)
                 break
