@@ -219,3 +219,75 @@ async def test_a_value_the_index_cannot_hold_is_rejected_alone(pg: Postgres) -> 
     assert result.inserted == len(good)
     assert list(result.rejected) == ["refused by the index"]
     assert query(url, "SELECT count(*) FROM rejected") == [(1,)]
+
+
+@pytest.fixture(scope="module")
+def fleet_dsn(pg: Postgres) -> str:
+    """An index with two stations' shift change, one of them offline with an alarm."""
+    import asyncio
+
+    url = fresh_db(pg)
+    migrate(url)
+    items = []
+    for name in ("台北-1", "tp-2"):
+        st = SimStation(name, [])
+        items += [msg(t, p) for t, p in shift_change(st, bays=2, files=2)]
+    items.append(msg("camdock/v1/tp-2/status", b"offline"))
+    items.append(msg("camdock/v1/台北-1/status", b"online"))
+    asyncio.run(ingest(url, items))
+    return url
+
+
+@pytest.fixture(scope="module")
+def client(fleet_dsn: str) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    from camdock.server.config import ServerConfig, User
+    from camdock.server.web import make_app
+
+    hashed = passwords.hash_password("pw-林")
+    cfg = ServerConfig(dsn=fleet_dsn, users=(User("S1", "林主任", "supervisor", hashed),
+                                             User("A1", "陳稽核", "auditor", hashed)))  # fmt: skip
+    with TestClient(make_app(cfg)) as c:
+        yield c
+
+
+def login(client: Any, user: str, password: str) -> Any:
+    page = client.get("/login")
+    token = page.text.split('name="csrf" value="')[1].split('"')[0]
+    return client.post("/login", data={"csrf": token, "user": user, "password": password},
+                       follow_redirects=False)  # fmt: skip
+
+
+def test_the_fleet_view_needs_a_login_of_its_own(client: Any) -> None:
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    assert login(client, "S1", "wrong").status_code == 401
+    assert login(client, "nobody", "pw-林").status_code == 401
+    res = client.post("/login", data={"csrf": "forged", "user": "S1", "password": "pw-林"})
+    assert res.status_code == 401 and "expired" in res.text
+
+
+def test_stations_recordings_and_the_custody_witness(client: Any) -> None:
+    # The server's clock is the test's (2026-11-29 in the station's zone): today's offloads.
+    assert login(client, "S1", "pw-林").status_code == 303
+    page = client.get("/")
+    assert page.status_code == 200 and "林主任" in page.text
+    assert "站台" in page.text and "Stations" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    rows = client.get("/?format=json").json()["stations"]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["台北-1"]["online"] is True and by_id["tp-2"]["online"] is False
+    assert by_id["tp-2"]["offloads_today"] == 2 and by_id["tp-2"]["alarms"] == 0
+    found = client.get("/recordings", params={"officer": "tp-2-B1", "format": "json"}).json()
+    assert [r["station"] for r in found["recordings"]] == ["tp-2", "tp-2"]
+    assert {r["seal"] for r in found["recordings"]} == {"unsealed"}
+    page = client.get("/recordings", params={"camera": "台北-1-C2", "day": "2026-11-29"})
+    assert page.text.count("台北-1-C2") >= 2 and "未封存 unsealed" in page.text
+    assert "YYYY-MM-DD" in client.get("/recordings", params={"day": "29/11"}).text
+    witness = client.get("/stations/tp-2?format=json").json()["heads"]
+    assert [h["seq"] for h in witness][:3] == [len(witness) - 1, len(witness) - 2,
+                                               len(witness) - 3]  # fmt: skip
+    assert "監管鏈見證" in client.get("/stations/tp-2").text
+    client.post("/logout")
+    assert login(client, "A1", "pw-林").status_code == 303
+    assert "稽核 auditor" in client.get("/").text
