@@ -30,7 +30,7 @@ def fresh_db(pg: Postgres) -> str:
     """A new empty database in ``pg``; its DSN."""
     name = f"t{next(_names)}_{int(time.monotonic() * 1000) % 100000}"
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - our own generated name
+        conn.execute(f'CREATE DATABASE "{name}"')
     return pg.dsn.replace("dbname=camdock", f"dbname={name}")
 
 

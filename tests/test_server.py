@@ -97,16 +97,20 @@ def test_hostile_and_malformed_messages_are_rejected_with_a_reason() -> None:
 
 def test_server_config_lists_every_problem(tmp_path: Path) -> None:
     cfg = tmp_path / "server.toml"
-    cfg.write_text('[server]\nconsumers = 0\ntypo = 1\n[[users]]\nid = "S1"\nname = "x"\n'
-                   'role = "custodian"\npassword = "plain"\n')  # fmt: skip
+    cfg.write_text(
+        '[server]\nconsumers = 0\ntypo = 1\n[[users]]\nid = "S1"\nname = "x"\n'
+        'role = "custodian"\npassword = "plain"\n'
+    )
     with pytest.raises(ConfigError) as err:
         server_config.load(cfg)
     text = str(err.value)
     assert "consumers" in text and "typo" in text and "role" in text and "scrypt" in text
     good = passwords.hash_password("pw")
-    cfg.write_text(f'[server]\namqp = ["amqp://u@h1:5672/", "amqp://u@h2:5672/"]\n'
-                   f'[[users]]\nid = "S1"\nname = "林主任"\nrole = "supervisor"\n'
-                   f'password = "{good}"\n')  # fmt: skip
+    cfg.write_text(
+        f'[server]\namqp = ["amqp://u@h1:5672/", "amqp://u@h2:5672/"]\n'
+        f'[[users]]\nid = "S1"\nname = "林主任"\nrole = "supervisor"\n'
+        f'password = "{good}"\n'
+    )
     loaded = server_config.load(cfg)
     assert len(loaded.amqp) == 2 and loaded.users[0].role == "supervisor"
 
@@ -133,8 +137,9 @@ async def test_an_event_delivered_twice_is_one_row_and_the_recordings_are_indexe
     assert first.inserted == len(events) and again.inserted == 0
     assert again.duplicates == len(events)
     assert query(dsn, "SELECT count(*) FROM events") == [(len(events),)]
-    rows = query(dsn, "SELECT station, officer, camera, day::text, copies FROM recordings"
-                      " ORDER BY recording")  # fmt: skip
+    rows = query(
+        dsn, "SELECT station, officer, camera, day::text, copies FROM recordings ORDER BY recording"
+    )
     assert len(rows) == 6
     assert rows[0] == ("st1", "st1-B1", "st1-C1", "2026-11-29", 2)
     assert query(dsn, "SELECT events, first_seq, max_seq FROM stations") == [
@@ -152,9 +157,9 @@ async def test_a_gap_is_an_alarm_only_once_it_lasts_and_clears_when_filled(dsn: 
         assert await sweep_gaps(conn, NOW, 30) == 1
         assert query(dsn, "SELECT count(*) FROM alarms WHERE kind = 'gap'") == [(0,)]
         assert await sweep_gaps(conn, NOW + timedelta(seconds=31), 30) == 1
-        assert query(dsn, "SELECT text FROM alarms WHERE kind = 'gap' AND cleared_at IS NULL")[
+        assert query(dsn, "SELECT text FROM alarms WHERE kind = 'gap' AND cleared_at IS NULL")[0][
             0
-        ][0].startswith("event #4 missing")
+        ].startswith("event #4 missing")
         await ingest(dsn, [held])
         assert await sweep_gaps(conn, NOW + timedelta(seconds=40), 30) == 0
     assert query(dsn, "SELECT count(*) FROM alarms WHERE cleared_at IS NULL") == [(0,)]
@@ -188,8 +193,14 @@ async def test_status_alarms_and_a_reused_seq(dsn: str) -> None:
     t, p = st.event("custody-head", {})
     body = json.loads(p)
     other = json.dumps({**body, "id": "01890a5d-ac96-774b-bcce-b302099a8057"}).encode()
-    await ingest(dsn, [msg("camdock/v1/st1/status", b"online"), msg(t, p),
-                       msg("camdock/v1/st1/alarm", "狀態磁碟已滿 state disk full".encode())])  # fmt: skip
+    await ingest(
+        dsn,
+        [
+            msg("camdock/v1/st1/status", b"online"),
+            msg(t, p),
+            msg("camdock/v1/st1/alarm", "狀態磁碟已滿 state disk full".encode()),
+        ],
+    )
     result = await ingest(dsn, [msg(t, other), msg("camdock/v1/st1/status", b"offline")])
     assert result.rejected["seq reused"] == 1
     assert query(dsn, "SELECT online, alarm FROM stations") == [
@@ -246,8 +257,10 @@ def client(fleet_dsn: str) -> Iterator[Any]:
     from camdock.server.web import make_app
 
     hashed = passwords.hash_password("pw-林")
-    cfg = ServerConfig(dsn=fleet_dsn, users=(User("S1", "林主任", "supervisor", hashed),
-                                             User("A1", "陳稽核", "auditor", hashed)))  # fmt: skip
+    cfg = ServerConfig(
+        dsn=fleet_dsn,
+        users=(User("S1", "林主任", "supervisor", hashed), User("A1", "陳稽核", "auditor", hashed)),
+    )
     with TestClient(make_app(cfg)) as c:
         yield c
 
@@ -255,8 +268,9 @@ def client(fleet_dsn: str) -> Iterator[Any]:
 def login(client: Any, user: str, password: str) -> Any:
     page = client.get("/login")
     token = page.text.split('name="csrf" value="')[1].split('"')[0]
-    return client.post("/login", data={"csrf": token, "user": user, "password": password},
-                       follow_redirects=False)  # fmt: skip
+    return client.post(
+        "/login", data={"csrf": token, "user": user, "password": password}, follow_redirects=False
+    )
 
 
 def test_the_fleet_view_needs_a_login_of_its_own(client: Any) -> None:
@@ -285,8 +299,7 @@ def test_stations_recordings_and_the_custody_witness(client: Any) -> None:
     assert page.text.count("台北-1-C2") >= 2 and "未封存 unsealed" in page.text
     assert "YYYY-MM-DD" in client.get("/recordings", params={"day": "29/11"}).text
     witness = client.get("/stations/tp-2?format=json").json()["heads"]
-    assert [h["seq"] for h in witness][:3] == [len(witness) - 1, len(witness) - 2,
-                                               len(witness) - 3]  # fmt: skip
+    assert [h["seq"] for h in witness][:3] == [len(witness) - 1, len(witness) - 2, len(witness) - 3]
     assert "監管鏈見證" in client.get("/stations/tp-2").text
     client.post("/logout")
     assert login(client, "A1", "pw-林").status_code == 303

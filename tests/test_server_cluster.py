@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
@@ -85,16 +84,32 @@ async def test_a_real_station_s_events_reach_the_index(
         state = tmp_path / "station"
         # A node's first persistent MQTT session takes seconds (its message store starts);
         # the simulated shift end is over in five, so open one first.
-        async with aiomqtt.Client("127.0.0.1", cluster.nodes[0].mqtt_port, clean_session=False,
-                                  identifier="camdock-warmup", timeout=90,
-                                  protocol=aiomqtt.ProtocolVersion.V311):  # fmt: skip
+        async with aiomqtt.Client(
+            "127.0.0.1",
+            cluster.nodes[0].mqtt_port,
+            clean_session=False,
+            identifier="camdock-warmup",
+            timeout=90,
+            protocol=aiomqtt.ProtocolVersion.V311,
+        ):
             pass
         proc = await asyncio.to_thread(
             subprocess.run,
-            camdock_cmd("simulate", "--no-ui", "--json", "--bays", "4", "--state-dir",
-                        str(state), "--broker", f"127.0.0.1:{front.port}"),
-            capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+            camdock_cmd(
+                "simulate",
+                "--no-ui",
+                "--json",
+                "--bays",
+                "4",
+                "--state-dir",
+                str(state),
+                "--broker",
+                f"127.0.0.1:{front.port}",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         delivered: set[str] = set()
         recorded: set[str] = set()
@@ -150,8 +165,9 @@ async def test_hostile_messages_are_counted_and_the_consumers_carry_on(
         st.close()
 
 
-def burst(stations: list[SimStation], bays: int, files: int, pace: float,
-          stop: threading.Event) -> threading.Thread:  # fmt: skip
+def burst(
+    stations: list[SimStation], bays: int, files: int, pace: float, stop: threading.Event
+) -> threading.Thread:
     """Every station's shift change, published at ``pace`` s between rounds, on a thread."""
 
     def run() -> None:
@@ -241,10 +257,11 @@ async def test_killing_the_node_a_station_uses_mid_burst_loses_and_duplicates_no
         for st in stations:
             st.close()
     assert count(cfg.dsn, "SELECT count(DISTINCT (station, seq)) FROM events") == total
-    per_station = query(cfg.dsn, "SELECT id, events, first_seq, max_seq FROM stations"
-                                 " WHERE id LIKE 'failover-%' ORDER BY id")  # fmt: skip
-    assert [(n, f, m) for _, n, f, m in per_station] == [
-        (st.seq, 1, st.seq) for st in stations
-    ]
+    per_station = query(
+        cfg.dsn,
+        "SELECT id, events, first_seq, max_seq FROM stations"
+        " WHERE id LIKE 'failover-%' ORDER BY id",
+    )
+    assert [(n, f, m) for _, n, f, m in per_station] == [(st.seq, 1, st.seq) for st in stations]
     assert count(cfg.dsn, "SELECT count(*) FROM alarms WHERE cleared_at IS NULL") == 0
     print(f"failover: {total} events, {redelivered} duplicates dropped by id")

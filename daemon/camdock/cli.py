@@ -21,6 +21,7 @@ from camdock.commands import request as request_cmd
 from camdock.commands import retention as retention_cmd
 from camdock.commands import seal as seal_cmd
 from camdock.commands import selftest as selftest_cmd
+from camdock.commands import server as server_cmd
 from camdock.commands import simulate as simulate_cmd
 from camdock.commands import staff as staff_cmd
 from camdock.commands import udev as udev_cmd
@@ -50,6 +51,7 @@ _RUN: dict[str, Run] = {
     "web": web_cmd.run,
     "udev-rules": udev_cmd.run,
     "monitor": monitor_cmd.run,
+    "server": server_cmd.run,
 }
 
 
@@ -79,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     web_cmd.add_parser(sub)
     udev_cmd.add_parser(sub)
     monitor_cmd.add_parser(sub)
+    server_cmd.add_parser(sub)
     return p
 
 

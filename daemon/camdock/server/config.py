@@ -46,8 +46,18 @@ class ServerConfig:
     users: tuple[User, ...] = field(default_factory=tuple)
 
 
-_SERVER_KEYS = {"amqp", "password_file", "prefix", "queue", "consumers", "prefetch", "batch",
-                "max_message_bytes", "gap_grace_seconds", "timezone"}  # fmt: skip
+_SERVER_KEYS = {
+    "amqp",
+    "password_file",
+    "prefix",
+    "queue",
+    "consumers",
+    "prefetch",
+    "batch",
+    "max_message_bytes",
+    "gap_grace_seconds",
+    "timezone",
+}
 
 
 def parse(doc: dict[str, Any], source: str = "server config") -> ServerConfig:
@@ -64,8 +74,10 @@ def parse(doc: dict[str, Any], source: str = "server config") -> ServerConfig:
         amqp = list(ServerConfig.amqp)
     if "password_file" in s:  # the password stays out of the config file
         secret = Path(s["password_file"]).read_text().strip()
-        amqp = [u.replace("@", f":{secret}@", 1) if ":" not in u.split("//")[1].split("@")[0]
-                else u for u in amqp]  # fmt: skip
+        amqp = [
+            u.replace("@", f":{secret}@", 1) if ":" not in u.split("//")[1].split("@")[0] else u
+            for u in amqp
+        ]
     for key in ("consumers", "prefetch", "batch", "max_message_bytes"):
         if not isinstance(s.get(key, 1), int) or s.get(key, 1) < 1:
             problems.append(f"[server].{key}: a positive integer")

@@ -109,8 +109,14 @@ class Server:
                         delay = BACKOFF_FIRST
             except asyncio.CancelledError:
                 raise
-            except (OSError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
-                    psycopg.OperationalError, ConnectionError, TimeoutError) as exc:  # fmt: skip
+            except (
+                OSError,
+                aio_pika.exceptions.AMQPError,
+                aiormq.exceptions.AMQPError,
+                psycopg.OperationalError,
+                ConnectionError,
+                TimeoutError,
+            ) as exc:
                 log.warning("consumer %d on %s: %s", n, where, exc or type(exc).__name__)
             except Exception:  # bulkhead: one consumer's failure must not end the others
                 log.exception("consumer %d on %s failed; reconnecting", n, where)
@@ -122,8 +128,9 @@ class Server:
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - not crypto
             delay = min(delay * 2, BACKOFF_MAX)
 
-    async def _consume(self, n: int, connection: aio_pika.abc.AbstractConnection,
-                       db: psycopg.AsyncConnection[Any]) -> None:  # fmt: skip
+    async def _consume(
+        self, n: int, connection: aio_pika.abc.AbstractConnection, db: psycopg.AsyncConnection[Any]
+    ) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self.cfg.prefetch)
         queue = await declare(channel, self.cfg)
@@ -138,8 +145,9 @@ class Server:
                 items: list[tuple[str, Message]] = []
                 for m in batch:
                     key = m.routing_key or ""
-                    items.append((key, classify(self.cfg.prefix, key, m.body,
-                                                self.cfg.max_message_bytes)))  # fmt: skip
+                    items.append(
+                        (key, classify(self.cfg.prefix, key, m.body, self.cfg.max_message_bytes))
+                    )
                 result = await self._write(db, items)
                 await batch[-1].ack(multiple=True)
                 s = self.stats
@@ -151,8 +159,9 @@ class Server:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
 
-    async def _write(self, db: psycopg.AsyncConnection[Any],
-                     items: list[tuple[str, Message]]) -> BatchResult:  # fmt: skip
+    async def _write(
+        self, db: psycopg.AsyncConnection[Any], items: list[tuple[str, Message]]
+    ) -> BatchResult:
         """The batch in one transaction; if the index refuses it (a value valid by the contract
         but not for a column: a seq beyond 64 bits), each message alone, and the one refused
         is rejected and counted, so one hostile message never holds back its batch."""
@@ -172,15 +181,17 @@ class Server:
                 station = getattr(message, "station", None)
                 size = getattr(message, "size", 0)
                 reason = f"refused by the index: {str(exc).splitlines()[0][:200]}"
-                one = await write_batch(db, [(key, Rejected(station, reason, size))],
-                                        clock.now())  # fmt: skip
+                one = await write_batch(db, [(key, Rejected(station, reason, size))], clock.now())
             total.inserted += one.inserted
             total.duplicates += one.duplicates
             total.rejected.update(one.rejected)
         return total
 
-    async def _take(self, inbox: asyncio.Queue[AbstractIncomingMessage],
-                    connection: aio_pika.abc.AbstractConnection) -> list[AbstractIncomingMessage]:  # fmt: skip
+    async def _take(
+        self,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+        connection: aio_pika.abc.AbstractConnection,
+    ) -> list[AbstractIncomingMessage]:
         """The next batch: wait for one message, then take what else comes within 50 ms."""
         while True:
             # A node that dies closes the connection under us; aio-pika clears ``connected``
@@ -210,8 +221,9 @@ class Server:
     async def _sweeper(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.cfg.dsn,
-                                                                 autocommit=True) as db:  # fmt: skip
+                async with await psycopg.AsyncConnection.connect(
+                    self.cfg.dsn, autocommit=True
+                ) as db:
                     while True:
                         await sweep_gaps(db, clock.now(), self.cfg.gap_grace_seconds)
                         await asyncio.sleep(min(5.0, max(self.cfg.gap_grace_seconds / 4, 0.2)))

@@ -7,8 +7,8 @@ reason, never an exception: one hostile station must not stop a consumer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -150,11 +150,12 @@ def validator(pointer: str) -> Check:
     return check
 
 
-def classify(prefix: str, routing_key: str, payload: bytes,
-             max_bytes: int = MAX_MESSAGE_BYTES) -> Message:  # fmt: skip
+def classify(
+    prefix: str, routing_key: str, payload: bytes, max_bytes: int = MAX_MESSAGE_BYTES
+) -> Message:
     """What one message from the exchange is, or why it is rejected."""
     topic = routing_key_to_topic(routing_key)
-    head = prefix.split("/") + [SCHEMA_VERSION]
+    head = [*prefix.split("/"), SCHEMA_VERSION]
     parts = topic.split("/")
     if parts[: len(head)] != head or len(parts) < len(head) + 2:
         return Rejected(None, "topic outside the stations' prefix", len(payload))
@@ -223,5 +224,5 @@ def _problem(pointer: str, body: dict[str, Any]) -> str | None:
     try:
         validator(pointer)(body)
     except fastjsonschema.JsonSchemaException as exc:
-        return str(exc.message)[:200]
+        return str(getattr(exc, "message", exc))[:200]
     return None

@@ -25,8 +25,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PG_BIN", "RABBIT_BIN", "Postgres", "RabbitCluster", "RabbitNode", "free_port",
-           "missing"]  # fmt: skip
+__all__ = [
+    "PG_BIN",
+    "RABBIT_BIN",
+    "Postgres",
+    "RabbitCluster",
+    "RabbitNode",
+    "free_port",
+    "missing",
+]
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -85,27 +92,65 @@ class Postgres:
         """initdb, start, create the database; returns when it accepts connections."""
         data = self.base / "data"
         if os.geteuid() == 0:
-            os.chmod(self.base, 0o755)
+            os.chmod(self.base, 0o755)  # noqa: S103 - postgres must reach its data folder
             shutil.chown(self.base, "postgres", "postgres")
         subprocess.run(
-            self._as_user([str(PG_BIN / "initdb"), "-D", str(data), "-U", "camdock",
-                           "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            self._as_user(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "camdock",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
         opts += " -c shared_buffers=64MB -c max_connections=60"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
-            self._as_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                           str(self.base / "log"), "-w", "-t", "60", "start"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            self._as_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.base / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         subprocess.run(
-            self._as_user([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                           "-U", "camdock", "camdock"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            self._as_user(
+                [
+                    str(PG_BIN / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "camdock",
+                    "camdock",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def pid(self) -> int | None:
         """The postmaster's pid, while it runs."""
@@ -117,10 +162,20 @@ class Postgres:
         """Stop (fast) and remove the folder. Safe to call twice."""
         if (self.base / "data" / "postmaster.pid").exists():
             subprocess.run(
-                self._as_user([str(PG_BIN / "pg_ctl"), "-D", str(self.base / "data"), "-m",
-                               "immediate", "-w", "stop"]),
-                check=False, capture_output=True,
-            )  # fmt: skip
+                self._as_user(
+                    [
+                        str(PG_BIN / "pg_ctl"),
+                        "-D",
+                        str(self.base / "data"),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ]
+                ),
+                check=False,
+                capture_output=True,
+            )
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -156,8 +211,13 @@ class RabbitCluster:
         self.epmd: subprocess.Popen[bytes] | None = None
         tag = os.urandom(3).hex()
         self.nodes = [
-            RabbitNode(f"camdock{tag}{chr(97 + i)}@localhost", free_port(), free_port(),
-                       free_port(), self.base / chr(97 + i))  # fmt: skip
+            RabbitNode(
+                f"camdock{tag}{chr(97 + i)}@localhost",
+                free_port(),
+                free_port(),
+                free_port(),
+                self.base / chr(97 + i),
+            )
             for i in range(size)
         ]
 
@@ -206,15 +266,17 @@ class RabbitCluster:
                 "disk_free_limit.absolute = 50MB\n"
                 "vm_memory_high_watermark.relative = 0.2\n"
                 "log.console = false\nlog.file.level = warning\n"
-            )  # fmt: skip
+            )
 
     def start(self, timeout: float = 150.0) -> None:
         """Start every node at once; returns when the cluster has all of them."""
         self._configure()
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(0.2)
         for node in self.nodes:
             self.start_node(node)
@@ -228,17 +290,25 @@ class RabbitCluster:
         """Start (or restart) one node."""
         log = open(node.base / "stdout.log", "ab")  # noqa: SIM115 - the node's own file
         node.proc = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")], env=self.env(node), stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [str(RABBIT_BIN / "rabbitmq-server")],
+            env=self.env(node),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
 
     def ctl(self, node: RabbitNode, *args: str, timeout: float = 60) -> str:
         """rabbitmqctl against ``node``; its output."""
         out = subprocess.run(
-            [str(RABBIT_BIN / "rabbitmqctl"), "-n", node.name, *args], env=self.env(node),
-            capture_output=True, text=True, timeout=timeout, check=True,
-        )  # fmt: skip
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", node.name, *args],
+            env=self.env(node),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
         return out.stdout
 
     def await_members(self, count: int, deadline: float) -> None:

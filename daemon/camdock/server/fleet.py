@@ -31,7 +31,9 @@ def today(now: datetime, zone: str) -> tuple[date, datetime]:
 def stations(dsn: str, now: datetime, zone: str) -> list[dict[str, Any]]:
     """Every station with its state and the numbers a supervisor looks at first."""
     day, start = today(now, zone)
-    return _rows(dsn, """
+    return _rows(
+        dsn,
+        """
 SELECT s.id, s.online, s.last_seen, s.alarm, s.events, s.max_seq,
   (SELECT count(*) FROM bay_states b WHERE b.station = s.id AND b.phase = ANY(%(busy)s))
     AS backlog,
@@ -41,23 +43,31 @@ SELECT s.id, s.online, s.last_seen, s.alarm, s.events, s.max_seq,
   (SELECT count(*) FROM alarms a WHERE a.station = s.id AND a.cleared_at IS NULL) AS alarms,
   (SELECT count(*) FROM events e WHERE e.type = 'offload-completed' AND e.station = s.id
      AND e.time >= %(start)s AND e.time < %(end)s) AS offloads_today
-FROM stations s ORDER BY s.id""", {"busy": list(BUSY), "day": day, "start": start,
-                                   "end": start + timedelta(days=1)})  # fmt: skip
+FROM stations s ORDER BY s.id""",
+        {"busy": list(BUSY), "day": day, "start": start, "end": start + timedelta(days=1)},
+    )
 
 
 def alarms(dsn: str, station: str | None = None) -> list[dict[str, Any]]:
     """Open alarms, newest first."""
-    return _rows(dsn, """
+    return _rows(
+        dsn,
+        """
 SELECT station, kind, text, raised_at FROM alarms WHERE cleared_at IS NULL
   AND (%(station)s::text IS NULL OR station = %(station)s) ORDER BY raised_at DESC, id DESC
-  LIMIT 200""", {"station": station})  # fmt: skip
+  LIMIT 200""",
+        {"station": station},
+    )
 
 
-def recordings(dsn: str, officer: str | None, camera: str | None, day: date | None,
-               limit: int = 200) -> list[dict[str, Any]]:  # fmt: skip
+def recordings(
+    dsn: str, officer: str | None, camera: str | None, day: date | None, limit: int = 200
+) -> list[dict[str, Any]]:
     """Recordings across stations by officer (badge), camera and duty day, with copies, seal
     state and the holds that keep them."""
-    return _rows(dsn, """
+    return _rows(
+        dsn,
+        """
 SELECT r.station, r.recording, r.day, r.camera, r.officer, r.officer_name, r.sha256, r.size,
   r.copies, r.damaged, r.destroyed_at, r.recorded_start,
   CASE WHEN s.confirmed_at IS NOT NULL THEN 'confirmed' WHEN s.generation IS NOT NULL
@@ -73,12 +83,17 @@ WHERE (%(officer)s::text IS NULL OR r.officer = %(officer)s)
   AND (%(camera)s::text IS NULL OR r.camera = %(camera)s)
   AND (%(day)s::date IS NULL OR r.day = %(day)s)
 ORDER BY r.day DESC, r.station, r.recording LIMIT %(limit)s""",
-        {"officer": officer or None, "camera": camera or None, "day": day, "limit": limit})  # fmt: skip
+        {"officer": officer or None, "camera": camera or None, "day": day, "limit": limit},
+    )
 
 
 def witness(dsn: str, station: str, limit: int = 100) -> list[dict[str, Any]]:
     """The custody heads witnessed from one station, newest first."""
-    return _rows(dsn, """
+    return _rows(
+        dsn,
+        """
 SELECT h.seq, h.hash, h.seen_at, e.seq AS event_seq, e.type FROM custody_heads h
   JOIN events e ON e.id = h.event WHERE h.station = %(station)s ORDER BY h.seq DESC
-  LIMIT %(limit)s""", {"station": station, "limit": limit})  # fmt: skip
+  LIMIT %(limit)s""",
+        {"station": station, "limit": limit},
+    )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from camdock.events import uuid7
 
@@ -63,20 +64,32 @@ class SimStation:
 
     # -- events ------------------------------------------------------------------------------
 
-    def event(self, kind: str, data: dict[str, Any], bay: int | None = None,
-              camera: str | None = None, officer: dict[str, str] | None = None,
-              at: str | None = None) -> tuple[str, bytes]:  # fmt: skip
+    def event(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        bay: int | None = None,
+        camera: str | None = None,
+        officer: dict[str, str] | None = None,
+        at: str | None = None,
+    ) -> tuple[str, bytes]:
         """The next event of this station (topic, payload); custody heads move on verified
         recordings, as a station's chain does."""
         self.seq += 1
         if kind in ("file-verified", "camera-cleared", "offload-completed"):
             self.chain.grow()
         body = {
-            "id": uuid7(), "seq": self.seq, "type": kind,
+            "id": uuid7(),
+            "seq": self.seq,
+            "type": kind,
             "time": at or f"{self.day}T02:{(self.seq // 60) % 60:02d}:{self.seq % 60:02d}.000000Z",
-            "station": self.station, "bay": bay, "camera": camera, "officer": officer,
-            "data": data, "custody": {"seq": self.chain.seq, "hash": self.chain.hash},
-        }  # fmt: skip
+            "station": self.station,
+            "bay": bay,
+            "camera": camera,
+            "officer": officer,
+            "data": data,
+            "custody": {"seq": self.chain.seq, "hash": self.chain.hash},
+        }
         return f"{self.prefix}/v1/{self.station}/events/{kind}", json.dumps(body).encode()
 
     # -- the connection ----------------------------------------------------------------------
@@ -105,15 +118,14 @@ class SimStation:
     def _open(self) -> None:
         host, port = self.host
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"camdock-{self.station}",
             protocol=mqtt.MQTTv311,
             clean_session=True,
         )
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
-        client.will_set(f"{self.prefix}/v1/{self.station}/status", b"offline", qos=1,
-                        retain=True)  # fmt: skip
+        client.will_set(f"{self.prefix}/v1/{self.station}/status", b"offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -220,26 +232,68 @@ def _bay(st: SimStation, bay: int, files: int) -> Iterator[tuple[str, bytes]]:
     camera = f"{st.station}-C{bay}"
     officer = {"badge": f"{st.station}-B{bay}", "name": f"員警{bay}", "unit": "第一分局"}
     session = uuid.uuid4().hex[:12]
-    yield st.event("camera-docked", {"usb_serial": f"SN{bay:04d}", "ownership": "agency",
-                                     "fs": "exfat"}, bay, camera, officer)  # fmt: skip
-    yield st.event("offload-started", {"session": session, "files": files,
-                                       "bytes": files * 1000, "skipped": 0},
-                   bay, camera, officer)  # fmt: skip
+    yield st.event(
+        "camera-docked",
+        {"usb_serial": f"SN{bay:04d}", "ownership": "agency", "fs": "exfat"},
+        bay,
+        camera,
+        officer,
+    )
+    yield st.event(
+        "offload-started",
+        {"session": session, "files": files, "bytes": files * 1000, "skipped": 0},
+        bay,
+        camera,
+        officer,
+    )
     for n in range(1, files + 1):
         sha = hashlib.sha256(f"{st.station}{bay}{session}{n}".encode()).hexdigest()
         recording = st.seq + 1
-        yield st.event("file-verified", {
-            "session": session, "source": f"DCIM/{n:04d}.MP4", "sha256": sha, "size": 1000,
-            "path": f"{st.day.replace('-', '/')}/0800-{officer['badge']}-{n}.mp4",
-            "recording": recording, "recorded_start": f"{st.day}T01:{n:02d}:00.000000Z",
-            "destinations": 2, "already_catalogued": False, "officer": officer["badge"],
-            "attribution": "config", "time_suspect": None,
-        }, bay, camera, officer)  # fmt: skip
-        yield st.event("camera-cleared", {"session": session, "source": f"DCIM/{n:04d}.MP4",
-                                          "sha256": sha, "recording": recording},
-                       bay, camera, officer)  # fmt: skip
-    yield st.event("offload-completed", {"session": session, "files": files, "verified": files,
-                                         "failed": 0, "cleared": files, "skipped": 0,
-                                         "bytes_verified": files * 1000},
-                   bay, camera, officer)  # fmt: skip
+        yield st.event(
+            "file-verified",
+            {
+                "session": session,
+                "source": f"DCIM/{n:04d}.MP4",
+                "sha256": sha,
+                "size": 1000,
+                "path": f"{st.day.replace('-', '/')}/0800-{officer['badge']}-{n}.mp4",
+                "recording": recording,
+                "recorded_start": f"{st.day}T01:{n:02d}:00.000000Z",
+                "destinations": 2,
+                "already_catalogued": False,
+                "officer": officer["badge"],
+                "attribution": "config",
+                "time_suspect": None,
+            },
+            bay,
+            camera,
+            officer,
+        )
+        yield st.event(
+            "camera-cleared",
+            {
+                "session": session,
+                "source": f"DCIM/{n:04d}.MP4",
+                "sha256": sha,
+                "recording": recording,
+            },
+            bay,
+            camera,
+            officer,
+        )
+    yield st.event(
+        "offload-completed",
+        {
+            "session": session,
+            "files": files,
+            "verified": files,
+            "failed": 0,
+            "cleared": files,
+            "skipped": 0,
+            "bytes_verified": files * 1000,
+        },
+        bay,
+        camera,
+        officer,
+    )
     yield st.event("custody-head", {}, bay, camera, officer)

@@ -54,9 +54,7 @@ async def write_batch(conn: Conn, batch: list[tuple[str, Message]], now: datetim
     """Write ``batch`` (routing key, classified message) in one transaction."""
     result = BatchResult()
     async with conn.transaction():
-        stations = sorted(
-            {m.station for _, m in batch if not isinstance(m, Rejected | Ignored)}
-        )
+        stations = sorted({m.station for _, m in batch if not isinstance(m, Rejected | Ignored)})
         if stations:
             await conn.execute(
                 "INSERT INTO stations (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
@@ -98,8 +96,15 @@ async def write_batch(conn: Conn, batch: list[tuple[str, Message]], now: datetim
     return result
 
 
-async def _reject(conn: Conn, key: str, station: str | None, reason: str, size: int,
-                  now: datetime, result: BatchResult) -> None:  # fmt: skip
+async def _reject(
+    conn: Conn,
+    key: str,
+    station: str | None,
+    reason: str,
+    size: int,
+    now: datetime,
+    result: BatchResult,
+) -> None:
     result.rejected[reason.split(":")[0]] += 1
     await conn.execute(
         "INSERT INTO rejected (received_at, routing_key, station, reason, size)"
@@ -120,8 +125,9 @@ async def _station_alarm(conn: Conn, m: StationAlarm, now: datetime, result: Bat
         await _clear(conn, m.station, "station", "alarm", now)
 
 
-async def _raise(conn: Conn, station: str, kind: str, key: str, text: str, event: str | None,
-                 now: datetime) -> int:  # fmt: skip
+async def _raise(
+    conn: Conn, station: str, kind: str, key: str, text: str, event: str | None, now: datetime
+) -> int:
     """Open an alarm (or update the text of the open one with the same key); 1 if new."""
     cur = await conn.execute(
         "INSERT INTO alarms (station, kind, key, text, event, raised_at)"
@@ -181,13 +187,21 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
                 # Same station and seq as a stored event under another id: a station whose
                 # sequence restarted, or one that is not what it says.
                 text = f"event #{e.body['seq']} arrived again under another id {i}"
-                await _reject(conn, f"events/{e.body['type']}", e.station,
-                              f"seq reused: {text}", e.size, now, result)  # fmt: skip
+                await _reject(
+                    conn,
+                    f"events/{e.body['type']}",
+                    e.station,
+                    f"seq reused: {text}",
+                    e.size,
+                    now,
+                    result,
+                )
                 result.alarms += await _raise(
                     conn, e.station, "seq-reused", str(e.body["seq"]), text, None, now
                 )
-    new = sorted((e for e in events if e.body["id"] in new_ids),
-                 key=lambda e: (e.station, e.body["seq"]))  # fmt: skip
+    new = sorted(
+        (e for e in events if e.body["id"] in new_ids), key=lambda e: (e.station, e.body["seq"])
+    )
     result.inserted += len(new)
     if not new:
         return
@@ -227,8 +241,10 @@ async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchRes
             a, b, ca, cb = pq, q, pcs, cs
         else:
             a, b, ca, cb = q, xq, cs, xcs
-        text = (f"custody head went backwards: event #{b} carries custody #{cb}"
-                f" after event #{a} carried #{ca}")  # fmt: skip
+        text = (
+            f"custody head went backwards: event #{b} carries custody #{cb}"
+            f" after event #{a} carried #{ca}"
+        )
         result.alarms += await _raise(conn, st, "custody-backwards", f"{a}-{b}", text, event, now)
     await conn.execute(
         "INSERT INTO custody_heads (station, seq, hash, event, seen_at)"
@@ -260,7 +276,7 @@ def _alarm_key(e: Event) -> str | None:
         case "copy-damaged":
             return f"{d['recording']}:{d['destination']}"
         case "retention-alarm" | "seal-alarm":
-            return e.body["type"]
+            return str(e.body["type"])
         case "offload-failed" | "selftest-failed" | "access-refused":
             return str(e.body["id"])
     return None
@@ -285,7 +301,7 @@ def _alarm_text(e: Event) -> str:
             return str(d["supervisor_notice"])
         case "access-refused":
             return f"{d['by']} {d['attempted']}: {d['reason']}"
-    return e.body["type"]
+    return str(e.body["type"])
 
 
 def _day(path: str, fallback: str) -> date:
@@ -314,10 +330,22 @@ async def _derive(conn: Conn, e: Event, now: datetime, result: BatchResult) -> N
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (station, recording) DO UPDATE"
                 " SET copies = greatest(recordings.copies, excluded.copies)",
-                (st, d["recording"], d["sha256"], d["size"], d["path"],
-                 _day(d["path"], b["time"]), b["camera"], officer, name, d.get("attribution"),
-                 d["recorded_start"], d["destinations"], b["id"]),
-            )  # fmt: skip
+                (
+                    st,
+                    d["recording"],
+                    d["sha256"],
+                    d["size"],
+                    d["path"],
+                    _day(d["path"], b["time"]),
+                    b["camera"],
+                    officer,
+                    name,
+                    d.get("attribution"),
+                    d["recorded_start"],
+                    d["destinations"],
+                    b["id"],
+                ),
+            )
         case "recording-destroyed":
             await conn.execute(
                 "UPDATE recordings SET destroyed_at = %s, copies = 0"
@@ -363,10 +391,19 @@ async def _derive(conn: Conn, e: Event, now: datetime, result: BatchResult) -> N
                 "INSERT INTO holds (station, hold, kind, case_ref, recording, officer, camera,"
                 " range_start, range_end, placed_at) VALUES"
                 " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (st, d["hold"], d["kind"], d["case_ref"], d.get("recording_id"),
-                 d.get("officer_badge"), d.get("camera_id"), d.get("range_start"),
-                 d.get("range_end"), b["time"]),
-            )  # fmt: skip
+                (
+                    st,
+                    d["hold"],
+                    d["kind"],
+                    d["case_ref"],
+                    d.get("recording_id"),
+                    d.get("officer_badge"),
+                    d.get("camera_id"),
+                    d.get("range_start"),
+                    d.get("range_end"),
+                    b["time"],
+                ),
+            )
         case "hold-released":
             await conn.execute(
                 "UPDATE holds SET released_at = %s WHERE station = %s AND hold = %s",
@@ -413,6 +450,13 @@ async def sweep_gaps(conn: Conn, now: datetime, grace_seconds: float) -> int:
                 first = known[a][1] if a in known else now
                 if (now - first).total_seconds() >= grace_seconds:
                     what = f"event #{a}" if a == b else f"events #{a}–#{b}"
-                    await _raise(conn, station, "gap", str(a),
-                                 f"{what} missing (since {first:%H:%M:%S} UTC)", None, now)  # fmt: skip
+                    await _raise(
+                        conn,
+                        station,
+                        "gap",
+                        str(a),
+                        f"{what} missing (since {first:%H:%M:%S} UTC)",
+                        None,
+                        now,
+                    )
     return open_gaps

@@ -7,6 +7,8 @@ database's ``now()``: tests set the moment, and the index agrees with the statio
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from camdock.errors import CamdockError
@@ -136,7 +138,7 @@ CREATE TABLE rejected (
 ]
 
 
-def version(conn: psycopg.Connection[object]) -> int:
+def version(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
     """The schema version the database is at (0: empty)."""
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")

@@ -30,8 +30,10 @@ __all__ = ["make_app"]
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).parent.parent / "web" / "static"  # the console's stylesheet
 ROLE_NAMES = {"supervisor": "督導 unit supervisor", "auditor": "稽核 auditor"}
-CSP = ("default-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none';"
-       " base-uri 'none'; form-action 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none';"
+    " base-uri 'none'; form-action 'self'"
+)
 
 
 def make_app(cfg: ServerConfig) -> Starlette:
@@ -47,8 +49,9 @@ def make_app(cfg: ServerConfig) -> Starlette:
             data = {k: v for k, v in context.items() if k not in ("q",)}
             return JSONResponse(_jsonable(data))
         html = env.get_template(name).render(me=me(request), roles=ROLE_NAMES, **context)
-        return HTMLResponse(html, headers={"Content-Security-Policy": CSP,
-                                           "X-Content-Type-Options": "nosniff"})  # fmt: skip
+        return HTMLResponse(
+            html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+        )
 
     def login_required(request: Request) -> Response | None:
         if me(request) is None:
@@ -64,8 +67,9 @@ def make_app(cfg: ServerConfig) -> Starlette:
                 error = "表單已過期，請再試一次 The form expired; try again"
             else:
                 user = users.get(str(form.get("user", "")))
-                if user is not None and passwords.verify(str(form.get("password", "")),
-                                                         user.password):  # fmt: skip
+                if user is not None and passwords.verify(
+                    str(form.get("password", "")), user.password
+                ):
                     request.session.clear()
                     request.session["user"] = user.id
                     return RedirectResponse("/", status_code=303)
@@ -73,7 +77,8 @@ def make_app(cfg: ServerConfig) -> Starlette:
         request.session["csrf"] = secrets.token_urlsafe(16)
         status = 401 if error else 200
         html = env.get_template("fleet_login.html").render(
-            me=None, error=error, csrf=request.session["csrf"])
+            me=None, error=error, csrf=request.session["csrf"]
+        )
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
 
     async def logout(request: Request) -> Response:
@@ -85,8 +90,13 @@ def make_app(cfg: ServerConfig) -> Starlette:
             return r
         now = clock.now()
         rows = fleet.stations(cfg.dsn, now, cfg.timezone)
-        return page(request, "fleet_stations.html", stations=rows,
-                    alarms=fleet.alarms(cfg.dsn)[:50], today=fleet.today(now, cfg.timezone)[0])  # fmt: skip
+        return page(
+            request,
+            "fleet_stations.html",
+            stations=rows,
+            alarms=fleet.alarms(cfg.dsn)[:50],
+            today=fleet.today(now, cfg.timezone)[0],
+        )
 
     async def recordings(request: Request) -> Response:
         if (r := login_required(request)) is not None:
@@ -101,18 +111,32 @@ def make_app(cfg: ServerConfig) -> Starlette:
                 error = "日期格式為 YYYY-MM-DD Day as YYYY-MM-DD"
         searched = any(q.get(k) for k in ("officer", "camera", "day")) and error is None
         rows = fleet.recordings(cfg.dsn, q.get("officer"), q.get("camera"), day) if searched else []
-        return page(request, "fleet_recordings.html", recordings=rows, q=dict(q), error=error,
-                    searched=searched)  # fmt: skip
+        return page(
+            request,
+            "fleet_recordings.html",
+            recordings=rows,
+            q=dict(q),
+            error=error,
+            searched=searched,
+        )
 
     async def station(request: Request) -> Response:
         if (r := login_required(request)) is not None:
             return r
         sid = request.path_params["station"]
-        return page(request, "fleet_station.html", station=sid,
-                    heads=fleet.witness(cfg.dsn, sid), alarms=fleet.alarms(cfg.dsn, sid))  # fmt: skip
+        return page(
+            request,
+            "fleet_station.html",
+            station=sid,
+            heads=fleet.witness(cfg.dsn, sid),
+            alarms=fleet.alarms(cfg.dsn, sid),
+        )
 
-    secret = (cfg.secret_file.read_text().strip() if cfg.secret_file is not None
-              else secrets.token_hex(32))  # fmt: skip
+    secret = (
+        cfg.secret_file.read_text().strip()
+        if cfg.secret_file is not None
+        else secrets.token_hex(32)
+    )
     routes = [
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -121,8 +145,15 @@ def make_app(cfg: ServerConfig) -> Starlette:
         Route("/stations/{station}", station),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=secret, session_cookie="fleet",
-                             max_age=8 * 3600, same_site="strict")]  # fmt: skip
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,
+            session_cookie="fleet",
+            max_age=8 * 3600,
+            same_site="strict",
+        )
+    ]
     return Starlette(routes=routes, middleware=middleware)
 
 
