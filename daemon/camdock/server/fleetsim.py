@@ -57,6 +57,7 @@ class SimStation:
         self._lock = threading.Lock()
         self._unacked: dict[int, tuple[str, bytes]] = {}  # seq -> (topic, payload)
         self._mids: dict[int, int] = {}  # paho mid -> seq
+        self._early: set[int] = set()  # mids acknowledged before they were recorded
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._healing = threading.Lock()
@@ -138,10 +139,11 @@ class SimStation:
         client, self._client = self._client, None
         if client is not None:
             client.on_disconnect = None
-            client.loop_stop()  # before disconnect: no callback may run for a dead client
-            client.disconnect()
+            client.disconnect()  # first: the network thread then ends at once
+            client.loop_stop()
         with self._lock:
             self._mids.clear()
+            self._early.clear()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
@@ -157,17 +159,28 @@ class SimStation:
     def _on_disconnect(self, *_args: Any) -> None:
         self._connected.clear()
 
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+    def _on_publish(self, client: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._lock:
+            if client is not self._client:
+                return
             seq = self._mids.pop(mid, None)
-            if seq is not None:
-                self._unacked.pop(seq, None)
-                self.acked.add(seq)
+            if seq is None:
+                self._early.add(mid)  # acknowledged before _send recorded it
+                return
+            self._unacked.pop(seq, None)
+            self.acked.add(seq)
 
     def _send(self, client: mqtt.Client, seq: int, topic: str, payload: bytes) -> None:
+        # Not under our lock: paho calls on_publish holding its own, and publish() takes it.
+        info = client.publish(topic, payload, qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return
         with self._lock:
-            info = client.publish(topic, payload, qos=1)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self._unacked.pop(seq, None)
+                self.acked.add(seq)
+            else:
                 self._mids[info.mid] = seq
 
     def publish(self, topic: str, payload: bytes) -> None:
