@@ -10,8 +10,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from camdock import passwords
+from camdock import clock, passwords
 from camdock.server.engines import Postgres, RabbitCluster, free_port, missing
 from camdock.server.fleetsim import SimStation, shift_change
 
@@ -46,7 +47,8 @@ def main() -> int:
         time.sleep(8)
         hosts = [("127.0.0.1", n.mqtt_port) for n in cluster.nodes]
         for i in range(args.stations):
-            st = SimStation(f"分局-{i + 1}", hosts[i % 3 :] + hosts[: i % 3])
+            today = clock.now().astimezone(ZoneInfo("Asia/Taipei")).date().isoformat()
+            st = SimStation(f"分局-{i + 1}", hosts[i % 3 :] + hosts[: i % 3], day=today)
             st.connect()
             stations.append(st)
         print(f"fleet view: http://127.0.0.1:{port}/  (user S1, password demo)", flush=True)
