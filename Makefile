@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: setup test test-shifted test-fast check demo bench wheel lock wheelhouse clean
+.PHONY: setup test test-shifted test-fast check demo demo-fleet bench wheel lock wheelhouse clean
 
 setup:
 	@scripts/setup
@@ -31,6 +31,11 @@ check: setup
 # The simulated station: four bays at shift end, events to a local broker (scripts/demo).
 demo: setup
 	@scripts/demo
+
+# The station server: a RabbitMQ cluster, PostgreSQL, camdock server and its fleet view, and a
+# few simulated stations (camdock/server/demo.py); Ctrl-C stops everything it started.
+demo-fleet: setup
+	$(PY) -m camdock.server.demo
 
 # The copy path against cat/cp/sha256sum (root: loop devices, cgroup throttling). The station and
 # outbox benchmarks run on their own (README, bench/RESULTS.md).

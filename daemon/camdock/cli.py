@@ -38,6 +38,7 @@ _RUN: dict[str, str] = {
     "web": "web",
     "udev-rules": "udev",
     "monitor": "monitor",
+    "server": "server",
 }
 
 

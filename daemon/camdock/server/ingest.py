@@ -1,0 +1,462 @@
+"""One batch of messages into the index, in one transaction (the consumer acknowledges the
+batch only after it commits).
+
+Idempotent: an event is one row by its id (``ON CONFLICT DO NOTHING``) and everything derived
+from it (recordings, seals, holds, the custody witness, alarms) is written only for the rows
+this batch actually inserted, so a redelivered or resent event changes nothing. Competing
+consumers take the rows of the batch's stations ``FOR UPDATE``, in id order (no deadlock), so
+one station's events are judged one batch at a time whichever consumer holds them.
+
+The custody witness (invariant 6): each event carries the head of the station's custody chain
+when it was recorded. Ordered by the station's event ``seq``, the heads never go backwards,
+and one custody seq has one hash. Events arrive out of order across consumers, so each new
+event is compared with its neighbours by ``seq`` as they stand: every adjacent pair of the
+final order is compared once, when the later of the two arrives, which finds any inversion.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+
+from camdock.server.contract import (
+    BayState,
+    Event,
+    Ignored,
+    Message,
+    Rejected,
+    StationAlarm,
+    Status,
+)
+
+__all__ = ["BatchResult", "sweep_gaps", "write_batch"]
+
+Conn = psycopg.AsyncConnection[Any]
+
+
+@dataclass
+class BatchResult:
+    """What one batch did."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    alarms: int = 0
+    ignored: int = 0
+
+
+async def write_batch(conn: Conn, batch: list[tuple[str, Message]], now: datetime) -> BatchResult:
+    """Write ``batch`` (routing key, classified message) in one transaction."""
+    result = BatchResult()
+    async with conn.transaction():
+        stations = sorted({m.station for _, m in batch if not isinstance(m, Rejected | Ignored)})
+        if stations:
+            await conn.execute(
+                "INSERT INTO stations (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (stations,),
+            )
+            await conn.execute(
+                "SELECT id FROM stations WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (stations,)
+            )
+        events: dict[str, Event] = {}
+        for key, m in batch:
+            match m:
+                case Rejected():
+                    await _reject(conn, key, m.station, m.reason, m.size, now, result)
+                case Ignored():
+                    result.ignored += 1
+                case Status():
+                    await conn.execute(
+                        "UPDATE stations SET online = %s, status_at = %s, last_seen = %s"
+                        " WHERE id = %s",
+                        (m.online, now, now, m.station),
+                    )
+                case StationAlarm():
+                    await _station_alarm(conn, m, now, result)
+                case BayState():
+                    await conn.execute(
+                        "INSERT INTO bay_states (station, bay, phase, body, time)"
+                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (station, bay) DO UPDATE"
+                        " SET phase = excluded.phase, body = excluded.body, time = excluded.time"
+                        " WHERE bay_states.time <= excluded.time",
+                        (m.station, m.bay, m.body["phase"], json.dumps(m.body), m.body["time"]),
+                    )
+                    await conn.execute(
+                        "UPDATE stations SET last_seen = %s WHERE id = %s", (now, m.station)
+                    )
+                case Event():
+                    events.setdefault(m.body["id"], m)
+        if events:
+            await _events(conn, list(events.values()), now, result)
+    return result
+
+
+async def _reject(
+    conn: Conn,
+    key: str,
+    station: str | None,
+    reason: str,
+    size: int,
+    now: datetime,
+    result: BatchResult,
+) -> None:
+    result.rejected[reason.split(":")[0]] += 1
+    await conn.execute(
+        "INSERT INTO rejected (received_at, routing_key, station, reason, size)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (now, key[:500], station[:200] if station else None, reason[:1000], size),
+    )
+
+
+async def _station_alarm(conn: Conn, m: StationAlarm, now: datetime, result: BatchResult) -> None:
+    text = m.text.strip()
+    await conn.execute(
+        "UPDATE stations SET alarm = %s, last_seen = %s WHERE id = %s",
+        (text or None, now, m.station),
+    )
+    if text:
+        result.alarms += await _raise(conn, m.station, "station", "alarm", text, None, now)
+    else:
+        await _clear(conn, m.station, "station", "alarm", now)
+
+
+async def _raise(
+    conn: Conn, station: str, kind: str, key: str, text: str, event: str | None, now: datetime
+) -> int:
+    """Open an alarm (or update the text of the open one with the same key); 1 if new."""
+    cur = await conn.execute(
+        "INSERT INTO alarms (station, kind, key, text, event, raised_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (station, kind, key) WHERE cleared_at IS NULL"
+        " DO UPDATE SET text = excluded.text RETURNING (xmax = 0)",
+        (station, kind, key, text[:2000], event, now),
+    )
+    row = await cur.fetchone()
+    return 1 if row and row[0] else 0
+
+
+async def _clear(conn: Conn, station: str, kind: str, key: str | None, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE alarms SET cleared_at = %s WHERE station = %s AND kind = %s"
+        " AND (%s::text IS NULL OR key = %s) AND cleared_at IS NULL",
+        (now, station, kind, key, key),
+    )
+
+
+async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchResult) -> None:
+    ids = [e.body["id"] for e in events]
+    cols: list[list[Any]] = [
+        ids,
+        [e.station for e in events],
+        [e.body["seq"] for e in events],
+        [e.body["type"] for e in events],
+        [e.body["time"] for e in events],
+        [e.body["bay"] for e in events],
+        [e.body["camera"] for e in events],
+        [(e.body["officer"] or {}).get("badge") for e in events],
+        [e.body["custody"]["seq"] for e in events],
+        [e.body["custody"]["hash"] for e in events],
+        [json.dumps(e.body, ensure_ascii=False) for e in events],
+    ]
+    cur = await conn.execute(
+        "INSERT INTO events (id, station, seq, type, time, bay, camera, officer, custody_seq,"
+        " custody_hash, body, received_at)"
+        " SELECT i, s, q, t, tm::timestamptz, b, c, o, cs, ch, bd::jsonb, %s FROM unnest("
+        "%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[],"
+        " %s::text[], %s::bigint[], %s::text[], %s::text[])"
+        " AS n(i, s, q, t, tm, b, c, o, cs, ch, bd)"
+        " ON CONFLICT DO NOTHING RETURNING id::text",
+        (now, *cols),
+    )
+    new_ids = {str(r[0]) for r in await cur.fetchall()}
+    missing = [i for i in ids if i not in new_ids]
+    if missing:
+        cur = await conn.execute(
+            "SELECT id::text FROM events WHERE id = ANY(%s::uuid[])", (missing,)
+        )
+        known = {str(r[0]) for r in await cur.fetchall()}
+        result.duplicates += len(known)
+        for e in events:
+            i = e.body["id"]
+            if i in missing and i not in known:
+                # Same station and seq as a stored event under another id: a station whose
+                # sequence restarted, or one that is not what it says.
+                text = f"event #{e.body['seq']} arrived again under another id {i}"
+                await _reject(
+                    conn,
+                    f"events/{e.body['type']}",
+                    e.station,
+                    f"seq reused: {text}",
+                    e.size,
+                    now,
+                    result,
+                )
+                result.alarms += await _raise(
+                    conn, e.station, "seq-reused", str(e.body["seq"]), text, None, now
+                )
+    new = sorted(
+        (e for e in events if e.body["id"] in new_ids), key=lambda e: (e.station, e.body["seq"])
+    )
+    result.inserted += len(new)
+    if not new:
+        return
+    async with conn.pipeline():  # one round trip for the batch's derived writes
+        for e in new:
+            await _derive(conn, e, now, result)
+    await _witness(conn, new, now, result)
+    per_station: dict[str, list[int]] = {}
+    for e in new:
+        per_station.setdefault(e.station, []).append(e.body["seq"])
+    await conn.cursor().executemany(
+        "UPDATE stations SET last_seen = greatest(last_seen, %s),"
+        " first_seq = least(coalesce(first_seq, %s), %s),"
+        " max_seq = greatest(coalesce(max_seq, %s), %s), events = events + %s WHERE id = %s",
+        [(now, min(s), min(s), max(s), max(s), len(s), st) for st, s in per_station.items()],
+    )
+
+
+async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchResult) -> None:
+    stations = [e.station for e in new]
+    seqs = [e.body["seq"] for e in new]
+    cseqs = [e.body["custody"]["seq"] for e in new]
+    hashes = [e.body["custody"]["hash"] for e in new]
+    ids = [e.body["id"] for e in new]
+    cur = await conn.execute(
+        "SELECT n.s, n.q, n.cs, p.seq, p.custody_seq, x.seq, x.custody_seq, n.i::text FROM"
+        " unnest(%s::text[], %s::bigint[], %s::bigint[], %s::uuid[]) AS n(s, q, cs, i)"
+        " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
+        "  AND e.seq < n.q ORDER BY e.seq DESC LIMIT 1) p ON true"
+        " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
+        "  AND e.seq > n.q ORDER BY e.seq LIMIT 1) x ON true"
+        " WHERE p.custody_seq > n.cs OR x.custody_seq < n.cs",
+        (stations, seqs, cseqs, ids),
+    )
+    for st, q, cs, pq, pcs, xq, xcs, event in await cur.fetchall():
+        if pcs is not None and pcs > cs:
+            a, b, ca, cb = pq, q, pcs, cs
+        else:
+            a, b, ca, cb = q, xq, cs, xcs
+        text = (
+            f"custody head went backwards: event #{b} carries custody #{cb}"
+            f" after event #{a} carried #{ca}"
+        )
+        result.alarms += await _raise(conn, st, "custody-backwards", f"{a}-{b}", text, event, now)
+    await conn.execute(
+        "INSERT INTO custody_heads (station, seq, hash, event, seen_at)"
+        " SELECT s, cs, h, i, %s FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::uuid[])"
+        " AS n(s, cs, h, i) ON CONFLICT DO NOTHING",
+        (now, stations, cseqs, hashes, ids),
+    )
+    cur = await conn.execute(
+        "SELECT DISTINCT n.s, n.cs, n.h, h.hash, n.i::text FROM unnest(%s::text[],"
+        " %s::bigint[], %s::text[], %s::uuid[]) AS n(s, cs, h, i)"
+        " JOIN custody_heads h ON h.station = n.s AND h.seq = n.cs WHERE h.hash <> n.h",
+        (stations, cseqs, hashes, ids),
+    )
+    for st, cs, got, kept, event in await cur.fetchall():
+        text = f"custody chain forked at #{cs}: {got[:12]}… where {kept[:12]}… was witnessed"
+        result.alarms += await _raise(conn, st, "custody-fork", str(cs), text, event, now)
+
+
+# Events that are alarms in themselves: (kind, key) of the alarm they open.
+def _alarm_key(e: Event) -> str | None:
+    d = e.body["data"]
+    match e.body["type"]:
+        case "bay-fault":
+            return f"bay {e.body['bay']}"
+        case "storage-missing":
+            return str(d["drive"])
+        case "catalog-backup-failed":
+            return str(d["destination"])
+        case "copy-damaged":
+            return f"{d['recording']}:{d['destination']}"
+        case "retention-alarm" | "seal-alarm":
+            return str(e.body["type"])
+        case "offload-failed" | "selftest-failed" | "access-refused":
+            return str(e.body["id"])
+    return None
+
+
+def _alarm_text(e: Event) -> str:
+    d = e.body["data"]
+    match e.body["type"]:
+        case "bay-fault":
+            return str(d["message"])
+        case "storage-missing":
+            return f"{d['drive']} {d['root']}: {d['reason']}"
+        case "catalog-backup-failed":
+            return f"{d['destination']}: {d['error']}"
+        case "copy-damaged":
+            return f"recording {d['recording']} {d['destination']}: {d['damage']}"
+        case "retention-alarm" | "seal-alarm":
+            return "; ".join(d["alarms"])
+        case "offload-failed":
+            return f"bay {e.body['bay']} camera {e.body['camera']}: {d.get('error')}"
+        case "selftest-failed":
+            return str(d["supervisor_notice"])
+        case "access-refused":
+            return f"{d['by']} {d['attempted']}: {d['reason']}"
+    return str(e.body["type"])
+
+
+def _day(path: str, fallback: str) -> date:
+    try:
+        return date(int(path[0:4]), int(path[5:7]), int(path[8:10]))
+    except ValueError:
+        return date.fromisoformat(fallback[:10])
+
+
+async def _derive(conn: Conn, e: Event, now: datetime, result: BatchResult) -> None:
+    """What a newly inserted event changes beyond its own row."""
+    b, d, st = e.body, e.body["data"], e.station
+    kind = b["type"]
+    if (key := _alarm_key(e)) is not None:
+        if kind in ("retention-alarm", "seal-alarm") and not d["alarms"]:
+            await _clear(conn, st, kind, key, now)
+        else:
+            result.alarms += await _raise(conn, st, kind, key, _alarm_text(e), b["id"], now)
+    match kind:
+        case "file-verified":
+            officer = d.get("officer", (b["officer"] or {}).get("badge"))
+            name = (b["officer"] or {}).get("name") if b["officer"] else None
+            await conn.execute(
+                "INSERT INTO recordings (station, recording, sha256, size, path, day, camera,"
+                " officer, officer_name, attribution, recorded_start, copies, event)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (station, recording) DO UPDATE"
+                " SET copies = greatest(recordings.copies, excluded.copies)",
+                (
+                    st,
+                    d["recording"],
+                    d["sha256"],
+                    d["size"],
+                    d["path"],
+                    _day(d["path"], b["time"]),
+                    b["camera"],
+                    officer,
+                    name,
+                    d.get("attribution"),
+                    d["recorded_start"],
+                    d["destinations"],
+                    b["id"],
+                ),
+            )
+        case "recording-destroyed":
+            await conn.execute(
+                "UPDATE recordings SET destroyed_at = %s, copies = 0"
+                " WHERE station = %s AND recording = %s",
+                (b["time"], st, d["recording"]),
+            )
+        case "copy-damaged":
+            await conn.execute(
+                "UPDATE recordings SET damaged = damaged + 1 WHERE station = %s AND recording = %s",
+                (st, d["recording"]),
+            )
+        case "copy-repaired":
+            await conn.execute(
+                "UPDATE recordings SET damaged = greatest(damaged - 1, 0)"
+                " WHERE station = %s AND recording = %s",
+                (st, d["recording"]),
+            )
+            await _clear(conn, st, "copy-damaged", f"{d['recording']}:{d['destination']}", now)
+        case "storage-restored":
+            await _clear(conn, st, "storage-missing", None, now)
+        case "catalog-backed-up":
+            await _clear(conn, st, "catalog-backup-failed", str(d["destination"]), now)
+        case "camera-removed":
+            await _clear(conn, st, "bay-fault", f"bay {b['bay']}", now)
+        case "day-sealed":
+            await conn.execute(
+                "INSERT INTO seals (station, day, generation, members, sealed_at, sealed_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (station, day) DO UPDATE"
+                " SET generation = excluded.generation, members = excluded.members,"
+                " sealed_at = excluded.sealed_at, sealed_by = excluded.sealed_by,"
+                " confirmed_by = NULL, confirmed_at = NULL"
+                " WHERE seals.sealed_at <= excluded.sealed_at",
+                (st, d["day"], d["generation"], d["members"], b["time"], d["by"]),
+            )
+        case "seal-confirmed":
+            await conn.execute(
+                "UPDATE seals SET confirmed_by = %s, confirmed_at = %s WHERE station = %s"
+                " AND day = %s AND generation IS NOT DISTINCT FROM %s",
+                (d["by"], b["time"], st, d["day"], d["generation"]),
+            )
+        case "hold-placed":
+            await conn.execute(
+                "INSERT INTO holds (station, hold, kind, case_ref, recording, officer, camera,"
+                " range_start, range_end, placed_at) VALUES"
+                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    st,
+                    d["hold"],
+                    d["kind"],
+                    d["case_ref"],
+                    d.get("recording_id"),
+                    d.get("officer_badge"),
+                    d.get("camera_id"),
+                    d.get("range_start"),
+                    d.get("range_end"),
+                    b["time"],
+                ),
+            )
+        case "hold-released":
+            await conn.execute(
+                "UPDATE holds SET released_at = %s WHERE station = %s AND hold = %s",
+                (b["time"], st, d["hold"]),
+            )
+
+
+async def sweep_gaps(conn: Conn, now: datetime, grace_seconds: float) -> int:
+    """Find each station's missing event seqs; a gap still open after ``grace_seconds`` (events
+    race each other between competing consumers, and a station resends what was not
+    acknowledged) is an alarm, cleared when it fills. Returns the open gaps."""
+    cur = await conn.execute(
+        "SELECT id FROM stations WHERE max_seq - first_seq + 1 > events"
+        " OR id IN (SELECT station FROM gaps) ORDER BY id"
+    )
+    open_gaps = 0
+    for (station,) in await cur.fetchall():
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM stations WHERE id = %s FOR UPDATE", (station,))
+            cur = await conn.execute(
+                "SELECT prev + 1, seq - 1 FROM (SELECT seq, lag(seq) OVER (ORDER BY seq) AS prev"
+                " FROM events WHERE station = %s) s WHERE seq - prev > 1",
+                (station,),
+            )
+            gaps = {int(a): int(b) for a, b in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT from_seq, to_seq, first_seen FROM gaps WHERE station = %s", (station,)
+            )
+            known = {int(a): (int(b), t) for a, b, t in await cur.fetchall()}
+            for a in set(known) - set(gaps):
+                await conn.execute(
+                    "DELETE FROM gaps WHERE station = %s AND from_seq = %s", (station, a)
+                )
+                await _clear(conn, station, "gap", str(a), now)
+            for a, b in gaps.items():
+                open_gaps += 1
+                if a not in known or known[a][0] != b:
+                    await conn.execute(
+                        "INSERT INTO gaps (station, from_seq, to_seq, first_seen)"
+                        " VALUES (%s, %s, %s, %s) ON CONFLICT (station, from_seq)"
+                        " DO UPDATE SET to_seq = excluded.to_seq",
+                        (station, a, b, now),
+                    )
+                first = known[a][1] if a in known else now
+                if (now - first).total_seconds() >= grace_seconds:
+                    what = f"event #{a}" if a == b else f"events #{a}–#{b}"
+                    await _raise(
+                        conn,
+                        station,
+                        "gap",
+                        str(a),
+                        f"{what} missing (since {first:%H:%M:%S} UTC)",
+                        None,
+                        now,
+                    )
+    return open_gaps
