@@ -215,9 +215,10 @@ def test_a_custodians_day_through_the_daemon(tmp_path: Path) -> None:
     assert wrong_role.returncode == ExitCode.NOPERM, wrong_role.stderr
     assert acting(cfg, "hold", "release", str(hold["hold"]["id"]), "--reason", "結案",
                   "--as", "S1").returncode == 0  # fmt: skip
+    # Destruction only under an approved list (issue 27): none proposed, so none destroyed.
     destroyed = acting(cfg, "retention", "destroy", "--as", "C1", "--json")
-    assert destroyed.returncode == 0, destroyed.stderr
-    assert json.loads(destroyed.stdout)["destroyed"] == []  # nothing is a month old yet
+    assert destroyed.returncode == ExitCode.NOPERM, destroyed.stderr
+    assert "approved destruction list" in destroyed.stderr
     sealed = acting(cfg, "seal", "create", "2026-11-28", "--as", "C1", "--json", seal_key=key)
     assert sealed.returncode == 0, sealed.stderr
     assert json.loads(sealed.stdout)["seal"]["members"] == 3

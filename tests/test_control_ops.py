@@ -70,6 +70,12 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     "retention.destroy": ("C1", {"list": 1}, {"list": "all"}, "list"),
     "retention.propose": ("C1", {}, {"everything": True}, "everything"),
     "retention.approve": ("P1", {"list": 999}, {"list": "x"}, "list"),
+    "retention.authorise": (
+        "P1",
+        {"ref": "115-3", "custodian": "C1", "until": "2026-01-01"},
+        {"ref": "r", "custodian": "C1", "until": "x"},
+        "until",
+    ),
     "attribute": (
         "C1",
         {"recording": 1, "officer": "A12345"},

@@ -201,25 +201,30 @@ def test_the_commands_on_a_station_check_roles_and_record_refusals(tmp_path: Pat
     cfg = load(cfg_path)
     _age(cfg.catalog)  # a year on: every recording is due
     base = ["--config", str(cfg_path), "--json"]
-    unlisted = run(camdock_cmd("retention", "destroy", "--by", "C1", *base))
+
+    def act(*args: str) -> Any:  # issue 27: a station's acts go through its daemon
+        from stationd import acting
+
+        return acting(cfg_path, *args, "--json")
+
+    unlisted = act("retention", "destroy", "--by", "C1")
     assert unlisted.returncode == ExitCode.NOPERM, unlisted.stderr
     assert "approved destruction list" in unlisted.stderr
-    officer = run(camdock_cmd("retention", "propose", "--by", "D1", *base))
+    officer = act("retention", "propose", "--by", "D1")
     assert officer.returncode == ExitCode.NOPERM  # an officer proposes nothing
-    made = run(camdock_cmd("retention", "propose", "--by", "C1", *base))
+    made = act("retention", "propose", "--by", "C1")
     assert made.returncode == 0 and json.loads(made.stdout)["list"]["recordings"] != []
     list_id = str(json.loads(made.stdout)["list"]["id"])
-    assert run(camdock_cmd("retention", "approve", list_id, "--by", "C1", *base)).returncode == (
-        ExitCode.NOPERM)  # a custodian is no approver  # fmt: skip
-    ok = run(camdock_cmd("retention", "approve", list_id, "--by", "P1", *base))
+    assert act("retention", "approve", list_id, "--by", "C1").returncode == ExitCode.NOPERM
+    ok = act("retention", "approve", list_id, "--by", "P1")
     assert ok.returncode == 0, ok.stderr
-    auth = run(camdock_cmd("retention", "authorise", "--ref", "115-3", "--custodian", "C1",
-                           "--until", "2027-06-30", "--by", "C1", *base))  # fmt: skip
+    auth = act("retention", "authorise", "--ref", "115-3", "--custodian", "C1", "--until",
+               "2027-06-30", "--by", "C1")  # fmt: skip
     assert auth.returncode == ExitCode.NOPERM  # only an approver authorises
     lists = json.loads(run(camdock_cmd("retention", "lists", *base)).stdout)
     assert [d["state"] for d in lists["lists"]] == ["approved"]
     attempted = [r["attempted"] for r in _entries(cfg, "refused")]
-    assert attempted == ["destroy", "destroy-propose", "destroy-approve", "authorise"]
+    assert attempted == ["destroy", "destroy-propose", "destroy-approve", "retention.authorise"]
 
 
 def test_the_register_records_destruction_and_the_report_finds_a_missing_line(
