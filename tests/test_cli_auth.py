@@ -293,3 +293,23 @@ def test_a_station_without_staff_lets_no_officer_act_as_anyone(tmp_path: Path) -
     bare = run(camdock_cmd(*args, "--catalog", str(cfg.catalog)))
     assert bare.returncode == ExitCode.NOUSER, bare.stderr
     assert [e["actor"] for e in _entries(cfg.catalog, "refused")] == ["A12345", "A12345"]
+
+
+def test_a_stations_catalog_is_not_replaced_through_a_bare_catalog_path(tmp_path: Path) -> None:
+    """Hostile review (issue 27): `catalog restore --catalog <a station's catalog> --replace
+    --by "王分局長 (P1)"` would let anyone at the shell roll back holds and approvals; it is
+    refused (67) and the catalog is untouched. With --config the password proves who."""
+    from camdock.catalog import staff as staff_rows
+
+    cfg = load(_station(tmp_path))
+    db = open_catalog(cfg.catalog)
+    try:
+        staff_rows.sync(db, cfg.staff, cfg.password_hashes)  # as the daemon does at its start
+    finally:
+        db.close()
+    before = cfg.catalog.read_bytes()
+    bare = run(camdock_cmd("catalog", "restore", "--from", str(tmp_path), "--catalog",
+                           str(cfg.catalog), "--replace", "--by", "王分局長 (P1)"))  # fmt: skip
+    assert bare.returncode == ExitCode.NOUSER, bare.stderr
+    assert "restore it with --config" in bare.stderr
+    assert cfg.catalog.read_bytes() == before

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +177,11 @@ def test_the_daily_pass_destroys_only_under_a_live_standing_authorisation(
         first = retention.daily_pass(db, cfg.catalog, keep, LATER)
         assert not first.destroyed and any("no standing authorisation" in a
                                            for a in first.alarms)  # fmt: skip
-        retention.authorise(db, "府警刑字 115-1", "陳保管 (C1)", date(2027, 12, 31),
+        retention.authorise(db, "府警刑字 115-1", "C1", date(2027, 12, 31),
                             "王分局長 (P1)", "P1", date(2027, 12, 1))  # fmt: skip
         expired = retention.daily_pass(db, cfg.catalog, keep, LATER)
         assert not expired.destroyed and _live(cfg) == 3
-        retention.authorise(db, "府警刑字 115-2", "陳保管 (C1)", date(2028, 6, 30),
+        retention.authorise(db, "府警刑字 115-2", "C1", date(2028, 6, 30),
                             "王分局長 (P1)", "P1", LATER)  # fmt: skip
         done = retention.daily_pass(db, cfg.catalog, keep, LATER)
         assert len(done.destroyed) == 3 and _live(cfg) == 0
@@ -192,6 +192,30 @@ def test_the_daily_pass_destroys_only_under_a_live_standing_authorisation(
     assert all("府警刑字 115-2 approved by 王分局長 (P1)" in d["reason"] for d in gone)
     [auth, _] = [e for e in _entries(cfg, "destroy-authorise")][::-1]
     assert auth["ref"] == "府警刑字 115-2" and auth["approved_by_id"] == "P1"
+
+
+def test_a_standing_authorisation_names_another_custodian_for_a_year_at_most(
+    station: Config,
+) -> None:
+    """Hostile review (issue 27): an approver authorising themselves, someone not on the staff,
+    or for ever, is refused (the first two recorded)."""
+    import pytest
+
+    from camdock.catalog import staff as staff_rows
+    from camdock.errors import CamdockError, Refused
+
+    db = open_catalog(station.catalog)
+    later = LATER + timedelta(days=30)
+    try:
+        staff_rows.sync(db, station.staff, station.password_hashes)  # as the daemon does at start
+        for who in ("P1", "不存在的人 (ZZ)", "D1"):
+            with pytest.raises(Refused):
+                retention.authorise(db, "r", who, later, "王分局長 (P1)", "P1", LATER)
+        with pytest.raises(CamdockError, match="a year at most"):
+            retention.authorise(db, "r", "C1", date(9998, 12, 31), "王分局長 (P1)", "P1", LATER)
+    finally:
+        db.close()
+    assert [e["attempted"] for e in _entries(station, "refused")] == ["authorise"] * 3
 
 
 def test_the_commands_on_a_station_check_roles_and_record_refusals(tmp_path: Path) -> None:

@@ -444,3 +444,50 @@ def test_staff_totp_enrols_once_shown_and_never_logged(tmp_path: Path) -> None:
     first = shown.stdout.split("Recovery codes")[1].split()[-1]  # the first enrolment's: spent
     assert _ask(ctl, "login", staff="P1", password=PASSWORD, otp=first)["status"] == 401
     assert run(camdock_cmd("staff", "totp", "ZZ9", "--config", str(cfg_path))).returncode != 0
+
+
+# --- the hostile review (issue 27): a session and the staff rows as the chain has them --------
+
+
+def test_a_session_that_gains_an_approver_role_without_a_second_factor_ends(
+    tmp_path: Path,
+) -> None:
+    """A custodian logged in with a password only; today's roster then grants them approver.
+    The open session must not approve on the password alone: it ends."""
+    cfg = _config(tmp_path)
+    ctl = Control(cfg)
+    token = _login(ctl, "C1")
+    assert _ask(ctl, "session", token)["ok"]
+    db = open_catalog(cfg.catalog)
+    try:
+        with write_txn(db):
+            assignments.record_roles(db, "2026-11-29", {"C1": ("陳保管", "", ["approver"])},
+                                     cfg.tz)  # fmt: skip
+    finally:
+        db.close()
+    assert _ask(ctl, "session", token)["kind"] == "unauthenticated"
+
+
+def test_staff_rows_edited_in_sqlite_give_nobody_a_role_or_a_login(tmp_path: Path) -> None:
+    """An insider in sqlite3 (no camdock triggers) makes an officer a custodian, and replaces
+    an approver's password hash with its digest: the daemon acts on neither, and says why."""
+    cfg = _config(tmp_path)
+    ctl = Control(cfg)
+    officer = _login(ctl, "D1")
+    enrol(cfg)
+    insiders = "the insider's own password"
+    mine = passwords.hash_password(insiders)
+    con = sqlite3.connect(cfg.catalog)
+    con.execute("UPDATE staff SET roles = ? WHERE id = 'D1'", ('["custodian","officer"]',))
+    con.execute("UPDATE staff SET password_hash = ?, password_sha = ? WHERE id = 'P1'",
+                (mine, staff_rows.sha(mine)))  # fmt: skip
+    con.commit()
+    con.close()
+    assert _ask(ctl, "session", officer)["kind"] == "unauthenticated"  # the session ends
+    totp = pyotp.TOTP(secret("P1"))
+    forged = _ask(ctl, "login", staff="P1", password=insiders,
+                  otp=totp.at(clock.now()))  # fmt: skip
+    assert not forged["ok"] and forged["kind"] in ("forbidden", "unauthenticated"), forged
+    assert not _ask(ctl, "login", staff="D1", password=PASSWORD)["ok"]
+    refused = [e for e in _custody(cfg, "refused") if "outside camdock" in json.dumps(e)]
+    assert refused, "the refusal is on the record"

@@ -206,7 +206,9 @@ def _value(kind: Any, value: Any, name: str) -> Any:
         if kind is str and isinstance(value, str):
             return value
         if kind is int and not isinstance(value, bool) and isinstance(value, int | str):
-            return int(value)
+            number = int(value)
+            if -(2**63) <= number < 2**63:  # what SQLite holds (a larger one is a 400, not a 500)
+                return number
         if kind in (date, datetime) and isinstance(value, str):
             return kind.fromisoformat(value)
         if isinstance(kind, type) and issubclass(kind, Enum):

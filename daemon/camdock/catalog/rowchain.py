@@ -37,6 +37,7 @@ __all__ = [
     "install",
     "last_state",
     "require_chained",
+    "require_rows",
     "same",
     "settle_restored",
     "snapshot_all",
@@ -181,6 +182,22 @@ def require_chained(db: Database, recording_id: int) -> None:
         state = _state(db, table, json.loads(key))
         before = None if state is None else json.dumps(state)
         if before is not None and (why := _unchained(db, table, key, before)):
+            problems.append(why)
+    if problems:
+        raise Tampered(problems)
+
+
+def require_rows(db: Database, wanted: list[tuple[str, list[Any]]]) -> None:
+    """Refuse (``Tampered``) to decide anything on rows (table, key) that are not what the
+    chain last gave them: who may log in and with which roles, a request a viewing relies on
+    (issue 27, review). A row not there is nothing to check."""
+    problems = []
+    for table, key in wanted:
+        state = _state(db, table, key)
+        if state is None:
+            continue
+        compact = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
+        if why := _unchained(db, table, compact, json.dumps(state)):
             problems.append(why)
     if problems:
         raise Tampered(problems)

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -38,6 +39,7 @@ __all__ = [
     "has_roles",
     "person",
     "recovery_left",
+    "require_trusted",
     "sha",
     "sync",
     "totp_of",
@@ -126,6 +128,19 @@ def active_ids(db: Database) -> frozenset[str]:
     if not _table(db):
         return frozenset()
     return frozenset(r["id"] for r in rows(db, "SELECT id FROM staff WHERE active = 1"))
+
+
+def require_trusted(db: Database, staff_id: str) -> None:
+    """Refuse (``rowchain.Tampered``) when this person's staff row, second factor or roster
+    grant is not what the custody chain last gave it: an edit in sqlite3 never makes anyone
+    an approver, changes a password or a secret (issue 27, review)."""
+    from camdock.catalog import rowchain  # at run time: rowchain reads through this package
+
+    wanted: list[tuple[str, list[Any]]] = [("staff", [staff_id])]
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'staff_totp'").fetchone():
+        wanted.append(("staff_totp", [staff_id]))
+    wanted.append(("roster_roles", [staff_id]))
+    rowchain.require_rows(db, wanted)
 
 
 def person(db: Database, staff_id: str, now: datetime) -> Person | None:

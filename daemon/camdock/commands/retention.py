@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from camdock import forms, protocol
-from camdock.catalog import custody, destruction, holds, open_catalog, recordings, restored
+from camdock.catalog import (
+    custody,
+    destruction,
+    holds,
+    open_catalog,
+    open_readonly,
+    recordings,
+    restored,
+)
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands import remote
@@ -32,7 +40,7 @@ from camdock.commands.common import (
 )
 from camdock.config import SealSettings
 from camdock.core.retention import HoldKind, Plan
-from camdock.errors import ExitCode, Refused, UsageError
+from camdock.errors import CamdockError, ExitCode, Refused, UsageError
 from camdock.services import backup, reconcile
 from camdock.services import retention as service
 from camdock.services.retention import Keeping
@@ -524,6 +532,18 @@ def _backup(args: argparse.Namespace, where: Where) -> int:
     return ExitCode.OK if not alarms else ExitCode.IOERR
 
 
+def _a_stations(catalog: Path) -> bool:
+    """Whether an existing catalog holds a station's staff or acts (commands/remote)."""
+    try:
+        db = open_readonly(catalog)
+    except CamdockError:
+        return False  # not a catalog: the restore says so itself
+    try:
+        return bool(remote.is_station(None, db))
+    finally:
+        db.close()
+
+
 def _restore(args: argparse.Namespace) -> int:
     where = where_from(args)
     by = by_from(args)
@@ -538,7 +558,13 @@ def _restore(args: argparse.Namespace) -> int:
         if why := refusal(who.person, "restore"):
             raise Refused(why)
         by = who.label
-    else:  # nobody could check who this is (issue 27)
+    elif where.catalog.is_file() and _a_stations(where.catalog):
+        # A station's catalog is replaced only by someone the station's config can prove
+        # (hostile review, issue 27): a bare --catalog would be anyone at the shell.
+        raise CamdockError(f"{where.catalog} is a station's catalog: restore it with --config "
+                           "(your password is checked against the station's staff)",
+                           ExitCode.NOUSER)  # fmt: skip
+    else:  # a development catalog: nobody could check who this is (issue 27)
         by = acting(None, by).label
     passed: list[str] = []
     made: backup.Backup | None = None

@@ -20,13 +20,24 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock import clock
 from camdock.adapters import fsio, manifest
 from camdock.adapters.drives import StorageMissing, prove_all
 from camdock.catalog import custody, destruction, freezes, holds, recordings, requests, seals
 from camdock.catalog import retention as catalog
+from camdock.catalog import staff as staff_rows
 from camdock.config import Config
-from camdock.core.access import OPEN
-from camdock.core.retention import Candidate, Hold, HoldKind, Plan, Policy, plan, refusal
+from camdock.core.access import OPEN, Role
+from camdock.core.retention import (
+    Candidate,
+    Hold,
+    HoldKind,
+    Plan,
+    Policy,
+    add_months,
+    plan,
+    refusal,
+)
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRecording
 from camdock.events import EventType, Topics
 from camdock.model import Drive
@@ -457,7 +468,7 @@ def propose_list(db: Database, keeping: Keeping, today: date, by: str, by_id: st
         ids = [c.id for c in plan_for(db, today).due]
     else:
         ids = []
-        for rec_id in recordings:
+        for rec_id in dict.fromkeys(recordings):  # each once, in the order named
             c = catalog.candidate(db, rec_id)
             if c is None:
                 raise UnknownRecording(f"no recording {rec_id} in the catalog (or destroyed)")
@@ -536,10 +547,29 @@ def refuse_unapproved(db: Database, by: str, topics: Topics | None,
 
 def authorise(db: Database, ref: str, custodian: str, expires: date, by: str, by_id: str,
               today: date) -> int:  # fmt: skip
-    """An approver's standing authorisation for the daemon to destroy what is due."""
+    """An approver's standing authorisation for the daemon to destroy what is due: for at most
+    a year, naming an active custodian on the staff who is not the approver (issue 27: two
+    people, by identity); a refusal is recorded."""
     if expires < today:
         raise CamdockError(f"--until {expires}: already past", ExitCode.USAGE)
-    return destruction.authorise(db, ref, "due", custodian, expires, by, by_id)
+    if expires > add_months(today, 12):
+        raise CamdockError(f"--until {expires}: a standing authorisation lasts a year at most",
+                           ExitCode.USAGE)  # fmt: skip
+    why, named = None, custodian.strip()
+    if named == by_id:
+        why = "the approver cannot authorise themselves as the custodian"
+    elif staff_rows.has_roles(db):  # a station: the custodian by staff id, recorded by label
+        who = staff_rows.person(db, named, clock.now())
+        if who is None or Role.CUSTODIAN not in who.roles:
+            why = f"{custodian!r} is not an active custodian's staff id"
+        elif who.id == by_id:
+            why = "the approver cannot authorise themselves as the custodian"
+        else:
+            named = who.label
+    if why is not None:
+        requests.record_refusal(db, by, "authorise", None, why, None, {"ref": ref})
+        raise Refused(why)
+    return destruction.authorise(db, ref, "due", named, expires, by, by_id)
 
 
 def backup_everywhere(db: Database, catalog_path: Path, keeping: Keeping,

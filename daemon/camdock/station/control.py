@@ -47,6 +47,7 @@ from camdock.catalog import (
     open_readonly,
     recordings,
     requests,
+    rowchain,
     seals,
     selftests,
     viewings,
@@ -158,6 +159,7 @@ class _Session:
     started: float
     seen: float
     password_sha: str | None  # a password change ends every session made with the old one
+    otp: bool = False  # opened with a second factor: a role that needs one later needs it here
 
 
 class _Window:
@@ -301,12 +303,21 @@ class Control:
                 return None
         db = open_readonly(self.cfg.catalog)
         try:
+            staff_rows.require_trusted(db, found.staff)
             row = staff_rows.get(db, found.staff)
             me = staff_rows.person(db, found.staff, clock.now())
+        except rowchain.Tampered as exc:  # an edit outside camdock: nobody acts on it
+            log.error("session of %s ended: %s", found.staff, exc)
+            me = row = None
         finally:
             db.close()
         with self._lock:
             if me is None or row is None or row.password_sha != found.password_sha:
+                self._sessions.pop(token, None)
+                return None
+            # A role that needs a second factor, gained since login (a roster's grant, a new
+            # role): this session was not opened with one, so it ends (issue 27, review).
+            if me.roles & NEEDS_OTP and not found.otp:
                 self._sessions.pop(token, None)
                 return None
             if touch:
@@ -334,9 +345,15 @@ class Control:
                 self._everyone.append(now)
             return wrong
         db = open_readonly(self.cfg.catalog)
+        tampered: str | None = None
         try:
             row = staff_rows.get(db, sid)
             person = staff_rows.person(db, sid, clock.now())
+            if row is not None:
+                try:
+                    staff_rows.require_trusted(db, sid)
+                except rowchain.Tampered as exc:
+                    tampered = str(exc)
         finally:
             db.close()
         usable = row is not None and person is not None and row.password_hash is not None
@@ -344,6 +361,10 @@ class Control:
         if not passwords.verify(password, stored or self._dummy) or stored is None:
             return self._failed(sid, client, now, wrong)
         assert person is not None and row is not None
+        if tampered is not None:  # the staff record was edited outside camdock: refused
+            self._refuse(person.label, "login", f"staff record changed outside camdock: {tampered}")
+            return _error(ErrorKind.FORBIDDEN, "人員資料遭變更，須由稽核人員處理 The staff record "
+                          "was changed outside camdock: an auditor must resolve it")[0]  # fmt: skip
         if person.roles & NEEDS_OTP:
             second = self._second_factor(person, args.otp)
             if second is False:
@@ -353,7 +374,8 @@ class Control:
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._failures.forget(sid)
-            self._sessions[token] = _Session(sid, now, now, row.password_sha)
+            self._sessions[token] = _Session(sid, now, now, row.password_sha,
+                                             bool(person.roles & NEEDS_OTP))  # fmt: skip
             while len(self._sessions) > lim.sessions:  # the longest idle goes first
                 del self._sessions[min(self._sessions, key=lambda t: self._sessions[t].seen)]
         log.info("console: %s logged in", person.label)
@@ -402,7 +424,7 @@ class Control:
                               "authenticator app")[0]  # fmt: skip
             if len(code) > MAX_OTP:
                 return False
-            if code.isdigit():
+            if code.isascii() and code.isdigit():
                 totp = pyotp.TOTP(enrolled.secret)
                 at = totp.timecode(clock.now())
                 for step in (at - 1, at, at + 1):  # one step of clock drift either way
@@ -559,6 +581,10 @@ def _video(c: Call, a: protocol.VideoOpen) -> tuple[int, dict[str, int]]:
         c.ctl.refuse(c.me.label, "view", f"recording {a.id} is not in request {a.number}",
                      a.number, {"recording": a.id})  # fmt: skip
         raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
+    # The request and the recording as the chain has them: an approval typed into the catalog
+    # streams nothing (issue 27, review).
+    rowchain.require_rows(c.db, [("requests", [req.id]), ("request_recordings", [req.id, a.id])])
+    rowchain.require_chained(c.db, a.id)
     access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
     path = recordings.plain_copy(c.db, a.id)
     if path is None:
