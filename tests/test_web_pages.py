@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -610,3 +611,20 @@ def test_a_live_bays_stream_ends_when_its_session_does(
 
     anyio.run(main)
     assert sent[0]["status"] == 200 and sent[-1].get("more_body") is False
+
+
+def test_a_request_approved_in_sqlite_streams_nothing(station: Station) -> None:
+    """Hostile review (issue 27): a draft an insider marked scheduled and approved in sqlite3
+    (no camdock triggers) must not open footage: the request is checked against the chain."""
+    officer = station.client("D1")
+    number = _new_request(officer)
+    start, end = clock.now() - timedelta(minutes=5), clock.now() + timedelta(hours=2)
+    con = sqlite3.connect(station.cfg.catalog)
+    con.execute("UPDATE requests SET state = 'scheduled', approved_by = '王分局長 (P1)', "
+                "approved_by_id = 'P1', approved_at = ?, window_start = ?, window_end = ? "
+                "WHERE number = ?", (start.isoformat(), start.isoformat(), end.isoformat(),
+                                     number))  # fmt: skip
+    con.commit()
+    con.close()
+    r = station.client("C1").get(f"/requests/{number}/video/1")
+    assert r.status_code != 200 and r.content[:4] != b"\x00\x00\x00\x18"
