@@ -225,12 +225,15 @@ def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> 
     before = {d: _files(d) for d in (d1, d2)}
     # Issue 27: the daemon destroys by itself only under a standing authorisation recorded
     # in the catalog by its approver (reference, scope, expiry).
-    authorise(db, "保-7", "custodian-1", date(2028, 6, 30), "分局長 (P1)", "P1", date(2026, 11, 29))
+    first_day = date(2026, 11, 29)
+    authorise(db, "保-7", "custodian-1", date(2027, 11, 29), "分局長 (P1)", "P1", first_day)
 
     destroyed_on: dict[int, date] = {}
     alarms_on: dict[date, list[str]] = {}
     day = date(2026, 11, 29)
     while day <= date(2027, 12, 31):
+        if day == date(2027, 11, 29):  # renewed as it lapses: one lasts a year at most
+            authorise(db, "保-8", "custodian-1", date(2028, 11, 28), "分局長 (P1)", "P1", day)
         if day == date(2027, 12, 10):
             release_hold(db, keep, complaint, "supervisor-2", "complaint closed")
         result = daily_pass(db, catalog, keep_no_backup, day)
@@ -257,7 +260,8 @@ def test_a_year_of_daily_passes_destroys_exactly_what_is_due(tmp_path: Path) -> 
     for rec_id in destroyed_on:
         r = recordings.get(db, rec_id)
         assert r is not None and r.destroyed_at and r.destroyed_by == "custodian-1"
-        assert len(r.sha256) == 64 and r.size > 0 and "保-7" in (r.destroy_reason or "")
+        assert len(r.sha256) == 64 and r.size > 0
+        assert "standing authorisation 保-" in (r.destroy_reason or "")
         assert recordings.copies(db, rec_id) == {}
     assert custody.verify(db) == []
     actions = [

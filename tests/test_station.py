@@ -583,8 +583,8 @@ async def test_the_daily_retention_pass_destroys_due_footage_or_raises_the_alarm
         from camdock.services.retention import authorise
 
         db = open_catalog(load(write_config(tmp_path, extra)).catalog)
-        authorise(db, "保-7", "保管人 陳", date(2028, 6, 30), "分局長 王 (P1)", "P1",
-                  date(2026, 11, 29))  # fmt: skip
+        authorise(db, "保-7", "保管人 陳", date(2027, 11, 30), "分局長 王 (P1)", "P1",
+                  date(2026, 11, 30))  # fmt: skip
         db.close()
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=3, start=START)
