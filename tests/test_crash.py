@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from camdock.adapters import manifest
 from conftest import camdock_cmd, offload_args, sha_of, write_recording
 
 KILLS = 20
@@ -55,6 +56,8 @@ def _check(cam: Path, dests: list[Path], catalog: Path, originals: dict[str, str
                 if p.name.startswith(".camdock-"):
                     assert p.name.endswith(".part")  # a temp name, never mistaken for footage
                     continue
+                if not _footage(p):
+                    continue
                 sha = _sha(p)
                 assert sha in known, f"final-named file {p} is not a complete recording"
                 files[str(p.relative_to(d))] = sha
@@ -88,9 +91,15 @@ def _check(cam: Path, dests: list[Path], catalog: Path, originals: dict[str, str
     return safe
 
 
+def _footage(p: Path) -> bool:
+    """A file on a drive that is footage (or its temp): not a day's manifests, not camdock's
+    own records (catalog backups, heads, the journal: issue 28)."""
+    return p.is_file() and p.name not in manifest.NAMES and "camdock-catalog" not in p.parts
+
+
 def _progress(cam: Path, dests: list[Path]) -> tuple[int, int, int]:
     """(files on the camera, final-named files stored, temp files)."""
-    stored = [p for d in dests for p in d.rglob("*") if p.is_file()]
+    stored = [p for d in dests for p in d.rglob("*") if _footage(p)]
     temps = sum(p.name.startswith(".camdock-") for p in stored)
     return sum(p.is_file() for p in cam.rglob("*")), len(stored) - temps, temps
 
@@ -168,7 +177,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     assert _check(cam, [d1, d2], catalog, originals) == len(originals)
     assert not [p for p in cam.rglob("*") if p.is_file()]
     for d in (d1, d2):
-        files = [p for p in d.rglob("*") if p.is_file()]
+        files = [p for p in d.rglob("*") if _footage(p)]
         assert not [p for p in files if p.name.startswith(".camdock-")], "stale temp files"
         assert sorted(sha_of(p) for p in files) == sorted(originals.values())  # exactly once
     con = sqlite3.connect(catalog)
