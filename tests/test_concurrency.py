@@ -302,12 +302,15 @@ def test_two_approvers_running_camdock_at_once_approve_each_request_once(
     numbers = _submitted(cfg, 10)
     config = str(tmp_path / "camdock.toml")
     pw = str(password_file(tmp_path))  # issue 27: each approver authenticated by the daemon
-    with control_server(Path(config)):
+    with control_server(Path(config)) as served:
+        # Ten logins of one approver in the same 30 s: each with its own recovery code (a
+        # one-time code is refused when replayed within its window).
+        otp = _recovery_codes(served, tmp_path, ("P1", "P2"), len(numbers))
         procs = {(n, by): subprocess.Popen(
                      camdock_cmd("request", "approve", n, "--by", by, "--config", config,
-                                 "--password-file", pw),
+                                 "--password-file", pw, "--otp-file", str(otp[by][i])),
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for n in numbers for by in ("P1", "P2")}  # fmt: skip
+                 for i, n in enumerate(numbers) for by in ("P1", "P2")}  # fmt: skip
         results = {k: (p.wait(120), p.communicate()[1]) for k, p in procs.items()}
     for n in numbers:
         codes = sorted(results[(n, by)][0] for by in ("P1", "P2"))
@@ -317,3 +320,26 @@ def test_two_approvers_running_camdock_at_once_approve_each_request_once(
     assert sorted(a["request"] for a in _entries(cfg, "approve")) == sorted(numbers)
     conflicts = [r for r in _entries(cfg, "refused") if r.get("conflict")]
     assert sorted(r["request"] for r in conflicts) == sorted(numbers)
+
+
+def _recovery_codes(cfg: Config, where: Path, people: tuple[str, ...],
+                    count: int) -> dict[str, list[Path]]:  # fmt: skip
+    """Each of ``people`` enrolled with ``count`` recovery codes, each code in a 0600 file."""
+    from camdock.catalog import staff as staff_rows
+    from staffotp import secret
+
+    files: dict[str, list[Path]] = {}
+    db = open_catalog(cfg.catalog)
+    try:
+        for who in people:
+            codes = [f"{who}-{i:04d}-recovery" for i in range(count)]
+            staff_rows.enrol_totp(db, who, secret(who), codes, "test")
+            files[who] = []
+            for i, code in enumerate(codes):
+                path = where / f"otp-{who}-{i}"
+                path.write_text(code + "\n", encoding="utf-8")
+                path.chmod(0o600)
+                files[who].append(path)
+    finally:
+        db.close()
+    return files

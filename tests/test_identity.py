@@ -337,8 +337,14 @@ def test_logout_and_a_password_change_end_every_session_of_the_person(tmp_path: 
     ctl = Control(cfg)
     first, second, other = _login(ctl, "C1"), _login(ctl, "C1"), _login(ctl, "D1")
     assert _ask(ctl, "session", first)["result"]["id"] == "C1"
+    # A command's own logout ends its own session only (another command, the console go on) …
     _ask(ctl, "logout", first)
-    for token in (first, second):
+    assert _ask(ctl, "session", first)["status"] == 401
+    assert _ask(ctl, "session", second)["ok"]
+    # … the console's log-out button ends every session of the person.
+    third = _login(ctl, "C1")
+    _ask(ctl, "logout", third, everywhere=1)
+    for token in (first, second, third):
         assert _ask(ctl, "session", token)["status"] == 401
         assert _ask(ctl, "catalog.search", token)["status"] == 401
     assert _ask(ctl, "session", other)["ok"]

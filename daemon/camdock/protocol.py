@@ -276,7 +276,11 @@ class Session(Args):
 @_op("logout", session=False)
 @dataclass(frozen=True)
 class Logout(Args):
-    """End this token's session (whether or not it was still valid)."""
+    """End this token's session (whether or not it was still valid); with ``everywhere`` 1
+    every session of its person (the console's log-out button). A command's own logout ends
+    only its own session: the person's console and other commands go on."""
+
+    everywhere: int = 0
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ as the commands, so one set of rules decides and every refusal is recorded the s
   per client and for the station before anything is hashed; five failures in fifteen minutes
   lock the staff id out, recorded once when the lockout begins (issue 27). It answers a
   session token: every other operation carries it and acts as the staff member it was issued
-  to, as the catalog has them now. Sessions live here: a token ends at logout (with every
-  other of that person's), when their password changes, idle or too old ([console]).
+  to, as the catalog has them now. Sessions live here: a token ends at its logout (the
+  console's button ends every session of the person), when their password changes, idle or
+  too old ([console]).
 - each operation names the roles that may read what it returns; actions also go through the
   services' own ``authorize`` (which records refusals in the register and the custody log).
 
@@ -254,16 +255,17 @@ class Control:
 
     def _session(self, op: protocol.Op, raw: dict[str, Any] | None, token: Any,
                  uid: int) -> dict[str, Any]:  # fmt: skip
-        """Log in, or out (every session of that person: logout revokes them all)."""
+        """Log in, or out (this session; with ``everywhere`` every session of the person)."""
         try:
             args = op.args.parse(raw)
         except BadRequest as exc:
             return _error(ErrorKind.BAD_REQUEST, str(exc))[0]
         if isinstance(args, protocol.Login):
             return self._login(args, uid)
+        assert isinstance(args, protocol.Logout)
         with self._lock:
             ended = self._sessions.pop(str(token), None)
-            if ended is not None:
+            if ended is not None and args.everywhere:
                 for t in [t for t, s in self._sessions.items() if s.staff == ended.staff]:
                     del self._sessions[t]
         return {"ok": True, "result": None}

@@ -43,7 +43,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """End the session here and at the daemon."""
     with contextlib.suppress(DaemonRefused):  # the daemon is away: the session ends all the same
-        await console(request).ask(request, protocol.Logout())
+        await console(request).ask(request, protocol.Logout(everywhere=1))
     request.session.clear()
     return RedirectResponse("/login", 303)
 
