@@ -23,6 +23,7 @@ in place; a name taken back is withdrawn by a ``remove`` line.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -216,16 +217,19 @@ def _append(root: Path, relpath: str, data: dict[str, Any], head: tuple[int, str
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
+        # One writer per day folder at a time (threads and processes alike: a lock on the open
+        # file): two re-filings at once each append whole lines and rewrite the sums in turn.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         # A line before ours that a crash tore is ended first, so ours parses on its own.
         if not created and os.fstat(fd).st_size and not _ends_in_newline(path):
             fsio.write_all(fd, b"\n")
         fsio.write_all(fd, text.encode())
         os.fsync(fd)
+        if created:
+            fsio.fsync_dir(folder)
+        _write_sums(folder, read_folder(folder, root))
     finally:
-        os.close(fd)
-    if created:
-        fsio.fsync_dir(folder)
-    _write_sums(folder, read_folder(folder, root))
+        os.close(fd)  # and the lock with it
 
 
 def _ends_in_newline(path: Path) -> bool:
