@@ -157,7 +157,8 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.get_by_role("button", name="建立申請").click()
         page.wait_for_url(f"{base}/requests/*")
         number = page.url.rsplit("/", 1)[1]
-        assert "2026/11/28" in page.content()
+        # Another officer's footage is not shown to the applicant before approval (issue 27).
+        assert "2026/11/28" not in page.content()
         page.get_by_role("button", name="送出").click()
         assert "submitted" in page.locator("#state").text_content()
         page.get_by_role("button", name="核准").click()  # an officer cannot approve
