@@ -362,9 +362,13 @@ def test_a_sigkill_mid_offload_then_the_card_dies(tmp_path: Path) -> None:
     assert proc.wait() == -signal.SIGKILL, "the offload ended before it could be killed"
     _kill_card(catalog)
     doc = _restore(catalog, drives[0])
-    assert doc["reconciled"]["not_restored"] == [], doc["reconciled"]
+    # Killed between the catalog's commit and the manifest line (README: what restore cannot
+    # bring back), one file may be in place on each drive and named by nothing: listed by name,
+    # still on the camera (not cleared), and filed by docking again below.
+    stray = doc["reconciled"]["not_restored"]
+    assert len(stray) <= 2 and all("no manifest line names it" in s for s in stray), stray
     back = len(doc["reconciled"]["recordings"])
-    assert back >= want
+    assert back >= want - 1
     # Dock the camera again: what it still holds is filed; nothing is duplicated.
     subprocess.run(camdock_cmd("offload", *args), capture_output=True, timeout=300, check=False)
     recs, _held, copies = _facts(catalog)
