@@ -380,7 +380,15 @@ async def test_destination_gone_faults_the_bay_and_keeps_the_footage(tmp_path: P
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=1000, seed=1, start=START)
     async with running(tmp_path) as h:
-        shutil.rmtree(tmp_path / "backup")  # the backup drive is not there
+        # The backup drive is not there. The daemon writes its custody heads to the drives as
+        # it starts, so a folder may appear while it goes: removed until it stays gone.
+        backup = tmp_path / "backup"
+        for _ in range(50):
+            shutil.rmtree(backup, ignore_errors=True)
+            if not backup.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not backup.exists()
         h.hot.dock("1-1", "SN0001", vol)
         await h.until(lambda: h.bay(1).state.phase is Phase.FAULT)
         assert "backup" in h.bay(1).state.message
