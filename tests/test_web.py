@@ -45,6 +45,21 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_console(cfg_path: Path) -> tuple[int, subprocess.Popen[str]]:
+    """``camdock web`` for this config on a free loopback port, once it accepts connections."""
+    port = _port()
+    cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return port, proc
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.1)
+
+
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if not Path(CHROMIUM).exists():
@@ -79,17 +94,7 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     daemon = Control(cfg, export_roots=(tmp_path,))
     server = Server(cfg.run_dir / SOCKET, daemon.handle, frozenset({os.geteuid()}))
     server.start()
-    port = _port()
-    cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
-            time.sleep(0.1)
+    port, proc = start_console(cfg_path)
     try:
         yield f"http://127.0.0.1:{port}", cfg_path
         # The console never held the catalog or a recording open itself: it asked the daemon

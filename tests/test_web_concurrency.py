@@ -7,9 +7,6 @@ both drives, re-hashed from disk; the audit clean) and no page is a 500 (REG-4.2
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from camdock.station.control import SOCKET, Control
 from conftest import camdock_cmd, offload, run, write_recording
 from stationcfg import write_config
 from test_access import STAFF
-from test_web import CHROMIUM, FLAGS, PASSWORD, _login, _port
+from test_web import CHROMIUM, FLAGS, PASSWORD, _login, start_console
 
 pytestmark = pytest.mark.slow
 
@@ -49,17 +46,7 @@ def two_custodians(tmp_path: Path) -> Iterator[tuple[str, Path, Config]]:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     server = Server(cfg.run_dir / SOCKET, Control(cfg).handle, frozenset({os.geteuid()}))
     server.start()
-    port = _port()
-    cmd = camdock_cmd("web", "--config", str(cfg_path), "--listen", f"127.0.0.1:{port}")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
-            time.sleep(0.1)
+    port, proc = start_console(cfg_path)
     try:
         yield f"http://127.0.0.1:{port}", cfg_path, cfg
     finally:
