@@ -195,7 +195,15 @@ def test_sigkill_while_sealing_leaves_the_plain_files_and_no_half_seal(tmp_path:
         proc = subprocess.Popen(
             camdock_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.5, 2.0))
+        # Kill while an archive is being written: the first run as soon as its temp file
+        # appears (so at least one kill lands however fast the machine), later ones at a random
+        # moment after that (writing, reading back, between the drives, committing).
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(next(d.rglob(".*.tmp"), None) for d in (d1, d2)):
+                break
+            time.sleep(0.002)
+        time.sleep(0 if kills == 0 else rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
