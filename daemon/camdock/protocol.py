@@ -128,6 +128,8 @@ def kind_of(exc: CamdockError) -> ErrorKind:
         return ErrorKind.FORBIDDEN
     if exc.exit_code == ExitCode.NOINPUT:
         return ErrorKind.NOT_FOUND
+    if exc.exit_code == ExitCode.UNAVAILABLE:  # a drive's error: a destruction stays destroying
+        return ErrorKind.UNAVAILABLE
     return ErrorKind.CONFLICT
 
 

@@ -97,6 +97,10 @@ class Action(StrEnum):
     HOLD = "hold-place"  # kept past its window (REG-4.3.1)
     RELEASE = "hold-release"
     DESTROY = "destroy"  # every copy removed (REG-4.3.1)
+    # Issue 28: the intent to destroy, committed before the first copy is removed (live →
+    # destroying), and a destruction that stopped part-way (a drive's error, a hold since).
+    DESTROY_START = "destroy-start"
+    DESTROY_STOP = "destroy-stop"
     SEAL = "seal"  # a duty day's archives verified (REG-4.2.5)
     CONFIRM = "seal-confirm"  # a supervisor confirmed a seal (REG-4.2.5)
     PLAIN_REMOVED = "plain-removed"  # a sealed day's plain files removed from a drive

@@ -252,3 +252,12 @@ def m021_channel(db: Database) -> None:
     """Issue 27: each custody entry names the channel its act came through (console, cli,
     daemon) and hashes it with the rest; entries from before keep none and verify as before."""
     db.execute("ALTER TABLE custody_log ADD COLUMN channel TEXT")
+
+
+@migrations()
+def m022_destroying(db: Database) -> None:
+    """Issue 28: a recording being destroyed (its destruction ``planned``: the state
+    "destroying") that stopped part-way says why: the drive whose copy could not be removed
+    and its error, or the hold placed since, with when. Cleared when a run takes it up."""
+    for column in ("stopped_reason", "stopped_drive", "stopped_at"):
+        db.execute(f"ALTER TABLE destructions ADD COLUMN {column} TEXT")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -21,10 +22,12 @@ from camdock.errors import Conflict
 from camdock.events import EventType, Topics
 
 __all__ = [
+    "Destroying",
     "abandon",
     "alarm",
     "candidate",
     "counts",
+    "destroying",
     "due",
     "fate",
     "known",
@@ -32,6 +35,7 @@ __all__ = [
     "pending",
     "plan_destruction",
     "record_destroyed",
+    "stop",
 ]
 
 # The columns retention reads: a constant, never input (hence the noqa on the queries).
@@ -107,7 +111,14 @@ def plan_destruction(db: Database, recording_id: int, actor: str, authority: str
         rowchain.require_chained(db, recording_id)  # never on a forged date or path (issue 26)
         row = {"recording_id": recording_id, "state": "planned", "actor": actor,
                "authority": authority, "reason": reason, "planned_at": utcnow()}  # fmt: skip
-        return pk(db.table("destructions").insert(row).last_pk)
+        d_id = pk(db.table("destructions").insert(row).last_pk)
+        # live → destroying: the intent is chained before the first copy is removed (issue 28)
+        copies = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? "
+                      "ORDER BY destination", (recording_id,))  # fmt: skip
+        custody.append(db, Action.DESTROY_START, recording_id, actor,
+                       {"destruction": d_id, "state": "destroying", "authority": authority,
+                        "reason": reason, "copies": copies})  # fmt: skip
+        return d_id
 
 
 def fate(db: Database, recording_id: int) -> tuple[str, str, str] | None:
@@ -136,10 +147,74 @@ def pending(db: Database) -> list[dict[str, Any]]:
 
 
 def abandon(db: Database, destruction_id: int) -> None:
-    """A planned destruction that removed nothing and is no longer allowed."""
+    """A planned destruction that removed nothing and is no longer allowed: destroying → live
+    (every copy is still there), on the chain."""
     with write_txn(db):
-        db.execute("UPDATE destructions SET state = 'abandoned', done_at = ? WHERE id = ?",
-                   (utcnow(), destruction_id))  # fmt: skip
+        found = one(db, "SELECT recording_id FROM destructions WHERE id = ? AND state = "
+                    "'planned'", (destruction_id,))  # fmt: skip
+        if found is None:  # finished or abandoned by another process meanwhile
+            return
+        db.execute("UPDATE destructions SET state = 'abandoned', done_at = ? WHERE id = ? "
+                   "AND state = 'planned'", (utcnow(), destruction_id))  # fmt: skip
+        custody.append(db, Action.DESTROY_STOP, found["recording_id"], "camdock",
+                       {"destruction": destruction_id, "state": "live",
+                        "reason": "no longer allowed and nothing removed"})  # fmt: skip
+
+
+def stop(db: Database, destruction_id: int, reason: str, drive: str | None,
+         topics: Topics | None) -> None:  # fmt: skip
+    """A destruction that could not go on (a drive's error, a hold placed since): it stays
+    "destroying" and says why; on the chain, and an alarm the station shows (issue 28)."""
+    with write_txn(db):
+        found = one(db, "SELECT recording_id, stopped_reason FROM destructions WHERE id = ? "
+                    "AND state = 'planned'", (destruction_id,))  # fmt: skip
+        if found is None or found["stopped_reason"] == reason:  # said already: once a change
+            return
+        db.execute("UPDATE destructions SET stopped_reason = ?, stopped_drive = ?, "
+                   "stopped_at = ? WHERE id = ?",
+                   (reason, drive, utcnow(), destruction_id))  # fmt: skip
+        rec_id = found["recording_id"]
+        details = {"destruction": destruction_id, "state": "destroying", "reason": reason,
+                   "drive": drive}  # fmt: skip
+        custody.append(db, Action.DESTROY_STOP, rec_id, "camdock", details)
+        if topics is not None:
+            record(db, topics, EventType.RETENTION_ALARM, data={
+                "alarms": [f"recording {rec_id} is being destroyed and stopped: {reason}"],
+                "overdue": [], "held_past_max": [], "review_due": [],
+                "destroying": [{"recording": rec_id, "drive": drive,
+                                "reason": reason}]})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Destroying:
+    """A recording being destroyed (live → destroying → destroyed), and why it stopped."""
+
+    recording: int
+    destruction: int
+    actor: str
+    since: str
+    stopped_reason: str | None
+    stopped_drive: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {"recording": self.recording, "state": "destroying",
+                "destruction": self.destruction, "by": self.actor, "since": self.since,
+                "stopped": self.stopped_reason, "drive": self.stopped_drive}  # fmt: skip
+
+    @property
+    def alarm(self) -> str:
+        """The alarm a stopped destruction raises every day until handled."""
+        return f"recording {self.recording} is being destroyed and stopped: {self.stopped_reason}"
+
+
+def destroying(db: Database) -> list[Destroying]:
+    """Every recording in the state "destroying" (a destruction planned, not finished)."""
+    return [Destroying(r["recording_id"], r["id"], r["actor"], r["planned_at"],
+                       r["stopped_reason"], r["stopped_drive"])
+            for r in rows(db, "SELECT id, recording_id, actor, planned_at, stopped_reason, "
+                          "stopped_drive FROM destructions WHERE state = 'planned' "
+                          "ORDER BY id")]  # fmt: skip
 
 
 def record_destroyed(

@@ -65,7 +65,9 @@ def chain_disagrees(db: Database, copy: DueCopy) -> str | None:
 
 
 def due(db: Database, limit: int) -> list[DueCopy]:
-    """The plain copies proven longest ago (live recordings), oldest first."""
+    """The plain copies proven longest ago (live recordings), oldest first. One being
+    destroyed is not scrubbed: a copy its destruction removed is not damage, and "repairing" it
+    would bring back what is being destroyed (issue 28)."""
     return rows_as(
         DueCopy,
         db,
@@ -74,7 +76,8 @@ def due(db: Database, limit: int) -> list[DueCopy]:
         "json_extract(s.details, '$.size') AS chained_size FROM copies c JOIN recordings r "
         "ON r.id = c.recording_id LEFT JOIN custody_log s ON s.id = (SELECT min(id) FROM "
         "custody_log WHERE recording_id = c.recording_id AND action = 'store') "
-        "WHERE r.destroyed_at IS NULL AND c.plain_removed_at IS NULL "
+        "WHERE r.destroyed_at IS NULL AND c.plain_removed_at IS NULL AND NOT EXISTS (SELECT 1 "
+        "FROM destructions d WHERE d.recording_id = r.id AND d.state = 'planned') "
         "ORDER BY c.proven_at, c.recording_id LIMIT ?",
         (limit,),
     )

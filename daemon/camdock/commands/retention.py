@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -23,8 +24,11 @@ from camdock.catalog import (
     recordings,
     restored,
 )
+from camdock.catalog import retention as retention_rows
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
+from camdock.catalog.retention import Destroying
+from camdock.clock import local_text
 from camdock.commands import remote
 from camdock.commands.common import (
     Where,
@@ -317,7 +321,7 @@ def _hold_list(args: argparse.Namespace, where: Where) -> int:
     return output(args, {"holds": found}, text)
 
 
-def _plan_json(p: Plan) -> dict[str, Any]:
+def _plan_json(p: Plan, going: list[Destroying]) -> dict[str, Any]:
     return {
         "today": p.today.isoformat(),
         "live": p.live,
@@ -329,23 +333,41 @@ def _plan_json(p: Plan) -> dict[str, Any]:
         "held_past_max": [c.id for c in p.held_past_max],
         "review_due": [h.id for h in p.review_due],
         "interrupted_destructions": list(p.pending),
+        "destroying": [d.as_json() for d in going],
+        "requests": [dataclasses.asdict(r) for r in p.requests],
         "alarms": p.alarms,
     }
 
 
+def _request_lines(p: Plan, where: Where) -> list[str]:
+    """What each open request holds and until when (issue 28), in the station's time."""
+    return [f"  request {r.request} ({r.state}) holds {len(r.recordings)} recording(s) "
+            f"{', '.join(map(str, r.recordings))}: "
+            + (f"until {local_text(r.until, where.tz)}, " if r.until else "") + r.note
+            for r in p.requests]  # fmt: skip
+
+
 def _plan(args: argparse.Namespace, where: Where) -> int:
     with opened(where, write=False) as db:
-        p = service.plan_for(db, where.today)
+        p = service.plan_for(db, where.today, where.cfg.draft_days if where.cfg else 7)
+        going = retention_rows.destroying(db)
         auto = destruction.live_authorisation(db, where.today)
     return output(
         args,
-        {**_plan_json(p), "standing_authorisation": auto.ref if auto else None},
+        {**_plan_json(p, going), "standing_authorisation": auto.ref if auto else None},
         lambda: [
             f"retention plan for {p.today} ({p.live} recordings kept):",
             f"  due for destruction: {len(p.due)}"
             + (f" (overdue: {len(p.overdue)})" if p.overdue else ""),
             f"  held although due:   {len(p.held)}",
             f"  destroyable on request: {p.destroyable} ({p.becomes_destroyable} from today)",
+            *(
+                f"  being destroyed: recording {d.recording} since "
+                f"{local_text(d.since, where.tz)}"
+                + (f", stopped: {d.stopped_reason}" if d.stopped_reason else "")
+                for d in going
+            ),
+            *_request_lines(p, where),
             *(f"  ALARM {a}" for a in p.alarms),
             f"  destroyed automatically under standing authorisation {auto.ref} "
             f"(approved by {auto.approved_by}, until {auto.expires})"

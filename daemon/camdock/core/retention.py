@@ -33,6 +33,7 @@ __all__ = [
     "HoldKind",
     "Plan",
     "Policy",
+    "RequestHold",
     "add_months",
     "covering",
     "default_window",
@@ -193,7 +194,11 @@ class Plan:
     destroyable: int  # live recordings past their minimum (destroyable on request)
     becomes_destroyable: int  # of those, the ones whose minimum ends today
     live: int  # recordings not destroyed
-    pending: tuple[int, ...] = field(default=())  # destructions a crash interrupted
+    pending: tuple[int, ...] = field(default=())  # recordings "destroying" (not finished)
+    # Destructions that stopped part-way, each why (a drive's error, a hold since): an alarm
+    # every day until handled (issue 28).
+    stopped: tuple[str, ...] = field(default=())
+    requests: tuple[RequestHold, ...] = field(default=())  # what each open request holds
 
     @property
     def alarms(self) -> list[str]:
@@ -208,7 +213,20 @@ class Plan:
         if self.review_due:
             ids = ", ".join(str(h.id) for h in self.review_due)
             out.append(f"hold(s) {ids} past their review date")
-        return out
+        return out + list(self.stopped)
+
+
+@dataclass(frozen=True)
+class RequestHold:
+    """What an open access/copy request holds (REG-4.3.1) and until when: an approval until it
+    expires (``until``, ISO 8601), a draft until ``[access] draft_days`` after it was made,
+    a submitted request until it is decided, a done one until it is closed (``until`` None)."""
+
+    request: str  # its number
+    state: str
+    recordings: tuple[int, ...]
+    until: str | None
+    note: str  # what ends it
 
 
 def plan(

@@ -16,6 +16,7 @@ README for the recipient go with it, and the manifest's hash goes into the regis
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,8 @@ __all__ = [
     "step",
 ]
 
+
+log = logging.getLogger(__name__)
 
 UNVERIFIED = "unverified actor"  # how a development catalog's custody entries name a person
 
@@ -261,11 +264,26 @@ def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
         ):
             try:
                 requests.change(db, req, Action.EXPIRE, "camdock", {"state": State.EXPIRED},
-                                topics, guard=_still(req.state))  # fmt: skip
-            except Conflict:
-                continue  # another process expired it (or it moved on) meanwhile
+                                topics, details=_released(db, req),
+                                guard=_still(req.state,
+                                             lambda f: _approval_over(f, now)))  # fmt: skip
+            except Conflict as exc:  # another process expired it (or it moved on) meanwhile
+                log.info("request %s not expired: %s", req.number, exc)
+                continue
             gone.append(req.number)
     return gone
+
+
+def _approval_over(fresh: AccessRequest, now: datetime) -> bool:
+    """Whether an approval (as the row is inside the transaction) has run out unused."""
+    until = fresh.approved_until
+    return (fresh.state in (State.APPROVED, State.SCHEDULED) and until is not None
+            and datetime.fromisoformat(until) < now)  # fmt: skip
+
+
+def _released(db: Database, req: AccessRequest) -> dict[str, Any]:
+    """What an expiry releases: the recordings the request held (REG-4.3.1)."""
+    return {"released": [r.id for r in requests.recordings_of(db, req.id)]}
 
 
 def expire_drafts(db: Database, now: datetime, draft_days: int,
@@ -279,19 +297,22 @@ def expire_drafts(db: Database, now: datetime, draft_days: int,
             continue
         try:
             requests.change(db, req, Action.DRAFT_EXPIRE, "camdock", {"state": State.EXPIRED},
-                            topics, details={"draft_days": draft_days},
-                            guard=_still(req.state))  # fmt: skip
-        except Conflict:
-            continue  # submitted (or expired by another pass) meanwhile
+                            topics, details={"draft_days": draft_days, **_released(db, req)},
+                            guard=_still(req.state, lambda f: f.created_at <= cutoff))  # fmt: skip
+        except Conflict as exc:  # submitted (or expired by another pass) meanwhile
+            log.info("request %s not expired: %s", req.number, exc)
+            continue
         gone.append(req.number)
     return gone
 
 
-def _still(state: State) -> Guard:
-    """Expiry's compare-and-set: the request is still in the state it was found in."""
+def _still(state: State, due: Callable[[AccessRequest], bool]) -> Guard:
+    """Expiry's compare-and-set: the request, as it is inside the transaction, is still in
+    the state it was found in and still due to expire; else a ``Conflict`` (it moved on: the
+    other outcome stands, and was recorded by whoever moved it)."""
 
     def guard(fresh: AccessRequest) -> None:
-        if fresh.state != state:
+        if fresh.state != state or not due(fresh):
             raise Conflict(f"request {fresh.number} is {fresh.state.value} now")
 
     return guard

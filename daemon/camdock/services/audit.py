@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import archive, fsio, heads, manifest
 from camdock.catalog import chainkey, custody, freezes, recordings, report, seals
+from camdock.catalog import retention as retention_rows
 from camdock.catalog.recordings import LiveCopy
 from camdock.clock import iso_utc
 from camdock.services.seal import Key, SealKeyMissing
@@ -105,7 +106,7 @@ def chain(db: Database, roots: list[str], witness: Path | None = None,
 class Finding:
     """One thing wrong with the footage on a drive."""
 
-    kind: str  # missing | changed | unreadable | extra | archive
+    kind: str  # missing | changed | unreadable | extra | archive | destroying
     path: str
     recording: int | None
     detail: str
@@ -130,6 +131,8 @@ def fixity(
     findings and how many copies were proven."""
     findings: list[Finding] = []
     copies = recordings.live_copies(db)
+    # Being destroyed (issue 28): a copy its destruction removed is that, not a missing copy.
+    going = {d.recording: d for d in retention_rows.destroying(db)}
     sealed = seals.archives_on_drives(db)
     archives = {(s["destination"], s["path"]): s for s in sealed}
     in_archive: dict[tuple[str, str], list[LiveCopy]] = {}
@@ -150,7 +153,14 @@ def fixity(
         try:
             digest, size = fsio.disk_sha256(path)
         except FileNotFoundError:
-            findings.append(Finding("missing", str(path), c.recording_id, "not on the drive"))
+            if (d := going.get(c.recording_id)) is not None:
+                findings.append(Finding("destroying", str(path), c.recording_id,
+                                        f"removed by its destruction (by {d.actor}, since "
+                                        f"{d.since}), not finished"
+                                        + (f": {d.stopped_reason}" if d.stopped_reason
+                                           else "")))  # fmt: skip
+            else:
+                findings.append(Finding("missing", str(path), c.recording_id, "not on the drive"))
             continue
         except OSError as exc:
             findings.append(Finding("unreadable", str(path), c.recording_id,

@@ -537,7 +537,7 @@ def _holds(c: Call, a: protocol.HoldsList) -> Any:
 
 @_handles(protocol.RetentionPlan)
 def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
-    plan = retention.plan_for(c.db, c.today())
+    plan = retention.plan_for(c.db, c.today(), c.cfg.draft_days)
     lists = [destruction.as_json(d, destruction.items(c.db, d.id))
              for d in destruction.listing(c.db)[:20]]  # fmt: skip
     return {"plan": {**_fields(plan), "alarms": plan.alarms}, "lists": lists,

@@ -31,7 +31,6 @@ from camdock.catalog.seals import dirty as dirty_days
 from camdock.clock import Clock
 from camdock.config import Config
 from camdock.events import EventType
-from camdock.services.access import expire_drafts
 from camdock.services.audit import heads_to
 from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
@@ -196,10 +195,9 @@ class DailyPass:
         db = open_catalog(cfg.catalog)
         try:
             keeping = Keeping.from_config(cfg)
-            if not seal_only:  # unsubmitted drafts stop holding footage (issue 27, recorded)
-                expire_drafts(db, self.clock.now(), cfg.draft_days, cfg.topics)
-            result = (PassResult(plan_for(db, today)) if seal_only else
-                      daily_pass(db, cfg.catalog, keeping, today))  # fmt: skip
+            # The pass expires approvals and drafts itself (issue 28): no command need run.
+            result = (PassResult(plan_for(db, today, cfg.draft_days)) if seal_only else
+                      daily_pass(db, cfg.catalog, keeping, today, self.clock.now()))  # fmt: skip
             if cfg.seal.automatic:  # REG-4.2.5: every past duty day, sealed
                 # Made as the station, a fixed identity no staff member has (issue 27): any
                 # supervisor confirms it, nobody's name is borrowed.
