@@ -141,8 +141,9 @@ def pending(db: Database) -> list[dict[str, Any]]:
                  "JOIN recordings r ON r.id = d.recording_id WHERE d.state = 'planned' "
                  "ORDER BY d.id")  # fmt: skip
     for d in found:
-        d["copies"] = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ?",
-                           (d["recording_id"],))  # fmt: skip
+        # In the order they were made: the footage drive's, then the backup's.
+        d["copies"] = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? "
+                           "ORDER BY rowid", (d["recording_id"],))  # fmt: skip
     return found
 
 

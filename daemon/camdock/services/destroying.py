@@ -197,7 +197,6 @@ def _finish(db: Database, keeping: Keeping, today: date, d: dict[str, Any], *,
             drive = keeping.drive_name(copy["destination"])
             why = f"the copy on {drive} could not be removed: {exc.strerror or exc}"
             catalog.stop(db, d["id"], why, drive, keeping.topics)
-            log.error("recording %d stays destroying: %s", rec_id, why)
             raise DestructionStopped(f"recording {rec_id} is still being destroyed: {why}; "
                                      "fix the drive, then run it again (or the daily pass "
                                      "finishes it)") from None  # fmt: skip

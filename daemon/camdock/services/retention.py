@@ -23,7 +23,7 @@ from camdock import clock
 from camdock.adapters.drives import prove_all
 from camdock.catalog import destruction, holds
 from camdock.catalog import retention as catalog
-from camdock.core.retention import HoldKind, Plan
+from camdock.core.retention import HoldKind, Plan, Policy
 from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import EventType
 from camdock.services import access, backup
@@ -43,6 +43,7 @@ __all__ = [
     "DestructionStopped",
     "Keeping",
     "PassResult",
+    "Policy",
     "approve_list",
     "authorise",
     "covered_now",
