@@ -2,8 +2,9 @@
 nothing destroyed early, nothing overdue unnoticed, nothing half-destroyed (REG-4.3.1,
 REG-5; invariant 8).
 
-In-process, on a tmpfs (as root), on the process's clock (``camdock.clock``, a ``FixedClock`` moved day by day):
-small files, a camera docked every week with recordings made over the days before, holds placed
+In-process, on a tmpfs (as root), on the process's clock (``camdock.clock``, a ``FixedClock``
+moved day by day): small files, a camera docked every week with recordings made over the days
+before, holds placed
 and released, requests drafted, approved for a day, left submitted and denied, and the daemon's
 daily pass every day for fourteen months. After every pass the catalog, the chain and both
 drives are checked against the rules."""
