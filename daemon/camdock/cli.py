@@ -25,7 +25,7 @@ _RUN: dict[str, str] = {
     "attribute": "attribute",
     "hold": "retention",
     "retention": "retention",
-    "catalog": "retention",
+    "catalog": "catalog",
     "seal": "seal",
     "request": "request",
     "register": "request",
