@@ -529,7 +529,8 @@ def _destroyed(catalog: Path) -> int:
 
 def _check_destruction_state(catalog: Path, d1: Path, d2: Path) -> int:
     """After any kill: a live recording not being destroyed has both copies; a destroyed one
-    has none and its custody entry; the chain is intact. Returns how many are left."""
+    has none and its custody entry; one being destroyed has its intent chained; the chain is
+    intact. Returns how many are left."""
     db = open_catalog(catalog)
     try:
         planned = {
@@ -544,6 +545,14 @@ def _check_destruction_state(catalog: Path, d1: Path, d2: Path) -> int:
                 assert there == [False, False], relpath
             elif rec_id not in planned:
                 assert there == [True, True], relpath
+        # live → destroying → destroyed (issue 28): every destruction begun has its intent on
+        # the chain, committed before its first copy went.
+        started = {
+            json.loads(r[0])["destruction"]
+            for r in db.execute("SELECT details FROM custody_log WHERE action = 'destroy-start'")
+        }
+        begun = {r[0] for r in db.execute("SELECT id FROM destructions")}
+        assert begun <= started
         assert custody.verify(db) == []
         return int(
             db.execute("SELECT count(*) FROM recordings WHERE destroyed_at IS NULL").fetchone()[0]
