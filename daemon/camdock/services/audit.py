@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from camdock.adapters import archive, fsio, heads, manifest
 from camdock.catalog import chainkey, custody, freezes, recordings, report, seals
 from camdock.catalog.recordings import LiveCopy
+from camdock.catalog.seals import Seal, SealState
 from camdock.clock import iso_utc
 from camdock.services.seal import Key, SealKeyMissing
 
@@ -131,7 +132,7 @@ def fixity(
     findings: list[Finding] = []
     copies = recordings.live_copies(db)
     sealed = seals.archives_on_drives(db)
-    archives = {(s["destination"], s["path"]): s for s in sealed}
+    archives = {(s.destination, s.path): s for s in sealed}
     in_archive: dict[tuple[str, str], list[LiveCopy]] = {}
     proven = 0
     for n, c in enumerate(copies, 1):
@@ -145,7 +146,7 @@ def fixity(
                 findings.append(Finding("missing", str(path), c.recording_id,
                                         "plain file removed and no seal holds it"))  # fmt: skip
             else:
-                in_archive.setdefault((root, seal["path"]), []).append(c)
+                in_archive.setdefault((root, seal.path), []).append(c)
             continue
         try:
             digest, size = fsio.disk_sha256(path)
@@ -173,40 +174,40 @@ def fixity(
     return findings, proven
 
 
-def _seal_holding(sealed: list[dict[str, Any]], root: str, rec_id: int) -> dict[str, Any] | None:
+def _seal_holding(sealed: list[Seal], root: str, rec_id: int) -> Seal | None:
     for s in sealed:
-        if s["state"] == "verified" and s["destination"] == root and any(
-                m[0] == rec_id for m in json.loads(s["members"] or "[]")):  # fmt: skip
+        if s.state is SealState.VERIFIED and s.destination == root and any(
+                m[0] == rec_id for m in s.listed()):  # fmt: skip
             return s
     return None
 
 
-def _check_archive(seal: dict[str, Any], members: list[LiveCopy], key: Key | None,
+def _check_archive(seal: Seal, members: list[LiveCopy], key: Key | None,
                    findings: list[Finding]) -> int:  # fmt: skip
     """A seal's archive from disk: its hash, and (with the key) every member; returns how many
     of ``members`` (copies living only there) it proved."""
-    path = Path(seal["destination"], *PurePosixPath(seal["path"]).parts)
+    path = Path(seal.destination, *PurePosixPath(seal.path).parts)
     try:
         if key is None:
             digest, size = fsio.disk_sha256(path)
             found: dict[str, tuple[str, int]] = {}
         else:
-            back = archive.read_back(path, key.for_seal(seal["key_id"]))
+            back = archive.read_back(path, key.for_seal(seal.key_id))
             digest, size, found = back.sha256, back.size, back.members
     except FileNotFoundError:
-        findings.append(Finding("missing", str(path), None, f"the seal of {seal['day']}"))
+        findings.append(Finding("missing", str(path), None, f"the seal of {seal.day}"))
         return 0
     except (OSError, archive.ArchiveError, SealKeyMissing) as exc:
-        why = str(exc) if isinstance(exc, SealKeyMissing) else f"{exc} (key {seal['key_id']})"
+        why = str(exc) if isinstance(exc, SealKeyMissing) else f"{exc} (key {seal.key_id})"
         findings.append(Finding("archive", str(path), None, why))
         return 0
-    if (digest, size) != (seal["sha256"], seal["size"]):
+    if (digest, size) != (seal.sha256, seal.size):
         findings.append(Finding("archive", str(path), None, f"SHA-256 {digest} ({size} bytes), "
-                                f"sealed as {seal['sha256']} ({seal['size']})"))  # fmt: skip
+                                f"sealed as {seal.sha256} ({seal.size})"))  # fmt: skip
         return 0
     if key is None:
         return 0
-    names = {m[0]: m[1] for m in json.loads(seal["members"] or "[]")}
+    names = {m[0]: m[1] for m in seal.listed()}
     proven = 0
     for c in members:
         name = names.get(c.recording_id, "")

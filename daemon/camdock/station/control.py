@@ -524,9 +524,9 @@ def _request(c: Call, a: protocol.RequestGet) -> Any:
 
 @_handles(protocol.SealsList)
 def _seals(c: Call, a: protocol.SealsList) -> Any:
-    days: dict[str, dict[str, Any]] = {}
+    days: dict[str, seals.Seal] = {}
     for s in seals.status(c.db):
-        days.setdefault(s["day"], s)
+        days.setdefault(s.day, s)
     return {"days": list(days.values()), "dirty": sorted(seals.dirty(c.db))}
 
 
