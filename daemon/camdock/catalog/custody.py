@@ -21,19 +21,21 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sqlite_utils import Database
 
 from camdock.catalog import chainkey, rowchain
-from camdock.catalog.db import one, rows
+from camdock.catalog.db import Row, one, rows, rows_as
 from camdock.clock import utcnow
 
 __all__ = [
     "CHANNELS",
     "GENESIS",
     "Action",
+    "Entry",
     "append",
     "baseline",
     "chain_left_over",
@@ -291,13 +293,28 @@ def count(db: Database) -> tuple[int, int]:
     return int(entries), int(recordings)
 
 
-def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Entry(Row):
+    """One custody entry as a recording's history shows it (REG-7.1)."""
+
+    time: str
+    action: Action
+    actor: str
+    channel: str | None  # console, cli, daemon; None for entries from before m021
+    details: str  # JSON as chained
+
+    def details_json(self) -> Any:
+        """The entry's details, parsed (JSON leaving the catalog)."""
+        return json.loads(self.details)
+
+
+def history(db: Database, recording_id: int) -> list[Entry]:
     """One recording's entries, oldest first: what a recording's page shows."""
     if _channel_column(db):
-        return rows(db, "SELECT time, action, actor, channel, details FROM custody_log WHERE "
-                    "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
-    return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
-                "ORDER BY id", (recording_id,))  # fmt: skip
+        return rows_as(Entry, db, "SELECT time, action, actor, channel, details FROM custody_log "
+                       "WHERE recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
+    return rows_as(Entry, db, "SELECT time, action, actor, NULL AS channel, details FROM "
+                   "custody_log WHERE recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
 
 
 def head(db: Database) -> tuple[int, str]:

@@ -7,7 +7,7 @@ whose register line is missing (or never closed) is found."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from sqlite_utils import Database
 
@@ -17,7 +17,19 @@ from camdock.catalog.db import one, pk, rows, write_txn
 from camdock.clock import utcnow
 from camdock.errors import CamdockError, Conflict, ExitCode
 
-__all__ = ["close", "open_viewing", "unregistered"]
+__all__ = ["Closed", "close", "open_viewing", "unregistered"]
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A viewing ended: what its custody entry records (and the console is answered)."""
+
+    request: str  # the request's number
+    viewing: int
+    start: str  # UTC ISO
+    end: str
+    bytes: int
+    viewer_id: str
 
 
 def open_viewing(db: Database, request_id: int, number: str, recording_id: int, viewer: str,
@@ -32,7 +44,7 @@ def open_viewing(db: Database, request_id: int, number: str, recording_id: int, 
     return viewing
 
 
-def close(db: Database, viewing: int, viewer_id: str, sent: int) -> dict[str, Any]:
+def close(db: Database, viewing: int, viewer_id: str, sent: int) -> Closed:
     """The stream ended (played out, or the client went away): the viewing's end and bytes, its
     register line and its custody entry, once (compare-and-set on ``ended_at IS NULL``); only
     the person it was opened for closes it."""
@@ -52,9 +64,8 @@ def close(db: Database, viewing: int, viewer_id: str, sent: int) -> dict[str, An
                                      "recordings": json.dumps([found["recording_id"]]),
                                      "custodian": found["viewer"], "remarks": remarks,
                                      "viewing_id": viewing})  # fmt: skip
-        details = {"request": found["number"], "viewing": viewing, "start": found["started_at"],
-                   "end": now, "bytes": int(sent), "viewer_id": viewer_id}  # fmt: skip
-        custody.append(db, Action.VIEW, found["recording_id"], found["viewer"], details)
+        details = Closed(found["number"], viewing, found["started_at"], now, int(sent), viewer_id)
+        custody.append(db, Action.VIEW, found["recording_id"], found["viewer"], asdict(details))
     return details
 
 

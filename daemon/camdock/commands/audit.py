@@ -198,10 +198,9 @@ def _history(args: argparse.Namespace, where: Any) -> int:
         raise UsageError("audit history needs --recording ID")
     with opened(where, write=False) as db:
         entries = custody.history(db, args.recording)
-    for e in entries:
-        e["details"] = json.loads(e["details"])
-    return output(args, {"recording": args.recording, "history": entries}, lambda: [
-        f"{e['time']}  {e['action']:<14} {e['actor']}  [{e.get('channel') or '-'}]"
+    shown = [{**e.as_dict(), "details": e.details_json()} for e in entries]
+    return output(args, {"recording": args.recording, "history": shown}, lambda: [
+        f"{e.time}  {e.action:<14} {e.actor}  [{e.channel or '-'}]"
         for e in entries])  # fmt: skip
 
 
