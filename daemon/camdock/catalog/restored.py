@@ -6,14 +6,16 @@ covers it (catalog/rowchain.py) like any other."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import one, rows
+from camdock.catalog.db import Row, one, one_as, rows
 from camdock.catalog.rowchain import COVERED
 
 __all__ = [
+    "Filed",
     "add_copy",
     "by_relpath",
     "chain_hashes",
@@ -35,10 +37,23 @@ def copies_known(db: Database) -> set[tuple[str, str]]:
     }
 
 
-def by_relpath(db: Database, relpath: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Filed(Row):
+    """What the catalog files under a path (destroyed recordings too)."""
+
+    id: int
+    sha256: str
+    size: int
+    destroyed_at: str | None
+
+
+def by_relpath(db: Database, relpath: str) -> Filed | None:
     """The recording filed under ``relpath`` (destroyed ones too), or None."""
-    return one(
-        db, "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?", (relpath,)
+    return one_as(
+        Filed,
+        db,
+        "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?",
+        (relpath,),
     )
 
 
