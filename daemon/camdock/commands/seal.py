@@ -94,11 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 *(
                     f"{s.day} #{s.generation}  {s.destination}/{s.path}  "
                     f"sealed by {s.sealed_by}  "
-                    + (
-                        f"confirmed by {s.confirmed_by}"
-                        if s.confirmed_by
-                        else "NOT CONFIRMED"
-                    )
+                    + (f"confirmed by {s.confirmed_by}" if s.confirmed_by else "NOT CONFIRMED")
                     for s in found
                 ),
                 f"days waiting for a seal: {', '.join(dirty) or 'none'}",
