@@ -51,15 +51,16 @@ class Call:
 
 
 A = TypeVar("A", bound=protocol.Args)
-Handler = Callable[[Call, Any], Any]
+R = TypeVar("R")
+Handler = Callable[[Call, Any], object]  # the answer: a typed value (answers.py), JSON on the wire
 # Each operation of the protocol that needs a session, and the function that answers it.
 HANDLERS: dict[str, Handler] = {}
 
 
-def handles(args: type[A]) -> Callable[[Callable[[Call, A], Any]], Callable[[Call, A], Any]]:
+def handles(args: type[A]) -> Callable[[Callable[[Call, A], R]], Callable[[Call, A], R]]:
     """Bind a handler to the operation the protocol declares for ``args``."""
 
-    def register(fn: Callable[[Call, A], Any]) -> Callable[[Call, A], Any]:
+    def register(fn: Callable[[Call, A], R]) -> Callable[[Call, A], R]:
         HANDLERS[args.op.name] = fn
         return fn
 

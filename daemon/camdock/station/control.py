@@ -224,6 +224,7 @@ class Control:
         finally:
             db.close()
         if op.passes_fd:  # the descriptor, and what the console needs to know of it
+            assert isinstance(result, tuple)  # declared so (protocol, passes_fd)
             fd, about = result
             return {"ok": True, "result": about}, fd
         return {"ok": True, "result": result}, None

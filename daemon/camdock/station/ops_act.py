@@ -21,6 +21,7 @@ from camdock.protocol import BadRequest
 from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
 from camdock.services.seal import Sealing, confirm_day, seal_day
+from camdock.station.answers import RequestMade, RequestStepped
 from camdock.station.calls import Call, handles
 
 __all__: list[str] = []  # the handlers register themselves in calls.HANDLERS
@@ -30,19 +31,18 @@ __all__: list[str] = []  # the handlers register themselves in calls.HANDLERS
 
 
 @handles(protocol.RequestNew)
-def _request_new(c: Call, a: protocol.RequestNew) -> Any:
+def _request_new(c: Call, a: protocol.RequestNew) -> RequestMade:
     form = {"duty_item": a.duty_item, "kind": a.kind.value, "reason": a.reason,
             "purpose": a.purpose.value, "unit_supervisor": a.unit_supervisor,
             "applicant_unit": a.applicant_unit, "applicant_title": a.applicant_title,
             "viewing_at": c.local(a.viewing_at).isoformat() if a.viewing_at else None}  # fmt: skip
     scope = (a.officer, a.camera, c.local(a.begin), c.local(a.end))
     req = access.new_request(c.db, c.cfg, c.who, form, scope, c.ctl.topics)
-    return {"number": req.number, "request": req,
-            "recordings": requests.recordings_of(c.db, req.id)}  # fmt: skip
+    return RequestMade(req.number, req, requests.recordings_of(c.db, req.id))
 
 
 @handles(protocol.RequestStep)
-def _request_step(c: Call, a: protocol.RequestStep) -> Any:
+def _request_step(c: Call, a: protocol.RequestStep) -> RequestStepped:
     kw: dict[str, Any] = {}
     if a.action == "deny":
         kw["reason"] = a.reason
@@ -56,11 +56,11 @@ def _request_step(c: Call, a: protocol.RequestStep) -> Any:
     if a.action == "view":
         kw["remarks"] = a.remarks or None
     req = access.step(c.db, c.who, a.number, a.action, c.ctl.topics, clock.now(), **kw)
-    return {"request": req}
+    return RequestStepped(req)
 
 
 @handles(protocol.RequestCopy)
-def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
+def _request_copy(c: Call, a: protocol.RequestCopy) -> dict[str, Any]:
     to = Path(os.path.abspath(a.to))
     if not any(to == r or r in to.parents for r in c.ctl.export_roots) or ".." in to.parts:
         roots = ", ".join(str(r) for r in c.ctl.export_roots)
@@ -74,7 +74,7 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
 
 
 @handles(protocol.SealCreate)
-def _seal_create(c: Call, a: protocol.SealCreate) -> Any:
+def _seal_create(c: Call, a: protocol.SealCreate) -> dict[str, Any] | None:
     """REG-4.2.5: a duty day sealed by hand, with the station's own key, naming who did it."""
     access.authorize(c.db, c.who, "seal", c.ctl.topics)
     made = seal_day(c.db, Sealing.from_config(c.cfg), a.day, c.me.label, c.me.id)
@@ -82,13 +82,13 @@ def _seal_create(c: Call, a: protocol.SealCreate) -> Any:
 
 
 @handles(protocol.SealConfirm)
-def _seal_confirm(c: Call, a: protocol.SealConfirm) -> Any:
+def _seal_confirm(c: Call, a: protocol.SealConfirm) -> dict[str, Any]:
     access.authorize(c.db, c.who, "confirm", c.ctl.topics)
     return confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label, c.me.id)
 
 
 @handles(protocol.HoldPlace)
-def _hold_place(c: Call, a: protocol.HoldPlace) -> Any:
+def _hold_place(c: Call, a: protocol.HoldPlace) -> int:
     access.authorize(c.db, c.who, "hold", c.ctl.topics)
     try:
         return retention.place_hold(
@@ -101,7 +101,7 @@ def _hold_place(c: Call, a: protocol.HoldPlace) -> Any:
 
 
 @handles(protocol.HoldRelease)
-def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
+def _hold_release(c: Call, a: protocol.HoldRelease) -> None:
     access.authorize(c.db, c.who, "release", c.ctl.topics)
     retention.release_hold(c.db, retention.Keeping.from_config(c.cfg), a.id, c.me.label,
                            a.reason)  # fmt: skip
@@ -109,7 +109,7 @@ def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
 
 
 @handles(protocol.RetentionPropose)
-def _propose(c: Call, a: protocol.RetentionPropose) -> Any:
+def _propose(c: Call, a: protocol.RetentionPropose) -> int:
     access.authorize(c.db, c.who, "destroy-propose", c.ctl.topics)
     try:
         chosen = [int(n) for n in a.recordings.split(",") if n.strip()] or None
@@ -121,7 +121,7 @@ def _propose(c: Call, a: protocol.RetentionPropose) -> Any:
 
 
 @handles(protocol.RetentionAuthorise)
-def _authorise(c: Call, a: protocol.RetentionAuthorise) -> Any:
+def _authorise(c: Call, a: protocol.RetentionAuthorise) -> int:
     """An approver's standing authorisation, a record in the catalog (issue 27)."""
     access.authorize(c.db, c.who, "authorise", c.ctl.topics)
     return retention.authorise(c.db, a.ref, a.custodian, a.until, c.me.label, c.me.id,
@@ -129,14 +129,14 @@ def _authorise(c: Call, a: protocol.RetentionAuthorise) -> Any:
 
 
 @handles(protocol.RetentionApprove)
-def _approve_list(c: Call, a: protocol.RetentionApprove) -> Any:
+def _approve_list(c: Call, a: protocol.RetentionApprove) -> None:
     access.authorize(c.db, c.who, "destroy-approve", c.ctl.topics)
     retention.approve_list(c.db, a.list, c.me.label, c.me.id, c.ctl.topics)
     return None
 
 
 @handles(protocol.RetentionDestroy)
-def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
+def _destroy(c: Call, a: protocol.RetentionDestroy) -> list[dict[str, Any]] | int:
     """Destruction only under an approved list (REG-4.3.1; issue 27)."""
     access.authorize(c.db, c.who, "destroy", c.ctl.topics)
     if a.list is None:
@@ -147,7 +147,7 @@ def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
 
 
 @handles(protocol.Attribute)
-def _attribute(c: Call, a: protocol.Attribute) -> Any:
+def _attribute(c: Call, a: protocol.Attribute) -> dict[str, Any]:
     """REG-4.2.4: file an unattributed recording under the officer who recorded it."""
     access.authorize(c.db, c.who, "attribute", c.ctl.topics)
     officer: Officer | None = c.cfg.officers.get(a.officer)
@@ -159,7 +159,7 @@ def _attribute(c: Call, a: protocol.Attribute) -> Any:
 
 
 @handles(protocol.AuditResolve)
-def _audit_resolve(c: Call, a: protocol.AuditResolve) -> Any:
+def _audit_resolve(c: Call, a: protocol.AuditResolve) -> dict[str, Any]:
     """Issue 26: an auditor puts a frozen recording back as the custody chain has it."""
     access.authorize(c.db, c.who, "resolve", c.ctl.topics)
     if not a.reason.strip():
@@ -173,7 +173,7 @@ def _audit_resolve(c: Call, a: protocol.AuditResolve) -> Any:
 
 
 @handles(protocol.AuditRecord)
-def _audit_record(c: Call, a: protocol.AuditRecord) -> Any:
+def _audit_record(c: Call, a: protocol.AuditRecord) -> None:
     """REG-7.2: the audit itself on the record, naming the auditor, with what it found."""
     access.authorize(c.db, c.who, "audit", c.ctl.topics)
     with write_txn(c.db):

@@ -22,6 +22,7 @@ from camdock.catalog import holds as hold_rows
 from camdock.core.access import Role, State
 from camdock.errors import CamdockError, ExitCode
 from camdock.services import access, audit, retention
+from camdock.station.answers import DutyLogPage, QueuePage, RecordingPage, RequestPage, SealsPage
 from camdock.station.calls import Call, fields_of, handles, person_json
 
 __all__: list[str] = []  # the handlers register themselves in calls.HANDLERS
@@ -31,38 +32,38 @@ __all__: list[str] = []  # the handlers register themselves in calls.HANDLERS
 
 
 @handles(protocol.Session)
-def _session_check(c: Call, a: protocol.Session) -> Any:
+def _session_check(c: Call, a: protocol.Session) -> dict[str, Any]:
     """The person a live session is for (``handle`` answers it without opening the catalog)."""
     return person_json(c.me)
 
 
 @handles(protocol.CatalogSearch)
-def _search(c: Call, a: protocol.CatalogSearch) -> Any:
+def _search(c: Call, a: protocol.CatalogSearch) -> list[recordings.Recording]:
     return recordings.search(c.db, a.officer, a.camera, a.day)
 
 
 @handles(protocol.RecordingGet)
-def _recording(c: Call, a: protocol.RecordingGet) -> Any:
+def _recording(c: Call, a: protocol.RecordingGet) -> RecordingPage:
     rec = recordings.get(c.db, a.id)
     if rec is None:
         raise CamdockError(f"沒有紀錄 No recording {a.id}", ExitCode.NOINPUT)
     day = date.fromisoformat(rec.relpath[:10].replace("/", "-"))
-    return {
-        "rec": rec,
-        "copies": recordings.copies(c.db, a.id),
-        "history": custody.history(c.db, a.id),
-        "sealed": seals.current(c.db, day),
-    }
+    return RecordingPage(
+        rec,
+        recordings.copies(c.db, a.id),
+        custody.history(c.db, a.id),
+        seals.current(c.db, day),
+    )
 
 
 @handles(protocol.RequestsList)
-def _requests(c: Call, a: protocol.RequestsList) -> Any:
+def _requests(c: Call, a: protocol.RequestsList) -> list[requests.AccessRequest]:
     sees_all = bool(c.me.roles - {Role.OFFICER})
     return [r for r in requests.listing(c.db) if sees_all or r.applicant_id == c.me.id]
 
 
 @handles(protocol.RequestGet)
-def _request(c: Call, a: protocol.RequestGet) -> Any:
+def _request(c: Call, a: protocol.RequestGet) -> RequestPage:
     req = requests.get(c.db, a.number)
     if req is None or (c.me.roles == {Role.OFFICER} and req.applicant_id != c.me.id):
         # Answered as not found, and on the record: who tried what (REG-7.1; issue 27).
@@ -73,24 +74,24 @@ def _request(c: Call, a: protocol.RequestGet) -> Any:
     if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
         # Before approval an officer sees only their own footage in it (issue 27, item 8).
         recs = [r for r in recs if r.officer_badge == c.me.id]
-    return {"req": req, "recs": recs}
+    return RequestPage(req, recs)
 
 
 @handles(protocol.SealsList)
-def _seals(c: Call, a: protocol.SealsList) -> Any:
+def _seals(c: Call, a: protocol.SealsList) -> SealsPage:
     days: dict[str, seals.Seal] = {}
     for s in seals.status(c.db):
         days.setdefault(s.day, s)
-    return {"days": list(days.values()), "dirty": sorted(seals.dirty(c.db))}
+    return SealsPage(list(days.values()), sorted(seals.dirty(c.db)))
 
 
 @handles(protocol.HoldsList)
-def _holds(c: Call, a: protocol.HoldsList) -> Any:
+def _holds(c: Call, a: protocol.HoldsList) -> list[hold_rows.PlacedHold]:
     return hold_rows.listing(c.db)
 
 
 @handles(protocol.RetentionPlan)
-def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
+def _plan(c: Call, a: protocol.RetentionPlan) -> dict[str, Any]:
     plan = retention.plan_for(c.db, c.today())
     lists = [destruction.as_json(d, destruction.items(c.db, d.id))
              for d in destruction.listing(c.db)[:20]]  # fmt: skip
@@ -99,25 +100,25 @@ def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
 
 
 @handles(protocol.AttributionQueue)
-def _queue(c: Call, a: protocol.AttributionQueue) -> Any:
+def _queue(c: Call, a: protocol.AttributionQueue) -> QueuePage:
     officers = [o.as_json() for o in c.cfg.officers.values()]
-    return {"queue": recordings.unattributed(c.db), "officers": officers}
+    return QueuePage(recordings.unattributed(c.db), officers)
 
 
 @handles(protocol.DutyLog)
-def _duty_log(c: Call, a: protocol.DutyLog) -> Any:
+def _duty_log(c: Call, a: protocol.DutyLog) -> DutyLogPage:
     """REG-3.2: the pre-shift tests and the duty-log entries of a period."""
     tests, entries = selftests.history(c.db, a.start, a.end)
-    return {"tests": tests, "entries": entries}
+    return DutyLogPage(tests, entries)
 
 
 @handles(protocol.Register)
-def _register(c: Call, a: protocol.Register) -> Any:
+def _register(c: Call, a: protocol.Register) -> list[requests.RegisterLine]:
     return requests.register_between(c.db, a.start, a.end)
 
 
 @handles(protocol.AuditReport)
-def _audit(c: Call, a: protocol.AuditReport) -> Any:
+def _audit(c: Call, a: protocol.AuditReport) -> dict[str, Any]:
     """The six-monthly report (REG-7.2) for a period: the chain checked now, against the heads
     on the drives; fixity as the last scrub found it (a full read-back is `camdock audit
     --full`, hours of disk time, not a page load)."""
@@ -155,6 +156,6 @@ def _video(c: Call, a: protocol.VideoOpen) -> tuple[int, dict[str, int]]:
 
 
 @handles(protocol.VideoDone)
-def _video_done(c: Call, a: protocol.VideoDone) -> Any:
+def _video_done(c: Call, a: protocol.VideoDone) -> viewings.Closed:
     """The console's stream of a viewing ended: its register line and custody entry (REG-5.3)."""
     return viewings.close(c.db, a.viewing, c.me.id, a.sent)
