@@ -36,6 +36,7 @@ __all__ = [
     "GENESIS",
     "Action",
     "Entry",
+    "KeyCheck",
     "append",
     "baseline",
     "chain_left_over",
@@ -380,7 +381,17 @@ def verify_heads(db: Database, heads: list[tuple[int, str]], source: str) -> lis
     return []
 
 
-def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, Any]]:
+@dataclass(frozen=True)
+class KeyCheck:
+    """How many entries carry a MAC under the chain key, how many are from before it, and
+    whether the MACs were checked (only with the key)."""
+
+    keyed: int
+    unkeyed: int
+    checked: bool
+
+
+def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], KeyCheck]:
     """Every entry's MAC under the station's chain key (catalog/chainkey): the problems (a MAC
     that fails; an entry without one after the chain became keyed) and the counts. Entries from
     before the first keyed one are unkeyed, not failed. Without the key only the latter is
@@ -410,4 +421,4 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, A
         if not hmac.compare_digest(chainkey.mac(key, _message(r["prev_hash"], entry)), r["mac"]):
             problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
                             "the station's chain key (not written by camdock: forged)")  # fmt: skip
-    return problems, {"keyed": keyed, "unkeyed": unkeyed, "checked": key is not None}
+    return problems, KeyCheck(keyed, unkeyed, key is not None)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog.db import Row, one, one_as, rows
-from camdock.catalog.rowchain import COVERED
+from camdock.catalog.rowchain import COVERED, Columns
 
 __all__ = [
     "Filed",
@@ -110,13 +110,13 @@ def _value(v: Any) -> Any:
     return bytes.fromhex(v["hex"]) if isinstance(v, dict) and "hex" in v else v
 
 
-def state_of(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def state_of(db: Database, table: str, key: list[Any]) -> Columns | None:
     """A covered row's columns as they are (None: no such row)."""
     where = " AND ".join(f"{k} = ?" for k in _keys(table))
     return one(db, f"SELECT * FROM {table} WHERE {where}", key)  # noqa: S608 - names ours
 
 
-def put_state(db: Database, table: str, key: list[Any], state: dict[str, Any] | None) -> bool:
+def put_state(db: Database, table: str, key: list[Any], state: Columns | None) -> bool:
     """Make a covered row what a journal line says (None: gone); whether anything changed."""
     now = state_of(db, table, key)
     wanted = None if state is None else {c: _value(v) for c, v in state.items()}

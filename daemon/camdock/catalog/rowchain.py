@@ -27,6 +27,7 @@ from camdock.errors import CamdockError, ExitCode
 
 __all__ = [
     "COVERED",
+    "Columns",
     "State",
     "Tampered",
     "baseline_only",
@@ -70,6 +71,9 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
 
 # One covered row's state as chained: table, key (a JSON array), its columns (None: deleted).
 State = dict[str, Any]
+# A covered row's columns by name, as the chain holds them (JSON): the chain covers a dozen
+# tables alike, so a row here is a mapping, not one of the catalog's typed rows.
+Columns = dict[str, Any]
 
 _INSTALLED: weakref.WeakSet[Database] = weakref.WeakSet()
 
@@ -143,7 +147,7 @@ def installed(db: Database) -> bool:
     return db in _INSTALLED
 
 
-def _state(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def _state(db: Database, table: str, key: list[Any]) -> Columns | None:
     keys, _skip = COVERED[table]
     where = " AND ".join(f"{k} = ?" for k in keys)
     cols = _columns(db, table)
@@ -215,17 +219,17 @@ def settle_restored(db: Database) -> list[str]:
     return settled
 
 
-def current(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def current(db: Database, table: str, key: list[Any]) -> Columns | None:
     """A covered row's state in the catalog now, as the chain would carry it (None: no row)."""
     return _state(db, table, key)
 
 
-def same(here: dict[str, Any] | None, chained_state: dict[str, Any] | None) -> bool:
+def same(here: Columns | None, chained_state: Columns | None) -> bool:
     """Whether a row's state is the one the chain gave it."""
     return _norm(here) == _norm(chained_state)
 
 
-def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _norm(state: Columns | None) -> Columns | None:
     if state is None:
         return None
     return {c: (v["hex"] if isinstance(v, dict) and "hex" in v else v)
@@ -255,7 +259,7 @@ def _unchained(db: Database, table: str, key: str, before: str | None) -> str | 
 
 def last_state(
     db: Database, table: str, key: str, *, follow: bool = True
-) -> tuple[int, dict[str, Any] | None] | None:
+) -> tuple[int, Columns | None] | None:
     """The last entry that chained this row, and the state it gave it (None: deleted); None
     when no entry has. ``chained_rows`` says where to look; with ``follow``, an entry after it
     that names the row as well (the index pointed back by hand) wins, so the index can only
@@ -265,7 +269,7 @@ def last_state(
                        (table, canonical)).fetchone()  # fmt: skip
     start = int(found[0]) if found else 0
     needle = json.dumps({"key": canonical}, ensure_ascii=False)[1:-1]
-    best: tuple[int, dict[str, Any] | None] | None = None
+    best: tuple[int, Columns | None] | None = None
     upto = None if follow else start  # NULL: to the chain's end
     for entry_id, states in db.execute(
         "SELECT id, rows FROM custody_log WHERE id >= ? AND (? IS NULL OR id <= ?) AND "
@@ -299,14 +303,14 @@ def snapshot_all(db: Database) -> list[State]:
     return out
 
 
-def chained(db: Database) -> dict[tuple[str, str], dict[str, Any] | None]:
+def chained(db: Database) -> dict[tuple[str, str], Columns | None]:
     """The last state the chain gave each covered row (None: deleted)."""
     return {where: state for where, (state, _b) in _chained_by(db).items()}
 
 
-def _chained_by(db: Database) -> dict[tuple[str, str], tuple[dict[str, Any] | None, bool]]:
+def _chained_by(db: Database) -> dict[tuple[str, str], tuple[Columns | None, bool]]:
     """Each covered row's last chained state, and whether the upgrade's baseline gave it."""
-    last: dict[tuple[str, str], tuple[dict[str, Any] | None, bool]] = {}
+    last: dict[tuple[str, str], tuple[Columns | None, bool]] = {}
     for r in rows(db, "SELECT rows, json_extract(details, '$.baseline') AS b FROM custody_log "
                   "WHERE rows IS NOT NULL ORDER BY id"):  # fmt: skip
         for s in json.loads(r["rows"]):
