@@ -175,12 +175,21 @@ def history(
 ) -> tuple[list[DutyTest], list[DutyEntry]]:
     """The pre-shift tests and the duty-log entries between ``start`` and ``end`` (UTC ISO),
     newest first: what the console's duty-log page shows (REG-3.2)."""
-    tests = rows(db, "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
-                 "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
-                 "time <= ? ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
-    entries = rows_as(DutyEntry, db, "SELECT time, officer_badge, officer_name, camera_id, entry, "
-                   "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
-                   "ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
+    tests = rows(
+        db,
+        "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
+        "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
+        "time <= ? ORDER BY time DESC, id DESC LIMIT ?",
+        (start, end, limit),
+    )
+    entries = rows_as(
+        DutyEntry,
+        db,
+        "SELECT time, officer_badge, officer_name, camera_id, entry, "
+        "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
+        "ORDER BY time DESC, id DESC LIMIT ?",
+        (start, end, limit),
+    )
     return [_duty_test(t) for t in tests], entries
 
 
