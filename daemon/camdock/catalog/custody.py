@@ -242,22 +242,28 @@ def baseline(db: Database) -> None:
         )
 
 
+def _entry_of(r: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry as it was hashed and MACed (``_append``): JSON, without its MAC."""
+    entry = {
+        "time": r["time"],
+        "action": r["action"],
+        "recording_id": r["recording_id"],
+        "actor": r["actor"],
+        "details": json.loads(r["details"]),
+    }
+    if r["rows"] is not None:
+        entry["rows"] = json.loads(r["rows"])
+    if r.get("channel") is not None:  # in the entry before its MAC was made
+        entry["channel"] = r["channel"]
+    return entry
+
+
 def verify(db: Database) -> list[str]:
     """Every problem with the chain and with its coverage of the catalog; empty when intact."""
     problems = []
     prev = GENESIS
     for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
-        entry = {
-            "time": r["time"],
-            "action": r["action"],
-            "recording_id": r["recording_id"],
-            "actor": r["actor"],
-            "details": json.loads(r["details"]),
-        }
-        if r["rows"] is not None:
-            entry["rows"] = json.loads(r["rows"])
-        if r.get("channel") is not None:
-            entry["channel"] = r["channel"]
+        entry = _entry_of(r)
         if r["mac"] is not None:
             entry["mac"] = r["mac"]
         if r["prev_hash"] != prev:
@@ -443,17 +449,7 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], KeyCheck]:
         first_keyed = first_keyed or int(r["id"])
         if key is None:
             continue
-        entry = {
-            "time": r["time"],
-            "action": r["action"],
-            "recording_id": r["recording_id"],
-            "actor": r["actor"],
-            "details": json.loads(r["details"]),
-        }
-        if r["rows"] is not None:
-            entry["rows"] = json.loads(r["rows"])
-        if r.get("channel") is not None:  # in the entry before its MAC was made (_append)
-            entry["channel"] = r["channel"]
+        entry = _entry_of(r)
         if not hmac.compare_digest(chainkey.mac(key, _message(r["prev_hash"], entry)), r["mac"]):
             problems.append(
                 f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
