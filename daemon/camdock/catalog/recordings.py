@@ -4,7 +4,7 @@ journal entry, its custody entry and its event."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -190,13 +190,41 @@ def relpath_taken(db: Database, relpath: str) -> bool:
 
 
 @dataclass(frozen=True)
+class NewRecording:
+    """The Annex 1 columns of a new recording as the offload files it (its path, session and
+    time of ingest are added by ``store``)."""
+
+    sha256: str
+    size: int
+    camera_id: str
+    officer_name: str | None
+    officer_badge: str | None
+    unit: str | None
+    attribution: str  # core.attribution.Source's value
+    time_suspect: int
+    time_note: str | None
+    camera_drift: float | None
+    duty_slot: str
+    duty_slot_start: str
+    recorded_start: str
+    recorded_end: str | None
+    time_source: str
+    original_name: str
+    original_name_raw: bytes
+    source_mtime_ns: int
+    retain_until: str
+    destroy_by: str
+    hold: int = 0
+
+
+@dataclass(frozen=True)
 class Stored:
     """One verified file to store: the recording row (when new) and where its copies are."""
 
     session_id: int
     seq: int
     existing_id: int | None  # the recording it already is, or None for a new row
-    recording: dict[str, Any]  # the Annex 1 columns of a new row
+    recording: NewRecording
     relpath: str
     sha256: str
     new_destinations: tuple[str, ...]  # roots verified in this session
@@ -215,7 +243,7 @@ def store(db: Database, s: Stored) -> int:
             rec_id = s.existing_id
         else:
             row = {
-                **s.recording,
+                **asdict(s.recording),
                 "relpath": s.relpath,
                 "offload_session_id": s.session_id,
                 "ingested_at": now,
