@@ -438,27 +438,28 @@ def test_the_report_over_a_simulated_half_year(tmp_path: Path) -> None:
     with write_txn(db):
         selftests.add_selftest(
             db,
-            {
-                "camera_id": "CAM0001",
-                "officer_badge": "A12345",
-                "officer_name": "王小明",
-                "passed": 1,
-                "checks": "[]",
-            },
+            selftests.NewSelfTest(
+                camera_id="CAM0001",
+                officer_badge="A12345",
+                officer_name="王小明",
+                passed=1,
+                checks="[]",
+            ),
         )
         failed = selftests.add_selftest(
             db,
-            {
-                "camera_id": "CAM0002",
-                "officer_badge": "B2",
-                "officer_name": "李美玲",
-                "passed": 0,
-                "checks": "[]",
-            },
+            selftests.NewSelfTest(
+                camera_id="CAM0002",
+                officer_badge="B2",
+                officer_name="李美玲",
+                passed=0,
+                checks="[]",
+            ),
         )
-        selftests.add_duty_log(db, {"officer_badge": "B2", "officer_name": "李美玲",
-                                    "camera_id": "CAM0002", "entry": "電池不足 battery low",
-                                    "selftest_id": failed})  # fmt: skip
+        entry = selftests.NewDutyEntry(
+            "電池不足 battery low", "B2", "李美玲", "CAM0002", None, failed
+        )
+        selftests.add_duty_log(db, entry)
     who = access.Acting(None, "偵查員")
     start = datetime(2026, 11, 28, tzinfo=TZ)
     form = {"kind": "copy", "reason": "r", "purpose": "complaint"}

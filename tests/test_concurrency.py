@@ -234,11 +234,11 @@ def test_a_seal_confirmed_by_two_at_once_is_confirmed_once(station: Config,
     day = date(2026, 11, 28)
     db = open_catalog(cfg.catalog)
     try:  # a verified seal of the day, as the sealing records it
-        row = {"day": day.isoformat(), "generation": 1, "destination": str(cfg.footage),
-               "path": "2026/11/20261128-1.7z", "temp_path": "x", "key_id": "k",
-               "sealed_by": "陳保管 (C1)"}  # fmt: skip
+        row = seals.Archive(
+            day.isoformat(), 1, str(cfg.footage), "2026/11/20261128-1.7z", "x", "k", "陳保管 (C1)"
+        )
         sid = seals.begin(db, row)
-        done = [{**row, "id": sid, "sha256": "0" * 64, "size": 1}]
+        done = [seals.Written(sid, 1, row.destination, row.path, "k", "0" * 64, 1)]
         seals.record_sealed(db, day, done, [], "陳保管 (C1)", seals.dirty(db).get(str(day)), None)
     finally:
         db.close()

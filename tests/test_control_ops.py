@@ -6,6 +6,7 @@ is a 400 naming the field. The declarations, the daemon's handlers and the statu
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,14 @@ def test_declarations_handlers_and_statuses_agree() -> None:
     assert all(op.args.op is op for op in protocol.OPS.values())
     assert {"request.copy", "retention.destroy", "attribute", "audit.report",
             "seal.create"} == protocol.SLOW_OPS  # fmt: skip
+
+
+def test_every_handler_declares_what_it_answers() -> None:
+    """Issue 25: an operation's answer is typed on the daemon's side (station/answers.py, the
+    catalog's rows), never a bare Any; mypy checks each handler against it."""
+    for name, handler in HANDLERS.items():
+        answer = typing.get_type_hints(handler)["return"]
+        assert answer is not Any, f"{name}: {handler.__name__} answers Any"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

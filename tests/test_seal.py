@@ -245,7 +245,7 @@ def test_seal_events_follow_the_contract(tmp_path: Path) -> None:
     sealing = Sealing(Key("2026-A", PASSWORD), topics=Topics("camdock", "test-01"))
     db = open_catalog(catalog)
     made = seal_day(db, sealing, date(2026, 11, 28), "c")
-    assert made is not None and {a["key_id"] for a in made.archives} == {"2026-A"}
+    assert made is not None and {a.key_id for a in made.archives} == {"2026-A"}
     confirm_day(db, sealing, date(2026, 11, 28), "s")
     payloads = [json.loads(r[0]) for r in db.execute("SELECT payload FROM outbox ORDER BY id")]
     assert [p["type"] for p in payloads] == ["day-sealed", "seal-confirmed"]

@@ -104,11 +104,11 @@ def test_the_applicant_neither_approves_nor_supervises_their_own_viewing(cfg: Co
 def _sealed(cfg: Config, by: str, by_id: str) -> None:
     db = open_catalog(cfg.catalog)
     try:  # a verified seal of the day, as the sealing records it
-        row = {"day": DAY.isoformat(), "generation": 1, "destination": str(cfg.footage),
-               "path": "2026/11/20261128-1.7z", "temp_path": "x", "key_id": "k",
-               "sealed_by": by, "sealed_by_id": by_id}  # fmt: skip
+        row = seals.Archive(
+            DAY.isoformat(), 1, str(cfg.footage), "2026/11/20261128-1.7z", "x", "k", by, by_id
+        )
         sid = seals.begin(db, row)
-        done = [{**row, "id": sid, "sha256": "0" * 64, "size": 1}]
+        done = [seals.Written(sid, 1, row.destination, row.path, "k", "0" * 64, 1)]
         seals.record_sealed(db, DAY, done, [], by, seals.dirty(db).get(str(DAY)), None)
     finally:
         db.close()

@@ -160,6 +160,6 @@ def test_a_viewing_closed_twice_at_once_is_registered_once(station: Station) -> 
         t.start()
     for t in threads:
         t.join()
-    assert sorted(type(o).__name__ for o in out) == ["Conflict", "dict"]
+    assert sorted(type(o).__name__ for o in out) == ["Closed", "Conflict"]
     lines = _rows(station, "SELECT viewing_id FROM register")
     assert lines == [(viewing,)]

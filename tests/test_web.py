@@ -80,12 +80,28 @@ def console(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                    attribution=Attribution("POOL01", ())).ok  # fmt: skip
     db = open_catalog(cfg.catalog)  # a failed pre-shift test, as the bay button records one
     with write_txn(db):
-        test_id = selftests.add_selftest(db, {"bay": 1, "camera_id": "CAM0001", "passed": 0,
-            "officer_badge": "A12345", "officer_name": "王小明", "battery": 12,
-            "checks": json.dumps([{"name": "battery", "ok": False}])})  # fmt: skip
-        selftests.add_duty_log(db, {"officer_badge": "A12345", "officer_name": "王小明",
-            "camera_id": "CAM0001", "entry": "攝影機功能檢測未通過：電量不足",
-            "selftest_id": test_id})  # fmt: skip
+        test_id = selftests.add_selftest(
+            db,
+            selftests.NewSelfTest(
+                bay=1,
+                camera_id="CAM0001",
+                passed=0,
+                officer_badge="A12345",
+                officer_name="王小明",
+                battery=12,
+                checks=json.dumps([{"name": "battery", "ok": False}]),
+            ),
+        )
+        selftests.add_duty_log(
+            db,
+            selftests.NewDutyEntry(
+                officer_badge="A12345",
+                officer_name="王小明",
+                camera_id="CAM0001",
+                entry="攝影機功能檢測未通過：電量不足",
+                selftest_id=test_id,
+            ),
+        )
     db.close()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     enrol(cfg)

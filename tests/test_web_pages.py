@@ -97,13 +97,13 @@ def station(tmp_path: Path) -> Iterator[Station]:
     with write_txn(db):
         selftests.add_duty_log(
             db,
-            {
-                "officer_badge": "A12345",
-                "officer_name": "王小明",
-                "camera_id": "CAM0001",
-                "entry": "攝影機功能檢測未通過：電量不足",
-                "selftest_id": None,
-            },
+            selftests.NewDutyEntry(
+                officer_badge="A12345",
+                officer_name="王小明",
+                camera_id="CAM0001",
+                entry="攝影機功能檢測未通過：電量不足",
+                selftest_id=None,
+            ),
         )
     db.close()
     enrol(cfg)

@@ -35,7 +35,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "passwords": _BASE,
     "aio": _BASE,
     "camera": _BASE,
-    "protocol": _BASE | {"core"},  # the control protocol's declarations: values only
+    "rpc": _BASE | {"core"},  # how the control protocol declares and parses: values only
+    "protocol": _BASE | {"core", "rpc"},  # the control protocol's declarations: values only
     "forms": _VALUES,
     "config": _VALUES,
     "catalog": _VALUES,

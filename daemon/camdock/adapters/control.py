@@ -9,21 +9,29 @@ console never needs read access to the footage drives.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
 import queue
 import selectors
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable
-from datetime import date, datetime
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
+
+from camdock.adapters.controlwire import (
+    MAX_DEPTH,
+    MAX_LINE,
+    MAX_REQUEST,
+    Handler,
+    Reply,
+    encode,
+    jsonable,
+    parse_request,
+    peer_uid,
+    read_line,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -41,9 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 4 << 20  # a reply; a catalog page of 500 rows is far below
-MAX_REQUEST = 64 << 10  # a request: a search form or a login is far below
-MAX_DEPTH = 32  # a request's JSON nesting (the protocol needs 3)
 READ_TIMEOUT = 10.0  # the whole request must arrive within this, or the peer is dropped
 WRITE_TIMEOUT = 30.0  # and the whole reply be taken within this
 WORKERS = 4  # quick requests answered at once; more wait for a worker
@@ -60,78 +65,6 @@ ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 WAKE = "wake"  # the one request without a session: "events wait in the outbox" (station.py)
 WAKE_TIMEOUT = 2.0
-
-Reply = tuple[dict[str, Any], int | None]  # the document, and a descriptor to pass (or None)
-Handler = Callable[[dict[str, Any], int], Reply]  # (request, peer uid) → reply
-
-
-def jsonable(value: Any) -> Any:
-    """What json.dumps cannot: dates, paths, sets, enums, dataclasses."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, bytes):  # a raw camera path: shown, never parsed
-        return value.decode("utf-8", "backslashreplace")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _encode(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, default=jsonable).encode("utf-8") + b"\n"
-
-
-def _read_line(sock: socket.socket, first: bytes = b"") -> bytes:
-    buf = bytearray(first)
-    while b"\n" not in buf:
-        if len(buf) > MAX_LINE:
-            raise ValueError("message too long")
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the other side closed the connection mid-message")
-        buf += chunk
-    return bytes(buf[: buf.index(b"\n")])
-
-
-def _peer_uid(sock: socket.socket) -> int:
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
-
-
-def parse_request(line: bytes) -> dict[str, Any]:
-    """A request line as a JSON object; ValueError (with what is wrong) for anything else. Its
-    size is bounded by the reader, its nesting here before the parser sees it (a deep one would
-    exhaust the parser's recursion)."""
-    depth, in_string, escaped = 0, False, False
-    for byte in line:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ValueError(f"a request is nested at most {MAX_DEPTH} deep")
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    try:
-        request = json.loads(line)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"a request is UTF-8: {exc}") from None
-    if not isinstance(request, dict):
-        raise ValueError("a request is a JSON object")
-    return request
 
 
 def _lower_priority() -> None:
@@ -251,14 +184,14 @@ class Server:
             fd: int | None = None
             try:
                 doc, fd = self.handle(conn.request, conn.uid)
-                data = _encode(doc)
+                data = encode(doc)
             except Exception:  # a bulkhead: one request must never stop the socket
                 log.exception("control: %s failed", conn.request.get("op"))
                 if fd is not None:
                     os.close(fd)
                     fd = None
                 why = "內部錯誤（已記錄） internal error (logged)"
-                data = _encode({"ok": False, "status": 500, "error": why})
+                data = encode({"ok": False, "status": 500, "error": why})
             conn.out, conn.fd = data, fd
             if self._closed.is_set():  # no selector any more: answer it here, then close
                 self._answer_blocking(conn)
@@ -373,7 +306,7 @@ class Server:
                 self._paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             try:
-                uid = _peer_uid(sock)
+                uid = peer_uid(sock)
             except OSError:
                 sock.close()
                 continue
@@ -426,7 +359,7 @@ class Server:
 
     def _answer(self, sel: _Selector, live: set[_Conn], conn: _Conn, doc: dict[str, Any]) -> None:
         """An answer from the selector thread itself (a refusal, a bad request)."""
-        conn.out, conn.phase = _encode(doc), "write"
+        conn.out, conn.phase = encode(doc), "write"
         conn.deadline = time.monotonic() + WRITE_TIMEOUT
         sel.register(conn.sock, selectors.EVENT_WRITE, conn)
         self._writable(sel, live, conn)
@@ -474,12 +407,12 @@ def call(path: Path, request: dict[str, Any], timeout: float | None = 60.0) -> R
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         _connect(sock, path, deadline)
         sock.settimeout(None if deadline is None else max(0.001, deadline - time.monotonic()))
-        sock.sendall(_encode(request))
+        sock.sendall(encode(request))
         first, fds, _flags, _addr = socket.recv_fds(sock, 65536, 1)
         if not first:
             raise ConnectionError("the daemon closed the control connection without a reply")
         try:
-            doc = json.loads(_read_line(sock, first))
+            doc = json.loads(read_line(sock, first))
         except BaseException:
             for fd in fds:
                 os.close(fd)

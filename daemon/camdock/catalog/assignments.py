@@ -65,8 +65,9 @@ def loans(db: Database, camera_id: str, unit: str) -> list[Loan]:
     ]
 
 
-def record_roles(db: Database, duty_day: str, granted: dict[str, tuple[str, str, list[str]]],
-                 tz: tzinfo = UTC) -> None:  # fmt: skip
+def record_roles(
+    db: Database, duty_day: str, granted: dict[str, tuple[str, str, list[str]]], tz: tzinfo = UTC
+) -> None:
     """The latest roster's role grants replace the previous ones (inside the caller's
     transaction): badge → (name, unit, roles). Each lasts the duty day it names, midnight to
     midnight in the station's zone ``tz`` (issue 27: a one-day grant is not for six weeks)."""
@@ -74,9 +75,16 @@ def record_roles(db: Database, duty_day: str, granted: dict[str, tuple[str, str,
     end = datetime.combine(date.fromisoformat(duty_day) + timedelta(days=1), time(0), tz)
     db.execute("DELETE FROM roster_roles")
     for badge, (name, unit, roles) in granted.items():
-        row = {"badge": badge, "name": name, "unit": unit, "roles": json.dumps(sorted(roles)),
-               "duty_day": duty_day, "received_at": utcnow(), "valid_from": iso_utc(start),
-               "valid_until": iso_utc(end)}  # fmt: skip
+        row = {
+            "badge": badge,
+            "name": name,
+            "unit": unit,
+            "roles": json.dumps(sorted(roles)),
+            "duty_day": duty_day,
+            "received_at": utcnow(),
+            "valid_from": iso_utc(start),
+            "valid_until": iso_utc(end),
+        }
         db.table("roster_roles").insert(row)
 
 
@@ -84,6 +92,10 @@ def granted(db: Database, badge: str, now: datetime) -> tuple[str, str, list[str
     """The roles the latest roster granted ``badge`` for the duty day ``now`` is in: (name,
     unit, roles), or None (none, or the day it named is over or not yet begun)."""
     at = iso_utc(now)
-    r = one(db, "SELECT name, unit, roles FROM roster_roles WHERE badge = ? AND valid_from <= ? "
-            "AND ? < valid_until", (badge, at, at))  # fmt: skip
+    r = one(
+        db,
+        "SELECT name, unit, roles FROM roster_roles WHERE badge = ? AND valid_from <= ? "
+        "AND ? < valid_until",
+        (badge, at, at),
+    )
     return (r["name"], r["unit"] or "", json.loads(r["roles"])) if r else None

@@ -21,19 +21,22 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sqlite_utils import Database
 
 from camdock.catalog import chainkey, rowchain
-from camdock.catalog.db import one, rows
+from camdock.catalog.db import Row, one, rows, rows_as
 from camdock.clock import utcnow
 
 __all__ = [
     "CHANNELS",
     "GENESIS",
     "Action",
+    "Entry",
+    "KeyCheck",
     "append",
     "baseline",
     "chain_left_over",
@@ -151,11 +154,14 @@ def append(
     return _append(db, action, recording_id, actor, details, rowchain.take(db))
 
 
-_INSERT = ("INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, "
-           "hash, rows, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
-_INSERT_CHANNEL = ("INSERT INTO custody_log (time, action, recording_id, actor, details, "
-                   "prev_hash, hash, rows, mac, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                   )  # fmt: skip
+_INSERT = (
+    "INSERT INTO custody_log (time, action, recording_id, actor, details, prev_hash, "
+    "hash, rows, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CHANNEL = (
+    "INSERT INTO custody_log (time, action, recording_id, actor, details, "
+    "prev_hash, hash, rows, mac, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _append(
@@ -207,8 +213,10 @@ def has_staff_marks(db: Database, acts: tuple[str, ...], unverified: str) -> boo
     rows, roster roles), or one of ``acts`` recorded through the console or the daemon's CLI
     channel by an actor not named ``… unverified``."""
     tables = set(db.table_names())
-    for table, query in (("staff", "SELECT 1 FROM staff LIMIT 1"),
-                         ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1")):  # fmt: skip
+    for table, query in (
+        ("staff", "SELECT 1 FROM staff LIMIT 1"),
+        ("roster_roles", "SELECT 1 FROM roster_roles LIMIT 1"),
+    ):
         if table in tables and db.execute(query).fetchone():
             return True
     if not _channel_column(db):
@@ -233,8 +241,25 @@ def baseline(db: Database) -> None:
     hundred rows to an entry (one row's state is found by reading one entry)."""
     states = rowchain.snapshot_all(db)
     for i in range(0, len(states), BASELINE_ROWS):
-        _append(db, Action.STATE, None, "camdock", {"baseline": True},
-                states[i : i + BASELINE_ROWS])  # fmt: skip
+        _append(
+            db, Action.STATE, None, "camdock", {"baseline": True}, states[i : i + BASELINE_ROWS]
+        )
+
+
+def _entry_of(r: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry as it was hashed and MACed (``_append``): JSON, without its MAC."""
+    entry = {
+        "time": r["time"],
+        "action": r["action"],
+        "recording_id": r["recording_id"],
+        "actor": r["actor"],
+        "details": json.loads(r["details"]),
+    }
+    if r["rows"] is not None:
+        entry["rows"] = json.loads(r["rows"])
+    if r.get("channel") is not None:  # in the entry before its MAC was made
+        entry["channel"] = r["channel"]
+    return entry
 
 
 def verify(db: Database) -> list[str]:
@@ -242,17 +267,7 @@ def verify(db: Database) -> list[str]:
     problems = []
     prev = GENESIS
     for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
-        entry = {
-            "time": r["time"],
-            "action": r["action"],
-            "recording_id": r["recording_id"],
-            "actor": r["actor"],
-            "details": json.loads(r["details"]),
-        }
-        if r["rows"] is not None:
-            entry["rows"] = json.loads(r["rows"])
-        if r.get("channel") is not None:
-            entry["channel"] = r["channel"]
+        entry = _entry_of(r)
         if r["mac"] is not None:
             entry["mac"] = r["mac"]
         if r["prev_hash"] != prev:
@@ -283,8 +298,9 @@ def verify(db: Database) -> list[str]:
         if r["cleared_at"] and r["id"] not in cleared:
             problems.append(f"recording {r['id']} ({r['relpath']}): cleared, no 'clear' entry")
         if r["destroyed_at"] and r["id"] not in destroyed:
-            problems.append(f"recording {r['id']} ({r['relpath']}): destroyed, no 'destroy' "
-                            "entry (REG-4.3.1)")  # fmt: skip
+            problems.append(
+                f"recording {r['id']} ({r['relpath']}): destroyed, no 'destroy' entry (REG-4.3.1)"
+            )
     return problems
 
 
@@ -295,13 +311,38 @@ def count(db: Database) -> tuple[int, int]:
     return int(entries), int(recordings)
 
 
-def history(db: Database, recording_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Entry(Row):
+    """One custody entry as a recording's history shows it (REG-7.1)."""
+
+    time: str
+    action: Action
+    actor: str
+    channel: str | None  # console, cli, daemon; None for entries from before m021
+    details: str  # JSON as chained
+
+    def details_json(self) -> Any:
+        """The entry's details, parsed (JSON leaving the catalog)."""
+        return json.loads(self.details)
+
+
+def history(db: Database, recording_id: int) -> list[Entry]:
     """One recording's entries, oldest first: what a recording's page shows."""
     if _channel_column(db):
-        return rows(db, "SELECT time, action, actor, channel, details FROM custody_log WHERE "
-                    "recording_id = ? ORDER BY id", (recording_id,))  # fmt: skip
-    return rows(db, "SELECT time, action, actor, details FROM custody_log WHERE recording_id = ? "
-                "ORDER BY id", (recording_id,))  # fmt: skip
+        return rows_as(
+            Entry,
+            db,
+            "SELECT time, action, actor, channel, details FROM custody_log "
+            "WHERE recording_id = ? ORDER BY id",
+            (recording_id,),
+        )
+    return rows_as(
+        Entry,
+        db,
+        "SELECT time, action, actor, NULL AS channel, details FROM "
+        "custody_log WHERE recording_id = ? ORDER BY id",
+        (recording_id,),
+    )
 
 
 def head(db: Database) -> tuple[int, str]:
@@ -317,8 +358,11 @@ def _rows_match_entries(db: Database) -> list[str]:
     and size are what its 'store' entry says, its path the last one the chain gave it, its
     copies' hashes its own. An edit outside the sanctioned paths shows here."""
     said: dict[int, dict[str, Any]] = {}
-    for e in rows(db, "SELECT recording_id, action, details FROM custody_log WHERE action IN "
-                  "('store', 'attribute') AND recording_id IS NOT NULL ORDER BY id"):  # fmt: skip
+    for e in rows(
+        db,
+        "SELECT recording_id, action, details FROM custody_log WHERE action IN "
+        "('store', 'attribute') AND recording_id IS NOT NULL ORDER BY id",
+    ):
         d = json.loads(e["details"])
         known = said.setdefault(e["recording_id"], {})
         if e["action"] == "store":
@@ -338,11 +382,16 @@ def _rows_match_entries(db: Database) -> list[str]:
                     f"recording {r['id']}: {col} is {r[col]!r} in the catalog, "
                     f"{entry[key]!r} in the custody log (changed outside camdock)"
                 )
-    for c in rows(db, "SELECT c.recording_id, c.destination, c.sha256 AS copy, r.sha256 FROM "
-                  "copies c JOIN recordings r ON r.id = c.recording_id WHERE c.sha256 != "
-                  "r.sha256"):  # fmt: skip
-        problems.append(f"recording {c['recording_id']}: its copy on {c['destination']} is "
-                        f"catalogued with another hash ({c['copy']})")  # fmt: skip
+    for c in rows(
+        db,
+        "SELECT c.recording_id, c.destination, c.sha256 AS copy, r.sha256 FROM "
+        "copies c JOIN recordings r ON r.id = c.recording_id WHERE c.sha256 != "
+        "r.sha256",
+    ):
+        problems.append(
+            f"recording {c['recording_id']}: its copy on {c['destination']} is "
+            f"catalogued with another hash ({c['copy']})"
+        )
     return problems
 
 
@@ -357,17 +406,31 @@ def verify_heads(db: Database, heads: list[tuple[int, str]], source: str) -> lis
             continue
         here = one(db, "SELECT hash FROM custody_log WHERE id = ?", (seq,))
         if here is None:
-            return [f"{source}: saw entry {seq} ({digest[:12]}…); the chain here ends at entry "
-                    f"{last}: cut short after entry {max(good, last)}"]  # fmt: skip
+            return [
+                f"{source}: saw entry {seq} ({digest[:12]}…); the chain here ends at entry "
+                f"{last}: cut short after entry {max(good, last)}"
+            ]
         if here["hash"] != digest:
-            return [f"{source}: entry {seq} was {digest[:12]}… when seen and is "
-                    f"{here['hash'][:12]}… here: the chain was rewritten, first differing entry "
-                    f"after {good} and at most {seq}"]  # fmt: skip
+            return [
+                f"{source}: entry {seq} was {digest[:12]}… when seen and is "
+                f"{here['hash'][:12]}… here: the chain was rewritten, first differing entry "
+                f"after {good} and at most {seq}"
+            ]
         good = seq
     return []
 
 
-def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, Any]]:
+@dataclass(frozen=True)
+class KeyCheck:
+    """How many entries carry a MAC under the chain key, how many are from before it, and
+    whether the MACs were checked (only with the key)."""
+
+    keyed: int
+    unkeyed: int
+    checked: bool
+
+
+def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], KeyCheck]:
     """Every entry's MAC under the station's chain key (catalog/chainkey): the problems (a MAC
     that fails; an entry without one after the chain became keyed) and the counts. Entries from
     before the first keyed one are unkeyed, not failed. Without the key only the latter is
@@ -380,21 +443,20 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, A
             if first_keyed is None:
                 unkeyed += 1
             else:
-                problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): no MAC, though "
-                                f"the chain is keyed from entry {first_keyed} on (appended "
-                                "without the station's chain key)")  # fmt: skip
+                problems.append(
+                    f"entry {r['id']} ({r['action']} by {r['actor']}): no MAC, though "
+                    f"the chain is keyed from entry {first_keyed} on (appended "
+                    "without the station's chain key)"
+                )
             continue
         keyed += 1
         first_keyed = first_keyed or int(r["id"])
         if key is None:
             continue
-        entry = {"time": r["time"], "action": r["action"], "recording_id": r["recording_id"],
-                 "actor": r["actor"], "details": json.loads(r["details"])}  # fmt: skip
-        if r["rows"] is not None:
-            entry["rows"] = json.loads(r["rows"])
-        if r.get("channel") is not None:  # in the entry before its MAC was made (_append)
-            entry["channel"] = r["channel"]
+        entry = _entry_of(r)
         if not hmac.compare_digest(chainkey.mac(key, _message(r["prev_hash"], entry)), r["mac"]):
-            problems.append(f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
-                            "the station's chain key (not written by camdock: forged)")  # fmt: skip
-    return problems, {"keyed": keyed, "unkeyed": unkeyed, "checked": key is not None}
+            problems.append(
+                f"entry {r['id']} ({r['action']} by {r['actor']}): its MAC fails under "
+                "the station's chain key (not written by camdock: forged)"
+            )
+    return problems, KeyCheck(keyed, unkeyed, key is not None)

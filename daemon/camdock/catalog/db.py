@@ -75,9 +75,11 @@ def open_catalog(path: Path | str) -> Database:
         if not path.exists():
             _create(path)
         elif path.stat().st_size == 0:
-            raise CatalogError(f"catalog {path} is an empty file, not a camdock catalog: nothing "
-                               "was written; remove it, or name the station's catalog",
-                               ExitCode.DATAERR)  # fmt: skip
+            raise CatalogError(
+                f"catalog {path} is an empty file, not a camdock catalog: nothing "
+                "was written; remove it, or name the station's catalog",
+                ExitCode.DATAERR,
+            )
         db = _setup(_connect(str(path), uri_mode=False))
         try:
             _ours(db, path)
@@ -111,23 +113,30 @@ def _ours(db: Database, path: Path) -> None:
     never migrated into a catalog (issue 29: a foreign file is never turned into a catalog)."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if tables and "_sqlite_migrations" not in tables:
-        raise CatalogError(f"catalog {path} is a SQLite database but not a camdock catalog "
-                           f"(tables: {', '.join(sorted(tables)[:5])}): nothing was written",
-                           ExitCode.DATAERR)  # fmt: skip
+        raise CatalogError(
+            f"catalog {path} is a SQLite database but not a camdock catalog "
+            f"(tables: {', '.join(sorted(tables)[:5])}): nothing was written",
+            ExitCode.DATAERR,
+        )
 
 
 def catalog_error(path: Path, exc: sqlite3.Error) -> CatalogError:
     """What a SQLite error means for the person running camdock."""
     text = str(exc)
     if "not a database" in text:
-        return CatalogError(f"catalog {path} is not a camdock catalog (not SQLite): {text}",
-                            ExitCode.DATAERR)  # fmt: skip
+        return CatalogError(
+            f"catalog {path} is not a camdock catalog (not SQLite): {text}", ExitCode.DATAERR
+        )
     if "readonly" in text or "unable to open" in text:
-        return CatalogError(f"catalog {path} cannot be written ({text}): read-only "
-                            "filesystem, or no permission?", ExitCode.CANTCREAT)  # fmt: skip
+        return CatalogError(
+            f"catalog {path} cannot be written ({text}): read-only filesystem, or no permission?",
+            ExitCode.CANTCREAT,
+        )
     if "full" in text or "disk I/O" in text:
-        return CatalogError(f"catalog {path}: {text}: the state disk is full or failing; "
-                            "nothing was cleared that is not catalogued")  # fmt: skip
+        return CatalogError(
+            f"catalog {path}: {text}: the state disk is full or failing; "
+            "nothing was cleared that is not catalogued"
+        )
     return CatalogError(f"catalog {path}: {text}")
 
 
@@ -181,14 +190,16 @@ def open_readonly(path: Path | str) -> Database:
     if not path.is_file():
         raise CatalogError(f"no catalog at {path}", ExitCode.NOINPUT)
     if path.stat().st_size == 0:
-        raise CatalogError(f"catalog {path} is an empty file, not a camdock catalog",
-                           ExitCode.DATAERR)  # fmt: skip
+        raise CatalogError(
+            f"catalog {path} is an empty file, not a camdock catalog", ExitCode.DATAERR
+        )
     db = _connect(f"file:{path}?mode=ro", uri_mode=True)
     try:
         _ours(db, path)
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'recordings'").fetchone():
-            raise CatalogError(f"catalog {path} is not a camdock catalog (no recordings table)",
-                               ExitCode.DATAERR)  # fmt: skip
+            raise CatalogError(
+                f"catalog {path} is not a camdock catalog (no recordings table)", ExitCode.DATAERR
+            )
     except sqlite3.Error as exc:
         db.close()
         raise catalog_error(path, exc) from exc

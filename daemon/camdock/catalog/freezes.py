@@ -38,8 +38,14 @@ class Frozen(Row):
 def freeze(db: Database, recording_id: int, reason: str, actor: str) -> bool:
     """Freeze a recording (once: an open freeze is not opened again); whether it is new."""
     with write_txn(db):
-        if one(db, "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at IS NULL",
-               (recording_id,)) is not None:  # fmt: skip
+        if (
+            one(
+                db,
+                "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at IS NULL",
+                (recording_id,),
+            )
+            is not None
+        ):
             return False
         db.execute(
             "INSERT INTO freezes (recording_id, reason, found_at) VALUES (?, ?, ?)",
@@ -51,8 +57,12 @@ def freeze(db: Database, recording_id: int, reason: str, actor: str) -> bool:
 
 def open_freezes(db: Database) -> list[Frozen]:
     """Every recording frozen now, oldest first."""
-    return rows_as(Frozen, db, "SELECT id, recording_id, reason, found_at FROM freezes "
-                   "WHERE resolved_at IS NULL ORDER BY id")  # fmt: skip
+    return rows_as(
+        Frozen,
+        db,
+        "SELECT id, recording_id, reason, found_at FROM freezes "
+        "WHERE resolved_at IS NULL ORDER BY id",
+    )
 
 
 def frozen(db: Database, recording_ids: list[int]) -> list[Frozen]:
@@ -66,8 +76,10 @@ def refuse_frozen(db: Database, recording_ids: list[int], what: str) -> None:
     disagree about; call inside the transaction that would act (the check and the act agree)."""
     if found := frozen(db, recording_ids):
         names = ", ".join(f"{f.recording_id} ({f.reason})" for f in found)
-        raise Refused(f"{what} refused: recording(s) frozen until an auditor resolves them "
-                      f"(camdock audit resolve): {names}")  # fmt: skip
+        raise Refused(
+            f"{what} refused: recording(s) frozen until an auditor resolves them "
+            f"(camdock audit resolve): {names}"
+        )
 
 
 # The rows a resolution puts back, parents before children (a deleted recording's row before
@@ -75,8 +87,9 @@ def refuse_frozen(db: Database, recording_ids: list[int], what: str) -> None:
 _ORDER = ("recordings", "copies", "holds", "requests", "request_recordings")
 
 
-def _concerns(table: str, key: list[Any], state: dict[str, Any], what: tuple[str, int],
-              requests: set[int]) -> bool:  # fmt: skip
+def _concerns(
+    table: str, key: list[Any], state: dict[str, Any], what: tuple[str, int], requests: set[int]
+) -> bool:
     """Whether a chained row is one of the rows a resolution of ``what`` puts back."""
     kind, ident = what
     if kind == "recording":
@@ -99,11 +112,15 @@ def _restore(db: Database, what: tuple[str, int]) -> list[str]:
     requests that name it; a hold; a request with its links) back to the chain's last state of
     them: an edited row is set back, a row deleted outside camdock is inserted again."""
     last = rowchain.chained(db)
-    requests = {
-        json.loads(k)[0]
-        for (t, k), state in last.items()
-        if t == "request_recordings" and state is not None and json.loads(k)[1] == what[1]
-    } if what[0] == "recording" else set()  # fmt: skip
+    requests = (
+        {
+            json.loads(k)[0]
+            for (t, k), state in last.items()
+            if t == "request_recordings" and state is not None and json.loads(k)[1] == what[1]
+        }
+        if what[0] == "recording"
+        else set()
+    )
     wanted = [
         (table, key, state)
         for (table, key), state in last.items()
@@ -116,19 +133,26 @@ def _restore(db: Database, what: tuple[str, int]) -> list[str]:
     for table, key, state in wanted:
         keys, _skip = rowchain.COVERED[table]
         k = json.loads(key)
-        values = {c: bytes.fromhex(v["hex"]) if isinstance(v, dict) else v
-                  for c, v in state.items()}  # fmt: skip
+        values = {
+            c: bytes.fromhex(v["hex"]) if isinstance(v, dict) else v for c, v in state.items()
+        }
         here = rowchain.current(db, table, k)
         if here is not None and rowchain.same(here, state):
             continue  # already as the chain has it
         cols = [c for c in values if here is None or c not in keys]
         if here is None:  # deleted outside camdock: inserted again as the chain has it
-            db.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "  # noqa: S608
-                       f"({', '.join('?' for _ in cols)})", [values[c] for c in cols])  # fmt: skip
+            db.execute(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES "  # noqa: S608
+                f"({', '.join('?' for _ in cols)})",
+                [values[c] for c in cols],
+            )
         else:
             where = " AND ".join(f"{c} = ?" for c in keys)
-            db.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} "  # noqa: S608
-                       f"WHERE {where}", [*(values[c] for c in cols), *k])  # fmt: skip
+            db.execute(
+                f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} "  # noqa: S608
+                f"WHERE {where}",
+                [*(values[c] for c in cols), *k],
+            )
         restored.append(f"{table} {key}")
     return restored
 
@@ -140,12 +164,17 @@ def resolve(db: Database, ident: int, by: str, reason: str, kind: str = "recordi
     with write_txn(db):
         open_one = None
         if kind == "recording":
-            open_one = one(db, "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at "
-                           "IS NULL", (ident,))  # fmt: skip
+            open_one = one(
+                db,
+                "SELECT id FROM freezes WHERE recording_id = ? AND resolved_at IS NULL",
+                (ident,),
+            )
         restored = _restore(db, (kind, ident))
         if open_one is None and not restored:
-            raise Refused(f"{kind} {ident} is not frozen and its rows are as the custody chain "
-                          "has them: nothing to resolve")  # fmt: skip
+            raise Refused(
+                f"{kind} {ident} is not frozen and its rows are as the custody chain "
+                "has them: nothing to resolve"
+            )
         rowchain.settle_restored(db)  # back as the chain has them: nothing new to chain
         if open_one is not None:
             db.execute(

@@ -4,7 +4,7 @@ journal entry, its custody entry and its event."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -190,13 +190,41 @@ def relpath_taken(db: Database, relpath: str) -> bool:
 
 
 @dataclass(frozen=True)
+class NewRecording:
+    """The Annex 1 columns of a new recording as the offload files it (its path, session and
+    time of ingest are added by ``store``)."""
+
+    sha256: str
+    size: int
+    camera_id: str
+    officer_name: str | None
+    officer_badge: str | None
+    unit: str | None
+    attribution: str  # core.attribution.Source's value
+    time_suspect: int
+    time_note: str | None
+    camera_drift: float | None
+    duty_slot: str
+    duty_slot_start: str
+    recorded_start: str
+    recorded_end: str | None
+    time_source: str
+    original_name: str
+    original_name_raw: bytes
+    source_mtime_ns: int
+    retain_until: str
+    destroy_by: str
+    hold: int = 0
+
+
+@dataclass(frozen=True)
 class Stored:
     """One verified file to store: the recording row (when new) and where its copies are."""
 
     session_id: int
     seq: int
     existing_id: int | None  # the recording it already is, or None for a new row
-    recording: dict[str, Any]  # the Annex 1 columns of a new row
+    recording: NewRecording
     relpath: str
     sha256: str
     new_destinations: tuple[str, ...]  # roots verified in this session
@@ -215,7 +243,7 @@ def store(db: Database, s: Stored) -> int:
             rec_id = s.existing_id
         else:
             row = {
-                **s.recording,
+                **asdict(s.recording),
                 "relpath": s.relpath,
                 "offload_session_id": s.session_id,
                 "ingested_at": now,
@@ -237,9 +265,13 @@ def store(db: Database, s: Stored) -> int:
         if s.new_destinations:
             custody.append(db, Action.STORE, rec_id, s.actor, s.custody_details)
         in_context(
-            db, s.event, EventType.FILE_VERIFIED, **s.event_data, recording=rec_id,
+            db,
+            s.event,
+            EventType.FILE_VERIFIED,
+            **s.event_data,
+            recording=rec_id,
             already_catalogued=s.existing_id is not None,
-        )  # fmt: skip
+        )
     return rec_id
 
 
@@ -281,37 +313,64 @@ def unattributed(db: Database) -> list[Unattributed]:
     )
 
 
-def listing(db: Database, *, day: str | None = None, officer: str | None = None,
-            start: str | None = None, end: str | None = None) -> list[Recording]:  # fmt: skip
+def listing(
+    db: Database,
+    *,
+    day: str | None = None,
+    officer: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> list[Recording]:
     """Annex 1 lines: a duty day's recordings (its folder) or an officer's over a range
     (recorded start, ISO), tombstones included."""
     if day is not None:
         low = day.replace("-", "/") + "/"
-        return rows_as(Recording, db, "SELECT * FROM recordings WHERE relpath >= ? AND "
-                       "relpath < ? ORDER BY relpath", (low, low[:-1] + "0"))  # fmt: skip
-    return rows_as(Recording, db, "SELECT * FROM recordings WHERE officer_badge = ? AND "
-                   "recorded_start >= ? AND recorded_start <= ? ORDER BY recorded_start, id",
-                   (officer, start or "", end or "9999"))  # fmt: skip
+        return rows_as(
+            Recording,
+            db,
+            "SELECT * FROM recordings WHERE relpath >= ? AND relpath < ? ORDER BY relpath",
+            (low, low[:-1] + "0"),
+        )
+    return rows_as(
+        Recording,
+        db,
+        "SELECT * FROM recordings WHERE officer_badge = ? AND "
+        "recorded_start >= ? AND recorded_start <= ? ORDER BY recorded_start, id",
+        (officer, start or "", end or "9999"),
+    )
 
 
-def search(db: Database, officer: str | None, camera: str | None, day: str | None,
-           limit: int = 500) -> list[Recording]:  # fmt: skip
+def search(
+    db: Database, officer: str | None, camera: str | None, day: str | None, limit: int = 500
+) -> list[Recording]:
     """The console's catalog search: by officer badge, camera and duty day (each optional),
     newest first, at most ``limit``."""
     if day:
         found = listing(db, day=day)
-        return [r for r in found if (officer is None or r.officer_badge == officer)
-                and (camera is None or r.camera_id == camera)][:limit]  # fmt: skip
-    return rows_as(Recording, db, "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge "
-                   "= ?) AND (? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT ?",
-                   (officer, officer, camera, camera, limit))  # fmt: skip
+        return [
+            r
+            for r in found
+            if (officer is None or r.officer_badge == officer)
+            and (camera is None or r.camera_id == camera)
+        ][:limit]
+    return rows_as(
+        Recording,
+        db,
+        "SELECT * FROM recordings WHERE (? IS NULL OR officer_badge "
+        "= ?) AND (? IS NULL OR camera_id = ?) ORDER BY id DESC LIMIT ?",
+        (officer, officer, camera, camera, limit),
+    )
 
 
 def plain_copy(db: Database, recording_id: int) -> str | None:
     """A copy of the recording still there as a plain file (not only in its day's seal):
     the path under its destination root, or None."""
-    for cp in rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? AND "
-                   "plain_removed_at IS NULL ORDER BY destination", (recording_id,)):  # fmt: skip
+    for cp in rows(
+        db,
+        "SELECT destination, relpath FROM copies WHERE recording_id = ? AND "
+        "plain_removed_at IS NULL ORDER BY destination",
+        (recording_id,),
+    ):
         path = Path(cp["destination"], *PurePosixPath(cp["relpath"]).parts)
         if path.is_file():
             return str(path)

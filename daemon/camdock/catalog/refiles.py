@@ -83,27 +83,45 @@ class NameTaken(CamdockError):
 def _why_not(db: Database, recording_id: int, old: str, badge: str) -> str | None:
     """Why the recording cannot be re-filed from ``old`` now (for the second custodian: who
     did it first and when), or None."""
-    rec = one(db, "SELECT relpath, destroyed_at, destroyed_by, attribution, officer_badge "
-              "FROM recordings WHERE id = ?", (recording_id,))  # fmt: skip
+    rec = one(
+        db,
+        "SELECT relpath, destroyed_at, destroyed_by, attribution, officer_badge "
+        "FROM recordings WHERE id = ?",
+        (recording_id,),
+    )
     if rec is None:
         return f"no recording {recording_id} in the catalog"
     if rec["destroyed_at"]:
-        return (f"recording {recording_id} was destroyed by {rec['destroyed_by']} at "
-                f"{rec['destroyed_at']}")  # fmt: skip
-    busy = one(db, "SELECT actor, time FROM refiles WHERE recording_id = ? AND state IN "
-               "('planned', 'linked') ORDER BY id LIMIT 1", (recording_id,))  # fmt: skip
+        return (
+            f"recording {recording_id} was destroyed by {rec['destroyed_by']} at "
+            f"{rec['destroyed_at']}"
+        )
+    busy = one(
+        db,
+        "SELECT actor, time FROM refiles WHERE recording_id = ? AND state IN "
+        "('planned', 'linked') ORDER BY id LIMIT 1",
+        (recording_id,),
+    )
     if busy is not None:
-        return (f"recording {recording_id} is being attributed by {busy['actor'] or '?'} "
-                f"(since {busy['time']})")  # fmt: skip
+        return (
+            f"recording {recording_id} is being attributed by {busy['actor'] or '?'} "
+            f"(since {busy['time']})"
+        )
     same = rec["attribution"] == "manual" and rec["officer_badge"] == badge
     if rec["relpath"] == old and not same:
         return None
-    first = one(db, "SELECT actor, time, details FROM custody_log WHERE recording_id = ? AND "
-                "action = 'attribute' ORDER BY id DESC LIMIT 1", (recording_id,))  # fmt: skip
+    first = one(
+        db,
+        "SELECT actor, time, details FROM custody_log WHERE recording_id = ? AND "
+        "action = 'attribute' ORDER BY id DESC LIMIT 1",
+        (recording_id,),
+    )
     if first is None:
         return f"recording {recording_id} was re-filed meanwhile (now {rec['relpath']})"
-    return (f"recording {recording_id} already attributed to {rec['officer_badge']} by "
-            f"{first['actor']} at {first['time']}")  # fmt: skip
+    return (
+        f"recording {recording_id} already attributed to {rec['officer_badge']} by "
+        f"{first['actor']} at {first['time']}"
+    )
 
 
 def _reserved(db: Database, recording_id: int, new: str) -> bool:
@@ -118,8 +136,9 @@ def _reserved(db: Database, recording_id: int, new: str) -> bool:
     return taken is not None or reserved is not None
 
 
-def plan(db: Database, recording_id: int, old: str, new: str, *, badge: str, owner: Owner,
-         actor: str) -> int:  # fmt: skip
+def plan(
+    db: Database, recording_id: int, old: str, new: str, *, badge: str, owner: Owner, actor: str
+) -> int:
     """Journal a re-filing before any link is made, if the recording is still live under
     ``old``, not already filed under ``badge``, and nobody else is re-filing it; its new name
     is reserved. Refused otherwise: ``Conflict`` (recorded once in the custody log as a
@@ -129,9 +148,17 @@ def plan(db: Database, recording_id: int, old: str, new: str, *, badge: str, own
         if why is None:
             if _reserved(db, recording_id, new):
                 raise NameTaken(f"{new} was taken meanwhile")
-            row = {"recording_id": recording_id, "old_relpath": old, "new_relpath": new,
-                   "state": RefileState.PLANNED, "time": utcnow(), "owner_boot": owner.boot,
-                   "owner_pid": owner.pid, "owner_start": owner.start, "actor": actor}  # fmt: skip
+            row = {
+                "recording_id": recording_id,
+                "old_relpath": old,
+                "new_relpath": new,
+                "state": RefileState.PLANNED,
+                "time": utcnow(),
+                "owner_boot": owner.boot,
+                "owner_pid": owner.pid,
+                "owner_start": owner.start,
+                "actor": actor,
+            }
             return pk(db.table("refiles").insert(row).last_pk)
         refusal = {"attempted": "attribute", "recording": recording_id, "reason": why}
         custody.append(db, Action.REFUSED, None, actor, refusal)
@@ -142,8 +169,7 @@ def _owner(owner: Owner) -> tuple[str | None, int | None, int | None]:
     return owner.boot, owner.pid, owner.start
 
 
-def advance(db: Database, refile_id: int, owner: Owner, was: RefileState,
-            now: RefileState) -> bool:  # fmt: skip
+def advance(db: Database, refile_id: int, owner: Owner, was: RefileState, now: RefileState) -> bool:
     """Move a re-filing on from ``was`` to ``now`` if it is still there and ``owner``'s."""
     with write_txn(db):
         cur = db.execute(
@@ -193,12 +219,16 @@ def record_attribution(
     transaction, only if the re-filing is still planned and ours and the recording still under
     ``old``. Returns the new name."""
     with write_txn(db):
-        f = one(db, "SELECT new_relpath FROM refiles WHERE id = ? AND state = 'planned' AND "
-                "owner_boot IS ? AND owner_pid IS ? AND owner_start IS ?",
-                (refile_id, *_owner(owner)))  # fmt: skip
+        f = one(
+            db,
+            "SELECT new_relpath FROM refiles WHERE id = ? AND state = 'planned' AND "
+            "owner_boot IS ? AND owner_pid IS ? AND owner_start IS ?",
+            (refile_id, *_owner(owner)),
+        )
         if f is None:
-            raise CamdockError(f"re-filing {refile_id} of recording {recording_id} is no "
-                               "longer ours: not recorded")  # fmt: skip
+            raise CamdockError(
+                f"re-filing {refile_id} of recording {recording_id} is no longer ours: not recorded"
+            )
         new = str(f["new_relpath"])
         cur = db.execute(
             "UPDATE recordings SET officer_name = ?, officer_badge = ?, unit = ?, "

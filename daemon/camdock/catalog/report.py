@@ -130,14 +130,21 @@ def _destructions_missing(db: Database, between: tuple[str, str]) -> list[str]:
         return {int(r["i"]) for r in rows(db, sql, between)}
 
     lines: set[int] = set()
-    for r in rows(db, "SELECT recordings FROM register_acts WHERE kind = 'destroy' AND time "
-                  "BETWEEN ? AND ?", between):  # fmt: skip
+    for r in rows(
+        db,
+        "SELECT recordings FROM register_acts WHERE kind = 'destroy' AND time BETWEEN ? AND ?",
+        between,
+    ):
         lines |= set(json.loads(r["recordings"]))
-    entries = ids("SELECT recording_id AS i FROM custody_log WHERE action = 'destroy' AND time "
-                  "BETWEEN ? AND ?")  # fmt: skip
+    entries = ids(
+        "SELECT recording_id AS i FROM custody_log WHERE action = 'destroy' AND time "
+        "BETWEEN ? AND ?"
+    )
     tombs = ids("SELECT id AS i FROM recordings WHERE destroyed_at BETWEEN ? AND ?")
-    return [f"recording {i}: destroyed, no destruction line in the register"
-            for i in sorted((entries | tombs) - lines)]  # fmt: skip
+    return [
+        f"recording {i}: destroyed, no destruction line in the register"
+        for i in sorted((entries | tombs) - lines)
+    ]
 
 
 def _access_and_fixity(db: Database, between: tuple[str, str]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from camdock.events import EventType, Topics
 
 __all__ = [
     "AccessRequest",
+    "RegisterLine",
     "change",
     "create",
     "get",
@@ -234,7 +235,32 @@ def held_recordings(db: Database, open_states: list[State]) -> dict[int, list[st
     return held
 
 
-def register_between(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RegisterLine(Row):
+    """An Annex 3 line (a view or a copy) with its request's fields (REG-5, REG-7.1)."""
+
+    id: int
+    request_id: int
+    time: str
+    kind: str  # view | copy
+    recordings: tuple[int, ...]  # catalog ids (stored as JSON)
+    custodian: str  # who supervised the viewing or made the copy
+    medium: str | None
+    manifest_sha256: str | None
+    remarks: str | None
+    viewing_id: int | None
+    number: str
+    applicant_unit: str | None
+    applicant_title: str | None
+    applicant_name: str | None
+    purpose: Purpose
+    approved_by: str | None
+    approved_at: str | None
+    pr_consulted_by: str | None
+    acknowledged_at: str | None
+
+
+def register_between(db: Database, start: str, end: str) -> list[RegisterLine]:
     """Annex 3 lines from ``start`` to ``end`` (UTC ISO), with their requests' fields."""
     found = rows(
         db,
@@ -244,6 +270,7 @@ def register_between(db: Database, start: str, end: str) -> list[dict[str, Any]]
         "WHERE g.time >= ? AND g.time <= ? ORDER BY g.id",
         (start, end),
     )
-    for f in found:
-        f["recordings"] = json.loads(f["recordings"])
-    return found
+    return [
+        RegisterLine.from_row({**f, "recordings": tuple(json.loads(f["recordings"]))})
+        for f in found
+    ]

@@ -6,14 +6,16 @@ covers it (catalog/rowchain.py) like any other."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog.db import one, rows
-from camdock.catalog.rowchain import COVERED
+from camdock.catalog.db import Row, one, one_as, rows
+from camdock.catalog.rowchain import COVERED, Columns
 
 __all__ = [
+    "Filed",
     "add_copy",
     "by_relpath",
     "chain_hashes",
@@ -35,10 +37,23 @@ def copies_known(db: Database) -> set[tuple[str, str]]:
     }
 
 
-def by_relpath(db: Database, relpath: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Filed(Row):
+    """What the catalog files under a path (destroyed recordings too)."""
+
+    id: int
+    sha256: str
+    size: int
+    destroyed_at: str | None
+
+
+def by_relpath(db: Database, relpath: str) -> Filed | None:
     """The recording filed under ``relpath`` (destroyed ones too), or None."""
-    return one(
-        db, "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?", (relpath,)
+    return one_as(
+        Filed,
+        db,
+        "SELECT id, sha256, size, destroyed_at FROM recordings WHERE relpath = ?",
+        (relpath,),
     )
 
 
@@ -95,13 +110,13 @@ def _value(v: Any) -> Any:
     return bytes.fromhex(v["hex"]) if isinstance(v, dict) and "hex" in v else v
 
 
-def state_of(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def state_of(db: Database, table: str, key: list[Any]) -> Columns | None:
     """A covered row's columns as they are (None: no such row)."""
     where = " AND ".join(f"{k} = ?" for k in _keys(table))
     return one(db, f"SELECT * FROM {table} WHERE {where}", key)  # noqa: S608 - names ours
 
 
-def put_state(db: Database, table: str, key: list[Any], state: dict[str, Any] | None) -> bool:
+def put_state(db: Database, table: str, key: list[Any], state: Columns | None) -> bool:
     """Make a covered row what a journal line says (None: gone); whether anything changed."""
     now = state_of(db, table, key)
     wanted = None if state is None else {c: _value(v) for c, v in state.items()}

@@ -27,6 +27,7 @@ from camdock.errors import CamdockError, ExitCode
 
 __all__ = [
     "COVERED",
+    "Columns",
     "State",
     "Tampered",
     "baseline_only",
@@ -70,6 +71,9 @@ COVERED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
 
 # One covered row's state as chained: table, key (a JSON array), its columns (None: deleted).
 State = dict[str, Any]
+# A covered row's columns by name, as the chain holds them (JSON): the chain covers a dozen
+# tables alike, so a row here is a mapping, not one of the catalog's typed rows.
+Columns = dict[str, Any]
 
 _INSTALLED: weakref.WeakSet[Database] = weakref.WeakSet()
 
@@ -114,8 +118,10 @@ def _image(db: Database, table: str, row: str) -> str:
 def install(db: Database) -> None:
     """Catch this connection's changes to the covered rows (call once the schema is current):
     which row, and the state it had before this transaction first changed it (NULL: new)."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS touched (tbl TEXT, k TEXT, before TEXT, "
-               "PRIMARY KEY (tbl, k))")  # fmt: skip
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS touched (tbl TEXT, k TEXT, before TEXT, "
+        "PRIMARY KEY (tbl, k))"
+    )
     for table, (keys, _skip) in COVERED.items():
         cols = _columns(db, table)
         if not cols:
@@ -133,8 +139,10 @@ def install(db: Database) -> None:
             ("DELETE", add.format(t=table, k=old, b=before)),
         ):
             name = f"rowchain_{table}_{op.split()[0].lower()}"
-            db.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {op} ON main.{table} "
-                       f"BEGIN {body} END")  # fmt: skip
+            db.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {op} ON main.{table} "
+                f"BEGIN {body} END"
+            )
     _INSTALLED.add(db)
 
 
@@ -143,7 +151,7 @@ def installed(db: Database) -> bool:
     return db in _INSTALLED
 
 
-def _state(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def _state(db: Database, table: str, key: list[Any]) -> Columns | None:
     keys, _skip = COVERED[table]
     where = " AND ".join(f"{k} = ?" for k in keys)
     cols = _columns(db, table)
@@ -174,9 +182,12 @@ def require_chained(db: Database, recording_id: int) -> None:
     chain last gave it: call inside the transaction that decides something irreversible (a
     destruction), before any file is touched."""
     wanted = [("recordings", json.dumps([recording_id]))]
-    wanted += [("copies", json.dumps([recording_id, d], separators=(",", ":"), ensure_ascii=False))
-               for (d,) in db.execute("SELECT destination FROM copies WHERE recording_id = ?",
-                                      (recording_id,))]  # fmt: skip
+    wanted += [
+        ("copies", json.dumps([recording_id, d], separators=(",", ":"), ensure_ascii=False))
+        for (d,) in db.execute(
+            "SELECT destination FROM copies WHERE recording_id = ?", (recording_id,)
+        )
+    ]
     problems = []
     for table, key in wanted:
         state = _state(db, table, json.loads(key))
@@ -215,29 +226,34 @@ def settle_restored(db: Database) -> list[str]:
     return settled
 
 
-def current(db: Database, table: str, key: list[Any]) -> dict[str, Any] | None:
+def current(db: Database, table: str, key: list[Any]) -> Columns | None:
     """A covered row's state in the catalog now, as the chain would carry it (None: no row)."""
     return _state(db, table, key)
 
 
-def same(here: dict[str, Any] | None, chained_state: dict[str, Any] | None) -> bool:
+def same(here: Columns | None, chained_state: Columns | None) -> bool:
     """Whether a row's state is the one the chain gave it."""
     return _norm(here) == _norm(chained_state)
 
 
-def _norm(state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _norm(state: Columns | None) -> Columns | None:
     if state is None:
         return None
-    return {c: (v["hex"] if isinstance(v, dict) and "hex" in v else v)
-            for c, v in state.items() if v is not None}  # fmt: skip
+    return {
+        c: (v["hex"] if isinstance(v, dict) and "hex" in v else v)
+        for c, v in state.items()
+        if v is not None
+    }
 
 
 def _unchained(db: Database, table: str, key: str, before: str | None) -> str | None:
     """Why this row's state before the change is not the chain's last state of it, or None."""
     if before is None:  # a new row: the chain must not have it live (by its index: an insert
         # is the offload's hot path, and scanning the chain for each would grow with it)
-        found = db.execute("SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
-                           (table, _canonical_key(key))).fetchone()  # fmt: skip
+        found = db.execute(
+            "SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
+            (table, _canonical_key(key)),
+        ).fetchone()
         last = None if found is None else last_state(db, table, key)
         if last is not None and last[1] is not None:
             return f"{table} {key}: in the chain, deleted from the catalog outside camdock"
@@ -247,30 +263,35 @@ def _unchained(db: Database, table: str, key: str, before: str | None) -> str | 
         return f"{table} {key}: not in the custody chain (written outside camdock)"
     here, there = _norm(json.loads(before)), _norm(last[1])
     if here != there:
-        fields = sorted(f for f in set(here or {}) | set(there or {})
-                        if (here or {}).get(f) != (there or {}).get(f))  # fmt: skip
+        fields = sorted(
+            f
+            for f in set(here or {}) | set(there or {})
+            if (here or {}).get(f) != (there or {}).get(f)
+        )
         return f"{table} {key}: {', '.join(fields)} changed outside camdock"
     return None
 
 
 def last_state(
     db: Database, table: str, key: str, *, follow: bool = True
-) -> tuple[int, dict[str, Any] | None] | None:
+) -> tuple[int, Columns | None] | None:
     """The last entry that chained this row, and the state it gave it (None: deleted); None
     when no entry has. ``chained_rows`` says where to look; with ``follow``, an entry after it
     that names the row as well (the index pointed back by hand) wins, so the index can only
     slow this down. Without (the scrub, many rows a step), the indexed entry is read alone."""
     canonical = _canonical_key(key)
-    found = db.execute("SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?",
-                       (table, canonical)).fetchone()  # fmt: skip
+    found = db.execute(
+        "SELECT entry_id FROM chained_rows WHERE tbl = ? AND k = ?", (table, canonical)
+    ).fetchone()
     start = int(found[0]) if found else 0
     needle = json.dumps({"key": canonical}, ensure_ascii=False)[1:-1]
-    best: tuple[int, dict[str, Any] | None] | None = None
+    best: tuple[int, Columns | None] | None = None
     upto = None if follow else start  # NULL: to the chain's end
     for entry_id, states in db.execute(
         "SELECT id, rows FROM custody_log WHERE id >= ? AND (? IS NULL OR id <= ?) AND "
-        "rows IS NOT NULL AND instr(rows, ?) > 0 ORDER BY id", (start, upto, upto, needle)
-    ):  # fmt: skip
+        "rows IS NOT NULL AND instr(rows, ?) > 0 ORDER BY id",
+        (start, upto, upto, needle),
+    ):
         for s in json.loads(states):
             if s["table"] == table and _canonical_key(s["key"]) == canonical:
                 best = (int(entry_id), s["state"])
@@ -299,16 +320,19 @@ def snapshot_all(db: Database) -> list[State]:
     return out
 
 
-def chained(db: Database) -> dict[tuple[str, str], dict[str, Any] | None]:
+def chained(db: Database) -> dict[tuple[str, str], Columns | None]:
     """The last state the chain gave each covered row (None: deleted)."""
     return {where: state for where, (state, _b) in _chained_by(db).items()}
 
 
-def _chained_by(db: Database) -> dict[tuple[str, str], tuple[dict[str, Any] | None, bool]]:
+def _chained_by(db: Database) -> dict[tuple[str, str], tuple[Columns | None, bool]]:
     """Each covered row's last chained state, and whether the upgrade's baseline gave it."""
-    last: dict[tuple[str, str], tuple[dict[str, Any] | None, bool]] = {}
-    for r in rows(db, "SELECT rows, json_extract(details, '$.baseline') AS b FROM custody_log "
-                  "WHERE rows IS NOT NULL ORDER BY id"):  # fmt: skip
+    last: dict[tuple[str, str], tuple[Columns | None, bool]] = {}
+    for r in rows(
+        db,
+        "SELECT rows, json_extract(details, '$.baseline') AS b FROM custody_log "
+        "WHERE rows IS NOT NULL ORDER BY id",
+    ):
         for s in json.loads(r["rows"]):
             last[(s["table"], _canonical_key(s["key"]))] = (s["state"], bool(r["b"]))
     return last
@@ -350,10 +374,14 @@ def differences(db: Database) -> list[str]:
         for field in sorted(set(said) | set(s["state"])):
             here, there = s["state"].get(field), said.get(field)
             if here != there:
-                problems.append(f"{name}: {field} is {here!r} in the catalog, {there!r} in the "
-                                "custody chain (changed outside camdock)")  # fmt: skip
+                problems.append(
+                    f"{name}: {field} is {here!r} in the catalog, {there!r} in the "
+                    "custody chain (changed outside camdock)"
+                )
     for where, said in last.items():
         if said is not None and where not in seen:
-            problems.append(f"{where[0]} {where[1]}: in the custody chain, gone from the catalog "
-                            "(deleted outside camdock)")  # fmt: skip
+            problems.append(
+                f"{where[0]} {where[1]}: in the custody chain, gone from the catalog "
+                "(deleted outside camdock)"
+            )
     return problems

@@ -52,8 +52,9 @@ class DueCopy(Row):
 def chain_disagrees(db: Database, copy: DueCopy) -> str | None:
     """Why the catalog's copy row is not the one the chain last gave it (its drive, path or
     hash edited outside camdock), or None: a copy is repaired only where it agrees."""
-    key = json.dumps([copy.recording_id, copy.destination], separators=(",", ":"),
-                     ensure_ascii=False)  # fmt: skip
+    key = json.dumps(
+        [copy.recording_id, copy.destination], separators=(",", ":"), ensure_ascii=False
+    )
     last = rowchain.last_state(db, "copies", key, follow=False)
     if last is None or last[1] is None:
         return f"its copy on {copy.destination} is not in the custody chain"
@@ -85,9 +86,11 @@ def due(db: Database, limit: int) -> list[DueCopy]:
 
 def totals(db: Database) -> tuple[int, int]:
     """(plain copies, their bytes): what one scrub cycle covers."""
-    r = db.execute("SELECT count(*), coalesce(sum(r.size), 0) FROM copies c JOIN recordings r "
-                   "ON r.id = c.recording_id WHERE r.destroyed_at IS NULL AND "
-                   "c.plain_removed_at IS NULL").fetchone()  # fmt: skip
+    r = db.execute(
+        "SELECT count(*), coalesce(sum(r.size), 0) FROM copies c JOIN recordings r "
+        "ON r.id = c.recording_id WHERE r.destroyed_at IS NULL AND "
+        "c.plain_removed_at IS NULL"
+    ).fetchone()
     return int(r[0]), int(r[1])
 
 
@@ -95,27 +98,39 @@ def proven(db: Database, pairs: list[tuple[int, str]]) -> None:
     """These copies were just read back from disk and found intact."""
     now = utcnow()
     with write_txn(db):
-        db.conn.executemany("UPDATE copies SET proven_at = ? WHERE recording_id = ? AND "
-                            "destination = ?", [(now, r, d) for r, d in pairs])  # fmt: skip
+        db.conn.executemany(
+            "UPDATE copies SET proven_at = ? WHERE recording_id = ? AND destination = ?",
+            [(now, r, d) for r, d in pairs],
+        )
 
 
-def record_damage(db: Database, copy: DueCopy, what: str, good: list[str],
-                  topics: Topics | None) -> None:  # fmt: skip
+def record_damage(
+    db: Database, copy: DueCopy, what: str, good: list[str], topics: Topics | None
+) -> None:
     """A damaged copy (custody entry and a ``copy-damaged`` event, an alarm)."""
-    details = {"destination": copy.destination, "path": copy.relpath, "damage": what,
-               "good_copies": good}  # fmt: skip
+    details = {
+        "destination": copy.destination,
+        "path": copy.relpath,
+        "damage": what,
+        "good_copies": good,
+    }
     with write_txn(db):
         custody.append(db, Action.DAMAGE, copy.recording_id, "camdock scrub", details)
         if topics is not None:
-            record(db, topics, EventType.COPY_DAMAGED,
-                   data={"recording": copy.recording_id, **details})  # fmt: skip
+            record(
+                db, topics, EventType.COPY_DAMAGED, data={"recording": copy.recording_id, **details}
+            )
 
 
 def record_repair(db: Database, copy: DueCopy, source: str, topics: Topics | None) -> None:
     """A damaged copy replaced from a good one, verified (custody entry and event)."""
     now = utcnow()
-    details = {"destination": copy.destination, "path": copy.relpath, "from": source,
-               "sha256": copy.sha256}  # fmt: skip
+    details = {
+        "destination": copy.destination,
+        "path": copy.relpath,
+        "from": source,
+        "sha256": copy.sha256,
+    }
     with write_txn(db):
         db.execute(
             "UPDATE copies SET proven_at = ?, verified_at = ? WHERE recording_id = ? AND "
@@ -124,5 +139,9 @@ def record_repair(db: Database, copy: DueCopy, source: str, topics: Topics | Non
         )
         custody.append(db, Action.REPAIR, copy.recording_id, "camdock scrub", details)
         if topics is not None:
-            record(db, topics, EventType.COPY_REPAIRED,
-                   data={"recording": copy.recording_id, **details})  # fmt: skip
+            record(
+                db,
+                topics,
+                EventType.COPY_REPAIRED,
+                data={"recording": copy.recording_id, **details},
+            )

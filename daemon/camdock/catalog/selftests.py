@@ -4,7 +4,7 @@ spares lent to officers (whose footage is filed under the borrower until returne
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlite_utils import Database
@@ -17,6 +17,8 @@ __all__ = [
     "DutyTest",
     "LastTest",
     "Loan",
+    "NewDutyEntry",
+    "NewSelfTest",
     "add_duty_log",
     "add_loan",
     "add_selftest",
@@ -28,14 +30,43 @@ __all__ = [
 ]
 
 
-def add_selftest(db: Database, row: dict[str, Any]) -> int:
+@dataclass(frozen=True)
+class NewSelfTest:
+    """A function test as the bay button records it (REG-3.2)."""
+
+    passed: int  # 1 or 0
+    checks: str  # JSON: [{name, ok, value, reason}]
+    camera_id: str | None = None  # None: a camera that did not say who it is
+    station: str | None = None
+    bay: int | None = None
+    usb_serial: str | None = None
+    officer_badge: str | None = None
+    officer_name: str | None = None
+    drift_before: float | None = None
+    drift_after: float | None = None
+    battery: int | None = None
+
+
+@dataclass(frozen=True)
+class NewDutyEntry:
+    """A duty-log entry (員警工作紀錄簿): a failed test or offload, in the officer's log."""
+
+    entry: str
+    officer_badge: str | None = None
+    officer_name: str | None = None
+    camera_id: str | None = None
+    spare_camera_id: str | None = None
+    selftest_id: int | None = None
+
+
+def add_selftest(db: Database, test: NewSelfTest) -> int:
     """Record a function test (inside the caller's transaction); returns its id."""
-    return pk(db.table("selftests").insert({"time": utcnow(), **row}).last_pk)
+    return pk(db.table("selftests").insert({"time": utcnow(), **asdict(test)}).last_pk)
 
 
-def add_duty_log(db: Database, row: dict[str, Any]) -> None:
+def add_duty_log(db: Database, entry: NewDutyEntry) -> None:
     """A duty-log entry (員警工作紀錄簿), inside the caller's transaction."""
-    db.table("duty_log").insert({"time": utcnow(), **row})
+    db.table("duty_log").insert({"time": utcnow(), **asdict(entry)})
 
 
 def add_loan(db: Database, spare_camera_id: str, badge: str, name: str, duty_slot: str) -> None:
@@ -144,12 +175,21 @@ def history(
 ) -> tuple[list[DutyTest], list[DutyEntry]]:
     """The pre-shift tests and the duty-log entries between ``start`` and ``end`` (UTC ISO),
     newest first: what the console's duty-log page shows (REG-3.2)."""
-    tests = rows(db, "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
-                 "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
-                 "time <= ? ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
-    entries = rows_as(DutyEntry, db, "SELECT time, officer_badge, officer_name, camera_id, entry, "
-                   "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
-                   "ORDER BY time DESC, id DESC LIMIT ?", (start, end, limit))  # fmt: skip
+    tests = rows(
+        db,
+        "SELECT id, time, bay, camera_id, officer_badge, officer_name, passed, "
+        "checks, drift_before, drift_after, battery FROM selftests WHERE time >= ? AND "
+        "time <= ? ORDER BY time DESC, id DESC LIMIT ?",
+        (start, end, limit),
+    )
+    entries = rows_as(
+        DutyEntry,
+        db,
+        "SELECT time, officer_badge, officer_name, camera_id, entry, "
+        "spare_camera_id, selftest_id FROM duty_log WHERE time >= ? AND time <= ? "
+        "ORDER BY time DESC, id DESC LIMIT ?",
+        (start, end, limit),
+    )
     return [_duty_test(t) for t in tests], entries
 
 

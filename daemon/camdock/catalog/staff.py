@@ -88,8 +88,11 @@ class Totp:
 
 def _staff(r: Mapping[str, object]) -> Staff:
     stored, digest = r["password_hash"], r["password_sha"]
-    ok = isinstance(stored, str) and isinstance(digest, str) and hmac.compare_digest(
-        sha(stored), digest)  # fmt: skip
+    ok = (
+        isinstance(stored, str)
+        and isinstance(digest, str)
+        and hmac.compare_digest(sha(stored), digest)
+    )
     return Staff(
         str(r["id"]),
         str(r["name"]),
@@ -150,8 +153,11 @@ def person(db: Database, staff_id: str, now: datetime) -> Person | None:
     if found is None or not found.active:
         return None
     me = found.person
-    grant = one(db, "SELECT roles FROM roster_roles WHERE badge = ? AND valid_from <= ? AND "
-                "? < valid_until", (staff_id, iso_utc(now), iso_utc(now)))  # fmt: skip
+    grant = one(
+        db,
+        "SELECT roles FROM roster_roles WHERE badge = ? AND valid_from <= ? AND ? < valid_until",
+        (staff_id, iso_utc(now), iso_utc(now)),
+    )
     if grant is None:
         return me
     extra = frozenset(Role(r) for r in json.loads(grant["roles"]) if r in set(Role))
@@ -162,8 +168,9 @@ def _roles_json(roles: frozenset[Role]) -> str:
     return json.dumps(sorted(r.value for r in roles))
 
 
-def sync(db: Database, people: Mapping[str, Person], hashes: Mapping[str, str],
-         actor: str = "camdock") -> list[dict[str, object]]:  # fmt: skip
+def sync(
+    db: Database, people: Mapping[str, Person], hashes: Mapping[str, str], actor: str = "camdock"
+) -> list[dict[str, object]]:
     """Make the catalog's staff what the config says, one custody entry per change (in one
     transaction); answers the changes (empty: nothing changed, nothing written)."""
     changes: list[dict[str, object]] = []
@@ -176,14 +183,27 @@ def sync(db: Database, people: Mapping[str, Person], hashes: Mapping[str, str],
         known = {r["id"]: r for r in rows(db, "SELECT * FROM staff")}
         for sid in sorted(people):
             p, pw = people[sid], hashes.get(sid)
-            row = {"id": sid, "name": p.name, "title": p.title, "unit": p.unit,
-                   "roles": _roles_json(p.roles), "password_hash": pw,
-                   "password_sha": sha(pw) if pw else None, "active": 1}  # fmt: skip
+            row = {
+                "id": sid,
+                "name": p.name,
+                "title": p.title,
+                "unit": p.unit,
+                "roles": _roles_json(p.roles),
+                "password_hash": pw,
+                "password_sha": sha(pw) if pw else None,
+                "active": 1,
+            }
             was = known.get(sid)
             if was is None:
                 db.table("staff").insert(row)
-                entry({"staff": sid, "change": "added", "roles": sorted(r.value for r in p.roles),
-                       "console": pw is not None})  # fmt: skip
+                entry(
+                    {
+                        "staff": sid,
+                        "change": "added",
+                        "roles": sorted(r.value for r in p.roles),
+                        "console": pw is not None,
+                    }
+                )
                 continue
             if not was["active"]:
                 db.execute("UPDATE staff SET active = 1 WHERE id = ?", (sid,))
@@ -191,23 +211,30 @@ def sync(db: Database, people: Mapping[str, Person], hashes: Mapping[str, str],
             before = {Role(r) for r in json.loads(was["roles"]) if r in set(Role)}
             for role in sorted(p.roles - before):
                 before.add(role)
-                db.execute("UPDATE staff SET roles = ? WHERE id = ?",
-                           (_roles_json(frozenset(before)), sid))  # fmt: skip
+                db.execute(
+                    "UPDATE staff SET roles = ? WHERE id = ?", (_roles_json(frozenset(before)), sid)
+                )
                 entry({"staff": sid, "change": "role added", "role": role.value})
             for role in sorted(before - p.roles):
                 before.discard(role)
-                db.execute("UPDATE staff SET roles = ? WHERE id = ?",
-                           (_roles_json(frozenset(before)), sid))  # fmt: skip
+                db.execute(
+                    "UPDATE staff SET roles = ? WHERE id = ?", (_roles_json(frozenset(before)), sid)
+                )
                 entry({"staff": sid, "change": "role removed", "role": role.value})
             if was["password_sha"] != row["password_sha"] or (
-                    pw is not None and was["password_hash"] != pw):  # fmt: skip
-                db.execute("UPDATE staff SET password_hash = ?, password_sha = ? WHERE id = ?",
-                           (pw, row["password_sha"], sid))  # fmt: skip
+                pw is not None and was["password_hash"] != pw
+            ):
+                db.execute(
+                    "UPDATE staff SET password_hash = ?, password_sha = ? WHERE id = ?",
+                    (pw, row["password_sha"], sid),
+                )
                 entry({"staff": sid, "change": "password" if pw else "password removed"})
             named = {k: row[k] for k in ("name", "title", "unit")}
             if named != {k: was[k] or "" for k in named}:
-                db.execute("UPDATE staff SET name = ?, title = ?, unit = ? WHERE id = ?",
-                           (p.name, p.title, p.unit, sid))  # fmt: skip
+                db.execute(
+                    "UPDATE staff SET name = ?, title = ?, unit = ? WHERE id = ?",
+                    (p.name, p.title, p.unit, sid),
+                )
                 entry({"staff": sid, "change": "name", **named})
         for sid in sorted(set(known) - set(people)):
             if known[sid]["active"]:
@@ -231,42 +258,71 @@ def enrol_totp(db: Database, staff_id: str, secret: str, codes: list[str], actor
     now = utcnow()
     with write_txn(db):
         db.execute("DELETE FROM staff_totp WHERE staff_id = ?", (staff_id,))
-        db.table("staff_totp").insert({"staff_id": staff_id, "secret": secret,
-                                       "secret_sha": sha(secret), "enrolled_at": now,
-                                       "last_step": 0})  # fmt: skip
-        db.execute("UPDATE staff_recovery SET used_at = ? WHERE staff_id = ? AND used_at IS NULL",
-                   (now, staff_id))  # fmt: skip
+        db.table("staff_totp").insert(
+            {
+                "staff_id": staff_id,
+                "secret": secret,
+                "secret_sha": sha(secret),
+                "enrolled_at": now,
+                "last_step": 0,
+            }
+        )
+        db.execute(
+            "UPDATE staff_recovery SET used_at = ? WHERE staff_id = ? AND used_at IS NULL",
+            (now, staff_id),
+        )
         for code in codes:
-            db.table("staff_recovery").insert({"staff_id": staff_id, "code_sha": sha(_code(code)),
-                                               "made_at": now})  # fmt: skip
-        custody.append(db, Action.STAFF, None, actor, {"staff": staff_id, "change":
-                       "second factor enrolled", "recovery_codes": len(codes)})  # fmt: skip
+            db.table("staff_recovery").insert(
+                {"staff_id": staff_id, "code_sha": sha(_code(code)), "made_at": now}
+            )
+        custody.append(
+            db,
+            Action.STAFF,
+            None,
+            actor,
+            {"staff": staff_id, "change": "second factor enrolled", "recovery_codes": len(codes)},
+        )
 
 
 def use_step(db: Database, staff_id: str, step: int) -> bool:
     """Take the TOTP time step ``step`` for a login: False when it (or a later one) was used
     already (a code is not replayed within its window). Not a custody event."""
     with write_txn(db):
-        done = db.execute("UPDATE staff_totp SET last_step = ? WHERE staff_id = ? AND "
-                          "coalesce(last_step, 0) < ?", (step, staff_id, step))  # fmt: skip
+        done = db.execute(
+            "UPDATE staff_totp SET last_step = ? WHERE staff_id = ? AND coalesce(last_step, 0) < ?",
+            (step, staff_id, step),
+        )
         return done.rowcount == 1
 
 
 def use_recovery(db: Database, staff_id: str, code: str, actor: str) -> bool:
     """Spend one recovery code (recorded); False when it is not one of theirs or was used."""
     with write_txn(db):
-        found = one(db, "SELECT id FROM staff_recovery WHERE staff_id = ? AND code_sha = ? AND "
-                    "used_at IS NULL", (staff_id, sha(_code(code))))  # fmt: skip
+        found = one(
+            db,
+            "SELECT id FROM staff_recovery WHERE staff_id = ? AND code_sha = ? AND used_at IS NULL",
+            (staff_id, sha(_code(code))),
+        )
         if found is None:
             return False
         db.execute("UPDATE staff_recovery SET used_at = ? WHERE id = ?", (utcnow(), found["id"]))
-        custody.append(db, Action.STAFF, None, actor, {"staff": staff_id, "change":
-                       "recovery code used", "left": recovery_left(db, staff_id)})  # fmt: skip
+        custody.append(
+            db,
+            Action.STAFF,
+            None,
+            actor,
+            {
+                "staff": staff_id,
+                "change": "recovery code used",
+                "left": recovery_left(db, staff_id),
+            },
+        )
     return True
 
 
 def recovery_left(db: Database, staff_id: str) -> int:
     """How many unused recovery codes ``staff_id`` has."""
-    found = db.execute("SELECT count(*) FROM staff_recovery WHERE staff_id = ? AND used_at IS "
-                       "NULL", (staff_id,)).fetchone()  # fmt: skip
+    found = db.execute(
+        "SELECT count(*) FROM staff_recovery WHERE staff_id = ? AND used_at IS NULL", (staff_id,)
+    ).fetchone()
     return int(found[0])

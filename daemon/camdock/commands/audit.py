@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     doc = {"ok": ok, "custody_entries": entries, "recordings": recordings,
            "chain_problems": problems, "full": args.full, "copies_proven": proven,
            "findings": [f.as_json() for f in findings], "by": auditor,
-           "baseline_only": unproven, "keys": keys}  # fmt: skip
+           "baseline_only": unproven, "keys": asdict(keys)}  # fmt: skip
     output(args, doc, lambda: [
         *(f"PROBLEM {p}" for p in problems), *(str(f) for f in findings),
         f"custody log: {entries} entries, {recordings} recordings: "
@@ -166,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
         *([f"fixity: {proven} copies proven from disk, {len(findings)} finding(s)"]
           if args.full else []),
         *_baseline_lines(unproven),
-        f"chain key: {keys['keyed']} entries keyed, {keys['unkeyed']} unkeyed from before the "
-        "key; " + ("every MAC checked" if keys["checked"] else "MACs not checked (no key: "
+        f"chain key: {keys.keyed} entries keyed, {keys.unkeyed} unkeyed from before the "
+        "key; " + ("every MAC checked" if keys.checked else "MACs not checked (no key: "
                    "--chain-key FILE)"),
     ])  # fmt: skip
     return ExitCode.OK if ok else ExitCode.FAILED
@@ -199,10 +200,9 @@ def _history(args: argparse.Namespace, where: Any) -> int:
         raise UsageError("audit history needs --recording ID")
     with opened(where, write=False) as db:
         entries = custody.history(db, args.recording)
-    for e in entries:
-        e["details"] = json.loads(e["details"])
-    return output(args, {"recording": args.recording, "history": entries}, lambda: [
-        f"{e['time']}  {e['action']:<14} {e['actor']}  [{e.get('channel') or '-'}]"
+    shown = [{**e.as_dict(), "details": e.details_json()} for e in entries]
+    return output(args, {"recording": args.recording, "history": shown}, lambda: [
+        f"{e.time}  {e.action:<14} {e.actor}  [{e.channel or '-'}]"
         for e in entries])  # fmt: skip
 
 

@@ -311,9 +311,8 @@ def _export(args: argparse.Namespace, where: Where) -> int:
     end = moment_arg(args.end, where, "--to", end=True)
     assert start is not None and end is not None
     with opened(where, write=False) as db:
-        lines = requests.register_between(
-            db, start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
-        )
+        between = (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat())
+        lines = [line.as_dict() for line in requests.register_between(db, *between)]
     if args.format == "pdf":
         if args.out is None:
             raise UsageError("--format pdf needs --out FILE")

@@ -6,7 +6,6 @@ command line."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -85,21 +84,17 @@ def run(args: argparse.Namespace) -> int:
             found = seals.status(db, args.since)
             dirty = sorted(seals.dirty(db))
         # Members as JSON, not a JSON string inside JSON (issue 29): [id, name, SHA-256, size].
-        shown = [{**s, "members": [dict(zip(("recording", "name", "sha256", "size"), m,
-                                           strict=True)) for m in json.loads(s["members"])]}
+        shown = [{**s.as_dict(), "members": [dict(zip(("recording", "name", "sha256", "size"), m,
+                                                     strict=True)) for m in s.listed()]}
                for s in found]  # fmt: skip
         return output(
             args,
             {"seals": shown, "unsealed_days": dirty},
             lambda: [
                 *(
-                    f"{s['day']} #{s['generation']}  {s['destination']}/{s['path']}  "
-                    f"sealed by {s['sealed_by']}  "
-                    + (
-                        f"confirmed by {s['confirmed_by']}"
-                        if s["confirmed_by"]
-                        else "NOT CONFIRMED"
-                    )
+                    f"{s.day} #{s.generation}  {s.destination}/{s.path}  "
+                    f"sealed by {s.sealed_by}  "
+                    + (f"confirmed by {s.confirmed_by}" if s.confirmed_by else "NOT CONFIRMED")
                     for s in found
                 ),
                 f"days waiting for a seal: {', '.join(dirty) or 'none'}",
@@ -125,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                     else "no recordings left, the old seal retired"
                 ),
                 *(
-                    f"  {a['destination']}/{a['path']}  SHA-256 {a['sha256']}"
+                    f"  {a.destination}/{a.path}  SHA-256 {a.sha256}"
                     for a in (made.archives if made else ())
                 ),
                 note or "",
@@ -171,7 +166,7 @@ def _remote(args: argparse.Namespace, cfg: Config) -> int:
                     else "no recordings left, the old seal retired"
                 ),
                 *(
-                    f"  {a['destination']}/{a['path']}  SHA-256 {a['sha256']}"
+                    f"  {a.destination}/{a.path}  SHA-256 {a.sha256}"
                     for a in (made["archives"] if made else ())
                 ),
             ],

@@ -270,12 +270,12 @@ class OffloadEngine:
                 entry = self._duty_log_entry(report, first)
                 selftests.add_duty_log(
                     db,
-                    {
-                        "officer_badge": self.req.officer_badge,
-                        "officer_name": self.req.officer_name,
-                        "camera_id": self.req.camera_id,
-                        "entry": entry,
-                    },
+                    selftests.NewDutyEntry(
+                        officer_badge=self.req.officer_badge,
+                        officer_name=self.req.officer_name,
+                        camera_id=self.req.camera_id,
+                        entry=entry,
+                    ),
                 )
                 in_context(
                     db, self.req.events, EventType.OFFLOAD_FAILED,

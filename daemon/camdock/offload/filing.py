@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from sqlite_utils import Database
@@ -126,7 +126,7 @@ class Filer:
         """The day's manifest on each drive says the file is there (issue 28): after the commit,
         before the camera is cleared, so a crash between leaves the camera's copy to dock again
         (and the re-run, finding the file catalogued, writes the line it finds missing)."""
-        stored = self._stored(item, c, existing, rel, new).recording
+        stored = asdict(self._stored(item, c, existing, rel, new).recording)
         if existing is not None:
             stored = {k: getattr(existing, k, None) for k in manifest.RECORDING_FIELDS}
         head = custody.head(db)
@@ -174,29 +174,29 @@ class Filer:
             session_id=self.ctx.session_id,
             seq=item.seq,
             existing_id=existing.id if existing is not None else None,
-            recording={
-                "sha256": c.sha256,
-                "size": c.size,
-                "camera_id": self.req.camera_id,
-                "officer_name": officer.name if officer else None,
-                "officer_badge": officer.badge if officer else None,
-                "unit": officer.unit if officer else self.req.unit,
-                "attribution": item.attributed.source.value,
-                "time_suspect": int(item.placement.suspect is not None),
-                "time_note": item.placement.suspect,
-                "camera_drift": self.ctx.camera_drift,
-                "duty_slot": slot.label,
-                "duty_slot_start": slot.start.isoformat(),
-                "recorded_start": when.start.isoformat(),
-                "recorded_end": when.end.isoformat() if when.end else None,
-                "time_source": when.source,
-                "original_name": item.src.display,
-                "original_name_raw": item.src.raw,
-                "source_mtime_ns": item.src.mtime_ns,
-                "retain_until": retain_until.isoformat(),
-                "destroy_by": destroy_by.isoformat(),
-                "hold": 0,
-            },
+            recording=recordings.NewRecording(
+                sha256=c.sha256,
+                size=c.size,
+                camera_id=self.req.camera_id,
+                officer_name=officer.name if officer else None,
+                officer_badge=officer.badge if officer else None,
+                unit=officer.unit if officer else self.req.unit,
+                attribution=item.attributed.source.value,
+                time_suspect=int(item.placement.suspect is not None),
+                time_note=item.placement.suspect,
+                camera_drift=self.ctx.camera_drift,
+                duty_slot=slot.label,
+                duty_slot_start=slot.start.isoformat(),
+                recorded_start=when.start.isoformat(),
+                recorded_end=when.end.isoformat() if when.end else None,
+                time_source=when.source,
+                original_name=item.src.display,
+                original_name_raw=item.src.raw,
+                source_mtime_ns=item.src.mtime_ns,
+                retain_until=retain_until.isoformat(),
+                destroy_by=destroy_by.isoformat(),
+                hold=0,
+            ),
             relpath=str(rel),
             sha256=c.sha256,
             new_destinations=tuple(d.key for d in new),

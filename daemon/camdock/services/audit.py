@@ -26,6 +26,7 @@ from camdock.adapters import archive, fsio, heads, manifest
 from camdock.catalog import chainkey, custody, freezes, recordings, report, seals
 from camdock.catalog import retention as retention_rows
 from camdock.catalog.recordings import LiveCopy
+from camdock.catalog.seals import Seal, SealState
 from camdock.clock import iso_utc
 from camdock.services.seal import Key, SealKeyMissing
 
@@ -83,16 +84,23 @@ def witness_heads(path: Path, station: str | None) -> tuple[list[tuple[int, str]
     return found, bad
 
 
-def chain(db: Database, roots: list[str], witness: Path | None = None,
-          station: str | None = None, key: bytes | None = None) -> list[str]:  # fmt: skip
+def chain(
+    db: Database,
+    roots: list[str],
+    witness: Path | None = None,
+    station: str | None = None,
+    key: bytes | None = None,
+) -> list[str]:
     """Every problem with the custody chain, its MACs (under ``key``, else this process's chain
     key when it has one), the catalog against it, and the chain against the heads on the
     drives and in the witness."""
     problems = custody.verify(db)
     problems += custody.verify_keys(db, key or chainkey.current())[0]
-    problems += [f"recording {f.recording_id}: frozen since {f.found_at}: {f.reason} (camdock "
-                 f"audit resolve --recording {f.recording_id} --by AUDITOR --reason …)"
-                 for f in freezes.open_freezes(db)]  # fmt: skip
+    problems += [
+        f"recording {f.recording_id}: frozen since {f.found_at}: {f.reason} (camdock "
+        f"audit resolve --recording {f.recording_id} --by AUDITOR --reason …)"
+        for f in freezes.open_freezes(db)
+    ]
     for root in roots:
         seen, bad = heads.read(Path(root))
         problems += bad + custody.verify_heads(db, seen, f"heads file on {root}")
@@ -113,8 +121,12 @@ class Finding:
 
     def as_json(self) -> dict[str, Any]:
         """For ``--json``."""
-        return {"kind": self.kind, "path": self.path, "recording": self.recording,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "recording": self.recording,
+            "detail": self.detail,
+        }
 
     def __str__(self) -> str:
         rec = f" (recording {self.recording})" if self.recording is not None else ""
@@ -134,7 +146,7 @@ def fixity(
     # Being destroyed (issue 28): a copy its destruction removed is that, not a missing copy.
     going = {d.recording: d for d in retention_rows.destroying(db)}
     sealed = seals.archives_on_drives(db)
-    archives = {(s["destination"], s["path"]): s for s in sealed}
+    archives = {(s.destination, s.path): s for s in sealed}
     in_archive: dict[tuple[str, str], list[LiveCopy]] = {}
     proven = 0
     for n, c in enumerate(copies, 1):
@@ -145,10 +157,16 @@ def fixity(
         if c.plain_removed_at:
             seal = _seal_holding(sealed, root, c.recording_id)
             if seal is None:
-                findings.append(Finding("missing", str(path), c.recording_id,
-                                        "plain file removed and no seal holds it"))  # fmt: skip
+                findings.append(
+                    Finding(
+                        "missing",
+                        str(path),
+                        c.recording_id,
+                        "plain file removed and no seal holds it",
+                    )
+                )
             else:
-                in_archive.setdefault((root, seal["path"]), []).append(c)
+                in_archive.setdefault((root, seal.path), []).append(c)
             continue
         try:
             digest, size = fsio.disk_sha256(path)
@@ -163,13 +181,19 @@ def fixity(
                 findings.append(Finding("missing", str(path), c.recording_id, "not on the drive"))
             continue
         except OSError as exc:
-            findings.append(Finding("unreadable", str(path), c.recording_id,
-                                    exc.strerror or str(exc)))  # fmt: skip
+            findings.append(
+                Finding("unreadable", str(path), c.recording_id, exc.strerror or str(exc))
+            )
             continue
         if (digest, size) != (c.sha256, c.size):
-            findings.append(Finding("changed", str(path), c.recording_id,
-                                    f"SHA-256 {digest} ({size} bytes), catalogued "
-                                    f"{c.sha256} ({c.size})"))  # fmt: skip
+            findings.append(
+                Finding(
+                    "changed",
+                    str(path),
+                    c.recording_id,
+                    f"SHA-256 {digest} ({size} bytes), catalogued {c.sha256} ({c.size})",
+                )
+            )
         else:
             proven += 1
     for where, members in sorted(in_archive.items()):
@@ -183,40 +207,50 @@ def fixity(
     return findings, proven
 
 
-def _seal_holding(sealed: list[dict[str, Any]], root: str, rec_id: int) -> dict[str, Any] | None:
+def _seal_holding(sealed: list[Seal], root: str, rec_id: int) -> Seal | None:
     for s in sealed:
-        if s["state"] == "verified" and s["destination"] == root and any(
-                m[0] == rec_id for m in json.loads(s["members"] or "[]")):  # fmt: skip
+        if (
+            s.state is SealState.VERIFIED
+            and s.destination == root
+            and any(m[0] == rec_id for m in s.listed())
+        ):
             return s
     return None
 
 
-def _check_archive(seal: dict[str, Any], members: list[LiveCopy], key: Key | None,
-                   findings: list[Finding]) -> int:  # fmt: skip
+def _check_archive(
+    seal: Seal, members: list[LiveCopy], key: Key | None, findings: list[Finding]
+) -> int:
     """A seal's archive from disk: its hash, and (with the key) every member; returns how many
     of ``members`` (copies living only there) it proved."""
-    path = Path(seal["destination"], *PurePosixPath(seal["path"]).parts)
+    path = Path(seal.destination, *PurePosixPath(seal.path).parts)
     try:
         if key is None:
             digest, size = fsio.disk_sha256(path)
             found: dict[str, tuple[str, int]] = {}
         else:
-            back = archive.read_back(path, key.for_seal(seal["key_id"]))
+            back = archive.read_back(path, key.for_seal(seal.key_id))
             digest, size, found = back.sha256, back.size, back.members
     except FileNotFoundError:
-        findings.append(Finding("missing", str(path), None, f"the seal of {seal['day']}"))
+        findings.append(Finding("missing", str(path), None, f"the seal of {seal.day}"))
         return 0
     except (OSError, archive.ArchiveError, SealKeyMissing) as exc:
-        why = str(exc) if isinstance(exc, SealKeyMissing) else f"{exc} (key {seal['key_id']})"
+        why = str(exc) if isinstance(exc, SealKeyMissing) else f"{exc} (key {seal.key_id})"
         findings.append(Finding("archive", str(path), None, why))
         return 0
-    if (digest, size) != (seal["sha256"], seal["size"]):
-        findings.append(Finding("archive", str(path), None, f"SHA-256 {digest} ({size} bytes), "
-                                f"sealed as {seal['sha256']} ({seal['size']})"))  # fmt: skip
+    if (digest, size) != (seal.sha256, seal.size):
+        findings.append(
+            Finding(
+                "archive",
+                str(path),
+                None,
+                f"SHA-256 {digest} ({size} bytes), sealed as {seal.sha256} ({seal.size})",
+            )
+        )
         return 0
     if key is None:
         return 0
-    names = {m[0]: m[1] for m in json.loads(seal["members"] or "[]")}
+    names = {m[0]: m[1] for m in seal.listed()}
     proven = 0
     for c in members:
         name = names.get(c.recording_id, "")
@@ -245,26 +279,42 @@ def _extra(root: str, known: set[str], archives: set[str]) -> list[Finding]:
                 if name in manifest.NAMES:
                     continue  # the day's manifest (adapters/manifest.py), not footage
                 if rel not in known and rel not in archives:
-                    findings.append(Finding("extra", str(Path(dirpath, name)), None,
-                                            "on the drive, not in the catalog"))  # fmt: skip
+                    findings.append(
+                        Finding(
+                            "extra",
+                            str(Path(dirpath, name)),
+                            None,
+                            "on the drive, not in the catalog",
+                        )
+                    )
     return findings
 
 
-def period_report(db: Database, tz: tzinfo, first: date, last: date, today: date,
-                  problems: list[str], findings: list[Finding], auditor: str | None,
-                  full: bool) -> dict[str, Any]:  # fmt: skip
+def period_report(
+    db: Database,
+    tz: tzinfo,
+    first: date,
+    last: date,
+    today: date,
+    problems: list[str],
+    findings: list[Finding],
+    auditor: str | None,
+    full: bool,
+) -> dict[str, Any]:
     """The six-monthly report's figures (REG-7.2, REG-7.3) for ``first`` … ``last`` (days in
     the station's zone), with the chain's problems and the fixity findings of this audit."""
     start = datetime.combine(first, time.min, tz).astimezone(UTC)
     end = datetime.combine(last, time.max, tz).astimezone(UTC)
-    doc = report.period(db, iso_utc(start), iso_utc(end), first.isoformat(), last.isoformat(),
-                        today.isoformat())  # fmt: skip
+    doc = report.period(
+        db, iso_utc(start), iso_utc(end), first.isoformat(), last.isoformat(), today.isoformat()
+    )
     retention = doc["retention"]
     retention["destroyed_early"] = [  # REG-4.3.1 on the station's calendar day
-        r for r in retention["destroyed_early"]
+        r
+        for r in retention["destroyed_early"]
         if datetime.fromisoformat(r["destroyed_at"]).astimezone(tz).date()
         < date.fromisoformat(r["retain_until"])
-    ]  # fmt: skip
+    ]
     lines, entries = doc["register"]["lines"], doc["register"]["custody_entries"]
     # Independent sources (issue 27): the lines against the custody entries, and against the
     # stream log and the destructions (written apart from the register; ``missing``).

@@ -4,7 +4,6 @@ verified copier; and the README that goes with them."""
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -105,15 +104,15 @@ def _from_seal(db: Database, r: Recording, out: Path, key: Key | None) -> Path:
         )
     day = datetime.fromisoformat(r.relpath[:10].replace("/", "-")).date()
     for seal in seals.current(db, day):
-        names = {m[0]: m[1] for m in json.loads(seal["members"])}
-        if r.id in names and Path(seal["destination"]).is_dir():
+        names = {m[0]: m[1] for m in seal.listed()}
+        if r.id in names and Path(seal.destination).is_dir():
             folder = out / ".extract"
             folder.mkdir(mode=0o700, exist_ok=True)
             target = folder / str(r.id)
             member = archive.Member(r.relpath, target, r.sha256, r.size)
             archive.extract(
-                Path(seal["destination"], *PurePosixPath(seal["path"]).parts),
-                key.for_seal(seal["key_id"]),
+                Path(seal.destination, *PurePosixPath(seal.path).parts),
+                key.for_seal(seal.key_id),
                 {names[r.id]: member},
             )
             return target

@@ -157,10 +157,10 @@ def _bring_back(
     now = utcnow()
     with write_txn(db):
         rec = restored.by_relpath(db, rel)
-        if rec is not None and (rec["sha256"] != data["sha256"] or rec["destroyed_at"]):
+        if rec is not None and (rec.sha256 != data["sha256"] or rec.destroyed_at):
             out.not_restored.append(
                 f"{rel}: the catalog files another or a destroyed "
-                f"recording ({rec['id']}) under this name"
+                f"recording ({rec.id}) under this name"
             )
             return
         fresh = rec is None
@@ -173,7 +173,7 @@ def _bring_back(
             )
             rec_id = restored.insert_recording(db, row, data.get("recording"))
         else:
-            rec_id = int(rec["id"])
+            rec_id = rec.id
         for r in good:
             restored.add_copy(db, rec_id, str(r), rel, data["sha256"], now)
         custody.append(

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import shutil
-import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,11 +37,12 @@ from camdock.adapters.drives import prove_all
 from camdock.catalog import freezes, requests, seals
 from camdock.catalog.db import file_of
 from camdock.clock import iso_utc
-from camdock.config import Config, SealSettings
+from camdock.config import Config
 from camdock.core import seal as core
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.model import Drive
+from camdock.services.sealkey import Key, SealKeyMissing, load_current, load_key, read_ring
 
 __all__ = [
     "Key",
@@ -64,99 +63,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SealKeyMissing(CamdockError):
-    """No seal password where it may be (credential, root-only file)."""
-
-    exit_code = ExitCode.NOINPUT
-
-
-@dataclass(frozen=True)
-class Key:
-    """A seal password and its id, with the key ring: the passwords of earlier keys by id (a
-    day sealed before a rotation needs the key it was sealed under). Passwords are never
-    printed, logged or recorded; a seal records only its key's id."""
-
-    id: str
-    password: str = field(repr=False)
-    ring: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-    def for_seal(self, key_id: str | None) -> str:
-        """The password of the key ``key_id`` (a seal's; None: sealed before ids were kept),
-        or SealKeyMissing naming the key the seal needs."""
-        if key_id is not None and key_id in self.ring:
-            return self.ring[key_id]
-        if (key_id is None or key_id == self.id) and self.password:
-            return self.password
-        raise SealKeyMissing(f"sealed under key {key_id}: its password is not here (put "
-                             f"{key_id}.key in the key ring folder, [seal] key_dir or "
-                             "--key-dir)")  # fmt: skip
-
-
-def read_ring(folder: Path) -> dict[str, str]:
-    """Every ``<key id>.key`` in ``folder`` (root-only, as each file): id → password."""
-    try:
-        st = os.stat(folder)
-        if not stat.S_ISDIR(st.st_mode):
-            raise SealKeyMissing(f"seal key ring {folder} is not a folder")
-        if st.st_mode & 0o077 or st.st_uid not in (0, os.geteuid()):
-            raise SealKeyMissing(f"seal key ring {folder} must be for root only (mode "
-                                 f"{stat.S_IMODE(st.st_mode):o}): chmod 700")  # fmt: skip
-        files = sorted(folder.glob("*.key"))
-    except OSError as exc:
-        raise SealKeyMissing(f"seal key ring {folder}: {exc.strerror}") from exc
-    return {f.stem: _read_secret(f, private=True) for f in files}
-
-
-def _read_secret(path: Path, *, private: bool) -> str:
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise SealKeyMissing(f"seal password {path} is not a file")
-        if private and (st.st_mode & 0o077 or st.st_uid not in (0, os.geteuid())):
-            raise SealKeyMissing(f"seal password {path} must be readable by root only "
-                                 f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600")  # fmt: skip
-        text = path.read_bytes().decode("utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SealKeyMissing(f"seal password {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise SealKeyMissing(f"seal password {path} is not UTF-8 text") from exc
-    if len(text) < 12:
-        raise SealKeyMissing(f"seal password {path} is shorter than 12 characters")
-    return text
-
-
-def load_key(settings: SealSettings, password_file: Path | None = None,
-             key_dir: Path | None = None) -> Key:  # fmt: skip
-    """The seal password (``load_current``) with the key ring of ``key_dir`` (else ``[seal]
-    key_dir``). With a ring and no current password, the ring alone (reading seals only)."""
-    folder = key_dir or settings.key_dir
-    ring = read_ring(folder) if folder is not None else {}
-    try:
-        key = load_current(settings, password_file)
-    except SealKeyMissing:
-        if not ring:
-            raise
-        return Key(settings.key_id, ring.get(settings.key_id, ""), ring)
-    return Key(key.id, key.password, ring)
-
-
-def load_current(settings: SealSettings, password_file: Path | None = None) -> Key:
-    """The seal password: ``--password-file``, else the systemd credential (LoadCredential
-    Encrypted=, in $CREDENTIALS_DIRECTORY), else the root-only ``[seal] password_file``."""
-    if password_file is not None:
-        return Key(settings.key_id, _read_secret(password_file, private=True))
-    creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / settings.credential).exists():  # systemd made it private
-        return Key(settings.key_id, _read_secret(Path(creds) / settings.credential,
-                                                 private=False))  # fmt: skip
-    if settings.password_file is not None:
-        return Key(settings.key_id, _read_secret(settings.password_file, private=True))
-    raise SealKeyMissing(
-        f"no seal password: no credential {settings.credential!r} in $CREDENTIALS_DIRECTORY, "
-        "no [seal] password_file, no --password-file"
-    )
-
-
 @dataclass(frozen=True)
 class Sealing:
     """How this station seals: its key (None: none found, and why), destination roots in
@@ -172,18 +78,22 @@ class Sealing:
     pause: Callable[[], bool] | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config, password_file: Path | None = None,
-                    key_dir: Path | None = None) -> Sealing:  # fmt: skip
+    def from_config(
+        cls, cfg: Config, password_file: Path | None = None, key_dir: Path | None = None
+    ) -> Sealing:
         """The station's roots, drives, topics and key (if it can be found), with its ring."""
         key, missing = None, None
         try:
             key = load_key(cfg.seal, password_file, key_dir)
         except SealKeyMissing as exc:
             missing = str(exc)
-        return cls(key, tuple(str(d.root) for d in cfg.drives),
-                   cfg.drives if cfg.require_mounts else (),
-                   cfg.topics,
-                   missing)  # fmt: skip
+        return cls(
+            key,
+            tuple(str(d.root) for d in cfg.drives),
+            cfg.drives if cfg.require_mounts else (),
+            cfg.topics,
+            missing,
+        )
 
     def need_key(self) -> Key:
         """The key, or the reason there is none as an error."""
@@ -209,8 +119,10 @@ def _sealing_lock(db: Database) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CamdockError("another seal is running on this catalog; try again when it "
-                               "has finished", ExitCode.TEMPFAIL) from None  # fmt: skip
+            raise CamdockError(
+                "another seal is running on this catalog; try again when it has finished",
+                ExitCode.TEMPFAIL,
+            ) from None
         yield
     finally:
         os.close(fd)
@@ -219,23 +131,22 @@ def _sealing_lock(db: Database) -> Iterator[None]:
 def recover(db: Database) -> None:
     """Remove what a crash left: archives never recorded as verified (temp or final name) and
     superseded archives not yet removed."""
-    stale = [s for s in seals.writing(db) if Path(s["destination"]).is_dir()]
+    stale = [s for s in seals.writing(db) if Path(s.destination).is_dir()]
     for s in stale:
-        for rel in (s["temp_path"], s["path"]):
+        for rel in (s.temp_path, s.path):
             if rel:
-                archive.discard(_file(s["destination"], rel))
-        day = date.fromisoformat(s["day"])
-        shutil.rmtree(_file(s["destination"], _extract_dir(day, s["generation"])),
-                      ignore_errors=True)  # fmt: skip
+                archive.discard(_file(s.destination, rel))
+        day = date.fromisoformat(s.day)
+        shutil.rmtree(_file(s.destination, _extract_dir(day, s.generation)), ignore_errors=True)
     if stale:
-        seals.abandon(db, [s["id"] for s in stale])
+        seals.abandon(db, [s.id for s in stale])
     for s in seals.stale_files(db):
-        if not Path(s["destination"]).is_dir():
+        if not Path(s.destination).is_dir():
             continue  # the drive is away: removed when it is back
-        path = _file(s["destination"], s["path"])
+        path = _file(s.destination, s.path)
         fsio.unlink_quietly(path)
         fsio.fsync_dir(path.parent)
-        seals.mark_removed(db, s["id"])
+        seals.mark_removed(db, s.id)
 
 
 @dataclass(frozen=True)
@@ -245,16 +156,21 @@ class Sealed:
     day: date
     generation: int
     members: int
-    archives: tuple[dict[str, Any], ...]
+    archives: tuple[seals.Written, ...]
 
     def as_json(self) -> dict[str, Any]:
         """For ``--json``."""
-        return {"day": self.day.isoformat(), "generation": self.generation,
-                "members": self.members, "archives": list(self.archives)}  # fmt: skip
+        return {
+            "day": self.day.isoformat(),
+            "generation": self.generation,
+            "members": self.members,
+            "archives": [a.as_json() for a in self.archives],
+        }
 
 
-def seal_day(db: Database, sealing: Sealing, day: date, by: str,
-             by_id: str | None = None) -> Sealed | None:  # fmt: skip
+def seal_day(
+    db: Database, sealing: Sealing, day: date, by: str, by_id: str | None = None
+) -> Sealed | None:
     """Seal ``day`` in every destination (a new generation if it was sealed before); None when
     the day has no recordings left and its old seal was retired. ``by_id``: the identity the
     seal is made under (a staff id, or ``station:<id>`` for the daemon's), which the
@@ -266,107 +182,134 @@ def seal_day(db: Database, sealing: Sealing, day: date, by: str,
 def _seal_day(db: Database, sealing: Sealing, day: date, by: str, by_id: str) -> Sealed | None:
     key = sealing.need_key()
     if not key.password:  # a key ring alone reads seals; sealing needs the current key
-        raise SealKeyMissing(f"no password for the current seal key {key.id}: a key ring reads "
-                             "seals made before, it does not make new ones")  # fmt: skip
+        raise SealKeyMissing(
+            f"no password for the current seal key {key.id}: a key ring reads "
+            "seals made before, it does not make new ones"
+        )
     recover(db)
     changes = seals.dirty(db).get(day.isoformat())
     members = seals.members_of(db, day)
-    freezes.refuse_frozen(db, [m["id"] for m in members], f"sealing duty day {day}")
+    freezes.refuse_frozen(db, [m.id for m in members], f"sealing duty day {day}")
     if not members:
         if seals.current(db, day):
             seals.retire(db, day, by, sealing.topics)
             recover(db)
             return None
         raise CamdockError(f"no recordings filed under duty day {day}", ExitCode.NOINPUT)
-    roots = sealing.roots or tuple(sorted({r for m in members for r in m["copies"]}))
+    roots = sealing.roots or tuple(sorted({r for m in members for r in m.copies}))
     prove_all(sealing.drives)
     gen = seals.next_generation(db, day)
-    expected = {m["relpath"]: (m["sha256"], m["size"]) for m in members}
+    expected = {m.relpath: (m.sha256, m.size) for m in members}
     jobs = []
     for root in roots:  # journalled here: the catalog's connection stays on this thread
-        lacking = [m["relpath"] for m in members if root not in m["copies"]]
+        lacking = [m.relpath for m in members if root not in m.copies]
         if lacking:
-            raise CamdockError(f"{root} holds no copy of {lacking[0]} (and {len(lacking) - 1} "
-                               "more): not sealed", ExitCode.IOERR)  # fmt: skip
+            raise CamdockError(
+                f"{root} holds no copy of {lacking[0]} (and {len(lacking) - 1} more): not sealed",
+                ExitCode.IOERR,
+            )
         name = f"{day:%Y%m%d}-{gen}.7z"
         rel, temp_rel = f"{day:%Y/%m}/{name}", f"{day:%Y/%m}/.{name}.tmp"
-        seal_id = seals.begin(db, {"day": day.isoformat(), "generation": gen,
-                                   "destination": root, "path": rel, "temp_path": temp_rel,
-                                   "key_id": key.id, "sealed_by": by,
-                                   "sealed_by_id": by_id})  # fmt: skip
-        jobs.append({"id": seal_id, "generation": gen, "destination": root, "path": rel,
-                     "key_id": key.id})  # fmt: skip
+        begun = seals.Archive(day.isoformat(), gen, root, rel, temp_rel, key.id, by, by_id)
+        jobs.append(_Job(seals.begin(db, begun), gen, root, rel, key.id))
     work = []
     for j in jobs:
-        todo = _members(members, str(j["destination"]))
-        if (old := _from_archive(db, day, members, str(j["destination"]), gen)) is not None:
+        todo = _members(members, j.destination)
+        if (old := _from_archive(db, day, members, j.destination, gen)) is not None:
             by_name = {t.name: t for t in old[1].values()}
             todo = [by_name.get(m.name, m) for m in todo]
         work.append((j, todo, old))
     # Each drive's archive is written and read back at once (threads: AES, SHA-256 and the
     # I/O release the GIL), so a day costs about one drive's time, not the sum of both.
     with ThreadPoolExecutor(len(work), thread_name_prefix="seal") as pool:
-        futures = [pool.submit(_one_archive, j, todo, old, expected, key, sealing.pause)
-                   for j, todo, old in work]  # fmt: skip
+        futures = [
+            pool.submit(_one_archive, j, todo, old, expected, key, sealing.pause)
+            for j, todo, old in work
+        ]
         errors = [f.exception() for f in futures]
     if failed := next((e for e in errors if e is not None), None):
         recover(db)  # this generation is never a seal: its archives go, the plain files stay
         raise failed
-    done = [{**j, **f.result()} for j, f in zip(jobs, futures, strict=True)]
-    listing = [[m["id"], m["relpath"], m["sha256"], m["size"]] for m in members]
+    done = [
+        seals.Written(j.id, j.generation, j.destination, j.path, j.key_id, *f.result())
+        for j, f in zip(jobs, futures, strict=True)
+    ]
+    listing: list[seals.Listed] = [(m.id, m.relpath, m.sha256, m.size) for m in members]
     seals.record_sealed(db, day, done, listing, by, changes, sealing.topics)
     recover(db)  # the previous generation's archives go now
     log.info("duty day %s sealed (generation %d, %d recordings) by %s", day, gen, len(members), by)
-    return Sealed(day, gen, len(members), tuple({k: v for k, v in d.items() if k != "id"}
-                                                for d in done))  # fmt: skip
+    return Sealed(day, gen, len(members), tuple(done))
 
 
-def _members(members: list[dict[str, Any]], root: str) -> list[archive.Member]:
+@dataclass(frozen=True)
+class _Job:
+    """One drive's archive to write: its journalled row and where it goes."""
+
+    id: int
+    generation: int
+    destination: str
+    path: str
+    key_id: str
+
+
+def _members(members: list[seals.DayRecording], root: str) -> list[archive.Member]:
     """The day's recordings as one drive holds them (as plain files)."""
-    return [archive.Member(m["relpath"], _file(root, m["copies"][root]), m["sha256"], m["size"])
-            for m in members]  # fmt: skip
+    return [
+        archive.Member(m.relpath, _file(root, m.copies[root]), m.sha256, m.size) for m in members
+    ]
 
 
 _Old = tuple[Path, dict[str, "archive.Member"], str | None]  # archive, targets, its key id
 
 
-def _from_archive(db: Database, day: date, members: list[dict[str, Any]], root: str,
-                  gen: int) -> _Old | None:  # fmt: skip
+def _from_archive(
+    db: Database, day: date, members: list[seals.DayRecording], root: str, gen: int
+) -> _Old | None:
     """For recordings whose plain file on ``root`` was removed after sealing: the archive in
     force there and, by its member names, where each is extracted to (a folder next to it).
     None when every plain file is there."""
-    gone = [m for m in members if root in m["plain_removed"]
-            or not os.path.lexists(_file(root, m["copies"][root]))]  # fmt: skip
+    gone = [
+        m
+        for m in members
+        if root in m.plain_removed or not os.path.lexists(_file(root, m.copies[root]))
+    ]
     if not gone:
         return None
-    seal = next((s for s in seals.current(db, day) if s["destination"] == root), None)
+    seal = next((s for s in seals.current(db, day) if s.destination == root), None)
     if seal is None:
-        raise archive.ArchiveError(f"{_file(root, gone[0]['copies'][root])} is gone and duty "
-                                   f"day {day} has no seal on {root} to take it from")  # fmt: skip
-    names = {rec_id: name for rec_id, name, _, _ in json.loads(seal["members"])}
+        raise archive.ArchiveError(
+            f"{_file(root, gone[0].copies[root])} is gone and duty "
+            f"day {day} has no seal on {root} to take it from"
+        )
+    names = {rec_id: name for rec_id, name, _, _ in seal.listed()}
     folder = _file(root, _extract_dir(day, gen))
     targets = {}
     for m in gone:
-        if m["id"] not in names:
-            raise archive.ArchiveError(f"recording {m['id']} ({m['relpath']}) is neither a "
-                                       f"plain file on {root} nor in its seal")  # fmt: skip
-        targets[names[m["id"]]] = archive.Member(m["relpath"], folder / str(m["id"]),
-                                                 m["sha256"], m["size"])  # fmt: skip
-    return _file(root, seal["path"]), targets, seal["key_id"]
+        if m.id not in names:
+            raise archive.ArchiveError(
+                f"recording {m.id} ({m.relpath}) is neither a plain file on {root} nor in its seal"
+            )
+        targets[names[m.id]] = archive.Member(m.relpath, folder / str(m.id), m.sha256, m.size)
+    return _file(root, seal.path), targets, seal.key_id
 
 
 def _extract_dir(day: date, gen: int) -> str:
     return f"{day:%Y/%m}/.{day:%Y%m%d}-{gen}.extract"
 
 
-def _one_archive(job: dict[str, Any], members: list[archive.Member],
-                 old: _Old | None,
-                 expected: dict[str, tuple[str, int]], key: Key,
-                 pause: Callable[[], bool] | None = None) -> dict[str, Any]:  # fmt: skip
+def _one_archive(
+    job: _Job,
+    members: list[archive.Member],
+    old: _Old | None,
+    expected: dict[str, tuple[str, int]],
+    key: Key,
+    pause: Callable[[], bool] | None = None,
+) -> tuple[str, int]:
     """Write one drive's archive under its temp name (taking recordings whose plain file is
-    gone out of the archive in force first, each checked), read it back, check it, name it."""
+    gone out of the archive in force first, each checked), read it back, check it, name it;
+    returns the archive's SHA-256 and size."""
     fsio.idle_io_priority()
-    root, rel = Path(job["destination"]), PurePosixPath(job["path"])
+    root, rel = Path(job.destination), PurePosixPath(job.path)
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
     archive.discard(temp)
@@ -380,10 +323,11 @@ def _one_archive(job: dict[str, Any], members: list[archive.Member],
         shutil.rmtree(extracted, ignore_errors=True)
     back = archive.read_back(temp, key.password, pause)
     if problems := core.check(expected, back.members):
-        raise archive.ArchiveError(f"{temp} does not match the catalog, not sealed: "
-                                   + "; ".join(problems[:5]))  # fmt: skip
+        raise archive.ArchiveError(
+            f"{temp} does not match the catalog, not sealed: " + "; ".join(problems[:5])
+        )
     fsio.link_no_clobber(temp, folder / rel.name)
-    return {"sha256": back.sha256, "size": back.size}
+    return back.sha256, back.size
 
 
 def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
@@ -394,29 +338,32 @@ def verify_day(db: Database, sealing: Sealing, day: date) -> list[str]:
     if not current:
         return [f"duty day {day} has no seal"]
     problems = []
-    recorded = {name: (sha, size) for _, name, sha, size in json.loads(current[0]["members"])}
+    recorded = {name: (sha, size) for _, name, sha, size in current[0].listed()}
     for s in current:
-        path = _file(s["destination"], s["path"])
+        path = _file(s.destination, s.path)
         try:
-            back = archive.read_back(path, key.for_seal(s["key_id"]))
+            back = archive.read_back(path, key.for_seal(s.key_id))
         except archive.ArchiveError as exc:
-            problems.append(f"{exc} (sealed under key {s['key_id']})")
+            problems.append(f"{exc} (sealed under key {s.key_id})")
             continue
         except SealKeyMissing as exc:
             problems.append(f"{path}: {exc}")
             continue
-        if (back.sha256, back.size) != (s["sha256"], s["size"]):
-            problems.append(f"{path}: SHA-256 {back.sha256} ({back.size} bytes), sealed as "
-                            f"{s['sha256']} ({s['size']})")  # fmt: skip
+        if (back.sha256, back.size) != (s.sha256, s.size):
+            problems.append(
+                f"{path}: SHA-256 {back.sha256} ({back.size} bytes), sealed as "
+                f"{s.sha256} ({s.size})"
+            )
         problems += [f"{path}: {p}" for p in core.check(recorded, back.members)]
-    now = {m["relpath"]: (m["sha256"], m["size"]) for m in seals.members_of(db, day)}
+    now = {m.relpath: (m.sha256, m.size) for m in seals.members_of(db, day)}
     if now != recorded:
         problems.append(f"duty day {day} changed since it was sealed: a new seal is due")
     return problems
 
 
-def confirm_day(db: Database, sealing: Sealing, day: date, by: str,
-                by_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+def confirm_day(
+    db: Database, sealing: Sealing, day: date, by: str, by_id: str | None = None
+) -> dict[str, Any]:
     """The supervisor confirms the day's seal (REG-4.2.5); refused for a day not sealed (or
     changed since), or confirmed by the custodian who sealed it; one already confirmed is a
     ``Conflict`` naming who and when, recorded as a refusal. All checked in the write."""
@@ -424,12 +371,19 @@ def confirm_day(db: Database, sealing: Sealing, day: date, by: str,
         gen = seals.confirm(db, day, by, sealing.topics, by_id)
     except Refused as exc:
         if not isinstance(exc, Conflict):  # their own seal, a day not sealed: recorded too
-            requests.record_refusal(db, by, "confirm", None, str(exc), sealing.topics,
-                                    {"day": day.isoformat()})  # fmt: skip
+            requests.record_refusal(
+                db, by, "confirm", None, str(exc), sealing.topics, {"day": day.isoformat()}
+            )
             raise
-        requests.record_refusal(db, by, "confirm", None, exc.what, sealing.topics,
-                                {"day": day.isoformat(), "conflict": True, "first_by": exc.by,
-                                 "first_at": exc.at})  # fmt: skip
+        requests.record_refusal(
+            db,
+            by,
+            "confirm",
+            None,
+            exc.what,
+            sealing.topics,
+            {"day": day.isoformat(), "conflict": True, "first_by": exc.by, "first_at": exc.at},
+        )
         raise
     return {"day": day.isoformat(), "generation": gen, "by": by}
 
@@ -443,26 +397,35 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
     problems = []
     with _sealing_lock(db):
         for seal in seals.plain_due(db, cutoff):
-            root, day = seal["destination"], date.fromisoformat(seal["day"])
+            root, day = seal.destination, date.fromisoformat(seal.day)
             if not Path(root).is_dir():
                 continue  # the drive is away: next time
             try:
                 prove_all(tuple(d for d in sealing.drives if str(d.root) == root))
-                members = [m for m in seals.members_of(db, day) if root not in m["plain_removed"]]
-                names = {i: (name, sha, size) for i, name, sha, size in json.loads(seal["members"])}
-                back = archive.read_back(_file(root, seal["path"]),
-                                         key.for_seal(seal["key_id"]), sealing.pause)  # fmt: skip
+                members = [m for m in seals.members_of(db, day) if root not in m.plain_removed]
+                names = {i: (name, sha, size) for i, name, sha, size in seal.listed()}
+                back = archive.read_back(
+                    _file(root, seal.path), key.for_seal(seal.key_id), sealing.pause
+                )
                 for m in members:
-                    name, sha, size = names.get(m["id"], (None, None, None))
-                    if (sha, size) != (m["sha256"], m["size"]) or back.members.get(
-                            str(name)) != (sha, size):  # fmt: skip
-                        raise archive.ArchiveError(f"{root}/{seal['path']} does not hold "
-                                                   f"{m['relpath']} as catalogued")  # fmt: skip
+                    listed = names.get(m.id)
+                    if (
+                        listed is None
+                        or listed[1:] != (m.sha256, m.size)
+                        or back.members.get(listed[0]) != listed[1:]
+                    ):
+                        raise archive.ArchiveError(
+                            f"{root}/{seal.path} does not hold {m.relpath} as catalogued"
+                        )
                 for m in members:
-                    fsio.remove_under(Path(root), PurePosixPath(m["copies"][root]))
-                seals.record_plain_removed(db, seal, [m["id"] for m in members], by)
-                log.info("plain files of duty day %s removed from %s (sealed in %s)", day, root,
-                         seal["path"])  # fmt: skip
+                    fsio.remove_under(Path(root), PurePosixPath(m.copies[root]))
+                seals.record_plain_removed(db, seal, [m.id for m in members], by)
+                log.info(
+                    "plain files of duty day %s removed from %s (sealed in %s)",
+                    day,
+                    root,
+                    seal.path,
+                )
             except archive.ArchivePaused:
                 break  # a bay is offloading: next time
             except CamdockError as exc:
@@ -470,8 +433,14 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
     return problems
 
 
-def seal_pass(db: Database, sealing: Sealing, today: date, by: str, after_days: int,
-              keep_plain_days: int | None = None) -> tuple[list[Sealed], list[str]]:  # fmt: skip
+def seal_pass(
+    db: Database,
+    sealing: Sealing,
+    today: date,
+    by: str,
+    after_days: int,
+    keep_plain_days: int | None = None,
+) -> tuple[list[Sealed], list[str]]:
     """The daemon's daily part: seal every past day that changed, remove plain files the
     config lets go, then today's alarms."""
     fsio.idle_io_priority()

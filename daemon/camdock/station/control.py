@@ -29,41 +29,28 @@ import pwd
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyotp
-from sqlite_utils import Database
 
 from camdock import clock, passwords, protocol
 from camdock.adapters.control import Reply
 from camdock.catalog import (
     custody,
-    destruction,
-    freezes,
     open_catalog,
     open_readonly,
-    recordings,
     requests,
     rowchain,
-    seals,
-    selftests,
-    viewings,
 )
-from camdock.catalog import holds as hold_rows
 from camdock.catalog import staff as staff_rows
-from camdock.catalog.db import write_txn
 from camdock.config import Config
-from camdock.core.access import Person, Role, State
-from camdock.errors import CamdockError, Conflict, ExitCode
-from camdock.model import Officer
+from camdock.core.access import Person, Role
+from camdock.errors import CamdockError, Conflict
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, ErrorKind
-from camdock.services import access, audit, retention
-from camdock.services.attribute import attribute_recording
-from camdock.services.seal import Sealing, confirm_day, seal_day
+from camdock.station import ops_act, ops_read  # noqa: F401 - they register their handlers
+from camdock.station.calls import HANDLERS, Call, person_json
 
 __all__ = [
     "HANDLERS",
@@ -93,50 +80,6 @@ LOCKOUT_AFTER, LOCKOUT_SECONDS = 5, 15 * 60
 MAX_STAFF_ID, MAX_PASSWORD, MAX_CLIENT, MAX_OTP = 64, 1024, 64, 64
 # Roles whose login needs a second factor (ARCHITECTURE, invariant 13).
 NEEDS_OTP = frozenset({Role.APPROVER, Role.SUPERVISOR, Role.AUDITOR})
-
-
-@dataclass(frozen=True)
-class Call:
-    """One operation's context: the station, the staff member who asked, the catalog."""
-
-    ctl: Control
-    me: Person
-    db: Database
-    channel: str = "console"  # what the request came through: console or cli (issue 27)
-
-    @property
-    def cfg(self) -> Config:
-        """The station's config."""
-        return self.ctl.cfg
-
-    @property
-    def who(self) -> access.Acting:
-        """The staff member as the services name them."""
-        return access.Acting(self.me, self.me.label, self.channel)
-
-    def local(self, moment: datetime) -> datetime:
-        """A local date and time (YYYY-MM-DDTHH:MM) in the station's zone."""
-        return moment.replace(tzinfo=self.cfg.tz)
-
-    def today(self) -> date:
-        """Today in the station's zone."""
-        return clock.now().astimezone(self.cfg.tz).date()
-
-
-A = TypeVar("A", bound=protocol.Args)
-Handler = Callable[[Call, Any], Any]
-# Each operation of the protocol that needs a session, and the function that answers it.
-HANDLERS: dict[str, Handler] = {}
-
-
-def _handles(args: type[A]) -> Callable[[Callable[[Call, A], Any]], Callable[[Call, A], Any]]:
-    """Bind a handler to the operation the protocol declares for ``args``."""
-
-    def register(fn: Callable[[Call, A], Any]) -> Callable[[Call, A], Any]:
-        HANDLERS[args.op.name] = fn
-        return fn
-
-    return register
 
 
 @dataclass(frozen=True)
@@ -250,7 +193,7 @@ class Control:
         except BadRequest as exc:
             return _error(ErrorKind.BAD_REQUEST, str(exc))
         if isinstance(args, protocol.Session):  # a live session, asked often: no catalog
-            return {"ok": True, "result": _person_json(me)}, None
+            return {"ok": True, "result": person_json(me)}, None
         return self._run(op, me, args, channel)
 
     def _session(self, op: protocol.Op, raw: dict[str, Any] | None, token: Any,
@@ -281,6 +224,7 @@ class Control:
         finally:
             db.close()
         if op.passes_fd:  # the descriptor, and what the console needs to know of it
+            assert isinstance(result, tuple)  # declared so (protocol, passes_fd)
             fd, about = result
             return {"ok": True, "result": about}, fd
         return {"ok": True, "result": result}, None
@@ -381,7 +325,7 @@ class Control:
             while len(self._sessions) > lim.sessions:  # the longest idle goes first
                 del self._sessions[min(self._sessions, key=lambda t: self._sessions[t].seen)]
         log.info("console: %s logged in", person.label)
-        return {"ok": True, "result": {"token": token, "person": _person_json(person)}}
+        return {"ok": True, "result": {"token": token, "person": person_json(person)}}
 
     def _global(self, now: float) -> int:
         window = self.limits.global_seconds
@@ -462,303 +406,3 @@ def peers() -> tuple[frozenset[int], int | None]:
 
 def _error(kind: ErrorKind, why: str) -> Reply:
     return {"ok": False, "status": protocol.STATUS[kind], "kind": kind.value, "error": why}, None
-
-
-def _person_json(p: Person) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "roles": sorted(r.value for r in p.roles),
-            "label": p.label}  # fmt: skip
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-@_handles(protocol.Session)
-def _session_check(c: Call, a: protocol.Session) -> Any:
-    """The person a live session is for (``handle`` answers it without opening the catalog)."""
-    return _person_json(c.me)
-
-
-@_handles(protocol.CatalogSearch)
-def _search(c: Call, a: protocol.CatalogSearch) -> Any:
-    return recordings.search(c.db, a.officer, a.camera, a.day)
-
-
-@_handles(protocol.RecordingGet)
-def _recording(c: Call, a: protocol.RecordingGet) -> Any:
-    rec = recordings.get(c.db, a.id)
-    if rec is None:
-        raise CamdockError(f"沒有紀錄 No recording {a.id}", ExitCode.NOINPUT)
-    day = date.fromisoformat(rec.relpath[:10].replace("/", "-"))
-    return {
-        "rec": rec,
-        "copies": recordings.copies(c.db, a.id),
-        "history": custody.history(c.db, a.id),
-        "sealed": seals.current(c.db, day),
-    }
-
-
-@_handles(protocol.RequestsList)
-def _requests(c: Call, a: protocol.RequestsList) -> Any:
-    sees_all = bool(c.me.roles - {Role.OFFICER})
-    return [r for r in requests.listing(c.db) if sees_all or r.applicant_id == c.me.id]
-
-
-@_handles(protocol.RequestGet)
-def _request(c: Call, a: protocol.RequestGet) -> Any:
-    req = requests.get(c.db, a.number)
-    if req is None or (c.me.roles == {Role.OFFICER} and req.applicant_id != c.me.id):
-        # Answered as not found, and on the record: who tried what (REG-7.1; issue 27).
-        why = "no such request" if req is None else "another officer's request"
-        c.ctl.refuse(c.me.label, "request.get", why, a.number)
-        raise CamdockError("沒有這份申請書 No such request", ExitCode.NOINPUT)
-    recs = requests.recordings_of(c.db, req.id)
-    if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
-        # Before approval an officer sees only their own footage in it (issue 27, item 8).
-        recs = [r for r in recs if r.officer_badge == c.me.id]
-    return {"req": req, "recs": recs}
-
-
-@_handles(protocol.SealsList)
-def _seals(c: Call, a: protocol.SealsList) -> Any:
-    days: dict[str, dict[str, Any]] = {}
-    for s in seals.status(c.db):
-        days.setdefault(s["day"], s)
-    return {"days": list(days.values()), "dirty": sorted(seals.dirty(c.db))}
-
-
-@_handles(protocol.HoldsList)
-def _holds(c: Call, a: protocol.HoldsList) -> Any:
-    return hold_rows.listing(c.db)
-
-
-@_handles(protocol.RetentionPlan)
-def _plan(c: Call, a: protocol.RetentionPlan) -> Any:
-    plan = retention.plan_for(c.db, c.today(), c.cfg.draft_days)
-    lists = [destruction.as_json(d, destruction.items(c.db, d.id))
-             for d in destruction.listing(c.db)[:20]]  # fmt: skip
-    return {"plan": {**_fields(plan), "alarms": plan.alarms}, "lists": lists,
-            "auto": destruction.live_authorisation(c.db, c.today())}  # fmt: skip
-
-
-@_handles(protocol.AttributionQueue)
-def _queue(c: Call, a: protocol.AttributionQueue) -> Any:
-    officers = [o.as_json() for o in c.cfg.officers.values()]
-    return {"queue": recordings.unattributed(c.db), "officers": officers}
-
-
-@_handles(protocol.DutyLog)
-def _duty_log(c: Call, a: protocol.DutyLog) -> Any:
-    """REG-3.2: the pre-shift tests and the duty-log entries of a period."""
-    tests, entries = selftests.history(c.db, a.start, a.end)
-    return {"tests": tests, "entries": entries}
-
-
-@_handles(protocol.Register)
-def _register(c: Call, a: protocol.Register) -> Any:
-    return requests.register_between(c.db, a.start, a.end)
-
-
-@_handles(protocol.AuditReport)
-def _audit(c: Call, a: protocol.AuditReport) -> Any:
-    """The six-monthly report (REG-7.2) for a period: the chain checked now, against the heads
-    on the drives; fixity as the last scrub found it (a full read-back is `camdock audit
-    --full`, hours of disk time, not a page load)."""
-    roots = [str(d.root) for d in c.cfg.drives]
-    problems = audit.chain(c.db, roots)
-    return audit.period_report(c.db, c.cfg.tz, a.first, a.last, c.today(), problems, [],
-                               c.me.label, False)  # fmt: skip
-
-
-@_handles(protocol.VideoOpen)
-def _video(c: Call, a: protocol.VideoOpen) -> tuple[int, dict[str, int]]:
-    """A recording, opened only for a supervised viewing: an approved request that covers it,
-    in its window, for its custodian (invariant 9). The descriptor goes to the console."""
-    req = requests.get(c.db, a.number)
-    if req is None or not any(r.id == a.id for r in requests.recordings_of(c.db, req.id)):
-        # A recording outside a request: not found, and on the record (REG-7.1; issue 27).
-        c.ctl.refuse(c.me.label, "view", f"recording {a.id} is not in request {a.number}",
-                     a.number, {"recording": a.id})  # fmt: skip
-        raise CamdockError("沒有此影音資料 Not in this request", ExitCode.NOINPUT)
-    # The request and the recording as the chain has them: an approval typed into the catalog
-    # streams nothing (issue 27, review).
-    rowchain.require_rows(c.db, [("requests", [req.id]), ("request_recordings", [req.id, a.id])])
-    rowchain.require_chained(c.db, a.id)
-    access.authorize(c.db, c.who, "view", c.ctl.topics, access._rules(req), clock.now())
-    path = recordings.plain_copy(c.db, a.id)
-    if path is None:
-        raise CamdockError("此檔案僅存於封存檔 Only in its seal", ExitCode.NOINPUT)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:  # the stream log: its register line and custody entry come when it ends (video.done)
-        viewing = viewings.open_viewing(c.db, req.id, req.number, a.id, c.me.label, c.me.id)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, {"viewing": viewing}
-
-
-@_handles(protocol.VideoDone)
-def _video_done(c: Call, a: protocol.VideoDone) -> Any:
-    """The console's stream of a viewing ended: its register line and custody entry (REG-5.3)."""
-    return viewings.close(c.db, a.viewing, c.me.id, a.sent)
-
-
-# --- acting ----------------------------------------------------------------------------------
-
-
-@_handles(protocol.RequestNew)
-def _request_new(c: Call, a: protocol.RequestNew) -> Any:
-    form = {"duty_item": a.duty_item, "kind": a.kind.value, "reason": a.reason,
-            "purpose": a.purpose.value, "unit_supervisor": a.unit_supervisor,
-            "applicant_unit": a.applicant_unit, "applicant_title": a.applicant_title,
-            "viewing_at": c.local(a.viewing_at).isoformat() if a.viewing_at else None}  # fmt: skip
-    scope = (a.officer, a.camera, c.local(a.begin), c.local(a.end))
-    req = access.new_request(c.db, c.cfg, c.who, form, scope, c.ctl.topics)
-    return {"number": req.number, "request": req,
-            "recordings": requests.recordings_of(c.db, req.id)}  # fmt: skip
-
-
-@_handles(protocol.RequestStep)
-def _request_step(c: Call, a: protocol.RequestStep) -> Any:
-    kw: dict[str, Any] = {}
-    if a.action == "deny":
-        kw["reason"] = a.reason
-    if a.action == "schedule":
-        if a.at is None:
-            raise BadRequest("a time YYYY-MM-DDTHH:MM is needed", "at")
-        start = c.local(a.at)
-        kw |= {"start": start, "end": start + timedelta(minutes=a.minutes or 120)}
-    if a.action == "approve":
-        kw |= {"valid_days": a.valid_days, "note": a.note or None}
-    if a.action == "view":
-        kw["remarks"] = a.remarks or None
-    req = access.step(c.db, c.who, a.number, a.action, c.ctl.topics, clock.now(), **kw)
-    return {"request": req}
-
-
-@_handles(protocol.RequestCopy)
-def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
-    to = Path(os.path.abspath(a.to))
-    if not any(to == r or r in to.parents for r in c.ctl.export_roots) or ".." in to.parts:
-        roots = ", ".join(str(r) for r in c.ctl.export_roots)
-        raise BadRequest(
-            f"匯出位置須在 {roots} 之下 the copy goes onto export media: under {roots}", "to"
-        )
-    sealing = Sealing.from_config(c.cfg)
-    done = access.copy(c.db, c.who, a.number, to, sealing.key, c.ctl.topics,
-                       medium=a.medium or None)  # fmt: skip
-    return {**done, "folder": str(done["folder"])}
-
-
-@_handles(protocol.SealCreate)
-def _seal_create(c: Call, a: protocol.SealCreate) -> Any:
-    """REG-4.2.5: a duty day sealed by hand, with the station's own key, naming who did it."""
-    access.authorize(c.db, c.who, "seal", c.ctl.topics)
-    made = seal_day(c.db, Sealing.from_config(c.cfg), a.day, c.me.label, c.me.id)
-    return made.as_json() if made else None
-
-
-@_handles(protocol.SealConfirm)
-def _seal_confirm(c: Call, a: protocol.SealConfirm) -> Any:
-    access.authorize(c.db, c.who, "confirm", c.ctl.topics)
-    return confirm_day(c.db, Sealing(None, topics=c.ctl.topics), a.day, c.me.label, c.me.id)
-
-
-@_handles(protocol.HoldPlace)
-def _hold_place(c: Call, a: protocol.HoldPlace) -> Any:
-    access.authorize(c.db, c.who, "hold", c.ctl.topics)
-    try:
-        return retention.place_hold(
-            c.db, retention.Keeping.from_config(c.cfg), c.me.label, kind=a.kind, case=a.case,
-            reason=a.reason, recording=a.recording, officer=a.officer, camera=a.camera,
-            start=c.local(a.begin) if a.begin else None, end=c.local(a.end) if a.end else None,
-            review_by=a.review_by, today=c.today())  # fmt: skip
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-
-
-@_handles(protocol.HoldRelease)
-def _hold_release(c: Call, a: protocol.HoldRelease) -> Any:
-    access.authorize(c.db, c.who, "release", c.ctl.topics)
-    retention.release_hold(c.db, retention.Keeping.from_config(c.cfg), a.id, c.me.label,
-                           a.reason)  # fmt: skip
-    return None
-
-
-@_handles(protocol.RetentionPropose)
-def _propose(c: Call, a: protocol.RetentionPropose) -> Any:
-    access.authorize(c.db, c.who, "destroy-propose", c.ctl.topics)
-    try:
-        chosen = [int(n) for n in a.recordings.split(",") if n.strip()] or None
-    except ValueError:
-        raise BadRequest("recording ids, comma-separated", "recordings") from None
-    kw = {"reason": a.reason} if a.reason.strip() else {}
-    return retention.propose_list(c.db, retention.Keeping.from_config(c.cfg), c.today(),
-                                  c.me.label, c.me.id, recordings=chosen, **kw)  # fmt: skip
-
-
-@_handles(protocol.RetentionAuthorise)
-def _authorise(c: Call, a: protocol.RetentionAuthorise) -> Any:
-    """An approver's standing authorisation, a record in the catalog (issue 27)."""
-    access.authorize(c.db, c.who, "authorise", c.ctl.topics)
-    return retention.authorise(c.db, a.ref, a.custodian, a.until, c.me.label, c.me.id,
-                               c.today())  # fmt: skip
-
-
-@_handles(protocol.RetentionApprove)
-def _approve_list(c: Call, a: protocol.RetentionApprove) -> Any:
-    access.authorize(c.db, c.who, "destroy-approve", c.ctl.topics)
-    retention.approve_list(c.db, a.list, c.me.label, c.me.id, c.ctl.topics)
-    return None
-
-
-@_handles(protocol.RetentionDestroy)
-def _destroy(c: Call, a: protocol.RetentionDestroy) -> Any:
-    """Destruction only under an approved list (REG-4.3.1; issue 27)."""
-    access.authorize(c.db, c.who, "destroy", c.ctl.topics)
-    if a.list is None:
-        raise retention.refuse_unapproved(c.db, c.me.label, c.ctl.topics)
-    done = retention.execute_list(c.db, retention.Keeping.from_config(c.cfg), c.today(), a.list,
-                                  c.me.label, c.me.id, resume=bool(a.resume))  # fmt: skip
-    return [d.as_json() for d in done] if a.detail else len(done)
-
-
-@_handles(protocol.Attribute)
-def _attribute(c: Call, a: protocol.Attribute) -> Any:
-    """REG-4.2.4: file an unattributed recording under the officer who recorded it."""
-    access.authorize(c.db, c.who, "attribute", c.ctl.topics)
-    officer: Officer | None = c.cfg.officers.get(a.officer)
-    if officer is None:
-        raise BadRequest(f"badge {a.officer!r} is not an officer of this station", "officer")
-    drives = c.cfg.drives if c.cfg.require_mounts else ()
-    done = attribute_recording(c.db, a.recording, officer, c.me.label, drives)
-    return done.as_json()
-
-
-@_handles(protocol.AuditResolve)
-def _audit_resolve(c: Call, a: protocol.AuditResolve) -> Any:
-    """Issue 26: an auditor puts a frozen recording back as the custody chain has it."""
-    access.authorize(c.db, c.who, "resolve", c.ctl.topics)
-    if not a.reason.strip():
-        raise BadRequest("say what the auditor found", "reason")
-    chosen = [(k, v) for k in ("recording", "hold", "request") if (v := getattr(a, k)) is not None]
-    if len(chosen) != 1:
-        raise BadRequest("name one recording, hold or request", "recording")
-    kind, ident = chosen[0]
-    restored = freezes.resolve(c.db, ident, c.me.label, a.reason.strip(), kind)
-    return {kind: ident, "restored_from_chain": restored}
-
-
-@_handles(protocol.AuditRecord)
-def _audit_record(c: Call, a: protocol.AuditRecord) -> Any:
-    """REG-7.2: the audit itself on the record, naming the auditor, with what it found."""
-    access.authorize(c.db, c.who, "audit", c.ctl.topics)
-    with write_txn(c.db):
-        custody.append(c.db, custody.Action.AUDIT, None, c.me.label, {
-            "full": bool(a.full), "problems": a.problems, "findings": a.findings,
-            "copies_proven": a.copies_proven, "witness": a.witness})  # fmt: skip
-    audit.publish_head(c.db, [str(d.root) for d in c.cfg.drives])
-    return None

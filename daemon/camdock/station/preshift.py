@@ -140,19 +140,19 @@ class PreShift:
         with write_txn(db):
             test_id = selftests.add_selftest(
                 db,
-                {
-                    "station": self.st.cfg.station_id,
-                    "bay": b.n,
-                    "camera_id": camera_id,
-                    "usb_serial": serial,
-                    "officer_badge": officer["badge"] if officer else None,
-                    "officer_name": officer["name"] if officer else None,
-                    "passed": int(verdict.passed),
-                    "checks": json.dumps(checks, ensure_ascii=False),
-                    "drift_before": answers.drift_before,
-                    "drift_after": answers.drift_after,
-                    "battery": battery,
-                },
+                selftests.NewSelfTest(
+                    station=self.st.cfg.station_id,
+                    bay=b.n,
+                    camera_id=camera_id,
+                    usb_serial=serial,
+                    officer_badge=officer["badge"] if officer else None,
+                    officer_name=officer["name"] if officer else None,
+                    passed=int(verdict.passed),
+                    checks=json.dumps(checks, ensure_ascii=False),
+                    drift_before=answers.drift_before,
+                    drift_after=answers.drift_after,
+                    battery=battery,
+                ),
             )
             if outcome.result is Result.PASSED:
                 event(EventType.SELFTEST_PASSED, b.n, camera_id, {
@@ -163,16 +163,17 @@ class PreShift:
             if outcome.result is not Result.FAILED:
                 return
             spare = outcome.spare
+            assert outcome.duty_log is not None  # a failure always has its entry (core/preshift)
             selftests.add_duty_log(
                 db,
-                {
-                    "officer_badge": officer["badge"] if officer else None,
-                    "officer_name": officer["name"] if officer else None,
-                    "camera_id": camera_id,
-                    "entry": outcome.duty_log,
-                    "spare_camera_id": spare.camera_id if spare else None,
-                    "selftest_id": test_id,
-                },
+                selftests.NewDutyEntry(
+                    officer_badge=officer["badge"] if officer else None,
+                    officer_name=officer["name"] if officer else None,
+                    camera_id=camera_id,
+                    entry=outcome.duty_log,
+                    spare_camera_id=spare.camera_id if spare else None,
+                    selftest_id=test_id,
+                ),
             )
             event(EventType.SELFTEST_FAILED, b.n, camera_id, {
                 "checks": checks,
