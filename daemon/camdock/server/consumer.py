@@ -29,7 +29,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from camdock import clock
 from camdock.server.config import ServerConfig
 from camdock.server.contract import Message, Rejected, classify
-from camdock.server.ingest import BatchResult, sweep_gaps, write_batch
+from camdock.server.gaps import sweep_gaps
+from camdock.server.ingest import BatchResult, write_batch
 from camdock.server.schema import migrate
 
 __all__ = ["DELIVERY_LIMIT", "Server", "Stats", "declare"]
