@@ -29,21 +29,12 @@ from camdock.server.fleetsim import SimStation, shift_change
 from camdock.server.gaps import sweep_gaps
 from camdock.server.ingest import write_batch
 from camdock.server.schema import MIGRATIONS, migrate
-from serverengines import fresh_db, need_engines, query
+from serverengines import fresh_db, query
+
+pytest_plugins = ["serverengines"]  # the session's PostgreSQL and RabbitMQ cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    need_engines()
-    engine = Postgres()
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture

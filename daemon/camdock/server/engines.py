@@ -237,7 +237,10 @@ class RabbitCluster:
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             RABBITMQ_CONF_ENV_FILE=str(self.base / "rabbitmq-env.conf"),
             RABBITMQ_PID_FILE=str(node.base / "pid"),
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            # No scheduler busy-waiting: three nodes share two cores here (and with the
+            # server, PostgreSQL and the stations); a spinning scheduler only takes CPU from them.
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+            " +sbwt none +sbwtdcpu none +sbwtdio none",
             ERL_EPMD_ADDRESS="127.0.0.1",
             ERL_EPMD_PORT=str(self.epmd_port),
         )
@@ -285,6 +288,27 @@ class RabbitCluster:
             _wait_port(node.amqp_port, deadline, node.proc)
             _wait_port(node.mqtt_port, deadline, node.proc)
         self.await_members(len(self.nodes), deadline)
+        for node in self.nodes:
+            self.await_mqtt(node, deadline)
+
+    def await_mqtt(self, node: RabbitNode, deadline: float) -> None:
+        """Until ``node`` accepts an MQTT session. Its listener opens before the plugin's
+        client-id tracker (a Raft cluster of its own) has a leader; until then a CONNECT is
+        answered "server unavailable", which failed a test's first station on a busy machine."""
+        connect = b"\x10\x13\x00\x04MQTT\x04\x02\x00\x05\x00\x07camdock"
+        answer = b""
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", node.mqtt_port), timeout=10) as s,
+            ):
+                s.sendall(connect)
+                answer = s.recv(4)
+                if answer[:1] == b"\x20" and answer[3:4] == b"\x00":
+                    s.sendall(b"\xe0\x00")  # DISCONNECT
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"{node.name} accepts no MQTT session (last answer {answer!r})")
 
     def start_node(self, node: RabbitNode) -> None:
         """Start (or restart) one node."""

@@ -59,11 +59,12 @@ async def write_batch(conn: Conn, batch: list[tuple[str, Message]], now: datetim
         stations = sorted({m.station for _, m in batch if not isinstance(m, Rejected | Ignored)})
         if stations:
             await conn.execute(
-                "INSERT INTO stations (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                "INSERT INTO stations (id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING",
                 (stations,),
             )
             await conn.execute(
-                "SELECT id FROM stations WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (stations,)
+                "SELECT id FROM stations WHERE id = ANY(%b::text[]) ORDER BY id FOR UPDATE",
+                (stations,),
             )
         events: dict[str, Event] = {}
         for key, m in batch:
@@ -148,8 +149,8 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
         " SELECT i, s, q, t, tm::timestamptz, b, c, o, cs, ch, bd::jsonb, %s FROM unnest("
         # %b: binary arrays; in text psycopg escapes every quote of every body with a regex,
         # which took three quarters of the server's time (bench/RESULTS.md).
-        "%b::uuid[], %b::text[], %b::bigint[], %b::text[], %b::text[], %s::int[], %s::text[],"
-        " %s::text[], %b::bigint[], %b::text[], %b::text[])"
+        "%b::uuid[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::int[], %b::text[],"
+        " %b::text[], %b::bigint[], %b::text[], %b::text[])"
         " AS n(i, s, q, t, tm, b, c, o, cs, ch, bd)"
         " ON CONFLICT DO NOTHING RETURNING id::text",
         (now, *cols),
@@ -158,7 +159,7 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
     missing = [i for i in ids if i not in new_ids]
     if missing:
         cur = await conn.execute(
-            "SELECT id::text FROM events WHERE id = ANY(%s::uuid[])", (missing,)
+            "SELECT id::text FROM events WHERE id = ANY(%b::uuid[])", (missing,)
         )
         known = {str(r[0]) for r in await cur.fetchall()}
         result.duplicates += len(known)
@@ -255,8 +256,8 @@ async def _recordings(conn: Conn, verified: list[Event]) -> None:
         "INSERT INTO recordings (station, recording, sha256, size, path, day, camera, officer,"
         " officer_name, attribution, recorded_start, copies, event)"
         " SELECT st, r, h, sz, p, dy, c, o, nm, a, rs::timestamptz, cp, ev FROM unnest("
-        "%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[], %b::date[], %s::text[],"
-        " %s::text[], %s::text[], %s::text[], %s::text[], %b::int[], %b::uuid[])"
+        "%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[], %b::date[], %b::text[],"
+        " %b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::uuid[])"
         " AS n(st, r, h, sz, p, dy, c, o, nm, a, rs, cp, ev)"
         " ON CONFLICT (station, recording) DO UPDATE"
         " SET copies = greatest(recordings.copies, excluded.copies)",
@@ -272,7 +273,7 @@ async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchRes
     ids = [e.body["id"] for e in new]
     cur = await conn.execute(
         "SELECT n.s, n.q, n.cs, p.seq, p.custody_seq, x.seq, x.custody_seq, n.i::text FROM"
-        " unnest(%s::text[], %s::bigint[], %s::bigint[], %s::uuid[]) AS n(s, q, cs, i)"
+        " unnest(%b::text[], %b::bigint[], %b::bigint[], %b::uuid[]) AS n(s, q, cs, i)"
         " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
         "  AND e.seq < n.q ORDER BY e.seq DESC LIMIT 1) p ON true"
         " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
@@ -292,13 +293,13 @@ async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchRes
         result.alarms += await _raise(conn, st, "custody-backwards", f"{a}-{b}", text, event, now)
     await conn.execute(
         "INSERT INTO custody_heads (station, seq, hash, event, seen_at)"
-        " SELECT s, cs, h, i, %s FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::uuid[])"
+        " SELECT s, cs, h, i, %s FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::uuid[])"
         " AS n(s, cs, h, i) ON CONFLICT DO NOTHING",
         (now, stations, cseqs, hashes, ids),
     )
     cur = await conn.execute(
-        "SELECT DISTINCT n.s, n.cs, n.h, h.hash, n.i::text FROM unnest(%s::text[],"
-        " %s::bigint[], %s::text[], %s::uuid[]) AS n(s, cs, h, i)"
+        "SELECT DISTINCT n.s, n.cs, n.h, h.hash, n.i::text FROM unnest(%b::text[],"
+        " %b::bigint[], %b::text[], %b::uuid[]) AS n(s, cs, h, i)"
         " JOIN custody_heads h ON h.station = n.s AND h.seq = n.cs WHERE h.hash <> n.h",
         (stations, cseqs, hashes, ids),
     )
