@@ -1,8 +1,5 @@
-"""The station server's tests' engines and helpers, loaded as a pytest plugin by the modules
-that need them (``pytest_plugins = ["serverengines"]``): one PostgreSQL and one three-node
-RabbitMQ cluster for the whole session, started by the first test that asks and stopped when
-the session ends (nothing is left running, not even epmd), a fresh database
-per test, and waiting on the index."""
+"""Helpers for the station server's tests: a fresh database per test, and waiting on the
+index. The engines themselves are session fixtures (serverfixtures.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -18,7 +15,7 @@ import pytest
 
 from camdock.server.config import ServerConfig
 from camdock.server.consumer import Server
-from camdock.server.engines import Postgres, RabbitCluster, missing
+from camdock.server.engines import Postgres, missing
 
 _names = itertools.count(1)
 
@@ -27,32 +24,6 @@ def need_engines() -> None:
     """Skip (with the reason) where PostgreSQL or RabbitMQ is not installed."""
     if why := missing():
         pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[Postgres]:
-    """PostgreSQL 15 on loopback (fsync off: a test's throwaway index), for the session."""
-    need_engines()
-    engine = Postgres()
-    try:
-        engine.start()
-        yield engine
-    finally:
-        engine.stop()
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[RabbitCluster]:
-    """Three RabbitMQ nodes on loopback, one cluster, for the session: starting it is most of
-    a minute on a busy machine, so every cluster test shares it (each its own queue and
-    database); the test that kills a node runs last and restarts nothing."""
-    need_engines()
-    c = RabbitCluster(3)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
 
 
 def fresh_db(pg: Postgres) -> str:

@@ -31,7 +31,7 @@ from camdock.server.ingest import write_batch
 from camdock.server.schema import MIGRATIONS, migrate
 from serverengines import fresh_db, query
 
-pytest_plugins = ["serverengines"]  # the session's PostgreSQL and RabbitMQ cluster
+pytest_plugins = ["serverfixtures"]  # the session's PostgreSQL and RabbitMQ cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from conftest import camdock_cmd
 from mqttbroker import V311OnlyFront
 from serverengines import fresh_db, query, serving, until
 
-pytest_plugins = ["serverengines"]  # the session's PostgreSQL and RabbitMQ cluster
+pytest_plugins = ["serverfixtures"]  # the session's PostgreSQL and RabbitMQ cluster
 
 pytestmark = pytest.mark.slow
 
