@@ -45,6 +45,7 @@ class Event:
     station: str
     body: dict[str, Any]
     size: int
+    text: str = ""  # the payload as it came: the index keeps it (no second json.dumps)
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def _event(station: str, event_type: str, text: str, size: int) -> Message:
         return Rejected(station, f"type {body['type']!r} is not its topic's", size)
     if body["station"] != station:
         return Rejected(station, f"station {body['station']!r} is not its topic's", size)
-    return Event(station, body, size)
+    return Event(station, body, size, text)
 
 
 def _problem(pointer: str, body: dict[str, Any]) -> str | None:

@@ -141,7 +141,7 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
         [(e.body["officer"] or {}).get("badge") for e in events],
         [e.body["custody"]["seq"] for e in events],
         [e.body["custody"]["hash"] for e in events],
-        [json.dumps(e.body, ensure_ascii=False) for e in events],
+        [e.text or json.dumps(e.body, ensure_ascii=False) for e in events],
     ]
     cur = await conn.execute(
         "INSERT INTO events (id, station, seq, type, time, bay, camera, officer, custody_seq,"
