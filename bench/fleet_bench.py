@@ -283,7 +283,9 @@ def main() -> int:
     p.add_argument("--files", type=int, default=4, help="recordings per camera")
     p.add_argument("--rounds", type=int, default=1, help="shift changes per fleet size")
     p.add_argument("--rate", type=float, default=2500, help="events/s offered by the fleet")
-    p.add_argument("--consumers", type=int, default=4)
+    p.add_argument("--consumers", type=int, default=2)
+    p.add_argument("--prefetch", type=int, default=2000, help="per consumer")
+    p.add_argument("--batch", type=int, default=500, help="messages per transaction")
     args = p.parse_args()
     if why := missing():
         print(f"fleet_bench: {why}", file=sys.stderr)
@@ -299,6 +301,7 @@ def main() -> int:
         amqp = ", ".join(f'"{n.amqp_url}"' for n in cluster.nodes)
         cfg.write_text(
             f"[server]\namqp = [{amqp}]\nconsumers = {args.consumers}\n"
+            f"prefetch = {args.prefetch}\nbatch = {args.batch}\n"
             f'gap_grace_seconds = 60\n[database]\ndsn = "{pg.dsn}"\n'
         )
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on a timeout too

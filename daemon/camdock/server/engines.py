@@ -72,6 +72,18 @@ def _wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def _await_group_gone(pgid: int, timeout: float = 15) -> None:
+    """Until no process of group ``pgid`` is left (beam.smp's helpers die after the script
+    we waited for): a test run leaves nothing running, even for a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL 15 cluster in a temporary folder, on 127.0.0.1:``port``."""
@@ -271,8 +283,11 @@ class RabbitCluster:
                 "log.console = false\nlog.file.level = warning\n"
             )
 
-    def start(self, timeout: float = 150.0) -> None:
-        """Start every node at once; returns when the cluster has all of them."""
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the first node, then the others at once; returns when the cluster has all of
+        them and each accepts an MQTT session. Started all at once, the nodes' MQTT plugins
+        could each begin a client-id tracker (a Raft cluster of its own) and one node then
+        answered every CONNECT "server unavailable" for minutes; the others join the first's."""
         self._configure()
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
@@ -281,20 +296,24 @@ class RabbitCluster:
             start_new_session=True,
         )
         time.sleep(0.2)
-        for node in self.nodes:
-            self.start_node(node)
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
+        first, *others = self.nodes
+        self.start_node(first)
+        _wait_port(first.amqp_port, deadline, first.proc)
+        self.await_mqtt(first, deadline)
+        for node in others:
+            self.start_node(node)
+        for node in others:
             _wait_port(node.amqp_port, deadline, node.proc)
             _wait_port(node.mqtt_port, deadline, node.proc)
         self.await_members(len(self.nodes), deadline)
-        for node in self.nodes:
+        for node in others:
             self.await_mqtt(node, deadline)
 
     def await_mqtt(self, node: RabbitNode, deadline: float) -> None:
         """Until ``node`` accepts an MQTT session. Its listener opens before the plugin's
-        client-id tracker (a Raft cluster of its own) has a leader; until then a CONNECT is
-        answered "server unavailable", which failed a test's first station on a busy machine."""
+        client-id tracker has a leader; until then a CONNECT is answered "server
+        unavailable", which failed a test's first station on a busy machine."""
         connect = b"\x10\x13\x00\x04MQTT\x04\x02\x00\x05\x00\x07camdock"
         answer = b""
         while time.monotonic() < deadline:
@@ -355,6 +374,7 @@ class RabbitCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.proc.pid, signal.SIGKILL)
             node.proc.wait(30)
+            _await_group_gone(node.proc.pid)
 
     def stop(self) -> None:
         """End every node and epmd, remove the folder. Safe to call twice."""
