@@ -189,6 +189,7 @@ async def publish_fleet(
     offered = len(queue) / (time.monotonic() - start)
     for conn in conns:
         await asyncio.wait_for(conn.done.wait(), 120)
+    say(f"the broker acknowledged the last event {time.monotonic() - start:.1f} s after the first")
     for conn in conns:
         assert conn.transport is not None
         conn.transport.write(b"\xe0\x00")  # DISCONNECT: no Last Will
@@ -283,9 +284,9 @@ def main() -> int:
     p.add_argument("--files", type=int, default=4, help="recordings per camera")
     p.add_argument("--rounds", type=int, default=1, help="shift changes per fleet size")
     p.add_argument("--rate", type=float, default=2500, help="events/s offered by the fleet")
-    p.add_argument("--consumers", type=int, default=2)
-    p.add_argument("--prefetch", type=int, default=2000, help="per consumer")
-    p.add_argument("--batch", type=int, default=500, help="messages per transaction")
+    p.add_argument("--consumers", type=int, default=1)
+    p.add_argument("--prefetch", type=int, default=4000, help="per consumer")
+    p.add_argument("--batch", type=int, default=2000, help="messages per transaction")
     args = p.parse_args()
     if why := missing():
         print(f"fleet_bench: {why}", file=sys.stderr)
