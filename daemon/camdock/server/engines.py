@@ -84,6 +84,19 @@ def _await_group_gone(pgid: int, timeout: float = 15) -> None:
         time.sleep(0.1)
 
 
+def _await_gone(pid: int, timeout: float = 15) -> None:
+    """Until process ``pid`` (not our child: pg_ctl's postmaster) no longer exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # it exists, as another user (postgres)
+        time.sleep(0.1)
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL 15 cluster in a temporary folder, on 127.0.0.1:``port``."""
@@ -172,6 +185,7 @@ class Postgres:
 
     def stop(self) -> None:
         """Stop (fast) and remove the folder. Safe to call twice."""
+        pid = self.pid()
         if (self.base / "data" / "postmaster.pid").exists():
             subprocess.run(
                 self._as_user(
@@ -188,6 +202,8 @@ class Postgres:
                 check=False,
                 capture_output=True,
             )
+        if pid is not None:
+            _await_gone(pid)  # until init has reaped it: nothing left, even for a moment
         shutil.rmtree(self.base, ignore_errors=True)
 
 
