@@ -1,5 +1,5 @@
-"""Helpers for the station server's tests: the engines (camdock.server.engines) as fixtures'
-building blocks, a fresh database per test, and waiting on the index."""
+"""Helpers for the station server's tests: a fresh database per test, and waiting on the
+index. The engines themselves are session fixtures (serverfixtures.py)."""
 
 from __future__ import annotations
 

@@ -26,23 +26,15 @@ from camdock.server.contract import (
 )
 from camdock.server.engines import Postgres
 from camdock.server.fleetsim import SimStation, shift_change
-from camdock.server.ingest import sweep_gaps, write_batch
+from camdock.server.gaps import sweep_gaps
+from camdock.server.ingest import write_batch
 from camdock.server.schema import MIGRATIONS, migrate
-from serverengines import fresh_db, need_engines, query
+from serverengines import fresh_db, query
+
+pytest_plugins = ["serverfixtures"]  # the session's PostgreSQL and RabbitMQ cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    need_engines()
-    engine = Postgres()
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture
@@ -146,6 +138,42 @@ async def test_an_event_delivered_twice_is_one_row_and_the_recordings_are_indexe
         (len(events), 1, len(events))
     ]
     assert query(dsn, "SELECT count(*) FROM alarms") == [(0,)]
+
+
+async def test_recordings_indexed_in_one_statement_keep_the_events_order(dsn: str) -> None:
+    """Recordings of one batch go in as one statement per run of ``file-verified`` events; a
+    recording verified twice in the batch, then destroyed (REG-4.3.1), ends destroyed with
+    no copies, as if each event had been written alone."""
+    st = SimStation("st1", [])
+    events = [msg(t, p) for t, p in shift_change(st, bays=2, files=2)]
+    verified = [m for _, m in events if m.body["type"] == "file-verified"]
+    first = verified[0].body["data"]
+    again = st.event(
+        "file-verified", {**first, "destinations": 1, "already_catalogued": True}, 1, "st1-C1"
+    )
+    destroyed = st.event(
+        "recording-destroyed",
+        {
+            "recording": first["recording"],
+            "by": "custodian",
+            "sha256": first["sha256"],
+            "size": first["size"],
+            "path": first["path"],
+            "authority": "standing",
+            "reason": "REG-4.3.1 past retention",
+            "copies": [],
+        },
+        1,
+        "st1-C1",
+    )
+    result = await ingest(dsn, [*events, msg(*again), msg(*destroyed)])
+    assert result.inserted == len(events) + 2 and not result.rejected
+    rows = query(
+        dsn,
+        "SELECT recording, copies, destroyed_at IS NOT NULL FROM recordings ORDER BY recording",
+    )
+    assert rows[0] == (first["recording"], 0, True)
+    assert [r[1:] for r in rows[1:]] == [(2, False)] * 3
 
 
 async def test_a_gap_is_an_alarm_only_once_it_lasts_and_clears_when_filled(dsn: str) -> None:

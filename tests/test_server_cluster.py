@@ -1,7 +1,8 @@
 """The station server against the real engines (issue 31): a three-node RabbitMQ cluster on
 loopback with the MQTT plugin, PostgreSQL, real and simulated stations publishing over MQTT.
-One cluster for the module (it takes most of a minute to start on a busy machine); the test
-that kills a node runs last."""
+One cluster and one PostgreSQL for the session (serverengines: the cluster takes most of a
+minute to start on a busy machine), each test with its own queue and database; the test that
+kills a node runs last."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -23,31 +23,11 @@ from camdock.server.engines import Postgres, RabbitCluster
 from camdock.server.fleetsim import SimStation, shift_change
 from conftest import camdock_cmd
 from mqttbroker import V311OnlyFront
-from serverengines import fresh_db, need_engines, query, serving, until
+from serverengines import fresh_db, query, serving, until
+
+pytest_plugins = ["serverfixtures"]  # the session's PostgreSQL and RabbitMQ cluster
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    need_engines()
-    engine = Postgres()
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RabbitCluster]:
-    need_engines()
-    c = RabbitCluster(3)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture

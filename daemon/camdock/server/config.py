@@ -34,9 +34,13 @@ class ServerConfig:
     amqp: tuple[str, ...] = ("amqp://guest:guest@127.0.0.1:5672/",)
     prefix: str = "camdock"
     queue: str = "camdock-server"
-    consumers: int = 4
-    prefetch: int = 500
-    batch: int = 500
+    # One transaction per batch: its round trips and its commit are paid once for up to
+    # ``batch`` events; ``prefetch`` above ``batch`` lets the next batch arrive while one is
+    # written. Consumers take the rows of their batch's stations, so at a shift change (every
+    # station at once) they mostly wait for each other: two, not one per core (RESULTS.md).
+    consumers: int = 2
+    prefetch: int = 4000
+    batch: int = 2000
     max_message_bytes: int = 64 * 1024
     gap_grace_seconds: float = 30.0
     dsn: str = "dbname=camdock"

@@ -28,8 +28,9 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from camdock import clock
 from camdock.server.config import ServerConfig
-from camdock.server.contract import Message, Rejected, classify
-from camdock.server.ingest import BatchResult, sweep_gaps, write_batch
+from camdock.server.contract import Message, Rejected, classify, warm
+from camdock.server.gaps import sweep_gaps
+from camdock.server.ingest import BatchResult, write_batch
 from camdock.server.schema import migrate
 
 __all__ = ["DELIVERY_LIMIT", "Server", "Stats", "declare"]
@@ -88,6 +89,7 @@ class Server:
     async def run(self) -> None:
         """Migrate the index, then consume and sweep until cancelled."""
         await asyncio.to_thread(migrate, self.cfg.dsn)
+        await asyncio.to_thread(warm)
         async with asyncio.TaskGroup() as tg:
             for n in range(self.cfg.consumers):
                 tg.create_task(self._consumer(n), name=f"server.consumer[{n}]")

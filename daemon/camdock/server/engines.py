@@ -72,6 +72,31 @@ def _wait_port(port: int, deadline: float, proc: subprocess.Popen[bytes] | None 
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def _await_group_gone(pgid: int, timeout: float = 15) -> None:
+    """Until no process of group ``pgid`` is left (beam.smp's helpers die after the script
+    we waited for): a test run leaves nothing running, even for a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def _await_gone(pid: int, timeout: float = 15) -> None:
+    """Until process ``pid`` (not our child: pg_ctl's postmaster) no longer exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass  # it exists, as another user (postgres)
+        time.sleep(0.1)
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL 15 cluster in a temporary folder, on 127.0.0.1:``port``."""
@@ -160,6 +185,7 @@ class Postgres:
 
     def stop(self) -> None:
         """Stop (fast) and remove the folder. Safe to call twice."""
+        pid = self.pid()
         if (self.base / "data" / "postmaster.pid").exists():
             subprocess.run(
                 self._as_user(
@@ -176,6 +202,8 @@ class Postgres:
                 check=False,
                 capture_output=True,
             )
+        if pid is not None:
+            _await_gone(pid)  # until init has reaped it: nothing left, even for a moment
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -237,7 +265,10 @@ class RabbitCluster:
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             RABBITMQ_CONF_ENV_FILE=str(self.base / "rabbitmq-env.conf"),
             RABBITMQ_PID_FILE=str(node.base / "pid"),
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            # No scheduler busy-waiting: three nodes share two cores here (and with the
+            # server, PostgreSQL and the stations); a spinning scheduler only takes CPU from them.
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+            " +sbwt none +sbwtdcpu none +sbwtdio none",
             ERL_EPMD_ADDRESS="127.0.0.1",
             ERL_EPMD_PORT=str(self.epmd_port),
         )
@@ -268,8 +299,11 @@ class RabbitCluster:
                 "log.console = false\nlog.file.level = warning\n"
             )
 
-    def start(self, timeout: float = 150.0) -> None:
-        """Start every node at once; returns when the cluster has all of them."""
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the first node, then the others at once; returns when the cluster has all of
+        them and each accepts an MQTT session. Started all at once, the nodes' MQTT plugins
+        could each begin a client-id tracker (a Raft cluster of its own) and one node then
+        answered every CONNECT "server unavailable" for minutes; the others join the first's."""
         self._configure()
         self.epmd = subprocess.Popen(
             ["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
@@ -278,13 +312,38 @@ class RabbitCluster:
             start_new_session=True,
         )
         time.sleep(0.2)
-        for node in self.nodes:
-            self.start_node(node)
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
+        first, *others = self.nodes
+        self.start_node(first)
+        _wait_port(first.amqp_port, deadline, first.proc)
+        self.await_mqtt(first, deadline)
+        for node in others:
+            self.start_node(node)
+        for node in others:
             _wait_port(node.amqp_port, deadline, node.proc)
             _wait_port(node.mqtt_port, deadline, node.proc)
         self.await_members(len(self.nodes), deadline)
+        for node in others:
+            self.await_mqtt(node, deadline)
+
+    def await_mqtt(self, node: RabbitNode, deadline: float) -> None:
+        """Until ``node`` accepts an MQTT session. Its listener opens before the plugin's
+        client-id tracker has a leader; until then a CONNECT is answered "server
+        unavailable", which failed a test's first station on a busy machine."""
+        connect = b"\x10\x13\x00\x04MQTT\x04\x02\x00\x05\x00\x07camdock"
+        answer = b""
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", node.mqtt_port), timeout=10) as s,
+            ):
+                s.sendall(connect)
+                answer = s.recv(4)
+                if answer[:1] == b"\x20" and answer[3:4] == b"\x00":
+                    s.sendall(b"\xe0\x00")  # DISCONNECT
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"{node.name} accepts no MQTT session (last answer {answer!r})")
 
     def start_node(self, node: RabbitNode) -> None:
         """Start (or restart) one node."""
@@ -331,6 +390,7 @@ class RabbitCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.proc.pid, signal.SIGKILL)
             node.proc.wait(30)
+            _await_group_gone(node.proc.pid)
 
     def stop(self) -> None:
         """End every node and epmd, remove the folder. Safe to call twice."""

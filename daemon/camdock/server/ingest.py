@@ -24,6 +24,8 @@ from typing import Any
 
 import psycopg
 
+from camdock.server.alarms import clear_alarm as _clear
+from camdock.server.alarms import raise_alarm as _raise
 from camdock.server.contract import (
     BayState,
     Event,
@@ -34,7 +36,7 @@ from camdock.server.contract import (
     Status,
 )
 
-__all__ = ["BatchResult", "sweep_gaps", "write_batch"]
+__all__ = ["BatchResult", "write_batch"]
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -57,11 +59,12 @@ async def write_batch(conn: Conn, batch: list[tuple[str, Message]], now: datetim
         stations = sorted({m.station for _, m in batch if not isinstance(m, Rejected | Ignored)})
         if stations:
             await conn.execute(
-                "INSERT INTO stations (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                "INSERT INTO stations (id) SELECT unnest(%b::text[]) ON CONFLICT DO NOTHING",
                 (stations,),
             )
             await conn.execute(
-                "SELECT id FROM stations WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (stations,)
+                "SELECT id FROM stations WHERE id = ANY(%b::text[]) ORDER BY id FOR UPDATE",
+                (stations,),
             )
         events: dict[str, Event] = {}
         for key, m in batch:
@@ -125,29 +128,6 @@ async def _station_alarm(conn: Conn, m: StationAlarm, now: datetime, result: Bat
         await _clear(conn, m.station, "station", "alarm", now)
 
 
-async def _raise(
-    conn: Conn, station: str, kind: str, key: str, text: str, event: str | None, now: datetime
-) -> int:
-    """Open an alarm (or update the text of the open one with the same key); 1 if new."""
-    cur = await conn.execute(
-        "INSERT INTO alarms (station, kind, key, text, event, raised_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (station, kind, key) WHERE cleared_at IS NULL"
-        " DO UPDATE SET text = excluded.text RETURNING (xmax = 0)",
-        (station, kind, key, text[:2000], event, now),
-    )
-    row = await cur.fetchone()
-    return 1 if row and row[0] else 0
-
-
-async def _clear(conn: Conn, station: str, kind: str, key: str | None, now: datetime) -> None:
-    await conn.execute(
-        "UPDATE alarms SET cleared_at = %s WHERE station = %s AND kind = %s"
-        " AND (%s::text IS NULL OR key = %s) AND cleared_at IS NULL",
-        (now, station, kind, key, key),
-    )
-
-
 async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchResult) -> None:
     ids = [e.body["id"] for e in events]
     cols: list[list[Any]] = [
@@ -161,14 +141,16 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
         [(e.body["officer"] or {}).get("badge") for e in events],
         [e.body["custody"]["seq"] for e in events],
         [e.body["custody"]["hash"] for e in events],
-        [json.dumps(e.body, ensure_ascii=False) for e in events],
+        [e.text or json.dumps(e.body, ensure_ascii=False) for e in events],
     ]
     cur = await conn.execute(
         "INSERT INTO events (id, station, seq, type, time, bay, camera, officer, custody_seq,"
         " custody_hash, body, received_at)"
         " SELECT i, s, q, t, tm::timestamptz, b, c, o, cs, ch, bd::jsonb, %s FROM unnest("
-        "%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[],"
-        " %s::text[], %s::bigint[], %s::text[], %s::text[])"
+        # %b: binary arrays; in text psycopg escapes every quote of every body with a regex,
+        # which took three quarters of the server's time (bench/RESULTS.md).
+        "%b::uuid[], %b::text[], %b::bigint[], %b::text[], %b::text[], %b::int[], %b::text[],"
+        " %b::text[], %b::bigint[], %b::text[], %b::text[])"
         " AS n(i, s, q, t, tm, b, c, o, cs, ch, bd)"
         " ON CONFLICT DO NOTHING RETURNING id::text",
         (now, *cols),
@@ -177,7 +159,7 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
     missing = [i for i in ids if i not in new_ids]
     if missing:
         cur = await conn.execute(
-            "SELECT id::text FROM events WHERE id = ANY(%s::uuid[])", (missing,)
+            "SELECT id::text FROM events WHERE id = ANY(%b::uuid[])", (missing,)
         )
         known = {str(r[0]) for r in await cur.fetchall()}
         result.duplicates += len(known)
@@ -206,17 +188,80 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
     if not new:
         return
     async with conn.pipeline():  # one round trip for the batch's derived writes
+        # Recordings (a third of a shift change's events) go in one statement per run of
+        # them; a run ends before an event that changes a recording row, so the order holds.
+        run: dict[tuple[str, int], Event] = {}
         for e in new:
+            if e.body["type"] == "file-verified":
+                key = (e.station, e.body["data"]["recording"])
+                if key in run:  # one statement may not change a row twice
+                    await _recordings(conn, list(run.values()))
+                    run.clear()
+                run[key] = e
+                continue
+            if run and e.body["type"] in _TOUCH_RECORDINGS:
+                await _recordings(conn, list(run.values()))
+                run.clear()
             await _derive(conn, e, now, result)
+        if run:
+            await _recordings(conn, list(run.values()))
     await _witness(conn, new, now, result)
     per_station: dict[str, list[int]] = {}
     for e in new:
         per_station.setdefault(e.station, []).append(e.body["seq"])
-    await conn.cursor().executemany(
-        "UPDATE stations SET last_seen = greatest(last_seen, %s),"
-        " first_seq = least(coalesce(first_seq, %s), %s),"
-        " max_seq = greatest(coalesce(max_seq, %s), %s), events = events + %s WHERE id = %s",
-        [(now, min(s), min(s), max(s), max(s), len(s), st) for st, s in per_station.items()],
+    await conn.execute(
+        "UPDATE stations s SET last_seen = greatest(s.last_seen, %s),"
+        " first_seq = least(coalesce(s.first_seq, n.lo), n.lo),"
+        " max_seq = greatest(coalesce(s.max_seq, n.hi), n.hi), events = s.events + n.c"
+        " FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[]) AS n(id, lo, hi, c)"
+        " WHERE s.id = n.id",
+        (
+            now,
+            list(per_station),
+            [min(q) for q in per_station.values()],
+            [max(q) for q in per_station.values()],
+            [len(q) for q in per_station.values()],
+        ),
+    )
+
+
+_TOUCH_RECORDINGS = frozenset({"recording-destroyed", "copy-damaged", "copy-repaired"})
+
+
+async def _recordings(conn: Conn, verified: list[Event]) -> None:
+    """Index the recordings of ``file-verified`` events (REG-4.2.3: filed by duty day)."""
+    rows = []
+    for e in verified:
+        b, d = e.body, e.body["data"]
+        officer = b["officer"] or {}
+        rows.append(
+            (
+                e.station,
+                d["recording"],
+                d["sha256"],
+                d["size"],
+                d["path"],
+                _day(d["path"], b["time"]),
+                b["camera"],
+                d.get("officer", officer.get("badge")),
+                officer.get("name"),
+                d.get("attribution"),
+                d["recorded_start"],
+                d["destinations"],
+                b["id"],
+            )
+        )
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    await conn.execute(
+        "INSERT INTO recordings (station, recording, sha256, size, path, day, camera, officer,"
+        " officer_name, attribution, recorded_start, copies, event)"
+        " SELECT st, r, h, sz, p, dy, c, o, nm, a, rs::timestamptz, cp, ev FROM unnest("
+        "%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[], %b::date[], %b::text[],"
+        " %b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::uuid[])"
+        " AS n(st, r, h, sz, p, dy, c, o, nm, a, rs, cp, ev)"
+        " ON CONFLICT (station, recording) DO UPDATE"
+        " SET copies = greatest(recordings.copies, excluded.copies)",
+        cols,
     )
 
 
@@ -228,7 +273,7 @@ async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchRes
     ids = [e.body["id"] for e in new]
     cur = await conn.execute(
         "SELECT n.s, n.q, n.cs, p.seq, p.custody_seq, x.seq, x.custody_seq, n.i::text FROM"
-        " unnest(%s::text[], %s::bigint[], %s::bigint[], %s::uuid[]) AS n(s, q, cs, i)"
+        " unnest(%b::text[], %b::bigint[], %b::bigint[], %b::uuid[]) AS n(s, q, cs, i)"
         " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
         "  AND e.seq < n.q ORDER BY e.seq DESC LIMIT 1) p ON true"
         " LEFT JOIN LATERAL (SELECT seq, custody_seq FROM events e WHERE e.station = n.s"
@@ -248,13 +293,13 @@ async def _witness(conn: Conn, new: list[Event], now: datetime, result: BatchRes
         result.alarms += await _raise(conn, st, "custody-backwards", f"{a}-{b}", text, event, now)
     await conn.execute(
         "INSERT INTO custody_heads (station, seq, hash, event, seen_at)"
-        " SELECT s, cs, h, i, %s FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::uuid[])"
+        " SELECT s, cs, h, i, %s FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::uuid[])"
         " AS n(s, cs, h, i) ON CONFLICT DO NOTHING",
         (now, stations, cseqs, hashes, ids),
     )
     cur = await conn.execute(
-        "SELECT DISTINCT n.s, n.cs, n.h, h.hash, n.i::text FROM unnest(%s::text[],"
-        " %s::bigint[], %s::text[], %s::uuid[]) AS n(s, cs, h, i)"
+        "SELECT DISTINCT n.s, n.cs, n.h, h.hash, n.i::text FROM unnest(%b::text[],"
+        " %b::bigint[], %b::text[], %b::uuid[]) AS n(s, cs, h, i)"
         " JOIN custody_heads h ON h.station = n.s AND h.seq = n.cs WHERE h.hash <> n.h",
         (stations, cseqs, hashes, ids),
     )
@@ -321,31 +366,6 @@ async def _derive(conn: Conn, e: Event, now: datetime, result: BatchResult) -> N
         else:
             result.alarms += await _raise(conn, st, kind, key, _alarm_text(e), b["id"], now)
     match kind:
-        case "file-verified":
-            officer = d.get("officer", (b["officer"] or {}).get("badge"))
-            name = (b["officer"] or {}).get("name") if b["officer"] else None
-            await conn.execute(
-                "INSERT INTO recordings (station, recording, sha256, size, path, day, camera,"
-                " officer, officer_name, attribution, recorded_start, copies, event)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (station, recording) DO UPDATE"
-                " SET copies = greatest(recordings.copies, excluded.copies)",
-                (
-                    st,
-                    d["recording"],
-                    d["sha256"],
-                    d["size"],
-                    d["path"],
-                    _day(d["path"], b["time"]),
-                    b["camera"],
-                    officer,
-                    name,
-                    d.get("attribution"),
-                    d["recorded_start"],
-                    d["destinations"],
-                    b["id"],
-                ),
-            )
         case "recording-destroyed":
             await conn.execute(
                 "UPDATE recordings SET destroyed_at = %s, copies = 0"
@@ -409,54 +429,3 @@ async def _derive(conn: Conn, e: Event, now: datetime, result: BatchResult) -> N
                 "UPDATE holds SET released_at = %s WHERE station = %s AND hold = %s",
                 (b["time"], st, d["hold"]),
             )
-
-
-async def sweep_gaps(conn: Conn, now: datetime, grace_seconds: float) -> int:
-    """Find each station's missing event seqs; a gap still open after ``grace_seconds`` (events
-    race each other between competing consumers, and a station resends what was not
-    acknowledged) is an alarm, cleared when it fills. Returns the open gaps."""
-    cur = await conn.execute(
-        "SELECT id FROM stations WHERE max_seq - first_seq + 1 > events"
-        " OR id IN (SELECT station FROM gaps) ORDER BY id"
-    )
-    open_gaps = 0
-    for (station,) in await cur.fetchall():
-        async with conn.transaction():
-            await conn.execute("SELECT 1 FROM stations WHERE id = %s FOR UPDATE", (station,))
-            cur = await conn.execute(
-                "SELECT prev + 1, seq - 1 FROM (SELECT seq, lag(seq) OVER (ORDER BY seq) AS prev"
-                " FROM events WHERE station = %s) s WHERE seq - prev > 1",
-                (station,),
-            )
-            gaps = {int(a): int(b) for a, b in await cur.fetchall()}
-            cur = await conn.execute(
-                "SELECT from_seq, to_seq, first_seen FROM gaps WHERE station = %s", (station,)
-            )
-            known = {int(a): (int(b), t) for a, b, t in await cur.fetchall()}
-            for a in set(known) - set(gaps):
-                await conn.execute(
-                    "DELETE FROM gaps WHERE station = %s AND from_seq = %s", (station, a)
-                )
-                await _clear(conn, station, "gap", str(a), now)
-            for a, b in gaps.items():
-                open_gaps += 1
-                if a not in known or known[a][0] != b:
-                    await conn.execute(
-                        "INSERT INTO gaps (station, from_seq, to_seq, first_seen)"
-                        " VALUES (%s, %s, %s, %s) ON CONFLICT (station, from_seq)"
-                        " DO UPDATE SET to_seq = excluded.to_seq",
-                        (station, a, b, now),
-                    )
-                first = known[a][1] if a in known else now
-                if (now - first).total_seconds() >= grace_seconds:
-                    what = f"event #{a}" if a == b else f"events #{a}–#{b}"
-                    await _raise(
-                        conn,
-                        station,
-                        "gap",
-                        str(a),
-                        f"{what} missing (since {first:%H:%M:%S} UTC)",
-                        None,
-                        now,
-                    )
-    return open_gaps
