@@ -440,7 +440,7 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
-    _day_one_pieces(r)
+    deployroot.static_pieces(r, SEAL_PASSWORD, CUSTODIAN_PASSWORD)
 
     second = _ansible(*args, env=env, offline=True)
     assert second.returncode == 0, second.stdout[-4000:]
@@ -452,58 +452,6 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     )  # fmt: skip
     text = json.dumps(status, ensure_ascii=False)
     assert deployroot.DAY in text and "C1" in text and "S1" in text, text
-
-
-def _inside(root: Path, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["chroot", str(root), *argv], input=stdin, capture_output=True,
-                          text=True, check=False)  # fmt: skip
-
-
-def _day_one_pieces(r: Path) -> None:
-    """Issue 30: what a station needs on its first day, each checked in the applied root (it
-    runs no services: the console login and the seal's decryption are checked as the unit and
-    the daemon would do them)."""
-    text = (r / "etc/camdock/camdock.toml").read_text()
-    for section in ("[retention]", "[seal]", "[selftest]", "[[staff]]"):
-        assert section in text, section
-    # The custodian logs in: the provisioned hash, read through the station's own config
-    # loader, accepts the custodian's password (the console asks the daemon exactly this).
-    probe = (
-        "import sys\nfrom pathlib import Path\nfrom camdock.config import load\n"
-        "from camdock import passwords\ncfg = load(Path('/etc/camdock/camdock.toml'))\n"
-        "print(passwords.verify(sys.stdin.read(), cfg.password_hashes['C1']),"
-        " passwords.verify('wrong', cfg.password_hashes['C1']), cfg.seal.credential)"
-    )
-    login = _inside(r, "/opt/camdock/venv/bin/python", "-c", probe, stdin=CUSTODIAN_PASSWORD)
-    assert login.stdout.split() == ["True", "False", "camdock-seal"], login.stdout + login.stderr
-    # The seal password: encrypted with the root's host key, and what systemd hands the daemon
-    # (LoadCredentialEncrypted) decrypts to the vault's password.
-    cred = r / "etc/credstore.encrypted/camdock-seal"
-    assert SEAL_PASSWORD.encode() not in cred.read_bytes()
-    opened = _inside(
-        r, "systemd-creds", "decrypt", "--name=camdock-seal", str(cred)[len(str(r)) :], "-"
-    )
-    assert opened.returncode == 0 and opened.stdout == SEAL_PASSWORD, opened.stderr
-    assert "LoadCredentialEncrypted=camdock-seal:/etc/credstore.encrypted/camdock-seal" in (
-        (r / "etc/systemd/system/camdock.service").read_text()
-    )
-    # WeasyPrint's libraries and the CJK fonts; the README the unit's Documentation= names.
-    for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-noto-cjk"):
-        status = _inside(r, "dpkg-query", "-W", "-f=${Status}", package)
-        assert status.stdout == "install ok installed", (package, status.stdout, status.stderr)
-    assert (r / "usr/share/doc/camdock/README.md").read_text().startswith("# camdock")
-    # Offline and reproducible: the venv holds exactly the lock's versions (pip ran with
-    # --no-index from the wheelhouse, every hash checked), lgpio among them.
-    lock = (ROOT / "requirements" / "pi.lock").read_text()
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.MULTILINE))
-    frozen = _inside(r, "/opt/camdock/venv/bin/python", "-m", "pip", "list", "--format=freeze")
-    got = dict(line.split("==", 1) for line in frozen.stdout.split() if "==" in line)
-    norm = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in got.items()}  # PEP 503 names
-    wrong = {n: (v, norm.get(n.lower())) for n, v in pins.items()
-             if n != "brotlicffi" and norm.get(re.sub(r"[-_.]+", "-", n).lower()) != v}  # fmt: skip
-    assert not wrong, wrong
-    factory = _inside(r, "/opt/camdock/venv/bin/python", "-c", "import gpiozero.pins.lgpio")
-    assert factory.returncode == 0, factory.stderr
 
 
 def test_the_console_unit_verifies_and_is_tighter_than_the_daemon(tmp_path: Path) -> None:
