@@ -52,6 +52,9 @@ lock: setup
 	$(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --no-header \
 		--annotation-style line --index-url https://pypi.org/simple pyproject.toml \
 		-o requirements/pi.lock
+	$(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --no-header \
+		--annotation-style line --index-url https://pypi.org/simple requirements/build.in \
+		-o requirements/build.lock
 
 # Wheels for the Pi's platforms from the lock (hash-checked), so a station installs with no
 # index: wheelhouse/<arch>/ (ansible/README.md). WHEELHOUSE_ARCH=x86_64 for a PC or the CI root.

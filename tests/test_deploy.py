@@ -4,6 +4,7 @@ root through the chroot connection — twice, the second time changing nothing."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typing import NoReturn
 
 import pytest
 
+import deployroot
 from conftest import IS_ROOT, camdock_cmd, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +30,8 @@ VENV_BIN = Path(sys.executable).parent
 # Measured: 2.5 (README, "Deployment"). The bound catches any loosening of the hardening.
 EXPOSURE_BOUND = 2.5
 CACHE = Path(os.environ.get("CAMDOCK_TEST_CACHE", "/var/cache/camdock-tests"))
+FOOTAGE_UUID = "0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a"  # the example inventory's drives
+BACKUP_UUID = "7e6d5c4b-3a29-4817-8f6e-5d4c3b2a1908"
 TRIES = 4  # a one-off network error (debootstrap, pip download) is retried, with backoff
 
 
@@ -113,14 +117,16 @@ def test_tmpfiles_entry_creates_the_directories(tmp_path: Path) -> None:
 
 
 def _ansible(
-    *args: str, cwd: Path = ANSIBLE, env: dict[str, str] | None = None
+    *args: str, cwd: Path = ANSIBLE, env: dict[str, str] | None = None, offline: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """``args`` from the venv's Ansible; ``offline``: in a network namespace of its own with
+    no interface but a down loopback (no network at all)."""
     exe = VENV_BIN / args[0]
     if not exe.exists():
         pytest.skip(f"{args[0]} not installed in the venv (make test installs it)")
     full_env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "PY_COLORS": "0", **(env or {})}
     return subprocess.run(
-        [str(exe), *args[1:]],
+        [*(["unshare", "-n", "--"] if offline else []), str(exe), *args[1:]],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -282,30 +288,13 @@ def _collections() -> Path:
 
 @pytest.fixture
 def bookworm_root(tmp_path: Path) -> Iterator[Path]:
+    """An overlay of the cached root that already holds the role's Debian packages (built once
+    per package list: deployroot.package_root), so the playbook can run with no network."""
     if not IS_ROOT:
         pytest.skip("a chroot apply needs root")
-    tarball = _bookworm_tarball()
-    root = tmp_path / "bookworm"
-    root.mkdir()
-    with tarfile.open(tarball) as tar:
-        # Our own debootstrap output: device nodes and absolute links must come through as-is.
-        tar.extractall(root, filter="fully_trusted")  # noqa: S202
-    (root / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")  # no services start
-    (root / "usr/sbin/policy-rc.d").chmod(0o755)
-    shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-    # Where this machine reaches the registries through a TLS proxy, its local CAs are what
-    # make TLS work; the chroot gets them too (ca-certificates adds them when the playbook
-    # installs it). A real station needs nothing of the sort.
-    local_cas = Path("/usr/local/share/ca-certificates")
-    if local_cas.is_dir():
-        shutil.copytree(local_cas, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
-    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
-    subprocess.run(["mount", "--bind", "/dev", str(root / "dev")], check=True)
-    try:
+    lower = deployroot.package_root(CACHE, _bookworm_tarball())
+    with deployroot.overlay(lower, tmp_path / "overlay") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root / "dev")], check=False)
-        subprocess.run(["umount", "-l", str(root / "proc")], check=False)
 
 
 def _recap(output: str) -> dict[str, int]:
@@ -336,6 +325,39 @@ def _wheelhouse() -> Path:
 
 SEAL_PASSWORD = "correct horse battery staple 封存"  # noqa: S105 - a test station's
 CUSTODIAN_PASSWORD = "保管人的密碼 2026"  # noqa: S105 - likewise
+SUPERVISOR_PASSWORD = "組長的密碼 2026 s1"  # noqa: S105 - likewise
+# Throwaway TOTP secrets (base32, 160 bits) and vault password, for this test's vault only.
+TOTP = {"C1": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "S1": "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"}
+VAULT_PASSWORD = "throwaway test vault password"  # noqa: S105
+
+
+def _vault(tmp_path: Path) -> tuple[Path, Path]:
+    """The test station's secrets as ansible/README.md says a vault holds them, encrypted with
+    ansible-vault (and the throwaway vault password's file)."""
+    from camdock import passwords
+
+    secrets = tmp_path / "vault.yml"  # JSON is YAML
+    secrets.write_text(
+        json.dumps(
+            {
+                "vault_camdock_seal_password": SEAL_PASSWORD,
+                "vault_camdock_staff_password_hashes": {
+                    "C1": passwords.hash_password(CUSTODIAN_PASSWORD),
+                    "S1": passwords.hash_password(SUPERVISOR_PASSWORD),
+                },
+                "vault_camdock_staff_totp": TOTP,
+            },
+            ensure_ascii=False,
+        )
+    )  # fmt: skip  (JSON is YAML)
+    key = tmp_path / "vault.pass"
+    key.write_text(VAULT_PASSWORD + "\n")
+    key.chmod(0o600)
+    res = _ansible("ansible-vault", "encrypt", "--vault-password-file", str(key), str(secrets))
+    assert res.returncode == 0, res.stderr
+    text = secrets.read_text()
+    assert text.startswith("$ANSIBLE_VAULT;1.1;AES256") and TOTP["S1"] not in text
+    return secrets, key
 
 
 @pytest.mark.slow
@@ -343,18 +365,13 @@ CUSTODIAN_PASSWORD = "保管人的密碼 2026"  # noqa: S105 - likewise
 def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     bookworm_root: Path, tmp_path: Path
 ) -> None:
-    import json
-
-    from camdock import passwords
-
+    """Issue 30: applied with the network cut (the root holds the role's Debian packages; every
+    Python dependency comes from the wheelhouse), then again changing nothing, then day one:
+    the provisioned custodian seals a day and the supervisor confirms it with a one-time code
+    made from the vault's TOTP secret, through the daemon's control side in the root."""
     collections = _collections()
     wheelhouse = _wheelhouse()
-    # What the vault would hold: the seal password and the custodian's password hash.
-    secrets = tmp_path / "vault.json"
-    secrets.write_text(json.dumps({
-        "vault_camdock_seal_password": SEAL_PASSWORD,
-        "vault_camdock_staff_password_hashes": {"C1": passwords.hash_password(CUSTODIAN_PASSWORD)},
-    }, ensure_ascii=False))  # fmt: skip
+    secrets, vault_key = _vault(tmp_path)
     dist = tmp_path / "dist"
     res = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)])
     assert res.returncode == 0, res.stderr
@@ -370,10 +387,13 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     )
     env = {"ANSIBLE_COLLECTIONS_PATH": str(collections)}
     args = ("ansible-playbook", "-i", str(inventory), "site.yml", "-e", f"camdock_wheel={wheel}",
-            "-e", f"camdock_wheelhouse={wheelhouse}", "-e", f"@{secrets}")  # fmt: skip
-    first = _ansible(*args, env=env)
+            "-e", f"camdock_wheelhouse={wheelhouse}", "-e", f"@{secrets}",
+            "--vault-password-file", str(vault_key))  # fmt: skip
+    first = _ansible(*args, env=env, offline=True)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     assert _recap(first.stdout)["changed"] > 0
+    for secret in TOTP.values():  # no_log: the secrets never reach Ansible's output
+        assert secret not in first.stdout + first.stderr
 
     r = bookworm_root
     assert re.search(r"^camdock:x:\d+:\d+:", (r / "etc/passwd").read_text(), re.MULTILINE)
@@ -396,7 +416,7 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
     assert key.st_mode & 0o777 == 0o640 and key.st_gid == int(web.group(2))
     assert (r / "etc/camdock/web.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
     fstab = (r / "etc/fstab").read_text()
-    assert "UUID=0b1c7a3e-5d2f-4e8a-9c1b-2f3e4d5c6b7a /srv/camdock/footage ext4" in fstab
+    assert f"UUID={FOOTAGE_UUID} /srv/camdock/footage ext4" in fstab
     assert "nofail" in fstab
     assert "server ntp.police.example iburst" in (r / "etc/chrony/conf.d/camdock.conf").read_text()
     inside = subprocess.run(
@@ -420,63 +440,18 @@ def test_playbook_applies_into_bookworm_and_twice_changes_nothing(
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
-    _day_one_pieces(r)
+    deployroot.static_pieces(r, SEAL_PASSWORD, CUSTODIAN_PASSWORD)
 
-    second = _ansible(*args, env=env)
+    second = _ansible(*args, env=env, offline=True)
     assert second.returncode == 0, second.stdout[-4000:]
     assert _recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
 
-
-def _inside(root: Path, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["chroot", str(root), *argv], input=stdin, capture_output=True,
-                          text=True, check=False)  # fmt: skip
-
-
-def _day_one_pieces(r: Path) -> None:
-    """Issue 30: what a station needs on its first day, each checked in the applied root (it
-    runs no services: the console login and the seal's decryption are checked as the unit and
-    the daemon would do them)."""
-    text = (r / "etc/camdock/camdock.toml").read_text()
-    for section in ("[retention]", "[seal]", "[selftest]", "[[staff]]"):
-        assert section in text, section
-    # The custodian logs in: the provisioned hash, read through the station's own config
-    # loader, accepts the custodian's password (the console asks the daemon exactly this).
-    probe = (
-        "import sys\nfrom pathlib import Path\nfrom camdock.config import load\n"
-        "from camdock import passwords\ncfg = load(Path('/etc/camdock/camdock.toml'))\n"
-        "print(passwords.verify(sys.stdin.read(), cfg.password_hashes['C1']),"
-        " passwords.verify('wrong', cfg.password_hashes['C1']), cfg.seal.credential)"
-    )
-    login = _inside(r, "/opt/camdock/venv/bin/python", "-c", probe, stdin=CUSTODIAN_PASSWORD)
-    assert login.stdout.split() == ["True", "False", "camdock-seal"], login.stdout + login.stderr
-    # The seal password: encrypted with the root's host key, and what systemd hands the daemon
-    # (LoadCredentialEncrypted) decrypts to the vault's password.
-    cred = r / "etc/credstore.encrypted/camdock-seal"
-    assert SEAL_PASSWORD.encode() not in cred.read_bytes()
-    opened = _inside(
-        r, "systemd-creds", "decrypt", "--name=camdock-seal", str(cred)[len(str(r)) :], "-"
-    )
-    assert opened.returncode == 0 and opened.stdout == SEAL_PASSWORD, opened.stderr
-    assert "LoadCredentialEncrypted=camdock-seal:/etc/credstore.encrypted/camdock-seal" in (
-        (r / "etc/systemd/system/camdock.service").read_text()
-    )
-    # WeasyPrint's libraries and the CJK fonts; the README the unit's Documentation= names.
-    for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-noto-cjk"):
-        status = _inside(r, "dpkg-query", "-W", "-f=${Status}", package)
-        assert status.stdout == "install ok installed", (package, status.stdout, status.stderr)
-    assert (r / "usr/share/doc/camdock/README.md").read_text().startswith("# camdock")
-    # Offline and reproducible: the venv holds exactly the lock's versions (pip ran with
-    # --no-index from the wheelhouse, every hash checked), lgpio among them.
-    lock = (ROOT / "requirements" / "pi.lock").read_text()
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock, re.MULTILINE))
-    frozen = _inside(r, "/opt/camdock/venv/bin/python", "-m", "pip", "list", "--format=freeze")
-    got = dict(line.split("==", 1) for line in frozen.stdout.split() if "==" in line)
-    norm = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in got.items()}  # PEP 503 names
-    wrong = {n: (v, norm.get(n.lower())) for n, v in pins.items()
-             if n != "brotlicffi" and norm.get(re.sub(r"[-_.]+", "-", n).lower()) != v}  # fmt: skip
-    assert not wrong, wrong
-    factory = _inside(r, "/opt/camdock/venv/bin/python", "-c", "import gpiozero.pins.lgpio")
-    assert factory.returncode == 0, factory.stderr
+    status = deployroot.first_day(
+        r, tmp_path, {"footage": FOOTAGE_UUID, "backup": BACKUP_UUID},
+        {"C1": CUSTODIAN_PASSWORD, "S1": SUPERVISOR_PASSWORD}, TOTP, SEAL_PASSWORD,
+    )  # fmt: skip
+    text = json.dumps(status, ensure_ascii=False)
+    assert deployroot.DAY in text and "C1" in text and "S1" in text, text
 
 
 def test_the_console_unit_verifies_and_is_tighter_than_the_daemon(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ imported into the catalog (``sync``), and a second factor enrolled (``totp``, is
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import getpass
+import hmac
 import os
 import pwd
 import secrets
@@ -17,6 +20,7 @@ from camdock import passwords
 from camdock.catalog import open_catalog
 from camdock.catalog import staff as staff_rows
 from camdock.commands.common import load_or_report, output
+from camdock.config import Config
 from camdock.errors import CamdockError, ExitCode, UsageError
 
 __all__ = ["add_parser", "run"]
@@ -38,7 +42,15 @@ def add_parser(sub: Any) -> None:
                       "the otpauth URI and recovery codes)")  # fmt: skip
     t.add_argument("id", help="the staff id")
     t.add_argument("--config", type=Path, default=Path("/etc/camdock/camdock.toml"))
-    t.add_argument("--codes", type=int, default=RECOVERY_CODES, help="recovery codes to make")
+    t.add_argument(
+        "--codes",
+        type=int,
+        default=None,
+        help=f"recovery codes to make ({RECOVERY_CODES}; 0 with --secret-stdin)",
+    )
+    t.add_argument("--secret-stdin", action="store_true",
+                   help="enrol the base32 secret read on stdin (provisioning from a vault): "
+                   "nothing is shown, and the same secret again changes nothing")  # fmt: skip
     t.add_argument("--json", action="store_true")
 
 
@@ -82,7 +94,10 @@ def _totp(args: argparse.Namespace) -> int:
     cfg = load_or_report(args.config)
     if cfg is None:
         raise CamdockError(f"invalid configuration {args.config}", ExitCode.CONFIG)
-    if not 1 <= args.codes <= 50:
+    if args.secret_stdin:
+        return _totp_given(args, cfg)
+    codes_wanted = RECOVERY_CODES if args.codes is None else args.codes
+    if not 1 <= codes_wanted <= 50:
         raise UsageError("--codes: between 1 and 50")
     db = open_catalog(cfg.catalog)
     try:
@@ -92,7 +107,7 @@ def _totp(args: argparse.Namespace) -> int:
             raise CamdockError(f"{args.id!r} is not on station {cfg.station_id}'s staff",
                                ExitCode.NOINPUT)  # fmt: skip
         secret = pyotp.random_base32(32)
-        codes = [_recovery_code() for _ in range(args.codes)]
+        codes = [_recovery_code() for _ in range(codes_wanted)]
         staff_rows.enrol_totp(db, who.id, secret, codes, _operator())
     finally:
         db.close()
@@ -111,6 +126,49 @@ def _totp(args: argparse.Namespace) -> int:
         *(f"  {c}" for c in codes),
     ]
     return output(args, doc, lambda: lines)
+
+
+MIN_SECRET = 26  # base32 characters: 130 bits (RFC 4226 asks for 128 at least)
+
+
+def _given_secret() -> str:
+    """The base32 secret on stdin (spaces and case as an authenticator app shows them)."""
+    secret = "".join(sys.stdin.readline().split()).upper().rstrip("=")
+    try:
+        base64.b32decode(secret + "=" * (-len(secret) % 8))
+    except binascii.Error:
+        raise UsageError("--secret-stdin: not a base32 secret") from None
+    if len(secret) < MIN_SECRET:
+        raise UsageError(f"--secret-stdin: a secret has {MIN_SECRET} base32 characters at least")
+    return secret
+
+
+def _totp_given(args: argparse.Namespace, cfg: Config) -> int:
+    """Enrol the secret on stdin (the Ansible role, from the vault; issue 30): idempotent, so
+    a second run with the same secret changes nothing and spends no recovery codes; the secret
+    is neither printed nor recorded (the custody entry says only that one was enrolled)."""
+    codes_wanted = 0 if args.codes is None else args.codes
+    if not 0 <= codes_wanted <= 50:
+        raise UsageError("--codes: between 0 and 50")
+    secret = _given_secret()
+    db = open_catalog(cfg.catalog)
+    try:
+        staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
+        who = staff_rows.get(db, args.id)
+        if who is None or not who.active:
+            raise CamdockError(f"{args.id!r} is not on station {cfg.station_id}'s staff",
+                               ExitCode.NOINPUT)  # fmt: skip
+        now = staff_rows.totp_of(db, who.id)
+        same = now is not None and hmac.compare_digest(now.secret, secret)
+        codes = [] if same else [_recovery_code() for _ in range(codes_wanted)]
+        if not same:
+            staff_rows.enrol_totp(db, who.id, secret, codes, _operator())
+    finally:
+        db.close()
+    doc = {"staff": who.id, "enrolled": not same, "recovery_codes": codes}
+    return output(args, doc, lambda: [
+        f"{who.id}: " + ("second factor enrolled" if not same else "already enrolled, unchanged"),
+        *(f"  {c}" for c in codes)])  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
