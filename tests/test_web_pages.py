@@ -483,7 +483,9 @@ def test_the_bays_stream_sends_what_the_daemon_wrote(station: Station) -> None:
     assert sent[0]["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
-    assert body.startswith("data: ") and json.loads(body[6:].strip()) == bays
+    # What the daemon wrote, each phase also in the station's words (issue 29, terms.py).
+    sent_bays = json.loads(body[6:].strip())
+    assert body.startswith("data: ") and [b | {"phase_text": "上傳中 offloading"} for b in bays] == sent_bays
 
 
 def test_the_script_and_the_style_are_served_locally(station: Station) -> None:

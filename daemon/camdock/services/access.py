@@ -54,6 +54,7 @@ __all__ = [
     "record",
     "select",
     "step",
+    "steps",
 ]
 
 
@@ -182,6 +183,12 @@ def _change(db: Database, who: Acting, req: AccessRequest, action: str, now: dat
     except Refused as exc:
         record(db, who, action, req.number, exc, topics)
         raise
+
+
+def steps(who: Acting, req: AccessRequest, now: datetime | None = None) -> list[str]:
+    """The steps ``who`` may take on ``req`` now (core.open_steps: the rules ``authorize``
+    applies), for the console to offer only those."""
+    return list(core.open_steps(who.person, _rules(req), now or clock.now()))
 
 
 def _rules(req: AccessRequest) -> core.Request:

@@ -519,7 +519,7 @@ def _request(c: Call, a: protocol.RequestGet) -> Any:
     if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
         # Before approval an officer sees only their own footage in it (issue 27, item 8).
         recs = [r for r in recs if r.officer_badge == c.me.id]
-    return {"req": req, "recs": recs}
+    return {"req": req, "recs": recs, "steps": access.steps(c.who, req)}
 
 
 @_handles(protocol.SealsList)

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from camdock import clock, protocol
+from camdock import clock, protocol, terms
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
@@ -34,6 +34,7 @@ __all__ = [
     "bilingual",
     "console",
     "needs",
+    "person_html",
     "person_of",
 ]
 
@@ -79,6 +80,11 @@ class Console:
         self.env.filters["localsec"] = lambda v: clock.local_text(v, cfg.tz, seconds=True)
         self.env.filters["localday"] = lambda v: clock.local_day(v, cfg.tz)
         self.env.globals["zone"] = clock.zone_label(cfg.tz)
+        # Codes in the station's words, from the table the printed forms use (terms.py).
+        self.env.filters["t"] = lambda code, group: bilingual(terms.term(group, code))
+        self.env.filters["duty"] = lambda text: bilingual(terms.duty_entry(str(text or "")))
+        self.env.filters["who"] = person_html
+        self.env.globals["TERMS"] = terms.TERMS
 
     def me(self, request: Request) -> Me | None:
         """The logged-in staff member as the daemon said this request (``needs`` asks it);
@@ -111,6 +117,7 @@ class Console:
             SEES_CATALOG=SEES_CATALOG,
             SEES_SEALS=SEES_SEALS,
             SEES_AUDIT=ACTIONS["audit"],
+            may=lambda action: (m := self.me(request)) is not None and m.may(ACTIONS[action]),
             **ctx,
         )
         return HTMLResponse(html, status_code=status)
@@ -210,6 +217,13 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
 _BILINGUAL = re.compile(
     r"^([^A-Za-z]*[\u3000-\u9fff\uff00-\uffef][^A-Za-z]*?)\s+([A-Za-z].*)$", re.S
 )
+
+
+def person_html(name: Any, badge: Any = None) -> Markup:
+    """A name (and badge) each isolated in ``<bdi>``: a right-to-left override in a name must
+    not reorder what stands beside it (issue 29)."""
+    parts = [Markup("<bdi>{}</bdi>").format(v) for v in (name, badge) if v not in (None, "")]
+    return Markup(" ").join(parts)
 
 
 def bilingual(text: Any) -> Markup:
