@@ -41,7 +41,11 @@ _ENV = Environment(
 )
 _ENV.globals |= {"PURPOSES": PURPOSES, "KINDS": KINDS}
 # Codes in the station's words (terms.py, the table the console reads too).
-_ENV.filters |= {"term": lambda code, group: terms.term(group, code), "counts": lambda found, group: terms.counts(group, found), "duty": terms.duty_entry}
+_ENV.filters |= {
+    "term": lambda code, group: terms.term(group, code),
+    "counts": lambda found, group: terms.counts(group, found),
+    "duty": terms.duty_entry,
+}
 
 
 # Times on a form are the station's (clock.local_text): ``|local`` a date and time, ``|localsec``

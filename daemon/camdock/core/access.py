@@ -222,7 +222,9 @@ STEPS = ("submit", "consult", "approve", "deny", "schedule", "view", "copy", "ac
          "close")  # fmt: skip
 
 
-def open_steps(person: Person | None, request: Request, now: datetime | None = None) -> tuple[str, ...]:
+def open_steps(
+    person: Person | None, request: Request, now: datetime | None = None
+) -> tuple[str, ...]:
     """The steps ``person`` may take on ``request`` now: exactly those ``refusal`` lets
     through, so the console offers a button only where the daemon would act (issue 29)."""
     return tuple(a for a in STEPS if refusal(person, a, request, now) is None)

@@ -522,6 +522,13 @@ def _request(c: Call, a: protocol.RequestGet) -> Any:
     return {"req": req, "recs": recs, "steps": access.steps(c.who, req)}
 
 
+@_handles(protocol.FormForged)
+def _form_forged(c: Call, a: protocol.FormForged) -> Any:
+    c.ctl.refuse(c.me.label, "form", "表單已失效或偽造 the form expired or was forged", None,
+                 {"path": a.path[:200]})  # fmt: skip
+    return {"recorded": True}
+
+
 @_handles(protocol.SealsList)
 def _seals(c: Call, a: protocol.SealsList) -> Any:
     days: dict[str, dict[str, Any]] = {}

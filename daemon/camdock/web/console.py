@@ -33,6 +33,7 @@ __all__ = [
     "Page",
     "bilingual",
     "console",
+    "forged",
     "needs",
     "person_html",
     "person_of",
@@ -195,8 +196,7 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
             if not secrets.compare_digest(
                 str(form.get("csrf", "")), request.session.get("csrf", "-")
             ):
-                return c.page(request, "refused.html", 403,
-                              why="表單已失效 The form expired or was forged")  # fmt: skip
+                return await forged(c, request)
             request.state.form = {k: str(v) for k, v in form.items()}
         try:
             result: Response = await fn(c, request, me)
@@ -206,12 +206,27 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
             if exc.status == 401:  # the daemon ended the session (restart, expiry)
                 request.session.clear()
                 return RedirectResponse("/login", 303)
-            return c.page(request, "refused.html", exc.status, why=str(exc))
+            recorded = True if exc.kind == ErrorKind.FORBIDDEN else None  # the daemon records those
+            return c.page(request, "refused.html", exc.status, why=str(exc), recorded=recorded)
         return result
 
     handler.__name__ = handler.__qualname__ = fn.__name__
     handler.__doc__ = fn.__doc__
     return handler
+
+
+async def forged(c: Console, request: Request) -> Response:
+    """The 403 for a post without its form's token: recorded under the session's person when
+    the daemon knows the session, and saying so only then (issue 29)."""
+    recorded = False
+    if isinstance(request.session.get("token"), str):
+        try:
+            got = await c.ask(request, protocol.FormForged(request.url.path))
+            recorded = bool(got and got.get("recorded"))
+        except DaemonRefused:
+            recorded = False
+    return c.page(request, "refused.html", 403, recorded=recorded,
+                  why="表單已失效 The form expired or was forged")  # fmt: skip
 
 
 _BILINGUAL = re.compile(
