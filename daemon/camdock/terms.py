@@ -150,7 +150,7 @@ _DUTY = [
             r"^Camera (?P<cam>\S+) of (?P<who>.+?) failed its pre-shift test at bay "
             r"(?P<bay>\d+): (?P<why>.*?)\. Report it for repair \(REG-3\.2\)\.(?P<rest>.*)$",
             re.S,
-        ),  # fmt: skip
+        ),
         "{who} 之攝影機 {cam} 於第 {bay} 座功能檢測未通過：{why}，應報修（REG-3.2）。{more}",
     ),
     (
@@ -159,7 +159,7 @@ _DUTY = [
             r"(?P<what>was interrupted|could not be completed) \(REG-4\.2\.7\): "
             r"(?P<why>.*)$",
             re.S,
-        ),  # fmt: skip
+        ),
         "攝影機 {cam}（{who}）之影音資料歸檔{what}（REG-4.2.7）：{why}",
     ),
 ]
