@@ -288,9 +288,9 @@ class Logout(Args):
 class FormForged(Args):
     """A post of this session that lacked its form's token (forged, or the form expired): the
     daemon records the refusal under the session's person (REG-7.1), so the console's refusal
-    page says "recorded" only when it was (issue 29). ``path``: what the post was to."""
+    page says "recorded" only when it was (issue 29). ``url``: what the post was to."""
 
-    path: str = ""
+    url: str = ""
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TERMS", "counts", "duty_entry", "term"]
+__all__ = ["TERMS", "counts", "duty_entry", "duty_zh", "term"]
 
 _STATES = {
     "draft": "草稿 draft",
@@ -169,6 +169,12 @@ _SPARE = re.compile(r"Spare (?P<spare>\S+) \(bay (?P<bay>\d+)\) issued\.")
 def duty_entry(text: str) -> str:
     """A duty-log entry as "中文 English": the Chinese from its shape, then the record's own
     words; an entry already in Chinese (or of another shape) as it is."""
+    zh = duty_zh(text)
+    return text if zh is None else f"{zh} {text}"
+
+
+def duty_zh(text: str) -> str | None:
+    """The Chinese of a duty-log entry the daemon wrote in English (None: not one of those)."""
     for pattern, zh in _DUTY:
         m = pattern.match(text)
         if m is None:
@@ -184,5 +190,5 @@ def duty_entry(text: str) -> str:
             parts["more"] = "無已檢測之備用機。"
         else:
             parts["more"] = ""
-        return f"{zh.format(**parts)} {text}"
-    return text
+        return zh.format(**parts)
+    return None

@@ -525,7 +525,7 @@ def _request(c: Call, a: protocol.RequestGet) -> Any:
 @_handles(protocol.FormForged)
 def _form_forged(c: Call, a: protocol.FormForged) -> Any:
     c.ctl.refuse(c.me.label, "form", "表單已失效或偽造 the form expired or was forged", None,
-                 {"path": a.path[:200]})  # fmt: skip
+                 {"path": a.url[:200]})  # fmt: skip
     return {"recorded": True}
 
 
@@ -656,7 +656,7 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> Any:
         )
     sealing = Sealing.from_config(c.cfg)
     done = access.copy(c.db, c.who, a.number, to, sealing.key, c.ctl.topics,
-                       medium=a.medium or None)  # fmt: skip
+                       medium=a.medium or None, roots=c.ctl.export_roots)  # fmt: skip
     return {**done, "folder": str(done["folder"])}
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "Page",
     "bilingual",
     "console",
+    "duty_html",
     "forged",
     "needs",
     "person_html",
@@ -83,7 +84,7 @@ class Console:
         self.env.globals["zone"] = clock.zone_label(cfg.tz)
         # Codes in the station's words, from the table the printed forms use (terms.py).
         self.env.filters["t"] = lambda code, group: bilingual(terms.term(group, code))
-        self.env.filters["duty"] = lambda text: bilingual(terms.duty_entry(str(text or "")))
+        self.env.filters["duty"] = duty_html
         self.env.filters["who"] = person_html
         self.env.globals["TERMS"] = terms.TERMS
 
@@ -239,6 +240,15 @@ def person_html(name: Any, badge: Any = None) -> Markup:
     not reorder what stands beside it (issue 29)."""
     parts = [Markup("<bdi>{}</bdi>").format(v) for v in (name, badge) if v not in (None, "")]
     return Markup(" ").join(parts)
+
+
+def duty_html(text: Any) -> Markup:
+    """A duty-log entry: its Chinese (terms.duty_zh) marked up beside the English the daemon
+    wrote, like every pair; an entry of another shape as it is."""
+    zh = terms.duty_zh(str(text or ""))
+    if zh is None:
+        return bilingual(text or "")
+    return Markup('<span class="zh">{}</span> <span class="en">{}</span>').format(zh, text)
 
 
 def bilingual(text: Any) -> Markup:
