@@ -35,6 +35,7 @@ from camdock.commands.common import (
     moment_arg,
     opened,
     output,
+    text_arg,
     through_daemon,
     where_from,
 )
@@ -82,18 +83,22 @@ def add_parsers(sub: Any) -> None:
         choices=[k.value for k in HoldKind],
         help="investigation may keep footage past one year; the others may not",
     )
-    place.add_argument("--case", required=True, help="the case or reference number")
-    place.add_argument("--reason", required=True)
+    place.add_argument("--case", type=text_arg, required=True, help="the case or reference number")
+    place.add_argument("--reason", type=text_arg, required=True)
     place.add_argument("--recording", type=int, metavar="ID", help="one recording")
-    place.add_argument("--officer", metavar="BADGE", help="an officer's footage (with a range)")
-    place.add_argument("--camera", metavar="ID", help="a camera's footage (with a range)")
+    place.add_argument(
+        "--officer", type=text_arg, metavar="BADGE", help="an officer's footage (with a range)"
+    )
+    place.add_argument(
+        "--camera", type=text_arg, metavar="ID", help="a camera's footage (with a range)"
+    )
     place.add_argument("--from", dest="start", metavar="WHEN", help="YYYY-MM-DD[THH:MM]")
     place.add_argument("--to", dest="end", metavar="WHEN", help="YYYY-MM-DD[THH:MM] (inclusive)")
     place.add_argument("--review-by", metavar="YYYY-MM-DD", help="past it, an alarm")
     _common(place)
     rel = hs.add_parser("release", help="end a hold")
     rel.add_argument("hold", type=int, metavar="HOLD")
-    rel.add_argument("--reason", required=True)
+    rel.add_argument("--reason", type=text_arg, required=True)
     _common(rel)
     lst = hs.add_parser("list", help="the holds in force")
     lst.add_argument("--all", action="store_true", help="released holds too")
@@ -111,7 +116,7 @@ def add_parsers(sub: Any) -> None:
         metavar="ID",
         help="this recording (past its minimum, not held); repeatable; default: all due",
     )
-    propose.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    propose.add_argument("--reason", type=text_arg, default="retention period ended (REG-4.3.1)")
     _common(propose)
     approve = rs.add_parser("approve", help="an approver (not the proposer) approves a list")
     approve.add_argument("list", type=int, metavar="LIST")
@@ -149,7 +154,9 @@ def add_parsers(sub: Any) -> None:
     _common(b, by=False)
     ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
     ex.add_argument("--day", type=day_text, metavar="YYYY-MM-DD", help="a duty day")
-    ex.add_argument("--officer", metavar="BADGE", help="an officer (with --from/--to)")
+    ex.add_argument(
+        "--officer", type=text_arg, metavar="BADGE", help="an officer (with --from/--to)"
+    )
     ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
     ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
     ex.add_argument("--format", choices=("csv", "json", "pdf"), default="csv")
