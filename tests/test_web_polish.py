@@ -124,6 +124,14 @@ def test_a_right_to_left_override_in_a_name_stays_in_its_bdi(station: Station) -
     assert "已借用備用機 CAM0009（第 3 座）" in page
 
 
+def test_the_retention_pass_alarms_read_in_chinese_too() -> None:
+    text = "3 recording(s) past their destruction date (REG-4.3.1) and not held"
+    assert terms.alarm_zh(text) == "3 筆影音資料已逾銷毀期限（REG-4.3.1）且未保留"
+    assert terms.alarm_zh("something else") is None
+    assert terms.term("phase", "storage-missing") == "儲存裝置遺失 storage missing"
+    assert terms.term("state", "no-such-code") == "no-such-code"  # shown, never hidden
+
+
 def test_the_skip_link_and_the_live_bay_states(station: Station) -> None:
     page = station.client("C1").get("/").text
     assert '<a class="skip" href="#main">' in page and '<main id="main"' in page

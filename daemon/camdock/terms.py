@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TERMS", "counts", "duty_entry", "duty_zh", "term"]
+__all__ = ["TERMS", "alarm_zh", "counts", "duty_entry", "duty_zh", "term"]
 
 _STATES = {
     "draft": "草稿 draft",
@@ -163,6 +163,18 @@ _DUTY = [
         "攝影機 {cam}（{who}）之影音資料歸檔{what}（REG-4.2.7）：{why}",
     ),
 ]
+# The alarms the retention pass raises in English (core/retention.py, services/retention.py).
+_ALARM_SENTENCES = [
+    (re.compile(r"^(?P<n>\d+) recording\(s\) past their destruction date \(REG-4\.3\.1\) and "
+                r"not held$"), "{n} 筆影音資料已逾銷毀期限（REG-4.3.1）且未保留"),
+    (re.compile(r"^(?P<n>\d+) recording\(s\) kept past one year by a hold that is not an "
+                r"investigation$"), "{n} 筆影音資料因非偵查之保留已保存逾一年"),
+    (re.compile(r"^hold\(s\) (?P<ids>.+) past their review date$"), "保留 {ids} 已逾覆核期限"),
+    (re.compile(r"^destruction could not run: (?P<why>.*)$", re.S), "銷毀未能執行：{why}"),
+    (re.compile(r"^(?P<n>\d+) recording\(s\) due for destruction today and no standing "
+                r"authorisation in force"), ("今日有 {n} 筆影音資料到期應銷毀，且無有效之長期授權："
+                                         "請由保管人員提出銷毀清單，核准人核准")),
+]  # fmt: skip
 _SPARE = re.compile(r"Spare (?P<spare>\S+) \(bay (?P<bay>\d+)\) issued\.")
 
 
@@ -171,6 +183,15 @@ def duty_entry(text: str) -> str:
     words; an entry already in Chinese (or of another shape) as it is."""
     zh = duty_zh(text)
     return text if zh is None else f"{zh} {text}"
+
+
+def alarm_zh(text: str) -> str | None:
+    """The Chinese of an alarm the retention pass wrote in English (None: not one of those)."""
+    for pattern, zh in _ALARM_SENTENCES:
+        m = pattern.match(text)
+        if m is not None:
+            return zh.format(**m.groupdict())
+    return None
 
 
 def duty_zh(text: str) -> str | None:

@@ -243,9 +243,9 @@ def person_html(name: Any, badge: Any = None) -> Markup:
 
 
 def duty_html(text: Any) -> Markup:
-    """A duty-log entry: its Chinese (terms.duty_zh) marked up beside the English the daemon
-    wrote, like every pair; an entry of another shape as it is."""
-    zh = terms.duty_zh(str(text or ""))
+    """A duty-log entry or an alarm: its Chinese (terms.duty_zh, terms.alarm_zh) marked up
+    beside the English the daemon wrote, like every pair; a text of another shape as it is."""
+    zh = terms.duty_zh(str(text or "")) or terms.alarm_zh(str(text or ""))
     if zh is None:
         return bilingual(text or "")
     return Markup('<span class="zh">{}</span> <span class="en">{}</span>').format(zh, text)
