@@ -20,6 +20,9 @@ from test_web_pages import Station, _approved, _refused, _step, _to, station
 __all__ = ["station"]  # the fixture, imported for these tests
 
 
+ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
 @contextmanager
 def _tmpfs(where: Path, *options: str) -> Iterator[Path]:
     """A real tmpfs mounted at ``where`` (mode 755) with ``options``."""
@@ -83,12 +86,14 @@ def test_each_bad_target_is_a_clear_409(
     _medium_refused(r, why)
 
 
+@ROOT
 def test_a_read_only_medium_is_a_clear_409(station: Station) -> None:
     with _tmpfs(station.tmp / "ro", "ro", "size=1m") as ro:
         _, r = _copy(station, str(ro))
         _medium_refused(r, "is on a read-only medium")
 
 
+@ROOT
 def test_a_full_medium_leaves_no_partial_copy_and_no_manifest(station: Station) -> None:
     with _tmpfs(station.tmp / "full", "size=4k") as full:  # one page: the 7.5 KB clip won't fit
         number, r = _copy(station, str(full))
@@ -102,6 +107,7 @@ def test_a_full_medium_leaves_no_partial_copy_and_no_manifest(station: Station) 
         assert (room / number / "MANIFEST.sha256").exists()
 
 
+@ROOT
 def test_a_pulled_medium_is_a_clear_409(station: Station) -> None:
     """The stick gone between choosing it and the copy: its mount point is an empty folder
     on the SD card no more (lazily unmounted and removed)."""
