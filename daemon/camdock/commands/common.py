@@ -251,8 +251,8 @@ def text_arg(text: str) -> str:
     UTF-8 (issue 29: ``--reason ''`` and ``--officer ''`` were accepted)."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogates
-        raise argparse.ArgumentTypeError("not UTF-8 text") from None
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogates: cli.main
+        return text  # refuses them after parsing, with --json's document (_text_arguments)
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty text: say it")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in text):

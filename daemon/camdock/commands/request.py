@@ -89,7 +89,7 @@ def add_parsers(sub: Any) -> None:
         if name == "approve":
             s.add_argument(
                 "--valid-days",
-                type=int_between(1, 366, "days"),
+                type=int_between(0, 366, "days"),
                 default=30,
                 help="the approval's lifetime",
             )

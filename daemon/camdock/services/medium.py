@@ -60,12 +60,13 @@ def medium_error(where: str, exc: OSError | int) -> MediumError:
     return MediumError(f"匯出位置 export target {where} {why}")
 
 
-def _errno_of(text: str) -> int:
-    """The errno a copier's failure names (its message is the OSError's text)."""
-    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENODEV):
+def _errno_of(text: str) -> int | None:
+    """The medium's errno a copier's failure names (its message is the OSError's text); None
+    when it names none (a recording that does not read back as catalogued: not the medium)."""
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENODEV, errno.ENXIO):
         if os.strerror(code) in text:
             return code
-    return errno.EIO
+    return None
 
 
 class Medium:
@@ -108,9 +109,8 @@ class Medium:
             return exc
         if isinstance(exc, OSError):
             return medium_error(str(self.shown), exc)
-        if isinstance(exc, CamdockError) and exc.exit_code == ExitCode.IOERR:
-            return medium_error(str(self.shown), _errno_of(str(exc)))
-        return None
+        code = _errno_of(str(exc)) if isinstance(exc, CamdockError) else None
+        return medium_error(str(self.shown), code) if code is not None else None
 
     def discard(self) -> None:
         """Every file of the partial copy removed, then the folder; where the medium will not

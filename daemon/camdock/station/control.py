@@ -636,8 +636,8 @@ def _request_step(c: Call, a: protocol.RequestStep) -> Any:
     # The console's numbers bounded as the command's are (issue 29: -60 minutes, -5 days).
     if a.minutes is not None and not 1 <= a.minutes <= 24 * 60:
         raise BadRequest("minutes from 1 to 1440", "minutes")
-    if a.valid_days is not None and not 1 <= a.valid_days <= 366:
-        raise BadRequest("days from 1 to 366", "valid_days")
+    if a.valid_days is not None and not 0 <= a.valid_days <= 366:  # 0: expires at once
+        raise BadRequest("days from 0 to 366", "valid_days")
     if a.action == "schedule":
         if a.at is None:
             raise BadRequest("a time YYYY-MM-DDTHH:MM is needed", "at")
