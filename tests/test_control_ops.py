@@ -34,6 +34,7 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     "login": (None, {"staff": "C1", "password": PASSWORD}, {"staff": 1, "password": "x"}, "staff"),
     "logout": (None, {}, {"everything": True}, "everything"),
     "session": ("D1", {"active": 0}, {"active": "many"}, "active"),
+    "form.forged": ("D1", {"url": "/logout"}, {"url": 5}, "url"),
     "catalog.search": ("C1", {"officer": "A12345"}, {"day": 5}, "day"),
     "recording.get": ("C1", {"id": 1}, {"id": "x"}, "id"),
     "requests.list": ("D1", {}, {"mine": "yes"}, "mine"),

@@ -498,6 +498,18 @@ async def test_simulate_pre_shift_scenario(tmp_path: Path) -> None:
     assert result["bays"][3]["final_state"] == "empty"  # the spare was taken
     text = (tmp_path / "out.txt").read_text()
     assert "take-me: spare for 李美玲" in text
+    # Issue 29: the summary tells each bay's story: the failed test and its duty-log entry,
+    # the clock drift the test found and synced away, the spare lent and to whom.
+    failed, spare = result["bays"][1], result["bays"][3]
+    assert [t["failed_checks"] for t in failed["tests"]] == [["camera self-test"]]
+    assert "Spare SPARE01 (bay 4) issued" in failed["duty_log"][0]["entry"]
+    assert failed["duty_log"][0]["time"].endswith("+08:00")
+    assert spare["spare_lent"]["spare"] == "SPARE01" and spare["spare_lent"]["to"] == "李美玲"
+    drifts = [b["tests"][0]["clock_drift_before_s"] for b in result["bays"]]
+    assert round(drifts[3]) == -187 and all(abs(b["tests"][0]["clock_drift_after_s"]) < 1
+                                            for b in result["bays"])  # fmt: skip
+    events = [e["event"] for e in spare["story"]]
+    assert events[0] == "camera-docked" and "camera-removed" in events
 
 
 async def test_a_quick_plug_and_pull_leaves_the_bay_usable(

@@ -182,8 +182,11 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         assert "2026/11/28" not in page.content()
         page.get_by_role("button", name="送出").click()
         assert "submitted" in page.locator("#state").text_content()
-        page.get_by_role("button", name="核准").click()  # an officer cannot approve
-        assert "needs the role approver" in page.content()
+        # An officer is offered no step but her own (issue 29); posted anyway, the daemon says no.
+        assert page.get_by_role("button", name="核准").count() == 0
+        token = page.locator("input[name=csrf]").first.get_attribute("value")
+        tried = page.request.post(f"{base}/requests/{number}/approve", form={"csrf": str(token)})
+        assert tried.status == 403 and "needs the role approver" in tried.text()
         _logout(page, base)
         _login(page, base, "P1", cfg.catalog)
         page.goto(f"{base}/requests/{number}")
@@ -219,7 +222,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
             "camera": "CAM0001", "officer": "王小明", "bytes_total": 100, "bytes_done": 40,
             "message": ""}]), encoding="utf-8")  # fmt: skip
         page.wait_for_function("document.querySelector('tr[data-bay=\"1\"] .phase')"
-                               ".textContent === 'offloading'", timeout=10000)  # fmt: skip
+                               ".textContent === '上傳中 offloading'", timeout=10000)  # fmt: skip
         shots = Path(os.environ.get("CAMDOCK_SCREENSHOTS", tmp_path / "shots"))
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "console-bays.png"))
@@ -274,6 +277,18 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         page.screenshot(path=str(shots / "console-audit.png"), full_page=True)
         pdf = page.request.get(f"{base}/audit.pdf?from=2026-01-01&to=2030-12-31")
         assert pdf.headers["content-type"] == "application/pdf" and pdf.body()[:5] == b"%PDF-"
+        # Issue 29: usable on a phone, nothing wider than 390 px; the skip link comes first.
+        page.set_viewport_size({"width": 390, "height": 844})
+        for url in ("/", "/catalog?officer=A12345", "/recordings/1", "/requests",
+                    f"/requests/{number}", "/seals", "/holds", "/retention", "/duty",
+                    "/register?from=2026-01-01&to=2030-12-31",
+                    "/audit?from=2026-01-01&to=2030-12-31"):  # fmt: skip
+            page.goto(f"{base}{url}")
+            wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert wide[0] <= wide[1], (url, wide)
+        page.screenshot(path=str(shots / "console-audit-390px.png"), full_page=True)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
         browser.close()
 
 

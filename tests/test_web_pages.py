@@ -263,7 +263,7 @@ def test_login_checks_the_form_and_the_password(station: Station) -> None:
 def test_logout_ends_the_session_here_and_at_the_daemon(station: Station) -> None:
     c = station.client("C1")
     assert c.get("/").status_code == 200
-    r = c.post("/logout")
+    r = c.post("/logout", data={"csrf": _token(c)})
     assert (r.status_code, r.headers["location"]) == (303, "/login")
     assert c.get("/").headers["location"] == "/login"
 
@@ -313,7 +313,45 @@ def test_a_forged_post_is_refused_before_the_daemon_is_asked(
         },
     )
     _refused(r, 403, FORGED)
+    # Nothing done; the attempt itself recorded under the session's person, and the page says
+    # so because it was (issue 29: it said "recorded" when nothing was).
+    assert _custody(station.cfg) == before + 1
+    assert _last_refusal(station.cfg) == ("陳保管 (C1)", "form", url)
+    assert "This attempt was recorded in the custody log" in r.text
+
+
+def test_a_forged_post_without_a_session_says_it_was_not_recorded(station: Station) -> None:
+    """Issue 29: a forged post nobody logged in made cannot be attributed, and the page says
+    so; a login form without its token is refused too."""
+    c = station.client()
+    c.get("/login")
+    before = _custody(station.cfg)
+    r = c.post("/login", data={"staff": "C1", "password": PASSWORD})
+    assert r.status_code == 403 and "The form expired" in r.text
     assert _custody(station.cfg) == before
+
+
+def test_logout_needs_the_forms_token(station: Station) -> None:
+    """Issue 29: /logout took no token, so any page could log a custodian out."""
+    c = station.client("C1")
+    r = c.post("/logout")
+    _refused(r, 403, FORGED)
+    assert c.get("/").status_code == 200  # still logged in
+    assert _last_refusal(station.cfg)[1:] == ("form", "/logout")
+    r = c.post("/logout", data={"csrf": _token(c)})
+    assert (r.status_code, r.headers["location"]) == (303, "/login")
+
+
+def _last_refusal(cfg: Config) -> tuple[str, str, str]:
+    db = open_catalog(cfg.catalog)
+    try:
+        actor, details = db.execute(
+            "SELECT actor, details FROM custody_log WHERE action = 'refused' ORDER BY id DESC"
+        ).fetchone()
+    finally:
+        db.close()
+    d = json.loads(details)
+    return actor, d.get("attempted") or d.get("action"), d.get("path")
 
 
 def test_a_request_from_new_to_a_verified_copy(station: Station) -> None:
@@ -483,7 +521,12 @@ def test_the_bays_stream_sends_what_the_daemon_wrote(station: Station) -> None:
     assert sent[0]["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
     body = b"".join(m.get("body", b"") for m in sent[1:]).decode()
-    assert body.startswith("data: ") and json.loads(body[6:].strip()) == bays
+    # What the daemon wrote, each phase also in the station's words (issue 29, terms.py).
+    sent_bays = json.loads(body[6:].strip())
+    assert (
+        body.startswith("data: ")
+        and [b | {"phase_text": "上傳中 offloading"} for b in bays] == sent_bays
+    )
 
 
 def test_the_script_and_the_style_are_served_locally(station: Station) -> None:
@@ -530,7 +573,7 @@ def test_a_cookie_replayed_after_logout_opens_nothing(station: Station) -> None:
     c = station.client("C1")
     kept = dict(c.cookies.items())
     assert c.get("/").status_code == 200
-    assert c.post("/logout").status_code == 303
+    assert c.post("/logout", data={"csrf": _token(c)}).status_code == 303
     replay = station.client()
     for k, v in kept.items():
         replay.cookies.set(k, v)

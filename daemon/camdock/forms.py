@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 
-from camdock import clock
+from camdock import clock, terms
 
 __all__ = [
     "Annex1Line",
@@ -27,15 +27,8 @@ __all__ = [
     "request_html",
 ]
 
-PURPOSES = {
-    "investigation": "偵查犯罪 crime investigation",
-    "complaint": "民眾陳情 citizen's complaint",
-    "official": "其他公務需要 other official need",
-    "media": "新聞說明 media statement",
-    "campaign": "犯罪預防宣導 crime-prevention campaign",
-    "training": "教育訓練 training",
-}
-KINDS = {"view": "調閱 view", "copy": "複製 copy", "both": "調閱及複製 view and copy"}
+PURPOSES = terms.TERMS["purpose"]
+KINDS = terms.TERMS["kind"]
 
 
 _ENV = Environment(
@@ -47,6 +40,12 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.globals |= {"PURPOSES": PURPOSES, "KINDS": KINDS}
+# Codes in the station's words (terms.py, the table the console reads too).
+_ENV.filters |= {
+    "term": lambda code, group: terms.term(group, code),
+    "counts": lambda found, group: terms.counts(group, found),
+    "duty": terms.duty_entry,
+}
 
 
 # Times on a form are the station's (clock.local_text): ``|local`` a date and time, ``|localsec``

@@ -112,6 +112,16 @@ class Logout(Args):
     everywhere: int = 0
 
 
+@_op("form.forged")
+@dataclass(frozen=True)
+class FormForged(Args):
+    """A post of this session that lacked its form's token (forged, or the form expired): the
+    daemon records the refusal under the session's person (REG-7.1), so the console's refusal
+    page says "recorded" only when it was (issue 29). ``url``: what the post was to."""
+
+    url: str = ""
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 _NOT_FOUND = frozenset({ErrorKind.NOT_FOUND})

@@ -16,6 +16,7 @@ __all__ = [
     "DutyEntry",
     "DutyTest",
     "LastTest",
+    "Lent",
     "Loan",
     "NewDutyEntry",
     "NewSelfTest",
@@ -25,6 +26,7 @@ __all__ = [
     "history",
     "last_drift",
     "last_selftest",
+    "loans",
     "open_loan",
     "return_loan",
 ]
@@ -149,6 +151,23 @@ def open_loan(db: Database, spare_camera_id: str) -> Loan | None:
         "spare_camera_id = ? AND returned_at IS NULL ORDER BY id DESC LIMIT 1",
         (spare_camera_id,),
     )
+
+
+@dataclass(frozen=True)
+class Lent(Row):
+    """A spare lent (returned or not): which, to whom, when."""
+
+    time: str
+    spare_camera_id: str
+    officer_badge: str
+    officer_name: str | None
+    returned_at: str | None
+
+
+def loans(db: Database) -> list[Lent]:
+    """Every spare lent, oldest first (``camdock simulate`` tells each bay's story)."""
+    return rows_as(Lent, db, "SELECT time, spare_camera_id, officer_badge, officer_name, "
+                   "returned_at FROM loans ORDER BY id")  # fmt: skip
 
 
 def return_loan(db: Database, spare_camera_id: str) -> None:

@@ -17,7 +17,16 @@ from camdock.catalog import custody, open_catalog, open_readonly, recordings, re
 from camdock.catalog.custody import Action
 from camdock.catalog.db import write_txn
 from camdock.commands import remote
-from camdock.commands.common import Where, by_from, day_text, moment_arg, opened, output, where_from
+from camdock.commands.common import (
+    Where,
+    by_from,
+    day_text,
+    moment_arg,
+    opened,
+    output,
+    text_arg,
+    where_from,
+)
 from camdock.commands.retention import common, keeping_of
 from camdock.errors import CamdockError, ExitCode, Refused, UsageError
 from camdock.services import backup, reconcile
@@ -36,7 +45,7 @@ def add_parsers(sub: Any) -> None:
     common(b, by=False)
     ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
     ex.add_argument("--day", type=day_text, metavar="YYYY-MM-DD", help="a duty day")
-    ex.add_argument("--officer", metavar="BADGE", help="an officer (with --from/--to)")
+    ex.add_argument("--officer", type=text_arg, metavar="BADGE", help="an officer (with --from/--to)")
     ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
     ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
     ex.add_argument("--format", choices=("csv", "json", "pdf"), default="csv")

@@ -38,6 +38,7 @@ __all__ = [
     "day_text",
     "default_catalog",
     "direct",
+    "int_between",
     "load_or_report",
     "moment_arg",
     "opened",
@@ -46,6 +47,7 @@ __all__ = [
     "seal_key",
     "slot_minutes_arg",
     "station_tz",
+    "text_arg",
     "through_cli",
     "through_daemon",
     "tz_name",
@@ -242,6 +244,36 @@ def slot_minutes_arg(text: str) -> int:
     if not 1 <= minutes <= 24 * 60 or (24 * 60) % minutes:
         raise argparse.ArgumentTypeError(f"{minutes}: minutes that divide a day (240, 480 …)")
     return minutes
+
+
+def text_arg(text: str) -> str:
+    """A text an acting command records (a reason, a badge, a case): never empty, printable,
+    UTF-8 (issue 29: ``--reason ''`` and ``--officer ''`` were accepted)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogates: cli.main
+        return text  # refuses them after parsing, with --json's document (_text_arguments)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty text: say it")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in text):
+        raise argparse.ArgumentTypeError("control characters are not allowed")
+    return text.strip()
+
+
+def int_between(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer from ``lo`` to ``hi`` (``what`` says what it counts)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value}: {what} from {lo} to {hi}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its message
+    return parse
 
 
 def act(

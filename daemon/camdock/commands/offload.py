@@ -27,6 +27,7 @@ from camdock.commands.common import (
     load_or_report,
     slot_minutes_arg,
     station_tz,
+    text_arg,
     tz_name,
 )
 from camdock.config import Config, topic_segment_problem
@@ -85,6 +86,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--camera", required=True, metavar="ID", help="camera id (or USB serial)")
     p.add_argument(
         "--officer",
+        type=text_arg,
         metavar="NAME",
         help="file everything under this officer (required without --config; with it, each "
         "recording goes to the officer who had the camera when it was made)",

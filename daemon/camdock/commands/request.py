@@ -21,10 +21,12 @@ from camdock.commands.common import (
     Where,
     by_from,
     direct,
+    int_between,
     moment_arg,
     opened,
     output,
     seal_key,
+    text_arg,
     through_daemon,
     where_from,
 )
@@ -54,8 +56,10 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("request", help="access/copy requests (Annex 2, REG-5)")
     rs = r.add_subparsers(dest="action", required=True)
     new = rs.add_parser("new", help="draft a request; its recordings are listed")
-    new.add_argument("--officer", metavar="BADGE", help="(1) the officer who recorded")
-    new.add_argument("--camera", metavar="ID", help="the camera")
+    new.add_argument(
+        "--officer", type=text_arg, metavar="BADGE", help="(1) the officer who recorded"
+    )
+    new.add_argument("--camera", type=text_arg, metavar="ID", help="the camera")
     new.add_argument(
         "--from",
         dest="start",
@@ -66,7 +70,7 @@ def add_parsers(sub: Any) -> None:
     new.add_argument("--to", dest="end", required=True, metavar="WHEN", help="to (inclusive)")
     new.add_argument("--duty-item", default="", help="(2) the duty item")
     new.add_argument("--kind", required=True, choices=("view", "copy", "both"), help="(3)")
-    new.add_argument("--reason", required=True, help="(3) the concrete reason")
+    new.add_argument("--reason", type=text_arg, required=True, help="(3) the concrete reason")
     new.add_argument(
         "--purpose",
         required=True,
@@ -83,13 +87,23 @@ def add_parsers(sub: Any) -> None:
         s = rs.add_parser(name, help=f"{name} a request")
         s.add_argument("number", metavar="REQUEST", help="its number (YYYY-NNNN)")
         if name == "approve":
-            s.add_argument("--valid-days", type=int, default=30, help="the approval's lifetime")
+            s.add_argument(
+                "--valid-days",
+                type=int_between(0, 366, "days"),
+                default=30,
+                help="the approval's lifetime",
+            )
             s.add_argument("--note", help="the handling unit's review")
         if name == "deny":
-            s.add_argument("--reason", required=True)
+            s.add_argument("--reason", type=text_arg, required=True)
         if name == "schedule":
             s.add_argument("--at", required=True, metavar="WHEN", help="YYYY-MM-DDTHH:MM")
-            s.add_argument("--minutes", type=int, default=120, help="how long the window is")
+            s.add_argument(
+                "--minutes",
+                type=int_between(1, 24 * 60, "minutes"),
+                default=120,
+                help="how long the window is",
+            )
         if name == "view":
             s.add_argument("--remarks")
         _common(s)

@@ -26,6 +26,7 @@ from camdock.commands.common import (
     moment_arg,
     opened,
     output,
+    text_arg,
     through_daemon,
     where_from,
 )
@@ -71,18 +72,22 @@ def add_parsers(sub: Any) -> None:
         choices=[k.value for k in HoldKind],
         help="investigation may keep footage past one year; the others may not",
     )
-    place.add_argument("--case", required=True, help="the case or reference number")
-    place.add_argument("--reason", required=True)
+    place.add_argument("--case", type=text_arg, required=True, help="the case or reference number")
+    place.add_argument("--reason", type=text_arg, required=True)
     place.add_argument("--recording", type=int, metavar="ID", help="one recording")
-    place.add_argument("--officer", metavar="BADGE", help="an officer's footage (with a range)")
-    place.add_argument("--camera", metavar="ID", help="a camera's footage (with a range)")
+    place.add_argument(
+        "--officer", type=text_arg, metavar="BADGE", help="an officer's footage (with a range)"
+    )
+    place.add_argument(
+        "--camera", type=text_arg, metavar="ID", help="a camera's footage (with a range)"
+    )
     place.add_argument("--from", dest="start", metavar="WHEN", help="YYYY-MM-DD[THH:MM]")
     place.add_argument("--to", dest="end", metavar="WHEN", help="YYYY-MM-DD[THH:MM] (inclusive)")
     place.add_argument("--review-by", metavar="YYYY-MM-DD", help="past it, an alarm")
     common(place)
     rel = hs.add_parser("release", help="end a hold")
     rel.add_argument("hold", type=int, metavar="HOLD")
-    rel.add_argument("--reason", required=True)
+    rel.add_argument("--reason", type=text_arg, required=True)
     common(rel)
     lst = hs.add_parser("list", help="the holds in force")
     lst.add_argument("--all", action="store_true", help="released holds too")
@@ -100,7 +105,7 @@ def add_parsers(sub: Any) -> None:
         metavar="ID",
         help="this recording (past its minimum, not held); repeatable; default: all due",
     )
-    propose.add_argument("--reason", default="retention period ended (REG-4.3.1)")
+    propose.add_argument("--reason", type=text_arg, default="retention period ended (REG-4.3.1)")
     common(propose)
     approve = rs.add_parser("approve", help="an approver (not the proposer) approves a list")
     approve.add_argument("list", type=int, metavar="LIST")

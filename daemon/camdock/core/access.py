@@ -12,12 +12,14 @@ __all__ = [
     "ACTIONS",
     "NO_ROLES",
     "OPEN",
+    "STEPS",
     "Person",
     "Purpose",
     "Request",
     "Role",
     "State",
     "needs_pr",
+    "open_steps",
     "overtaken",
     "refusal",
     "transition",
@@ -213,3 +215,16 @@ def refusal(person: Person | None, action: str, request: Request | None = None,
             end = request.window_end.strftime("%H:%M")
             return f"request {request.number}: scheduled for {start}–{end}, not now"
     return None
+
+
+# The steps of a request, in the order the console offers them (Annex 2).
+STEPS = ("submit", "consult", "approve", "deny", "schedule", "view", "copy", "acknowledge",
+         "close")  # fmt: skip
+
+
+def open_steps(
+    person: Person | None, request: Request, now: datetime | None = None
+) -> tuple[str, ...]:
+    """The steps ``person`` may take on ``request`` now: exactly those ``refusal`` lets
+    through, so the console offers a button only where the daemon would act (issue 29)."""
+    return tuple(a for a in STEPS if refusal(person, a, request, now) is None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,7 @@ from camdock.core.access import NO_ROLES, Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.export import README, export
+from camdock.services.medium import Medium, open_medium
 from camdock.services.seal import Key
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "record",
     "select",
     "step",
+    "steps",
 ]
 
 
@@ -185,6 +188,12 @@ def _change(db: Database, who: Acting, req: AccessRequest, action: str, now: dat
     except Refused as exc:
         record(db, who, action, req.number, exc, topics)
         raise
+
+
+def steps(who: Acting, req: AccessRequest, now: datetime | None = None) -> list[str]:
+    """The steps ``who`` may take on ``req`` now (core.open_steps: the rules ``authorize``
+    applies), for the console to offer only those."""
+    return list(core.open_steps(who.person, _rules(req), now or clock.now()))
 
 
 def _rules(req: AccessRequest) -> core.Request:
@@ -395,9 +404,12 @@ def copy(
     topics: Topics | None,
     now: datetime | None = None,
     medium: str | None = None,
+    roots: tuple[Path, ...] | None = None,
 ) -> dict[str, Any]:
-    """Copy an approved request's recordings to ``target`` (the export medium), verified, with
-    their manifest; the register gets the line (Annex 3)."""
+    """Copy an approved request's recordings to ``target`` (the export medium, at or under one
+    of ``roots``; without them ``target`` is its own root), verified, with their manifest; the
+    register gets the line (Annex 3). The medium's problems are ``MediumError`` (a 409), and a
+    copy that fails part-way is removed (services/medium.py)."""
     now = now or clock.now()
     expire(db, now, topics)
     req = requests.get(db, number)
@@ -406,37 +418,17 @@ def copy(
     authorize(db, who, "copy", topics, _rules(req), now)
     recs = requests.recordings_of(db, req.id)
     freezes.refuse_frozen(db, [r.id for r in recs], f"copy for request {req.number}")
-    out = target / req.number
-    if out.exists():
-        raise CamdockError(f"{out} exists: a copy goes into a new folder", ExitCode.CANTCREAT)
-    fsio.make_dirs_durable(target, (req.number,))
-    files = export(db, recs, out, key)
-    manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
-    (out / "MANIFEST.sha256").write_text(manifest, encoding="utf-8")
-    keys = ("id", "sha256", "size", "camera_id", "officer_name", "officer_badge", "duty_slot",
-            "recorded_start", "recorded_end", "relpath")  # fmt: skip
-    catalog_entries = [
-        {k: getattr(r, k) for k in keys} | {"file": f["name"]}
-        for r, f in zip(recs, files, strict=True)
-    ]
-    meta = {
-        "request": req.number,
-        "purpose": req.purpose,
-        "approved_by": req.approved_by,
-        "copied_at": iso_utc(now),
-        "copied_by": who.label,
-        "recordings": catalog_entries,
-    }
-    (out / "manifest.json").write_text(
-        json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    (out / "README.txt").write_text(
-        README.format(number=req.number, time=iso_utc(now), by=who.label), encoding="utf-8"
-    )
-    for name in ("MANIFEST.sha256", "manifest.json", "README.txt"):
-        fsio.evict(out / name)
-    fsio.fsync_dir(out)
-    manifest_sha = fsio.disk_sha256(out / "MANIFEST.sha256")[0]
+    opened = open_medium(target, roots or (Path(os.path.abspath(target)),), req.number)
+    try:
+        files, manifest_sha = _write_copy(db, who, req, recs, opened, key, now)
+    except BaseException as exc:
+        problem = opened.failed(exc)
+        if problem is not None:
+            raise problem from exc
+        raise
+    finally:
+        opened.close()
+    out = opened.shown
     register = {
         "kind": "copy",
         "recordings": json.dumps([r.id for r in recs]),
@@ -454,3 +446,39 @@ def copy(
         "manifest_sha256": manifest_sha,
         "by": who.label,
     }
+
+
+def _write_copy(
+    db: Database,
+    who: Acting,
+    req: AccessRequest,
+    recs: list[recordings.Recording],
+    out: Medium,
+    key: Key | None,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], str]:
+    """The files, then manifest.json and the README, then (last: a partial copy never has
+    one) MANIFEST.sha256, each read back from the disk; the files and the manifest's hash."""
+    files = export(db, recs, out.path, key, out.destination())
+    manifest = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
+    keys = ("id", "sha256", "size", "camera_id", "officer_name", "officer_badge", "duty_slot",
+            "recorded_start", "recorded_end", "relpath")  # fmt: skip
+    catalog_entries = [
+        {k: getattr(r, k) for k in keys} | {"file": f["name"]}
+        for r, f in zip(recs, files, strict=True)
+    ]
+    meta = {
+        "request": req.number,
+        "purpose": req.purpose,
+        "approved_by": req.approved_by,
+        "copied_at": iso_utc(now),
+        "copied_by": who.label,
+        "recordings": catalog_entries,
+    }
+    out.write("manifest.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+    out.write("README.txt", README.format(number=req.number, time=iso_utc(now), by=who.label))
+    out.write("MANIFEST.sha256", manifest)
+    for name in ("MANIFEST.sha256", "manifest.json", "README.txt"):
+        fsio.evict(out.path / name)
+    out.sync()
+    return files, fsio.disk_sha256(out.path / "MANIFEST.sha256")[0]

@@ -38,9 +38,11 @@ Copied {time} by {by}.
 """
 
 
-def export(db: Database, recs: list[Recording], out: Path, key: Key | None) -> list[dict[str, Any]]:
-    """Each recording onto the export medium, proven by reading it back from disk."""
-    dest = Destination.pin(out)
+def export(db: Database, recs: list[Recording], out: Path, key: Key | None,
+           dest: Destination | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Each recording onto the export medium, proven by reading it back from disk; ``dest``:
+    the medium's folder as already opened (services/medium.py), else ``out`` pinned now."""
+    dest = dest or Destination.pin(out)
     jobs, done = [], []
     for r in recs:
         name = PurePosixPath(r.relpath).name

@@ -29,6 +29,7 @@ from camdock.config import Config, parse
 from camdock.core.bay import Phase
 from camdock.core.indicators import Colour, pattern_for
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
+from camdock.sim.story import Stories
 from camdock.station.station import Station
 
 log = logging.getLogger(__name__)
@@ -283,8 +284,12 @@ async def pre_shift(station: Station, hot: SimHotplug, volumes: Path, bays: int)
             cam.close()
 
 
-def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
-    """What the simulation did, for the JSON or text summary."""
+def summary(
+    station: Station, volumes: Path, seconds: float, stories: Stories | None = None
+) -> dict[str, Any]:
+    """What the simulation did, for the JSON or text summary; with ``stories``, each bay's
+    story too (sim/story.py: its events, tests, clock drift, duty log, spare lent)."""
+    told = (stories or Stories()).told(station.cfg.catalog, list(station.bays), station.cfg.tz)
     bays = []
     for n, b in station.bays.items():
         r = b.offload.report
@@ -308,6 +313,7 @@ def summary(station: Station, volumes: Path, seconds: float) -> dict[str, Any]:
                     ),
                     None,
                 ),
+                **told[n],
             }
         )
     tests = [b["selftest"] for b in bays if b["selftest"]]
@@ -349,8 +355,10 @@ async def simulate(
     hot = SimHotplug()
     factory = make_pin_factory("mock")
     view: View | None = None
+    stories = Stories()
 
     def on_event(kind: str, bay: int | None, data: dict[str, Any]) -> None:
+        stories.add(kind, bay, data)
         if view is not None:
             view.event(kind, bay, data)
 
@@ -393,7 +401,7 @@ async def simulate(
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         factory.close()
-    return summary(station, volumes, time.monotonic() - t0)
+    return summary(station, volumes, time.monotonic() - t0, stories)
 
 
 def main(

@@ -37,10 +37,12 @@ class RecordingPage:
 
 @dataclass(frozen=True)
 class RequestPage:
-    """``request.get``: a request and the recordings the asker may see in it."""
+    """``request.get``: a request, the recordings the asker may see in it, and the steps the
+    asker may take on it now (the console offers only those)."""
 
     req: AccessRequest
     recs: list[Recording]
+    steps: list[str]
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,11 @@ def _request_step(c: Call, a: protocol.RequestStep) -> RequestStepped:
     kw: dict[str, Any] = {}
     if a.action == "deny":
         kw["reason"] = a.reason
+    # The console's numbers bounded as the command's are (issue 29: -60 minutes, -5 days).
+    if a.minutes is not None and not 1 <= a.minutes <= 24 * 60:
+        raise BadRequest("minutes from 1 to 1440", "minutes")
+    if a.valid_days is not None and not 0 <= a.valid_days <= 366:  # 0: expires at once
+        raise BadRequest("days from 0 to 366", "valid_days")
     if a.action == "schedule":
         if a.at is None:
             raise BadRequest("a time YYYY-MM-DDTHH:MM is needed", "at")
@@ -69,7 +74,7 @@ def _request_copy(c: Call, a: protocol.RequestCopy) -> dict[str, Any]:
         )
     sealing = Sealing.from_config(c.cfg)
     done = access.copy(c.db, c.who, a.number, to, sealing.key, c.ctl.topics,
-                       medium=a.medium or None)  # fmt: skip
+                       medium=a.medium or None, roots=c.ctl.export_roots)  # fmt: skip
     return {**done, "folder": str(done["folder"])}
 
 

@@ -74,7 +74,14 @@ def _request(c: Call, a: protocol.RequestGet) -> RequestPage:
     if c.me.roles == {Role.OFFICER} and req.state in (State.DRAFT, State.SUBMITTED):
         # Before approval an officer sees only their own footage in it (issue 27, item 8).
         recs = [r for r in recs if r.officer_badge == c.me.id]
-    return RequestPage(req, recs)
+    return RequestPage(req, recs, access.steps(c.who, req))
+
+
+@handles(protocol.FormForged)
+def _form_forged(c: Call, a: protocol.FormForged) -> dict[str, bool]:
+    c.ctl.refuse(c.me.label, "form", "表單已失效或偽造 the form expired or was forged", None,
+                 {"path": a.url[:200]})  # fmt: skip
+    return {"recorded": True}
 
 
 @handles(protocol.SealsList)

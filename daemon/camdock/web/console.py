@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from camdock import clock, protocol
+from camdock import clock, protocol, terms
 from camdock.adapters import control
 from camdock.config import Config
 from camdock.core.access import ACTIONS, Role
@@ -33,7 +33,10 @@ __all__ = [
     "Page",
     "bilingual",
     "console",
+    "duty_html",
+    "forged",
     "needs",
+    "person_html",
     "person_of",
 ]
 
@@ -79,6 +82,11 @@ class Console:
         self.env.filters["localsec"] = lambda v: clock.local_text(v, cfg.tz, seconds=True)
         self.env.filters["localday"] = lambda v: clock.local_day(v, cfg.tz)
         self.env.globals["zone"] = clock.zone_label(cfg.tz)
+        # Codes in the station's words, from the table the printed forms use (terms.py).
+        self.env.filters["t"] = lambda code, group: bilingual(terms.term(group, code))
+        self.env.filters["duty"] = duty_html
+        self.env.filters["who"] = person_html
+        self.env.globals["TERMS"] = terms.TERMS
 
     def me(self, request: Request) -> Me | None:
         """The logged-in staff member as the daemon said this request (``needs`` asks it);
@@ -111,6 +119,7 @@ class Console:
             SEES_CATALOG=SEES_CATALOG,
             SEES_SEALS=SEES_SEALS,
             SEES_AUDIT=ACTIONS["audit"],
+            may=lambda action: (m := self.me(request)) is not None and m.may(ACTIONS[action]),
             **ctx,
         )
         return HTMLResponse(html, status_code=status)
@@ -188,8 +197,7 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
             if not secrets.compare_digest(
                 str(form.get("csrf", "")), request.session.get("csrf", "-")
             ):
-                return c.page(request, "refused.html", 403,
-                              why="表單已失效 The form expired or was forged")  # fmt: skip
+                return await forged(c, request)
             request.state.form = {k: str(v) for k, v in form.items()}
         try:
             result: Response = await fn(c, request, me)
@@ -199,7 +207,8 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
             if exc.status == 401:  # the daemon ended the session (restart, expiry)
                 request.session.clear()
                 return RedirectResponse("/login", 303)
-            return c.page(request, "refused.html", exc.status, why=str(exc))
+            recorded = True if exc.kind == ErrorKind.FORBIDDEN else None  # the daemon records those
+            return c.page(request, "refused.html", exc.status, why=str(exc), recorded=recorded)
         return result
 
     handler.__name__ = handler.__qualname__ = fn.__name__
@@ -207,9 +216,39 @@ def needs(fn: Page) -> Callable[[Request], Awaitable[Response]]:
     return handler
 
 
+async def forged(c: Console, request: Request) -> Response:
+    """The 403 for a post without its form's token: recorded under the session's person when
+    the daemon knows the session, and saying so only then (issue 29)."""
+    recorded = False
+    if isinstance(request.session.get("token"), str):
+        try:
+            got = await c.ask(request, protocol.FormForged(request.url.path))
+            recorded = bool(got and got.get("recorded"))
+        except DaemonRefused:
+            recorded = False
+    return c.page(request, "refused.html", 403, recorded=recorded,
+                  why="表單已失效 The form expired or was forged")  # fmt: skip
+
+
 _BILINGUAL = re.compile(
     r"^([^A-Za-z]*[\u3000-\u9fff\uff00-\uffef][^A-Za-z]*?)\s+([A-Za-z].*)$", re.S
 )
+
+
+def person_html(name: Any, badge: Any = None) -> Markup:
+    """A name (and badge) each isolated in ``<bdi>``: a right-to-left override in a name must
+    not reorder what stands beside it (issue 29)."""
+    parts = [Markup("<bdi>{}</bdi>").format(v) for v in (name, badge) if v not in (None, "")]
+    return Markup(" ").join(parts)
+
+
+def duty_html(text: Any) -> Markup:
+    """A duty-log entry or an alarm: its Chinese (terms.duty_zh, terms.alarm_zh) marked up
+    beside the English the daemon wrote, like every pair; a text of another shape as it is."""
+    zh = terms.duty_zh(str(text or "")) or terms.alarm_zh(str(text or ""))
+    if zh is None:
+        return bilingual(text or "")
+    return Markup('<span class="zh">{}</span> <span class="en">{}</span>').format(zh, text)
 
 
 def bilingual(text: Any) -> Markup:

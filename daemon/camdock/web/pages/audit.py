@@ -52,8 +52,14 @@ async def register_page(c: Console, request: Request, me: Me) -> Response:
     return c.page(request, "register.html", lines=lines, start=first, end=last)
 
 
+# The days a period may name: the station's records begin after 1970 and a day past 9998 has
+# no end in every zone (``/duty?from=0001-01-01`` was a 500: issue 29).
+EARLIEST, LATEST = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _days(request: Request, cfg: Config) -> tuple[date, date]:
-    """?from=…&to=… (days), the last six months by default."""
+    """?from=…&to=… (days), the last six months by default; a day out of range, or a period
+    that ends before it starts, is a 400."""
     today = clock.now().astimezone(cfg.tz).date()
     try:
         first = date.fromisoformat(request.query_params.get("from") or "")
@@ -63,6 +69,13 @@ def _days(request: Request, cfg: Config) -> tuple[date, date]:
         last = date.fromisoformat(request.query_params.get("to") or "")
     except ValueError:
         last = today
+    for name, day in (("from", first), ("to", last)):
+        if not EARLIEST <= day <= LATEST:
+            raise protocol.BadRequest(
+                f"日期須在 {EARLIEST} 至 {LATEST} 之間 a day between {EARLIEST} and {LATEST}", name
+            )
+    if last < first:
+        raise protocol.BadRequest("迄日早於起日 the period ends before it starts", "to")
     return first, last
 
 

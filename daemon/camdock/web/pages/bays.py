@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from camdock import clock
+from camdock import clock, terms
 from camdock.config import Config
 from camdock.station.bays import BAYS_FILE
 from camdock.station.rundir import HEARTBEAT
@@ -44,7 +44,8 @@ async def bays_stream(c: Console, request: Request, me: Me) -> Response:
                         return
                 except DaemonRefused:
                     return
-            now = json.dumps(_bays(c.cfg), ensure_ascii=False)
+            found = [{**b, "phase_text": terms.term("phase", b.get("phase"))} for b in _bays(c.cfg)]
+            now = json.dumps(found, ensure_ascii=False)
             if now != last:
                 last = now
                 yield f"data: {now}\n\n"

@@ -7,15 +7,24 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiofiles
 import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from camdock import forms, protocol
 from camdock.web.console import Console, Me, needs
 
-__all__ = ["request_action", "request_list", "request_new", "request_page", "request_pdf", "video"]
+__all__ = [
+    "byte_range",
+    "request_action",
+    "request_list",
+    "request_new",
+    "request_page",
+    "request_pdf",
+    "video",
+]
 
 
 @needs
@@ -87,47 +96,84 @@ async def video(c: Console, request: Request, me: Me) -> Response:
 CHUNK = 1 << 20  # what one read of the recording hands to the client
 
 
+def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+    """The one byte range ``header`` asks of a file of ``size`` bytes (RFC 9110, 14.2):
+    ``(first, last)``; None to send the whole file (no header, another unit, several ranges
+    or a syntax the RFC says to ignore: ``bytes=abc``, ``bytes=5-3``); False when it is valid
+    but unsatisfiable (a 416)."""
+    if not header or not header.lower().startswith("bytes="):
+        return None
+    spec = header[6:].strip()
+    if "," in spec:  # several ranges: the RFC lets a server send the whole file instead
+        return None
+    lo, dash, hi = spec.partition("-")
+    lo, hi = lo.strip(), hi.strip()
+    if not dash or not (lo.isdigit() or (not lo and hi.isdigit())) or (hi and not hi.isdigit()):
+        return None
+    if not lo:  # a suffix: the last ``hi`` bytes
+        suffix = int(hi)
+        return (size - min(suffix, size), size - 1) if suffix > 0 and size > 0 else False
+    first = int(lo)
+    if hi and int(hi) < first:  # an invalid range-spec: ignored
+        return None
+    if first >= size:
+        return False
+    return first, min(int(hi), size - 1) if hi else size - 1
+
+
 async def _stream(fd: int, ranged: str | None,
                   ended: Callable[[int], Awaitable[None]] | None = None) -> Response:  # fmt: skip
-    """The file behind ``fd`` as video/mp4, honouring one byte range; read with aiofiles so the
-    event loop never waits on the drive. ``ended`` is told the bytes sent when the stream ends,
-    however it ends."""
-    size = os.fstat(fd).st_size
-    first, last, status = 0, size - 1, 200
-    if ranged and ranged.startswith("bytes="):
-        lo, _, hi = ranged[6:].split(",")[0].partition("-")
-        try:
-            first = int(lo) if lo else max(0, size - int(hi))
-            last = min(int(hi), size - 1) if lo and hi else size - 1
-        except ValueError:
-            first, last = 0, size - 1
-        if first > last or first >= size:
-            os.close(fd)
-            if ended is not None:
-                await ended(0)
-            return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
-        status = 206
-    f = await aiofiles.open(fd, "rb")
+    """The file behind ``fd`` as video/mp4, honouring one byte range (RFC 9110); read in a
+    worker thread so the event loop never waits on the drive. The descriptor is closed and
+    ``ended`` told the bytes sent however the response ends: sent, refused (416), or the
+    client gone before or during the body."""
+    try:
+        size = os.fstat(fd).st_size
+        span = byte_range(ranged, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    if span is False:
+        os.close(fd)
+        if ended is not None:
+            await ended(0)
+        return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+    first, last = span if isinstance(span, tuple) else (0, size - 1)
+    headers = {"accept-ranges": "bytes", "content-length": str(last - first + 1)}
+    if isinstance(span, tuple):
+        headers["content-range"] = f"bytes {first}-{last}/{size}"
+    return _FileStream(fd, first, last, ended, 206 if isinstance(span, tuple) else 200, headers)
 
-    async def body() -> AsyncIterator[bytes]:
-        sent = 0
+
+class _FileStream(StreamingResponse):
+    """A byte span of an open descriptor, which this response owns: closed in ``__call__``'s
+    ``finally``, so also when the body was never started (a client gone at once: an unstarted
+    generator's ``finally`` never runs, and the descriptor stayed open, issue 29)."""
+
+    def __init__(self, fd: int, first: int, last: int,
+                 ended: Callable[[int], Awaitable[None]] | None, status: int,
+                 headers: dict[str, str]) -> None:  # fmt: skip
+        self.fd, self.first, self.last, self.ended, self.sent = fd, first, last, ended, 0
+        super().__init__(self._body(), status_code=status, media_type="video/mp4",
+                         headers=headers)  # fmt: skip
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        at = self.first
+        while at <= self.last:
+            chunk = await anyio.to_thread.run_sync(
+                os.pread, self.fd, min(self.last - at + 1, CHUNK), at
+            )
+            if not chunk:
+                break
+            at += len(chunk)
+            self.sent += len(chunk)  # handed to the server for the client
+            yield chunk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await f.seek(first)
-            left = last - first + 1
-            while left > 0:
-                chunk = await f.read(min(left, CHUNK))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                sent += len(chunk)  # handed to the server for the client
-                yield chunk
+            await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
-                await f.close()
-                if ended is not None:
-                    await ended(sent)
-
-    headers = {"accept-ranges": "bytes", "content-length": str(last - first + 1)}
-    if status == 206:
-        headers["content-range"] = f"bytes {first}-{last}/{size}"
-    return StreamingResponse(body(), status_code=status, media_type="video/mp4", headers=headers)
+                os.close(self.fd)
+                if self.ended is not None:
+                    await self.ended(self.sent)

@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from camdock import protocol
 from camdock.protocol import ErrorKind
-from camdock.web.console import DaemonRefused, console
+from camdock.web.console import DaemonRefused, console, forged
 
 __all__ = ["language", "login", "logout"]
 
@@ -41,7 +41,11 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """End the session here and at the daemon."""
+    """End the session here and at the daemon; only a post carrying the session's CSRF token
+    (a forged log-out is refused, and recorded when the session is known: issue 29)."""
+    form = await request.form()
+    if not secrets.compare_digest(str(form.get("csrf", "")), request.session.get("csrf", "-")):
+        return await forged(console(request), request)
     with contextlib.suppress(DaemonRefused):  # the daemon is away: the session ends all the same
         await console(request).ask(request, protocol.Logout(everywhere=1))
     request.session.clear()

@@ -12,10 +12,16 @@ document.addEventListener("DOMContentLoaded", () => {
         const row = document.createElement("tr");
         row.dataset.bay = b.bay;
         const pct = b.bytes_total ? (100 * (b.bytes_done || 0) / b.bytes_total).toFixed(1) + "%" : "—";
-        for (const [text, cls] of [[b.bay], [b.phase, "phase phase-" + b.phase], [b.camera || "—"],
-                                   [b.officer || "—"], [pct], [b.message || ""]]) {
+        for (const [text, cls, isolate] of [[b.bay], [b.phase_text || b.phase, "phase phase-" + b.phase],
+                                            [b.camera || "—"], [b.officer || "—", "", true], [pct], [b.message || ""]]) {
           const cell = document.createElement("td");
-          cell.textContent = text;
+          if (isolate) {  // a name in <bdi>: its direction never reorders the cells beside it
+            const bdi = document.createElement("bdi");
+            bdi.textContent = text;
+            cell.appendChild(bdi);
+          } else {
+            cell.textContent = text;
+          }
           if (cls) cell.className = cls;
           row.appendChild(cell);
         }
