@@ -45,7 +45,9 @@ def add_parsers(sub: Any) -> None:
     common(b, by=False)
     ex = cs.add_parser("export", help="the catalog (Annex 1) for a duty day or an officer")
     ex.add_argument("--day", type=day_text, metavar="YYYY-MM-DD", help="a duty day")
-    ex.add_argument("--officer", type=text_arg, metavar="BADGE", help="an officer (with --from/--to)")
+    ex.add_argument(
+        "--officer", type=text_arg, metavar="BADGE", help="an officer (with --from/--to)"
+    )
     ex.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
     ex.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
     ex.add_argument("--format", choices=("csv", "json", "pdf"), default="csv")
