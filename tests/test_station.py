@@ -406,6 +406,10 @@ async def test_docking_the_same_camera_again_is_idempotent(tmp_path: Path) -> No
         assert h.bay(1).state.phase is Phase.DONE
         h.hot.undock("1-1")
         h.hot.dock("1-1", "SN0001", vol)  # docked again straight away: nothing left to do
+        # Waited for by its own session (the bay still shows the first one's DONE until the
+        # dock is handled, which a loaded machine delays).
+        completed = "SELECT count(*) FROM offload_sessions WHERE status = 'completed'"
+        await h.until(lambda: h.catalog(completed) == [(2,)])
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE and h.bay(1).offload.report)
     assert h.catalog("SELECT count(*) FROM recordings") == [(2,)]
     assert h.catalog("SELECT count(*) FROM offload_sessions WHERE status = 'completed'") == [(2,)]

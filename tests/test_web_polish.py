@@ -112,11 +112,10 @@ def test_a_right_to_left_override_in_a_name_stays_in_its_bdi(station: Station) -
     """Issue 29: U+202E in an officer's name reversed the badge beside it."""
     db = open_catalog(station.cfg.catalog)
     with write_txn(db):
-        selftests.add_duty_log(db, {
-            "officer_badge": "A12345", "officer_name": "王\u202e小明", "camera_id": "CAM0001",
-            "entry": "Camera CAM0001 of 王小明 failed its pre-shift test at bay 2: battery 12 %. "
-                     "Report it for repair (REG-3.2). Spare CAM0009 (bay 3) issued.",
-            "selftest_id": None})  # fmt: skip
+        selftests.add_duty_log(db, selftests.NewDutyEntry(
+            officer_badge="A12345", officer_name="王\u202e小明", camera_id="CAM0001",
+            entry="Camera CAM0001 of 王小明 failed its pre-shift test at bay 2: battery 12 %. "
+                  "Report it for repair (REG-3.2). Spare CAM0009 (bay 3) issued."))  # fmt: skip
     db.close()
     page = station.client("C1").get("/duty").text
     assert "<bdi>王\u202e小明</bdi> <bdi>A12345</bdi>" in page
