@@ -252,3 +252,25 @@ def m021_channel(db: Database) -> None:
     """Issue 27: each custody entry names the channel its act came through (console, cli,
     daemon) and hashes it with the rest; entries from before keep none and verify as before."""
     db.execute("ALTER TABLE custody_log ADD COLUMN channel TEXT")
+
+
+@migrations()
+def m022_console_search(db: Database) -> None:
+    """Issue 29: the console's searches and home view on a year's catalog answer from indexes
+    (catalog/search.py): recordings by time, name and camera in time order; the custody log by
+    person, action and time; the day's tests, offloads and duty-log entries; requests by
+    state."""
+    for sql in (
+        "CREATE INDEX recordings_recorded ON recordings (recorded_start, id)",
+        "CREATE INDEX recordings_name ON recordings (officer_name, recorded_start, id)",
+        "CREATE INDEX recordings_camera_time ON recordings (camera_id, recorded_start, id)",
+        "CREATE INDEX recordings_badge_time ON recordings (officer_badge, recorded_start, id)",
+        "CREATE INDEX custody_actor ON custody_log (actor, id)",
+        "CREATE INDEX custody_action ON custody_log (action, id)",
+        "CREATE INDEX custody_time ON custody_log (time)",
+        "CREATE INDEX selftests_time ON selftests (time)",
+        "CREATE INDEX duty_log_time ON duty_log (time)",
+        "CREATE INDEX offload_sessions_started ON offload_sessions (started_at)",
+        "CREATE INDEX requests_state ON requests (state)",
+    ):
+        db.execute(sql)

@@ -64,6 +64,7 @@ from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, Err
 from camdock.services import access, audit, retention
 from camdock.services.attribute import attribute_recording
 from camdock.services.seal import Sealing, confirm_day, seal_day
+from camdock.station import consoleday
 
 __all__ = [
     "HANDLERS",
@@ -571,6 +572,23 @@ def _audit(c: Call, a: protocol.AuditReport) -> Any:
     problems = audit.chain(c.db, roots)
     return audit.period_report(c.db, c.cfg.tz, a.first, a.last, c.today(), problems, [],
                                c.me.label, False)  # fmt: skip
+
+
+@_handles(protocol.Home)
+def _home(c: Call, a: protocol.Home) -> Any:
+    """Issue 29: the console's landing page, for this staff member's roles."""
+    return consoleday.home(c.db, c.cfg, c.me, c.today())
+
+
+@_handles(protocol.CatalogFind)
+def _find(c: Call, a: protocol.CatalogFind) -> Any:
+    return consoleday.find(c.db, a)
+
+
+@_handles(protocol.CustodySearch)
+def _custody_search(c: Call, a: protocol.CustodySearch) -> Any:
+    """Who did what to which recording (REG-7.1), as the chain recorded it."""
+    return consoleday.custody_page(c.db, c.cfg, a)
 
 
 @_handles(protocol.VideoOpen)
