@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from starlette.testclient import TestClient
 
 from camdock.catalog import open_catalog
-from test_web_pages import Station, _approved, _new_request, station  # noqa: F401 - the fixture
+from test_web_pages import Station, _approved, _new_request, _token
+from test_web_pages import station as station_fixture  # noqa: F401 - the fixture, by its name
 
 _ROWS = re.compile(r'<a href="/recordings/(\d+)">')
 
@@ -55,10 +57,8 @@ def test_an_approver_sees_what_waits_for_him_and_an_officer_only_his_own(
     assert "未封存之勤務日" not in mine.text and "待核准" not in mine.text
 
 
-def _csrf_of(c: object) -> str:
-    from test_web_pages import _token
-
-    return _token(c)  # type: ignore[arg-type]
+def _csrf_of(c: TestClient) -> str:
+    return _token(c)
 
 
 # --- the catalog search ----------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_the_catalog_and_custody_log_are_not_an_officers(station: Station) -> No
 
 
 def test_who_viewed_what(station: Station) -> None:
-    number, custodian = _approved(station)
+    _, custodian = _approved(station)
     r = custodian.get("/custody?person=P1")
     assert r.status_code == 200, r.text
     assert "核准 approved" in r.text or "approved" in r.text
