@@ -266,7 +266,8 @@ def unsealed_days(db: Database, before: date, limit: int = 400) -> list[str]:
     sealed = {r["day"] for r in rows(db, "SELECT DISTINCT day FROM seals WHERE state = "
                                      "'verified'")}  # fmt: skip
     stop = before.strftime("%Y/%m/%d/").rjust(11, "0")
-    found, after = [], ""
+    found: list[str] = []
+    after = ""
     while len(found) < limit:
         nxt = db.execute("SELECT relpath FROM recordings WHERE relpath > ? AND relpath < ? "
                          "ORDER BY relpath LIMIT 1", (after, stop)).fetchone()  # fmt: skip
