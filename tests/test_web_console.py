@@ -6,13 +6,23 @@ Starlette's TestClient against the daemon's real side of the control socket and 
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
+import test_web_pages
 from camdock.catalog import open_catalog
 from test_web_pages import Station, _approved, _new_request, _token
-from test_web_pages import station as station_fixture  # noqa: F401 - the fixture, by its name
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[Station]:
+    """tests/test_web_pages.py's station: its daemon, its console, two recordings."""
+    yield from test_web_pages.station.__wrapped__(tmp_path)
+
 
 _ROWS = re.compile(r'<a href="/recordings/(\d+)">')
 
@@ -193,3 +203,24 @@ def test_bad_custody_parameters_are_a_clear_400(station: Station, query: str) ->
     r = station.client("A1").get(f"/custody?{query}")
     assert r.status_code == 400, (query, r.status_code, r.text[:300])
     assert "無法執行" in r.text
+
+
+# --- the audit page's chain check, kept per chain head and catalog -----------------------------
+
+
+def test_the_audit_page_still_sees_an_edit_behind_the_catalogs_back(station: Station) -> None:
+    """Invariant 12, REG-7.2: the console keeps the chain's check until what it read changes;
+    an edit made with sqlite3 (no custody entry, the chain's head as it was) is still named on
+    the next load."""
+    auditor = station.client("A1")
+    url = "/audit?from=2026-01-01&to=2030-12-31"
+    first = auditor.get(url)
+    assert first.status_code == 200 and "changed outside camdock" not in first.text
+    assert auditor.get(url).text.count("changed outside camdock") == 0  # the kept check
+    raw = sqlite3.connect(station.cfg.catalog)
+    with raw:
+        raw.execute("UPDATE recordings SET size = size + 1 WHERE id = 1")
+    raw.close()
+    after = auditor.get(url)
+    assert after.status_code == 200
+    assert "changed outside camdock" in after.text, after.text[:2000]

@@ -27,7 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import chainkey, rowchain
-from camdock.catalog.db import one, rows
+from camdock.catalog.db import each, one, rows
 from camdock.clock import utcnow
 
 __all__ = [
@@ -237,7 +237,7 @@ def verify(db: Database) -> list[str]:
     """Every problem with the chain and with its coverage of the catalog; empty when intact."""
     problems = []
     prev = GENESIS
-    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+    for r in each(db, "SELECT * FROM custody_log ORDER BY id"):
         entry = {
             "time": r["time"],
             "action": r["action"],
@@ -371,7 +371,7 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], dict[str, A
     problems: list[str] = []
     first_keyed: int | None = None
     unkeyed = keyed = 0
-    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+    for r in each(db, "SELECT * FROM custody_log ORDER BY id"):
         if r["mac"] is None:
             if first_keyed is None:
                 unkeyed += 1

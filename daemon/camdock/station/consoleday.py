@@ -8,23 +8,25 @@ so a page of the console stays under 300 ms on a year's catalog (bench/web_bench
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from camdock import clock, protocol
-from camdock.adapters import drives
-from camdock.catalog import search
+from camdock.adapters import drives, heads
+from camdock.catalog import custody, search
 from camdock.catalog import staff as staff_rows
 from camdock.catalog.custody import Action
 from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.protocol import BadRequest
-from camdock.services import retention
+from camdock.services import audit, retention
 
-__all__ = ["MAX_PAGE", "custody_page", "find", "home", "utc_bounds"]
+__all__ = ["MAX_PAGE", "ChainMemo", "custody_page", "find", "home", "utc_bounds"]
 
 MAX_PAGE = 100_000  # past this a page number is a typo, not a page (and never an overflow)
 PER_PAGE = 50
@@ -150,3 +152,41 @@ def home(db: Database, cfg: Config, me: Person, today: date) -> dict[str, Any]:
         "sees_station": sees,
         "day": today.isoformat(),
     }
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ChainMemo:
+    """The custody chain's check (services/audit.chain: every entry re-hashed, its MACs, the
+    catalog against the chain, the heads on the drives) for the console's audit page, kept
+    until anything it read changes: the chain's head, the catalog's file or its WAL (any
+    write, an edit behind camdock's back included), a heads file on a drive (issue 29: the
+    page took 14-25 s on a year's catalog, every time). The check itself streams the log
+    (catalog/db.each). ``camdock audit`` checks everything every time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one check at a time; a second asker takes its result
+        self._key: tuple[Any, ...] | None = None
+        self._problems: list[str] = []
+        self._at = ""
+
+    def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
+        files = [catalog, catalog.with_name(catalog.name + "-wal")]
+        files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
+        return (custody.head(db), *(_stamp(f) for f in files))
+
+    def problems(self, db: Database, catalog: Path, roots: list[str]) -> tuple[list[str], str]:
+        """The chain's problems and when they were found (UTC ISO): checked now unless
+        nothing the check reads changed since the last one."""
+        with self._lock:
+            key = self._key_of(db, catalog, roots)  # before the check: a write during it
+            if key != self._key:  # leaves the next asker a new check
+                self._problems = audit.chain(db, roots)
+                self._key, self._at = key, clock.utcnow()
+            return list(self._problems), self._at

@@ -210,6 +210,7 @@ class Control:
         self._locked: OrderedDict[str, float] = OrderedDict()  # staff id → locked until
         # Unknown ids cost what known ones do (issue 27: ids must not be listed by timing).
         self._dummy = passwords.hash_password(secrets.token_urlsafe(24))
+        self.chain_memo = consoleday.ChainMemo()  # the audit page's chain check (issue 29)
         db = open_catalog(cfg.catalog)
         try:  # the config's staff into the catalog, each change on the record (catalog/staff)
             for change in staff_rows.sync(db, cfg.staff, cfg.password_hashes):
@@ -569,7 +570,7 @@ def _audit(c: Call, a: protocol.AuditReport) -> Any:
     on the drives; fixity as the last scrub found it (a full read-back is `camdock audit
     --full`, hours of disk time, not a page load)."""
     roots = [str(d.root) for d in c.cfg.drives]
-    problems = audit.chain(c.db, roots)
+    problems, _ = c.ctl.chain_memo.problems(c.db, c.cfg.catalog, roots)  # issue 29
     return audit.period_report(c.db, c.cfg.tz, a.first, a.last, c.today(), problems, [],
                                c.me.label, False)  # fmt: skip
 
