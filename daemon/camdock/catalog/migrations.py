@@ -258,8 +258,8 @@ def m021_channel(db: Database) -> None:
 def m022_console_search(db: Database) -> None:
     """Issue 29: the console's searches and home view on a year's catalog answer from indexes
     (catalog/search.py): recordings by time, name and camera in time order; the custody log by
-    person, action and time; the day's tests, offloads and duty-log entries; requests by
-    state."""
+    person, action and time (the audit report's period counts too); the day's tests, offloads
+    and duty-log entries; requests by state; tombstones by when."""
     for sql in (
         "CREATE INDEX recordings_recorded ON recordings (recorded_start, id)",
         "CREATE INDEX recordings_name ON recordings (officer_name, recorded_start, id)",
@@ -268,6 +268,9 @@ def m022_console_search(db: Database) -> None:
         "CREATE INDEX custody_actor ON custody_log (actor, id)",
         "CREATE INDEX custody_action ON custody_log (action, id)",
         "CREATE INDEX custody_time ON custody_log (time)",
+        # The audit report's period counts (catalog/report.py): by action over a period.
+        "CREATE INDEX custody_action_time ON custody_log (action, time)",
+        "CREATE INDEX recordings_destroyed ON recordings (destroyed_at)",
         "CREATE INDEX selftests_time ON selftests (time)",
         "CREATE INDEX duty_log_time ON duty_log (time)",
         "CREATE INDEX offload_sessions_started ON offload_sessions (started_at)",

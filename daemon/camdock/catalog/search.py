@@ -9,6 +9,7 @@ must answer in under 300 ms on a year's catalog (bench/web_bench.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -27,6 +28,7 @@ __all__ = [
     "SortKey",
     "Today",
     "custody_entries",
+    "footage_days",
     "recordings",
     "today",
     "unsealed_days",
@@ -260,22 +262,33 @@ def today(db: Database, start: str, end: str, staff_id: str) -> Today:
     )  # fmt: skip
 
 
+def footage_days(db: Database, first: str, last: str) -> Iterator[str]:
+    """The duty days (YYYY-MM-DD) from ``first`` to ``last`` that have recordings, in order.
+    Walks the day folders by the recordings' path index, one seek a day (no scan of a
+    year's recordings)."""
+    low = first.replace("-", "/") + "/"
+    stop = last.replace("-", "/") + "0"  # "0" sorts right after "/": the whole last day
+    while True:
+        nxt = db.execute("SELECT relpath FROM recordings WHERE relpath >= ? AND relpath < ? "
+                         "ORDER BY relpath LIMIT 1", (low, stop)).fetchone()  # fmt: skip
+        if nxt is None:
+            return
+        day = str(nxt[0])[:10]
+        low = day + "0"  # past every file of that day
+        yield day.replace("/", "-")
+
+
 def unsealed_days(db: Database, before: date, limit: int = 400) -> list[str]:
-    """Duty days before ``before`` with recordings and no seal in force, oldest first. Walks
-    the day folders by the recordings' path index, one seek a day (no scan of a year)."""
+    """Duty days before ``before`` with recordings and no seal in force, oldest first."""
     sealed = {r["day"] for r in rows(db, "SELECT DISTINCT day FROM seals WHERE state = "
                                      "'verified'")}  # fmt: skip
-    stop = before.strftime("%Y/%m/%d/").rjust(11, "0")
     found: list[str] = []
-    after = ""
-    while len(found) < limit:
-        nxt = db.execute("SELECT relpath FROM recordings WHERE relpath > ? AND relpath < ? "
-                         "ORDER BY relpath LIMIT 1", (after, stop)).fetchone()  # fmt: skip
-        if nxt is None:
-            break
-        day = str(nxt[0])[:10]
-        after = day + "0"  # past every file of that day
-        iso = day.replace("/", "-")
-        if iso not in sealed:
-            found.append(iso)
+    last = before.toordinal() - 1
+    if last < 1:
+        return found
+    for day in footage_days(db, "0001-01-01", date.fromordinal(last).isoformat()):
+        if day not in sealed:
+            found.append(day)
+            if len(found) >= limit:
+                break
     return found

@@ -163,30 +163,42 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 
 class ChainMemo:
-    """The custody chain's check (services/audit.chain: every entry re-hashed, its MACs, the
-    catalog against the chain, the heads on the drives) for the console's audit page, kept
-    until anything it read changes: the chain's head, the catalog's file or its WAL (any
-    write, an edit behind camdock's back included), a heads file on a drive (issue 29: the
-    page took 14-25 s on a year's catalog, every time). The check itself streams the log
-    (catalog/db.each). ``camdock audit`` checks everything every time."""
+    """The audit page's report (services/audit: the custody chain checked, every entry
+    re-hashed, its MACs, the catalog against it, the heads on the drives; the period's
+    figures), kept until anything it read changes: the chain's head, the catalog's file or its
+    WAL (any write, an edit behind camdock's back included), a heads file on a drive (issue 29:
+    the page took 14-25 s on a year's catalog, every time). ``camdock audit`` checks
+    everything every time."""
+
+    KEEP = 8  # periods kept per state of the catalog
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # one check at a time; a second asker takes its result
         self._key: tuple[Any, ...] | None = None
         self._problems: list[str] = []
-        self._at = ""
+        self._docs: dict[tuple[date, date, date], dict[str, Any]] = {}
 
     def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
         files = [catalog, catalog.with_name(catalog.name + "-wal")]
         files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
         return (custody.head(db), *(_stamp(f) for f in files))
 
-    def problems(self, db: Database, catalog: Path, roots: list[str]) -> tuple[list[str], str]:
-        """The chain's problems and when they were found (UTC ISO): checked now unless
+    def report(self, db: Database, cfg: Config, first: date, last: date, today: date,
+               by: str) -> dict[str, Any]:  # fmt: skip
+        """The period's report (services/audit.period_report) by ``by``: checked now unless
         nothing the check reads changed since the last one."""
+        roots = [str(d.root) for d in cfg.drives]
         with self._lock:
-            key = self._key_of(db, catalog, roots)  # before the check: a write during it
+            key = self._key_of(db, cfg.catalog, roots)  # before the check: a write during it
             if key != self._key:  # leaves the next asker a new check
-                self._problems = audit.chain(db, roots)
-                self._key, self._at = key, clock.utcnow()
-            return list(self._problems), self._at
+                self._problems, self._docs = audit.chain(db, roots), {}
+                self._key = key
+            period = (first, last, today)
+            doc = self._docs.get(period)
+            if doc is None:
+                doc = audit.period_report(db, cfg.tz, first, last, today, list(self._problems),
+                                          [], None, False)  # fmt: skip
+                if len(self._docs) >= self.KEEP:
+                    self._docs.pop(next(iter(self._docs)))
+                self._docs[period] = doc
+            return {**doc, "by": by}

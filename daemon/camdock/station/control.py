@@ -566,13 +566,11 @@ def _register(c: Call, a: protocol.Register) -> Any:
 
 @_handles(protocol.AuditReport)
 def _audit(c: Call, a: protocol.AuditReport) -> Any:
-    """The six-monthly report (REG-7.2) for a period: the chain checked now, against the heads
-    on the drives; fixity as the last scrub found it (a full read-back is `camdock audit
+    """The six-monthly report (REG-7.2) for a period: the chain checked against the heads on
+    the drives, again whenever anything it read changed (consoleday.ChainMemo, issue 29);
+    fixity as the last scrub found it (a full read-back is `camdock audit
     --full`, hours of disk time, not a page load)."""
-    roots = [str(d.root) for d in c.cfg.drives]
-    problems, _ = c.ctl.chain_memo.problems(c.db, c.cfg.catalog, roots)  # issue 29
-    return audit.period_report(c.db, c.cfg.tz, a.first, a.last, c.today(), problems, [],
-                               c.me.label, False)  # fmt: skip
+    return c.ctl.chain_memo.report(c.db, c.cfg, a.first, a.last, c.today(), c.me.label)
 
 
 @_handles(protocol.Home)
