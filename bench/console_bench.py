@@ -135,6 +135,9 @@ def build(path: Path, total: int, today: date) -> int:
         if i % per_day == 0:
             sessions.append((f"s{i}", f"CAM{officer:04d}", _utc(start), _utc(filed),
                              "failed" if i % (per_day * 9) == 0 else "completed"))  # fmt: skip
+    now = datetime.now(TZ)  # this morning's offload that failed (a camera pulled mid-copy)
+    sessions.append(("s-today", "CAM0005", _utc(now - timedelta(hours=2)),
+                     _utc(now - timedelta(hours=2) + timedelta(minutes=4)), "failed"))  # fmt: skip
     with con:
         con.executemany(
             "INSERT INTO recordings (id, sha256, size, camera_id, officer_name, officer_badge, "
@@ -168,7 +171,8 @@ def build(path: Path, total: int, today: date) -> int:
             )
             chain.add(filed, "clear", rid, "camdock (bench-01)", {"camera": r["camera_id"]})
             if rid % 200 == 0:  # a request, its approval, a supervised viewing and a copy
-                t, ref = filed + timedelta(days=2), {"request": f"R-{rid // 200:05d}"}
+                t = min(filed + timedelta(days=2), datetime.now(TZ) - timedelta(hours=3))
+                ref = {"request": f"R-{rid // 200:05d}"}
                 chain.add(t, "request", rid, "周偵查員 (D1)", ref)
                 chain.add(t, "approve", rid, "王分局長 (P1)", ref)
                 chain.add(t + timedelta(hours=1), "view", rid, "陳保管 (C1)", ref)
@@ -187,7 +191,7 @@ def _tests_and_seals(con: sqlite3.Connection, chain: _Chain, today: date) -> Non
     """A year of pre-shift tests (one in 40 failed, each in the duty log) and of seals (the
     last ten days not sealed, five sealed days not confirmed)."""
     tests, duty = [], []
-    for d in range(365):
+    for d in range(366):  # a year, and this morning's tests
         day = today - timedelta(days=365 - d)
         for k in range(16):
             t = _utc(datetime(day.year, day.month, day.day, 6, 30 + k, tzinfo=TZ))
