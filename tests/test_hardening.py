@@ -55,7 +55,7 @@ def _finals(dest: Path) -> set[str]:
 
 @needs_root
 # The catalog must fit when created: with 448k (512k since m018, 576k since m020, 704k since
-# m022's indexes) the disk filled while the (bigger) schema was being built, not while files
+# m023's indexes) the disk filled while the (bigger) schema was being built, not while files
 # were being filed, which this test is about.
 @pytest.mark.parametrize("size", ["768k", "832k"])
 def test_a_full_state_disk_mid_offload_is_a_clear_error(tmp_path: Path, size: str) -> None:

@@ -255,7 +255,7 @@ def m021_channel(db: Database) -> None:
 
 
 @migrations()
-def m022_console_search(db: Database) -> None:
+def m023_console_search(db: Database) -> None:
     """Issue 29: the console's searches and home view on a year's catalog answer from indexes
     (catalog/search.py): recordings by time, name and camera in time order; the custody log by
     person, action and time (the audit report's period counts too); the day's tests, offloads

@@ -3,7 +3,7 @@ duty days, paged, counted and sorted; the custody log by person, action, recordi
 ("who viewed what", REG-7.1); and the counts the home view opens with.
 
 Every query here is bounded: a page of at most ``MAX_PER_PAGE`` rows, sort keys from a fixed
-table (never text from the URL), and each filter on a column an index serves (m022): the pages
+table (never text from the URL), and each filter on a column an index serves (m023): the pages
 must answer in under 300 ms on a year's catalog (bench/web_bench.py).
 """
 
@@ -41,7 +41,7 @@ MAX_COUNT = 10_000
 
 
 class SortKey(StrEnum):
-    """The catalog search's sort keys: each names an indexed column (m022), never SQL."""
+    """The catalog search's sort keys: each names an indexed column (m023), never SQL."""
 
     RECORDED = "recorded"
     OFFICER = "officer"
