@@ -260,20 +260,22 @@ def m023_console_search(db: Database) -> None:
     (catalog/search.py): recordings by time, name and camera in time order; the custody log by
     person, action and time (the audit report's period counts too); the day's tests, offloads
     and duty-log entries; requests by state; tombstones by when."""
-    for sql in (
-        "CREATE INDEX recordings_recorded ON recordings (recorded_start, id)",
-        "CREATE INDEX recordings_name ON recordings (officer_name, recorded_start, id)",
-        "CREATE INDEX recordings_camera_time ON recordings (camera_id, recorded_start, id)",
-        "CREATE INDEX recordings_badge_time ON recordings (officer_badge, recorded_start, id)",
-        "CREATE INDEX custody_actor ON custody_log (actor, id)",
-        "CREATE INDEX custody_action ON custody_log (action, id)",
-        "CREATE INDEX custody_time ON custody_log (time)",
+    # IF NOT EXISTS: a catalog that ran this under another number (the lead renumbers parallel
+    # migrations) is not broken by running it again.
+    for name, table, columns in (
+        ("recordings_recorded", "recordings", "recorded_start, id"),
+        ("recordings_name", "recordings", "officer_name, recorded_start, id"),
+        ("recordings_camera_time", "recordings", "camera_id, recorded_start, id"),
+        ("recordings_badge_time", "recordings", "officer_badge, recorded_start, id"),
+        ("recordings_destroyed", "recordings", "destroyed_at"),
+        ("custody_actor", "custody_log", "actor, id"),
+        ("custody_action", "custody_log", "action, id"),
+        ("custody_time", "custody_log", "time"),
         # The audit report's period counts (catalog/report.py): by action over a period.
-        "CREATE INDEX custody_action_time ON custody_log (action, time)",
-        "CREATE INDEX recordings_destroyed ON recordings (destroyed_at)",
-        "CREATE INDEX selftests_time ON selftests (time)",
-        "CREATE INDEX duty_log_time ON duty_log (time)",
-        "CREATE INDEX offload_sessions_started ON offload_sessions (started_at)",
-        "CREATE INDEX requests_state ON requests (state)",
+        ("custody_action_time", "custody_log", "action, time"),
+        ("selftests_time", "selftests", "time"),
+        ("duty_log_time", "duty_log", "time"),
+        ("offload_sessions_started", "offload_sessions", "started_at"),
+        ("requests_state", "requests", "state"),
     ):
-        db.execute(sql)
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
