@@ -88,6 +88,10 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
     "seal.create": ("C1", {"day": DAY}, {"day": "yesterday"}, "day"),
     "audit.resolve": ("A1", {"recording": 1, "reason": "r"}, {"recording": "one"}, "recording"),
     "audit.record": ("A1", {"problems": 0, "full": 1}, {"problems": "none"}, "problems"),
+    # Issue 29: the console's day.
+    "home": ("D1", {}, {"day": DAY}, "day"),
+    "catalog.find": ("C1", {"officer": "王小", "from": DAY, "page": 1}, {"to": "2026"}, "to"),
+    "custody.search": ("A1", {"person": "C1", "action": "view"}, {"recording": "x"}, "recording"),
 }
 AUDITOR = """
 [[staff]]

@@ -54,10 +54,10 @@ def _finals(dest: Path) -> set[str]:
 
 
 @needs_root
-# The catalog must fit when created: with 448k (512k since m018, 576k since m020) the disk
-# filled while the (bigger) schema was being built, not while files were being filed, which
-# this test is about.
-@pytest.mark.parametrize("size", ["640k", "704k"])
+# The catalog must fit when created: with 448k (512k since m018, 576k since m020, 704k since
+# m023's indexes) the disk filled while the (bigger) schema was being built, not while files
+# were being filed, which this test is about.
+@pytest.mark.parametrize("size", ["768k", "832k"])
 def test_a_full_state_disk_mid_offload_is_a_clear_error(tmp_path: Path, size: str) -> None:
     """The catalog's filesystem fills while files are being filed: exit 74 with one line, the
     JSON summary on stdout, no final name that the catalog does not describe, and everything

@@ -217,7 +217,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         forged = page.request.post(f"{base}/requests/{number}/close", form={"csrf": "nope"})
         assert forged.status == 403
         # The bays page follows the daemon live.
-        page.goto(f"{base}/")
+        page.goto(f"{base}/bays")
         (cfg.run_dir / "bays.json").write_text(json.dumps([{"bay": 1, "phase": "offloading",
             "camera": "CAM0001", "officer": "王小明", "bytes_total": 100, "bytes_done": 40,
             "message": ""}]), encoding="utf-8")  # fmt: skip

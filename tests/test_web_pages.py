@@ -557,10 +557,10 @@ def test_the_bays_page_tells_when_the_daemon_stopped(station: Station) -> None:
     station.cfg.run_dir.mkdir(parents=True, exist_ok=True)
     (station.cfg.run_dir / "bays.json").write_text(json.dumps(doc), encoding="utf-8")
     c = station.client("C1")
-    alive = c.get("/").text
+    alive = c.get("/bays").text
     assert "offloading" in alive and "停止" not in alive
     running.at += timedelta(seconds=4 * HEARTBEAT)
-    stopped = c.get("/").text
+    stopped = c.get("/bays").text
     when = clock.local_text(beat, station.cfg.tz)
     assert f"the daemon stopped at {when}" in stopped and "offloading" not in stopped
 

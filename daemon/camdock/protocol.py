@@ -56,6 +56,7 @@ __all__ = [
     "STATUS",
     "Args",
     "BadRequest",
+    "CatalogSort",
     "ErrorKind",
     "Op",
     "RequestKind",
@@ -208,6 +209,57 @@ class AuditReport(Args):
 
     first: date = field(metadata=_FROM)
     last: date = field(metadata=_TO)
+
+
+# --- the console's day (issue 29): home view, catalog search, custody log -------------------
+
+
+class CatalogSort(StrEnum):
+    """What the catalog search sorts by (catalog/search.SortKey: indexed columns only)."""
+
+    RECORDED = "recorded"
+    OFFICER = "officer"
+    CAMERA = "camera"
+    ID = "id"
+
+
+@_op("home", EVERYONE)
+@dataclass(frozen=True)
+class Home(Args):
+    """What waits today for this staff member: ``{"today", "alarms", "unsealed", "roles"}``."""
+
+
+@_op("catalog.find", SEES_CATALOG)
+@dataclass(frozen=True)
+class CatalogFind(Args):
+    """A page of recordings by officer (badge or name), camera, case (a hold's case number or
+    a request's number) and duty days ``from``..``to``, sorted: ``{"total", "more", "offset",
+    "rows"}``. ``page`` counts from 1; ``per`` at most 200."""
+
+    officer: str | None = None
+    camera: str | None = None
+    case: str | None = None
+    first: date | None = field(default=None, metadata=_FROM)
+    last: date | None = field(default=None, metadata=_TO)
+    sort: CatalogSort = CatalogSort.RECORDED
+    desc: int = 1
+    page: int = 1
+    per: int = 50
+
+
+@_op("custody.search", SEES_CATALOG)
+@dataclass(frozen=True)
+class CustodySearch(Args):
+    """A page of custody-log entries, newest first, by person (a staff id or the start of a
+    name), action, recording and days ``from``..``to`` in the station's zone: who viewed
+    what (REG-7.1)."""
+
+    person: str | None = None
+    action: str | None = None
+    recording: int | None = None
+    first: date | None = field(default=None, metadata=_FROM)
+    last: date | None = field(default=None, metadata=_TO)
+    page: int = 1
 
 
 _VIEW_ERRORS = frozenset({ErrorKind.NOT_FOUND, ErrorKind.FORBIDDEN})

@@ -67,6 +67,8 @@ _ACTIONS = {
     "audit-resolve": "解除凍結 freeze resolved",
     "staff": "人員異動 staff change",
     "state": "狀態 state",
+    "destroy-start": "開始銷毀 destruction begun",
+    "destroy-stop": "銷毀中止 destruction stopped",
 }
 _PHASES = {
     "empty": "空 empty",

@@ -28,7 +28,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock.catalog import chainkey, rowchain
-from camdock.catalog.db import Row, one, rows, rows_as
+from camdock.catalog.db import Row, each, one, rows, rows_as
 from camdock.clock import utcnow
 
 __all__ = [
@@ -266,7 +266,7 @@ def verify(db: Database) -> list[str]:
     """Every problem with the chain and with its coverage of the catalog; empty when intact."""
     problems = []
     prev = GENESIS
-    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+    for r in each(db, "SELECT * FROM custody_log ORDER BY id"):
         entry = _entry_of(r)
         if r["mac"] is not None:
             entry["mac"] = r["mac"]
@@ -438,7 +438,7 @@ def verify_keys(db: Database, key: bytes | None) -> tuple[list[str], KeyCheck]:
     problems: list[str] = []
     first_keyed: int | None = None
     unkeyed = keyed = 0
-    for r in rows(db, "SELECT * FROM custody_log ORDER BY id"):
+    for r in each(db, "SELECT * FROM custody_log ORDER BY id"):
         if r["mac"] is None:
             if first_keyed is None:
                 unkeyed += 1

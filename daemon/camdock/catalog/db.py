@@ -34,6 +34,7 @@ __all__ = [
     "Row",
     "Store",
     "catalog_error",
+    "each",
     "file_of",
     "one",
     "one_as",
@@ -276,6 +277,18 @@ def rows(db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> li
     cur = db.execute(sql, params)
     names = [c[0] for c in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def each(
+    db: Database, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> Iterator[dict[str, Any]]:
+    """Every row of a query as dicts, one at a time: a pass over the whole custody log keeps
+    one row in memory, not a year of them (issue 29: the daemon's memory stays flat)."""
+    cur = db.execute(sql, params)
+    names = [c[0] for c in cur.description]
+    while batch := cur.fetchmany(512):
+        for r in batch:
+            yield dict(zip(names, r, strict=True))
 
 
 class Row:

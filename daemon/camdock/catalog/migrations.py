@@ -261,3 +261,30 @@ def m022_destroying(db: Database) -> None:
     and its error, or the hold placed since, with when. Cleared when a run takes it up."""
     for column in ("stopped_reason", "stopped_drive", "stopped_at"):
         db.execute(f"ALTER TABLE destructions ADD COLUMN {column} TEXT")
+
+
+@migrations()
+def m023_console_search(db: Database) -> None:
+    """Issue 29: the console's searches and home view on a year's catalog answer from indexes
+    (catalog/search.py): recordings by time, name and camera in time order; the custody log by
+    person, action and time (the audit report's period counts too); the day's tests, offloads
+    and duty-log entries; requests by state; tombstones by when."""
+    # IF NOT EXISTS: a catalog that ran this under another number (the lead renumbers parallel
+    # migrations) is not broken by running it again.
+    for name, table, columns in (
+        ("recordings_recorded", "recordings", "recorded_start, id"),
+        ("recordings_name", "recordings", "officer_name, recorded_start, id"),
+        ("recordings_camera_time", "recordings", "camera_id, recorded_start, id"),
+        ("recordings_badge_time", "recordings", "officer_badge, recorded_start, id"),
+        ("recordings_destroyed", "recordings", "destroyed_at"),
+        ("custody_actor", "custody_log", "actor, id"),
+        ("custody_action", "custody_log", "action, id"),
+        ("custody_time", "custody_log", "time"),
+        # The audit report's period counts (catalog/report.py): by action over a period.
+        ("custody_action_time", "custody_log", "action, time"),
+        ("selftests_time", "selftests", "time"),
+        ("duty_log_time", "duty_log", "time"),
+        ("offload_sessions_started", "offload_sessions", "started_at"),
+        ("requests_state", "requests", "state"),
+    ):
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from camdock.catalog import viewings
+from camdock.catalog import search, viewings
 from camdock.catalog.db import rows
 
 __all__ = ["period"]
@@ -93,15 +93,7 @@ def _retention(db: Database, between: tuple[str, str], today: str) -> dict[str, 
 
 def _seals(db: Database, day_start: str, day_end: str) -> dict[str, Any]:
     """The duty days with footage, and which were sealed and confirmed."""
-    days = [
-        r["d"]
-        for r in rows(
-            db,
-            "SELECT DISTINCT replace(substr(relpath, 1, 10), '/', '-') "
-            "AS d FROM recordings WHERE d BETWEEN ? AND ? ORDER BY d",
-            (day_start, day_end),
-        )
-    ]
+    days = list(search.footage_days(db, day_start, day_end))  # a seek a day (issue 29)
     sealed = {
         r["day"]: r
         for r in rows(

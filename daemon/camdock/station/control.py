@@ -49,7 +49,9 @@ from camdock.config import Config
 from camdock.core.access import Person, Role
 from camdock.errors import CamdockError, Conflict
 from camdock.protocol import SEES_CATALOG, SEES_SEALS, SLOW_OPS, BadRequest, ErrorKind
-from camdock.station import ops_act, ops_read  # noqa: F401 - they register their handlers
+from camdock.station import consoleday
+from camdock.station import ops_act as _ops_act  # noqa: F401 - registers its handlers
+from camdock.station import ops_read as _ops_read  # noqa: F401 - registers its handlers
 from camdock.station.calls import HANDLERS, Call, person_json
 
 __all__ = [
@@ -152,6 +154,7 @@ class Control:
         self._locked: OrderedDict[str, float] = OrderedDict()  # staff id → locked until
         # Unknown ids cost what known ones do (issue 27: ids must not be listed by timing).
         self._dummy = passwords.hash_password(secrets.token_urlsafe(24))
+        self.chain_memo = consoleday.ChainMemo()  # the audit page's chain check (issue 29)
         db = open_catalog(cfg.catalog)
         try:  # the config's staff into the catalog, each change on the record (catalog/staff)
             for change in staff_rows.sync(db, cfg.staff, cfg.password_hashes):

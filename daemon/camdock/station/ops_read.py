@@ -21,7 +21,8 @@ from camdock.catalog import (
 from camdock.catalog import holds as hold_rows
 from camdock.core.access import Role, State
 from camdock.errors import CamdockError, ExitCode
-from camdock.services import access, audit, retention
+from camdock.services import access, retention
+from camdock.station import consoleday
 from camdock.station.answers import DutyLogPage, QueuePage, RecordingPage, RequestPage, SealsPage
 from camdock.station.calls import Call, fields_of, handles, person_json
 
@@ -125,14 +126,29 @@ def _register(c: Call, a: protocol.Register) -> list[requests.RegisterLine]:
 
 
 @handles(protocol.AuditReport)
-def _audit(c: Call, a: protocol.AuditReport) -> dict[str, Any]:
-    """The six-monthly report (REG-7.2) for a period: the chain checked now, against the heads
-    on the drives; fixity as the last scrub found it (a full read-back is `camdock audit
+def _audit(c: Call, a: protocol.AuditReport) -> Any:
+    """The six-monthly report (REG-7.2) for a period: the chain checked against the heads on
+    the drives, again whenever anything it read changed (consoleday.ChainMemo, issue 29);
+    fixity as the last scrub found it (a full read-back is `camdock audit
     --full`, hours of disk time, not a page load)."""
-    roots = [str(d.root) for d in c.cfg.drives]
-    problems = audit.chain(c.db, roots)
-    return audit.period_report(c.db, c.cfg.tz, a.first, a.last, c.today(), problems, [],
-                               c.me.label, False)  # fmt: skip
+    return c.ctl.chain_memo.report(c.db, c.cfg, a.first, a.last, c.today(), c.me.label)
+
+
+@handles(protocol.Home)
+def _home(c: Call, a: protocol.Home) -> Any:
+    """Issue 29: the console's landing page, for this staff member's roles."""
+    return consoleday.home(c.db, c.cfg, c.me, c.today())
+
+
+@handles(protocol.CatalogFind)
+def _find(c: Call, a: protocol.CatalogFind) -> Any:
+    return consoleday.find(c.db, a)
+
+
+@handles(protocol.CustodySearch)
+def _custody_search(c: Call, a: protocol.CustodySearch) -> Any:
+    """Who did what to which recording (REG-7.1), as the chain recorded it."""
+    return consoleday.custody_page(c.db, c.cfg, a)
 
 
 @handles(protocol.VideoOpen)

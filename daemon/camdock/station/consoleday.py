@@ -1,0 +1,204 @@
+"""What the console's day asks of the daemon (issue 29): the home view's counts and alarms, the
+catalog search and the custody-log search. station/control.py binds them to the protocol's
+operations; here they take the catalog, the config and the staff member, and answer JSON.
+
+Each answer is bounded (a page, capped counts) and served from indexes (catalog/search.py),
+so a page of the console stays under 300 ms on a year's catalog (bench/web_bench.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from camdock import clock, protocol
+from camdock.adapters import drives, heads
+from camdock.catalog import custody, search
+from camdock.catalog import staff as staff_rows
+from camdock.catalog.custody import Action
+from camdock.config import Config
+from camdock.core.access import Person, Role
+from camdock.protocol import BadRequest
+from camdock.services import audit, retention
+
+__all__ = ["MAX_PAGE", "ChainMemo", "custody_page", "find", "home", "utc_bounds"]
+
+MAX_PAGE = 100_000  # past this a page number is a typo, not a page (and never an overflow)
+PER_PAGE = 50
+LOW_SPACE = 0.05  # a drive with less than this share free is an alarm: the next day may not fit
+# Who sees which of the day's waiting work on the home view (the daemon still decides each act).
+WAITS_FOR = {
+    "submitted": frozenset({Role.APPROVER}),
+    "media_unconsulted": frozenset({Role.PR}),
+    "lists_proposed": frozenset({Role.APPROVER}),
+    "seals_unconfirmed": frozenset({Role.SUPERVISOR}),
+}
+
+
+def utc_bounds(first: date | None, last: date | None, tz: Any) -> tuple[str | None, str | None]:
+    """Days in the station's zone as UTC ISO bounds (what the catalog's times are); a day
+    beyond what a datetime holds is no bound on that side."""
+    lo = hi = None
+    try:
+        if first is not None:
+            lo = clock.iso_utc(datetime.combine(first, datetime.min.time(), tz).astimezone(UTC))
+    except OverflowError:
+        lo = None
+    try:
+        if last is not None:
+            hi = clock.iso_utc(datetime.combine(last, datetime.max.time(), tz).astimezone(UTC))
+    except OverflowError:
+        hi = None
+    return lo, hi
+
+
+def _page(page: int) -> int:
+    if not 1 <= page <= MAX_PAGE:
+        raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
+    return (page - 1) * PER_PAGE
+
+
+def find(db: Database, a: protocol.CatalogFind) -> dict[str, Any]:
+    """A page of the catalog search."""
+    if not 1 <= a.per <= search.MAX_PER_PAGE:
+        raise BadRequest(f"from 1 to {search.MAX_PER_PAGE} rows a page", "per")
+    if a.page < 1 or a.page > MAX_PAGE:
+        raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
+    if a.first is not None and a.last is not None and a.first > a.last:
+        raise BadRequest("the first day comes after the last", "from")
+    found = search.recordings(
+        db, officer=a.officer, camera=a.camera, case=a.case, first=a.first, last=a.last,
+        sort=search.SortKey(a.sort.value), descending=bool(a.desc),
+        offset=(a.page - 1) * a.per, limit=a.per,
+    )  # fmt: skip
+    return {"total": found.total, "more": found.more, "offset": found.offset,
+            "per": a.per, "rows": found.rows}  # fmt: skip
+
+
+def custody_page(db: Database, cfg: Config, a: protocol.CustodySearch) -> dict[str, Any]:
+    """A page of the custody log: a person is a staff id (every label the log gave them: the
+    name they had then) or the start of a name."""
+    if a.action is not None and a.action not in Action.__members__.values():
+        raise BadRequest(f"{a.action!r} is no custody action", "action")
+    if a.first is not None and a.last is not None and a.first > a.last:
+        raise BadRequest("the first day comes after the last", "from")
+    offset = _page(a.page)
+    actors: tuple[str, ...] = ()
+    prefix = None
+    if a.person:
+        known = staff_rows.get(db, a.person)
+        if known is not None:
+            actors = (f"{known.name} ({known.id})",)
+        prefix = a.person
+    start, end = utc_bounds(a.first, a.last, cfg.tz)
+    found = search.custody_entries(
+        db, actors=actors, actor_prefix=prefix, action=a.action, recording=a.recording,
+        start=start, end=end, offset=offset, limit=PER_PAGE,
+    )  # fmt: skip
+    return {"total": found.total, "more": found.more, "offset": found.offset,
+            "per": PER_PAGE, "rows": found.rows,
+            "actions": sorted(x.value for x in Action)}  # fmt: skip
+
+
+def _storage_alarms(cfg: Config) -> list[str]:
+    """Each destination drive that is not there as configured, or nearly full."""
+    out = []
+    for d in cfg.drives:
+        try:
+            if cfg.require_mounts:
+                drives.prove(d)
+            st = os.statvfs(d.root)
+        except (drives.StorageMissing, OSError) as exc:
+            out.append(f"儲存裝置異常 {d.name}: {exc}")
+            continue
+        usage = st.f_bavail / st.f_blocks if st.f_blocks else 1.0
+        if usage < LOW_SPACE:
+            out.append(f"儲存空間不足 {d.name}: {usage:.0%} free")
+    return out
+
+
+def home(db: Database, cfg: Config, me: Person, today: date) -> dict[str, Any]:
+    """The home view: the day's failures, what waits for this staff member's roles, the
+    alarms (retention, seal, storage, scrub) and the days not sealed yet."""
+    start, end = utc_bounds(today, today, cfg.tz)
+    counts = asdict(search.today(db, start or "", end or "", me.id))
+    for key, roles in WAITS_FOR.items():
+        if not me.roles & roles:
+            counts[key] = None  # not theirs to act on: not shown
+    sees = bool(me.roles - {Role.OFFICER, Role.PR})
+    alarms: dict[str, list[str]] = {"retention": [], "seal": [], "storage": [], "scrub": []}
+    unsealed: list[str] = []
+    if sees:
+        alarms["retention"] = retention.plan_for(db, today).alarms
+        unsealed = search.unsealed_days(db, today)
+        if unsealed:
+            alarms["seal"].append(f"{len(unsealed)} 日未封存 duty day(s) not sealed (REG-4.2.5)")
+        alarms["storage"] = _storage_alarms(cfg)
+        if counts["damaged"]:
+            alarms["scrub"].append(f"{counts['damaged']} 份複本受損 damaged copies found today")
+        if counts["frozen"]:
+            alarms["scrub"].append(f"{counts['frozen']} 筆紀錄凍結 recordings frozen "
+                                   "(catalog and custody log disagree)")  # fmt: skip
+    return {
+        "today": counts,
+        "alarms": alarms,
+        "unsealed": unsealed[-31:],
+        "unsealed_total": len(unsealed),
+        "sees_station": sees,
+        "day": today.isoformat(),
+    }
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ChainMemo:
+    """The audit page's report (services/audit: the custody chain checked, every entry
+    re-hashed, its MACs, the catalog against it, the heads on the drives; the period's
+    figures), kept until anything it read changes: the chain's head, the catalog's file or its
+    WAL (any write, an edit behind camdock's back included), a heads file on a drive (issue 29:
+    the page took 14-25 s on a year's catalog, every time). ``camdock audit`` checks
+    everything every time."""
+
+    KEEP = 8  # periods kept per state of the catalog
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one check at a time; a second asker takes its result
+        self._key: tuple[Any, ...] | None = None
+        self._problems: list[str] = []
+        self._docs: dict[tuple[date, date, date], dict[str, Any]] = {}
+
+    def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
+        files = [catalog, catalog.with_name(catalog.name + "-wal")]
+        files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
+        return (custody.head(db), *(_stamp(f) for f in files))
+
+    def report(self, db: Database, cfg: Config, first: date, last: date, today: date,
+               by: str) -> dict[str, Any]:  # fmt: skip
+        """The period's report (services/audit.period_report) by ``by``: checked now unless
+        nothing the check reads changed since the last one."""
+        roots = [str(d.root) for d in cfg.drives]
+        with self._lock:
+            key = self._key_of(db, cfg.catalog, roots)  # before the check: a write during it
+            if key != self._key:  # leaves the next asker a new check
+                self._problems, self._docs = audit.chain(db, roots), {}
+                self._key = key
+            period = (first, last, today)
+            doc = self._docs.get(period)
+            if doc is None:
+                doc = audit.period_report(db, cfg.tz, first, last, today, list(self._problems),
+                                          [], None, False)  # fmt: skip
+                if len(self._docs) >= self.KEEP:
+                    self._docs.pop(next(iter(self._docs)))
+                self._docs[period] = doc
+            return {**doc, "by": by}
