@@ -126,7 +126,7 @@ def _register(c: Call, a: protocol.Register) -> list[requests.RegisterLine]:
 
 
 @handles(protocol.AuditReport)
-def _audit(c: Call, a: protocol.AuditReport) -> Any:
+def _audit(c: Call, a: protocol.AuditReport) -> dict[str, Any]:
     """The six-monthly report (REG-7.2) for a period: the chain checked against the heads on
     the drives, again whenever anything it read changed (consoleday.ChainMemo, issue 29);
     fixity as the last scrub found it (a full read-back is `camdock audit
@@ -135,18 +135,18 @@ def _audit(c: Call, a: protocol.AuditReport) -> Any:
 
 
 @handles(protocol.Home)
-def _home(c: Call, a: protocol.Home) -> Any:
+def _home(c: Call, a: protocol.Home) -> dict[str, Any]:
     """Issue 29: the console's landing page, for this staff member's roles."""
     return consoleday.home(c.db, c.cfg, c.me, c.today())
 
 
 @handles(protocol.CatalogFind)
-def _find(c: Call, a: protocol.CatalogFind) -> Any:
+def _find(c: Call, a: protocol.CatalogFind) -> dict[str, Any]:
     return consoleday.find(c.db, a)
 
 
 @handles(protocol.CustodySearch)
-def _custody_search(c: Call, a: protocol.CustodySearch) -> Any:
+def _custody_search(c: Call, a: protocol.CustodySearch) -> dict[str, Any]:
     """Who did what to which recording (REG-7.1), as the chain recorded it."""
     return consoleday.custody_page(c.db, c.cfg, a)
 
