@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from camdock.catalog import custody, open_catalog, recordings
 from camdock.catalog import retention as retention_rows
 from camdock.catalog import scrub as scrub_rows
+from camdock.catalog.rowchain import Tampered
 from camdock.core.retention import HoldKind
 from camdock.errors import ExitCode, Refused
 from camdock.events import Topics
@@ -174,3 +175,73 @@ def test_the_command_on_a_read_only_drive_says_so_in_one_line_and_resumes(tmp_pa
                             ).fetchone() == (0,)  # fmt: skip
         conn.close()
         assert not [p for d in (d1, d2) for p in d.rglob("*.mp4")]
+
+
+def _two_recordings(tmp_path: Path) -> tuple[Path, Path, Path, Keeping]:
+    d1, d2 = tmp_path / "d1", tmp_path / "d2"
+    d1.mkdir()
+    d2.mkdir()
+    make_camera(tmp_path / "cam", 2, size=4096, seed=5)
+    assert offload(tmp_path / "cam", [d1, d2], tmp_path / "c.db").ok
+    return d1, d2, tmp_path / "c.db", Keeping(roots=frozenset({str(d1), str(d2)}))
+
+
+def _insider(catalog: Path, sql: str, *args: object) -> None:
+    raw = sqlite3.connect(catalog)  # sqlite3 at the shell: no camdock, no triggers asked
+    raw.execute(sql, args)
+    raw.commit()
+    raw.close()
+
+
+def test_a_hold_deleted_in_sqlite3_destroys_nothing(tmp_path: Path) -> None:
+    """REG-4.3.1, issue 28 (review): a hold row deleted outside camdock does not release the
+    footage it kept; the destruction is refused as tampering and every copy stays."""
+    d1, d2, catalog, keep = _two_recordings(tmp_path)
+    db = open_catalog(catalog)
+    place_hold(db, keep, "督察 (S1)", kind=HoldKind.INVESTIGATION, case="C-9",
+               reason="court order", recording=1)  # fmt: skip
+    rel = db.execute("SELECT relpath FROM recordings WHERE id = 1").fetchone()[0]
+    db.close()
+    _insider(catalog, "DELETE FROM holds")
+    db = open_catalog(catalog)
+    with pytest.raises(Tampered, match="holds"):
+        destroy(db, keep, date(2027, 12, 1), "保管人 (C1)", reason="due")
+    assert (d1 / rel).is_file() and (d2 / rel).is_file()
+    assert db.execute("SELECT destroyed_at FROM recordings WHERE id = 1").fetchone()[0] is None
+    db.close()
+
+
+def test_a_copy_row_pointed_at_another_recording_removes_nothing(tmp_path: Path) -> None:
+    """Issue 28 (review): a recording left destroying whose copy rows an insider points at
+    another recording's files: finishing it removes nothing (the rows are not the chain's)."""
+    d1, d2, catalog, keep = _two_recordings(tmp_path)
+    db = open_catalog(catalog)
+    paths = dict(db.execute("SELECT id, relpath FROM recordings").fetchall())
+    retention_rows.plan_destruction(db, 1, "保管人 (C1)", "manual", "due")
+    db.close()
+    _insider(catalog, "UPDATE copies SET relpath = ? WHERE recording_id = 1", paths[2])
+    db = open_catalog(catalog)
+    with pytest.raises(Tampered, match="copies"):
+        finish_pending(db, keep, date(2027, 12, 1))
+    for d in (d1, d2):
+        assert (d / paths[1]).is_file() and (d / paths[2]).is_file()
+    db.close()
+
+
+def test_a_destruction_typed_into_the_catalog_removes_nothing(tmp_path: Path) -> None:
+    """Issue 28 (review): a 'planned' destruction inserted in sqlite3 (no chained intent) is
+    never finished by the daily pass."""
+    d1, d2, catalog, keep = _two_recordings(tmp_path)
+    db = open_catalog(catalog)
+    rel = db.execute("SELECT relpath FROM recordings WHERE id = 2").fetchone()[0]
+    db.close()
+    _insider(
+        catalog,
+        "INSERT INTO destructions (recording_id, state, actor, authority, "
+        "reason, planned_at) VALUES (2, 'planned', 'x', 'manual', 'x', '2027-01-01')",
+    )
+    db = open_catalog(catalog)
+    with pytest.raises(Tampered, match="destructions"):
+        finish_pending(db, keep, date(2027, 12, 1))
+    assert (d1 / rel).is_file() and (d2 / rel).is_file()
+    db.close()

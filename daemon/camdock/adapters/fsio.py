@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import hashlib
 import os
 import platform
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -483,3 +484,16 @@ def idle_io_priority() -> None:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall(nr, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this thread, class IDLE
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing) for the block: one holder at a
+    time across threads and processes alike (a lock on the open file), released on exit or
+    when the process dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it

@@ -39,6 +39,7 @@ __all__ = [
     "last_state",
     "require_chained",
     "require_rows",
+    "require_table",
     "same",
     "settle_restored",
     "snapshot_all",
@@ -210,6 +211,36 @@ def require_rows(db: Database, wanted: list[tuple[str, list[Any]]]) -> None:
         compact = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
         if why := _unchained(db, table, compact, json.dumps(state)):
             problems.append(why)
+    if problems:
+        raise Tampered(problems)
+
+
+def require_table(db: Database, table: str, where: str = "", params: tuple[Any, ...] = (),
+                  like: str = "%") -> None:  # fmt: skip
+    """Refuse (``Tampered``) unless every row of ``table`` (those ``where`` selects) is the
+    state the chain last gave it, and no row the chain has live (its key matching ``like``) is
+    missing: a hold or a request's link deleted in sqlite3 must not let a destruction through
+    (issue 28, review). The chain's index says where each row's last state is (read alone: a
+    row the index points back on is the audit's to find); few rows, so cheap."""
+    keys, _skip = COVERED[table]
+    cond = f" WHERE {where}" if where else ""
+    sql = f"SELECT {', '.join(keys)} FROM main.{table}{cond}"  # noqa: S608 - schema names
+    here = {json.dumps(list(r), separators=(",", ":"), ensure_ascii=False)
+            for r in db.execute(sql, params)}  # fmt: skip
+    indexed = {k for (k,) in db.execute(
+        "SELECT k FROM chained_rows WHERE tbl = ? AND k LIKE ?", (table, like))}  # fmt: skip
+    problems = []
+    for key in sorted(here | indexed):
+        state = _state(db, table, json.loads(key))
+        last = last_state(db, table, key, follow=False)
+        if last is None:
+            if state is not None:
+                problems.append(
+                    f"{table} {key}: not in the custody chain (written outside camdock)"
+                )
+        elif not same(state, last[1]):
+            what = "deleted from the catalog" if state is None else "changed"
+            problems.append(f"{table} {key}: {what} outside camdock")
     if problems:
         raise Tampered(problems)
 

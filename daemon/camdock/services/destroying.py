@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio, manifest
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import custody, freezes, recordings, seals
+from camdock.catalog import custody, freezes, recordings, rowchain, seals
 from camdock.catalog import retention as catalog
 from camdock.core.retention import Candidate, Hold, refusal
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRecording
@@ -132,6 +132,13 @@ def _allowed(db: Database, keeping: Keeping, today: date, rec_id: int, by: str,
 def _kept(db: Database, keeping: Keeping, today: date, rec_id: int) -> str | None:
     """Why recording ``rec_id`` may not be destroyed now (a hold, an open request, a freeze),
     or None: asked before every step of a destruction (issue 28)."""
+    # The rows that keep it, as the chain has them: a hold or a request's link deleted (or
+    # edited) in sqlite3 refuses, never lets the destruction through (issue 28, review).
+    rowchain.require_table(db, "holds")
+    rowchain.require_table(db, "request_recordings", "recording_id = ?", (rec_id,),
+                           like=f"[%,{rec_id}]")  # fmt: skip
+    rowchain.require_table(db, "requests", "id IN (SELECT request_id FROM request_recordings "
+                           "WHERE recording_id = ?)", (rec_id,))  # fmt: skip
     c = catalog.candidate(db, rec_id)
     if c is not None and (why := refusal(c, today, in_force(db), keeping.policy)):
         return why
@@ -183,7 +190,33 @@ def _finish(db: Database, keeping: Keeping, today: date, d: dict[str, Any], *,
     two passes): only one records it; for the other it is None, or, for the one that planned
     it (``mine``), done all the same. Kept since: ``Refused`` (abandoned when nothing was
     removed, else stopped with why); a drive's error: ``DestructionStopped``."""
+    with fsio.exclusive(_lock_path(db)):  # one runner per destruction at a time (review)
+        return _finish_owned(db, keeping, today, d, mine)
+
+
+def _lock_path(db: Database) -> Path:
+    """The lock every runner of a destruction takes, beside the catalog (threads of the daemon
+    and commands alike): one removes copies while no other abandons or stops it."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2] + ".destroying.lock")
+
+
+def _finish_owned(db: Database, keeping: Keeping, today: date, d: dict[str, Any],
+                  mine: bool) -> Destroyed | None:  # fmt: skip
     rec_id, removed = d["recording_id"], []
+    fresh = next((p for p in catalog.pending(db) if p["id"] == d["id"]), None)
+    if fresh is None:  # another runner finished (or gave up) this one while we waited
+        if not mine:
+            return None
+        if (fate := catalog.fate(db, rec_id)) is not None and fate[0] == "destroyed":
+            return Destroyed(rec_id, d["relpath"], ())
+        raise Refused(f"recording {rec_id} was not destroyed: its destruction was given up "
+                      "while this one waited (a hold or request since)")  # fmt: skip
+    d = fresh
+    # The destruction and the rows it acts on as the chain has them, before any file goes: a
+    # copy row pointed at another recording's file, or a destruction typed into the catalog,
+    # removes nothing (issue 28, review).
+    rowchain.require_rows(db, [("destructions", [d["id"]])])
+    rowchain.require_chained(db, rec_id)
     for copy in d["copies"]:
         root, rel = _path_of(keeping, copy["destination"], copy["relpath"])
         if why := _kept(db, keeping, today, rec_id):
