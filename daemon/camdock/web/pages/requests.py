@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
@@ -96,6 +97,9 @@ async def video(c: Console, request: Request, me: Me) -> Response:
 CHUNK = 1 << 20  # what one read of the recording hands to the client
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     """The one byte range ``header`` asks of a file of ``size`` bytes (RFC 9110, 14.2):
     ``(first, last)``; None to send the whole file (no header, another unit, several ranges
@@ -108,7 +112,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
         return None
     lo, dash, hi = spec.partition("-")
     lo, hi = lo.strip(), hi.strip()
-    if not dash or not (lo.isdigit() or (not lo and hi.isdigit())) or (hi and not hi.isdigit()):
+    digits = _DIGITS.fullmatch  # ASCII digits only: str.isdigit() takes "²", int() does not
+    if not dash or not (digits(lo) or (not lo and digits(hi))) or (hi and not digits(hi)):
         return None
     if not lo:  # a suffix: the last ``hi`` bytes
         suffix = int(hi)
@@ -132,6 +137,8 @@ async def _stream(fd: int, ranged: str | None,
         span = byte_range(ranged, size)
     except BaseException:
         os.close(fd)
+        if ended is not None:  # the viewing opened still gets its register line
+            await ended(0)
         raise
     if span is False:
         os.close(fd)
