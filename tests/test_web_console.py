@@ -5,6 +5,7 @@ Starlette's TestClient against the daemon's real side of the control socket and 
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -224,3 +225,22 @@ def test_the_audit_page_still_sees_an_edit_behind_the_catalogs_back(station: Sta
     after = auditor.get(url)
     assert after.status_code == 200
     assert "changed outside camdock" in after.text, after.text[:2000]
+
+
+def test_the_audit_page_sees_an_edit_whose_file_times_were_put_back(station: Station) -> None:
+    """Review F5: an insider who restores the catalog's and its WAL's modification times after
+    an edit (``touch -d``) still has the edit named: the memo's key takes the WAL index's
+    change counter and the files' ctime, which no one can set back."""
+    auditor = station.client("A1")
+    url = "/audit?from=2026-01-01&to=2030-12-31"
+    assert "changed outside camdock" not in auditor.get(url).text
+    files = [station.cfg.catalog, station.cfg.catalog.with_name(station.cfg.catalog.name + "-wal")]
+    times = {f: f.stat() for f in files if f.exists()}
+    raw = sqlite3.connect(station.cfg.catalog)
+    with raw:
+        raw.execute("UPDATE recordings SET size = size + 1 WHERE id = 1")
+    raw.close()
+    for f, st in times.items():
+        if f.exists():  # the last connection to close may take the WAL away
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "changed outside camdock" in auditor.get(url).text

@@ -174,6 +174,7 @@ def custody_entries(
     *,
     actors: tuple[str, ...] = (),
     actor_prefix: str | None = None,
+    staff_id: str | None = None,
     action: str | None = None,
     recording: int | None = None,
     start: str | None = None,
@@ -182,10 +183,14 @@ def custody_entries(
     limit: int = 50,
 ) -> CustodyPage:
     """Custody entries, newest first: by the exact labels ``actors`` (a staff member as the log
-    names them, ``name (id)``) or a label's start, by action, recording and UTC ISO range."""
+    names them, ``name (id)``), a staff id under any name, or a label's start, by action,
+    recording and UTC ISO range."""
     where, params = ["1"], list[object]()
-    if actors or actor_prefix:
+    if actors or actor_prefix or staff_id:
         who = []
+        if staff_id:  # every label the log gave them, "name (id)", under any name they had
+            who.append("actor GLOB ?")
+            params.append("* (" + _glob(staff_id) + ")")
         if actors:
             who.append(f"actor IN ({', '.join('?' * len(actors))})")
             params += list(actors)

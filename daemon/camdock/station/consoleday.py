@@ -89,15 +89,16 @@ def custody_page(db: Database, cfg: Config, a: protocol.CustodySearch) -> dict[s
         raise BadRequest("the first day comes after the last", "from")
     offset = _page(a.page)
     actors: tuple[str, ...] = ()
-    prefix = None
+    prefix = staff_id = None
     if a.person:
         known = staff_rows.get(db, a.person)
-        if known is not None:
-            actors = (f"{known.name} ({known.id})",)
+        if known is not None:  # their entries under every name they had (a rename since)
+            actors, staff_id = (f"{known.name} ({known.id})",), known.id
         prefix = a.person
     start, end = utc_bounds(a.first, a.last, cfg.tz)
     found = search.custody_entries(
-        db, actors=actors, actor_prefix=prefix, action=a.action, recording=a.recording,
+        db, actors=actors, actor_prefix=prefix, staff_id=staff_id, action=a.action,
+        recording=a.recording,
         start=start, end=end, offset=offset, limit=PER_PAGE,
     )  # fmt: skip
     return {"total": found.total, "more": found.more, "offset": found.offset,
@@ -154,12 +155,24 @@ def home(db: Database, cfg: Config, me: Person, today: date) -> dict[str, Any]:
     }
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    # ctime too: ``touch -d`` (utime) can put an edited file's mtime back, never its ctime.
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _wal_index(catalog: Path) -> bytes:
+    """The WAL index's header (the -shm file's first 48 bytes, not the readers' marks after
+    it): its change counter and frame count move with every commit by any connection, also
+    one in the same clock tick, or one that reuses the WAL at the same size (review F5)."""
+    try:
+        with open(catalog.with_name(catalog.name + "-shm"), "rb") as f:
+            return f.read(48)
+    except OSError:
+        return b""
 
 
 class ChainMemo:
@@ -181,7 +194,7 @@ class ChainMemo:
     def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
         files = [catalog, catalog.with_name(catalog.name + "-wal")]
         files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
-        return (custody.head(db), *(_stamp(f) for f in files))
+        return (custody.head(db), _wal_index(catalog), *(_stamp(f) for f in files))
 
     def report(self, db: Database, cfg: Config, first: date, last: date, today: date,
                by: str) -> dict[str, Any]:  # fmt: skip
