@@ -13,6 +13,7 @@ import pyotp
 
 from camdock import clock, passwords
 from camdock.config import load
+from camdock.errors import ExitCode
 from camdock.station.control import Control
 from conftest import camdock_cmd, run
 from stationcfg import write_config
@@ -57,9 +58,14 @@ def test_a_vault_secret_is_enrolled_once_and_logs_in(tmp_path: Path) -> None:
     doc, _ = ctl.handle({"op": "login", "token": None,
                         "args": {"staff": "S1", "password": PASSWORD, "otp": code}}, 0)  # fmt: skip
     assert doc["ok"] and "supervisor" in doc["result"]["person"]["roles"], doc
-    # A changed secret in the vault re-enrols (recorded), with recovery codes when asked.
+    # A different secret (the vault's old one, after a re-enrolment on the station) is refused
+    # and changes nothing (review F6); with --replace it re-enrols (recorded), with recovery
+    # codes when asked.
     other = pyotp.random_base32(32)
-    rc, out, err = _enrol(cfg_path, "S1", other, "--codes", "2")
+    rc, out, err = _enrol(cfg_path, "S1", other)
+    assert rc == ExitCode.NOPERM and "--replace" in err and "Traceback" not in err
+    assert _custody(cfg.catalog).count('"second factor enrolled"') == 1
+    rc, out, err = _enrol(cfg_path, "S1", other, "--codes", "2", "--replace")
     assert rc == 0 and json.loads(out)["enrolled"] and len(json.loads(out)["recovery_codes"]) == 2
     assert _custody(cfg.catalog).count('"second factor enrolled"') == 2
 

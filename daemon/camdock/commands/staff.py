@@ -51,6 +51,9 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--secret-stdin", action="store_true",
                    help="enrol the base32 secret read on stdin (provisioning from a vault): "
                    "nothing is shown, and the same secret again changes nothing")  # fmt: skip
+    t.add_argument("--replace", action="store_true",
+                   help="with --secret-stdin: replace a different secret enrolled since (else "
+                   "refused: a vault's old secret must not undo a re-enrolment)")  # fmt: skip
     t.add_argument("--json", action="store_true")
 
 
@@ -160,6 +163,12 @@ def _totp_given(args: argparse.Namespace, cfg: Config) -> int:
                                ExitCode.NOINPUT)  # fmt: skip
         now = staff_rows.totp_of(db, who.id)
         same = now is not None and hmac.compare_digest(now.secret, secret)
+        if now is not None and not same and not args.replace:
+            # A person re-enrolled on the station (a lost phone) keeps their new secret: the
+            # next routine apply of a vault's old one is refused, not done (review F6).
+            raise CamdockError(f"{who.id} is enrolled with another secret (re-enrolled since?): "
+                               "nothing changed; to replace it give --replace",
+                               ExitCode.NOPERM)  # fmt: skip
         codes = [] if same else [_recovery_code() for _ in range(codes_wanted)]
         if not same:
             staff_rows.enrol_totp(db, who.id, secret, codes, _operator())
