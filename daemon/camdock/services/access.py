@@ -419,8 +419,22 @@ def copy(
     recs = requests.recordings_of(db, req.id)
     freezes.refuse_frozen(db, [r.id for r in recs], f"copy for request {req.number}")
     opened = open_medium(target, roots or (Path(os.path.abspath(target)),), req.number)
+    out = opened.shown
     try:
         files, manifest_sha = _write_copy(db, who, req, recs, opened, key, now)
+        register = {
+            "kind": "copy",
+            "recordings": json.dumps([r.id for r in recs]),
+            "custodian": who.label,
+            "medium": medium or str(target),
+            "manifest_sha256": manifest_sha,
+        }
+        fields = {"state": State.DONE.value} if req.state != State.DONE else {}
+        made = {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)}
+        # The register line before the medium is let go: a step refused now (the approval
+        # expired by the daily pass during the copy) removes the copy, never leaves footage
+        # out with a manifest and no line in the register (review F4).
+        _change(db, who, req, "copy", now, topics, fields, register, made)
     except BaseException as exc:
         problem = opened.failed(exc)
         if problem is not None:
@@ -428,17 +442,6 @@ def copy(
         raise
     finally:
         opened.close()
-    out = opened.shown
-    register = {
-        "kind": "copy",
-        "recordings": json.dumps([r.id for r in recs]),
-        "custodian": who.label,
-        "medium": medium or str(target),
-        "manifest_sha256": manifest_sha,
-    }
-    fields = {"state": State.DONE.value} if req.state != State.DONE else {}
-    made = {"folder": str(out), "manifest_sha256": manifest_sha, "files": len(files)}
-    _change(db, who, req, "copy", now, topics, fields, register, made)
     return {
         "request": req.number,
         "folder": str(out),
