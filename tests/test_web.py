@@ -164,7 +164,7 @@ def test_a_request_from_creation_to_a_verified_copy_in_the_browser(
         _login(page, base, "D1")
         page.goto(f"{base}/catalog")
         assert "無權" in page.content()
-        assert ("D1", "catalog.search") in _refusals(cfg)
+        assert ("D1", "catalog.find") in _refusals(cfg)
         page.goto(f"{base}/audit")
         assert "無權" in page.content()
         assert ("D1", "audit.report") in _refusals(cfg)

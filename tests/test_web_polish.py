@@ -132,7 +132,7 @@ def test_the_retention_pass_alarms_read_in_chinese_too() -> None:
 
 
 def test_the_skip_link_and_the_live_bay_states(station: Station) -> None:
-    page = station.client("C1").get("/").text
+    page = station.client("C1").get("/bays").text
     assert '<a class="skip" href="#main">' in page and '<main id="main"' in page
     assert 'aria-live="polite"' in page
 

@@ -165,8 +165,8 @@ def _remote(args: argparse.Namespace, cfg: Config) -> int:
                     if made
                     else "no recordings left, the old seal retired"
                 ),
-                *(
-                    f"  {a.destination}/{a.path}  SHA-256 {a.sha256}"
+                *(  # the daemon's answer is JSON: each archive a document
+                    f"  {a['destination']}/{a['path']}  SHA-256 {a['sha256']}"
                     for a in (made["archives"] if made else ())
                 ),
             ],
