@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
 from camdock import passwords
 from camdock.catalog import open_catalog
 from camdock.catalog import staff as staff_rows
@@ -104,11 +106,7 @@ def _totp(args: argparse.Namespace) -> int:
         raise UsageError("--codes: between 1 and 50")
     db = open_catalog(cfg.catalog)
     try:
-        staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
-        who = staff_rows.get(db, args.id)
-        if who is None or not who.active:
-            raise CamdockError(f"{args.id!r} is not on station {cfg.station_id}'s staff",
-                               ExitCode.NOINPUT)  # fmt: skip
+        who = _member(db, cfg, args.id)
         secret = pyotp.random_base32(32)
         codes = [_recovery_code() for _ in range(codes_wanted)]
         staff_rows.enrol_totp(db, who.id, secret, codes, _operator())
@@ -146,6 +144,17 @@ def _given_secret() -> str:
     return secret
 
 
+def _member(db: Database, cfg: Config, staff_id: str) -> staff_rows.Staff:
+    """``staff_id`` on the station's staff (the config's list synced first), active, or
+    ``CamdockError`` (exit 66)."""
+    staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
+    who = staff_rows.get(db, staff_id)
+    if who is None or not who.active:
+        raise CamdockError(f"{staff_id!r} is not on station {cfg.station_id}'s staff",
+                           ExitCode.NOINPUT)  # fmt: skip
+    return who
+
+
 def _totp_given(args: argparse.Namespace, cfg: Config) -> int:
     """Enrol the secret on stdin (the Ansible role, from the vault; issue 30): idempotent, so
     a second run with the same secret changes nothing and spends no recovery codes; the secret
@@ -156,11 +165,7 @@ def _totp_given(args: argparse.Namespace, cfg: Config) -> int:
     secret = _given_secret()
     db = open_catalog(cfg.catalog)
     try:
-        staff_rows.sync(db, cfg.staff, cfg.password_hashes, _operator())
-        who = staff_rows.get(db, args.id)
-        if who is None or not who.active:
-            raise CamdockError(f"{args.id!r} is not on station {cfg.station_id}'s staff",
-                               ExitCode.NOINPUT)  # fmt: skip
+        who = _member(db, cfg, args.id)
         now = staff_rows.totp_of(db, who.id)
         same = now is not None and hmac.compare_digest(now.secret, secret)
         if now is not None and not same and not args.replace:
