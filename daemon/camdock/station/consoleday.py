@@ -1,9 +1,10 @@
 """What the console's day asks of the daemon (issue 29): the home view's counts and alarms, the
-catalog search and the custody-log search. station/control.py binds them to the protocol's
+catalog search and the custody-log search. station/ops_read.py binds them to the protocol's
 operations; here they take the catalog, the config and the staff member, and answer JSON.
 
 Each answer is bounded (a page, capped counts) and served from indexes (catalog/search.py),
-so a page of the console stays under 300 ms on a year's catalog (bench/web_bench.py)."""
+so the daemon's part of a page stays in milliseconds on a year's catalog
+(bench/console_bench.py)."""
 
 from __future__ import annotations
 
@@ -57,24 +58,24 @@ def utc_bounds(first: date | None, last: date | None, tz: Any) -> tuple[str | No
     return lo, hi
 
 
-def _page(page: int) -> int:
+def _page(page: int, per: int = PER_PAGE) -> int:
+    """The first row of page ``page`` (from 1) of ``per`` rows; a page out of bounds is a 400."""
     if not 1 <= page <= MAX_PAGE:
         raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
-    return (page - 1) * PER_PAGE
+    return (page - 1) * per
 
 
 def find(db: Database, a: protocol.CatalogFind) -> dict[str, Any]:
     """A page of the catalog search."""
     if not 1 <= a.per <= search.MAX_PER_PAGE:
         raise BadRequest(f"from 1 to {search.MAX_PER_PAGE} rows a page", "per")
-    if a.page < 1 or a.page > MAX_PAGE:
-        raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
+    offset = _page(a.page, a.per)
     if a.first is not None and a.last is not None and a.first > a.last:
         raise BadRequest("the first day comes after the last", "from")
     found = search.recordings(
         db, officer=a.officer, camera=a.camera, case=a.case, first=a.first, last=a.last,
         sort=search.SortKey(a.sort.value), descending=bool(a.desc),
-        offset=(a.page - 1) * a.per, limit=a.per,
+        offset=offset, limit=a.per,
     )  # fmt: skip
     return {"total": found.total, "more": found.more, "offset": found.offset,
             "per": a.per, "rows": found.rows}  # fmt: skip
