@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -35,6 +36,7 @@ __all__ = [
     "pending",
     "plan_destruction",
     "record_destroyed",
+    "runner_lock",
     "stop",
 ]
 
@@ -119,6 +121,12 @@ def plan_destruction(db: Database, recording_id: int, actor: str, authority: str
                        {"destruction": d_id, "state": "destroying", "authority": authority,
                         "reason": reason, "copies": copies})  # fmt: skip
         return d_id
+
+
+def runner_lock(db: Database) -> Path:
+    """The lock every runner of a destruction takes, beside the catalog (the daemon's threads
+    and commands alike): one removes copies while no other abandons or stops it."""
+    return Path(db.execute("PRAGMA database_list").fetchone()[2] + ".destroying.lock")
 
 
 def fate(db: Database, recording_id: int) -> tuple[str, str, str] | None:

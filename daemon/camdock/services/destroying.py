@@ -190,14 +190,8 @@ def _finish(db: Database, keeping: Keeping, today: date, d: dict[str, Any], *,
     two passes): only one records it; for the other it is None, or, for the one that planned
     it (``mine``), done all the same. Kept since: ``Refused`` (abandoned when nothing was
     removed, else stopped with why); a drive's error: ``DestructionStopped``."""
-    with fsio.exclusive(_lock_path(db)):  # one runner per destruction at a time (review)
+    with fsio.exclusive(catalog.runner_lock(db)):  # one runner per destruction at a time (review)
         return _finish_owned(db, keeping, today, d, mine)
-
-
-def _lock_path(db: Database) -> Path:
-    """The lock every runner of a destruction takes, beside the catalog (threads of the daemon
-    and commands alike): one removes copies while no other abandons or stops it."""
-    return Path(db.execute("PRAGMA database_list").fetchone()[2] + ".destroying.lock")
 
 
 def _finish_owned(db: Database, keeping: Keeping, today: date, d: dict[str, Any],
