@@ -219,7 +219,10 @@ def test_three_hundred_clients_at_once_are_all_answered(
 
     def one(_: int) -> int:
         start.wait()
-        doc, _fd = call(server.path, {"op": "catalog.search", "token": None, "args": {}})
+        # Not timed (the selector runs at SCHED_IDLE: on a loaded machine it gets what the
+        # busy threads leave): each is answered, however long that takes.
+        doc, _fd = call(server.path, {"op": "catalog.search", "token": None, "args": {}},
+                        timeout=None)  # fmt: skip
         return int(doc["status"])
 
     try:
