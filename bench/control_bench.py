@@ -7,7 +7,7 @@ runs each, page cache dropped before each when root), their ratio (target ≥ 0.
 requests were answered during the loaded runs (all of them must be). Twice: with the camera
 read at the USB bus's pace (--bus MB/s, the copier's own pacing, as on a station where the bus
 and not the CPU bounds the offload) and unthrottled (the CPU the only bound). The socket's
-selector thread runs at SCHED_IDLE (--priority idle, the daemon's) or nice 10 (--priority nice).
+selector thread runs at nice 10 (--priority nice, the daemon's) or SCHED_IDLE (--priority idle).
 The machine's load average is printed with the results: other work on it counts against both.
 Results go into bench/RESULTS.md.
 
@@ -129,8 +129,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bus", type=float, default=35.0, help="the bus's pace, MB/s (0: only "
                     "unthrottled)")  # fmt: skip
-    ap.add_argument("--priority", choices=["idle", "nice"], default="idle",
-                    help="the selector thread's: SCHED_IDLE (the daemon's) or nice 10")  # fmt: skip
+    ap.add_argument("--priority", choices=["idle", "nice"], default="nice",
+                    help="the selector thread's: nice 10 (the daemon's) or SCHED_IDLE")  # fmt: skip
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args()
     control.IDLE_CLASS = args.priority == "idle"

@@ -3,7 +3,6 @@ station's clock, set for every test."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -12,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +19,7 @@ from camdock import clock
 from camdock.catalog import chainkey
 from camdock.core.naming import DutySlots
 from camdock.offload import OffloadEngine, OffloadReport, OffloadRequest
+from daemontask import stop  # noqa: F401 - the tests import it from here
 from stationtime import FAKETIME_LIB, STATION_NOW, at_station_time
 
 TZ = ZoneInfo("Asia/Taipei")
@@ -142,15 +141,6 @@ def offload_args(
         str(catalog),
         *extra,
     ]
-
-
-async def stop(task: asyncio.Task[Any], within: float = 30) -> None:
-    """Cancel a daemon task and wait for it to end; a shutdown that hangs fails here, at once,
-    rather than at the suite's per-test timeout."""
-    task.cancel()
-    async with asyncio.timeout(within):
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:

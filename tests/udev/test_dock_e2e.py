@@ -32,6 +32,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop d
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from daemontask import stop  # noqa: E402
 from stationcfg import write_config  # noqa: E402
 from stationtime import at_station_time  # noqa: E402
 
@@ -103,9 +104,7 @@ async def test_udev_add_to_done_with_real_mount(testbed: Any, tmp_path: Path) ->
                 await asyncio.sleep(0.02)
             assert station.bays[1].state.phase is Phase.DONE  # bay 1's green LED: steady
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
             factory.close()
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == 5
         assert len(list((tmp_path / "footage").rglob("*.mp4"))) == 5
@@ -191,9 +190,7 @@ async def test_pulled_mid_offload_through_udev_then_redocked(testbed: Any, tmp_p
                 assert time.monotonic() < end + 30, bay.state
                 await asyncio.sleep(0.05)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
             factory.close()
         assert camera_files(dev, mnt) == []
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files

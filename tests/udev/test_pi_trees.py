@@ -34,6 +34,7 @@ from camdock.station.station import Station
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices and mount")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from daemontask import stop  # noqa: E402
 from stationcfg import write_config  # noqa: E402
 
 # bay 1's port, bay 2's port, and bay 1 as an id_path glob like docs/camdock.example.toml's (on
@@ -74,9 +75,7 @@ async def _running(cfg: Any) -> Any:
     try:
         yield station
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         factory.close()
 
 

@@ -59,8 +59,13 @@ REFUSE_DRAIN, REFUSE_DRAIN_BYTES = 5.0, 64 << 10  # what a refused peer may stil
 # The socket's reading and writing thread runs below the copier's (nice 5; Linux nice is per
 # thread): a flood of console requests is answered more slowly, never at the offload's expense
 # (bench/control_bench). Not the workers: one holding the catalog's write lock must not starve.
+# Not SCHED_IDLE (the choice until 2026-12): a thread of that class that is preempted while it
+# holds the GIL keeps every other thread of the daemon waiting, the asyncio loop included, for as
+# long as normal work keeps the CPUs: 166-360 ms stalls against 8-15 ms at nice 10, with two
+# busy processes beside it (bench/priority_bench.py). The offload's speed under a flood of
+# requests was the same with either (bench/control_bench: 0.98 and 0.97 of idle).
 NICE = 10
-IDLE_CLASS = True  # SCHED_IDLE for that thread (bench/control_bench measures both)
+IDLE_CLASS = False  # SCHED_IDLE instead of nice (bench/control_bench --priority idle)
 ACCEPT_PAUSE = 0.5  # out of descriptors: accept again after this
 CONNECT_RETRY = 0.05  # a full accept queue (EAGAIN): try again after this, doubling to 0.5 s
 WAKE = "wake"  # the one request without a session: "events wait in the outbox" (station.py)
@@ -68,8 +73,8 @@ WAKE_TIMEOUT = 2.0
 
 
 def _lower_priority() -> None:
-    """The selector thread below the copier: SCHED_IDLE where allowed (CFS gives it CPU only
-    what normal threads leave, weight 3 against 1024, yet never nothing), else nice 10."""
+    """The selector thread below the copier: nice 10 (CFS weight 110 against the copier's
+    1024), or SCHED_IDLE where ``IDLE_CLASS`` asks for it (the benchmark's comparison)."""
     tid = threading.get_native_id()
     if IDLE_CLASS:
         try:
@@ -301,7 +306,7 @@ class Server:
         now = time.monotonic()
         for conn in [c for c in live if c.phase != "work" and c.deadline <= now]:
             if conn.phase == "read" and not conn.graced and _waiting(conn.sock):
-                # Its bytes came; this thread (SCHED_IDLE) had not run to read them: the slow
+                # Its bytes came; this thread (below normal) had not run to read them: the slow
                 # one was us, not the peer. Read on, once (a trickler gains one round at most).
                 conn.graced, conn.deadline = True, now + READ_TIMEOUT
                 continue

@@ -200,8 +200,10 @@ class Server:
             # (is_closed says only whether close() was called).
             if connection.is_closed or not connection.connected.is_set():
                 raise ConnectionError("the connection to the broker is lost")
+            # asyncio.timeout, not wait_for (which in 3.11 loses a cancel racing the get).
             try:
-                first = await asyncio.wait_for(inbox.get(), 1.0)
+                async with asyncio.timeout(1.0):
+                    first = await inbox.get()
                 break
             except TimeoutError:
                 continue
@@ -213,7 +215,8 @@ class Server:
                 if left <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(inbox.get(), left))
+                    async with asyncio.timeout(left):
+                        batch.append(await inbox.get())
                 except TimeoutError:
                     break
             else:

@@ -188,10 +188,8 @@ class Publisher:
         Will covers only an unclean drop; a DISCONNECT discards it). Bounded: a broker that does
         not answer must not hold up the stop (systemd's TimeoutStopSec)."""
         try:
-            await asyncio.wait_for(
-                client.publish(self.topics.status, b"offline", qos=1, retain=True),
-                OFFLINE_TIMEOUT,
-            )
+            async with asyncio.timeout(OFFLINE_TIMEOUT):
+                await client.publish(self.topics.status, b"offline", qos=1, retain=True)
             log.info("published offline status")
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
             log.warning("could not publish the offline status: %s", exc)

@@ -56,8 +56,11 @@ class BaysFile:
         """Write the states when they change (at most every ``BAYS_EVERY``) or a heartbeat
         passes, in a thread."""
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that
+            # arrives as the event is set, and this loop would then outlive the station's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), HEARTBEAT)
+                async with asyncio.timeout(HEARTBEAT):
+                    await self._dirty.wait()
             self._dirty.clear()
             doc = {"heartbeat": utcnow(), "pid": os.getpid(), "bays": self._states()}
             await asyncio.to_thread(_write_json, self.path, doc)
