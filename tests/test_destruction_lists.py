@@ -90,7 +90,7 @@ def test_each_recording_is_checked_again_when_the_list_is_executed(station: Conf
         retention.approve_list(db, other, "張副分局長 (P2)", "P2", None)
         retention.execute_list(db, KEEP, LATER, other, "陳保管 (C1)", "C1")
         done = retention.execute_list(db, KEEP, LATER, list_id, "陳保管 (C1)", "C1")
-        outcomes = {i["recording_id"]: i["outcome"] for i in destruction_rows.items(db, list_id)}
+        outcomes = {i.recording_id: i.outcome for i in destruction_rows.items(db, list_id)}
     finally:
         db.close()
     assert [d.recording for d in done] == [3]

@@ -7,7 +7,6 @@ starts on a list that is not approved when its transaction looks."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,13 +15,14 @@ from sqlite_utils import Database
 
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
-from camdock.catalog.db import Row, one, one_as, pk, rows, rows_as, write_txn
+from camdock.catalog.db import Row, one_as, pk, rows_as, write_txn
 from camdock.clock import utcnow
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 
 __all__ = [
     "Authorisation",
     "DestructionList",
+    "ListItem",
     "approve",
     "authorise",
     "finish",
@@ -99,10 +99,18 @@ def listing(db: Database) -> list[DestructionList]:
     return rows_as(DestructionList, db, "SELECT * FROM destruction_lists ORDER BY id DESC")
 
 
-def items(db: Database, list_id: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ListItem(Row):
+    """One recording a list names and, once the list is executed, what became of it."""
+
+    recording_id: int
+    outcome: str | None
+
+
+def items(db: Database, list_id: int) -> list[ListItem]:
     """A list's recordings and, once executed, what became of each."""
-    return rows(db, "SELECT recording_id, outcome FROM destruction_list_items WHERE list_id = ? "
-                "ORDER BY recording_id", (list_id,))  # fmt: skip
+    return rows_as(ListItem, db, "SELECT recording_id, outcome FROM destruction_list_items "
+                   "WHERE list_id = ? ORDER BY recording_id", (list_id,))  # fmt: skip
 
 
 def _fresh(db: Database, list_id: int) -> DestructionList:
@@ -173,7 +181,7 @@ def finish(db: Database, list_id: int, by: str) -> None:
     with write_txn(db):
         db.execute("UPDATE destruction_lists SET state = 'executed', done_at = ? WHERE id = ? "
                    "AND state = 'executing'", (utcnow(), list_id))  # fmt: skip
-        outcomes = {str(i["recording_id"]): i["outcome"] for i in items(db, list_id)}
+        outcomes = {str(i.recording_id): i.outcome for i in items(db, list_id)}
         details = {"list": list_id, "state": "executed", "outcomes": outcomes}
         custody.append(db, Action.DESTROY_EXECUTE, None, by, details)
 
@@ -203,19 +211,9 @@ def live_authorisation(db: Database, today: date) -> Authorisation | None:
 
 def recordings_of(db: Database, list_id: int) -> list[int]:
     """The recordings a list names."""
-    return [int(i["recording_id"]) for i in items(db, list_id)]
+    return [i.recording_id for i in items(db, list_id)]
 
 
-def as_json(found: DestructionList, its: list[dict[str, Any]]) -> dict[str, Any]:
+def as_json(found: DestructionList, its: list[ListItem]) -> dict[str, Any]:
     """A list and its recordings for ``--json`` and the console."""
-    return {**{k: getattr(found, k) for k in found.__dataclass_fields__}, "recordings": its}
-
-
-def last_entry(db: Database, list_id: int) -> dict[str, Any] | None:
-    """The list's latest custody entry (for a page's history)."""
-    found = one(db, "SELECT time, action, actor, details FROM custody_log WHERE "
-                "json_extract(details, '$.list') = ? ORDER BY id DESC LIMIT 1",
-                (list_id,))  # fmt: skip
-    if found is not None:
-        found["details"] = json.loads(found["details"])
-    return found
+    return {**found.as_dict(), "recordings": [i.as_dict() for i in its]}

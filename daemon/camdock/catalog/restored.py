@@ -16,6 +16,7 @@ from camdock.catalog.rowchain import COVERED, Columns
 
 __all__ = [
     "Filed",
+    "LastRestore",
     "add_copy",
     "by_relpath",
     "chain_hashes",
@@ -93,13 +94,26 @@ def head(db: Database) -> list[Any]:
     return [0, "", ""] if found is None else [found["id"], found["hash"], found["time"]]
 
 
-def last_restore(db: Database) -> dict[str, Any] | None:
-    """The details of the last 'catalog-restore' entry (which backup, its chain head)."""
+@dataclass(frozen=True)
+class LastRestore:
+    """Where the catalog was last restored from, and the time of its backup's chain head (what
+    happened after it is reconciled from the drives)."""
+
+    source: str
+    since: str | None
+
+
+def last_restore(db: Database) -> LastRestore | None:
+    """The last 'catalog-restore' entry's backup and chain head; None: never restored."""
     found = one(
         db,
         "SELECT details FROM custody_log WHERE action = 'catalog-restore' ORDER BY id DESC LIMIT 1",
     )
-    return None if found is None else dict(json.loads(found["details"]))
+    if found is None:
+        return None
+    details = json.loads(found["details"])
+    head = details.get("backup_head") or [0, "", None]
+    return LastRestore(str(details.get("from", "(no restore recorded)")), head[2] or None)
 
 
 def _keys(table: str) -> tuple[str, ...]:

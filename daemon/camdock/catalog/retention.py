@@ -23,7 +23,9 @@ from camdock.errors import Conflict
 from camdock.events import EventType, Topics
 
 __all__ = [
+    "CopyPlace",
     "Destroying",
+    "Planned",
     "abandon",
     "alarm",
     "candidate",
@@ -143,16 +145,45 @@ def fate(db: Database, recording_id: int) -> tuple[str, str, str] | None:
     return None
 
 
-def pending(db: Database) -> list[dict[str, Any]]:
-    """Destructions a crash interrupted, with the recording's hash, size and copies."""
-    found = rows(db, "SELECT d.*, r.sha256, r.size, r.relpath FROM destructions d "
+@dataclass(frozen=True)
+class CopyPlace:
+    """Where one copy of a recording is: its drive's root as the catalog names it, and the
+    file under it."""
+
+    destination: str
+    relpath: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A destruction planned and not yet done (the recording is "destroying"): who, under
+    what authority and why, the recording's hash, size and file, and its copies in the order
+    they were made (the footage drive's, then the backup's)."""
+
+    id: int
+    recording_id: int
+    actor: str
+    authority: str
+    reason: str
+    planned_at: str
+    sha256: str
+    size: int
+    relpath: str
+    copies: tuple[CopyPlace, ...]
+
+
+def pending(db: Database) -> list[Planned]:
+    """Destructions a crash (or a stop) left planned, oldest first."""
+    found = rows(db, "SELECT d.id, d.recording_id, d.actor, d.authority, d.reason, "
+                 "d.planned_at, r.sha256, r.size, r.relpath FROM destructions d "
                  "JOIN recordings r ON r.id = d.recording_id WHERE d.state = 'planned' "
                  "ORDER BY d.id")  # fmt: skip
+    out = []
     for d in found:
-        # In the order they were made: the footage drive's, then the backup's.
-        d["copies"] = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? "
-                           "ORDER BY rowid", (d["recording_id"],))  # fmt: skip
-    return found
+        copies = rows(db, "SELECT destination, relpath FROM copies WHERE recording_id = ? "
+                      "ORDER BY rowid", (d["recording_id"],))  # fmt: skip
+        out.append(Planned(**d, copies=tuple(CopyPlace(**c) for c in copies)))
+    return out
 
 
 def abandon(db: Database, destruction_id: int) -> None:
@@ -228,40 +259,41 @@ def destroying(db: Database) -> list[Destroying]:
 
 def record_destroyed(
     db: Database,
-    destruction: dict[str, Any],
+    destruction: Planned,
     removed: list[dict[str, Any]],
     topics: Topics | None,
 ) -> None:
     """Every copy is gone: the tombstone (the row keeps hash, size, who, when, why), the copies'
-    rows, the custody entry (REG-4.3.1, REG-7.1) and the event, in one transaction."""
+    rows, the custody entry (REG-4.3.1, REG-7.1) and the event, in one transaction.
+    ``removed``: each copy as the custody entry names it (destination, relpath, outcome)."""
     now = utcnow()
-    rec_id, actor = destruction["recording_id"], destruction["actor"]
+    rec_id, actor = destruction.recording_id, destruction.actor
     details = {
-        "sha256": destruction["sha256"],
-        "size": destruction["size"],
-        "path": destruction["relpath"],
-        "authority": destruction["authority"],
-        "reason": destruction["reason"],
+        "sha256": destruction.sha256,
+        "size": destruction.size,
+        "path": destruction.relpath,
+        "authority": destruction.authority,
+        "reason": destruction.reason,
         "copies": removed,
     }
     with write_txn(db):
         # The compare-and-set: only a planned destruction finishes, once (two processes may
         # finish the same interrupted one).
         if not db.execute("UPDATE destructions SET state = 'done', done_at = ? WHERE id = ? "
-                          "AND state = 'planned'", (now, destruction["id"])).rowcount:  # fmt: skip
+                          "AND state = 'planned'", (now, destruction.id)).rowcount:  # fmt: skip
             first = fate(db, rec_id) or ("finished", None, None)
             raise Conflict(f"recording {rec_id} is already {first[0]}", *first[1:])
         db.execute(
             "UPDATE recordings SET destroyed_at = ?, destroyed_by = ?, destroy_reason = ? "
             "WHERE id = ? AND destroyed_at IS NULL",
-            (now, actor, destruction["reason"], rec_id),
+            (now, actor, destruction.reason, rec_id),
         )
         db.execute("DELETE FROM copies WHERE recording_id = ?", (rec_id,))
         # The register (紀錄清冊) records destruction too (REG-7.1; issue 27).
         db.table("register_acts").insert({"time": now, "kind": "destroy",
                                           "recordings": json.dumps([rec_id]), "actor": actor,
-                                          "authority": destruction["authority"],
-                                          "remarks": destruction["reason"]})  # fmt: skip
+                                          "authority": destruction.authority,
+                                          "remarks": destruction.reason})  # fmt: skip
         custody.append(db, Action.DESTROY, rec_id, actor, details)
         if topics is not None:
             record(db, topics, EventType.RECORDING_DESTROYED,

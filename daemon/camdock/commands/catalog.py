@@ -120,26 +120,7 @@ def _a_stations(catalog: Path) -> bool:
 
 def _restore(args: argparse.Namespace) -> int:
     where = where_from(args)
-    by = by_from(args)
-    from camdock.core.access import refusal
-    from camdock.services.access import acting
-
-    if where.cfg is not None and remote.is_station(where.cfg, None):
-        # The catalog is gone and the daemon stopped: the config decides, and the person proves
-        # who they are with their password against its hash (issue 27).
-        by = remote.verify_locally(where.cfg, args, "restore")
-        who = acting(where.cfg, by)
-        if why := refusal(who.person, "restore"):
-            raise Refused(why)
-        by = who.label
-    elif where.catalog.is_file() and _a_stations(where.catalog):
-        # A station's catalog is replaced only by someone the station's config can prove
-        # (hostile review, issue 27): a bare --catalog would be anyone at the shell.
-        raise CamdockError(f"{where.catalog} is a station's catalog: restore it with --config "
-                           "(your password is checked against the station's staff)",
-                           ExitCode.NOUSER)  # fmt: skip
-    else:  # a development catalog: nobody could check who this is (issue 27)
-        by = acting(None, by).label
+    by = _restorer(args, where)
     passed: list[str] = []
     made: backup.Backup | None = None
     if not args.reconcile_only:
@@ -150,24 +131,15 @@ def _restore(args: argparse.Namespace) -> int:
     try:
         if made is not None:
             backup_head = restored.head(db)
+            details = {"from": str(made.path), "sha256": made.sha256, "passed_over": passed,
+                       "backup_head": backup_head}  # fmt: skip
             with write_txn(db):
-                custody.append(
-                    db,
-                    Action.RESTORE,
-                    None,
-                    by,
-                    {
-                        "from": str(made.path),
-                        "sha256": made.sha256,
-                        "passed_over": passed,
-                        "backup_head": backup_head,
-                    },
-                )
+                custody.append(db, Action.RESTORE, None, by, details)
             source, since = str(made.path), str(backup_head[2]) or None
         else:
-            last = restored.last_restore(db) or {}
-            source = str(last.get("from", "(no restore recorded)"))
-            since = (last.get("backup_head") or [0, "", None])[2] or None
+            last = restored.last_restore(db)
+            source = last.source if last else "(no restore recorded)"
+            since = last.since if last else None
         # Issue 28: what happened after the backup comes back from the drives.
         back = reconcile.reconcile(db, _restore_roots(args.source, where, db), source, by, since)
         problems = custody.verify(db)
@@ -186,26 +158,48 @@ def _restore(args: argparse.Namespace) -> int:
         "by": by,
         "reconciled": back.as_json(),
     }
-    output(
-        args,
-        doc,
-        lambda: [
-            f"catalog {where.catalog} restored from {source} by {by}"
-            if made
-            else f"catalog {where.catalog} reconciled with the drives by {by}",
-            *(f"  passed over {p}" for p in passed),
-            f"brought back from the manifests: {len(back.recordings)} recording(s), "
-            f"{len(back.copies)} more cop(ies); from the journal: {len(back.acts)} act(s), "
-            f"{len(back.register)} register line(s)",
-            *(f"  recording {r['id']}: {r['path']} ({r['manifest']})" for r in back.recordings),
-            *(f"  {a}" for a in back.acts),
-            *(f"  cannot come back: {n}" for n in back.not_restored),
-            *(f"  ignored: {n}" for n in back.ignored),
-            f"custody log: {entries} entries, {recordings} recordings: "
-            + ("intact" if not problems else f"{len(problems)} problem(s)"),
-        ],
-    )
-    return ExitCode.OK if not problems and not back.not_restored else ExitCode.FAILED
+    output(args, doc, lambda: _restore_lines(doc, back))
+    return ExitCode.OK if doc["ok"] else ExitCode.FAILED
+
+
+def _restorer(args: argparse.Namespace, where: Where) -> str:
+    """Who restores, proven: with the station's config, the person's password against its
+    staff (the catalog is gone, the daemon stopped: issue 27); a station's catalog never by a
+    bare --catalog (anyone at the shell); a development catalog by the name given."""
+    from camdock.core.access import refusal
+    from camdock.services.access import acting
+
+    if where.cfg is not None and remote.is_station(where.cfg, None):
+        who = acting(where.cfg, remote.verify_locally(where.cfg, args, "restore"))
+        if why := refusal(who.person, "restore"):
+            raise Refused(why)
+        return who.label
+    if where.catalog.is_file() and _a_stations(where.catalog):
+        raise CamdockError(f"{where.catalog} is a station's catalog: restore it with --config "
+                           "(your password is checked against the station's staff)",
+                           ExitCode.NOUSER)  # fmt: skip
+    return acting(None, by_from(args)).label
+
+
+def _restore_lines(doc: dict[str, Any], back: reconcile.Reconciled) -> list[str]:
+    """The restore's report for a person."""
+    catalog, source, by = doc["catalog"], doc["restored_from"], doc["by"]
+    problems = doc["problems"]
+    return [
+        f"catalog {catalog} restored from {source} by {by}"
+        if doc["sha256"]
+        else f"catalog {catalog} reconciled with the drives by {by}",
+        *(f"  passed over {p}" for p in doc["passed_over"]),
+        f"brought back from the manifests: {len(back.recordings)} recording(s), "
+        f"{len(back.copies)} more cop(ies); from the journal: {len(back.acts)} act(s), "
+        f"{len(back.register)} register line(s)",
+        *(f"  recording {r['id']}: {r['path']} ({r['manifest']})" for r in back.recordings),
+        *(f"  {a}" for a in back.acts),
+        *(f"  cannot come back: {n}" for n in back.not_restored),
+        *(f"  ignored: {n}" for n in back.ignored),
+        f"custody log: {doc['custody_entries']} entries, {doc['recordings']} recordings: "
+        + ("intact" if not problems else f"{len(problems)} problem(s)"),
+    ]
 
 
 def _restore_roots(source: Path, where: Where, db: Any) -> list[Path]:

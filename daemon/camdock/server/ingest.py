@@ -129,6 +129,26 @@ async def _station_alarm(conn: Conn, m: StationAlarm, now: datetime, result: Bat
 
 
 async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchResult) -> None:
+    """A batch: each event stored once (by its id), a reused sequence number alarmed, then
+    what the new ones change (recordings, alarms, the custody witness, the stations)."""
+    new_ids = await _insert(conn, events, now)
+    ids = [e.body["id"] for e in events]
+    missing = [i for i in ids if i not in new_ids]
+    if missing:
+        await _reused(conn, [e for e in events if e.body["id"] in missing], now, result)
+    new = sorted(
+        (e for e in events if e.body["id"] in new_ids), key=lambda e: (e.station, e.body["seq"])
+    )
+    result.inserted += len(new)
+    if not new:
+        return
+    await _derived(conn, new, now, result)
+    await _witness(conn, new, now, result)
+    await _seen(conn, new, now)
+
+
+async def _insert(conn: Conn, events: list[Event], now: datetime) -> set[str]:
+    """The batch into ``events`` in one statement; the ids that were new."""
     ids = [e.body["id"] for e in events]
     cols: list[list[Any]] = [
         ids,
@@ -155,38 +175,32 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
         " ON CONFLICT DO NOTHING RETURNING id::text",
         (now, *cols),
     )
-    new_ids = {str(r[0]) for r in await cur.fetchall()}
-    missing = [i for i in ids if i not in new_ids]
-    if missing:
-        cur = await conn.execute(
-            "SELECT id::text FROM events WHERE id = ANY(%b::uuid[])", (missing,)
-        )
-        known = {str(r[0]) for r in await cur.fetchall()}
-        result.duplicates += len(known)
-        for e in events:
-            i = e.body["id"]
-            if i in missing and i not in known:
-                # Same station and seq as a stored event under another id: a station whose
-                # sequence restarted, or one that is not what it says.
-                text = f"event #{e.body['seq']} arrived again under another id {i}"
-                await _reject(
-                    conn,
-                    f"events/{e.body['type']}",
-                    e.station,
-                    f"seq reused: {text}",
-                    e.size,
-                    now,
-                    result,
-                )
-                result.alarms += await _raise(
-                    conn, e.station, "seq-reused", str(e.body["seq"]), text, None, now
-                )
-    new = sorted(
-        (e for e in events if e.body["id"] in new_ids), key=lambda e: (e.station, e.body["seq"])
+    return {str(r[0]) for r in await cur.fetchall()}
+
+
+async def _reused(conn: Conn, events: list[Event], now: datetime, result: BatchResult) -> None:
+    """Events that were not new: a duplicate (the same id again, counted), or a station's
+    sequence number under another id (rejected and alarmed)."""
+    cur = await conn.execute(
+        "SELECT id::text FROM events WHERE id = ANY(%b::uuid[])", ([e.body["id"] for e in events],)
     )
-    result.inserted += len(new)
-    if not new:
-        return
+    known = {str(r[0]) for r in await cur.fetchall()}
+    result.duplicates += len(known)
+    for e in events:
+        if e.body["id"] in known:
+            continue
+        # Same station and seq as a stored event under another id: a station whose sequence
+        # restarted, or one that is not what it says.
+        text = f"event #{e.body['seq']} arrived again under another id {e.body['id']}"
+        where = f"events/{e.body['type']}"
+        await _reject(conn, where, e.station, f"seq reused: {text}", e.size, now, result)
+        result.alarms += await _raise(
+            conn, e.station, "seq-reused", str(e.body["seq"]), text, None, now
+        )
+
+
+async def _derived(conn: Conn, new: list[Event], now: datetime, result: BatchResult) -> None:
+    """What the new events change, in one round trip (a pipeline)."""
     async with conn.pipeline():  # one round trip for the batch's derived writes
         # Recordings (a third of a shift change's events) go in one statement per run of
         # them; a run ends before an event that changes a recording row, so the order holds.
@@ -205,7 +219,10 @@ async def _events(conn: Conn, events: list[Event], now: datetime, result: BatchR
             await _derive(conn, e, now, result)
         if run:
             await _recordings(conn, list(run.values()))
-    await _witness(conn, new, now, result)
+
+
+async def _seen(conn: Conn, new: list[Event], now: datetime) -> None:
+    """Each station's last seen time, sequence range and event count."""
     per_station: dict[str, list[int]] = {}
     for e in new:
         per_station.setdefault(e.station, []).append(e.body["seq"])

@@ -36,29 +36,32 @@ CSP = (
 )
 
 
-def make_app(cfg: ServerConfig) -> Starlette:
-    """The fleet view over the index at ``cfg.dsn``."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
-    users = {u.id: u for u in cfg.users}
+class _View:
+    """The fleet view's pages over the index at ``cfg.dsn``."""
 
-    def me(request: Request) -> User | None:
-        return users.get(request.session.get("user", ""))
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+        self.users = {u.id: u for u in cfg.users}
 
-    def page(request: Request, name: str, **context: Any) -> Response:
+    def me(self, request: Request) -> User | None:
+        return self.users.get(request.session.get("user", ""))
+
+    def page(self, request: Request, name: str, **context: Any) -> Response:
         if request.query_params.get("format") == "json":
             data = {k: v for k, v in context.items() if k not in ("q",)}
             return JSONResponse(_jsonable(data))
-        html = env.get_template(name).render(me=me(request), roles=ROLE_NAMES, **context)
+        html = self.env.get_template(name).render(me=self.me(request), roles=ROLE_NAMES, **context)
         return HTMLResponse(
             html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
         )
 
-    def login_required(request: Request) -> Response | None:
-        if me(request) is None:
+    def login_required(self, request: Request) -> Response | None:
+        if self.me(request) is None:
             return RedirectResponse("/login", status_code=303)
         return None
 
-    async def login(request: Request) -> Response:
+    async def login(self, request: Request) -> Response:
         error = None
         if request.method == "POST":
             form = await request.form()
@@ -66,7 +69,7 @@ def make_app(cfg: ServerConfig) -> Starlette:
             if not token or not secrets.compare_digest(str(form.get("csrf", "")), token):
                 error = "表單已過期，請再試一次 The form expired; try again"
             else:
-                user = users.get(str(form.get("user", "")))
+                user = self.users.get(str(form.get("user", "")))
                 if user is not None and passwords.verify(
                     str(form.get("password", "")), user.password
                 ):
@@ -76,30 +79,30 @@ def make_app(cfg: ServerConfig) -> Starlette:
                 error = "帳號或密碼錯誤 Wrong user or password"
         request.session["csrf"] = secrets.token_urlsafe(16)
         status = 401 if error else 200
-        html = env.get_template("fleet_login.html").render(
+        html = self.env.get_template("fleet_login.html").render(
             me=None, error=error, csrf=request.session["csrf"]
         )
         return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
 
-    async def logout(request: Request) -> Response:
+    async def logout(self, request: Request) -> Response:
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    async def stations(request: Request) -> Response:
-        if (r := login_required(request)) is not None:
+    async def stations(self, request: Request) -> Response:
+        if (r := self.login_required(request)) is not None:
             return r
         now = clock.now()
-        rows = fleet.stations(cfg.dsn, now, cfg.timezone)
-        return page(
+        rows = fleet.stations(self.cfg.dsn, now, self.cfg.timezone)
+        return self.page(
             request,
             "fleet_stations.html",
             stations=rows,
-            alarms=fleet.alarms(cfg.dsn)[:50],
-            today=fleet.today(now, cfg.timezone)[0],
+            alarms=fleet.alarms(self.cfg.dsn)[:50],
+            today=fleet.today(now, self.cfg.timezone)[0],
         )
 
-    async def recordings(request: Request) -> Response:
-        if (r := login_required(request)) is not None:
+    async def recordings(self, request: Request) -> Response:
+        if (r := self.login_required(request)) is not None:
             return r
         q = request.query_params
         day: date | None = None
@@ -110,8 +113,12 @@ def make_app(cfg: ServerConfig) -> Starlette:
             except ValueError:
                 error = "日期格式為 YYYY-MM-DD Day as YYYY-MM-DD"
         searched = any(q.get(k) for k in ("officer", "camera", "day")) and error is None
-        rows = fleet.recordings(cfg.dsn, q.get("officer"), q.get("camera"), day) if searched else []
-        return page(
+        rows = (
+            fleet.recordings(self.cfg.dsn, q.get("officer"), q.get("camera"), day)
+            if searched
+            else []
+        )
+        return self.page(
             request,
             "fleet_recordings.html",
             recordings=rows,
@@ -120,29 +127,33 @@ def make_app(cfg: ServerConfig) -> Starlette:
             searched=searched,
         )
 
-    async def station(request: Request) -> Response:
-        if (r := login_required(request)) is not None:
+    async def station(self, request: Request) -> Response:
+        if (r := self.login_required(request)) is not None:
             return r
         sid = request.path_params["station"]
-        return page(
+        return self.page(
             request,
             "fleet_station.html",
             station=sid,
-            heads=fleet.witness(cfg.dsn, sid),
-            alarms=fleet.alarms(cfg.dsn, sid),
+            heads=fleet.witness(self.cfg.dsn, sid),
+            alarms=fleet.alarms(self.cfg.dsn, sid),
         )
 
+
+def make_app(cfg: ServerConfig) -> Starlette:
+    """The fleet view over the index at ``cfg.dsn``."""
+    view = _View(cfg)
     secret = (
         cfg.secret_file.read_text().strip()
         if cfg.secret_file is not None
         else secrets.token_hex(32)
     )
     routes = [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["POST"]),
-        Route("/", stations),
-        Route("/recordings", recordings),
-        Route("/stations/{station}", station),
+        Route("/login", view.login, methods=["GET", "POST"]),
+        Route("/logout", view.logout, methods=["POST"]),
+        Route("/", view.stations),
+        Route("/recordings", view.recordings),
+        Route("/stations/{station}", view.station),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

@@ -102,7 +102,7 @@ def destroy(
                 continue
             refused(db, by, "destroy", exc, keeping.topics, {"recording": c.id})
             raise
-        planned = next((p for p in catalog.pending(db) if p["id"] == d_id), None)
+        planned = next((p for p in catalog.pending(db) if p.id == d_id), None)
         if planned is None:  # another pass finished it a moment after it was planned: done
             done.append(Destroyed(c.id, c.relpath, ()))
         elif (made := _finish(db, keeping, today, planned, mine=True)) is not None:
@@ -183,7 +183,7 @@ def _path_of(keeping: Keeping, root: str, relpath: str) -> tuple[Path, PurePosix
     return Path(root), rel
 
 
-def _finish(db: Database, keeping: Keeping, today: date, d: dict[str, Any], *,
+def _finish(db: Database, keeping: Keeping, today: date, d: catalog.Planned, *,
             mine: bool = False) -> Destroyed | None:  # fmt: skip
     """Take destroying recording ``d`` to destroyed: each copy removed after the rules are
     asked again. Two processes may finish the same one (an interrupted destruction, seen by
@@ -194,60 +194,61 @@ def _finish(db: Database, keeping: Keeping, today: date, d: dict[str, Any], *,
         return _finish_owned(db, keeping, today, d, mine)
 
 
-def _finish_owned(db: Database, keeping: Keeping, today: date, d: dict[str, Any],
+def _finish_owned(db: Database, keeping: Keeping, today: date, d: catalog.Planned,
                   mine: bool) -> Destroyed | None:  # fmt: skip
-    rec_id, removed = d["recording_id"], []
-    fresh = next((p for p in catalog.pending(db) if p["id"] == d["id"]), None)
+    rec_id, removed = d.recording_id, []
+    fresh = next((p for p in catalog.pending(db) if p.id == d.id), None)
     if fresh is None:  # another runner finished (or gave up) this one while we waited
         if not mine:
             return None
         if (fate := catalog.fate(db, rec_id)) is not None and fate[0] == "destroyed":
-            return Destroyed(rec_id, d["relpath"], ())
+            return Destroyed(rec_id, d.relpath, ())
         raise Refused(f"recording {rec_id} was not destroyed: its destruction was given up "
                       "while this one waited (a hold or request since)")  # fmt: skip
     d = fresh
     # The destruction and the rows it acts on as the chain has them, before any file goes: a
     # copy row pointed at another recording's file, or a destruction typed into the catalog,
     # removes nothing (issue 28, review).
-    rowchain.require_rows(db, [("destructions", [d["id"]])])
+    rowchain.require_rows(db, [("destructions", [d.id])])
     rowchain.require_chained(db, rec_id)
-    for copy in d["copies"]:
-        root, rel = _path_of(keeping, copy["destination"], copy["relpath"])
+    for copy in d.copies:
+        root, rel = _path_of(keeping, copy.destination, copy.relpath)
         if why := _kept(db, keeping, today, rec_id):
             _halt(db, keeping, d, why)
         try:
             # The day manifest's tombstone first: it never claims a file that is gone.
-            manifest.ensure_removed(root, str(rel), reason="destroyed", by=d["actor"],
+            manifest.ensure_removed(root, str(rel), reason="destroyed", by=d.actor,
                                     recording_id=rec_id, head=custody.head(db))  # fmt: skip
             outcome = fsio.remove_under(root, rel)
         except OSError as exc:  # EROFS, EIO: the drive's, named; nothing else changes
-            drive = keeping.drive_name(copy["destination"])
+            drive = keeping.drive_name(copy.destination)
             why = f"the copy on {drive} could not be removed: {exc.strerror or exc}"
-            catalog.stop(db, d["id"], why, drive, keeping.topics)
+            catalog.stop(db, d.id, why, drive, keeping.topics)
             raise DestructionStopped(f"recording {rec_id} is still being destroyed: {why}; "
                                      "fix the drive, then run it again (or the daily pass "
                                      "finishes it)") from None  # fmt: skip
-        removed.append({**copy, "outcome": outcome})
-    made = Destroyed(rec_id, d["relpath"], tuple(c["destination"] for c in removed))
+        removed.append({"destination": copy.destination, "relpath": copy.relpath,
+                        "outcome": outcome})  # fmt: skip
+    made = Destroyed(rec_id, d.relpath, tuple(c["destination"] for c in removed))
     try:
         catalog.record_destroyed(db, d, removed, keeping.topics)
     except Conflict:
         return made if mine else None
-    log.info("recording %d destroyed by %s (%s)", rec_id, d["actor"], d["reason"])
+    log.info("recording %d destroyed by %s (%s)", rec_id, d.actor, d.reason)
     return made
 
 
-def _halt(db: Database, keeping: Keeping, d: dict[str, Any], why: str) -> None:
+def _halt(db: Database, keeping: Keeping, d: catalog.Planned, why: str) -> None:
     """A destruction the rules no longer allow: back to live if every copy is still there,
     else it stays destroying, keeping what is left, and says why. Raises ``Refused``."""
-    rec_id = d["recording_id"]
-    untouched = all(Path(*_path_of(keeping, c["destination"], c["relpath"])).exists()
-                    for c in d["copies"])  # fmt: skip
+    rec_id = d.recording_id
+    untouched = all(Path(*_path_of(keeping, c.destination, c.relpath)).exists()
+                    for c in d.copies)  # fmt: skip
     if untouched:
-        catalog.abandon(db, d["id"])
+        catalog.abandon(db, d.id)
         log.warning("destruction of recording %d abandoned: %s", rec_id, why)
     else:
-        catalog.stop(db, d["id"], f"{why}; the remaining copy is kept", None, keeping.topics)
+        catalog.stop(db, d.id, f"{why}; the remaining copy is kept", None, keeping.topics)
         log.warning("destruction of recording %d stopped: %s", rec_id, why)
     raise Refused(f"recording {rec_id} may not be destroyed: {why}")
 
@@ -269,7 +270,7 @@ def finish_pending(db: Database, keeping: Keeping, today: date) -> list[Destroye
 def resume(db: Database, keeping: Keeping, today: date, rec_id: int) -> list[Destroyed]:
     """Finish the destruction of one recording left destroying (a list taken up again): a
     drive's error travels (``DestructionStopped``), a hold since is ``Refused``."""
-    found = [d for d in catalog.pending(db) if d["recording_id"] == rec_id]
+    found = [d for d in catalog.pending(db) if d.recording_id == rec_id]
     if found:
         prove_all(keeping.drives)
     return [m for d in found if (m := _finish(db, keeping, today, d, mine=True)) is not None]

@@ -81,7 +81,7 @@ def execute_list(db: Database, keeping: Keeping, today: date, list_id: int, by: 
     # The event's contract names the authority manual or standing; the list is in the reason.
     reason = f"{taken.reason}; destruction list {list_id} approved by {taken.approved_by}"
     done: list[Destroyed] = []
-    done_before = {i["recording_id"] for i in destruction.items(db, list_id) if i["outcome"]}
+    done_before = {i.recording_id for i in destruction.items(db, list_id) if i.outcome}
     for rec_id in destruction.recordings_of(db, list_id):
         if rec_id in done_before:  # a resumed list: what the interrupted run finished
             continue
