@@ -110,6 +110,22 @@ def test_lockout_after_repeated_failures_is_recorded(daemon: tuple[Config, Path]
     assert login(path, "S1")  # others are not locked out
 
 
+def test_the_consoles_user_speaks_only_as_the_console(daemon: tuple[Config, Path]) -> None:
+    """Review of issue 27: a custody entry's channel (console or cli) is not the console
+    process's to choose. A request from the console's user (its uid, as the kernel says) that
+    claims the CLI channel is refused; the same request as the console is served."""
+    cfg, _ = daemon
+    control = Control(cfg)
+    control.console_uid = os.geteuid() + 4242  # the console's user on this station
+    login = {"op": "login", "token": None, "args": {"staff": "C1", "password": PASSWORD}}
+    claimed, _ = control.handle({**login, "channel": "cli"}, control.console_uid)
+    assert claimed["status"] == 400 and "only as the console" in claimed["error"]
+    honest, _ = control.handle({**login, "channel": "console"}, control.console_uid)
+    assert honest["ok"] is True
+    from_cli, _ = control.handle({**login, "channel": "cli"}, os.geteuid())  # another user
+    assert from_cli["ok"] is True
+
+
 def test_malformed_requests_are_answered_not_fatal(daemon: tuple[Config, Path]) -> None:
     _, path = daemon
     for raw in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n", b"x" * (MAX_REQUEST + 10) + b"\n"):

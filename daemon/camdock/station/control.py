@@ -155,6 +155,9 @@ class Control:
         # Unknown ids cost what known ones do (issue 27: ids must not be listed by timing).
         self._dummy = passwords.hash_password(secrets.token_urlsafe(24))
         self.chain_memo = consoleday.ChainMemo()  # the audit page's chain check (issue 29)
+        # The console's user speaks only as the console: a custody entry's channel is the
+        # kernel's word (SO_PEERCRED), not the console process's (review of issue 27).
+        self.console_uid = _uid_of(WEB_USER)
         db = open_catalog(cfg.catalog)
         try:  # the config's staff into the catalog, each change on the record (catalog/staff)
             for change in staff_rows.sync(db, cfg.staff, cfg.password_hashes):
@@ -169,6 +172,9 @@ class Control:
         channel = request.get("channel", "console")
         if channel not in protocol.CHANNELS:
             return _error(ErrorKind.BAD_REQUEST, f"channel: one of {', '.join(protocol.CHANNELS)}")
+        if uid == self.console_uid and uid != os.geteuid() and channel != "console":
+            log.warning("control: the console's user (uid %d) asked as %r; refused", uid, channel)
+            return _error(ErrorKind.BAD_REQUEST, "the console's user speaks only as the console")
         with custody.through(str(channel)):
             return self._handle(request, str(channel), uid)
 
@@ -405,6 +411,14 @@ def peers() -> tuple[frozenset[int], int | None]:
     except KeyError:
         return frozenset({0, os.geteuid()}), None
     return frozenset({0, os.geteuid(), web.pw_uid}), web.pw_gid
+
+
+def _uid_of(user: str) -> int | None:
+    """A system user's uid; None when the station has no such user."""
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None
 
 
 def _error(kind: ErrorKind, why: str) -> Reply:
