@@ -39,6 +39,7 @@ from camdock.core.access import NO_ROLES, Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.export import README, export
+from camdock.services.keeping import keeping_footage
 from camdock.services.medium import Medium, open_medium
 from camdock.services.seal import Key
 
@@ -258,7 +259,10 @@ def new_request(
         "range_start": start.isoformat(),
         "range_end": end.isoformat(),
     }
-    return requests.create(db, row, ids, who.label, topics)
+    # A draft already holds what it covers (core.access.OPEN); later steps only move an open
+    # request on, so this is the one write that starts keeping: serialised with the runner.
+    with keeping_footage(db):
+        return requests.create(db, row, ids, who.label, topics)
 
 
 def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:

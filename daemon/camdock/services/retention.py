@@ -36,7 +36,7 @@ from camdock.services.destruction_lists import (
     propose_list,
     refuse_unapproved,
 )
-from camdock.services.keeping import Keeping, in_force, plan_for, refused
+from camdock.services.keeping import Keeping, in_force, keeping_footage, plan_for, refused
 
 __all__ = [
     "Destroyed",
@@ -121,7 +121,8 @@ def place_hold(
         "review_by": review_by.isoformat() if review_by else None,
     }
     try:
-        return holds.place(db, row, by, keeping.topics)
+        with keeping_footage(db):  # serialised with the destruction runner (issue 27 gap 1)
+            return holds.place(db, row, by, keeping.topics)
     except Conflict as exc:
         refused(db, by, "hold", exc, keeping.topics, {"case_ref": row["case_ref"]})
         raise
