@@ -6,6 +6,7 @@ destruction lists publish their events."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -16,12 +17,15 @@ from typing import Any
 import pytest
 
 from camdock.adapters import fsio, manifest
-from camdock.catalog import open_catalog, recordings
+from camdock.catalog import custody, open_catalog, recordings
+from camdock.catalog import retention as retention_rows
 from camdock.core.retention import HoldKind
 from camdock.errors import UnknownRecording
-from camdock.services.retention import Keeping, destroy, place_hold
-from conftest import make_camera, offload
+from camdock.events import Topics
+from camdock.services.retention import Keeping, authorise, daily_pass, destroy, place_hold
+from conftest import make_camera, needs_root, offload
 
+TOPICS = Topics("camdock", "test-01")
 LATER = date(2027, 12, 1)  # past every recording's year: each may go
 
 
@@ -97,4 +101,46 @@ def test_a_hold_placed_between_the_runners_check_and_its_unlink_loses_no_copy(
     # With the runner's lock the hold waits for the recording it is destroying.
     assert outcome.keys() == {"refused"}, outcome
     assert recordings.copies(db, 1) == {}
+    db.close()
+
+
+# --- 2. one refusal does not stop the day's due list -------------------------------------------
+
+
+@contextlib.contextmanager
+def _immutable(path: Path) -> Iterator[None]:
+    """The file made undeletable for real (chattr +i, as root): unlink answers EPERM."""
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@needs_root
+def test_one_undeletable_copy_stops_only_its_recording_in_the_daily_pass(tmp_path: Path) -> None:
+    """REG-4.3.1: three recordings due, the second one's copy on the backup drive undeletable:
+    the daily pass destroys the first and the third; the second stays "destroying" with the
+    alarm naming the drive, and the pass says so."""
+    d1, d2, catalog, keep = _recordings(tmp_path, 3)
+    keep = dataclasses.replace(keep, topics=TOPICS)
+    db = open_catalog(catalog)
+    paths = dict(db.execute("SELECT id, relpath FROM recordings").fetchall())
+    assert sorted(paths) == [1, 2, 3]
+    authorise(db, "保-9", "custodian-1", date(2028, 6, 1), "分局長 (P1)", "P1", LATER)
+    with _immutable(d2 / paths[2]):
+        result = daily_pass(db, catalog, keep, LATER)
+    assert sorted(d.recording for d in result.destroyed) == [1, 3]
+    for rec in (1, 3):
+        assert not (d1 / paths[rec]).exists() and not (d2 / paths[rec]).exists()
+    assert not (d1 / paths[2]).exists() and (d2 / paths[2]).is_file()  # never live, one gone
+    [going] = retention_rows.destroying(db)
+    assert going.recording == 2 and str(d2) in (going.stopped_reason or "")
+    assert any("recording 2" in a and str(d2) in a for a in result.alarms), result.alarms
+    stops = db.execute("SELECT recording_id FROM custody_log WHERE action = 'destroy-stop'")
+    assert [r[0] for r in stops] == [2]
+    assert custody.verify(db) == []
+    # The drive is well again: the next pass finishes it.
+    again = daily_pass(db, catalog, keep, LATER)
+    assert [d.recording for d in again.destroyed] == [2] and not (d2 / paths[2]).exists()
     db.close()

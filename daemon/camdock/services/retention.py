@@ -208,9 +208,11 @@ def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date,
         if auth is not None and plan_for(db, today).due:
             reason = (f"retention period ended (REG-4.3.1), standing authorisation {auth.ref} "
                       f"approved by {auth.approved_by}")  # fmt: skip
+            stopped: list[str] = []  # each due recording tried; each refusal said
             result.destroyed += destroy(db, keeping, today, auth.custodian,
-                                        authority="standing",
-                                        reason=reason)  # fmt: skip
+                                        authority="standing", reason=reason,
+                                        stopped=stopped)  # fmt: skip
+            result.alarms += [f"destruction could not run: {why}" for why in stopped]
     except CamdockError as exc:
         result.alarms.append(f"destruction could not run: {exc}")
     after = plan_for(db, today, keeping.draft_days)
