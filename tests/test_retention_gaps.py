@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -18,12 +19,23 @@ import pytest
 
 from camdock.adapters import fsio, manifest
 from camdock.catalog import custody, open_catalog, recordings
+from camdock.catalog import destruction as destruction_rows
 from camdock.catalog import retention as retention_rows
+from camdock.config import load
 from camdock.core.retention import HoldKind
-from camdock.errors import UnknownRecording
+from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import Topics
-from camdock.services.retention import Keeping, authorise, daily_pass, destroy, place_hold
+from camdock.services.retention import (
+    Keeping,
+    authorise,
+    daily_pass,
+    destroy,
+    place_hold,
+    plan_for,
+    revoke_authorisation,
+)
 from conftest import make_camera, needs_root, offload
+from test_mqtt import message_for, validator
 
 TOPICS = Topics("camdock", "test-01")
 LATER = date(2027, 12, 1)  # past every recording's year: each may go
@@ -144,3 +156,106 @@ def test_one_undeletable_copy_stops_only_its_recording_in_the_daily_pass(tmp_pat
     again = daily_pass(db, catalog, keep, LATER)
     assert [d.recording for d in again.destroyed] == [2] and not (d2 / paths[2]).exists()
     db.close()
+
+
+# --- 3. a standing authorisation revoked ---------------------------------------------------------
+
+
+def test_a_revoked_authorisation_stops_the_pass_at_once_and_twice_is_a_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REG-4.3.1, REG-7.1: an approver revokes a standing authorisation while the daily pass
+    destroys under it (forced between the first recording's check and its unlink): the pass
+    finishes that one and destroys nothing more, and says why; a second revocation is told who
+    revoked it and when; each is on the custody log and the revocation is an event."""
+    _, _, catalog, keep = _recordings(tmp_path, 3)
+    keep = dataclasses.replace(keep, topics=TOPICS)
+    db = open_catalog(catalog)
+    authorise(db, "保-10", "custodian-1", date(2028, 6, 1), "分局長 (P1)", "P1", LATER)
+    real_tombstone = manifest.ensure_removed
+    revoked: list[Any] = []
+
+    def revoke_now() -> None:
+        other = open_catalog(catalog)  # the approver's own connection (a control thread)
+        try:
+            revoked.append(revoke_authorisation(other, "保-10", "分局長 (P1)", "P1",
+                                                "改以清單核准", TOPICS))  # fmt: skip
+        finally:
+            other.close()
+
+    def tombstone(*args: Any, **kw: Any) -> Any:
+        if not revoked:
+            worker = threading.Thread(target=revoke_now, name="revoke")
+            worker.start()
+            worker.join(60)
+        return real_tombstone(*args, **kw)
+
+    monkeypatch.setattr(manifest, "ensure_removed", tombstone)
+    result = daily_pass(db, catalog, keep, LATER)
+    monkeypatch.undo()
+    assert revoked and revoked[0].revoked_by == "分局長 (P1)"
+    assert [d.recording for d in result.destroyed] == [1]  # begun before: finished, whole
+    assert plan_for(db, LATER).live == 2 and retention_rows.destroying(db) == []
+    assert any("保-10 is no longer in force" in a for a in result.alarms), result.alarms
+    # The next pass has no authorisation to destroy under: it says so.
+    again = daily_pass(db, catalog, keep, LATER)
+    assert again.destroyed == [] and any("no standing authorisation" in a for a in again.alarms)
+    # Twice: a conflict naming who revoked it and when, recorded as a refusal.
+    with pytest.raises(Conflict) as second:
+        revoke_authorisation(db, "保-10", "副分局長 (P2)", "P2", "再撤銷", TOPICS)
+    assert second.value.by == "分局長 (P1)" and second.value.at == revoked[0].revoked_at
+    actions = [r[0] for r in db.execute("SELECT action FROM custody_log WHERE action IN "
+                                        "('destroy-revoke', 'refused') ORDER BY id")]  # fmt: skip
+    assert actions == ["destroy-revoke", "refused"]
+    assert custody.verify(db) == []
+    [event] = _events(db, "authorisation-revoked")
+    assert event["data"]["ref"] == "保-10" and event["data"]["by"] == "分局長 (P1)"
+    with pytest.raises(CamdockError) as missing:
+        revoke_authorisation(db, "no-such", "分局長 (P1)", "P1", "x", TOPICS)
+    assert missing.value.exit_code == ExitCode.NOINPUT
+    db.close()
+
+
+def _events(db: Any, kind: str) -> list[dict[str, Any]]:
+    """The outbox's events of ``kind``, each checked against the contract (docs/asyncapi.yaml)."""
+    bodies = [json.loads(r[0]) for r in db.execute("SELECT payload FROM outbox ORDER BY id")]
+    for body in bodies:
+        validator(message_for(body["type"])).validate(body)
+    return [b for b in bodies if b["type"] == kind]
+
+
+def test_revoke_authorisation_through_the_daemon_is_for_approvers(tmp_path: Path) -> None:
+    """Issue 27, gap 3: ``camdock retention revoke-authorisation REF`` on a station goes through
+    the daemon as the authenticated person: a custodian is refused (recorded), an approver
+    revokes it, the second revocation is told who and when (exit 77, one line)."""
+    from stationd import acting
+    from test_access import _station
+
+    cfg_path = _station(tmp_path)
+    cfg = load(cfg_path)
+
+    def act(*args: str) -> Any:
+        return acting(cfg_path, *args)
+
+    made = act("retention", "authorise", "--ref", "115-9", "--custodian", "C1", "--until",
+               "2027-06-30", "--by", "P1")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    custodian = act("retention", "revoke-authorisation", "115-9", "--reason", "x", "--by", "C1")
+    assert custodian.returncode == ExitCode.NOPERM, custodian.stderr
+    ok = act("retention", "revoke-authorisation", "115-9", "--reason", "改以清單核准",
+             "--by", "P1", "--json")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["authorisation"]["revoked_by_id"] == "P1" and doc["authorisation"]["revoked_at"]
+    twice = act("retention", "revoke-authorisation", "115-9", "--reason", "y", "--by", "P1")
+    assert twice.returncode == ExitCode.NOPERM and "already revoked" in twice.stderr
+    assert len(twice.stderr.strip().splitlines()) == 1
+    db = open_catalog(cfg.catalog)
+    try:
+        assert destruction_rows.live_authorisation(db, date(2026, 11, 29)) is None
+        refused = [json.loads(r[0]) for r in db.execute(
+            "SELECT details FROM custody_log WHERE action = 'refused' ORDER BY id")]  # fmt: skip
+        assert [r["attempted"] for r in refused][-2:] == ["retention.revoke",
+                                                          "revoke-authorisation"]  # fmt: skip
+    finally:
+        db.close()

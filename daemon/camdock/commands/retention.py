@@ -18,7 +18,7 @@ from camdock.catalog import (
 from camdock.catalog import retention as retention_rows
 from camdock.catalog.retention import Destroying
 from camdock.clock import local_text
-from camdock.commands import remote
+from camdock.commands import remote, retention_revoke
 from camdock.commands.common import (
     Where,
     act,
@@ -135,6 +135,7 @@ def add_parsers(sub: Any) -> None:
                       help="under whose name the daemon's destructions are recorded")  # fmt: skip
     auth.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="its last day")
     common(auth)
+    retention_revoke.add_parser(rs, common)
 
 
 def keeping_of(where: Where, password_file: Path | None = None) -> Keeping:
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         ("retention", "approve"): _approve,
         ("retention", "lists"): _lists,
         ("retention", "authorise"): _authorise,
+        ("retention", "revoke-authorisation"): retention_revoke.revoke,
     }
     return handlers[(args.command, args.action)](args, where)
 
