@@ -27,11 +27,14 @@ from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import Topics
 from camdock.services.retention import (
     Keeping,
+    approve_list,
     authorise,
     daily_pass,
     destroy,
+    execute_list,
     place_hold,
     plan_for,
+    propose_list,
     revoke_authorisation,
 )
 from conftest import make_camera, needs_root, offload
@@ -259,3 +262,36 @@ def test_revoke_authorisation_through_the_daemon_is_for_approvers(tmp_path: Path
                                                           "revoke-authorisation"]  # fmt: skip
     finally:
         db.close()
+
+
+# --- 4. destruction lists publish their events ---------------------------------------------------
+
+
+def test_a_destruction_lists_steps_are_events_in_the_contract(tmp_path: Path) -> None:
+    """REG-4.3.1, REG-7.1: a list proposed, approved and executed is three events through the
+    outbox, each in the transaction of its step and valid against docs/asyncapi.yaml."""
+    d1, d2, catalog, keep = _recordings(tmp_path, 2)
+    keep = dataclasses.replace(keep, topics=TOPICS)
+    db = open_catalog(catalog)
+    list_id = propose_list(db, keep, LATER, "陳保管 (C1)", "C1")
+    approve_list(db, list_id, "王分局長 (P1)", "P1", TOPICS)
+    place_hold(db, keep, "督察 (S1)", kind=HoldKind.INVESTIGATION, case="刑案 3",
+               reason="偵查中", recording=2)  # fmt: skip
+    done = execute_list(db, keep, LATER, list_id, "陳保管 (C1)", "C1")
+    assert [d.recording for d in done] == [1]
+    [proposed] = _events(db, "destruction-proposed")
+    assert proposed["data"] == {"list": list_id, "recordings": [1, 2], "state": "proposed",
+                                "reason": "retention period ended (REG-4.3.1)",
+                                "by": "陳保管 (C1)"}  # fmt: skip
+    [approved] = _events(db, "destruction-approved")
+    assert approved["data"] == {"list": list_id, "state": "approved", "by": "王分局長 (P1)"}
+    [executed] = _events(db, "destruction-executed")
+    assert executed["data"]["by"] == "陳保管 (C1)" and executed["data"]["state"] == "executed"
+    outcomes = executed["data"]["outcomes"]
+    assert outcomes["1"] == "destroyed" and outcomes["2"].startswith("skipped")
+    kinds = [json.loads(r[0])["type"] for r in db.execute("SELECT payload FROM outbox ORDER BY id")]
+    assert kinds.index("destruction-proposed") < kinds.index("destruction-approved")
+    assert kinds.index("recording-destroyed") < kinds.index("destruction-executed")
+    rel = dict(db.execute("SELECT id, relpath FROM recordings").fetchall())
+    assert (d1 / rel[2]).is_file() and (d2 / rel[2]).is_file()
+    db.close()
