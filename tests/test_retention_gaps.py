@@ -11,20 +11,22 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from camdock.adapters import fsio, manifest
-from camdock.catalog import custody, open_catalog, recordings
+from camdock.catalog import custody, open_catalog, recordings, requests
 from camdock.catalog import destruction as destruction_rows
 from camdock.catalog import retention as retention_rows
 from camdock.config import load
 from camdock.core.retention import HoldKind
 from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import Topics
+from camdock.services import access
 from camdock.services.retention import (
     Keeping,
     approve_list,
@@ -56,47 +58,66 @@ def _recordings(tmp_path: Path, count: int) -> tuple[Path, Path, Path, Keeping]:
 # --- 1. a hold placed while a destruction runs ------------------------------------------------
 
 
-def test_a_hold_placed_between_the_runners_check_and_its_unlink_loses_no_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _keep_recording_one(catalog: Path, keep: Keeping, how: str) -> str:
+    """What starts keeping recording 1, from another connection: a hold, or a request whose
+    selection covers it (a draft holds what it covers). Returns what became of it."""
+    other = open_catalog(catalog)  # its own connection, as a control thread has
+    try:
+        if how == "hold":
+            place_hold(other, keep, "督察 (S1)", kind=HoldKind.INVESTIGATION, case="刑案 9",
+                       reason="偵查中", recording=1)  # fmt: skip
+            return "kept"
+        start = datetime(2026, 11, 28, tzinfo=ZoneInfo("Asia/Taipei"))
+        form = {"kind": "copy", "reason": "傷害案調查", "purpose": "investigation",
+                "duty_item": "巡邏"}  # fmt: skip
+        scope = ("A12345", None, start, start + timedelta(days=1))
+        who = access.acting(None, "D1", other)
+        req = access.new_request(other, None, who, form, scope, None)
+        covered = [r.id for r in requests.recordings_of(other, req.id)]
+        return "kept" if 1 in covered else "refused"
+    except UnknownRecording:
+        return "refused"
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("how", ["hold", "request"])
+def test_footage_kept_between_the_runners_check_and_its_unlink_loses_no_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """REG-4.3.1: a hold placed while the runner is between its check of the holds and the
-    unlink of the first copy (forced by a barrier, no sleeps) either lands before the runner
-    looks (every copy kept) or waits until the recording is destroyed (the hold refused: the
-    recording is gone) — never a held recording with a copy gone."""
+    """REG-4.3.1: a hold placed (or a request made) while the runner is between its check of
+    the holds and the unlink of the first copy (forced by a barrier, no sleeps) either lands
+    before the runner looks (every copy kept) or waits until the recording is destroyed (then
+    it does not keep it: it is gone) — never a kept recording with a copy gone."""
     d1, d2, catalog, keep = _recordings(tmp_path, 2)
     db = open_catalog(catalog)
     rel = db.execute("SELECT relpath FROM recordings WHERE id = 1").fetchone()[0]
-    asked = threading.Event()  # the hold's writer has started (or, without a lock, finished)
+    asked = threading.Event()  # the keeping writer has started (or, without a lock, finished)
     outcome: dict[str, Any] = {}
 
     real_lock = fsio.exclusive
 
     @contextlib.contextmanager
     def lock(path: Path, *, shared: bool = False) -> Iterator[None]:
-        if shared:  # the hold's side: it is about to wait for the runner's lock
+        if shared:  # the keeping side: it is about to wait for the runner's lock
             asked.set()
         with real_lock(path, shared=True) if shared else real_lock(path):
             yield
 
-    def place() -> None:
-        other = open_catalog(catalog)  # its own connection, as a control thread has
+    def keeper() -> None:
         try:
-            outcome["hold"] = place_hold(other, keep, "督察 (S1)", kind=HoldKind.INVESTIGATION,
-                                         case="刑案 9", reason="偵查中", recording=1)  # fmt: skip
-        except UnknownRecording as exc:
-            outcome["refused"] = str(exc)
+            outcome["writer"] = _keep_recording_one(catalog, keep, how)
         finally:
             asked.set()
-            other.close()
 
     real_tombstone = manifest.ensure_removed
     started: list[threading.Thread] = []
 
     def tombstone(*args: Any, **kw: Any) -> Any:
-        if not started:  # the runner has asked the holds for its first copy: a hold now
-            started.append(threading.Thread(target=place, name="hold"))
+        if not started:  # the runner has asked the holds for its first copy: keep it now
+            started.append(threading.Thread(target=keeper, name="keeper"))
             started[0].start()
-            assert asked.wait(60), "the hold's writer never started"
+            assert asked.wait(60), "the keeping writer never started"
         return real_tombstone(*args, **kw)
 
     monkeypatch.setattr(fsio, "exclusive", lock)
@@ -107,14 +128,13 @@ def test_a_hold_placed_between_the_runners_check_and_its_unlink_loses_no_copy(
         outcome["runner"] = repr(exc)
     started[0].join(60)
     assert not started[0].is_alive()
-    held = db.execute("SELECT COUNT(*) FROM holds WHERE recording_id = 1").fetchone()[0]
     present = [(d / rel).is_file() for d in (d1, d2)]
-    if held:  # the hold came first: both copies kept
+    if outcome["writer"] == "kept":  # it came first: both copies kept
         assert present == [True, True], outcome
-    else:  # the runner came first: destroyed whole, the hold told it is gone
-        assert present == [False, False] and "refused" in outcome, outcome
-    # With the runner's lock the hold waits for the recording it is destroying.
-    assert outcome.keys() == {"refused"}, outcome
+    else:  # the runner came first: destroyed whole, and the writer does not claim it
+        assert present == [False, False], outcome
+    # With the runner's lock the writer waits for the recording it is destroying.
+    assert outcome == {"writer": "refused"}, outcome
     assert recordings.copies(db, 1) == {}
     db.close()
 

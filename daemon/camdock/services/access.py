@@ -241,7 +241,17 @@ def new_request(
 ) -> AccessRequest:
     """A draft Annex 2 request; the selection is resolved against the catalog now."""
     authorize(db, who, "request", topics)
-    ids = select(db, *selection)
+    # A draft already holds what it covers (core.access.OPEN); later steps only move an open
+    # request on, so this is the one write that starts keeping: the selection and the write
+    # serialised with the destruction runner (REG-4.3.1), so no copy of it goes meanwhile.
+    with keeping_footage(db):
+        return _draft(db, cfg, who, form, select(db, *selection), selection, topics)
+
+
+def _draft(db: Database, cfg: Config | None, who: Acting, form: dict[str, Any], ids: list[int],
+           selection: tuple[str | None, str | None, datetime, datetime],
+           topics: Topics | None) -> AccessRequest:  # fmt: skip
+    """The draft written, with the recordings its selection resolved to (``ids``)."""
     if not ids:
         raise CamdockError("the selection covers no recording in the catalog", ExitCode.NOINPUT)
     officer, camera, start, end = selection
@@ -259,10 +269,7 @@ def new_request(
         "range_start": start.isoformat(),
         "range_end": end.isoformat(),
     }
-    # A draft already holds what it covers (core.access.OPEN); later steps only move an open
-    # request on, so this is the one write that starts keeping: serialised with the runner.
-    with keeping_footage(db):
-        return requests.create(db, row, ids, who.label, topics)
+    return requests.create(db, row, ids, who.label, topics)
 
 
 def expire(db: Database, now: datetime, topics: Topics | None) -> list[str]:
