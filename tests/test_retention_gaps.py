@@ -39,7 +39,7 @@ from camdock.services.retention import (
     propose_list,
     revoke_authorisation,
 )
-from conftest import make_camera, needs_root, offload
+from conftest import camdock_cmd, make_camera, needs_root, offload, run
 from test_mqtt import message_for, validator
 
 TOPICS = Topics("camdock", "test-01")
@@ -273,6 +273,10 @@ def test_revoke_authorisation_through_the_daemon_is_for_approvers(tmp_path: Path
     twice = act("retention", "revoke-authorisation", "115-9", "--reason", "y", "--by", "P1")
     assert twice.returncode == ExitCode.NOPERM and "already revoked" in twice.stderr
     assert len(twice.stderr.strip().splitlines()) == 1
+    lists = run(camdock_cmd("retention", "lists", "--config", str(cfg_path), "--json"))
+    [shown] = json.loads(lists.stdout)["authorisations"]
+    assert shown["ref"] == "115-9" and shown["revoked_by_id"] == "P1"
+    assert json.loads(lists.stdout)["standing_authorisation"] is None
     db = open_catalog(cfg.catalog)
     try:
         assert destruction_rows.live_authorisation(db, date(2026, 11, 29)) is None

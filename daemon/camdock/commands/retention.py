@@ -390,9 +390,10 @@ def _lists(args: argparse.Namespace, where: Where) -> int:
         found = [destruction.as_json(d, destruction.items(db, d.id))
                  for d in destruction.listing(db)]  # fmt: skip
         auth = destruction.live_authorisation(db, where.today)
+        every = destruction.authorisations(db)  # revoked ones too, saying by whom (gap 3)
     return output(
         args,
-        {"lists": found, "standing_authorisation": auth},
+        {"lists": found, "standing_authorisation": auth, "authorisations": every},
         lambda: [
             *(
                 f"{d['id']:>4}  {d['state']:<9} {len(d['recordings'])} recording(s)  proposed by "
@@ -403,6 +404,12 @@ def _lists(args: argparse.Namespace, where: Where) -> int:
             f"standing authorisation {auth.ref} by {auth.approved_by} until {auth.expires}"
             if auth
             else "no standing authorisation in force",
+            *(
+                f"standing authorisation {a.ref} revoked by {a.revoked_by} at "
+                f"{local_text(a.revoked_at, where.tz)}"
+                for a in every
+                if a.revoked_at
+            ),
         ],
     )
 
