@@ -246,9 +246,11 @@ def _in_force(db: Database, auth: destruction.Authorisation, today: date) -> Cal
     stops the pass at once (issue 27, gap 3)."""
 
     def check() -> None:
-        if destruction.live_authorisation(db, today) is None:
+        # The one the reasons name, still the one in force (a newer one waits for next pass).
+        if (now := destruction.live_authorisation(db, today)) is None or now.id != auth.id:
             raise AuthorityGone(f"standing authorisation {auth.ref} is no longer in force "
-                                "(revoked): nothing more is destroyed under it")  # fmt: skip
+                                "(revoked or replaced): nothing more is destroyed under "
+                                "it")  # fmt: skip
 
     return check
 
