@@ -78,6 +78,7 @@ CASES: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], str]] = {
         {"ref": "r", "custodian": "C1", "until": "x"},
         "until",
     ),
+    "retention.revoke": ("P1", {"ref": "115-404", "reason": "r"}, {"ref": 5}, "ref"),
     "attribute": (
         "C1",
         {"recording": 1, "officer": "A12345"},

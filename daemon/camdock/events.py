@@ -73,6 +73,11 @@ class EventType(StrEnum):
     RETENTION_ALARM = "retention-alarm"
     CATALOG_BACKED_UP = "catalog-backed-up"
     CATALOG_BACKUP_FAILED = "catalog-backup-failed"
+    # Destruction only with approval (REG-4.3.1, REG-7.1; issue 27)
+    DESTRUCTION_PROPOSED = "destruction-proposed"
+    DESTRUCTION_APPROVED = "destruction-approved"
+    DESTRUCTION_EXECUTED = "destruction-executed"
+    AUTHORISATION_REVOKED = "authorisation-revoked"
     # The daily seal (REG-4.2.5)
     DAY_SEALED = "day-sealed"
     SEAL_CONFIRMED = "seal-confirmed"

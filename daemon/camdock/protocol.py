@@ -404,6 +404,16 @@ class RetentionAuthorise(Args):
     until: date
 
 
+@_op("retention.revoke", frozenset({Role.APPROVER}), write=True, errors=_ACT_ERRORS)
+@dataclass(frozen=True)
+class RetentionRevoke(Args):
+    """An approver revokes a standing authorisation by its reference number, with the reason:
+    the daemon destroys nothing more under it (issue 27, gap 3)."""
+
+    ref: str
+    reason: str = ""
+
+
 @_op("retention.approve", write=True, errors=_ACT_ERRORS)
 @dataclass(frozen=True)
 class RetentionApprove(Args):

@@ -60,6 +60,7 @@ _ACTIONS = {
     "destroy-approve": "核准銷毀清單 destruction approved",
     "destroy-execute": "執行銷毀 destruction executed",
     "destroy-authorise": "長期銷毀授權 standing authorisation",
+    "destroy-revoke": "撤銷長期銷毀授權 standing authorisation revoked",
     "view-start": "開始觀看 viewing started",
     "draft-expire": "草稿逾期 draft expired",
     "refused": "拒絕 refused",

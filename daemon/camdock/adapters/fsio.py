@@ -487,13 +487,13 @@ def idle_io_priority() -> None:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
+def exclusive(path: Path, *, shared: bool = False) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (made if missing) for the block: one holder at a
-    time across threads and processes alike (a lock on the open file), released on exit or
-    when the process dies."""
+    time across threads and processes alike (a lock on the open file; ``shared``: with other
+    shared holders), released on exit or when the process dies."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # and the lock with it

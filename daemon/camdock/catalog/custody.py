@@ -127,6 +127,7 @@ class Action(StrEnum):
     DESTROY_APPROVE = "destroy-approve"  # an approver (someone else) approved it
     DESTROY_EXECUTE = "destroy-execute"  # an approved list executed: what each recording became
     AUTHORISE = "destroy-authorise"  # a standing authorisation recorded by its approver
+    REVOKE = "destroy-revoke"  # a standing authorisation revoked by an approver (issue 27, gap 3)
     VIEW_START = "view-start"  # a streamed viewing opened (its register line comes at its end)
     DRAFT_EXPIRE = "draft-expire"  # an unsubmitted draft expired, its footage no longer held
     REFUSED = "refused"  # an attempt the rules refused (REG-7.1: refusals are recorded too)

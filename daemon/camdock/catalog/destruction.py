@@ -16,14 +16,17 @@ from sqlite_utils import Database
 from camdock.catalog import custody
 from camdock.catalog.custody import Action
 from camdock.catalog.db import Row, one_as, pk, rows_as, write_txn
+from camdock.catalog.outbox import record
 from camdock.clock import utcnow
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
+from camdock.events import EventType, Topics
 
 __all__ = [
     "Authorisation",
     "DestructionList",
     "ListItem",
     "approve",
+    "authorisations",
     "authorise",
     "finish",
     "get",
@@ -32,6 +35,7 @@ __all__ = [
     "live_authorisation",
     "note_outcome",
     "propose",
+    "revoke",
     "start",
 ]
 
@@ -68,10 +72,13 @@ class Authorisation(Row):
     approved_at: str
     expires: str
     revoked_at: str | None
+    revoked_by: str | None = None  # issue 27, gap 3 (m024)
+    revoked_by_id: str | None = None
 
 
-def propose(db: Database, recording_ids: list[int], by: str, by_id: str, reason: str) -> int:
-    """A custodian's list of recordings to destroy; returns its number."""
+def propose(db: Database, recording_ids: list[int], by: str, by_id: str, reason: str,
+            topics: Topics | None = None) -> int:  # fmt: skip
+    """A custodian's list of recordings to destroy; returns its number (and its event)."""
     if not recording_ids:
         raise CamdockError("nothing is due for destruction: no list proposed", ExitCode.NOINPUT)
     with write_txn(db):
@@ -85,6 +92,7 @@ def propose(db: Database, recording_ids: list[int], by: str, by_id: str, reason:
         details = {"list": list_id, "recordings": recording_ids, "reason": reason,
                    "state": "proposed"}  # fmt: skip
         custody.append(db, Action.DESTROY_PROPOSE, None, by, details)
+        _event(db, topics, EventType.DESTRUCTION_PROPOSED, details, by)
     return list_id
 
 
@@ -120,7 +128,8 @@ def _fresh(db: Database, list_id: int) -> DestructionList:
     return found
 
 
-def approve(db: Database, list_id: int, by: str, by_id: str) -> None:
+def approve(db: Database, list_id: int, by: str, by_id: str,
+            topics: Topics | None = None) -> None:  # fmt: skip
     """An approver approves a proposed list: checked inside the write (compare-and-set on its
     state), so of two approvers at once one approves and the other is told who did; nobody
     approves a list they proposed (checked by staff id)."""
@@ -138,6 +147,7 @@ def approve(db: Database, list_id: int, by: str, by_id: str) -> None:
                    (by, by_id, now, list_id))  # fmt: skip
         details = {"list": list_id, "state": "approved"}
         custody.append(db, Action.DESTROY_APPROVE, None, by, details)
+        _event(db, topics, EventType.DESTRUCTION_APPROVED, details, by)
 
 
 def start(
@@ -176,7 +186,7 @@ def note_outcome(db: Database, list_id: int, recording_id: int, outcome: str) ->
                        {"list": list_id, "outcome": outcome})  # fmt: skip
 
 
-def finish(db: Database, list_id: int, by: str) -> None:
+def finish(db: Database, list_id: int, by: str, topics: Topics | None = None) -> None:
     """The list executed: every recording destroyed or skipped with the reason."""
     with write_txn(db):
         db.execute("UPDATE destruction_lists SET state = 'executed', done_at = ? WHERE id = ? "
@@ -184,6 +194,14 @@ def finish(db: Database, list_id: int, by: str) -> None:
         outcomes = {str(i.recording_id): i.outcome for i in items(db, list_id)}
         details = {"list": list_id, "state": "executed", "outcomes": outcomes}
         custody.append(db, Action.DESTROY_EXECUTE, None, by, details)
+        _event(db, topics, EventType.DESTRUCTION_EXECUTED, details, by)
+
+
+def _event(db: Database, topics: Topics | None, kind: EventType, details: dict[str, Any],
+           by: str) -> None:  # fmt: skip
+    """A list's (or an authorisation's) event, in the transaction of its change (REG-7.1)."""
+    if topics is not None:
+        record(db, topics, kind, data={**details, "by": by})
 
 
 def authorise(db: Database, ref: str, scope: str, custodian: str, expires: date, by: str,
@@ -207,6 +225,38 @@ def live_authorisation(db: Database, today: date) -> Authorisation | None:
     return one_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE revoked_at IS "
                   "NULL AND expires >= ? AND scope = 'due' ORDER BY id DESC LIMIT 1",
                   (today.isoformat(),))  # fmt: skip
+
+
+def revoke(db: Database, ref: str, by: str, by_id: str, reason: str,
+           topics: Topics | None = None) -> Authorisation:  # fmt: skip
+    """An approver revokes standing authorisation ``ref`` (REG-4.3.1): a compare-and-set on
+    ``revoked_at IS NULL`` inside the write, so of two revocations the second is a
+    ``Conflict`` naming who revoked it and when; the daily pass stops using it at once."""
+    with write_txn(db):
+        found = one_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE ref = ? "
+                       "ORDER BY id DESC LIMIT 1", (ref.strip(),))  # fmt: skip
+        if found is None:
+            raise CamdockError(f"no standing authorisation {ref}", ExitCode.NOINPUT)
+        now = utcnow()
+        changed = db.execute("UPDATE standing_authorisations SET revoked_at = ?, revoked_by = ?, "
+                             "revoked_by_id = ? WHERE id = ? AND revoked_at IS NULL",
+                             (now, by, by_id, found.id)).rowcount  # fmt: skip
+        if not changed:
+            raise Conflict(f"standing authorisation {ref} is already revoked",
+                           found.revoked_by or "?", found.revoked_at)  # fmt: skip
+        details = {"authorisation": found.id, "ref": found.ref, "reason": reason,
+                   "revoked_at": now}  # fmt: skip
+        custody.append(db, Action.REVOKE, None, by, details)
+        _event(db, topics, EventType.AUTHORISATION_REVOKED, details, by)
+    revoked = one_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE id = ?",
+                     (found.id,))  # fmt: skip
+    assert revoked is not None
+    return revoked
+
+
+def authorisations(db: Database) -> list[Authorisation]:
+    """Every standing authorisation, newest first, revoked ones included (the console)."""
+    return rows_as(Authorisation, db, "SELECT * FROM standing_authorisations ORDER BY id DESC")
 
 
 def recordings_of(db: Database, list_id: int) -> list[int]:

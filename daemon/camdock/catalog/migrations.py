@@ -288,3 +288,15 @@ def m023_console_search(db: Database) -> None:
         ("requests_state", "requests", "state"),
     ):
         db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+@migrations()
+def m024_authorisation_revoked(db: Database) -> None:
+    """Issue 27, gap 3: a standing authorisation revoked says by whom (label and staff id) as
+    well as when (``revoked_at``), so a second revocation is told who was first."""
+    # Guarded: a catalog that ran this under another number (the lead renumbers parallel
+    # migrations) is not broken by running it again.
+    have = db.table("standing_authorisations").columns_dict
+    for column in ("revoked_by", "revoked_by_id"):
+        if column not in have:
+            db.execute(f"ALTER TABLE standing_authorisations ADD COLUMN {column} TEXT")

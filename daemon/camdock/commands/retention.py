@@ -18,7 +18,7 @@ from camdock.catalog import (
 from camdock.catalog import retention as retention_rows
 from camdock.catalog.retention import Destroying
 from camdock.clock import local_text
-from camdock.commands import remote
+from camdock.commands import remote, retention_revoke
 from camdock.commands.common import (
     Where,
     act,
@@ -135,6 +135,7 @@ def add_parsers(sub: Any) -> None:
                       help="under whose name the daemon's destructions are recorded")  # fmt: skip
     auth.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="its last day")
     common(auth)
+    retention_revoke.add_parser(rs, common)
 
 
 def keeping_of(where: Where, password_file: Path | None = None) -> Keeping:
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         ("retention", "approve"): _approve,
         ("retention", "lists"): _lists,
         ("retention", "authorise"): _authorise,
+        ("retention", "revoke-authorisation"): retention_revoke.revoke,
     }
     return handlers[(args.command, args.action)](args, where)
 
@@ -388,9 +390,10 @@ def _lists(args: argparse.Namespace, where: Where) -> int:
         found = [destruction.as_json(d, destruction.items(db, d.id))
                  for d in destruction.listing(db)]  # fmt: skip
         auth = destruction.live_authorisation(db, where.today)
+        every = destruction.authorisations(db)  # revoked ones too, saying by whom (gap 3)
     return output(
         args,
-        {"lists": found, "standing_authorisation": auth},
+        {"lists": found, "standing_authorisation": auth, "authorisations": every},
         lambda: [
             *(
                 f"{d['id']:>4}  {d['state']:<9} {len(d['recordings'])} recording(s)  proposed by "
@@ -401,6 +404,12 @@ def _lists(args: argparse.Namespace, where: Where) -> int:
             f"standing authorisation {auth.ref} by {auth.approved_by} until {auth.expires}"
             if auth
             else "no standing authorisation in force",
+            *(
+                f"standing authorisation {a.ref} revoked by {a.revoked_by} at "
+                f"{local_text(a.revoked_at, where.tz)}"
+                for a in every
+                if a.revoked_at
+            ),
         ],
     )
 

@@ -52,6 +52,7 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "destroy-propose": frozenset({Role.CUSTODIAN}),  # proposes a destruction list
     "destroy-approve": frozenset({Role.APPROVER}),  # approves someone else's list (REG-4.3.1)
     "authorise": frozenset({Role.APPROVER}),  # a standing authorisation to destroy what is due
+    "revoke-authorisation": frozenset({Role.APPROVER}),  # ends one at once (issue 27, gap 3)
     "seal": frozenset({Role.CUSTODIAN}),
     "confirm": frozenset({Role.SUPERVISOR, Role.APPROVER}),
     "restore": frozenset({Role.CUSTODIAN}),

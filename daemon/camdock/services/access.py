@@ -39,6 +39,7 @@ from camdock.core.access import NO_ROLES, Person, Role, State
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused
 from camdock.events import Topics
 from camdock.services.export import README, export
+from camdock.services.keeping import keeping_footage
 from camdock.services.medium import Medium, open_medium
 from camdock.services.seal import Key
 
@@ -240,7 +241,17 @@ def new_request(
 ) -> AccessRequest:
     """A draft Annex 2 request; the selection is resolved against the catalog now."""
     authorize(db, who, "request", topics)
-    ids = select(db, *selection)
+    # A draft already holds what it covers (core.access.OPEN); later steps only move an open
+    # request on, so this is the one write that starts keeping: the selection and the write
+    # serialised with the destruction runner (REG-4.3.1), so no copy of it goes meanwhile.
+    with keeping_footage(db):
+        return _draft(db, cfg, who, form, select(db, *selection), selection, topics)
+
+
+def _draft(db: Database, cfg: Config | None, who: Acting, form: dict[str, Any], ids: list[int],
+           selection: tuple[str | None, str | None, datetime, datetime],
+           topics: Topics | None) -> AccessRequest:  # fmt: skip
+    """The draft written, with the recordings its selection resolved to (``ids``)."""
     if not ids:
         raise CamdockError("the selection covers no recording in the catalog", ExitCode.NOINPUT)
     officer, camera, start, end = selection

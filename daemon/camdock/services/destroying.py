@@ -35,7 +35,15 @@ from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRec
 from camdock.model import Drive
 from camdock.services.keeping import Keeping, in_force, plan_for, refused
 
-__all__ = ["Destroyed", "DestructionStopped", "day_of", "destroy", "finish_pending", "resume"]
+__all__ = [
+    "AuthorityGone",
+    "Destroyed",
+    "DestructionStopped",
+    "day_of",
+    "destroy",
+    "finish_pending",
+    "resume",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,11 @@ class DestructionStopped(CamdockError):
     "destroying", the alarm names the drive; a re-run (or the daily pass) finishes it."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+class AuthorityGone(Refused):
+    """The authority a pass destroys under (a standing authorisation) was revoked or lapsed
+    while it ran: nothing more is destroyed under it (issue 27, gap 3)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +82,15 @@ def destroy(
     recordings: list[int] | None = None,
     authority: str = "manual",
     reason: str = "retention period ended (REG-4.3.1)",
+    stopped: list[str] | None = None,
+    authorised: Callable[[], None] | None = None,
 ) -> list[Destroyed]:
     """Destroy ``recordings`` (each must be allowed, or nothing starts), or every recording
-    due today and not held. Interrupted destructions are finished first."""
+    due today and not held. Interrupted destructions are finished first. The day's due list
+    (``recordings`` None) tries each one: a refusal or a drive's stop for one (recorded, and
+    alarmed, as always) is added to ``stopped`` and the others go on (issue 27 gap 2).
+    ``authorised``: asked inside each recording's planning transaction, raising
+    ``AuthorityGone`` once the authority is revoked; the pass stops there (gap 3)."""
     done = finish_pending(db, keeping, today)
     active = in_force(db)
     if recordings is None:  # the plan's due list, each checked once more by the same rule
@@ -92,25 +111,51 @@ def destroy(
                       "(--password-file, or the station's credential)")  # fmt: skip
     if targets:
         prove_all(keeping.drives)  # the copies are removed from the drives they belong to
+    problems: list[Refused | DestructionStopped] = []
     for c in targets:
-        _check_copies(db, keeping, c)
-        try:  # the compare-and-set: still live, nobody else destroying it, still allowed
-            d_id = catalog.plan_destruction(db, c.id, by, authority, reason,
-                                            _still_allowed(db, keeping, today, c.id))  # fmt: skip
+        try:
+            made = _one(db, keeping, today, c, by, authority, reason, authorised)
+            if made is not None:
+                done.append(made)
         except Conflict as exc:
             if recordings is None:  # due today, and someone else is destroying it: theirs
                 continue
             refused(db, by, "destroy", exc, keeping.topics, {"recording": c.id})
             raise
-        planned = next((p for p in catalog.pending(db) if p.id == d_id), None)
-        if planned is None:  # another pass finished it a moment after it was planned: done
-            done.append(Destroyed(c.id, c.relpath, ()))
-        elif (made := _finish(db, keeping, today, planned, mine=True)) is not None:
-            done.append(made)
+        except AuthorityGone as exc:  # revoked: not one more under it, the rest said
+            problems.append(exc)
+            break
+        except (Refused, DestructionStopped) as exc:
+            if recordings is not None:
+                raise
+            log.warning("%s", exc)  # recorded where it happened; the rest of the day goes on
+            problems.append(exc)
     for day in sealed:  # the archives go too: the day sealed again without them, verified
         assert keeping.reseal is not None
         keeping.reseal(db, day, by)
+    if stopped is not None:
+        stopped.extend(str(p) for p in problems)
+    elif problems:  # nobody to hand them to: said all at once, after the others went
+        raise type(problems[0])("; ".join(map(str, problems)))
     return done
+
+
+def _one(db: Database, keeping: Keeping, today: date, c: Candidate, by: str, authority: str,
+         reason: str, authorised: Callable[[], None] | None) -> Destroyed | None:  # fmt: skip
+    """Plan and finish the destruction of ``c``: ``Conflict`` when another has it."""
+    _check_copies(db, keeping, c)
+    allowed = _still_allowed(db, keeping, today, c.id)
+
+    def guard() -> None:  # the compare-and-set: still live, nobody else's, still allowed
+        if authorised is not None:
+            authorised()
+        allowed()
+
+    d_id = catalog.plan_destruction(db, c.id, by, authority, reason, guard)
+    planned = next((p for p in catalog.pending(db) if p.id == d_id), None)
+    if planned is None:  # another pass finished it a moment after it was planned: done
+        return Destroyed(c.id, c.relpath, ())
+    return _finish(db, keeping, today, planned, mine=True)
 
 
 def _allowed(db: Database, keeping: Keeping, today: date, rec_id: int, by: str,

@@ -20,7 +20,14 @@ from camdock.services import destroying
 from camdock.services.destroying import Destroyed, day_of, destroy
 from camdock.services.keeping import Keeping, in_force, plan_for, refused
 
-__all__ = ["approve_list", "authorise", "execute_list", "propose_list", "refuse_unapproved"]
+__all__ = [
+    "approve_list",
+    "authorise",
+    "execute_list",
+    "propose_list",
+    "refuse_unapproved",
+    "revoke_authorisation",
+]
 
 
 def propose_list(db: Database, keeping: Keeping, today: date, by: str, by_id: str, *,
@@ -40,14 +47,14 @@ def propose_list(db: Database, keeping: Keeping, today: date, by: str, by_id: st
             if why := refusal(c, today, active, keeping.policy):
                 raise Refused(f"recording {rec_id} may not be destroyed: {why}")
             ids.append(rec_id)
-    return destruction.propose(db, ids, by, by_id, reason)
+    return destruction.propose(db, ids, by, by_id, reason, keeping.topics)
 
 
 def approve_list(db: Database, list_id: int, by: str, by_id: str,
                  topics: Topics | None) -> None:  # fmt: skip
     """An approver (not the proposer) approves a list; a refusal or a conflict is recorded."""
     try:
-        destruction.approve(db, list_id, by, by_id)
+        destruction.approve(db, list_id, by, by_id, topics)
     except Conflict as exc:
         refused(db, by, "destroy-approve", exc, topics, {"list": list_id})
         raise
@@ -98,7 +105,7 @@ def execute_list(db: Database, keeping: Keeping, today: date, list_id: int, by: 
             continue
         destruction.note_outcome(db, list_id, rec_id, "destroyed")
         done += made
-    destruction.finish(db, list_id, by)
+    destruction.finish(db, list_id, by, keeping.topics)
     return done
 
 
@@ -137,3 +144,19 @@ def authorise(db: Database, ref: str, custodian: str, expires: date, by: str, by
         requests.record_refusal(db, by, "authorise", None, why, None, {"ref": ref})
         raise Refused(why)
     return destruction.authorise(db, ref, "due", named, expires, by, by_id)
+
+
+def revoke_authorisation(db: Database, ref: str, by: str, by_id: str, reason: str,
+                         topics: Topics | None) -> destruction.Authorisation:  # fmt: skip
+    """An approver revokes a standing authorisation (REG-4.3.1): the daily pass stops using it
+    at once; revoked already (by someone else a moment ago) is a ``Conflict`` naming who and
+    when, recorded as a refusal."""
+    if not ref.strip():
+        raise CamdockError("REF: the written authorisation's reference number", ExitCode.USAGE)
+    if not reason.strip():
+        raise CamdockError("--reason: say why the authorisation is revoked", ExitCode.USAGE)
+    try:
+        return destruction.revoke(db, ref, by, by_id, reason.strip(), topics)
+    except Conflict as exc:
+        refused(db, by, "revoke-authorisation", exc, topics, {"ref": ref})
+        raise

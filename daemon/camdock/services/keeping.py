@@ -4,8 +4,9 @@ due, held, late, being destroyed, and what each request holds until when."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from camdock.adapters import fsio
 from camdock.catalog import holds, requests
 from camdock.catalog import retention as catalog
 from camdock.config import Config
@@ -23,7 +25,7 @@ from camdock.events import Topics
 from camdock.model import Drive
 from camdock.services.seal import Sealing, seal_day
 
-__all__ = ["Keeping", "in_force", "plan_for", "refused", "request_holds"]
+__all__ = ["Keeping", "in_force", "keeping_footage", "plan_for", "refused", "request_holds"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,19 @@ class Keeping:
         """How an alarm names the drive at ``root``: its configured name and root."""
         name = next((d.name for d in self.drives if str(d.root) == root), None)
         return f"{name} ({root})" if name else root
+
+
+@contextlib.contextmanager
+def keeping_footage(db: Database) -> Iterator[None]:
+    """Around a write that starts keeping footage (a hold placed, a request made; REG-4.3.1,
+    REG-7.1): the destruction runner's lock, shared, so the runner's check of holds and its
+    unlink of a copy are one step to it. Its transaction commits either before the runner
+    looks (the runner sees it and keeps every copy) or after the runner is done with that
+    recording (destroyed: the write sees it gone). The wait is bounded: the runner holds the
+    lock for one recording at a time (its copies removed, then recorded), never a whole pass.
+    Taken before the write transaction, never inside it: the runner writes while holding it."""
+    with fsio.exclusive(catalog.runner_lock(db), shared=True):
+        yield
 
 
 def _resealer(sealing: Sealing) -> Callable[[Database, date, str], object]:

@@ -12,6 +12,7 @@ standing authorisation in force, the alarms raised and the catalog backed up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -28,15 +29,22 @@ from camdock.errors import CamdockError, Conflict, ExitCode, UnknownRecording
 from camdock.events import EventType
 from camdock.services import access, backup
 from camdock.services.audit import publish_head
-from camdock.services.destroying import Destroyed, DestructionStopped, destroy, finish_pending
+from camdock.services.destroying import (
+    AuthorityGone,
+    Destroyed,
+    DestructionStopped,
+    destroy,
+    finish_pending,
+)
 from camdock.services.destruction_lists import (
     approve_list,
     authorise,
     execute_list,
     propose_list,
     refuse_unapproved,
+    revoke_authorisation,
 )
-from camdock.services.keeping import Keeping, in_force, plan_for, refused
+from camdock.services.keeping import Keeping, in_force, keeping_footage, plan_for, refused
 
 __all__ = [
     "Destroyed",
@@ -59,6 +67,7 @@ __all__ = [
     "refuse_unapproved",
     "refused",
     "release_hold",
+    "revoke_authorisation",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,7 +130,8 @@ def place_hold(
         "review_by": review_by.isoformat() if review_by else None,
     }
     try:
-        return holds.place(db, row, by, keeping.topics)
+        with keeping_footage(db):  # serialised with the destruction runner (issue 27 gap 1)
+            return holds.place(db, row, by, keeping.topics)
     except Conflict as exc:
         refused(db, by, "hold", exc, keeping.topics, {"case_ref": row["case_ref"]})
         raise
@@ -207,9 +217,11 @@ def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date,
         if auth is not None and plan_for(db, today).due:
             reason = (f"retention period ended (REG-4.3.1), standing authorisation {auth.ref} "
                       f"approved by {auth.approved_by}")  # fmt: skip
+            stopped: list[str] = []  # each due recording tried; each refusal said
             result.destroyed += destroy(db, keeping, today, auth.custodian,
-                                        authority="standing",
-                                        reason=reason)  # fmt: skip
+                                        authority="standing", reason=reason, stopped=stopped,
+                                        authorised=_in_force(db, auth, today))  # fmt: skip
+            result.alarms += [f"destruction could not run: {why}" for why in stopped]
     except CamdockError as exc:
         result.alarms.append(f"destruction could not run: {exc}")
     after = plan_for(db, today, keeping.draft_days)
@@ -227,6 +239,20 @@ def daily_pass(db: Database, catalog_path: Path, keeping: Keeping, today: date,
             "review_due": [h.id for h in after.review_due]})  # fmt: skip
     result.backups = backup_everywhere(db, catalog_path, keeping, result.alarms)
     return result
+
+
+def _in_force(db: Database, auth: destruction.Authorisation, today: date) -> Callable[[], None]:
+    """Asked inside each destruction's planning transaction: a revocation committed meanwhile
+    stops the pass at once (issue 27, gap 3)."""
+
+    def check() -> None:
+        # The one the reasons name, still the one in force (a newer one waits for next pass).
+        if (now := destruction.live_authorisation(db, today)) is None or now.id != auth.id:
+            raise AuthorityGone(f"standing authorisation {auth.ref} is no longer in force "
+                                "(revoked or replaced): nothing more is destroyed under "
+                                "it")  # fmt: skip
+
+    return check
 
 
 def backup_everywhere(db: Database, catalog_path: Path, keeping: Keeping,

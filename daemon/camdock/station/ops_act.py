@@ -133,6 +133,15 @@ def _authorise(c: Call, a: protocol.RetentionAuthorise) -> int:
                                c.today())  # fmt: skip
 
 
+@handles(protocol.RetentionRevoke)
+def _revoke(c: Call, a: protocol.RetentionRevoke) -> dict[str, Any]:
+    """An approver revokes a standing authorisation (issue 27, gap 3)."""
+    access.authorize(c.db, c.who, "revoke-authorisation", c.ctl.topics)
+    done = retention.revoke_authorisation(c.db, a.ref, c.me.label, c.me.id, a.reason,
+                                          c.ctl.topics)  # fmt: skip
+    return done.as_dict()
+
+
 @handles(protocol.RetentionApprove)
 def _approve_list(c: Call, a: protocol.RetentionApprove) -> None:
     access.authorize(c.db, c.who, "destroy-approve", c.ctl.topics)
