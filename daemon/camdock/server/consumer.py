@@ -97,7 +97,7 @@ def deliver_into(channel: AbstractChannel, inbox: asyncio.Queue[DeliveredMessage
             raise ValueError(f"unexpected frame {header!r} instead of a content header")
         inbox.put_nowait(await read_content(frame, header))
 
-    # _reader looks the handler up on the instance for each frame (aiormq 6.4-7.x).
+    # _reader looks the handler up on the instance for each frame (aiormq 7.x: test_server.py).
     setattr(channel, "_on_deliver_frame", on_deliver)  # noqa: B010 - an instance override
 
 
