@@ -142,6 +142,7 @@ class Server:
             except (
                 OSError,
                 aiormq.exceptions.AMQPError,
+                aiormq.exceptions.ChannelInvalidStateError,  # an ack on a channel just closed
                 psycopg.OperationalError,
                 ConnectionError,
                 TimeoutError,
