@@ -60,6 +60,19 @@ def test_the_packaged_contract_is_the_documented_one() -> None:
     assert CONTRACT.read_bytes() == (ROOT / "docs" / "asyncapi.yaml").read_bytes()
 
 
+def test_the_consumer_s_direct_delivery_still_fits_the_installed_aiormq() -> None:
+    """The consumer takes deliveries from aiormq's frame reader without a task per message
+    (consumer.deliver_into); an aiormq that renamed what it relies on would silently fall back
+    to the callback, costing half again the client's CPU (bench/RESULTS.md): fail here first."""
+    import inspect
+
+    import aiormq
+
+    for name in ("_get_frame", "_read_content", "_on_deliver_frame"):
+        assert callable(getattr(aiormq.Channel, name, None)), name
+    assert "self._on_deliver_frame(frame)" in inspect.getsource(aiormq.Channel._reader)
+
+
 def test_hostile_and_malformed_messages_are_rejected_with_a_reason() -> None:
     st = SimStation("st1", [])
     topic, good = st.event("custody-head", {})

@@ -21,10 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import aiormq
 import psycopg
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from pamqp import commands as spec
+from pamqp.header import ContentHeader
 
 from camdock import clock
 from camdock.server.config import ServerConfig
@@ -57,13 +58,13 @@ def binding_key(prefix: str) -> str:
     return prefix.replace(".", "/").replace("/", ".") + ".v1.#"
 
 
-async def declare(channel: aio_pika.abc.AbstractChannel, cfg: ServerConfig) -> Any:
+async def declare(channel: AbstractChannel, cfg: ServerConfig) -> str:
     """The server's quorum queue (and its dead-letter queue), bound to ``amq.topic``. Declared
     before any station publishes: the MQTT plugin drops what no queue is bound to."""
-    await channel.declare_queue(
+    await channel.queue_declare(
         f"{cfg.queue}.dead", durable=True, arguments={"x-queue-type": "quorum"}
     )
-    queue = await channel.declare_queue(
+    await channel.queue_declare(
         cfg.queue,
         durable=True,
         arguments={
@@ -73,8 +74,31 @@ async def declare(channel: aio_pika.abc.AbstractChannel, cfg: ServerConfig) -> A
             "x-dead-letter-routing-key": f"{cfg.queue}.dead",
         },
     )
-    await queue.bind("amq.topic", routing_key=binding_key(cfg.prefix))
-    return queue
+    await channel.queue_bind(cfg.queue, "amq.topic", routing_key=binding_key(cfg.prefix))
+    return cfg.queue
+
+
+def deliver_into(channel: AbstractChannel, inbox: asyncio.Queue[DeliveredMessage]) -> None:
+    """Put each delivery straight into ``inbox`` from the channel's frame reader.
+
+    aiormq starts a task per delivery for a consumer callback; at a shift change that task,
+    not the message, was most of the client's cost (bench/RESULTS.md, issue 31). The reader
+    reads the delivery's header and body as it does for a callback (``_read_content``); only
+    the task is left out. Where this aiormq lacks those methods, the callback path is used.
+    """
+    read_frame = getattr(channel, "_get_frame", None)
+    read_content = getattr(channel, "_read_content", None)
+    if read_frame is None or read_content is None:  # pragma: no cover - another aiormq
+        return
+
+    async def on_deliver(frame: spec.Basic.Deliver) -> None:
+        header = await read_frame()
+        if not isinstance(header, ContentHeader):  # as aiormq's own reader refuses it
+            raise ValueError(f"unexpected frame {header!r} instead of a content header")
+        inbox.put_nowait(await read_content(frame, header))
+
+    # _reader looks the handler up on the instance for each frame (aiormq 7.x: test_server.py).
+    setattr(channel, "_on_deliver_frame", on_deliver)  # noqa: B010 - an instance override
 
 
 class Server:
@@ -104,17 +128,21 @@ class Server:
             where = url.split("@")[-1]
             try:
                 async with await psycopg.AsyncConnection.connect(self.cfg.dsn) as db:
-                    connection = await aio_pika.connect(url, timeout=5)
-                    async with connection:
+                    async with asyncio.timeout(5):
+                        connection = await aiormq.connect(url)
+                    try:
                         log.info("consumer %d connected to %s", n, where)
                         await self._consume(n, connection, db)
                         delay = BACKOFF_FIRST
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await connection.close()
             except asyncio.CancelledError:
                 raise
             except (
                 OSError,
-                aio_pika.exceptions.AMQPError,
                 aiormq.exceptions.AMQPError,
+                aiormq.exceptions.ChannelInvalidStateError,  # an ack on a channel just closed
                 psycopg.OperationalError,
                 ConnectionError,
                 TimeoutError,
@@ -131,19 +159,25 @@ class Server:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _consume(
-        self, n: int, connection: aio_pika.abc.AbstractConnection, db: psycopg.AsyncConnection[Any]
+        self, n: int, connection: aiormq.abc.AbstractConnection, db: psycopg.AsyncConnection[Any]
     ) -> None:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=self.cfg.prefetch)
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.basic_qos(prefetch_count=self.cfg.prefetch)
         queue = await declare(channel, self.cfg)
-        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        tag = await queue.consume(inbox.put)
+        inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
+        deliver_into(channel, inbox)
+
+        async def put(message: DeliveredMessage) -> None:
+            inbox.put_nowait(message)
+
+        ok = await channel.basic_consume(queue, put)
+        tag = ok.consumer_tag
         self._consuming.add(n)
         if len(self._consuming) == self.cfg.consumers:
             self.ready.set()
         try:
             while True:
-                batch = await self._take(inbox, connection)
+                batch = await self._take(inbox, channel)
                 items: list[tuple[str, Message]] = []
                 for m in batch:
                     key = m.routing_key or ""
@@ -151,7 +185,9 @@ class Server:
                         (key, classify(self.cfg.prefix, key, m.body, self.cfg.max_message_bytes))
                     )
                 result = await self._write(db, items)
-                await batch[-1].ack(multiple=True)
+                last = batch[-1].delivery_tag
+                if last is not None:  # a Basic.Deliver always has one
+                    await channel.basic_ack(last, multiple=True)  # after the commit, never before
                 s = self.stats
                 s.inserted += result.inserted
                 s.duplicates += result.duplicates
@@ -159,7 +195,8 @@ class Server:
                 s.batches += 1
         finally:
             with contextlib.suppress(Exception):
-                await queue.cancel(tag)
+                if tag and not channel.is_closed:
+                    await channel.basic_cancel(tag)
 
     async def _write(
         self, db: psycopg.AsyncConnection[Any], items: list[tuple[str, Message]]
@@ -191,14 +228,13 @@ class Server:
 
     async def _take(
         self,
-        inbox: asyncio.Queue[AbstractIncomingMessage],
-        connection: aio_pika.abc.AbstractConnection,
-    ) -> list[AbstractIncomingMessage]:
+        inbox: asyncio.Queue[DeliveredMessage],
+        channel: AbstractChannel,
+    ) -> list[DeliveredMessage]:
         """The next batch: wait for one message, then take what else comes within 50 ms."""
         while True:
-            # A node that dies closes the connection under us; aio-pika clears ``connected``
-            # (is_closed says only whether close() was called).
-            if connection.is_closed or not connection.connected.is_set():
+            # A node that dies closes the connection, and with it the channel, under us.
+            if channel.is_closed or channel.connection.is_closed:
                 raise ConnectionError("the connection to the broker is lost")
             # asyncio.timeout, not wait_for (which in 3.11 loses a cancel racing the get).
             try:
