@@ -22,7 +22,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from camdock.catalog import outbox
 from camdock.config import Config, load
 from camdock.core.bay import Phase
-from camdock.events import BytesCopied, SessionStarted
+from camdock.events import BytesCopied, EventType, SessionStarted
 from camdock.sim.hotplug import SimHotplug, SimMounter, fill_camera
 from camdock.station import docking, jobs
 from camdock.station import station as station_mod
@@ -401,9 +401,14 @@ async def test_docking_the_same_camera_again_is_idempotent(tmp_path: Path) -> No
     async with running(tmp_path) as h:
         h.hot.dock("1-1", "SN0001", vol)
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        docked = [e for e in h.events if e[0] == EventType.CAMERA_DOCKED]
+        assert len(docked) == 1
         h.hot._queue.put_nowait(h.hot._docked["1-1"])  # udev "change": the same partition again
-        await asyncio.sleep(0.2)
+        await h.until(h.hot._queue.empty)
+        await asyncio.sleep(0.2)  # were it handled as a new dock, the bay would leave DONE
+        # Left as it is: no second dock, no re-run (it had only to be fast enough before).
         assert h.bay(1).state.phase is Phase.DONE
+        assert [e for e in h.events if e[0] == EventType.CAMERA_DOCKED] == docked
         h.hot.undock("1-1")
         h.hot.dock("1-1", "SN0001", vol)  # docked again straight away: nothing left to do
         # Waited for by its own session (the bay still shows the first one's DONE until the

@@ -69,6 +69,15 @@ class Mounter(Protocol):
         ...
 
 
+# A bay whose camera's partition shows again stays as it is in these phases (_camera_filesystem).
+_SETTLED_ON_IT = core.BUSY | {
+    core.Phase.DONE,
+    core.Phase.TEST_PASSED,
+    core.Phase.TEST_FAILED,
+    core.Phase.TAKE_ME,
+}
+
+
 class Docking:
     """Routes hotplug events to bays and runs each bay's offload."""
 
@@ -186,8 +195,10 @@ class Docking:
                     )
                 )
             return
-        if b.storage is not None and b.state.phase in core.BUSY:
-            return  # the same partition again ("change"): already being handled
+        if b.storage is not None and b.state.phase in _SETTLED_ON_IT:
+            # The same partition again (udev "change", a probe): already being handled, or
+            # done with; a re-run would only hide the bay's result (a pre-shift test's too).
+            return
         if b.disk_waiting is not None:
             b.disk_waiting.cancel()
             b.disk_waiting = b.disk_pending = None
