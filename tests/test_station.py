@@ -121,7 +121,10 @@ async def test_dock_to_done_shows_on_the_led(tmp_path: Path) -> None:
         await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
         await asyncio.sleep(0.6)  # at least one full blink
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
-        await asyncio.sleep(0.05)
+        # The LED follows the phase on its own task: waited for, not given a fixed time.
+        await h.until(
+            lambda: h.pin_values(GREEN)[-1:] == [1.0] and h.pin_values(AMBER)[-1:] == [0.0]
+        )
         amber, green, red = h.pin_values(AMBER), h.pin_values(GREEN), h.pin_values(RED)
         assert amber.count(1.0) >= 1 and amber[-1] == 0.0  # blinked, now dark
         assert green[-1] == 1.0 and 1.0 not in red  # steady green, never red
