@@ -380,7 +380,10 @@ def _live_image(db: Database, table: str) -> str | None:
     BLOB as ``{"hex": …}``), in the catalog's own order; None: not in this schema."""
     keys, skip = COVERED[table]
     parts = []
-    for _cid, col, kind, *_rest in db.execute(f"PRAGMA main.table_info({table})"):
+    # By name: the chain's states are JSON with sorted keys (catalog/custody), so a row as
+    # the chain last gave it is the same text, and SQLite compares it without Python.
+    info = sorted(db.execute(f"PRAGMA main.table_info({table})"), key=lambda c: str(c[1]))
+    for _cid, col, kind, *_rest in info:
         if col in skip:
             continue
         value = col

@@ -28,7 +28,16 @@ from camdock.core.access import Person, Role
 from camdock.protocol import BadRequest
 from camdock.services import audit, retention
 
-__all__ = ["MAX_PAGE", "ChainMemo", "custody_page", "find", "home", "utc_bounds"]
+__all__ = [
+    "MAX_PAGE",
+    "PER_PAGE",
+    "ChainMemo",
+    "custody_page",
+    "find",
+    "first_row",
+    "home",
+    "utc_bounds",
+]
 
 MAX_PAGE = 100_000  # past this a page number is a typo, not a page (and never an overflow)
 PER_PAGE = 50
@@ -59,7 +68,7 @@ def utc_bounds(first: date | None, last: date | None, tz: Any) -> tuple[str | No
     return lo, hi
 
 
-def _page(page: int, per: int = PER_PAGE) -> int:
+def first_row(page: int, per: int = PER_PAGE) -> int:
     """The first row of page ``page`` (from 1) of ``per`` rows; a page out of bounds is a 400."""
     if not 1 <= page <= MAX_PAGE:
         raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
@@ -70,7 +79,7 @@ def find(db: Database, a: protocol.CatalogFind) -> dict[str, Any]:
     """A page of the catalog search."""
     if not 1 <= a.per <= search.MAX_PER_PAGE:
         raise BadRequest(f"from 1 to {search.MAX_PER_PAGE} rows a page", "per")
-    offset = _page(a.page, a.per)
+    offset = first_row(a.page, a.per)
     if a.first is not None and a.last is not None and a.first > a.last:
         raise BadRequest("the first day comes after the last", "from")
     found = search.recordings(
@@ -89,7 +98,7 @@ def custody_page(db: Database, cfg: Config, a: protocol.CustodySearch) -> dict[s
         raise BadRequest(f"{a.action!r} is no custody action", "action")
     if a.first is not None and a.last is not None and a.first > a.last:
         raise BadRequest("the first day comes after the last", "from")
-    offset = _page(a.page)
+    offset = first_row(a.page)
     actors: tuple[str, ...] = ()
     prefix = staff_id = None
     if a.person:
