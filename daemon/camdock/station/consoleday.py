@@ -262,8 +262,9 @@ class ChainMemo:
         (``chain_checking``): checked now only when no check runs and something changed."""
         while not self.fresh(db, cfg) and not self.check(db, cfg):
             with self._lock:
-                if self._checked_at is not None:  # the last result, while a newer is made
-                    return self._doc(db, cfg, (first, last, today), by, keep=False)
+                kept = self._checked_at is not None
+            if kept:  # the last result, while a newer one is made
+                return self._doc(db, cfg, (first, last, today), by, keep=False)
             with self._checking:  # no result yet: wait for the running check
                 pass
         return self._doc(db, cfg, (first, last, today), by, keep=True)
