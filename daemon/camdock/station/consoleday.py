@@ -214,8 +214,11 @@ class ChainMemo:
         self._docs: dict[tuple[date, date, date], dict[str, Any]] = {}
 
     def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
-        files = [catalog, catalog.with_name(catalog.name + "-wal")]
-        files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
+        # Not the WAL file's times: SQLite truncates it as connections come and go (its ctime
+        # moved on every page load, so the check was never kept); a commit moves the WAL
+        # index's counter, and a checkpoint (the WAL index gone with the last connection)
+        # writes the catalog's file, whose ctime nobody can set back.
+        files = [catalog, *(Path(r, heads.FOLDER, heads.NAME) for r in roots)]
         return (custody.head(db), _wal_index(catalog), *(_stamp(f) for f in files))
 
     def fresh(self, db: Database, cfg: Config) -> bool:
