@@ -9,13 +9,20 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 import test_web_pages
-from camdock.catalog import open_catalog
+from camdock import clock, forms
+from camdock.catalog import open_catalog, selftests, write_txn
+from camdock.clock import FixedClock
+from camdock.config import Config
+from camdock.station.consoleday import ChainMemo
+from camdock.station.control import Control
+from camdock.station.jobs import ChainWarm
 from test_web_pages import Station, _approved, _new_request, _token
 
 
@@ -244,3 +251,104 @@ def test_the_audit_page_sees_an_edit_whose_file_times_were_put_back(station: Sta
         if f.exists():  # the last connection to close may take the WAL away
             os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert "changed outside camdock" in auditor.get(url).text
+
+
+# --- the audit page's chain check, kept warm by the daemon (issue 29) -------------------------
+
+
+class _Host:
+    """The station as station/jobs.ChainWarm sees it: its config, and whether a bay offloads."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.offloading = False
+
+    def busy(self) -> bool:
+        return self.offloading
+
+    def status_changed(self) -> None:
+        pass
+
+
+def test_the_daemon_keeps_the_chain_check_warm_and_an_auditor_is_never_kept_waiting(
+    station: Station,
+) -> None:
+    """Invariant 12, REG-7.2: the daemon checks the chain in the background while the bays are
+    idle (never while one offloads), so the audit page is served from its result; while a
+    newer check runs, the page gives the last result marked as of its time ("checking…")
+    rather than waiting; once no check runs, an edit behind camdock's back is named."""
+    cfg = station.cfg
+    when = FixedClock(datetime(2026, 11, 29, 1, 30, tzinfo=UTC))  # 09:30 in Taipei
+    memo = ChainMemo(when.now)
+    assert Control(cfg, (station.tmp,), memo=memo).chain_memo is memo  # the station's memo
+    host = _Host(cfg)
+    job = ChainWarm(host, memo, first=0)
+    db = open_catalog(cfg.catalog)
+    try:
+        host.offloading = True
+        assert not job.once() and not memo.fresh(db, cfg)  # a bay offloads: nothing started
+        host.offloading = False
+        assert job.once() and memo.fresh(db, cfg)
+        day = (date(2026, 1, 1), date(2030, 12, 31), date(2026, 11, 29))
+        doc = memo.report(db, cfg, *day, "A1")
+        assert doc["chain_checked_at"] == "2026-11-29T09:30:00+08:00"
+        assert doc["chain_checking"] is None and doc["chain_problems"] == []
+        raw = sqlite3.connect(cfg.catalog)
+        with raw:
+            raw.execute("UPDATE recordings SET size = size + 1 WHERE id = 1")
+        raw.close()
+        assert not memo.fresh(db, cfg)
+        when.set(datetime(2026, 11, 29, 2, 0, tzinfo=UTC))
+        with memo._checking:  # a check running (the daemon's): the asker does not wait
+            memo._since = when.now()
+            stale = memo.report(db, cfg, *day, "A1")
+            assert not job.once()  # one check at a time
+        assert stale["chain_checked_at"] == "2026-11-29T09:30:00+08:00"
+        assert stale["chain_checking"] == "2026-11-29T10:00:00+08:00"
+        assert stale["chain_problems"] == []
+        body = forms.report_body(stale, cfg.unit, cfg.tz)
+        assert "檢查中" in body and "checking…" in body and "2026-11-29 09:30" in body
+        memo._since = None
+        now = memo.report(db, cfg, *day, "A1")  # no check running: checked now
+        assert now["chain_checked_at"] == "2026-11-29T10:00:00+08:00"
+        assert any("changed outside camdock" in p for p in now["chain_problems"])
+    finally:
+        db.close()
+
+
+# --- the duty log, paged (issue 29) ------------------------------------------------------------
+
+
+def test_the_duty_log_pages_counts_and_sorts_by_time(station: Station) -> None:
+    """REG-3.2: a period's duty-log entries come 50 a page with their count, newest first or
+    oldest first; a page out of bounds is a 400 page."""
+    db = open_catalog(station.cfg.catalog)
+    with write_txn(db):
+        for i in range(120):
+            at = datetime(2026, 11, 20, 1, 0, tzinfo=UTC) + timedelta(minutes=i)
+            with clock.using(FixedClock(at)):
+                selftests.add_duty_log(db, selftests.NewDutyEntry(
+                    officer_badge="A12345", officer_name="王小明", camera_id=f"CAM{i:04d}",
+                    entry="攝影機功能檢測未通過：電量不足"))  # fmt: skip
+    db.close()
+    c = station.client("C1")
+    url = "/duty?from=2026-11-20&to=2026-11-20"
+    first = c.get(url)
+    assert first.status_code == 200, first.text
+    cams = re.findall(r"<td>(CAM0\d{3})</td>", first.text)
+    assert cams == [f"CAM{i:04d}" for i in range(119, 69, -1)]  # the newest 50
+    assert "工作紀錄 120 筆" in first.text and "120 duty-log entries" in first.text
+    assert "第 1 / 3 頁" in first.text and "page 1 of 3" in first.text
+    last = c.get(url + "&page=3")
+    assert re.findall(r"<td>(CAM0\d{3})</td>", last.text) == [
+        f"CAM{i:04d}" for i in range(19, -1, -1)
+    ]
+    assert 'rel="next"' not in last.text and 'rel="prev"' in last.text
+    oldest = c.get(url + "&desc=0&page=2")
+    assert re.findall(r"<td>(CAM0\d{3})</td>", oldest.text) == [
+        f"CAM{i:04d}" for i in range(50, 100)
+    ]
+    assert "舊到新" in oldest.text and "oldest first" in oldest.text
+    for bad in ("&page=0", "&page=x", "&page=100001", "&desc=maybe"):
+        r = c.get(url + bad)
+        assert r.status_code == 400, (bad, r.status_code)

@@ -187,10 +187,13 @@ class AttributionQueue(Args):
 @_op("duty.log", SEES_CATALOG)
 @dataclass(frozen=True)
 class DutyLog(Args):
-    """The pre-shift tests and duty-log entries between two UTC instants (REG-3.2)."""
+    """The pre-shift tests and duty-log entries between two UTC instants (REG-3.2): page
+    ``page`` (from 1) of each, newest first unless ``desc`` is 0 (issue 29)."""
 
     start: str
     end: str
+    desc: int = 1
+    page: int = 1
 
 
 @_op("register", SEES_CATALOG)

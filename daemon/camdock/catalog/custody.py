@@ -279,26 +279,21 @@ def verify(db: Database) -> list[str]:
         if _digest(r["prev_hash"], entry) != r["hash"]:
             problems.append(f"entry {r['id']}: content does not match its hash (altered)")
         prev = r["hash"]
-    stored = {
-        r["recording_id"]
-        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'store'")
-    }
-    cleared = {
-        r["recording_id"]
-        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'clear'")
-    }
-    destroyed = {
-        r["recording_id"]
-        for r in rows(db, "SELECT recording_id FROM custody_log WHERE action = 'destroy'")
-    }
     problems += _rows_match_entries(db)
     problems += rowchain.differences(db)
-    for r in rows(db, "SELECT id, relpath, cleared_at, destroyed_at FROM recordings"):
-        if r["id"] not in stored:
+    # Each recording's own entries, found through the custody log's recording index.
+    own = "EXISTS (SELECT 1 FROM custody_log c WHERE c.recording_id = r.id AND c.action = '{}')"
+    for r in each(
+        db,
+        f"SELECT id, relpath, cleared_at, destroyed_at, {own.format('store')} AS store, "  # noqa: S608
+        f"{own.format('clear')} AS clear, {own.format('destroy')} AS destroy "
+        "FROM recordings r ORDER BY id",
+    ):
+        if not r["store"]:
             problems.append(f"recording {r['id']} ({r['relpath']}): no 'store' entry")
-        if r["cleared_at"] and r["id"] not in cleared:
+        if r["cleared_at"] and not r["clear"]:
             problems.append(f"recording {r['id']} ({r['relpath']}): cleared, no 'clear' entry")
-        if r["destroyed_at"] and r["id"] not in destroyed:
+        if r["destroyed_at"] and not r["destroy"]:
             problems.append(
                 f"recording {r['id']} ({r['relpath']}): destroyed, no 'destroy' entry (REG-4.3.1)"
             )
@@ -354,29 +349,46 @@ def head(db: Database) -> tuple[int, str]:
     return (int(last["id"]), str(last["hash"])) if last else (0, GENESIS)
 
 
-def _rows_match_entries(db: Database) -> list[str]:
-    """The recordings and copies tables against the chain (invariant 6): each recording's hash
-    and size are what its 'store' entry says, its path the last one the chain gave it, its
-    copies' hashes its own. An edit outside the sanctioned paths shows here."""
-    said: dict[int, dict[str, Any]] = {}
-    for e in rows(
+def _said(db: Database) -> Iterator[tuple[int, dict[str, Any]]]:
+    """What the chain says of each recording (by id, ascending): the hash, size and path of
+    its 'store' entry, the path of its last 'attribute' entry; one recording at a time, from
+    the custody log's recording index (issue 29: not a year of them in memory)."""
+    current: int | None = None
+    known: dict[str, Any] = {}
+    for e in each(
         db,
         "SELECT recording_id, action, details FROM custody_log WHERE action IN "
-        "('store', 'attribute') AND recording_id IS NOT NULL ORDER BY id",
+        "('store', 'attribute') AND recording_id IS NOT NULL ORDER BY recording_id, id",
     ):
+        if e["recording_id"] != current:
+            if current is not None:
+                yield current, known
+            current, known = e["recording_id"], {}
         d = json.loads(e["details"])
-        known = said.setdefault(e["recording_id"], {})
         if e["action"] == "store":
             known.setdefault("sha256", d.get("sha256"))
             known.setdefault("size", d.get("size"))
             known.setdefault("path", d.get("path"))
         else:
             known["path"] = d.get("new_path")
+    if current is not None:
+        yield current, known
+
+
+def _rows_match_entries(db: Database) -> list[str]:
+    """The recordings and copies tables against the chain (invariant 6): each recording's hash
+    and size are what its 'store' entry says, its path the last one the chain gave it, its
+    copies' hashes its own. An edit outside the sanctioned paths shows here. Both sides in
+    recording order, merged (flat memory)."""
+    said = _said(db)
+    upto = next(said, None)
     problems = []
-    for r in rows(db, "SELECT id, sha256, size, relpath FROM recordings"):
-        entry = said.get(r["id"])
-        if entry is None:
+    for r in each(db, "SELECT id, sha256, size, relpath FROM recordings ORDER BY id"):
+        while upto is not None and upto[0] < r["id"]:
+            upto = next(said, None)
+        if upto is None or upto[0] != r["id"]:
             continue  # reported above as having no 'store' entry
+        entry = upto[1]
         for key, col in (("sha256", "sha256"), ("size", "size"), ("path", "relpath")):
             if entry.get(key) is not None and entry[key] != r[col]:
                 problems.append(

@@ -16,8 +16,10 @@ the chain gave it, field by field: an edit by anyone who opened the catalog with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from sqlite_utils import Database
@@ -369,50 +371,124 @@ def _chained_by(db: Database) -> dict[tuple[str, str], tuple[Columns | None, boo
     return last
 
 
-def baseline_only(db: Database) -> dict[str, list[str]]:
-    """The live rows whose last chained state is the one migration m014's baseline gave them at
-    the upgrade, by table: the chain has trusted them as they were found, and no act of
-    camdock's has chained them since (the trust boundary, README "The audit")."""
-    live = {(s["table"], _canonical_key(s["key"])) for s in snapshot_all(db)}
-    out: dict[str, list[str]] = {}
-    for (table, key), (state, base) in _chained_by(db).items():
-        if base and state is not None and (table, key) in live:
-            out.setdefault(table, []).append(key)
-    return out
-
-
 def _canonical_key(key: str) -> str:
     return json.dumps(json.loads(key), separators=(",", ":"), ensure_ascii=False)
 
 
+def _live_image(db: Database, table: str) -> str | None:
+    """SQL for each row of ``table``: its key and its state as the chain carries it (JSON, a
+    BLOB as ``{"hex": …}``), in the catalog's own order; None: not in this schema."""
+    keys, skip = COVERED[table]
+    parts = []
+    # By name: the chain's states are JSON with sorted keys (catalog/custody), so a row as
+    # the chain last gave it is the same text, and SQLite compares it without Python.
+    info = sorted(db.execute(f"PRAGMA main.table_info({table})"), key=lambda c: str(c[1]))
+    for _cid, col, kind, *_rest in info:
+        if col in skip:
+            continue
+        value = col
+        if str(kind).upper() == "BLOB":  # json(): a JSON value, whatever CASE does to subtypes
+            value = (f"json(CASE WHEN {col} IS NULL THEN 'null' "
+                     f"ELSE json_object('hex', lower(hex({col}))) END)")  # fmt: skip
+        parts.append(f"'{col}', {value}")
+    if not parts:
+        return None
+    key = "json_array(" + ", ".join(keys) + ")"
+    return (f"SELECT '{table}', {key}, json_object({', '.join(parts)}) "  # noqa: S608
+            f"FROM main.{table} WHERE true")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _laid_out(db: Database) -> Iterator[None]:
+    """The chain's last state of each covered row and every live row, each in a temporary
+    table keyed by (table, key) (issue 29): SQLite walks the custody log in order and keeps
+    the last state per row on disk, so a year's catalog (600,000 states) costs the process
+    a page cache, not the states. Read in one transaction (one snapshot); dropped after."""
+    db.execute("DROP TABLE IF EXISTS temp.rowchain_last")
+    db.execute("DROP TABLE IF EXISTS temp.rowchain_live")
+    # rowid order: where a row was first chained (the order the old in-memory walk named them)
+    db.execute("CREATE TEMP TABLE rowchain_last (tbl TEXT NOT NULL, k TEXT NOT NULL, "
+               "state TEXT, base INTEGER NOT NULL, UNIQUE (tbl, k))")  # fmt: skip
+    db.execute("CREATE TEMP TABLE rowchain_live (tbl TEXT NOT NULL, k TEXT NOT NULL, "
+               "state TEXT NOT NULL, UNIQUE (tbl, k))")  # fmt: skip
+    outer = db.conn.in_transaction
+    try:
+        if not outer:
+            db.execute("BEGIN")
+        db.execute(
+            "INSERT INTO temp.rowchain_last (tbl, k, state, base) "
+            "SELECT json_extract(j.value, '$.table'), json(json_extract(j.value, '$.key')), "
+            "json_extract(j.value, '$.state'), "
+            "CASE WHEN json_extract(c.details, '$.baseline') THEN 1 ELSE 0 END "
+            "FROM custody_log c, json_each(c.rows) j WHERE c.rows IS NOT NULL ORDER BY c.id "
+            "ON CONFLICT (tbl, k) DO UPDATE SET state = excluded.state, base = excluded.base"
+        )
+        for table in COVERED:
+            if (image := _live_image(db, table)) is not None:
+                db.execute(f"INSERT OR IGNORE INTO temp.rowchain_live (tbl, k, state) {image}")
+        yield
+    finally:
+        if not outer and db.conn.in_transaction:
+            db.conn.rollback()  # only the temporary tables were written
+        db.execute("DROP TABLE IF EXISTS temp.rowchain_live")
+        db.execute("DROP TABLE IF EXISTS temp.rowchain_last")
+
+
+def baseline_only(db: Database) -> dict[str, list[str]]:
+    """The live rows whose last chained state is the one migration m014's baseline gave them at
+    the upgrade, by table: the chain has trusted them as they were found, and no act of
+    camdock's has chained them since (the trust boundary, README "The audit")."""
+    out: dict[str, list[str]] = {}
+    with _laid_out(db):
+        for table, key in db.execute(
+            "SELECT c.tbl, c.k FROM temp.rowchain_last c JOIN temp.rowchain_live l "
+            "USING (tbl, k) WHERE c.base AND c.state IS NOT NULL ORDER BY c.rowid"
+        ):
+            out.setdefault(table, []).append(key)
+    return out
+
+
 def differences(db: Database) -> list[str]:
     """Every live covered row whose state is not the last one the chain gave it, with the
-    fields that differ; every row the chain has that is gone; every row it never saw."""
-    last = chained(db)
+    fields that differ; every row the chain has that is gone; every row it never saw.
+
+    Streamed (issue 29): SQLite pairs each live row with the chain's last state of it by
+    (table, key) and hands back only the pairs whose JSON differs; those are compared here
+    field by field against the row read again (a JSON text that differs only in spelling
+    is no difference). Memory does not grow with the catalog."""
     problems: list[str] = []
-    seen: set[tuple[str, str]] = set()
-    for s in snapshot_all(db):
-        where = (s["table"], _canonical_key(s["key"]))
-        seen.add(where)
-        name = f"{s['table']} {s['key']}"
-        if where not in last:
-            problems.append(f"{name}: not in the custody chain (written outside camdock)")
-            continue
-        said = last[where]
-        if said is None:
-            problems.append(f"{name}: deleted in the custody chain, present in the catalog")
-            continue
-        for field in sorted(set(said) | set(s["state"])):
-            here, there = s["state"].get(field), said.get(field)
-            if here != there:
-                problems.append(
-                    f"{name}: {field} is {here!r} in the catalog, {there!r} in the "
-                    "custody chain (changed outside camdock)"
-                )
-    for where, said in last.items():
-        if said is not None and where not in seen:
+    with _laid_out(db):
+        for table, key, said_json, known in db.execute(
+            "SELECT l.tbl, l.k, c.state, c.k IS NOT NULL FROM temp.rowchain_live l "
+            "LEFT JOIN temp.rowchain_last c USING (tbl, k) "
+            "WHERE c.k IS NULL OR c.state IS NULL OR c.state IS NOT l.state ORDER BY l.rowid"
+        ):
+            problems += _compared(db, table, key, said_json, bool(known))
+        for table, key in db.execute(
+            "SELECT c.tbl, c.k FROM temp.rowchain_last c WHERE c.state IS NOT NULL AND "
+            "NOT EXISTS (SELECT 1 FROM temp.rowchain_live l WHERE l.tbl = c.tbl AND "
+            "l.k = c.k) ORDER BY c.rowid"
+        ):
             problems.append(
-                f"{where[0]} {where[1]}: in the custody chain, gone from the catalog "
+                f"{table} {key}: in the custody chain, gone from the catalog "
                 "(deleted outside camdock)"
             )
     return problems
+
+
+def _compared(db: Database, table: str, key: str, said_json: str | None,
+              known: bool) -> list[str]:  # fmt: skip
+    """The problems of one live row whose JSON is not the chain's last state of it."""
+    name = f"{table} {key}"
+    if not known:
+        return [f"{name}: not in the custody chain (written outside camdock)"]
+    if said_json is None:
+        return [f"{name}: deleted in the custody chain, present in the catalog"]
+    said: Columns = json.loads(said_json)
+    here = _state(db, table, json.loads(key)) or {}
+    return [
+        f"{name}: {field} is {here.get(field)!r} in the catalog, {said.get(field)!r} in the "
+        "custody chain (changed outside camdock)"
+        for field in sorted(set(said) | set(here))
+        if here.get(field) != said.get(field)
+    ]

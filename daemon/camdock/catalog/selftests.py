@@ -212,6 +212,39 @@ def history(
     return [_duty_test(t) for t in tests], entries
 
 
+@dataclass(frozen=True)
+class DutyPage:
+    """One page of the period's duty-log entries and of its pre-shift tests (each paged on its
+    own, the same page number), with how many there are of each (issue 29)."""
+
+    tests: list[DutyTest]
+    entries: list[DutyEntry]
+    tests_total: int
+    entries_total: int
+
+
+def duty_page(
+    db: Database, start: str, end: str, *, descending: bool, offset: int, limit: int
+) -> DutyPage:
+    """Rows ``offset`` … ``offset + limit`` of the tests and of the duty-log entries between
+    ``start`` and ``end`` (UTC ISO), by time (newest first with ``descending``), and the
+    counts: what the console's duty-log page shows (REG-3.2)."""
+    order = "DESC" if descending else "ASC"
+    period = "WHERE time >= ? AND time <= ?"
+    last = f"{period} ORDER BY time {order}, id {order} LIMIT ? OFFSET ?"
+    test_cols = ("id, time, bay, camera_id, officer_badge, officer_name, passed, checks, "
+                 "drift_before, drift_after, battery")  # fmt: skip
+    entry_cols = "time, officer_badge, officer_name, camera_id, entry, spare_camera_id, selftest_id"
+    tests = rows(db, f"SELECT {test_cols} FROM selftests {last}", (start, end, limit, offset))  # noqa: S608
+    entries = rows_as(DutyEntry, db, f"SELECT {entry_cols} FROM duty_log {last}",  # noqa: S608
+                      (start, end, limit, offset))  # fmt: skip
+    counts = [
+        int(db.execute(f"SELECT count(*) FROM {t} {period}", (start, end)).fetchone()[0])  # noqa: S608
+        for t in ("selftests", "duty_log")
+    ]
+    return DutyPage([_duty_test(t) for t in tests], entries, *counts)
+
+
 def _duty_test(row: dict[str, Any]) -> DutyTest:
     checks = json.loads(row["checks"] or "[]")
     failed = tuple(str(c.get("name")) for c in checks if not c.get("ok"))

@@ -67,6 +67,10 @@ class DutyLogPage:
 
     tests: list[DutyTest]
     entries: list[DutyEntry]
+    tests_total: int
+    entries_total: int
+    offset: int
+    per: int
 
 
 @dataclass(frozen=True)

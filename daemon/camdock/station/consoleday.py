@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlite_utils import Database
 
 from camdock import clock, protocol
 from camdock.adapters import drives, heads
-from camdock.catalog import custody, search
+from camdock.catalog import custody, open_readonly, search
 from camdock.catalog import staff as staff_rows
 from camdock.catalog.custody import Action
 from camdock.config import Config
@@ -27,7 +28,16 @@ from camdock.core.access import Person, Role
 from camdock.protocol import BadRequest
 from camdock.services import audit, retention
 
-__all__ = ["MAX_PAGE", "ChainMemo", "custody_page", "find", "home", "utc_bounds"]
+__all__ = [
+    "MAX_PAGE",
+    "PER_PAGE",
+    "ChainMemo",
+    "custody_page",
+    "find",
+    "first_row",
+    "home",
+    "utc_bounds",
+]
 
 MAX_PAGE = 100_000  # past this a page number is a typo, not a page (and never an overflow)
 PER_PAGE = 50
@@ -58,7 +68,7 @@ def utc_bounds(first: date | None, last: date | None, tz: Any) -> tuple[str | No
     return lo, hi
 
 
-def _page(page: int, per: int = PER_PAGE) -> int:
+def first_row(page: int, per: int = PER_PAGE) -> int:
     """The first row of page ``page`` (from 1) of ``per`` rows; a page out of bounds is a 400."""
     if not 1 <= page <= MAX_PAGE:
         raise BadRequest(f"a page from 1 to {MAX_PAGE} is needed", "page")
@@ -69,7 +79,7 @@ def find(db: Database, a: protocol.CatalogFind) -> dict[str, Any]:
     """A page of the catalog search."""
     if not 1 <= a.per <= search.MAX_PER_PAGE:
         raise BadRequest(f"from 1 to {search.MAX_PER_PAGE} rows a page", "per")
-    offset = _page(a.page, a.per)
+    offset = first_row(a.page, a.per)
     if a.first is not None and a.last is not None and a.first > a.last:
         raise BadRequest("the first day comes after the last", "from")
     found = search.recordings(
@@ -88,7 +98,7 @@ def custody_page(db: Database, cfg: Config, a: protocol.CustodySearch) -> dict[s
         raise BadRequest(f"{a.action!r} is no custody action", "action")
     if a.first is not None and a.last is not None and a.first > a.last:
         raise BadRequest("the first day comes after the last", "from")
-    offset = _page(a.page)
+    offset = first_row(a.page)
     actors: tuple[str, ...] = ()
     prefix = staff_id = None
     if a.person:
@@ -182,37 +192,101 @@ class ChainMemo:
     figures), kept until anything it read changes: the chain's head, the catalog's file or its
     WAL (any write, an edit behind camdock's back included), a heads file on a drive (issue 29:
     the page took 14-25 s on a year's catalog, every time). ``camdock audit`` checks
-    everything every time."""
+    everything every time.
+
+    The daemon keeps it warm (station/jobs.ChainWarm: when the bays are idle, each change is
+    checked in the background), so the page is served from here. One check at a time: an
+    auditor who asks while one runs gets the last result, marked as of when it was made and
+    that a newer check is running ("checking…"), not a wait; with no result yet, he waits for
+    the running one. An auditor who asks when no check runs and the catalog changed since the
+    last one has it checked now (an edit is named on the next load: review F5)."""
 
     KEEP = 8  # periods kept per state of the catalog
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # one check at a time; a second asker takes its result
+    def __init__(self, now: Callable[[], datetime] = clock.now) -> None:
+        self._now = now
+        self._lock = threading.Lock()  # the fields below
+        self._checking = threading.Lock()  # held while a check runs: one at a time
         self._key: tuple[Any, ...] | None = None
         self._problems: list[str] = []
+        self._checked_at: datetime | None = None  # when the kept result's check began
+        self._since: datetime | None = None  # when the running check began
         self._docs: dict[tuple[date, date, date], dict[str, Any]] = {}
 
     def _key_of(self, db: Database, catalog: Path, roots: list[str]) -> tuple[Any, ...]:
-        files = [catalog, catalog.with_name(catalog.name + "-wal")]
-        files += [Path(r, heads.FOLDER, heads.NAME) for r in roots]
+        # Not the WAL file's times: SQLite truncates it as connections come and go (its ctime
+        # moved on every page load, so the check was never kept); a commit moves the WAL
+        # index's counter, and a checkpoint (the WAL index gone with the last connection)
+        # writes the catalog's file, whose ctime nobody can set back.
+        files = [catalog, *(Path(r, heads.FOLDER, heads.NAME) for r in roots)]
         return (custody.head(db), _wal_index(catalog), *(_stamp(f) for f in files))
+
+    def fresh(self, db: Database, cfg: Config) -> bool:
+        """Whether the kept result is of the catalog as it is now."""
+        key = self._key_of(db, cfg.catalog, [str(d.root) for d in cfg.drives])
+        with self._lock:
+            return key == self._key
+
+    def check(self, db: Database, cfg: Config) -> bool:
+        """Check the chain unless nothing it reads changed since the last check; False (and
+        nothing done) when another check is running."""
+        if not self._checking.acquire(blocking=False):
+            return False
+        try:
+            roots = [str(d.root) for d in cfg.drives]
+            key = self._key_of(db, cfg.catalog, roots)  # before the check: a write during it
+            with self._lock:  # leaves the next asker a new check
+                if key == self._key:
+                    return True
+                self._since = self._now()
+            problems = audit.chain(db, roots)
+            with self._lock:
+                self._key, self._problems, self._docs = key, problems, {}
+                self._checked_at = self._since
+        finally:
+            with self._lock:
+                self._since = None
+            self._checking.release()
+        return True
+
+    def warm(self, cfg: Config) -> bool:
+        """The daemon's background check (station/jobs.ChainWarm), on a read-only connection
+        of its own; False when another check was running."""
+        db = open_readonly(cfg.catalog)
+        try:
+            return self.check(db, cfg)
+        finally:
+            db.close()
 
     def report(self, db: Database, cfg: Config, first: date, last: date, today: date,
                by: str) -> dict[str, Any]:  # fmt: skip
-        """The period's report (services/audit.period_report) by ``by``: checked now unless
-        nothing the check reads changed since the last one."""
-        roots = [str(d.root) for d in cfg.drives]
+        """The period's report (services/audit.period_report) by ``by``, with when the chain
+        was checked (``chain_checked_at``) and whether a newer check is running
+        (``chain_checking``): checked now only when no check runs and something changed."""
+        while not self.fresh(db, cfg) and not self.check(db, cfg):
+            with self._lock:
+                kept = self._checked_at is not None
+            if kept:  # the last result, while a newer one is made
+                return self._doc(db, cfg, (first, last, today), by, keep=False)
+            with self._checking:  # no result yet: wait for the running check
+                pass
+        return self._doc(db, cfg, (first, last, today), by, keep=True)
+
+    def _doc(self, db: Database, cfg: Config, period: tuple[date, date, date], by: str, *,
+             keep: bool) -> dict[str, Any]:  # fmt: skip
         with self._lock:
-            key = self._key_of(db, cfg.catalog, roots)  # before the check: a write during it
-            if key != self._key:  # leaves the next asker a new check
-                self._problems, self._docs = audit.chain(db, roots), {}
-                self._key = key
-            period = (first, last, today)
             doc = self._docs.get(period)
-            if doc is None:
-                doc = audit.period_report(db, cfg.tz, first, last, today, list(self._problems),
-                                          [], None, False)  # fmt: skip
-                if len(self._docs) >= self.KEEP:
-                    self._docs.pop(next(iter(self._docs)))
-                self._docs[period] = doc
-            return {**doc, "by": by}
+            problems, checked, since = list(self._problems), self._checked_at, self._since
+        if doc is None:
+            doc = audit.period_report(db, cfg.tz, *period, problems, [], None, False)
+            with self._lock:
+                if keep and checked == self._checked_at:
+                    if len(self._docs) >= self.KEEP:
+                        self._docs.pop(next(iter(self._docs)))
+                    self._docs[period] = doc
+        return {
+            **doc,
+            "by": by,
+            "chain_checked_at": clock.iso_local(checked, cfg.tz),
+            "chain_checking": None if since is None else clock.iso_local(since, cfg.tz),
+        }

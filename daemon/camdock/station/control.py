@@ -139,7 +139,8 @@ class Control:
     """The daemon's side of the control socket: sessions, logging in, and the operations."""
 
     def __init__(self, cfg: Config, export_roots: tuple[Path, ...] = EXPORT_ROOTS,
-                 limits: Limits | None = None) -> None:  # fmt: skip
+                 limits: Limits | None = None, *,
+                 memo: consoleday.ChainMemo | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.topics = cfg.topics
         self.export_roots = export_roots
@@ -154,7 +155,8 @@ class Control:
         self._locked: OrderedDict[str, float] = OrderedDict()  # staff id → locked until
         # Unknown ids cost what known ones do (issue 27: ids must not be listed by timing).
         self._dummy = passwords.hash_password(secrets.token_urlsafe(24))
-        self.chain_memo = consoleday.ChainMemo()  # the audit page's chain check (issue 29)
+        # The audit page's chain check (issue 29), kept warm by the station (jobs.ChainWarm).
+        self.chain_memo = memo or consoleday.ChainMemo()
         # The console's user speaks only as the console: a custody entry's channel is the
         # kernel's word (SO_PEERCRED), not the console process's (review of issue 27).
         self.console_uid = _uid_of(WEB_USER)

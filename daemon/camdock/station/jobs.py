@@ -6,6 +6,9 @@
   the same pass: its failures are that day's alarms) and the seal (REG-4.2.5), which gives way
   to a dock and is taken up again when the bays are idle.
 - ``Scrub``: while no bay offloads, a step a minute at idle I/O priority (REG-7.2).
+- ``ChainWarm``: while no bay offloads, the audit's chain check of the catalog as it is now
+  (station/consoleday.ChainMemo), in the background at idle I/O priority, so an auditor's page
+  is served from it (issue 29).
 - ``HeadWatch``: a new custody head (any process's entries: the daemon's, the console's, a
   command's) goes to both drives and out to the station server within ``HEAD_POLL`` seconds.
 
@@ -36,13 +39,16 @@ from camdock.services.retention import Keeping, PassResult, daily_pass, plan_for
 from camdock.services.scrub import ScrubResult, scrub_step
 from camdock.services.seal import Sealing, seal_pass
 from camdock.station.bays import Events
+from camdock.station.consoleday import ChainMemo
 
 __all__ = [
+    "CHAIN_POLL",
     "DRIVE_POLL",
     "HEAD_POLL",
     "RETENTION_POLL",
     "SCRUB_MIN_STEP",
     "SCRUB_POLL",
+    "ChainWarm",
     "DailyPass",
     "DriveWatch",
     "HeadWatch",
@@ -59,6 +65,7 @@ SCRUB_MIN_STEP = 64 << 20  # bytes a step reads at least
 # The longest a new custody head is only on the state disk: a tail of the chain cut within
 # this window (plus the broker's delivery) is the only cut the heads cannot show (invariant 6).
 HEAD_POLL = 2.0
+CHAIN_POLL = 60.0  # seconds between looks at whether the catalog changed since the last check
 
 
 class JobHost(Protocol):
@@ -214,6 +221,38 @@ class DailyPass:
             return result
         finally:
             db.close()
+
+
+class ChainWarm:
+    """The audit page's chain check kept warm (issue 29): after the day's pass and whenever
+    the bays are idle, a catalog changed since the last check is checked again in the
+    background (one check at a time: ChainMemo), at idle I/O priority on a read-only
+    connection of its own. It never starts while a bay offloads; a check that a dock finds
+    running only reads, on a snapshot, and gives way in I/O."""
+
+    name = "chain"
+
+    def __init__(self, host: JobHost, memo: ChainMemo, *, first: float) -> None:
+        self.host = host
+        self.memo = memo
+        self.first = first
+        self.alarm: str | None = None
+
+    async def run(self) -> None:
+        """Wait ``first``, then look every ``CHAIN_POLL``."""
+        await asyncio.sleep(self.first)
+        while True:
+            await asyncio.to_thread(self.once)
+            await asyncio.sleep(CHAIN_POLL)
+
+    def once(self) -> bool:
+        """Check the catalog if the bays are idle and it changed since the last check: whether
+        the memo is now of the catalog as it is."""
+        if self.host.busy():
+            return False
+        fsio.idle_io_priority()
+        cfg = self.host.cfg
+        return self.memo.warm(cfg) and not self.host.busy()
 
 
 class Scrub:

@@ -116,8 +116,11 @@ def _queue(c: Call, a: protocol.AttributionQueue) -> QueuePage:
 @handles(protocol.DutyLog)
 def _duty_log(c: Call, a: protocol.DutyLog) -> DutyLogPage:
     """REG-3.2: the pre-shift tests and the duty-log entries of a period."""
-    tests, entries = selftests.history(c.db, a.start, a.end)
-    return DutyLogPage(tests, entries)
+    offset = consoleday.first_row(a.page)
+    got = selftests.duty_page(c.db, a.start, a.end, descending=bool(a.desc), offset=offset,
+                              limit=consoleday.PER_PAGE)  # fmt: skip
+    return DutyLogPage(got.tests, got.entries, got.tests_total, got.entries_total, offset,
+                       consoleday.PER_PAGE)  # fmt: skip
 
 
 @handles(protocol.Register)

@@ -39,9 +39,10 @@ from camdock.services.attribute import finish_pending
 from camdock.station import control, rosters, rundir
 from camdock.station.admission import Admission
 from camdock.station.bays import BayRuntime, bay_state_json
+from camdock.station.consoleday import ChainMemo
 from camdock.station.docking import SETTLED, Docking, Mounter
 from camdock.station.eta import Eta
-from camdock.station.jobs import DailyPass, DriveWatch, HeadWatch, Scrub
+from camdock.station.jobs import ChainWarm, DailyPass, DriveWatch, HeadWatch, Scrub
 from camdock.station.preshift import PreShift
 from camdock.station.publisher import Publisher
 from camdock.station.recorder import Recorder, StationEventFn
@@ -125,6 +126,8 @@ class Station:
         self.daily = DailyPass(self, self.clock, first=retention_first)
         self.scrub = Scrub(self, first=retention_first)
         self.heads = HeadWatch(self, self.events, self.store)
+        self.chain_memo = ChainMemo(self.clock.now)  # the console's audit page (issue 29)
+        self.chain_warm = ChainWarm(self, self.chain_memo, first=retention_first)
         lost = self.drive_watch.changed  # a drive, or the state disk, went missing mid-offload
         self.docking = Docking(self, mounter, self.admission, spawn=self.spawn,
                                storage_lost=lost, read_bps=read_bps)  # fmt: skip
@@ -164,7 +167,7 @@ class Station:
                 # its own (it must not wait out a backoff).
                 tg.create_task(self._supervise("hotplug", self._hotplug_loop), name="hotplug")
                 tg.create_task(self.drive_watch.run(), name=self.drive_watch.name)
-                for job in (self.daily, self.scrub, self.heads):
+                for job in (self.daily, self.scrub, self.heads, self.chain_warm):
                     tg.create_task(self._supervise(job.name, job.run), name=job.name)
                 tg.create_task(self._supervise("bays-file", self.bays_file.run), name="bays-file")
                 tg.create_task(self._supervise("control", self._control), name="control")
@@ -226,7 +229,7 @@ class Station:
         so the console's catalog reads and exports never hold up a bay."""
         uids, group = control.peers()
         # Built off the loop: it imports the staff into the catalog and makes a dummy hash.
-        answer = (await asyncio.to_thread(control.Control, self.cfg)).handle
+        answer = (await asyncio.to_thread(control.Control, self.cfg, memo=self.chain_memo)).handle
         loop = asyncio.get_running_loop()
 
         def handle(request: dict[str, Any], uid: int) -> Reply:

@@ -1,11 +1,13 @@
 """The pages over a period (?from=…&to=…, days): the audit report (REG-7.2), the duty log with
-the pre-shift tests (REG-3.2), and the access/copy register (Annex 3); the report and the
-register also print (PDF)."""
+the pre-shift tests (REG-3.2; paged, counted and sorted by time: issue 29), and the
+access/copy register (Annex 3); the report and the register also print (PDF)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +15,7 @@ from starlette.responses import Response
 from camdock import clock, forms, protocol
 from camdock.config import Config
 from camdock.web.console import Console, Me, needs
+from camdock.web.pages.catalog import pager
 
 __all__ = ["audit_page", "duty_page", "register_page"]
 
@@ -35,8 +38,18 @@ async def duty_page(c: Console, request: Request, me: Me) -> Response:
     """The duty log and the pre-shift tests of the period."""
     first, last = _days(request, c.cfg)
     start, end = _utc_bounds(first, last, c.cfg)
-    got = await c.ask(request, protocol.DutyLog(start, end))
-    return c.page(request, "duty.html", **got, start=first, end=last)
+    q = request.query_params
+    raw: dict[str, Any] = {k: q[k] for k in ("from", "to", "desc", "page") if q.get(k)}
+    ask = protocol.DutyLog.parse({"start": start, "end": end,
+                                  **{k: raw[k] for k in ("desc", "page") if k in raw}})  # fmt: skip
+    got = await c.ask(request, ask)
+    longer = max(got["tests"], got["entries"], key=len)
+    total = max(got["tests_total"], got["entries_total"])
+    pages = pager(raw, {**got, "rows": longer, "total": total, "more": False})
+    flip = "?" + urlencode({**{k: v for k, v in raw.items() if k != "page"},
+                            "desc": 0 if ask.desc else 1})  # fmt: skip
+    return c.page(request, "duty.html", **got, start=first, end=last, pages=pages,
+                  desc=bool(ask.desc), flip=flip)  # fmt: skip
 
 
 @needs
