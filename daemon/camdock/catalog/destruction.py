@@ -237,17 +237,23 @@ def revoke(db: Database, ref: str, by: str, by_id: str, reason: str,
                        "ORDER BY id DESC LIMIT 1", (ref.strip(),))  # fmt: skip
         if found is None:
             raise CamdockError(f"no standing authorisation {ref}", ExitCode.NOINPUT)
-        now = utcnow()
-        changed = db.execute("UPDATE standing_authorisations SET revoked_at = ?, revoked_by = ?, "
-                             "revoked_by_id = ? WHERE id = ? AND revoked_at IS NULL",
-                             (now, by, by_id, found.id)).rowcount  # fmt: skip
-        if not changed:
+        # Every row the reference was recorded under (recorded twice, a corrected expiry):
+        # one left unrevoked would stay in force under a reference its approver revoked.
+        live = rows_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE ref = ? "
+                       "AND revoked_at IS NULL ORDER BY id", (ref.strip(),))  # fmt: skip
+        if not live:
             raise Conflict(f"standing authorisation {ref} is already revoked",
                            found.revoked_by or "?", found.revoked_at)  # fmt: skip
-        details = {"authorisation": found.id, "ref": found.ref, "reason": reason,
-                   "revoked_at": now}  # fmt: skip
-        custody.append(db, Action.REVOKE, None, by, details)
-        _event(db, topics, EventType.AUTHORISATION_REVOKED, details, by)
+        now = utcnow()
+        for each in live:
+            db.execute("UPDATE standing_authorisations SET revoked_at = ?, revoked_by = ?, "
+                       "revoked_by_id = ? WHERE id = ? AND revoked_at IS NULL",
+                       (now, by, by_id, each.id))  # fmt: skip
+            details = {"authorisation": each.id, "ref": each.ref, "reason": reason,
+                       "revoked_at": now}  # fmt: skip
+            custody.append(db, Action.REVOKE, None, by, details)
+            _event(db, topics, EventType.AUTHORISATION_REVOKED, details, by)
+        found = live[-1]
     revoked = one_as(Authorisation, db, "SELECT * FROM standing_authorisations WHERE id = ?",
                      (found.id,))  # fmt: skip
     assert revoked is not None
