@@ -379,22 +379,25 @@ def _live_image(db: Database, table: str) -> str | None:
     """SQL for each row of ``table``: its key and its state as the chain carries it (JSON, a
     BLOB as ``{"hex": …}``), in the catalog's own order; None: not in this schema."""
     keys, skip = COVERED[table]
-    parts = []
     # By name: the chain's states are JSON with sorted keys (catalog/custody), so a row as
     # the chain last gave it is the same text, and SQLite compares it without Python.
     info = sorted(db.execute(f"PRAGMA main.table_info({table})"), key=lambda c: str(c[1]))
-    for _cid, col, kind, *_rest in info:
-        if col in skip:
-            continue
-        value = col
-        if str(kind).upper() == "BLOB":  # json(): a JSON value, whatever CASE does to subtypes
-            value = (f"json(CASE WHEN {col} IS NULL THEN 'null' "
-                     f"ELSE json_object('hex', lower(hex({col}))) END)")  # fmt: skip
-        parts.append(f"'{col}', {value}")
-    if not parts:
+    cols = [str(c[1]) for c in info if c[1] not in skip]
+    if not cols:
         return None
-    key = "json_array(" + ", ".join(keys) + ")"
-    return (f"SELECT '{table}', {key}, json_object({', '.join(parts)}) "  # noqa: S608
+    # Any column may hold a BLOB, whatever its declared type (an insider's X'..' in a TEXT
+    # column): json_object refuses one, so a row holding one is spelt value by value, each
+    # BLOB as {"hex": …} as the chain has it (json(): a JSON value, whatever CASE does to
+    # subtypes); the other rows, nearly all, take the plain json_object (review2).
+    spelt = {c: f"json(CASE WHEN typeof({c}) = 'blob' THEN json_object('hex', lower(hex({c}))) "
+                f"ELSE json_quote({c}) END)" for c in {*cols, *keys}}  # fmt: skip
+    blob = " OR ".join(f"typeof({c}) = 'blob'" for c in sorted({*cols, *keys}))
+    plain = "json_object(" + ", ".join(f"'{c}', {c}" for c in cols) + ")"
+    each = "json_object(" + ", ".join(f"'{c}', {spelt[c]}" for c in cols) + ")"
+    key = (f"CASE WHEN {blob} THEN json_array({', '.join(spelt[k] for k in keys)}) "
+           f"ELSE json_array({', '.join(keys)}) END")  # fmt: skip
+    state = f"CASE WHEN {blob} THEN {each} ELSE {plain} END"
+    return (f"SELECT '{table}', {key}, {state} "  # noqa: S608
             f"FROM main.{table} WHERE true")  # fmt: skip
 
 
