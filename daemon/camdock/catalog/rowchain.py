@@ -159,7 +159,10 @@ def _state(db: Database, table: str, key: list[Any]) -> Columns | None:
     where = " AND ".join(f"{k} = ?" for k in keys)
     cols = _columns(db, table)
     sql = f"SELECT {', '.join(cols)} FROM main.{table} WHERE {where}"  # noqa: S608 - schema names
-    found = db.execute(sql, key).fetchone()
+    found, *more = db.execute(sql, key).fetchmany(2) or [None]
+    if more:  # the key's constraint dropped in sqlite3 (review2): which row counts is nobody's
+        raise Tampered([f"{table} {json.dumps(key, ensure_ascii=False)}: more than one row "
+                        "shares this key (written outside camdock)"])  # fmt: skip
     return None if found is None else {c: _value(v) for c, v in zip(cols, found, strict=True)}
 
 
@@ -413,7 +416,7 @@ def _laid_out(db: Database) -> Iterator[None]:
     db.execute("CREATE TEMP TABLE rowchain_last (tbl TEXT NOT NULL, k TEXT NOT NULL, "
                "state TEXT, base INTEGER NOT NULL, UNIQUE (tbl, k))")  # fmt: skip
     db.execute("CREATE TEMP TABLE rowchain_live (tbl TEXT NOT NULL, k TEXT NOT NULL, "
-               "state TEXT NOT NULL, UNIQUE (tbl, k))")  # fmt: skip
+               "state TEXT NOT NULL)")  # fmt: skip
     outer = db.conn.in_transaction
     try:
         if not outer:
@@ -428,7 +431,9 @@ def _laid_out(db: Database) -> Iterator[None]:
         )
         for table in COVERED:
             if (image := _live_image(db, table)) is not None:
-                db.execute(f"INSERT OR IGNORE INTO temp.rowchain_live (tbl, k, state) {image}")
+                db.execute(f"INSERT INTO temp.rowchain_live (tbl, k, state) {image}")
+        # Not unique: a key's constraint dropped in sqlite3 lets two rows share it (review2).
+        db.execute("CREATE INDEX temp.rowchain_live_k ON rowchain_live (tbl, k)")
         yield
     finally:
         if not outer and db.conn.in_transaction:
@@ -444,8 +449,9 @@ def baseline_only(db: Database) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     with _laid_out(db):
         for table, key in db.execute(
-            "SELECT c.tbl, c.k FROM temp.rowchain_last c JOIN temp.rowchain_live l "
-            "USING (tbl, k) WHERE c.base AND c.state IS NOT NULL ORDER BY c.rowid"
+            "SELECT c.tbl, c.k FROM temp.rowchain_last c WHERE c.base AND c.state IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM temp.rowchain_live l WHERE l.tbl = c.tbl AND "
+            "l.k = c.k) ORDER BY c.rowid"
         ):
             out.setdefault(table, []).append(key)
     return out
@@ -461,12 +467,19 @@ def differences(db: Database) -> list[str]:
     is no difference). Memory does not grow with the catalog."""
     problems: list[str] = []
     with _laid_out(db):
+        shared = set()
+        for table, key, n in db.execute(
+            "SELECT tbl, k, count(*) FROM temp.rowchain_live GROUP BY tbl, k HAVING count(*) > 1"
+        ):
+            shared.add((table, key))
+            problems.append(f"{table} {key}: {n} rows share this key (written outside camdock)")
         for table, key, said_json, known in db.execute(
             "SELECT l.tbl, l.k, c.state, c.k IS NOT NULL FROM temp.rowchain_live l "
             "LEFT JOIN temp.rowchain_last c USING (tbl, k) "
             "WHERE c.k IS NULL OR c.state IS NULL OR c.state IS NOT l.state ORDER BY l.rowid"
         ):
-            problems += _compared(db, table, key, said_json, bool(known))
+            if (table, key) not in shared:  # named above; which of them counts is nobody's
+                problems += _compared(db, table, key, said_json, bool(known))
         for table, key in db.execute(
             "SELECT c.tbl, c.k FROM temp.rowchain_last c WHERE c.state IS NOT NULL AND "
             "NOT EXISTS (SELECT 1 FROM temp.rowchain_live l WHERE l.tbl = c.tbl AND "
