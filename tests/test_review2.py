@@ -8,15 +8,22 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from camdock.catalog import custody, open_catalog
+from camdock.catalog.rowchain import Tampered
+from camdock.core.bay import Phase
 from camdock.events import Topics
+from camdock.services.destroying import destroy
 from camdock.services.retention import (
     authorise,
     daily_pass,
     plan_for,
     revoke_authorisation,
 )
+from camdock.sim.hotplug import fill_camera
 from test_retention_gaps import LATER, _recordings
+from test_station import START, running
 
 TOPICS = Topics("camdock", "test-01")
 
@@ -63,3 +70,50 @@ def test_a_blob_typed_into_a_text_column_is_reported_not_a_crash(tmp_path: Path)
     assert any("recordings [1]: relpath is {'hex': '41'}" in p for p in problems), problems
     assert any(p.startswith("copies") and "42" in p for p in problems), problems
     db.close()
+
+
+def test_a_second_row_under_one_copy_key_is_named_and_removes_nothing(tmp_path: Path) -> None:
+    """An insider rebuilds the copies table without its key and adds a second row under
+    recording 1's key on d1, pointing at recording 2's file. The streamed check (issue 29)
+    kept one live row per key (INSERT OR IGNORE) and the destruction's chain check read the
+    first row of each key only: recording 1's destruction would have removed recording 2's
+    copy (REG-4.3.1). Both now name the second row; nothing is removed."""
+    d1, _, catalog, keep = _recordings(tmp_path, 2)
+    db = open_catalog(catalog)
+    other = db.execute("SELECT relpath FROM copies WHERE recording_id = 2 AND destination = ?",
+                       (str(d1),)).fetchone()[0]  # fmt: skip
+    db.close()
+    _insider(
+        catalog,
+        "CREATE TABLE copies_x AS SELECT * FROM copies",
+        "DROP TABLE copies",
+        "ALTER TABLE copies_x RENAME TO copies",
+        f"INSERT INTO copies SELECT * FROM copies WHERE recording_id = 2 AND destination = '{d1}'",  # noqa: S608
+        "UPDATE copies SET recording_id = 1, sha256 = (SELECT sha256 FROM recordings WHERE "
+        "id = 1) WHERE rowid = (SELECT max(rowid) FROM copies)",
+    )
+    db = open_catalog(catalog)
+    problems = custody.verify(db)
+    assert any("copies [1," in p and "share" in p for p in problems), problems
+    with pytest.raises(Tampered, match="more than one row"):
+        destroy(db, keep, LATER, "C1", recordings=[1])
+    assert (d1 / other).exists(), "recording 2's copy was removed by recording 1's destruction"
+    db.close()
+
+
+async def test_another_camera_on_the_port_of_a_done_bay_is_offloaded(tmp_path: Path) -> None:
+    """REG-2/REG-3: a bay shows DONE; its camera is pulled and another camera docked on the
+    same port, the pull's "remove" lost (a udev monitor's buffer overflowed under a burst of
+    docks). Its partition has the same device path; since 202e2ae a DONE bay ignored "the
+    same partition again", so the second camera's footage was never offloaded while the bay
+    went on showing the first camera's DONE. A partition of another camera is a new dock."""
+    v1, v2 = tmp_path / "cam1", tmp_path / "cam2"
+    fill_camera(v1, files=2, size=1000, seed=1, start=START)
+    fill_camera(v2, files=3, size=1000, seed=2, start=START)
+    async with running(tmp_path) as h:
+        h.hot.dock("1-1", "SN0001", v1)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+        h.hot.dock("1-1", "SN0002", v2)  # the first one's "remove" never came
+        completed = "SELECT count(*) FROM offload_sessions WHERE status = 'completed'"
+        await h.until(lambda: h.catalog(completed) == [(2,)])
+    assert h.catalog("SELECT count(*) FROM recordings") == [(5,)]

@@ -195,9 +195,12 @@ class Docking:
                     )
                 )
             return
-        if b.storage is not None and b.state.phase in _SETTLED_ON_IT:
+        if (b.storage is not None and b.state.phase in _SETTLED_ON_IT
+                and (b.state.phase in core.BUSY or b.storage.serial == ev.serial)):  # fmt: skip
             # The same partition again (udev "change", a probe): already being handled, or
             # done with; a re-run would only hide the bay's result (a pre-shift test's too).
+            # Another camera's partition on the port of a finished bay (its pull's "remove"
+            # lost) is a new dock: its footage is offloaded (review2).
             return
         if b.disk_waiting is not None:
             b.disk_waiting.cancel()
