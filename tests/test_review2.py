@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from camdock.catalog import custody, open_catalog
+from camdock.catalog import retention as retention_rows
 from camdock.catalog.rowchain import Tampered
 from camdock.core.bay import Phase
 from camdock.events import Topics
@@ -117,3 +118,30 @@ async def test_another_camera_on_the_port_of_a_done_bay_is_offloaded(tmp_path: P
         completed = "SELECT count(*) FROM offload_sessions WHERE status = 'completed'"
         await h.until(lambda: h.catalog(completed) == [(2,)])
     assert h.catalog("SELECT count(*) FROM recordings") == [(5,)]
+
+
+def test_a_destruction_a_crash_left_under_a_revoked_authorisation_is_not_finished(
+    tmp_path: Path,
+) -> None:
+    """REG-4.3.1: the daily pass planned recording 1's destruction under standing authorisation
+    保-12 and was killed before it removed anything (the recording is "destroying", every copy
+    there). An approver then revokes 保-12. The next pass, with no authorisation in force,
+    finished it all the same (finish_pending asked only holds): footage destroyed under a
+    revoked authorisation. Now it is given up: live again, every copy kept."""
+    _, _, catalog, keep = _recordings(tmp_path, 1)
+    keep = dataclasses.replace(keep, topics=TOPICS)
+    db = open_catalog(catalog)
+    authorise(db, "保-12", "custodian-1", date(2028, 6, 1), "分局長 (P1)", "P1", LATER)
+    # The pass's first step, as the killed one left it: planned, nothing removed.
+    retention_rows.plan_destruction(db, 1, "custodian-1", "standing",
+                                    "retention period ended (REG-4.3.1), standing "
+                                    "authorisation 保-12 approved by 分局長 (P1)")  # fmt: skip
+    assert len(retention_rows.pending(db)) == 1
+    revoke_authorisation(db, "保-12", "分局長 (P1)", "P1", "改以清單核准", TOPICS)
+    result = daily_pass(db, catalog, keep, LATER)
+    assert result.destroyed == [], "finished under a revoked authorisation"
+    assert retention_rows.pending(db) == [] and plan_for(db, LATER).live == 1
+    copies = [r[0] for r in db.execute("SELECT destination || '/' || relpath FROM copies")]
+    assert len(copies) == 2 and all(Path(c).exists() for c in copies)
+    assert custody.verify(db) == []
+    db.close()

@@ -28,7 +28,7 @@ from sqlite_utils import Database
 
 from camdock.adapters import fsio, manifest
 from camdock.adapters.drives import StorageMissing, prove_all
-from camdock.catalog import custody, freezes, recordings, rowchain, seals
+from camdock.catalog import custody, destruction, freezes, recordings, rowchain, seals
 from camdock.catalog import retention as catalog
 from camdock.core.retention import Candidate, Hold, refusal
 from camdock.errors import CamdockError, Conflict, ExitCode, Refused, UnknownRecording
@@ -256,6 +256,11 @@ def _finish_owned(db: Database, keeping: Keeping, today: date, d: catalog.Planne
     # removes nothing (issue 28, review).
     rowchain.require_rows(db, [("destructions", [d.id])])
     rowchain.require_chained(db, rec_id)
+    if d.authority == "standing" and destruction.live_authorisation(db, today) is None:
+        # Planned under a standing authorisation, then a crash; revoked (or lapsed) since:
+        # nothing removed yet, nothing is, under it (review2). Begun: finished, whole.
+        _halt_untouched(db, keeping, d, "the standing authorisation it was planned under is "
+                        "no longer in force")  # fmt: skip
     for copy in d.copies:
         root, rel = _path_of(keeping, copy.destination, copy.relpath)
         if why := _kept(db, keeping, today, rec_id):
@@ -283,13 +288,21 @@ def _finish_owned(db: Database, keeping: Keeping, today: date, d: catalog.Planne
     return made
 
 
+def _untouched(keeping: Keeping, d: catalog.Planned) -> bool:
+    return all(Path(*_path_of(keeping, c.destination, c.relpath)).exists() for c in d.copies)
+
+
+def _halt_untouched(db: Database, keeping: Keeping, d: catalog.Planned, why: str) -> None:
+    """``_halt`` when nothing of ``d`` was removed yet; else nothing (it is finished)."""
+    if _untouched(keeping, d):
+        _halt(db, keeping, d, why)
+
+
 def _halt(db: Database, keeping: Keeping, d: catalog.Planned, why: str) -> None:
     """A destruction the rules no longer allow: back to live if every copy is still there,
     else it stays destroying, keeping what is left, and says why. Raises ``Refused``."""
     rec_id = d.recording_id
-    untouched = all(Path(*_path_of(keeping, c.destination, c.relpath)).exists()
-                    for c in d.copies)  # fmt: skip
-    if untouched:
+    if _untouched(keeping, d):
         catalog.abandon(db, d.id)
         log.warning("destruction of recording %d abandoned: %s", rec_id, why)
     else:
