@@ -145,3 +145,22 @@ def test_a_destruction_a_crash_left_under_a_revoked_authorisation_is_not_finishe
     assert len(copies) == 2 and all(Path(c).exists() for c in copies)
     assert custody.verify(db) == []
     db.close()
+
+
+def test_one_tampered_recording_does_not_stop_the_rest_of_the_days_list(tmp_path: Path) -> None:
+    """REG-4.3.1, issue 27 gap 2: the day's due list tries every recording. A recording whose
+    row an insider edited in sqlite3 is refused by the chain check (Tampered, a data error,
+    not a Refused): it ended the whole pass, leaving the rest of the day (and the re-seal of
+    a sealed day whose footage already went) undone, every day again. Now it is alarmed and
+    the others go."""
+    _, _, catalog, keep = _recordings(tmp_path, 3)
+    keep = dataclasses.replace(keep, topics=TOPICS)
+    _insider(catalog, "UPDATE recordings SET unit = 'edited' WHERE id = 1")
+    db = open_catalog(catalog)
+    authorise(db, "保-13", "custodian-1", date(2028, 6, 1), "分局長 (P1)", "P1", LATER)
+    result = daily_pass(db, catalog, keep, LATER)
+    assert sorted(d.recording for d in result.destroyed) == [2, 3], result.alarms
+    assert any("recording" in a and "changed outside camdock" in a for a in result.alarms), (
+        result.alarms
+    )
+    db.close()

@@ -111,33 +111,50 @@ def destroy(
                       "(--password-file, or the station's credential)")  # fmt: skip
     if targets:
         prove_all(keeping.drives)  # the copies are removed from the drives they belong to
-    problems: list[Refused | DestructionStopped] = []
+    problems: list[CamdockError] = []  # Refused, DestructionStopped, Tampered, a drive
+    finished = False
+    try:
+        _each(db, keeping, today, targets, by, authority, reason, authorised, recordings is None,
+              done, problems)  # fmt: skip
+        finished = True
+    finally:  # the archives go too: the day sealed again without them, verified; also when
+        gone = {d.recording for d in done}  # a later one failed: a sealed day's destroyed
+        for day in sealed:  # footage must not stay in its archive (review2)
+            if finished or any(c.id in gone and day_of(c) == day for c in targets):
+                assert keeping.reseal is not None
+                keeping.reseal(db, day, by)
+    if stopped is not None:
+        stopped.extend(str(p) for p in problems)
+    elif problems:  # nobody to hand them to: said all at once, after the others went
+        first = problems[0]
+        if len(problems) == 1 or not isinstance(first, (Refused, DestructionStopped)):
+            raise first  # as it was raised (Tampered names its rows; the rest were logged)
+        raise type(first)("; ".join(map(str, problems)))
+    return done
+
+
+def _each(db: Database, keeping: Keeping, today: date, targets: list[Candidate], by: str,
+          authority: str, reason: str, authorised: Callable[[], None] | None, daily: bool,
+          done: list[Destroyed], problems: list[CamdockError]) -> None:  # fmt: skip
+    """``destroy``'s loop: the day's list (``daily``) goes on past one recording's failure."""
     for c in targets:
         try:
             made = _one(db, keeping, today, c, by, authority, reason, authorised)
             if made is not None:
                 done.append(made)
         except Conflict as exc:
-            if recordings is None:  # due today, and someone else is destroying it: theirs
+            if daily:  # due today, and someone else is destroying it: theirs
                 continue
             refused(db, by, "destroy", exc, keeping.topics, {"recording": c.id})
             raise
         except AuthorityGone as exc:  # revoked: not one more under it, the rest said
             problems.append(exc)
             break
-        except (Refused, DestructionStopped) as exc:
-            if recordings is not None:
+        except CamdockError as exc:  # a refusal, a drive's stop, a row edited in sqlite3
+            if not daily:
                 raise
             log.warning("%s", exc)  # recorded where it happened; the rest of the day goes on
             problems.append(exc)
-    for day in sealed:  # the archives go too: the day sealed again without them, verified
-        assert keeping.reseal is not None
-        keeping.reseal(db, day, by)
-    if stopped is not None:
-        stopped.extend(str(p) for p in problems)
-    elif problems:  # nobody to hand them to: said all at once, after the others went
-        raise type(problems[0])("; ".join(map(str, problems)))
-    return done
 
 
 def _one(db: Database, keeping: Keeping, today: date, c: Candidate, by: str, authority: str,
