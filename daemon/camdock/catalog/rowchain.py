@@ -4,10 +4,8 @@ A recording's hash, size, times, officer, camera, duty day, retention dates and 
 copy's drive and path; holds, destructions, destruction lists and standing authorisations,
 seals, access requests, their recordings and their streamed viewings; the roster's roles and
 the cameras' assignments and loans. Every change camdock makes to one of these rows is caught
-on its own connection (temporary triggers, which exist only for the connection that made them,
-never for a ``sqlite3`` shell opened on the file), and the state
-the change left is written into the custody entry of the same transaction: the change's own
-entry when it comes after, or a ``state`` entry at commit for what changed after it.
+on its own connection (temporary triggers: never a ``sqlite3`` shell's), and the state it left
+is written into the custody entry of the same transaction (its own, or a ``state`` entry).
 
 ``audit`` then recomputes every live row and names each one whose state is not the last one
 the chain gave it, field by field: an edit by anyone who opened the catalog with another tool
@@ -161,8 +159,7 @@ def _state(db: Database, table: str, key: list[Any]) -> Columns | None:
     sql = f"SELECT {', '.join(cols)} FROM main.{table} WHERE {where}"  # noqa: S608 - schema names
     found, *more = db.execute(sql, key).fetchmany(2) or [None]
     if more:  # the key's constraint dropped in sqlite3 (review2): which row counts is nobody's
-        raise Tampered([f"{table} {json.dumps(key, ensure_ascii=False)}: more than one row "
-                        "shares this key (written outside camdock)"])  # fmt: skip
+        raise Tampered([f"{table} {key}: more than one row shares this key (written outside)"])
     return None if found is None else {c: _value(v) for c, v in zip(cols, found, strict=True)}
 
 
@@ -382,41 +379,35 @@ def _live_image(db: Database, table: str) -> str | None:
     """SQL for each row of ``table``: its key and its state as the chain carries it (JSON, a
     BLOB as ``{"hex": …}``), in the catalog's own order; None: not in this schema."""
     keys, skip = COVERED[table]
-    # By name: the chain's states are JSON with sorted keys (catalog/custody), so a row as
-    # the chain last gave it is the same text, and SQLite compares it without Python.
+    # By name: the chain's states are JSON with sorted keys (catalog/custody): the same text.
     info = sorted(db.execute(f"PRAGMA main.table_info({table})"), key=lambda c: str(c[1]))
     cols = [str(c[1]) for c in info if c[1] not in skip]
     if not cols:
         return None
-    # Any column may hold a BLOB, whatever its declared type (an insider's X'..' in a TEXT
-    # column): json_object refuses one, so a row holding one is spelt value by value, each
-    # BLOB as {"hex": …} as the chain has it (json(): a JSON value, whatever CASE does to
-    # subtypes); the other rows, nearly all, take the plain json_object (review2).
+    # A BLOB in any column (json_object refuses it): value by value; json(): CASE drops subtypes
     spelt = {c: f"json(CASE WHEN typeof({c}) = 'blob' THEN json_object('hex', lower(hex({c}))) "
                 f"ELSE json_quote({c}) END)" for c in {*cols, *keys}}  # fmt: skip
     blob = " OR ".join(f"typeof({c}) = 'blob'" for c in sorted({*cols, *keys}))
-    plain = "json_object(" + ", ".join(f"'{c}', {c}" for c in cols) + ")"
-    each = "json_object(" + ", ".join(f"'{c}', {spelt[c]}" for c in cols) + ")"
+    each, plain = (", ".join(f"'{c}', {spelt[c] if s else c}" for c in cols) for s in (1, 0))
     key = (f"CASE WHEN {blob} THEN json_array({', '.join(spelt[k] for k in keys)}) "
            f"ELSE json_array({', '.join(keys)}) END")  # fmt: skip
-    state = f"CASE WHEN {blob} THEN {each} ELSE {plain} END"
+    state = f"CASE WHEN {blob} THEN json_object({each}) ELSE json_object({plain}) END"
     return (f"SELECT '{table}', {key}, {state} "  # noqa: S608
             f"FROM main.{table} WHERE true")  # fmt: skip
 
 
 @contextlib.contextmanager
 def _laid_out(db: Database) -> Iterator[None]:
-    """The chain's last state of each covered row and every live row, each in a temporary
-    table keyed by (table, key) (issue 29): SQLite walks the custody log in order and keeps
-    the last state per row on disk, so a year's catalog (600,000 states) costs the process
-    a page cache, not the states. Read in one transaction (one snapshot); dropped after."""
+    """The chain's last state of each covered row and every live row in temporary tables by
+    (table, key) (issue 29): a year's catalog (600,000 states) costs a page cache, not the
+    states. Read in one transaction (one snapshot); dropped after."""
     db.execute("DROP TABLE IF EXISTS temp.rowchain_last")
     db.execute("DROP TABLE IF EXISTS temp.rowchain_live")
     # rowid order: where a row was first chained (the order the old in-memory walk named them)
     db.execute("CREATE TEMP TABLE rowchain_last (tbl TEXT NOT NULL, k TEXT NOT NULL, "
                "state TEXT, base INTEGER NOT NULL, UNIQUE (tbl, k))")  # fmt: skip
-    db.execute("CREATE TEMP TABLE rowchain_live (tbl TEXT NOT NULL, k TEXT NOT NULL, "
-               "state TEXT NOT NULL)")  # fmt: skip
+    # Not unique: a key's constraint dropped in sqlite3 lets two rows share one (review2).
+    db.execute("CREATE TEMP TABLE rowchain_live (tbl TEXT, k TEXT, state TEXT NOT NULL)")
     outer = db.conn.in_transaction
     try:
         if not outer:
@@ -432,7 +423,6 @@ def _laid_out(db: Database) -> Iterator[None]:
         for table in COVERED:
             if (image := _live_image(db, table)) is not None:
                 db.execute(f"INSERT INTO temp.rowchain_live (tbl, k, state) {image}")
-        # Not unique: a key's constraint dropped in sqlite3 lets two rows share it (review2).
         db.execute("CREATE INDEX temp.rowchain_live_k ON rowchain_live (tbl, k)")
         yield
     finally:
@@ -461,24 +451,23 @@ def differences(db: Database) -> list[str]:
     """Every live covered row whose state is not the last one the chain gave it, with the
     fields that differ; every row the chain has that is gone; every row it never saw.
 
-    Streamed (issue 29): SQLite pairs each live row with the chain's last state of it by
-    (table, key) and hands back only the pairs whose JSON differs; those are compared here
-    field by field against the row read again (a JSON text that differs only in spelling
-    is no difference). Memory does not grow with the catalog."""
+    Streamed (issue 29): SQLite pairs each live row with the chain's last state of it; only
+    pairs whose JSON differs are compared here, field by field against the row read again
+    (JSON that differs only in spelling is no difference). Memory stays flat."""
     problems: list[str] = []
     with _laid_out(db):
-        shared = set()
-        for table, key, n in db.execute(
-            "SELECT tbl, k, count(*) FROM temp.rowchain_live GROUP BY tbl, k HAVING count(*) > 1"
-        ):
-            shared.add((table, key))
-            problems.append(f"{table} {key}: {n} rows share this key (written outside camdock)")
+        shared = db.execute("SELECT tbl, k, count(*) FROM temp.rowchain_live GROUP BY tbl, k "
+                            "HAVING count(*) > 1").fetchall()  # fmt: skip
+        problems += [f"{t} {k}: {n} rows share this key (written outside camdock)"
+                     for t, k, n in shared]  # fmt: skip
         for table, key, said_json, known in db.execute(
             "SELECT l.tbl, l.k, c.state, c.k IS NOT NULL FROM temp.rowchain_live l "
             "LEFT JOIN temp.rowchain_last c USING (tbl, k) "
             "WHERE c.k IS NULL OR c.state IS NULL OR c.state IS NOT l.state ORDER BY l.rowid"
         ):
-            if (table, key) not in shared:  # named above; which of them counts is nobody's
+            if (table, key) not in {
+                (t, k) for t, k, _n in shared
+            }:  # named above; which of them counts is nobody's
                 problems += _compared(db, table, key, said_json, bool(known))
         for table, key in db.execute(
             "SELECT c.tbl, c.k FROM temp.rowchain_last c WHERE c.state IS NOT NULL AND "

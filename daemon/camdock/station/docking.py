@@ -198,9 +198,8 @@ class Docking:
         if (b.storage is not None and b.state.phase in _SETTLED_ON_IT
                 and (b.state.phase in core.BUSY or b.storage.serial == ev.serial)):  # fmt: skip
             # The same partition again (udev "change", a probe): already being handled, or
-            # done with; a re-run would only hide the bay's result (a pre-shift test's too).
-            # Another camera's partition on the port of a finished bay (its pull's "remove"
-            # lost) is a new dock: its footage is offloaded (review2).
+            # done with; a re-run would only hide the bay's result. Another camera's partition
+            # on a finished bay's port (its "remove" lost) is a new dock (review2).
             return
         if b.disk_waiting is not None:
             b.disk_waiting.cancel()
