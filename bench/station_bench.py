@@ -350,13 +350,13 @@ def _scrubbing(catalog: Path, stop: Any, steps: list[int], kind: str = "scrub") 
     as the daemon runs them, until ``stop``."""
     from datetime import date
 
-    from camdock.adapters import fsio
+    from camdock.adapters import ioprio
     from camdock.adapters.archive import ArchivePaused
     from camdock.catalog import open_catalog
     from camdock.services.scrub import scrub_step
     from camdock.services.seal import Key, Sealing, seal_day
 
-    fsio.idle_io_priority()
+    ioprio.idle_io_priority()  # a thread of its own
     db = open_catalog(catalog)
     # As in the daemon: the seal gives way while a bay offloads.
     sealing = Sealing(Key("1", "a benchmark seal password"), pause=DOCKED.is_set)

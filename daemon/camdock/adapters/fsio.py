@@ -16,7 +16,6 @@ import fcntl
 import functools
 import hashlib
 import os
-import platform
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -473,17 +472,6 @@ def bound_malloc() -> None:
         return
     m_arena_max = -8  # <malloc.h>
     mallopt(m_arena_max, 2)
-
-
-def idle_io_priority() -> None:
-    """This thread's I/O at idle priority (ioprio_set, IOPRIO_CLASS_IDLE): a seal never slows
-    an offload. Best effort: not every kernel or architecture has it."""
-    numbers = {"x86_64": 251, "aarch64": 30, "armv7l": 314, "armv6l": 314}
-    nr = numbers.get(platform.machine())
-    if nr is None:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall(nr, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this thread, class IDLE
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from camdock import clock
-from camdock.adapters import archive, fsio
+from camdock.adapters import archive, fsio, ioprio
 from camdock.adapters.drives import prove_all
 from camdock.catalog import freezes, requests, seals
 from camdock.catalog.db import file_of
@@ -297,6 +297,7 @@ def _extract_dir(day: date, gen: int) -> str:
     return f"{day:%Y/%m}/.{day:%Y%m%d}-{gen}.extract"
 
 
+@ioprio.at_idle_io
 def _one_archive(
     job: _Job,
     members: list[archive.Member],
@@ -308,7 +309,6 @@ def _one_archive(
     """Write one drive's archive under its temp name (taking recordings whose plain file is
     gone out of the archive in force first, each checked), read it back, check it, name it;
     returns the archive's SHA-256 and size."""
-    fsio.idle_io_priority()
     root, rel = Path(job.destination), PurePosixPath(job.path)
     folder = fsio.make_dirs_durable(root, rel.parent.parts)
     temp = folder / f".{rel.name}.tmp"
@@ -433,6 +433,7 @@ def remove_plain(db: Database, sealing: Sealing, keep_days: int, by: str) -> lis
     return problems
 
 
+@ioprio.at_idle_io
 def seal_pass(
     db: Database,
     sealing: Sealing,
@@ -443,7 +444,6 @@ def seal_pass(
 ) -> tuple[list[Sealed], list[str]]:
     """The daemon's daily part: seal every past day that changed, remove plain files the
     config lets go, then today's alarms."""
-    fsio.idle_io_priority()
     made, alarms = [], []
     if sealing.key is None:
         alarms.append(f"days cannot be sealed: {sealing.missing}")

@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Protocol
 
-from camdock.adapters import fsio
+from camdock.adapters import ioprio
 from camdock.adapters.drives import StorageMissing, prove, prove_all, state_disk
 from camdock.catalog import custody
 from camdock.catalog.db import Store, open_catalog
@@ -245,12 +245,12 @@ class ChainWarm:
             await asyncio.to_thread(self.once)
             await asyncio.sleep(CHAIN_POLL)
 
+    @ioprio.at_idle_io
     def once(self) -> bool:
         """Check the catalog if the bays are idle and it changed since the last check: whether
         the memo is now of the catalog as it is."""
         if self.host.busy():
             return False
-        fsio.idle_io_priority()
         cfg = self.host.cfg
         return self.memo.warm(cfg) and not self.host.busy()
 
@@ -285,9 +285,9 @@ class Scrub:
                 self.host.status_changed()
             await asyncio.sleep(SCRUB_POLL)
 
+    @ioprio.at_idle_io
     def step(self) -> ScrubResult:
         """One step on its own connection, reading its budget's share of the footage."""
-        fsio.idle_io_priority()
         cfg = self.host.cfg
         db = open_catalog(cfg.catalog)
         try:
