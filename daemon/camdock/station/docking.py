@@ -69,13 +69,9 @@ class Mounter(Protocol):
         ...
 
 
-# A bay whose camera's partition shows again stays as it is in these phases (_camera_filesystem).
-_SETTLED_ON_IT = core.BUSY | {
-    core.Phase.DONE,
-    core.Phase.TEST_PASSED,
-    core.Phase.TEST_FAILED,
-    core.Phase.TAKE_ME,
-}
+# A finished bay whose camera's partition shows again stays as it is (_camera_filesystem).
+_FINISHED = frozenset({core.Phase.DONE, core.Phase.TEST_PASSED, core.Phase.TEST_FAILED,
+                       core.Phase.TAKE_ME})  # fmt: skip
 
 
 class Docking:
@@ -195,8 +191,10 @@ class Docking:
                     )
                 )
             return
-        if (b.storage is not None and b.state.phase in _SETTLED_ON_IT
-                and (b.state.phase in core.BUSY or b.storage.serial == ev.serial)):  # fmt: skip
+        if b.storage is not None and (
+            b.state.phase in core.BUSY
+            or (b.state.phase in _FINISHED and b.storage.serial == ev.serial)
+        ):
             # The same partition again (udev "change", a probe): already being handled, or
             # done with; a re-run would only hide the bay's result. Another camera's partition
             # on a finished bay's port (its "remove" lost) is a new dock (review2).
