@@ -73,6 +73,7 @@ async def running(
     config_extra: str = "",
     drives: tuple[str, str] | None = None,
     per_bus: int = 0,
+    mounter: SimMounter | None = None,
     **station_kw: Any,
 ) -> AsyncIterator[Harness]:
     cfg = load(write_config(tmp_path, config_extra, drives))
@@ -91,7 +92,7 @@ async def running(
     station = Station(
         cfg,
         hotplug=hot,
-        mounter=SimMounter(),
+        mounter=mounter or SimMounter(),
         pin_factory=factory,
         on_event=on_event,
         read_bps=read_bps,
@@ -206,6 +207,46 @@ async def test_pulled_mid_offload_then_redocked_loses_nothing(tmp_path: Path) ->
     assert set(tree_hashes(tmp_path / "backup").values()) == shas
 
 
+class _SlowUnmount(SimMounter):
+    """A mount point that takes until ``free`` is set to let go (a busy volume)."""
+
+    def __init__(self) -> None:
+        self.free = asyncio.Event()
+        self.unmounting = asyncio.Event()
+
+    async def unmount(self, target: Path) -> None:
+        self.unmounting.set()
+        await self.free.wait()
+
+
+async def test_docked_again_while_the_pulled_run_still_unmounts_offloads_after_it(
+    tmp_path: Path,
+) -> None:
+    """CI (leap-day run): a camera pulled mid-offload and docked again before its stopped run
+    had unmounted stayed "identifying" for ever: the new dock's offload was not started while
+    the old task still ran. Now it starts after the old run lets go of the mount point."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
+    shas = set(tree_hashes(vol).values())
+    slow = _SlowUnmount()
+    async with running(tmp_path, read_bps=3_000_000, mounter=slow) as h:
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: h.bay(1).state.progress > 0.3)
+        h.hot.undock("1-1")
+        await asyncio.wait_for(slow.unmounting.wait(), 30)
+        old = h.bay(1).offload.task
+        h.hot.dock("1-1", "SN0001", vol)  # the old run is still unmounting
+        await h.until(lambda: h.bay(1).state.phase is Phase.IDENTIFYING)
+        await asyncio.sleep(0.3)
+        assert old is not None and not old.done()
+        assert not slow.free.is_set() and h.bay(1).offload.engine is None  # waits its turn
+        slow.free.set()
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE)
+    assert tree_hashes(vol) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas
+    assert set(tree_hashes(tmp_path / "backup").values()) == shas
+
+
 async def test_buttons_refuse_during_offload_and_acknowledge_faults(tmp_path: Path) -> None:
     vol = tmp_path / "cam1"
     fill_camera(vol, files=3, size=1 << 20, seed=1, start=START)
@@ -285,12 +326,12 @@ async def test_progress_counts_against_the_total_from_the_first_report(tmp_path:
     went to the server as 100 % of 0 bytes at the start, and never again for that offload."""
     async with running(tmp_path) as h:
         b = h.bay(1)
-        b.offload = OffloadRun()
-        on_progress = h.station.docking.on_progress
-        on_progress(b, SessionStarted("s", files=2, bytes=1000))
-        on_progress(b, BytesCopied("a", 300))  # the same turn
-        on_progress(b, BytesCopied("a", 320))  # still 30 %: no event
-        on_progress(b, BytesCopied("b", 700))  # 1020 bytes: capped
+        b.offload = run = OffloadRun()
+        progress = h.station.docking.progress
+        progress(b, run, SessionStarted("s", files=2, bytes=1000))
+        progress(b, run, BytesCopied("a", 300))  # the same turn
+        progress(b, run, BytesCopied("a", 320))  # still 30 %: no event
+        progress(b, run, BytesCopied("b", 700))  # 1020 bytes: capped
         await h.station.store.call(lambda db: None)  # every event before this is committed
         rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
     data = [json.loads(p)["data"] for (p,) in rows]

@@ -45,6 +45,9 @@ class OffloadRun:
     bytes_total: int = 0
     tenths_sent: int = 0  # progress events go to the server in tenths
     report: OffloadReport | None = None
+    # Told to stop (the camera pulled, the bay faulted): docking again starts a new run, after
+    # this one has let go of the camera.
+    stopped: bool = False
 
     @property
     def events(self) -> EventContext | None:

@@ -30,24 +30,14 @@ from camdock.core import bay as core
 from camdock.core import schedule
 from camdock.core.attribution import Attribution
 from camdock.errors import CatalogError, MountError, OffloadRefused
-from camdock.events import (
-    BytesCopied,
-    EventContext,
-    EventType,
-    FileCleared,
-    FileFailed,
-    FileStarted,
-    FileVerified,
-    Progress,
-    SessionEnded,
-    SessionStarted,
-)
+from camdock.events import EventContext, EventType, Progress
 from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
 from camdock.station.admission import Admission
 from camdock.station.bays import BayRuntime, OffloadRun, Spawn, StationContext
+from camdock.station.progress import ProgressRouter
 
 __all__ = ["NO_FILESYSTEM_AFTER", "SETTLED", "Docking", "Mounter"]
 
@@ -94,6 +84,7 @@ class Docking:
         # stalled camera read must not hold the process past systemd's stop timeout), so the
         # bus scheduler decides whose runs now.
         self.admission = admission
+        self.progress = ProgressRouter(station.events, admission)
         self._spawn = spawn  # a task in the station's task group
         self._storage_lost = storage_lost  # a drive (or the state disk) went missing
         self._read_bps = read_bps
@@ -229,18 +220,29 @@ class Docking:
     # Offload
 
     def start_offload(self, b: BayRuntime) -> None:
-        """Start the bay's offload task (once per dock)."""
-        if b.offload.task is not None and not b.offload.task.done():
+        """Start the bay's offload for this dock. A run told to stop that is still winding down
+        (the camera pulled and docked again within a second or two: its engine stopping, its
+        volume being unmounted) is waited for first; both would use the bay's one mount point.
+        A run not told to stop (a drive back while it waited its turn) simply goes on."""
+        before = b.offload.task
+        if before is not None and not before.done() and not b.offload.stopped:
             return
-        b.offload = OffloadRun()
-        b.offload.task = self._spawn(self._offload(b), f"bay[{b.n}].offload")
+        b.offload = run = OffloadRun()
+        run.task = self._spawn(self._offload(b, run, before), f"bay[{b.n}].offload")
 
     def stop_offload(self, b: BayRuntime) -> None:
         """What is verified stays; the rest stays on the camera."""
+        b.offload.stopped = True
         if b.offload.engine is not None:
             b.offload.engine.cancel()
 
-    async def _offload(self, b: BayRuntime) -> None:
+    async def _offload(
+        self, b: BayRuntime, run: OffloadRun, before: asyncio.Task[None] | None
+    ) -> None:
+        if before is not None:
+            await asyncio.wait({before})  # its outcome was its own bay's business
+            if run.stopped:
+                return  # pulled again while waiting
         storage = b.storage
         camera = self.st.cfg.cameras.get(storage.serial or "") if storage else None
         if storage is None or camera is None or storage.devnode is None:
@@ -275,9 +277,9 @@ class Docking:
                 if self.admission.would_wait(bus):
                     size = await asyncio.to_thread(_camera_bytes, source)
                 async with self.admission.turn(b.n, bus, size):
-                    if b.storage is not storage:
+                    if b.storage is not storage or run.stopped:
                         return  # pulled (or replaced) while waiting for its turn
-                    await self._run_engine(b, source, camera, facts)
+                    await self._run_engine(b, run, source, camera, facts)
             finally:
                 await self.mounter.unmount(target)
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
@@ -330,7 +332,7 @@ class Docking:
         return request
 
     async def _run_engine(
-        self, b: BayRuntime, source: Path, camera: Camera, facts: _DockFacts
+        self, b: BayRuntime, run: OffloadRun, source: Path, camera: Camera, facts: _DockFacts
     ) -> None:
         loop = asyncio.get_running_loop()
         request = self._request(b, source, camera, facts)
@@ -338,10 +340,10 @@ class Docking:
 
         def progress(event: Progress) -> None:
             # Called on the engine's threads; the bay's state lives on the loop.
-            loop.call_soon_threadsafe(self.on_progress, b, event)
+            loop.call_soon_threadsafe(self.progress, b, run, event)
 
         engine = OffloadEngine(request, progress=progress)
-        b.offload.engine = engine
+        run.engine = engine
         self.events.emit("offload-started", b.n, camera=camera.id)
         running = in_daemon_thread(engine.run, f"bay[{b.n}].engine")
         try:
@@ -383,13 +385,14 @@ class Docking:
                     async with asyncio.timeout(ABORT_WAIT):
                         await asyncio.gather(running, return_exceptions=True)
             raise
-        b.offload.report = report
+        run.report = report
         # Invariant 6: the chain's head onto both drives, in a thread of its own (an fsync on a
         # busy drive must hold up neither this officer nor the other bays' catalog writes).
         self._spawn(self._publish_head([str(d) for d in request.destinations]),
                       f"bay[{b.n}].head")  # fmt: skip
         summary = report.totals()
-        if report.cancelled or (b.storage is None or not Path(b.storage.devnode or "").exists()):
+        pulled = b.storage is None or not Path(b.storage.devnode or "").exists()
+        if report.cancelled or run.stopped or pulled:
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove
         if report.ok:
             if lent:
@@ -418,48 +421,6 @@ class Docking:
         log.error(msg)
         notify("STATUS=ALARM " + msg)
         return msg
-
-    def on_progress(self, b: BayRuntime, event: Progress) -> None:
-        """The engine's progress, on the loop: the bay's state, and tenths for the server."""
-        o = b.offload
-        match event:
-            case SessionStarted(files=files, bytes=total):
-                self.events.wake_publisher()  # the engine committed an event with that change
-                o.bytes_total = total
-                self.admission.sized(b.n, total)  # for the waiting's ETAs and the bus rate
-                b.queue.put_nowait(core.OffloadStarted(files, total))
-            case BytesCopied(source=source, done=done):
-                o.per_file[source] = done
-                self.admission.reading(b.n)
-                self._bytes_progress(b, o)
-                if o.bytes_total and sum(o.per_file.values()) >= o.bytes_total:
-                    self.admission.release(b.n)  # read to the end: the next camera may go
-            case FileVerified(source=source, sha256=sha, path=path):
-                self.events.wake_publisher()
-                o.files_done += 1
-                b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
-                self.events.emit("file-verified", b.n, source=source, sha256=sha, path=path)
-            case FileFailed():
-                o.files_done += 1
-                b.queue.put_nowait(core.CopyProgress(sum(o.per_file.values()), o.files_done))
-            case FileCleared(source=source):
-                self.events.wake_publisher()
-                self.events.emit("camera-cleared-file", b.n, source=source)
-            case SessionEnded():
-                self.events.wake_publisher()
-            case FileStarted():
-                pass
-
-    def _bytes_progress(self, b: BayRuntime, o: OffloadRun) -> None:
-        done = sum(o.per_file.values())
-        b.queue.put_nowait(core.CopyProgress(done, o.files_done))
-        # The server hears of progress in tenths, not per chunk.
-        tenth = min(10, done * 10 // o.bytes_total) if o.bytes_total else 0
-        if tenth > o.tenths_sent:
-            o.tenths_sent = tenth
-            self.events.record(
-                EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done, total=o.bytes_total
-            )
 
 
 @dataclass(frozen=True)
