@@ -265,10 +265,14 @@ class RabbitCluster:
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             RABBITMQ_CONF_ENV_FILE=str(self.base / "rabbitmq-env.conf"),
             RABBITMQ_PID_FILE=str(node.base / "pid"),
-            # No scheduler busy-waiting: three nodes share two cores here (and with the
-            # server, PostgreSQL and the stations); a spinning scheduler only takes CPU from them.
+            # Three nodes share this machine's cores (with the server, PostgreSQL and the
+            # stations): one scheduler and one dirty CPU scheduler each (Erlang's default is
+            # one per core per node, six threads passing work on two cores), none busy-waiting.
+            # At a 200-station shift change the brokers' CPU per event fell from ~800 to
+            # ~470-590 us (bench/RESULTS.md). A production node has its host to itself and
+            # keeps Erlang's defaults (ansible/roles/camdock-server).
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-            " +sbwt none +sbwtdcpu none +sbwtdio none",
+            " +S 1:1 +SDcpu 1:1 +sbwt none +sbwtdcpu none +sbwtdio none",
             ERL_EPMD_ADDRESS="127.0.0.1",
             ERL_EPMD_PORT=str(self.epmd_port),
         )
