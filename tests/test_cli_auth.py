@@ -267,6 +267,40 @@ def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path)
     assert (entry["actor"], entry["channel"]) == ("陳保管 (C1)", "cli")
 
 
+def test_a_restore_under_the_running_daemon_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Review (issue 28 item 5): `catalog restore --replace` moved the catalog the running
+    daemon holds open aside; what the daemon did next went into the replaced file. With the
+    daemon's socket answering, a restore and a reconcile are refused (75) before anything is
+    read or moved; stopped, the same command restores."""
+    from camdock import passwords
+    from stationcfg import write_config
+    from stationd import control_server
+    from test_access import STAFF
+
+    hashed = passwords.hash_password(PASSWORD)
+    cfg_path = write_config(tmp_path, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\n'
+                                                                  'roles = ["'))  # fmt: skip
+    cfg = load(cfg_path)
+    make_camera(tmp_path / "cam", 1, size=4 * 1024, seed=6)
+    assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
+    assert run(camdock_cmd("catalog", "backup", "--config", str(cfg_path))).returncode == 0
+    restore = ["catalog", "restore", "--from", str(cfg.footage), "--config", str(cfg_path),
+               "--as", "C1", "--password-file", str(password_file(tmp_path))]  # fmt: skip
+    inode = cfg.catalog.stat().st_ino
+    with control_server(cfg_path):
+        for extra in (["--replace"], ["--reconcile-only"]):
+            refused = run(camdock_cmd(*restore, *extra))
+            assert refused.returncode == ExitCode.TEMPFAIL, refused.stderr
+            assert "the station daemon is running" in refused.stderr
+    assert cfg.catalog.stat().st_ino == inode
+    assert not list(tmp_path.rglob("*.replaced-*"))
+    done = run(camdock_cmd(*restore, "--replace"))
+    assert done.returncode == 0, done.stderr
+    assert cfg.catalog.stat().st_ino != inode
+
+
 def test_a_station_without_staff_lets_no_officer_act_as_anyone(tmp_path: Path) -> None:
     """The issue's second symptom: a config with officers and no ``[[staff]]`` (the Ansible
     template's) is still a station: `--by` proves nothing, so nothing acts without logging in."""

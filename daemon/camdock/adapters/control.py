@@ -43,6 +43,7 @@ __all__ = [
     "Server",
     "call",
     "jsonable",
+    "listening",
     "parse_request",
     "wake",
 ]
@@ -454,6 +455,20 @@ def wake(path: Path) -> bool:
     if fd is not None:
         os.close(fd)
     return bool(doc.get("ok"))
+
+
+def listening(path: Path) -> bool:
+    """Whether a process listens on the control socket ``path`` (the daemon runs). Only a
+    socket that is not there, or that nobody listens on, says no: one this user may not
+    connect to, or whose accept queue is full, is taken for a running daemon."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            _connect(sock, path, time.monotonic() + 2)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+        except OSError:
+            return True
+        return True
 
 
 def _connect(sock: socket.socket, path: Path, deadline: float | None) -> None:

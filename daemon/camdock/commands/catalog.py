@@ -28,6 +28,7 @@ from camdock.commands.common import (
     where_from,
 )
 from camdock.commands.retention import common, keeping_of
+from camdock.config import Config
 from camdock.errors import CamdockError, ExitCode, Refused, UsageError
 from camdock.services import backup, reconcile
 from camdock.services import retention as service
@@ -120,6 +121,8 @@ def _a_stations(catalog: Path) -> bool:
 
 def _restore(args: argparse.Namespace) -> int:
     where = where_from(args)
+    if where.cfg is not None:
+        _daemon_stopped(where.cfg)
     by = _restorer(args, where)
     passed: list[str] = []
     made: backup.Backup | None = None
@@ -160,6 +163,21 @@ def _restore(args: argparse.Namespace) -> int:
     }
     output(args, doc, lambda: _restore_lines(doc, back))
     return ExitCode.OK if doc["ok"] else ExitCode.FAILED
+
+
+def _daemon_stopped(cfg: Config) -> None:
+    """A restore (or a reconcile) only while the station's daemon is stopped: under a running
+    daemon, --replace moved the catalog it holds open aside, and what it did next went into the
+    replaced file, not the restored one."""
+    from camdock.adapters.control import listening
+
+    path = remote.socket_path(cfg)
+    if listening(path):
+        raise CamdockError(
+            f"the station daemon is running ({path}): stop it first (systemctl stop camdock), "
+            "then restore; nothing was changed",
+            ExitCode.TEMPFAIL,
+        )
 
 
 def _restorer(args: argparse.Namespace, where: Where) -> str:
