@@ -1,0 +1,183 @@
+"""Hostile review 3 of the re-dock chaining (861dc7a, branch review3): a camera docked again
+while its pulled run still winds down. Each finding's test failed before its fix; the others
+show what was tried and held (REG-4.1.2, REG-4.2.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from camdock.core.bay import Phase
+from camdock.errors import MountError
+from camdock.sim.hotplug import SimMounter, fill_camera
+from camdock.station import jobs
+from conftest import needs_root, tree_hashes
+from test_drives import two_drives
+from test_station import START, running
+
+
+class _Bay1Mounter(SimMounter):
+    """The sim mounter, watched: how many volumes are mounted at once (an engine runs only
+    while its volume is), and unmounts held until ``free`` (a busy volume letting go)."""
+
+    def __init__(self) -> None:
+        self.free = asyncio.Event()
+        self.unmounting = asyncio.Event()
+        self.mounted = 0
+        self.peak = 0
+
+    async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        root = await super().mount(devnode, fs_type, target)
+        self.mounted += 1
+        self.peak = max(self.peak, self.mounted)
+        return root
+
+    async def unmount(self, target: Path) -> None:
+        self.unmounting.set()
+        try:
+            await self.free.wait()
+        finally:
+            self.mounted -= 1
+
+
+async def test_rapid_redocks_of_two_cameras_share_the_bay_one_at_a_time(tmp_path: Path) -> None:
+    """Pulled mid-offload, then another camera and the first docked and pulled in turn while
+    the first run still unmounts: one volume (so one engine) on the bay at any moment, the last
+    dock offloaded to DONE, nothing lost from either camera, only verified files cleared."""
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    fill_camera(cam1, files=4, size=1 << 20, seed=1, start=START)
+    fill_camera(cam2, files=2, size=1 << 18, seed=2, start=START)
+    shas1, shas2 = set(tree_hashes(cam1).values()), set(tree_hashes(cam2).values())
+    mounter = _Bay1Mounter()
+    async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
+        b = h.bay(1)
+        h.hot.dock("1-1", "SN0001", cam1)
+        await h.until(lambda: b.state.progress > 0.3)
+        h.hot.undock("1-1")
+        await asyncio.wait_for(mounter.unmounting.wait(), 10)
+        for serial, vol in (("SN0002", cam2), ("SN0001", cam1), ("SN0002", cam2)):
+            h.hot.dock("1-1", serial, vol)  # all at once: the bay takes them in order
+            h.hot.undock("1-1")
+        h.hot.dock("1-1", "SN0002", cam2)
+        await h.until(lambda: b.state.phase is Phase.IDENTIFYING and b.state.camera_id == "CAM0002")
+        await asyncio.sleep(0.2)
+        assert mounter.mounted == 1 and b.offload.engine is None  # the pulled run still holds it
+        mounter.free.set()
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE and b.state.camera_id == "CAM0002", b.state
+        assert tree_hashes(cam2) == {}
+        left1 = set(tree_hashes(cam1).values())
+        footage = set(tree_hashes(tmp_path / "footage").values())
+        assert left1 and shas1 == left1 | (footage & shas1)  # each of cam1's, somewhere
+        assert not left1 & footage  # cleared only what was verified
+        h.hot.undock("1-1")
+        await h.until(lambda: b.state.phase is Phase.EMPTY)
+        h.hot.dock("1-1", "SN0001", cam1)
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE, b.state
+        assert mounter.peak == 1
+    assert tree_hashes(cam1) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas1 | shas2
+    assert set(tree_hashes(tmp_path / "backup").values()) == shas1 | shas2
+
+
+async def test_stopping_while_a_redocked_run_waits_for_the_pulled_one(tmp_path: Path) -> None:
+    """The station stopped (SIGTERM) while the re-docked run waits for the pulled one to let go:
+    both tasks end (the harness fails a hung stop), the camera keeps what was not verified."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
+    shas = set(tree_hashes(vol).values())
+    mounter = _Bay1Mounter()
+    async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
+        b = h.bay(1)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.progress > 0.3)
+        h.hot.undock("1-1")
+        await asyncio.wait_for(mounter.unmounting.wait(), 10)
+        old = b.offload.task
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase is Phase.IDENTIFYING)
+        chained = b.offload.task
+        assert old is not None and chained is not None and chained is not old
+    assert old.done() and chained.done()
+    footage = set(tree_hashes(tmp_path / "footage").values())
+    assert shas == set(tree_hashes(vol).values()) | footage
+
+
+class _PulledMount(SimMounter):
+    """The first mount is of a camera pulled while it was being mounted: it fails once the
+    kernel gives up on the vanished device (``give_up``); later mounts are the sim's."""
+
+    def __init__(self) -> None:
+        self.mounting = asyncio.Event()
+        self.give_up = asyncio.Event()
+        self.calls = 0
+
+    async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        self.calls += 1
+        if self.calls == 1:
+            self.mounting.set()
+            await self.give_up.wait()
+            raise MountError(f"mount {devnode}: special device does not exist")
+        return await super().mount(devnode, fs_type, target)
+
+
+async def test_a_pulled_runs_late_mount_failure_does_not_fault_the_new_dock(
+    tmp_path: Path,
+) -> None:
+    """Finding: a camera pulled while being mounted and docked again at once; the pulled run's
+    mount then failed (its device gone) and its Failed went to the bay, which by then showed the
+    new dock: the bay faulted and the new dock's run, told to stop, never offloaded. A stopped
+    run's late events are its own: the new dock goes to DONE."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=1 << 18, seed=1, start=START)
+    mounter = _PulledMount()
+    async with running(tmp_path, mounter=mounter) as h:
+        b = h.bay(1)
+        h.hot.dock("1-1", "SN0001", vol)
+        await asyncio.wait_for(mounter.mounting.wait(), 10)
+        h.hot.undock("1-1")
+        await h.until(lambda: b.state.phase is Phase.INTERRUPTED)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase is Phase.IDENTIFYING)
+        mounter.give_up.set()
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE, b.state
+    assert tree_hashes(vol) == {}
+    assert len(tree_hashes(tmp_path / "footage")) == 2 == len(tree_hashes(tmp_path / "backup"))
+
+
+@needs_root
+async def test_a_drive_back_while_the_run_that_missed_it_unmounts_offloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding (REG-4.2.1): a run whose engine found a drive missing posts storage-missing and
+    goes on to unmount; the drive back before that unmount ended put the bay in "identifying",
+    but the offload was not started (the old task still ran and was not told to stop), so the
+    bay stayed "identifying" for ever, the very hang of the CI leap-day run. It now starts
+    after the old run lets go, once."""
+    monkeypatch.setattr(jobs, "DRIVE_POLL", 0.2)
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=2, size=4096, seed=1, start=START)
+    mounter = _Bay1Mounter()
+    with two_drives(tmp_path) as (footage, backup, fdev, _):
+        subprocess.run(["umount", str(footage.root)], check=True)
+        uuids = (footage.uuid or "", backup.uuid or "")
+        async with running(tmp_path, drives=uuids, mounter=mounter) as h:
+            b = h.bay(1)
+            h.hot.dock("1-1", "SN0001", vol)
+            await h.until(lambda: b.state.phase is Phase.STORAGE_MISSING)
+            await asyncio.wait_for(mounter.unmounting.wait(), 10)
+            subprocess.run(["mount", fdev, str(footage.root)], check=True)
+            await h.until(lambda: b.state.phase is Phase.IDENTIFYING)
+            await asyncio.sleep(0.2)
+            assert mounter.mounted == 1  # the missed run still unmounting: the new one waits
+            mounter.free.set()
+            await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT), timeout=10)
+            assert b.state.phase is Phase.DONE, b.state
+            assert mounter.peak == 1
+        assert tree_hashes(vol) == {}
+        assert len(tree_hashes(footage.root)) == len(tree_hashes(backup.root)) == 2
