@@ -5,6 +5,7 @@ show what was tried and held (REG-4.1.2, REG-4.2.1)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from camdock.core.bay import Phase
 from camdock.errors import MountError
+from camdock.events import BytesCopied
 from camdock.sim.hotplug import SimMounter, fill_camera
 from camdock.station import jobs
 from conftest import needs_root, tree_hashes
@@ -105,6 +107,38 @@ async def test_stopping_while_a_redocked_run_waits_for_the_pulled_one(tmp_path: 
     assert old.done() and chained.done()
     footage = set(tree_hashes(tmp_path / "footage").values())
     assert shas == set(tree_hashes(vol).values()) | footage
+
+
+async def test_a_pulled_runs_late_progress_is_its_own_cameras(tmp_path: Path) -> None:
+    """Finding (REG-7.1): the pulled run's engine, still stopping, reports its last chunk after
+    another officer's camera is docked on the bay. Its progress still went to the server, but
+    filed under the bay's camera and officer of the moment: CAM0002 and 李美玲 were told about
+    60 % of CAM0001's offload. It carries the camera and officer of its own run; the new dock's
+    state is untouched."""
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    fill_camera(cam1, files=4, size=1 << 20, seed=1, start=START)
+    fill_camera(cam2, files=1, size=1 << 16, seed=2, start=START)
+    mounter = _Bay1Mounter()
+    async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
+        b = h.bay(1)
+        h.hot.dock("1-1", "SN0001", cam1)
+        await h.until(lambda: b.state.progress > 0.3)
+        h.hot.undock("1-1")
+        await asyncio.wait_for(mounter.unmounting.wait(), 10)
+        stale = b.offload
+        h.hot.dock("1-1", "SN0002", cam2)
+        await h.until(lambda: b.state.phase is Phase.IDENTIFYING and b.state.camera_id == "CAM0002")
+        before = b.state
+        # What the stopping engine's thread handed the loop (call_soon_threadsafe) last.
+        h.station.docking.progress(b, stale, BytesCopied("DCIM/100MEDIA/x.MP4", 1 << 23))
+        assert b.state == before and b.queue.empty()
+        await h.station.store.call(lambda db: None)  # every event before this is committed
+        rows = h.catalog("SELECT payload FROM outbox WHERE topic LIKE '%/offload-progress'")
+        last = json.loads(rows[-1][0])
+        assert last["data"]["percent"] == 100
+        assert (last["camera"], last["officer"]["name"]) == ("CAM0001", "王小明"), last
+        mounter.free.set()
+        await h.until(lambda: b.state.phase is Phase.DONE)
 
 
 class _PulledMount(SimMounter):

@@ -100,9 +100,11 @@ class Events(Protocol):
         *,
         camera: str | None = None,
         serial: str | None = None,
+        about: EventContext | None = None,
         **data: Any,
     ) -> None:
-        """Record an event for the station server and show it locally."""
+        """Record an event for the station server and show it locally; ``about``: the offload
+        it is of, when that may no longer be the bay's."""
         ...
 
     def emit(self, kind: str, bay: int | None, **data: Any) -> None:
