@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from camdock.core.bay import Phase
+from camdock.adapters.drives import StorageMissing
 from camdock.errors import MountError
 from camdock.events import BytesCopied
+from camdock.model import Drive
 from camdock.sim.hotplug import SimMounter, fill_camera
 from camdock.station import jobs
 from conftest import needs_root, tree_hashes
@@ -25,16 +27,22 @@ class _Bay1Mounter(SimMounter):
     """The sim mounter, watched: how many volumes are mounted at once (an engine runs only
     while its volume is), and unmounts held until ``free`` (a busy volume letting go)."""
 
-    def __init__(self) -> None:
+    def __init__(self, held: bool = True) -> None:
         self.free = asyncio.Event()
+        if not held:
+            self.free.set()
         self.unmounting = asyncio.Event()
-        self.mounted = 0
+        self.on: dict[Path, int] = {}  # mount point → volumes mounted there now
         self.peak = 0
+
+    @property
+    def mounted(self) -> int:
+        return sum(self.on.values())
 
     async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
         root = await super().mount(devnode, fs_type, target)
-        self.mounted += 1
-        self.peak = max(self.peak, self.mounted)
+        self.on[target] = self.on.get(target, 0) + 1
+        self.peak = max(self.peak, self.on[target])
         return root
 
     async def unmount(self, target: Path) -> None:
@@ -42,7 +50,7 @@ class _Bay1Mounter(SimMounter):
         try:
             await self.free.wait()
         finally:
-            self.mounted -= 1
+            self.on[target] -= 1
 
 
 async def test_rapid_redocks_of_two_cameras_share_the_bay_one_at_a_time(tmp_path: Path) -> None:
@@ -139,6 +147,39 @@ async def test_a_pulled_runs_late_progress_is_its_own_cameras(tmp_path: Path) ->
         assert (last["camera"], last["officer"]["name"]) == ("CAM0001", "王小明"), last
         mounter.free.set()
         await h.until(lambda: b.state.phase is Phase.DONE)
+
+
+async def test_a_run_waiting_its_turn_through_a_drive_alarm_and_a_redock_runs_once(
+    tmp_path: Path,
+) -> None:
+    """Bay 1 waits for its turn on the bus behind bay 2 (one offload per bus); a drive goes
+    missing and comes back meanwhile (every bay hears StorageBack), then bay 1's camera is
+    pulled and docked again while its first run still waits. The waiting run does not go on
+    twice, the re-docked one goes after it, and each recording is filed once."""
+    cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
+    fill_camera(cam1, files=2, size=1 << 18, seed=1, start=START)
+    fill_camera(cam2, files=3, size=1 << 20, seed=2, start=START)
+    mounter = _Bay1Mounter(held=False)
+    async with running(tmp_path, read_bps=3_000_000, per_bus=1, mounter=mounter) as h:
+        b1, b2 = h.bay(1), h.bay(2)
+        h.hot.dock("1-2", "SN0002", cam2)
+        await h.until(lambda: b2.state.phase is Phase.OFFLOADING)
+        h.hot.dock("1-1", "SN0001", cam1)
+        await h.until(lambda: 1 in h.station.admission.waiting)
+        watch = h.station.drive_watch
+        watch.changed(StorageMissing(Drive("footage", tmp_path / "footage"), "footage missing"))
+        watch.changed(None)  # back: StorageBack to every bay
+        waiting = b1.offload
+        h.hot.undock("1-1")
+        h.hot.dock("1-1", "SN0001", cam1)
+        await h.until(lambda: b1.offload is not waiting and b1.state.phase is Phase.IDENTIFYING)
+        await h.until(lambda: {b1.state.phase, b2.state.phase} <= {Phase.DONE, Phase.FAULT})
+        assert (b1.state.phase, b2.state.phase) == (Phase.DONE, Phase.DONE)
+        assert mounter.peak == 1 and waiting.engine is None
+        rows = h.catalog("SELECT camera_id, count(*) FROM recordings GROUP BY camera_id")
+        assert sorted(rows) == [("CAM0001", 2), ("CAM0002", 3)]
+    assert tree_hashes(cam1) == {} == tree_hashes(cam2)
+    assert len(tree_hashes(tmp_path / "footage")) == 5 == len(tree_hashes(tmp_path / "backup"))
 
 
 class _PulledMount(SimMounter):
