@@ -5,6 +5,7 @@ show what was tried and held (REG-4.1.2, REG-4.2.1)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -20,7 +21,7 @@ from camdock.sim.hotplug import SimMounter, fill_camera
 from camdock.station import jobs
 from conftest import needs_root, tree_hashes
 from test_drives import two_drives
-from test_station import START, running
+from test_station import BUTTON, START, running
 
 
 class _Bay1Mounter(SimMounter):
@@ -89,9 +90,46 @@ async def test_rapid_redocks_of_two_cameras_share_the_bay_one_at_a_time(tmp_path
         await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
         assert b.state.phase is Phase.DONE, b.state
         assert mounter.peak == 1
+    assert not [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("bay[")]
     assert tree_hashes(cam1) == {}
     assert set(tree_hashes(tmp_path / "footage").values()) == shas1 | shas2
     assert set(tree_hashes(tmp_path / "backup").values()) == shas1 | shas2
+
+
+async def test_a_faulted_bay_acknowledged_and_redocked_at_once_offloads_once(
+    tmp_path: Path,
+) -> None:
+    """Mid-offload the camera shows a second filesystem: the bay faults and its run is told to
+    stop. Acknowledged (long press) and docked again while that run still unmounts, the new run
+    goes after it and takes everything; one volume on the bay at a time."""
+    vol = tmp_path / "cam1"
+    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
+    shas = set(tree_hashes(vol).values())
+    mounter = _Bay1Mounter()
+    async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
+        b = h.bay(1)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.progress > 0.3)
+        first = h.hot._docked["1-1"]  # the same camera's second partition, as udev sends it
+        second = dataclasses.replace(first, devpath=first.devpath + "2", devnode=str(vol) + "2")
+        h.hot._queue.put_nowait(second)
+        await h.until(lambda: b.state.phase is Phase.FAULT)
+        await asyncio.wait_for(mounter.unmounting.wait(), 10)
+        button = h.factory.pin(BUTTON)
+        button.drive_low()  # held: acknowledged
+        await h.until(lambda: b.state.phase is Phase.INTERRUPTED)
+        button.drive_high()
+        h.hot.undock("1-1")
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase is Phase.IDENTIFYING)
+        assert mounter.mounted == 1 and b.offload.engine is None
+        mounter.free.set()
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE, b.state
+        assert mounter.peak == 1
+    assert tree_hashes(vol) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas
+    assert set(tree_hashes(tmp_path / "backup").values()) == shas
 
 
 async def test_stopping_while_a_redocked_run_waits_for_the_pulled_one(tmp_path: Path) -> None:
