@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from camdock.core.bay import Phase
 from camdock.adapters.drives import StorageMissing
+from camdock.core.bay import Phase
 from camdock.errors import MountError
 from camdock.events import BytesCopied
 from camdock.model import Drive
