@@ -198,7 +198,8 @@ async def test_a_run_waiting_its_turn_through_a_drive_alarm_and_a_redock_runs_on
     fill_camera(cam1, files=2, size=1 << 18, seed=1, start=START)
     fill_camera(cam2, files=3, size=1 << 20, seed=2, start=START)
     mounter = _Bay1Mounter(held=False)
-    async with running(tmp_path, read_bps=3_000_000, per_bus=1, mounter=mounter) as h:
+    # Bay 2 reads for ~2 s: bay 1 (mounted and measured in milliseconds) queues behind it.
+    async with running(tmp_path, read_bps=1_500_000, per_bus=1, mounter=mounter) as h:
         b1, b2 = h.bay(1), h.bay(2)
         h.hot.dock("1-2", "SN0002", cam2)
         await h.until(lambda: b2.state.phase is Phase.OFFLOADING)
