@@ -409,13 +409,13 @@ class Docking:
         if report.ok:
             if lent:
                 await self.st.store.call(_return_loan, camera.id)
-            self._end(b, run, core.OffloadFinished(True, f"{summary['verified']} files"))
-            self.events.emit("offload-completed", b.n, camera=camera.id, **summary)
+            if self._end(b, run, core.OffloadFinished(True, f"{summary['verified']} files")):
+                self.events.emit("offload-completed", b.n, camera=camera.id, **summary)
         else:
             failed = next((f for f in report.files if not f.verified or not f.cleared), None)
             why = failed.error if failed and failed.error else "not every file verified"
-            self._end(b, run, core.OffloadFinished(False, why or ""))
-            self.events.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
+            if self._end(b, run, core.OffloadFinished(False, why or "")):
+                self.events.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
 
     async def _outbox_full(self) -> str | None:
         """Past the configured bound of undelivered events the station takes no new offloads:
