@@ -45,8 +45,9 @@ class OffloadRun:
     bytes_total: int = 0
     tenths_sent: int = 0  # progress events go to the server in tenths
     report: OffloadReport | None = None
-    # Told to stop (the camera pulled, the bay faulted): docking again starts a new run, after
-    # this one has let go of the camera.
+    # Told to stop (the camera pulled, the bay faulted), or its outcome given to the bay (it
+    # only unmounts now): the bay's next offload is a new run, after this one has let go of
+    # the camera; nothing more from this one reaches the bay (docking._end).
     stopped: bool = False
 
     @property
@@ -99,9 +100,11 @@ class Events(Protocol):
         *,
         camera: str | None = None,
         serial: str | None = None,
+        about: EventContext | None = None,
         **data: Any,
     ) -> None:
-        """Record an event for the station server and show it locally."""
+        """Record an event for the station server and show it locally; ``about``: the offload
+        it is of, when that may no longer be the bay's."""
         ...
 
     def emit(self, kind: str, bay: int | None, **data: Any) -> None:

@@ -223,7 +223,8 @@ class Docking:
         """Start the bay's offload for this dock. A run told to stop that is still winding down
         (the camera pulled and docked again within a second or two: its engine stopping, its
         volume being unmounted) is waited for first; both would use the bay's one mount point.
-        A run not told to stop (a drive back while it waited its turn) simply goes on."""
+        So is a run that has given the bay its outcome (storage missing, done, failed: ``_end``)
+        and still unmounts. A run still under way simply goes on: one engine per bay."""
         before = b.offload.task
         if before is not None and not before.done() and not b.offload.stopped:
             return
@@ -236,6 +237,17 @@ class Docking:
         if b.offload.engine is not None:
             b.offload.engine.cancel()
 
+    @staticmethod
+    def _end(b: BayRuntime, run: OffloadRun, outcome: core.Event) -> bool:
+        """The run's outcome to its bay, once; after it the run only winds down (unmounts), so a
+        dock that starts an offload again (a drive back, another camera) chains after it. A run
+        told to stop keeps its outcome: the bay may already show the next dock (review3)."""
+        told = run.stopped
+        run.stopped = True
+        if not told:
+            b.queue.put_nowait(outcome)
+        return not told
+
     async def _offload(
         self, b: BayRuntime, run: OffloadRun, before: asyncio.Task[None] | None
     ) -> None:
@@ -246,15 +258,15 @@ class Docking:
         storage = b.storage
         camera = self.st.cfg.cameras.get(storage.serial or "") if storage else None
         if storage is None or camera is None or storage.devnode is None:
-            b.queue.put_nowait(core.Failed("camera vanished before it could be mounted"))
+            self._end(b, run, core.Failed("camera vanished before it could be mounted"))
             return
         if storage.fs_type not in FILESYSTEMS:
-            b.queue.put_nowait(core.Failed(f"camera filesystem {storage.fs_type!r} refused"))
+            self._end(b, run, core.Failed(f"camera filesystem {storage.fs_type!r} refused"))
             return
         target = self.st.cfg.run_dir / "bays" / str(b.n)
         try:
             if error := await self._outbox_full():
-                b.queue.put_nowait(core.Failed(error))
+                self._end(b, run, core.Failed(error))
                 return
             # The catalog thread is FIFO: once this runs, the "camera-docked" event is
             # committed, so the engine's events follow it in sequence. One round trip fetches
@@ -266,8 +278,8 @@ class Docking:
             try:
                 source = await self.mounter.mount(storage.devnode, storage.fs_type, target)
             except MountError as exc:
-                b.queue.put_nowait(core.Failed(str(exc)))
-                self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
+                if self._end(b, run, core.Failed(str(exc))):
+                    self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="mount")
                 return
             try:
                 # Mounted first, so a queue knows each camera's size (shortest first); a camera
@@ -284,7 +296,7 @@ class Docking:
                 await self.mounter.unmount(target)
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
             log.exception("bay %d offload crashed", b.n)
-            b.queue.put_nowait(core.Failed(f"offload crashed: {exc!r}"))
+            self._end(b, run, core.Failed(f"offload crashed: {exc!r}"))
 
     async def _publish_head(self, roots: list[str]) -> None:
         try:
@@ -350,19 +362,19 @@ class Docking:
             report = await asyncio.shield(running)
         except StorageMissing as exc:
             # REG-4.2.1: nothing written, nothing cleared; the bay waits for the drive.
-            b.queue.put_nowait(core.StorageLost(str(exc)))
+            self._end(b, run, core.StorageLost(str(exc)))
             self._storage_lost(exc)
             return
         except CatalogError as exc:
             # The state disk is full (or failing): nothing that could not be recorded happens;
             # the bay waits, and resumes when the watcher finds space again.
             state = StorageMissing(Drive("state", self.st.cfg.state_dir), str(exc))
-            b.queue.put_nowait(core.StorageLost(str(state)))
+            self._end(b, run, core.StorageLost(str(state)))
             self._storage_lost(state)
             return
         except OffloadRefused as exc:
-            b.queue.put_nowait(core.Failed(str(exc)))
-            self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
+            if self._end(b, run, core.Failed(str(exc))):
+                self.events.record(EventType.OFFLOAD_FAILED, b.n, error=str(exc), stage="start")
             return
         except asyncio.CancelledError:
             # SIGTERM: stop soon and wait for the engine, so the unmount that follows finds the
@@ -397,13 +409,13 @@ class Docking:
         if report.ok:
             if lent:
                 await self.st.store.call(_return_loan, camera.id)
-            b.queue.put_nowait(core.OffloadFinished(True, f"{summary['verified']} files"))
-            self.events.emit("offload-completed", b.n, camera=camera.id, **summary)
+            if self._end(b, run, core.OffloadFinished(True, f"{summary['verified']} files")):
+                self.events.emit("offload-completed", b.n, camera=camera.id, **summary)
         else:
             failed = next((f for f in report.files if not f.verified or not f.cleared), None)
             why = failed.error if failed and failed.error else "not every file verified"
-            b.queue.put_nowait(core.OffloadFinished(False, why or ""))
-            self.events.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
+            if self._end(b, run, core.OffloadFinished(False, why or "")):
+                self.events.emit("offload-failed", b.n, camera=camera.id, error=why, **summary)
 
     async def _outbox_full(self) -> str | None:
         """Past the configured bound of undelivered events the station takes no new offloads:

@@ -35,7 +35,8 @@ class ProgressRouter:
     def __call__(self, b: BayRuntime, run: OffloadRun, event: Progress) -> None:
         """``event`` of ``run`` on bay ``b``. A run that is no longer the bay's (the camera pulled
         and docked again while its engine was stopping) still reports to the server, but moves
-        neither the bay nor the bus scheduler: they belong to the run after it."""
+        neither the bay nor the bus scheduler: they belong to the run after it. What it tells the
+        server is filed under its own camera and officer (review3)."""
         current = run is b.offload
         match event:
             case SessionStarted(files=files, bytes=total):
@@ -80,6 +81,6 @@ class ProgressRouter:
         if tenth > run.tenths_sent:
             run.tenths_sent = tenth
             self.events.record(
-                EventType.OFFLOAD_PROGRESS, b.n, percent=tenth * 10, bytes=done,
-                total=run.bytes_total,
+                EventType.OFFLOAD_PROGRESS, b.n, about=run.events, percent=tenth * 10,
+                bytes=done, total=run.bytes_total,
             )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 from camdock.catalog import outbox
 from camdock.catalog.db import Store, write_txn
 from camdock.config import Config
-from camdock.events import EventType, Topics
+from camdock.events import EventContext, EventType, Topics
 from camdock.station.bays import BayRuntime
 from camdock.station.publisher import Publisher
 
@@ -59,20 +59,26 @@ class Recorder:
         *,
         camera: str | None = None,
         serial: str | None = None,
+        about: EventContext | None = None,
         **data: Any,
     ) -> None:
         """Record an event for the station server (its own transaction, on the catalog thread),
         then wake the publisher; and show it locally. One catalog thread: submission order is
-        commit order."""
+        commit order. ``about``: the offload the event is of, when it may no longer be the
+        bay's (a pulled run's last progress, with the next camera already docked)."""
         b = self.bays.get(bay) if bay is not None else None
+        if about is not None:  # its own camera, not whichever the bay shows now
+            camera = camera or about.camera
+        elif b is not None:
+            about = b.offload_events
         if b is not None:
             camera = camera or b.state.camera_id
             serial = serial or b.state.serial
         officer = self.officer_json(serial)
-        if b is not None and (running := b.offload_events) is not None:
-            # An offload under way speaks for the officer it files under, even when a roster
-            # re-assigns the camera meanwhile (issue 12).
-            officer = running.officer
+        if about is not None:
+            # An offload speaks for the officer it files under, even when a roster re-assigns
+            # the camera meanwhile (issue 12) or the next camera is docked (review3).
+            officer = about.officer
         loop = asyncio.get_running_loop()
 
         def write(db: Any) -> None:
