@@ -15,7 +15,7 @@ from typing import Any
 
 from camdock.adapters.control import Server
 from camdock.catalog import custody, open_catalog, open_readonly
-from camdock.config import load
+from camdock.config import Config, load
 from camdock.errors import ExitCode
 from conftest import camdock_cmd, make_camera, offload, run
 from stationd import PASSWORD, acting, password_file
@@ -240,8 +240,9 @@ def test_a_custodians_day_through_the_daemon(tmp_path: Path) -> None:
     assert "hold-place     林督導 (S1)  [cli]" in history.stdout, history.stdout
 
 
-def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path) -> None:
-    """REG-4.3.2 with the daemon stopped: the config's password hash proves who restores."""
+def _backed_up_station(tmp_path: Path) -> tuple[Path, Config]:
+    """A station whose staff have password hashes, two recordings offloaded, its catalog
+    backed up to the footage drive (REG-4.3.2): what a restore starts from."""
     from camdock import passwords
     from stationcfg import write_config
     from test_access import STAFF
@@ -254,6 +255,12 @@ def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path)
     assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
     backed = run(camdock_cmd("catalog", "backup", "--config", str(cfg_path)))
     assert backed.returncode == 0, backed.stderr
+    return cfg_path, cfg
+
+
+def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path) -> None:
+    """REG-4.3.2 with the daemon stopped: the config's password hash proves who restores."""
+    cfg_path, cfg = _backed_up_station(tmp_path)
     restore = ["catalog", "restore", "--from", str(cfg.footage), "--replace", "--config",
                str(cfg_path), "--as", "C1"]  # fmt: skip
     none = run(camdock_cmd(*restore), stdin=subprocess.DEVNULL)
@@ -274,18 +281,9 @@ def test_a_restore_under_the_running_daemon_is_refused_and_changes_nothing(
     daemon holds open aside; what the daemon did next went into the replaced file. With the
     daemon's socket answering, a restore and a reconcile are refused (75) before anything is
     read or moved; stopped, the same command restores."""
-    from camdock import passwords
-    from stationcfg import write_config
     from stationd import control_server
-    from test_access import STAFF
 
-    hashed = passwords.hash_password(PASSWORD)
-    cfg_path = write_config(tmp_path, STAFF.replace('roles = ["', f'password_hash = "{hashed}"\n'
-                                                                  'roles = ["'))  # fmt: skip
-    cfg = load(cfg_path)
-    make_camera(tmp_path / "cam", 1, size=4 * 1024, seed=6)
-    assert offload(tmp_path / "cam", [cfg.footage, cfg.backup], cfg.catalog).ok
-    assert run(camdock_cmd("catalog", "backup", "--config", str(cfg_path))).returncode == 0
+    cfg_path, cfg = _backed_up_station(tmp_path)
     restore = ["catalog", "restore", "--from", str(cfg.footage), "--config", str(cfg_path),
                "--as", "C1", "--password-file", str(password_file(tmp_path))]  # fmt: skip
     inode = cfg.catalog.stat().st_ino

@@ -19,9 +19,10 @@ from camdock.events import BytesCopied
 from camdock.model import Drive
 from camdock.sim.hotplug import SimMounter, fill_camera
 from camdock.station import jobs
+from camdock.station.bays import BayRuntime
 from conftest import needs_root, tree_hashes
 from test_drives import two_drives
-from test_station import BUTTON, START, running
+from test_station import BUTTON, START, Harness, running
 
 
 class _Bay1Mounter(SimMounter):
@@ -54,19 +55,36 @@ class _Bay1Mounter(SimMounter):
             self.on[target] -= 1
 
 
+def _camera(vol: Path, files: int = 4, size: int = 1 << 20, seed: int = 1) -> set[str]:
+    """A camera's recordings (fill_camera); their SHA-256s."""
+    fill_camera(vol, files=files, size=size, seed=seed, start=START)
+    return set(tree_hashes(vol).values())
+
+
+async def _docked_a_third_in(h: Harness, vol: Path, serial: str = "SN0001") -> BayRuntime:
+    """Bay 1 with ``vol`` docked, once its offload is past 30 %."""
+    b = h.bay(1)
+    h.hot.dock("1-1", serial, vol)
+    await h.until(lambda: b.state.progress > 0.3)
+    return b
+
+
+def _all_offloaded(tmp_path: Path, vol: Path, shas: set[str]) -> None:
+    """The camera cleared, every recording on both drives."""
+    assert tree_hashes(vol) == {}
+    assert set(tree_hashes(tmp_path / "footage").values()) == shas
+    assert set(tree_hashes(tmp_path / "backup").values()) == shas
+
+
 async def test_rapid_redocks_of_two_cameras_share_the_bay_one_at_a_time(tmp_path: Path) -> None:
     """Pulled mid-offload, then another camera and the first docked and pulled in turn while
     the first run still unmounts: one volume (so one engine) on the bay at any moment, the last
     dock offloaded to DONE, nothing lost from either camera, only verified files cleared."""
     cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
-    fill_camera(cam1, files=4, size=1 << 20, seed=1, start=START)
-    fill_camera(cam2, files=2, size=1 << 18, seed=2, start=START)
-    shas1, shas2 = set(tree_hashes(cam1).values()), set(tree_hashes(cam2).values())
+    shas1, shas2 = _camera(cam1), _camera(cam2, files=2, size=1 << 18, seed=2)
     mounter = _Bay1Mounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
-        b = h.bay(1)
-        h.hot.dock("1-1", "SN0001", cam1)
-        await h.until(lambda: b.state.progress > 0.3)
+        b = await _docked_a_third_in(h, cam1)
         h.hot.undock("1-1")
         await asyncio.wait_for(mounter.unmounting.wait(), 10)
         for serial, vol in (("SN0002", cam2), ("SN0001", cam1), ("SN0002", cam2)):
@@ -103,13 +121,10 @@ async def test_a_faulted_bay_acknowledged_and_redocked_at_once_offloads_once(
     stop. Acknowledged (long press) and docked again while that run still unmounts, the new run
     goes after it and takes everything; one volume on the bay at a time."""
     vol = tmp_path / "cam1"
-    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
-    shas = set(tree_hashes(vol).values())
+    shas = _camera(vol)
     mounter = _Bay1Mounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
-        b = h.bay(1)
-        h.hot.dock("1-1", "SN0001", vol)
-        await h.until(lambda: b.state.progress > 0.3)
+        b = await _docked_a_third_in(h, vol)
         first = h.hot._docked["1-1"]  # the same camera's second partition, as udev sends it
         second = dataclasses.replace(first, devpath=first.devpath + "2", devnode=str(vol) + "2")
         h.hot._queue.put_nowait(second)
@@ -127,22 +142,17 @@ async def test_a_faulted_bay_acknowledged_and_redocked_at_once_offloads_once(
         await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
         assert b.state.phase is Phase.DONE, b.state
         assert mounter.peak == 1
-    assert tree_hashes(vol) == {}
-    assert set(tree_hashes(tmp_path / "footage").values()) == shas
-    assert set(tree_hashes(tmp_path / "backup").values()) == shas
+    _all_offloaded(tmp_path, vol, shas)
 
 
 async def test_stopping_while_a_redocked_run_waits_for_the_pulled_one(tmp_path: Path) -> None:
     """The station stopped (SIGTERM) while the re-docked run waits for the pulled one to let go:
     both tasks end (the harness fails a hung stop), the camera keeps what was not verified."""
     vol = tmp_path / "cam1"
-    fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
-    shas = set(tree_hashes(vol).values())
+    shas = _camera(vol)
     mounter = _Bay1Mounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
-        b = h.bay(1)
-        h.hot.dock("1-1", "SN0001", vol)
-        await h.until(lambda: b.state.progress > 0.3)
+        b = await _docked_a_third_in(h, vol)
         h.hot.undock("1-1")
         await asyncio.wait_for(mounter.unmounting.wait(), 10)
         old = b.offload.task
@@ -162,13 +172,11 @@ async def test_a_pulled_runs_late_progress_is_its_own_cameras(tmp_path: Path) ->
     60 % of CAM0001's offload. It carries the camera and officer of its own run; the new dock's
     state is untouched."""
     cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
-    fill_camera(cam1, files=4, size=1 << 20, seed=1, start=START)
-    fill_camera(cam2, files=1, size=1 << 16, seed=2, start=START)
+    _camera(cam1)
+    _camera(cam2, files=1, size=1 << 16, seed=2)
     mounter = _Bay1Mounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
-        b = h.bay(1)
-        h.hot.dock("1-1", "SN0001", cam1)
-        await h.until(lambda: b.state.progress > 0.3)
+        b = await _docked_a_third_in(h, cam1)
         h.hot.undock("1-1")
         await asyncio.wait_for(mounter.unmounting.wait(), 10)
         stale = b.offload
