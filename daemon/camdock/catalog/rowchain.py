@@ -460,14 +460,13 @@ def differences(db: Database) -> list[str]:
                             "HAVING count(*) > 1").fetchall()  # fmt: skip
         problems += [f"{t} {k}: {n} rows share this key (written outside camdock)"
                      for t, k, n in shared]  # fmt: skip
+        named = {(t, k) for t, k, _n in shared}  # which of them counts is nobody's
         for table, key, said_json, known in db.execute(
             "SELECT l.tbl, l.k, c.state, c.k IS NOT NULL FROM temp.rowchain_live l "
             "LEFT JOIN temp.rowchain_last c USING (tbl, k) "
             "WHERE c.k IS NULL OR c.state IS NULL OR c.state IS NOT l.state ORDER BY l.rowid"
         ):
-            if (table, key) not in {
-                (t, k) for t, k, _n in shared
-            }:  # named above; which of them counts is nobody's
+            if (table, key) not in named:
                 problems += _compared(db, table, key, said_json, bool(known))
         for table, key in db.execute(
             "SELECT c.tbl, c.k FROM temp.rowchain_last c WHERE c.state IS NOT NULL AND "
