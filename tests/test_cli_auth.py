@@ -277,10 +277,10 @@ def test_restoring_a_stations_catalog_needs_the_persons_password(tmp_path: Path)
 def test_a_restore_under_the_running_daemon_is_refused_and_changes_nothing(
     tmp_path: Path,
 ) -> None:
-    """Review (issue 28 item 5): `catalog restore --replace` moved the catalog the running
-    daemon holds open aside; what the daemon did next went into the replaced file. With the
-    daemon's socket answering, a restore and a reconcile are refused (75) before anything is
-    read or moved; stopped, the same command restores."""
+    """REG-4.3.2, review (issue 28 item 5): `catalog restore --replace` moved the catalog the
+    running daemon holds open aside; what the daemon did next went into the replaced file.
+    With the daemon's socket answering, a restore and a reconcile are refused (75) before
+    anything is read or moved; stopped, the same command restores."""
     from stationd import control_server
 
     cfg_path, cfg = _backed_up_station(tmp_path)

@@ -222,9 +222,10 @@ class _SlowUnmount(SimMounter):
 async def test_docked_again_while_the_pulled_run_still_unmounts_offloads_after_it(
     tmp_path: Path,
 ) -> None:
-    """CI (leap-day run): a camera pulled mid-offload and docked again before its stopped run
-    had unmounted stayed "identifying" for ever: the new dock's offload was not started while
-    the old task still ran. Now it starts after the old run lets go of the mount point."""
+    """REG-4.1.2; CI (leap-day run): a camera pulled mid-offload and docked again before its
+    stopped run had unmounted stayed "identifying" for ever: the new dock's offload was not
+    started while the old task still ran. Now it starts after the old run lets go of the mount
+    point."""
     vol = tmp_path / "cam1"
     fill_camera(vol, files=4, size=1 << 20, seed=1, start=START)
     shas = set(tree_hashes(vol).values())
