@@ -139,6 +139,16 @@ def test_malformed_requests_are_answered_not_fatal(daemon: tuple[Config, Path]) 
     assert login(path, "C1")  # and it still serves
 
 
+# 'nobody' runs without the shifted runs' libfaketime (make test-shifted): its shared memory
+# is root's, and a process of another user that cannot open it dies (time is not at stake here).
+NOBODY_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME_SHARED")}
+
+
+def _as_nobody(script: str, path: Path) -> list[str]:
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+            script, str(path)]  # fmt: skip
+
+
 @needs_root
 def test_only_the_consoles_user_may_connect(daemon: tuple[Config, Path], tmp_path: Path) -> None:
     """The socket is born 0660 (root and the console's group); and were its mode opened by
@@ -156,12 +166,11 @@ def test_only_the_consoles_user_may_connect(daemon: tuple[Config, Path], tmp_pat
               "time.sleep(0.5)\n"  # a slow peer (a loaded machine) still gets the refusal
               "s.sendall(b'{\"op\": \"login\", \"args\": {}}\\n')\n"
               "print(s.makefile().readline())\n")  # fmt: skip
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-              "-c", script, str(path)]  # fmt: skip
-    done = subprocess.run(nobody, capture_output=True, text=True, check=False)
+    nobody = _as_nobody(script, path)
+    done = subprocess.run(nobody, capture_output=True, text=True, check=False, env=NOBODY_ENV)
     assert done.stdout.strip() == "EACCES", done.stderr
     path.chmod(0o666)
-    done = subprocess.run(nobody, capture_output=True, text=True, check=False)
+    done = subprocess.run(nobody, capture_output=True, text=True, check=False, env=NOBODY_ENV)
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     assert reply["status"] == 403 and "uid 65534 may not use the control socket" in reply["error"]
@@ -187,9 +196,8 @@ def test_refused_peers_that_say_nothing_hold_no_worker(
               "sys.stdin.readline()\n"  # silent until the test has been answered
               "print(sum(b'403' in s.recv(4096) for s in socks), flush=True)\n")  # fmt: skip
     nobody = subprocess.Popen(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
-         script, str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        _as_nobody(script, path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=NOBODY_ENV,
     )  # fmt: skip
     try:
         assert nobody.stdout is not None and nobody.stdin is not None

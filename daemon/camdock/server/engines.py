@@ -110,72 +110,37 @@ class Postgres:
         """How the server connects (trust on loopback: a test's throwaway database)."""
         return f"host=127.0.0.1 port={self.port} user=camdock dbname=camdock"
 
-    def _as_user(self, argv: list[str]) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+    def _pg(self, tool: str, *args: str, check: bool = True) -> None:
+        """Run one of PostgreSQL's programs: as ``postgres`` when we are root, in an
+        environment of its own (runuser would hand it ours: a test's LD_PRELOAD and the
+        root-only shared memory of its libfaketime, which a process of another user cannot
+        open and dies of); a failure says what the program printed."""
+        argv = [str(PG_BIN / tool), *args]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        if "TZ" in os.environ:
+            env["TZ"] = os.environ["TZ"]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            said = (done.stderr or done.stdout).strip()
+            raise RuntimeError(f"{tool} exited with {done.returncode}: {said}")
 
     def start(self) -> None:
         """initdb, start, create the database; returns when it accepts connections."""
-        data = self.base / "data"
+        data = str(self.base / "data")
         if os.geteuid() == 0:
             os.chmod(self.base, 0o755)  # noqa: S103 - postgres must reach its data folder
             shutil.chown(self.base, "postgres", "postgres")
-        subprocess.run(
-            self._as_user(
-                [
-                    str(PG_BIN / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "camdock",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        self._pg("initdb", "-D", data, "-U", "camdock", "--auth=trust", "-E", "UTF8",
+                 "--locale=C.UTF-8", "--no-sync")  # fmt: skip
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
         opts += " -c shared_buffers=64MB -c max_connections=60"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(
-            self._as_user(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    opts,
-                    "-l",
-                    str(self.base / "log"),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            self._as_user(
-                [
-                    str(PG_BIN / "createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "camdock",
-                    "camdock",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        log = str(self.base / "log")
+        self._pg("pg_ctl", "-D", data, "-o", opts, "-l", log, "-w", "-t", "60", "start")
+        self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "camdock", "camdock")
 
     def pid(self) -> int | None:
         """The postmaster's pid, while it runs."""
@@ -187,21 +152,8 @@ class Postgres:
         """Stop (fast) and remove the folder. Safe to call twice."""
         pid = self.pid()
         if (self.base / "data" / "postmaster.pid").exists():
-            subprocess.run(
-                self._as_user(
-                    [
-                        str(PG_BIN / "pg_ctl"),
-                        "-D",
-                        str(self.base / "data"),
-                        "-m",
-                        "immediate",
-                        "-w",
-                        "stop",
-                    ]
-                ),
-                check=False,
-                capture_output=True,
-            )
+            self._pg("pg_ctl", "-D", str(self.base / "data"), "-m", "immediate", "-w", "stop",
+                     check=False)  # fmt: skip
         if pid is not None:
             _await_gone(pid)  # until init has reaped it: nothing left, even for a moment
         shutil.rmtree(self.base, ignore_errors=True)
