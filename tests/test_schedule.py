@@ -84,3 +84,32 @@ def test_a_bay_s_bus_can_be_set_in_the_config(tmp_path: Path) -> None:
     path.write_text(text)
     cfg = load(path)
     assert [b.bus for b in cfg.bays] == ["hub-a", None]
+
+
+async def test_a_camera_pulled_while_it_waits_for_the_bus_leaves_the_queue_at_once(
+    tmp_path: Path,
+) -> None:
+    """Shift end on one bus (REG-4.1.2): the camera waiting behind a long offload is pulled.
+    Its run lets go of the volume now, not when its turn would have come; docked again while
+    the long one still runs, it queues afresh (with an ETA) and is offloaded after it."""
+    start = datetime(2026, 11, 28, 8, 30)
+    big, small = tmp_path / "big", tmp_path / "small"
+    fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
+    fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
+    async with running(tmp_path, read_bps=4_000_000, per_bus=1) as h:
+        h.hot.dock("1-1", "SN0001", big)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        h.hot.dock("1-2", "SN0002", small)
+        await h.until(lambda: 2 in h.station.docking.admission.waiting)
+        waiting_run = h.bay(2).offload
+        h.hot.undock("1-2")
+        assert waiting_run.task is not None
+        await asyncio.wait_for(asyncio.shield(waiting_run.task), 10)
+        assert h.bay(1).state.phase is Phase.OFFLOADING  # it did not wait for its turn
+        assert 2 not in h.station.docking.admission.waiting
+        h.hot.dock("1-2", "SN0002", small)
+        await h.until(lambda: 2 in h.station.docking.admission.waiting)
+        assert h.bay(1).state.phase is Phase.OFFLOADING
+        await h.until(lambda: h.bay(2).state.phase is Phase.DONE, timeout=60)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE, timeout=60)
+        assert not any(small.rglob("*.MP4")) and not any(big.rglob("*.MP4"))

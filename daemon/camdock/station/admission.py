@@ -14,10 +14,14 @@ from collections.abc import AsyncIterator, Callable
 
 from camdock.core import schedule
 
-__all__ = ["BUS_RATE_GUESS", "TAIL_GUESS", "Admission"]
+__all__ = ["BUS_RATE_GUESS", "TAIL_GUESS", "Admission", "Withdrawn"]
 
 BUS_RATE_GUESS = 35e6  # bytes/s of one USB 2.0 camera link, until a rate is measured
 TAIL_GUESS = 0.0  # seconds from read end to done (the last read-backs): added once measured
+
+
+class Withdrawn(Exception):
+    """A waiting bay left the queue (its camera pulled) before its turn came."""
 
 
 class Admission:
@@ -46,6 +50,8 @@ class Admission:
         self._dispatch()
         try:
             await fut
+        except Withdrawn:
+            raise  # withdraw() took it out of the queue
         except BaseException:
             self.waiting.pop(bay, None)
             if fut.done() and not fut.cancelled():
@@ -55,6 +61,17 @@ class Admission:
             yield
         finally:
             self._leave(bay)
+
+    def withdraw(self, bay: int) -> None:
+        """The waiting bay's camera was pulled: it leaves the queue now, not when its turn
+        would have come (its run then lets go of the camera's volume, the bays behind it move
+        up, and a camera docked there again queues afresh). A running bay is not touched."""
+        entry = self.waiting.pop(bay, None)
+        if entry is None:
+            return
+        entry[2].set_exception(Withdrawn())
+        self.on_eta(bay, None)
+        self._dispatch()
 
     def would_wait(self, bus: str) -> bool:
         """Whether a camera docked now on ``bus`` would queue (others wait, or no room)."""

@@ -35,7 +35,7 @@ from camdock.model import FILESYSTEMS, Camera, Drive, Officer
 from camdock.offload import ABORT_WAIT, STOP_WAIT, OffloadEngine, OffloadRequest
 from camdock.services.attribute import history_for, registered_from
 from camdock.services.audit import heads_to
-from camdock.station.admission import Admission
+from camdock.station.admission import Admission, Withdrawn
 from camdock.station.bays import BayRuntime, OffloadRun, Spawn, StationContext
 from camdock.station.progress import ProgressRouter
 
@@ -236,6 +236,8 @@ class Docking:
         b.offload.stopped = True
         if b.offload.engine is not None:
             b.offload.engine.cancel()
+        else:
+            self.admission.withdraw(b.n)  # if it waits for its bus: not until its turn
 
     @staticmethod
     def _end(b: BayRuntime, run: OffloadRun, outcome: core.Event) -> bool:
@@ -288,10 +290,14 @@ class Docking:
                 size = 0
                 if self.admission.would_wait(bus):
                     size = await asyncio.to_thread(_camera_bytes, source)
+                if run.stopped:
+                    return  # pulled while it mounted or was measured: it does not queue
                 async with self.admission.turn(b.n, bus, size):
                     if b.storage is not storage or run.stopped:
-                        return  # pulled (or replaced) while waiting for its turn
+                        return  # pulled (or replaced) as its turn came
                     await self._run_engine(b, run, source, camera, facts)
+            except Withdrawn:
+                return  # pulled while it waited for its turn (stop_offload)
             finally:
                 await self.mounter.unmount(target)
         except Exception as exc:  # bulkhead: the bay faults, the camera keeps its footage
