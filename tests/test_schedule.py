@@ -4,7 +4,9 @@ for the officer waiting; the pure rules, and the station with simulated cameras 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from camdock.core.bay import Phase
 from camdock.core.schedule import Waiting, bus_of, eta, pick
 from camdock.sim.hotplug import fill_camera
-from test_station import running
+from test_station import Harness, running
 
 
 def test_shortest_first_and_nobody_starves() -> None:
@@ -45,17 +47,27 @@ def test_the_bus_comes_from_udev() -> None:
     assert bus_of(None, None).startswith("own:")
 
 
-async def test_on_one_bus_the_short_camera_is_done_first_and_waits_with_an_eta(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def _big_running_then_small(
+    tmp_path: Path, read_bps: int
+) -> AsyncIterator[tuple[Harness, Path, Path]]:
+    """One bus, one offload at a time: a big camera offloading on bay 1, then a small one
+    docked on bay 2 (the harness, the two cameras' volumes)."""
     start = datetime(2026, 11, 28, 8, 30)
     big, small = tmp_path / "big", tmp_path / "small"
     fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
     fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
-    async with running(tmp_path, read_bps=8_000_000, per_bus=1) as h:
+    async with running(tmp_path, read_bps=read_bps, per_bus=1) as h:
         h.hot.dock("1-1", "SN0001", big)
         await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
         h.hot.dock("1-2", "SN0002", small)
+        yield h, big, small
+
+
+async def test_on_one_bus_the_short_camera_is_done_first_and_waits_with_an_eta(
+    tmp_path: Path,
+) -> None:
+    async with _big_running_then_small(tmp_path, 8_000_000) as (h, _, _):
         seen: list[Any] = []
 
         async def watch() -> None:
@@ -92,14 +104,7 @@ async def test_a_camera_pulled_while_it_waits_for_the_bus_leaves_the_queue_at_on
     """Shift end on one bus (REG-4.1.2): the camera waiting behind a long offload is pulled.
     Its run lets go of the volume now, not when its turn would have come; docked again while
     the long one still runs, it queues afresh (with an ETA) and is offloaded after it."""
-    start = datetime(2026, 11, 28, 8, 30)
-    big, small = tmp_path / "big", tmp_path / "small"
-    fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
-    fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
-    async with running(tmp_path, read_bps=4_000_000, per_bus=1) as h:
-        h.hot.dock("1-1", "SN0001", big)
-        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
-        h.hot.dock("1-2", "SN0002", small)
+    async with _big_running_then_small(tmp_path, 4_000_000) as (h, big, small):
         await h.until(lambda: 2 in h.station.docking.admission.waiting)
         waiting_run = h.bay(2).offload
         h.hot.undock("1-2")
