@@ -303,3 +303,24 @@ async def test_a_drive_back_while_the_run_that_missed_it_unmounts_offloads(
             assert mounter.peak == 1
         assert tree_hashes(vol) == {}
         assert len(tree_hashes(footage.root)) == len(tree_hashes(backup.root)) == 2
+
+
+async def test_a_camera_gone_without_udev_s_remove_shows_interrupted(tmp_path: Path) -> None:
+    """The camera's device vanishes mid-offload but udev's "remove" never comes (the kernel
+    drops events when the daemon's socket buffer overflows): the bay shows "interrupted", not
+    "offloading" for ever; docked again, the rest is offloaded and nothing is lost (REG-4.1.2)."""
+    vol = tmp_path / "cam1"
+    shas = _camera(vol)
+    async with running(tmp_path, read_bps=3_000_000) as h:
+        b = await _docked_a_third_in(h, vol)
+        away = vol.rename(tmp_path / "away")  # the device node is gone; udev says nothing
+        await h.until(lambda: b.state.phase is Phase.INTERRUPTED, timeout=20)
+        assert ("camera-removed", 1) in [(kind, bay) for kind, bay, _ in h.events]
+        away.rename(vol)
+        h.hot.undock("1-1")  # the late "remove" changes nothing
+        await asyncio.sleep(0.2)
+        assert b.state.phase is Phase.INTERRUPTED
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE, b.state
+    _all_offloaded(tmp_path, vol, shas)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SETTLED = "settled"  # a HotplugEvent action: cold-plug enumeration is complete
 NO_FILESYSTEM_AFTER = 5.0  # seconds a camera disk may take to show a partition with a filesystem
+REMOVE_GRACE = 3.0  # seconds udev's "remove" may lag behind a vanished device node
 
 
 class Mounter(Protocol):
@@ -155,6 +156,15 @@ class Docking:
             self.events.record(EventType.CAMERA_REMOVED, b.n, phase=b.state.phase.value)
         elif ev.subsystem == "tty":
             b.tty = None
+
+    def _remove_lost(self, b: BayRuntime, storage: HotplugEvent) -> None:
+        """The camera's device node vanished under its offload and udev's "remove" has not come
+        (the kernel drops events when the daemon's buffer overflows, at a busy shift end): it is
+        taken as pulled, so the bay shows "interrupted", not "offloading" for ever."""
+        if b.storage is storage and not Path(storage.devnode or "").exists():
+            log.warning("bay %d: %s vanished and udev never said so; taken as pulled",
+                        b.n, storage.devnode)  # fmt: skip
+            self._removed(replace(storage, action="remove"))
 
     def _unregistered(self, b: BayRuntime, ev: HotplugEvent) -> None:
         """REG-2: storage that is not a registered camera is never mounted or read."""
@@ -411,6 +421,8 @@ class Docking:
         summary = report.totals()
         pulled = b.storage is None or not Path(b.storage.devnode or "").exists()
         if report.cancelled or run.stopped or pulled:
+            if pulled and b.storage is not None:
+                loop.call_later(REMOVE_GRACE, self._remove_lost, b, b.storage)
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove
         if report.ok:
             if lent:
