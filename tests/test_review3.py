@@ -324,3 +324,55 @@ async def test_a_camera_gone_without_udev_s_remove_shows_interrupted(tmp_path: P
         await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
         assert b.state.phase is Phase.DONE, b.state
     _all_offloaded(tmp_path, vol, shas)
+
+
+# Hostile review 4 (branch review4) of `_remove_lost` (8bf63d9): a camera's device node gone
+# under its offload without udev's "remove".
+
+
+async def _vanished_then_back(h: Harness, vol: Path, tmp_path: Path) -> BayRuntime:
+    """Bay 1's camera vanishes a third into its offload (udev's "remove" lost) and its device
+    node is back under the same name before REMOVE_GRACE ends (the camera re-enumerated as the
+    same /dev/sdX)."""
+    b = await _docked_a_third_in(h, vol)
+    run = b.offload
+    away = vol.rename(tmp_path / "away")
+    assert run.task is not None
+    await asyncio.wait_for(asyncio.shield(run.task), 20)  # it saw the node gone
+    away.rename(vol)
+    return b
+
+
+async def test_a_node_back_under_the_same_name_does_not_leave_the_bay_offloading(
+    tmp_path: Path,
+) -> None:
+    """The vanished camera's node is back under its name before the grace ends, and udev says
+    nothing either way: the device the offload read is gone all the same, so the bay shows
+    "interrupted" (not "offloading" with nothing running, for ever); docked again, the rest
+    is offloaded and nothing is lost (REG-4.1.2)."""
+    vol = tmp_path / "cam1"
+    shas = _camera(vol)
+    async with running(tmp_path, read_bps=3_000_000) as h:
+        b = await _vanished_then_back(h, vol, tmp_path)
+        await h.until(lambda: b.state.phase is Phase.INTERRUPTED, timeout=20)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT))
+        assert b.state.phase is Phase.DONE, b.state
+    _all_offloaded(tmp_path, vol, shas)
+
+
+async def test_a_camera_re_enumerated_before_the_grace_ends_is_offloaded(tmp_path: Path) -> None:
+    """The same, but udev's "add" of the re-enumerated camera does come (its "remove" was the
+    one lost): that is the camera docked again, so its offload resumes on its own and ends
+    "done", every recording verified on both drives before the camera is cleared (REG-4.1.2,
+    REG-4.2.6)."""
+    vol = tmp_path / "cam1"
+    shas = _camera(vol)
+    async with running(tmp_path, read_bps=3_000_000) as h:
+        b = await _vanished_then_back(h, vol, tmp_path)
+        h.hot.dock("1-1", "SN0001", vol)
+        await h.until(lambda: b.state.phase in (Phase.DONE, Phase.FAULT), timeout=30)
+        assert b.state.phase is Phase.DONE, b.state
+        await asyncio.sleep(3.5)  # past REMOVE_GRACE: the stale timer undocks nothing
+        assert b.state.phase is Phase.DONE and b.storage is not None
+    _all_offloaded(tmp_path, vol, shas)

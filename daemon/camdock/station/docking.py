@@ -92,6 +92,9 @@ class Docking:
         # What was seen where, by devpath and by device number (a real kernel's remove event
         # may carry only MAJOR, MINOR, DEVNAME and DEVTYPE).
         self._devpath_bay: dict[str, int] = {}
+        # Each bay's storage whose device node vanished under its offload (review4): that
+        # device is gone, whatever shows under its name later.
+        self._vanished: dict[int, HotplugEvent] = {}
 
     def close(self) -> None:
         """Cancel running engines: they stop at a resumable point."""
@@ -160,8 +163,9 @@ class Docking:
     def _remove_lost(self, b: BayRuntime, storage: HotplugEvent) -> None:
         """The camera's device node vanished under its offload and udev's "remove" has not come
         (the kernel drops events when the daemon's buffer overflows, at a busy shift end): it is
-        taken as pulled, so the bay shows "interrupted", not "offloading" for ever."""
-        if b.storage is storage and not Path(storage.devnode or "").exists():
+        taken as pulled, so the bay shows "interrupted", not "offloading" for ever. A node back
+        under the same name is another device (the camera re-enumerated), not this one (review4)."""
+        if b.storage is storage:
             log.warning("bay %d: %s vanished and udev never said so; taken as pulled",
                         b.n, storage.devnode)  # fmt: skip
             self._removed(replace(storage, action="remove"))
@@ -183,6 +187,10 @@ class Docking:
             )
 
     def _camera_filesystem(self, b: BayRuntime, ev: HotplugEvent, camera: Camera) -> None:
+        if ev.action == "add" and b.storage is not None and self._vanished.get(b.n) is b.storage:
+            # The camera whose node vanished is back, re-enumerated, its "remove" lost: the old
+            # device is pulled, this is a new dock (not "the same partition again", review4).
+            self._remove_lost(b, b.storage)
         if b.storage is not None and b.storage.devpath != ev.devpath:
             if b.storage.usb_parent == ev.usb_parent and ev.action == "add":
                 b.queue.put_nowait(
@@ -422,6 +430,7 @@ class Docking:
         pulled = b.storage is None or not Path(b.storage.devnode or "").exists()
         if report.cancelled or run.stopped or pulled:
             if pulled and b.storage is not None:
+                self._vanished[b.n] = b.storage
                 loop.call_later(REMOVE_GRACE, self._remove_lost, b, b.storage)
             return  # pulled or stopping: the bay shows "interrupted" from the udev remove
         if report.ok:
