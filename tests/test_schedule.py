@@ -13,7 +13,9 @@ from typing import Any
 
 from camdock.core.bay import Phase
 from camdock.core.schedule import Waiting, bus_of, eta, pick
-from camdock.sim.hotplug import fill_camera
+from camdock.sim.hotplug import SimMounter, fill_camera
+from camdock.station.admission import Admission, Withdrawn
+from conftest import tree_hashes
 from test_station import Harness, running
 
 
@@ -118,3 +120,112 @@ async def test_a_camera_pulled_while_it_waits_for_the_bus_leaves_the_queue_at_on
         await h.until(lambda: h.bay(2).state.phase is Phase.DONE, timeout=60)
         await h.until(lambda: h.bay(1).state.phase is Phase.DONE, timeout=60)
         assert not any(small.rglob("*.MP4")) and not any(big.rglob("*.MP4"))
+
+
+# Hostile review 4 (branch review4) of the bus queue's withdraw (5d2b897).
+
+
+class _Counting(SimMounter):
+    """The sim mounter, counting the volumes mounted now and at most on one mount point."""
+
+    def __init__(self) -> None:
+        self.on: dict[Path, int] = {}
+        self.peak = 0
+
+    async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
+        root = await super().mount(devnode, fs_type, target)
+        self.on[target] = self.on.get(target, 0) + 1
+        self.peak = max(self.peak, self.on[target])
+        return root
+
+    async def unmount(self, target: Path) -> None:
+        self.on[target] -= 1
+
+
+def _bays_json(h: Harness) -> dict[int, tuple[str, Any]]:
+    with contextlib.suppress(OSError, ValueError):
+        bays = json.loads((h.cfg.run_dir / "bays.json").read_text())["bays"]
+        return {b["bay"]: (b["phase"], b["eta_seconds"]) for b in bays}
+    return {}
+
+
+async def test_pull_redock_pull_while_waiting_keeps_one_volume_and_no_eta(tmp_path: Path) -> None:
+    """Pulled while it waits, docked again, pulled again while it waits, docked again: each
+    pull shows at once in bays.json with no ETA, the bay never has two volumes mounted, and in
+    the end both cameras are offloaded and cleared, nothing lost (REG-4.1.2, REG-4.2.6)."""
+    start = datetime(2026, 11, 28, 8, 30)
+    big, small = tmp_path / "big", tmp_path / "small"
+    fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
+    fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
+    m = _Counting()
+    async with running(tmp_path, read_bps=2_000_000, per_bus=1, mounter=m) as h:
+        h.hot.dock("1-1", "SN0001", big)
+        await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
+        for _ in range(2):
+            h.hot.dock("1-2", "SN0002", small)
+            await h.until(lambda: 2 in h.station.docking.admission.waiting)
+            await h.until(lambda: (_bays_json(h).get(2) or ("", None))[1] is not None)
+            h.hot.undock("1-2")
+            await h.until(lambda: _bays_json(h).get(2) == ("interrupted", None))
+            assert 2 not in h.station.eta.waiting
+        h.hot.dock("1-2", "SN0002", small)
+        await h.until(lambda: h.bay(2).state.phase is Phase.DONE, timeout=60)
+        await h.until(lambda: h.bay(1).state.phase is Phase.DONE, timeout=60)
+        assert not any(small.rglob("*.MP4")) and not any(big.rglob("*.MP4"))
+        assert m.peak == 1 and sum(m.on.values()) == 0
+        assert h.station.docking.admission.running == {}
+
+
+async def test_sigterm_while_cameras_wait_unmounts_them_and_clears_nothing_unverified(
+    tmp_path: Path,
+) -> None:
+    """The daemon stops while one camera offloads and another waits for the bus: both volumes
+    are let go of, the waiting camera keeps every recording, and the offloading one lost only
+    what both drives hold verified (REG-4.1.2)."""
+    start = datetime(2026, 11, 28, 8, 30)
+    big, small = tmp_path / "big", tmp_path / "small"
+    fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
+    fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
+    before_big, before_small = tree_hashes(big), tree_hashes(small)
+    m = _Counting()
+    async with running(tmp_path, read_bps=2_000_000, per_bus=1, mounter=m) as h:
+        h.hot.dock("1-1", "SN0001", big)
+        await h.until(lambda: h.bay(1).state.progress > 0.3)
+        h.hot.dock("1-2", "SN0002", small)
+        await h.until(lambda: 2 in h.station.docking.admission.waiting)
+    assert sum(m.on.values()) == 0
+    assert tree_hashes(small) == before_small
+    left = set(tree_hashes(big).values())
+    stored = set(tree_hashes(tmp_path / "footage").values())
+    assert stored == set(tree_hashes(tmp_path / "backup").values())
+    assert left | stored == set(before_big.values())
+
+
+async def test_a_bay_pulled_as_its_turn_is_given_frees_the_bus() -> None:
+    """The camera whose turn is being given is pulled before its run wakes: withdraw finds it
+    no longer waiting and leaves it be; its run sees the pull, and its turn ends at once, so
+    the next camera on the bus goes (REG-4.1.2)."""
+    adm = Admission(4, 1, lambda bay, eta: None)
+    hold = asyncio.Event()
+    got: list[str] = []
+
+    async def bay(n: int, size: int) -> None:
+        try:
+            async with adm.turn(n, "usb1", size):
+                got.append(f"turn {n}")
+                await hold.wait()
+        except Withdrawn:
+            got.append(f"withdrawn {n}")
+
+    one = asyncio.create_task(bay(1, 100))
+    await asyncio.sleep(0)
+    two, three = asyncio.create_task(bay(2, 10)), asyncio.create_task(bay(3, 20))
+    while len(adm.waiting) < 2:
+        await asyncio.sleep(0)
+    adm.release(1)  # bay 1 read to the end: bay 2 (the smaller) is given the bus ...
+    assert 2 in adm.running
+    adm.withdraw(2)  # ... and pulled before its run wakes: nothing to take out of the queue
+    assert 2 in adm.running and 3 in adm.waiting
+    hold.set()
+    await asyncio.gather(one, two, three)
+    assert got == ["turn 1", "turn 2", "turn 3"] and adm.running == {} and not adm.waiting
