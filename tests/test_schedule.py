@@ -229,3 +229,34 @@ async def test_a_bay_pulled_as_its_turn_is_given_frees_the_bus() -> None:
     hold.set()
     await asyncio.gather(one, two, three)
     assert got == ["turn 1", "turn 2", "turn 3"] and adm.running == {} and not adm.waiting
+
+
+async def test_a_withdrawn_camera_s_bytes_leave_the_etas_behind_it() -> None:
+    """Three cameras wait behind a running one on one bus; the middle one is pulled: it hears
+    "no ETA", and the one behind it no longer counts its bytes (REG-4.1.2: the officer is told
+    when to come back)."""
+    etas: dict[int, float | None] = {}
+    adm = Admission(4, 1, etas.__setitem__)
+    hold = asyncio.Event()
+
+    async def bay(n: int, size: int) -> None:
+        with contextlib.suppress(Withdrawn):
+            async with adm.turn(n, "usb1", size):
+                await hold.wait()
+
+    tasks = [asyncio.create_task(bay(1, 70_000_000))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(bay(n, s)) for n, s in ((2, 10_000_000), (3, 35_000_000))]
+    tasks.append(asyncio.create_task(bay(4, 70_000_000)))
+    while len(adm.waiting) < 3:
+        await asyncio.sleep(0)
+    before = etas[4]
+    assert before is not None and etas[3] is not None
+    adm.withdraw(3)
+    await asyncio.sleep(0)
+    after = etas[4]
+    assert etas[3] is None and 3 not in adm.waiting
+    assert after is not None and before - after >= 35_000_000 / 35e6 * 0.99
+    hold.set()
+    await asyncio.gather(*tasks)
+    assert adm.running == {} and not adm.waiting
