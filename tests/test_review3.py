@@ -25,7 +25,7 @@ from test_drives import two_drives
 from test_station import BUTTON, START, Harness, running
 
 
-class _Bay1Mounter(SimMounter):
+class WatchedMounter(SimMounter):
     """The sim mounter, watched: how many volumes are mounted at once (an engine runs only
     while its volume is), and unmounts held until ``free`` (a busy volume letting go)."""
 
@@ -82,7 +82,7 @@ async def test_rapid_redocks_of_two_cameras_share_the_bay_one_at_a_time(tmp_path
     dock offloaded to DONE, nothing lost from either camera, only verified files cleared."""
     cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
     shas1, shas2 = _camera(cam1), _camera(cam2, files=2, size=1 << 18, seed=2)
-    mounter = _Bay1Mounter()
+    mounter = WatchedMounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
         b = await _docked_a_third_in(h, cam1)
         h.hot.undock("1-1")
@@ -122,7 +122,7 @@ async def test_a_faulted_bay_acknowledged_and_redocked_at_once_offloads_once(
     goes after it and takes everything; one volume on the bay at a time."""
     vol = tmp_path / "cam1"
     shas = _camera(vol)
-    mounter = _Bay1Mounter()
+    mounter = WatchedMounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
         b = await _docked_a_third_in(h, vol)
         first = h.hot._docked["1-1"]  # the same camera's second partition, as udev sends it
@@ -150,7 +150,7 @@ async def test_stopping_while_a_redocked_run_waits_for_the_pulled_one(tmp_path: 
     both tasks end (the harness fails a hung stop), the camera keeps what was not verified."""
     vol = tmp_path / "cam1"
     shas = _camera(vol)
-    mounter = _Bay1Mounter()
+    mounter = WatchedMounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
         b = await _docked_a_third_in(h, vol)
         h.hot.undock("1-1")
@@ -174,7 +174,7 @@ async def test_a_pulled_runs_late_progress_is_its_own_cameras(tmp_path: Path) ->
     cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
     _camera(cam1)
     _camera(cam2, files=1, size=1 << 16, seed=2)
-    mounter = _Bay1Mounter()
+    mounter = WatchedMounter()
     async with running(tmp_path, read_bps=3_000_000, mounter=mounter) as h:
         b = await _docked_a_third_in(h, cam1)
         h.hot.undock("1-1")
@@ -205,7 +205,7 @@ async def test_a_run_waiting_its_turn_through_a_drive_alarm_and_a_redock_runs_on
     cam1, cam2 = tmp_path / "cam1", tmp_path / "cam2"
     fill_camera(cam1, files=2, size=1 << 18, seed=1, start=START)
     fill_camera(cam2, files=3, size=1 << 20, seed=2, start=START)
-    mounter = _Bay1Mounter(held=False)
+    mounter = WatchedMounter(held=False)
     # Bay 2 reads for ~2 s: bay 1 (mounted and measured in milliseconds) queues behind it.
     async with running(tmp_path, read_bps=1_500_000, per_bus=1, mounter=mounter) as h:
         b1, b2 = h.bay(1), h.bay(2)
@@ -284,7 +284,7 @@ async def test_a_drive_back_while_the_run_that_missed_it_unmounts_offloads(
     monkeypatch.setattr(jobs, "DRIVE_POLL", 0.2)
     vol = tmp_path / "cam1"
     fill_camera(vol, files=2, size=4096, seed=1, start=START)
-    mounter = _Bay1Mounter()
+    mounter = WatchedMounter()
     with two_drives(tmp_path) as (footage, backup, fdev, _):
         subprocess.run(["umount", str(footage.root)], check=True)
         uuids = (footage.uuid or "", backup.uuid or "")

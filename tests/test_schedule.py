@@ -13,9 +13,10 @@ from typing import Any
 
 from camdock.core.bay import Phase
 from camdock.core.schedule import Waiting, bus_of, eta, pick
-from camdock.sim.hotplug import SimMounter, fill_camera
+from camdock.sim.hotplug import fill_camera
 from camdock.station.admission import Admission, Withdrawn
 from conftest import tree_hashes
+from test_review3 import WatchedMounter
 from test_station import Harness, running
 
 
@@ -125,23 +126,6 @@ async def test_a_camera_pulled_while_it_waits_for_the_bus_leaves_the_queue_at_on
 # Hostile review 4 (branch review4) of the bus queue's withdraw (5d2b897).
 
 
-class _Counting(SimMounter):
-    """The sim mounter, counting the volumes mounted now and at most on one mount point."""
-
-    def __init__(self) -> None:
-        self.on: dict[Path, int] = {}
-        self.peak = 0
-
-    async def mount(self, devnode: str, fs_type: str, target: Path) -> Path:
-        root = await super().mount(devnode, fs_type, target)
-        self.on[target] = self.on.get(target, 0) + 1
-        self.peak = max(self.peak, self.on[target])
-        return root
-
-    async def unmount(self, target: Path) -> None:
-        self.on[target] -= 1
-
-
 def _bays_json(h: Harness) -> dict[int, tuple[str, Any]]:
     with contextlib.suppress(OSError, ValueError):
         bays = json.loads((h.cfg.run_dir / "bays.json").read_text())["bays"]
@@ -157,7 +141,7 @@ async def test_pull_redock_pull_while_waiting_keeps_one_volume_and_no_eta(tmp_pa
     big, small = tmp_path / "big", tmp_path / "small"
     fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
     fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
-    m = _Counting()
+    m = WatchedMounter(held=False)
     async with running(tmp_path, read_bps=2_000_000, per_bus=1, mounter=m) as h:
         h.hot.dock("1-1", "SN0001", big)
         await h.until(lambda: h.bay(1).state.phase is Phase.OFFLOADING)
@@ -187,7 +171,7 @@ async def test_sigterm_while_cameras_wait_unmounts_them_and_clears_nothing_unver
     fill_camera(big, files=4, size=3 << 20, seed=1, start=start)
     fill_camera(small, files=1, size=1 << 20, seed=2, start=start)
     before_big, before_small = tree_hashes(big), tree_hashes(small)
-    m = _Counting()
+    m = WatchedMounter(held=False)
     async with running(tmp_path, read_bps=2_000_000, per_bus=1, mounter=m) as h:
         h.hot.dock("1-1", "SN0001", big)
         await h.until(lambda: h.bay(1).state.progress > 0.3)
