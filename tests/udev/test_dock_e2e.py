@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
-from umock import FakeCamera
+from umock import FakeCamera, Overflow
 
 from camdock.adapters.mount import SystemMounter
 from camdock.adapters.udev import UdevHotplug
@@ -194,3 +194,32 @@ async def test_pulled_mid_offload_through_udev_then_redocked(testbed: Any, tmp_p
             factory.close()
         assert camera_files(dev, mnt) == []
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files
+
+
+async def test_a_camera_whose_add_the_kernel_dropped_is_offloaded(
+    testbed: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A camera docked while the kernel drops udev events (a busy shift end): the resync after
+    ENOBUFS finds it, and it is offloaded without being docked again."""
+    with camera_image(tmp_path, files=3, size=200_000) as (dev, mnt):
+        cfg = load(write_config(tmp_path))
+        overflow = Overflow(monkeypatch)
+        factory = MockFactory(pin_class=MockPWMPin)
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+        task = asyncio.create_task(station.run())
+        bay = station.bays[1]
+        try:
+            await asyncio.wait_for(station.ready.wait(), 30)
+            overflow.dropping = True
+            FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")  # its "add"s are lost
+            await overflow.end(2, testbed)
+            end = time.monotonic() + 30
+            while bay.state.phase is not Phase.DONE:
+                assert time.monotonic() < end, bay.state
+                assert bay.state.phase is not Phase.FAULT, bay.state
+                await asyncio.sleep(0.05)
+        finally:
+            await stop(task)
+            factory.close()
+        assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == 3
+        assert camera_files(dev, mnt) == []

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from umock import FakeCamera
+from umock import FakeCamera, Overflow
 
 from camdock.adapters.udev import HotplugEvent, UdevHotplug
 
@@ -74,4 +74,39 @@ async def test_devices_not_on_usb_are_never_ours(testbed: Any) -> None:
     events = Events()
     evs = await events.until(lambda e: e.action == "settled")
     assert [e.action for e in evs] == ["settled"]  # the SD card is not a camera
+    await events.close()
+
+
+async def test_events_the_kernel_dropped_are_made_up_by_a_resync(
+    testbed: Any, monkeypatch: Any
+) -> None:
+    """At a busy shift end the kernel drops udev events (ENOBUFS on the next read). Camera 1
+    pulled and camera 2 docked in that window: without a resync the station would show camera 1
+    docked for ever and never offload camera 2 until it was docked again."""
+    overflow = Overflow(monkeypatch)
+    cam1 = FakeCamera(testbed, "1-1", "SN0001", "/dev/sdb1", "exfat")
+    cam1.add_tty("ttyACM0")
+    events = Events()
+    cold = await events.until(lambda e: e.action == "settled")
+    gone_part = next(e for e in cold if e.devtype == "partition")
+
+    overflow.dropping = True
+    cam1.unplug()  # its "remove" is lost
+    cam2 = FakeCamera(testbed, "1-2", "SN0002", "/dev/sdc1", "vfat", dev="8:33")  # "add" lost
+    await overflow.end(3, testbed)  # cam1's partition, cam2's disk and partition
+
+    got = await events.until(lambda e: e.devtype == "partition" and e.action == "add")
+    removed = [e for e in got if e.action == "remove"]
+    assert [e.devpath for e in removed] == [gone_part.devpath]
+    assert removed[0].devnum == gone_part.devnum  # the station matches removes by number too
+    added = got[-1]
+    assert (added.port, added.serial, added.devnode) == ("1-2", "SN0002", "/dev/sdc1")
+    # What was there before and is still there is not announced again: camera 1's serial port
+    # stays, nothing is docked twice.
+    assert not any(e.subsystem == "tty" for e in got)
+    assert sum(e.devtype == "partition" and e.action == "add" for e in got) == 1
+    # Events after the overflow are delivered as usual.
+    testbed.uevent(cam2.part, "change")
+    after = await events.until(lambda e: e.action == "change")
+    assert after[-1].devpath == added.devpath
     await events.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
+
+import pyudev
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,44 @@ class FakeCamera:
         # A fresh sysfs name: umockdev cannot re-add a path it has removed.
         self._part_args = (name + "r", attrs, props)
         self.part = self.tb.add_device("block", name + "r", self.disk, attrs, props)
+
+
+class Overflow:
+    """The kernel's buffer overflowing under the monitor, a fault umockdev cannot cause: while
+    ``dropping``, the events that reach the socket are read and thrown away; after that the next
+    read fails once with ENOBUFS, as netlink reports an overflow."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        self.dropping = False
+        self.dropped: list[str] = []
+        self.pending_error = False
+        self.sd_cards = 0
+        real = pyudev.Monitor.poll
+
+        def poll(monitor: Any, timeout: float | None = None) -> Any:
+            if self.pending_error and not self.dropping:
+                self.pending_error = False
+                raise OSError(errno.ENOBUFS, "No buffer space available")
+            dev = real(monitor, timeout)
+            while dev is not None and self.dropping:
+                self.dropped.append(f"{dev.action} {dev.sys_name}")
+                self.pending_error = True
+                dev = real(monitor, timeout)
+            return dev
+
+        monkeypatch.setattr(pyudev.Monitor, "poll", poll)
+
+    async def end(self, events: int, tb: Any) -> None:
+        """Once ``events`` were dropped, stop dropping and make the next read report it: a
+        device that is not on USB (an SD card partition, never a camera) makes the monitor
+        readable, so nothing about the cameras reaches the station but through the resync."""
+        for _ in range(200):
+            if len(self.dropped) >= events:
+                break
+            await asyncio.sleep(0.05)
+        assert len(self.dropped) >= events, self.dropped
+        self.dropping = False
+        self.sd_cards += 1
+        name = f"mmcblk0p{self.sd_cards}"
+        props = ["DEVTYPE", "partition", "DEVNAME", f"/dev/{name}", "ID_FS_TYPE", "ext4"]
+        tb.add_device("block", name, None, ["dev", f"179:{self.sd_cards}"], props)

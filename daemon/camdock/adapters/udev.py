@@ -7,16 +7,30 @@ station's to drop, which it does by devpath).
 
 On a real unplug the USB tree is gone before ``remove`` is handled, so ``remove`` events carry
 only the devpath; the station remembers devpath → bay from the ``add``.
+
+At a busy shift end the kernel can drop events when the monitor's socket buffer is full; the next
+read then fails with ENOBUFS. The adapter then resyncs: it lists what is plugged in now and
+yields a ``remove`` for every device it had announced that is gone (or is another device under
+the same path), and an ``add`` for every device it had not announced. A camera whose "add" was
+lost is then offloaded without being docked again, and one whose "remove" was lost is seen
+pulled.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import errno
+import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyudev
+
+log = logging.getLogger(__name__)
+
+RESYNC = object()  # queued in place of the events the kernel dropped (ENOBUFS)
+SUBSYSTEMS = ("block", "tty")
 
 
 @dataclass(frozen=True)
@@ -82,36 +96,93 @@ def to_event(dev: Any, action: str | None = None) -> HotplugEvent | None:
 
 class UdevHotplug:
     """Yields HotplugEvents: first what is already plugged in, then one ``settled``, then live
-    events."""
+    events (with a resync after events the kernel dropped)."""
 
     def __init__(self, context: pyudev.Context | None = None) -> None:
         self.context = context or pyudev.Context()
+        self.announced: dict[str, HotplugEvent] = {}  # devpath → its last add/change yielded
 
     async def events(self) -> AsyncIterator[HotplugEvent]:
         """Cold-plug enumeration, then ``settled``, then live events, until cancelled."""
         loop = asyncio.get_running_loop()
         monitor = pyudev.Monitor.from_netlink(self.context)
-        monitor.filter_by("block")
-        monitor.filter_by("tty")
+        for subsystem in SUBSYSTEMS:
+            monitor.filter_by(subsystem)
         monitor.start()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def readable() -> None:
-            while (dev := monitor.poll(timeout=0)) is not None:
+            while True:
+                try:
+                    dev = monitor.poll(timeout=0)
+                except OSError as exc:
+                    if exc.errno != errno.ENOBUFS:
+                        raise
+                    queue.put_nowait(RESYNC)  # the error is reported once; events follow
+                    continue
+                if dev is None:
+                    return
                 queue.put_nowait(dev)
 
         loop.add_reader(monitor.fileno(), readable)
         try:
-            for subsystem in ("block", "tty"):
-                for dev in self.context.list_devices(subsystem=subsystem):
-                    ev = to_event(dev, "add")
-                    if ev is not None:
-                        yield ev
+            for ev in self._plugged_in():
+                yield self._announce(ev)
             yield HotplugEvent(action="settled", subsystem="", devpath="")
             while True:
                 dev = await queue.get()
-                ev = to_event(dev)
-                if ev is not None:
-                    yield ev
+                if dev is RESYNC:
+                    for ev in self._resync():
+                        yield ev
+                elif (live := to_event(dev)) is not None:
+                    yield self._announce(live)
         finally:
             loop.remove_reader(monitor.fileno())
+
+    def _plugged_in(self) -> Iterator[HotplugEvent]:
+        for subsystem in SUBSYSTEMS:
+            for dev in self.context.list_devices(subsystem=subsystem):
+                ev = to_event(dev, "add")
+                if ev is not None:
+                    yield ev
+
+    def _announce(self, ev: HotplugEvent) -> HotplugEvent:
+        if ev.action == "remove":
+            self.announced.pop(ev.devpath, None)
+        else:
+            self.announced[ev.devpath] = ev
+        return ev
+
+    def _resync(self) -> Iterator[HotplugEvent]:
+        """After dropped events: ``remove`` for what is gone, ``add`` for what is new."""
+        now = {ev.devpath: ev for ev in self._plugged_in()}
+        gone = [old for path, old in self.announced.items() if _other(now.get(path), old)]
+        new = [ev for path, ev in now.items() if _other(self.announced.get(path), ev)]
+        log.warning(
+            "udev events were lost (the kernel's buffer overflowed): resynced, "
+            "%d device(s) gone, %d new",
+            len(gone),
+            len(new),
+        )
+        for old in gone:
+            yield self._announce(
+                HotplugEvent(
+                    action="remove",
+                    subsystem=old.subsystem,
+                    devpath=old.devpath,
+                    devnode=old.devnode,
+                    devtype=old.devtype,
+                    devnum=old.devnum,
+                )
+            )
+        for ev in new:
+            yield self._announce(ev)
+
+
+def _other(seen: HotplugEvent | None, now: HotplugEvent) -> bool:
+    """``seen`` is not the device ``now`` (absent, or another one under the same path)."""
+    return seen is None or (seen.devnum, seen.serial, seen.usb_parent) != (
+        now.devnum,
+        now.serial,
+        now.usb_parent,
+    )
