@@ -127,11 +127,16 @@ class FakeCamera:
 class Overflow:
     """The kernel's buffer overflowing under the monitor, a fault umockdev cannot cause: while
     ``dropping``, the events that reach the socket are read and thrown away; after that the next
-    read fails once with ENOBUFS, as netlink reports an overflow."""
+    read fails once with ENOBUFS, as netlink reports an overflow (the kernel's datagram receive
+    checks the socket's error before its queue), then what was ``held`` in the buffer follows."""
 
     def __init__(self, monkeypatch: Any) -> None:
         self.dropping = False
         self.dropped: list[str] = []
+        # While ``filling``, events wait in the socket's buffer unread: netlink reports the
+        # overflow (ENOBUFS) before them, then delivers them, older than what it dropped.
+        self.filling = False
+        self.held: list[Any] = []
         self.pending_error = False
         self.sd_cards = 0
         real = pyudev.Monitor.poll
@@ -140,10 +145,15 @@ class Overflow:
             if self.pending_error and not self.dropping:
                 self.pending_error = False
                 raise OSError(errno.ENOBUFS, "No buffer space available")
+            if self.held and not (self.filling or self.dropping):
+                return self.held.pop(0)  # what filled the buffer comes after the error
             dev = real(monitor, timeout)
-            while dev is not None and self.dropping:
-                self.dropped.append(f"{dev.action} {dev.sys_name}")
-                self.pending_error = True
+            while dev is not None and (self.filling or self.dropping):
+                if self.dropping:
+                    self.dropped.append(f"{dev.action} {dev.sys_name}")
+                    self.pending_error = True
+                else:
+                    self.held.append(dev)
                 dev = real(monitor, timeout)
             return dev
 
