@@ -9,7 +9,8 @@ On a real unplug the USB tree is gone before ``remove`` is handled, so ``remove`
 only the devpath; the station remembers devpath → bay from the ``add``.
 
 At a busy shift end the kernel can drop events when the monitor's socket buffer is full; the next
-read then fails with ENOBUFS. The adapter then resyncs: it lists what is plugged in now and
+read then fails with ENOBUFS, before the events that filled the buffer (older than those
+dropped). Once those are read, the adapter resyncs: it lists what is plugged in now and
 yields a ``remove`` for every device it had announced that is gone (or is another device under
 the same path), and an ``add`` for every device it had not announced. A camera whose "add" was
 lost is then offloaded without being docked again, and one whose "remove" was lost is seen
@@ -112,17 +113,22 @@ class UdevHotplug:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def readable() -> None:
+            lost = False
             while True:
                 try:
                     dev = monitor.poll(timeout=0)
                 except OSError as exc:
                     if exc.errno != errno.ENOBUFS:
                         raise
-                    queue.put_nowait(RESYNC)  # the error is reported once; events follow
+                    lost = True  # reported once, before what filled the buffer (older events)
                     continue
                 if dev is None:
-                    return
+                    break
                 queue.put_nowait(dev)
+            if lost:
+                # After the buffer's older events: replayed after the resync, a stale "add"
+                # would announce a device that is gone again, its "remove" among those dropped.
+                queue.put_nowait(RESYNC)
 
         loop.add_reader(monitor.fileno(), readable)
         try:
