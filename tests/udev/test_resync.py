@@ -6,12 +6,22 @@ filled its buffer, then delivers them); the devices are umockdev's, read through
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
 from typing import Any
 
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from test_dock_e2e import camera_files, camera_image, catalog_count, stop, write_config
 from test_hotplug import Events
 from umock import FakeCamera, Overflow
 
-from camdock.adapters.udev import HotplugEvent
+from camdock.adapters.mount import SystemMounter
+from camdock.adapters.udev import HotplugEvent, UdevHotplug
+from camdock.config import load
+from camdock.core.bay import Phase
+from camdock.station.station import Station
 
 
 async def _held(overflow: Overflow, n: int) -> None:
@@ -115,3 +125,65 @@ async def test_several_overflows_in_a_row_announce_nothing_twice(
     assert [e.action for e in got] == ["remove", "add", "remove", "add", "remove"]
     assert [e.devtype for e in got] == ["partition"] * 5
     assert {e.serial for e in _plugged(cold + got).values()} == {"SN0001"}  # its disk stays
+
+
+async def test_pulled_and_redocked_mid_offload_during_an_overflow(
+    testbed: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Camera 1 pulled and docked again while the kernel drops events, mid-offload; a USB stick
+    docked in bay 2 in the same window. Bay 1 shows the pull (interrupted), then the new dock
+    finishes the offload: nothing lost, nothing catalogued twice, one mount at a time. The stick
+    is never mounted (REG-2), its serial port is bay 2's."""
+    files = 12
+    with camera_image(tmp_path, files=files, size=1 << 20) as (dev, mnt):
+        cfg = load(write_config(tmp_path))
+        overflow = Overflow(monkeypatch)
+        cam = FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
+        factory = MockFactory(pin_class=MockPWMPin)
+        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+        task = asyncio.create_task(station.run())
+        bay, bay2 = station.bays[1], station.bays[2]
+        try:
+            end = time.monotonic() + 30
+            while catalog_count(cfg.catalog) < 2:
+                assert time.monotonic() < end and bay.state.phase is not Phase.DONE
+                await asyncio.sleep(0.005)
+            overflow.dropping = True
+            cam.unplug()
+            cam.replug()
+            stick = FakeCamera(testbed, "1-2", "STICK9", "/dev/sdz1", "ext4", dev="8:97")
+            stick.add_tty("ttyACM1")
+            await overflow.end(3, testbed)
+            while bay.state.phase is not Phase.DONE:
+                assert time.monotonic() < end + 30, bay.state
+                assert bay.state.phase is not Phase.FAULT, bay.state
+                await asyncio.sleep(0.01)
+            assert bay2.state.phase is Phase.UNKNOWN_DEVICE and bay2.tty == "/dev/ttyACM1"
+            assert not (cfg.run_dir / "bays" / "2").is_mount()
+        finally:
+            await stop(task)
+            factory.close()
+        assert catalog_count(cfg.catalog) == files  # never catalogued twice
+        assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files
+        assert len(list((tmp_path / "footage").rglob("*.mp4"))) == files
+        told = _bay_events(cfg.catalog, 1)
+        # The pull shown, the first run ended "interrupted", the new dock ran once and finished.
+        assert [t for t, _ in told if t in ("camera-docked", "camera-removed")] == [
+            "camera-docked",
+            "camera-removed",
+            "camera-docked",
+        ]
+        assert [d.get("status") for t, d in told if t == "offload-failed"] == ["interrupted"]
+        assert [t for t, _ in told].count("offload-completed") == 1
+        assert camera_files(dev, mnt) == []
+
+
+def _bay_events(catalog: Path, bay: int) -> list[tuple[str, dict[str, Any]]]:
+    """The station's events about ``bay``, in order (type, data)."""
+    con = sqlite3.connect(catalog)
+    try:
+        rows = con.execute("SELECT type, payload FROM outbox ORDER BY id").fetchall()
+    finally:
+        con.close()
+    docs = [(t, json.loads(p)) for t, p in rows]
+    return [(t, d.get("data") or {}) for t, d in docs if d.get("bay") == bay]
