@@ -127,6 +127,29 @@ async def test_several_overflows_in_a_row_announce_nothing_twice(
     assert {e.serial for e in _plugged(cold + got).values()} == {"SN0001"}  # its disk stays
 
 
+async def test_a_filesystem_announced_by_a_lost_change_is_made_up(
+    testbed: Any, monkeypatch: Any
+) -> None:
+    """A camera whose storage shows first as a disk without a filesystem, the filesystem coming
+    with a udev "change" (its medium ready): that change lost, the resync must say so, or the
+    station gives up on the camera ("shows no filesystem") and it is never offloaded."""
+    overflow = Overflow(monkeypatch)
+    cam = FakeCamera(testbed, "1-1", "SN0001", "/dev/sdb", None, partition=False)
+    events = Events()
+    cold = await events.until(lambda e: e.action == "settled")
+    assert [(e.devtype, e.fs_type) for e in cold[:-1]] == [("disk", None)]
+
+    overflow.dropping = True
+    testbed.set_property(cam.disk, "ID_FS_TYPE", "ext4")
+    testbed.uevent(cam.disk, "change")  # lost
+    await overflow.end(1, testbed)
+    testbed.uevent(cam.disk, "remove")  # a live event after it all
+    got = await events.until(lambda e: e.action == "remove")
+    await events.close()
+    assert [e.action for e in got] == ["change", "remove"]
+    assert (got[0].devtype, got[0].fs_type, got[0].serial) == ("disk", "ext4", "SN0001")
+
+
 async def test_pulled_and_redocked_mid_offload_during_an_overflow(
     testbed: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
