@@ -12,7 +12,8 @@ At a busy shift end the kernel can drop events when the monitor's socket buffer 
 read then fails with ENOBUFS, before the events that filled the buffer (older than those
 dropped). Once those are read, the adapter resyncs: it lists what is plugged in now and
 yields a ``remove`` for every device it had announced that is gone (or is another device under
-the same path), and an ``add`` for every device it had not announced. A camera whose "add" was
+the same path), an ``add`` for every device it had not announced, and a ``change`` for one whose
+filesystem showed or went. A camera whose "add" was
 lost is then offloaded without being docked again, and one whose "remove" was lost is seen
 pulled.
 """
@@ -23,7 +24,7 @@ import asyncio
 import errno
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyudev
@@ -164,6 +165,15 @@ class UdevHotplug:
         now = {ev.devpath: ev for ev in self._plugged_in()}
         gone = [old for path, old in self.announced.items() if _other(now.get(path), old)]
         new = [ev for path, ev in now.items() if _other(self.announced.get(path), ev)]
+        # The same device whose filesystem showed in a lost "change" (its medium ready): the
+        # station docks on that change, so it is made up too.
+        new += [
+            replace(ev, action="change")
+            for path, ev in now.items()
+            if (seen := self.announced.get(path)) is not None
+            and not _other(seen, ev)
+            and seen.fs_type != ev.fs_type
+        ]
         log.warning(
             "udev events were lost (the kernel's buffer overflowed): resynced, "
             "%d device(s) gone, %d new",
