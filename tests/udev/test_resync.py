@@ -209,3 +209,39 @@ def _bay_events(catalog: Path, bay: int) -> list[tuple[str, dict[str, Any]]]:
         con.close()
     docs = [(t, json.loads(p)) for t, p in rows]
     return [(t, d.get("data") or {}) for t, d in docs if d.get("bay") == bay]
+
+
+async def test_a_made_up_remove_never_takes_a_device_number_now_in_use(
+    testbed: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The backup drive (on a USB port no bay owns) is lost during an overflow and a camera
+    docked right after it gets the drive's device number; that camera's "add" reaches the
+    station before the resync. The remove made up for the drive must not undock the camera
+    (the station matches removes by device number too)."""
+    cfg = load(write_config(tmp_path))
+    drive = FakeCamera(testbed, "1-4", "DRIVE1", "/dev/sdq1", "ext4", dev="8:33", numbered=True)
+    overflow = Overflow(monkeypatch)
+    factory = MockFactory(pin_class=MockPWMPin)
+    station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+    task = asyncio.create_task(station.run())
+    bay2 = station.bays[2]
+    try:
+        await asyncio.wait_for(station.ready.wait(), 30)
+        overflow.dropping = True
+        drive.unplug()  # its "remove" is lost
+        await overflow.end(1, testbed)
+        # Docked after the drop, its events read in the same drain as the error: no device
+        # node behind it, so its mount fails and the bay keeps it docked (fault).
+        FakeCamera(testbed, "1-2", "SN0002", "/dev/sdr1", "ext4", dev="8:33", numbered=True)
+        end = time.monotonic() + 30
+        while bay2.state.phase not in (Phase.FAULT, Phase.INTERRUPTED):
+            assert time.monotonic() < end, bay2.state
+            await asyncio.sleep(0.02)
+        while bay2.offload.task is not None and not bay2.offload.task.done():
+            await asyncio.sleep(0.02)
+        assert bay2.state.phase is Phase.FAULT, bay2.state
+        assert bay2.storage is not None and bay2.storage.serial == "SN0002"
+    finally:
+        await stop(task)
+        factory.close()
+    assert "camera-removed" not in [t for t, _ in _bay_events(cfg.catalog, 2)]

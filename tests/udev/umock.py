@@ -57,6 +57,7 @@ class FakeCamera:
         *,
         tree: PiTree | None = None,
         partition: bool = True,
+        numbered: bool = False,
     ) -> None:
         self.tb = tb
         self.tree = tree
@@ -84,6 +85,8 @@ class FakeCamera:
         props += self._path_props(":1.0-scsi-0:0:0:0")
         if fs_type:
             props += ["ID_FS_TYPE", fs_type]
+        if numbered:  # MAJOR/MINOR as a real kernel's events carry them (HotplugEvent.devnum)
+            props += ["MAJOR", dev.split(":")[0], "MINOR", dev.split(":")[1]]
         self._part_args = (name, ["partition", "1", "dev", dev], props)
         self.part = (
             tb.add_device("block", name, self.disk, *self._part_args[1:]) if partition else ""
