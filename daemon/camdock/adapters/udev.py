@@ -188,7 +188,8 @@ class UdevHotplug:
                     devpath=old.devpath,
                     devnode=old.devnode,
                     devtype=old.devtype,
-                    devnum=old.devnum,
+                    # No device number: the number may already be another device's, announced
+                    # since (the station matches removes by number too); the path is exact.
                 )
             )
         for ev in new:
