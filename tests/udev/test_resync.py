@@ -182,6 +182,9 @@ async def test_pulled_and_redocked_mid_offload_during_an_overflow(
                 await asyncio.sleep(0.01)
             assert bay2.state.phase is Phase.UNKNOWN_DEVICE and bay2.tty == "/dev/ttyACM1"
             assert not (cfg.run_dir / "bays" / "2").is_mount()
+            while (cfg.run_dir / "bays" / "1").is_mount():  # the unmount after DONE
+                assert time.monotonic() < end + 30, "bay 1's volume stays mounted"
+                await asyncio.sleep(0.02)
         finally:
             await stop(task)
             factory.close()
