@@ -161,7 +161,8 @@ class UdevHotplug:
         return ev
 
     def _resync(self) -> Iterator[HotplugEvent]:
-        """After dropped events: ``remove`` for what is gone, ``add`` for what is new."""
+        """After dropped events: ``remove`` for what is gone, ``add`` for what is new,
+        ``change`` for a filesystem that showed or went."""
         now = {ev.devpath: ev for ev in self._plugged_in()}
         gone = [old for path, old in self.announced.items() if _other(now.get(path), old)]
         new = [ev for path, ev in now.items() if _other(self.announced.get(path), ev)]
@@ -176,7 +177,7 @@ class UdevHotplug:
         ]
         log.warning(
             "udev events were lost (the kernel's buffer overflowed): resynced, "
-            "%d device(s) gone, %d new",
+            "%d device(s) gone, %d new or changed",
             len(gone),
             len(new),
         )
