@@ -13,9 +13,8 @@ read then fails with ENOBUFS, before the events that filled the buffer (older th
 dropped). Once those are read, the adapter resyncs: it lists what is plugged in now and
 yields a ``remove`` for every device it had announced that is gone (or is another device under
 the same path), an ``add`` for every device it had not announced, and a ``change`` for one whose
-filesystem showed or went. A camera whose "add" was
-lost is then offloaded without being docked again, and one whose "remove" was lost is seen
-pulled.
+filesystem showed or went. A camera whose "add" was lost is then offloaded without being docked
+again, and one whose "remove" was lost is seen pulled.
 """
 
 from __future__ import annotations
