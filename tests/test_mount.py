@@ -3,6 +3,7 @@ the machine has it; anything else refused; a stale mount from a killed daemon is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -76,6 +77,26 @@ async def test_stale_mount_from_a_killed_daemon_is_cleared_first(tmp_path: Path)
         ]
         assert len(mounts) == 1 and "nosuid" in mounts[0]  # replaced, not stacked
         await SystemMounter().unmount(target)
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+        subprocess.run(["losetup", "-d", dev], check=False)
+
+
+async def test_a_stop_during_the_unmount_waits_for_it(tmp_path: Path) -> None:
+    """The station stopped (its task cancelled) just as a bay unmounts after an offload: the
+    cancel waits for the unmount, so the daemon never exits with a camera's volume mounted."""
+    dev = _image(tmp_path, ["mkfs.ext4", "-q", "-F"])
+    target = tmp_path / "run" / "bays" / "1"
+    mounter = SystemMounter()
+    try:
+        await mounter.mount(dev, "ext4", target)
+        task = asyncio.create_task(mounter.unmount(target))
+        await asyncio.sleep(0)  # the unmount is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not target.is_mount()
+        assert not target.exists()
     finally:
         subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
         subprocess.run(["losetup", "-d", dev], check=False)

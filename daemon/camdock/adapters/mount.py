@@ -34,6 +34,8 @@ async def _run(*argv: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode("utf-8", "replace").strip()
 
 
+UNMOUNT_WAIT = 10  # s a stop waits for an unmount under way (umount -l never blocks long)
+
 REQUIRED_FLAGS = frozenset({"nosuid", "nodev", "noexec"})
 
 
@@ -89,7 +91,22 @@ class SystemMounter:
         return target
 
     async def unmount(self, target: Path) -> None:
-        """Unmount; when the device is gone or busy, detach lazily so the bay is free again."""
+        """Unmount; when the device is gone or busy, detach lazily so the bay is free again.
+        A stop (cancel) that comes meanwhile waits for it, up to UNMOUNT_WAIT: the station
+        stopping right after an offload must not exit with the camera's volume mounted."""
+        task = asyncio.ensure_future(self._unmount(target))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            try:
+                async with asyncio.timeout(UNMOUNT_WAIT):
+                    await task
+            except TimeoutError:
+                log.error("%s: unmount still running after %d s; stopping anyway", target,
+                          UNMOUNT_WAIT)  # fmt: skip
+            raise
+
+    async def _unmount(self, target: Path) -> None:
         rc, out = await _run("umount", "--", str(target))
         if rc != 0:
             log.warning("umount %s failed (%s); detaching lazily", target, out)
