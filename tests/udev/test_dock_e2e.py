@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,19 @@ def camera_files(dev: str, mnt: Path) -> list[str]:
         sh("umount", str(mnt))
 
 
+@contextlib.asynccontextmanager
+async def running_station(cfg: Any, factory: MockFactory | None = None) -> AsyncIterator[Station]:
+    """A station on real pyudev and mount(8), with mock GPIO pins; stopped on leaving."""
+    factory = factory or MockFactory(pin_class=MockPWMPin)
+    station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
+    task = asyncio.create_task(station.run())
+    try:
+        yield station
+    finally:
+        await stop(task)
+        factory.close()
+
+
 def catalog_count(path: Path, where: str = "1") -> int:
     if not path.exists():
         return 0
@@ -89,9 +102,7 @@ async def test_udev_add_to_done_with_real_mount(testbed: Any, tmp_path: Path) ->
         cfg = load(write_config(tmp_path))
         FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
         factory = MockFactory(pin_class=MockPWMPin)
-        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-        task = asyncio.create_task(station.run())
-        try:
+        async with running_station(cfg, factory) as station:
             end = time.monotonic() + 30
             while station.bays[1].state.phase is not Phase.DONE:
                 assert time.monotonic() < end, station.bays[1].state
@@ -103,9 +114,6 @@ async def test_udev_add_to_done_with_real_mount(testbed: Any, tmp_path: Path) ->
                 assert time.monotonic() < end, (factory.pin(6).state, target.is_mount())
                 await asyncio.sleep(0.02)
             assert station.bays[1].state.phase is Phase.DONE  # bay 1's green LED: steady
-        finally:
-            await stop(task)
-            factory.close()
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == 5
         assert len(list((tmp_path / "footage").rglob("*.mp4"))) == 5
         assert len(list((tmp_path / "backup").rglob("*.mp4"))) == 5
@@ -167,11 +175,8 @@ async def test_pulled_mid_offload_through_udev_then_redocked(testbed: Any, tmp_p
     with camera_image(tmp_path, files=files, size=1 << 20) as (dev, mnt):
         cfg = load(write_config(tmp_path))
         cam = FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
-        factory = MockFactory(pin_class=MockPWMPin)
-        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-        task = asyncio.create_task(station.run())
-        bay = station.bays[1]
-        try:
+        async with running_station(cfg) as station:
+            bay = station.bays[1]
             end = time.monotonic() + 30
             while catalog_count(cfg.catalog) < 2:
                 assert time.monotonic() < end and bay.state.phase is not Phase.DONE
@@ -189,9 +194,6 @@ async def test_pulled_mid_offload_through_udev_then_redocked(testbed: Any, tmp_p
             while bay.state.phase is not Phase.DONE:
                 assert time.monotonic() < end + 30, bay.state
                 await asyncio.sleep(0.05)
-        finally:
-            await stop(task)
-            factory.close()
         assert camera_files(dev, mnt) == []
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files
 
@@ -204,11 +206,8 @@ async def test_a_camera_whose_add_the_kernel_dropped_is_offloaded(
     with camera_image(tmp_path, files=3, size=200_000) as (dev, mnt):
         cfg = load(write_config(tmp_path))
         overflow = Overflow(monkeypatch)
-        factory = MockFactory(pin_class=MockPWMPin)
-        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-        task = asyncio.create_task(station.run())
-        bay = station.bays[1]
-        try:
+        async with running_station(cfg) as station:
+            bay = station.bays[1]
             await asyncio.wait_for(station.ready.wait(), 30)
             overflow.dropping = True
             FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")  # its "add"s are lost
@@ -223,8 +222,5 @@ async def test_a_camera_whose_add_the_kernel_dropped_is_offloaded(
             while (cfg.run_dir / "bays" / "1").is_mount():
                 assert time.monotonic() < end, "the bay's volume stays mounted"
                 await asyncio.sleep(0.02)
-        finally:
-            await stop(task)
-            factory.close()
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == 3
         assert camera_files(dev, mnt) == []

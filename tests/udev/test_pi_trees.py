@@ -12,7 +12,6 @@ trees shaped like a Raspberry Pi 4 and a Pi 5 (issue 12; the dock → offload of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import time
@@ -20,21 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
-from test_dock_e2e import camera_image, catalog_count
+from test_dock_e2e import camera_image, catalog_count, running_station
 from umock import PI4, PI5, FakeCamera, PiTree
 
-from camdock.adapters.mount import SystemMounter
-from camdock.adapters.udev import UdevHotplug
 from camdock.config import load
 from camdock.core.bay import Phase
 from camdock.station import docking
-from camdock.station.station import Station
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices and mount")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from daemontask import stop  # noqa: E402
 from stationcfg import write_config  # noqa: E402
 
 # bay 1's port, bay 2's port, and bay 1 as an id_path glob like docs/camdock.example.toml's (on
@@ -67,18 +61,6 @@ async def _until(what: Any, seconds: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
-@contextlib.asynccontextmanager
-async def _running(cfg: Any) -> Any:
-    factory = MockFactory(pin_class=MockPWMPin)
-    station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-    task = asyncio.create_task(station.run())
-    try:
-        yield station
-    finally:
-        await stop(task)
-        factory.close()
-
-
 @pytest.mark.parametrize("naming", ["id_path", "usb_port"])
 @pytest.mark.parametrize("tree", [PI4, PI5], ids=lambda t: t.name)
 async def test_a_bay_owns_the_cameras_storage_and_its_serial_port(
@@ -88,7 +70,7 @@ async def test_a_bay_owns_the_cameras_storage_and_its_serial_port(
     with camera_image(tmp_path, files=3, size=200_000) as (dev, _mnt):
         cam = FakeCamera(testbed, PORTS[tree.name][0], "SN0001", dev, "ext4", tree=tree)
         cam.add_tty()
-        async with _running(cfg) as station:
+        async with running_station(cfg) as station:
             bay = station.bays[1]
             await _until(lambda: bay.state.phase is Phase.DONE and bay.tty is not None)
             assert bay.tty == "/dev/ttyACM0"  # the button's pre-shift test can reach the camera
@@ -104,7 +86,7 @@ async def test_a_quick_plug_and_pull_leaves_the_bay_usable(
     cfg = load(_config(tmp_path, tree, "id_path"))
     port = PORTS[tree.name][0]
     with camera_image(tmp_path, files=2, size=200_000) as (dev, _mnt):
-        async with _running(cfg) as station:
+        async with running_station(cfg) as station:
             bay = station.bays[1]
             await asyncio.sleep(0.3)  # cold plug done: what follows are live events
             cam = FakeCamera(testbed, port, "SN0001", dev, "ext4", tree=tree, partition=False)

@@ -12,24 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gpiozero.pins.mock import MockFactory, MockPWMPin
-from test_dock_e2e import camera_files, camera_image, catalog_count, stop, write_config
+from test_dock_e2e import camera_files, camera_image, catalog_count, running_station, write_config
 from test_hotplug import Events
 from umock import FakeCamera, Overflow
 
-from camdock.adapters.mount import SystemMounter
-from camdock.adapters.udev import HotplugEvent, UdevHotplug
+from camdock.adapters.udev import HotplugEvent
 from camdock.config import load
 from camdock.core.bay import Phase
-from camdock.station.station import Station
-
-
-async def _held(overflow: Overflow, n: int) -> None:
-    for _ in range(200):
-        if len(overflow.held) >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(overflow.held)
 
 
 def _plugged(events: list[HotplugEvent]) -> dict[str, HotplugEvent]:
@@ -56,7 +45,7 @@ async def test_events_older_than_the_drop_do_not_undo_the_resync(
 
     overflow.filling = True
     cam = FakeCamera(testbed, "1-1", "SN0001", "/dev/sdb1", "ext4")  # disk + partition: held
-    await _held(overflow, 2)
+    await overflow.counted(overflow.held, 2)
     overflow.filling, overflow.dropping = False, True
     cam.unplug()  # its "remove" is lost
     await overflow.end(1, testbed)
@@ -161,11 +150,8 @@ async def test_pulled_and_redocked_mid_offload_during_an_overflow(
         cfg = load(write_config(tmp_path))
         overflow = Overflow(monkeypatch)
         cam = FakeCamera(testbed, "1-1", "SN0001", dev, "ext4")
-        factory = MockFactory(pin_class=MockPWMPin)
-        station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-        task = asyncio.create_task(station.run())
-        bay, bay2 = station.bays[1], station.bays[2]
-        try:
+        async with running_station(cfg) as station:
+            bay, bay2 = station.bays[1], station.bays[2]
             end = time.monotonic() + 30
             while catalog_count(cfg.catalog) < 2:
                 assert time.monotonic() < end and bay.state.phase is not Phase.DONE
@@ -185,9 +171,6 @@ async def test_pulled_and_redocked_mid_offload_during_an_overflow(
             while (cfg.run_dir / "bays" / "1").is_mount():  # the unmount after DONE
                 assert time.monotonic() < end + 30, "bay 1's volume stays mounted"
                 await asyncio.sleep(0.02)
-        finally:
-            await stop(task)
-            factory.close()
         assert catalog_count(cfg.catalog) == files  # never catalogued twice
         assert catalog_count(cfg.catalog, "cleared_at IS NOT NULL") == files
         assert len(list((tmp_path / "footage").rglob("*.mp4"))) == files
@@ -224,11 +207,8 @@ async def test_a_made_up_remove_never_takes_a_device_number_now_in_use(
     cfg = load(write_config(tmp_path))
     drive = FakeCamera(testbed, "1-4", "DRIVE1", "/dev/sdq1", "ext4", dev="8:33", numbered=True)
     overflow = Overflow(monkeypatch)
-    factory = MockFactory(pin_class=MockPWMPin)
-    station = Station(cfg, hotplug=UdevHotplug(), mounter=SystemMounter(), pin_factory=factory)
-    task = asyncio.create_task(station.run())
-    bay2 = station.bays[2]
-    try:
+    async with running_station(cfg) as station:
+        bay2 = station.bays[2]
         await asyncio.wait_for(station.ready.wait(), 30)
         overflow.dropping = True
         drive.unplug()  # its "remove" is lost
@@ -244,7 +224,4 @@ async def test_a_made_up_remove_never_takes_a_device_number_now_in_use(
             await asyncio.sleep(0.02)
         assert bay2.state.phase is Phase.FAULT, bay2.state
         assert bay2.storage is not None and bay2.storage.serial == "SN0002"
-    finally:
-        await stop(task)
-        factory.close()
     assert "camera-removed" not in [t for t, _ in _bay_events(cfg.catalog, 2)]

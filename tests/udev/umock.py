@@ -162,15 +162,20 @@ class Overflow:
 
         monkeypatch.setattr(pyudev.Monitor, "poll", poll)
 
+    @staticmethod
+    async def counted(seen: list[Any], n: int) -> None:
+        """Until ``seen`` (``dropped`` or ``held``) has ``n`` events."""
+        for _ in range(200):
+            if len(seen) >= n:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(seen)
+
     async def end(self, events: int, tb: Any) -> None:
         """Once ``events`` were dropped, stop dropping and make the next read report it: a
         device that is not on USB (an SD card partition, never a camera) makes the monitor
         readable, so nothing about the cameras reaches the station but through the resync."""
-        for _ in range(200):
-            if len(self.dropped) >= events:
-                break
-            await asyncio.sleep(0.05)
-        assert len(self.dropped) >= events, self.dropped
+        await self.counted(self.dropped, events)
         self.dropping = False
         self.sd_cards += 1
         name = f"mmcblk0p{self.sd_cards}"
