@@ -104,6 +104,8 @@ class SystemMounter:
             except TimeoutError:
                 log.error("%s: unmount still running after %d s; stopping anyway", target,
                           UNMOUNT_WAIT)  # fmt: skip
+            except Exception:  # the stop goes on: a failed unmount is logged, not raised
+                log.exception("%s: unmount failed while stopping", target)
             raise
 
     async def _unmount(self, target: Path) -> None:
